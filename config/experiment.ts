@@ -1,0 +1,193 @@
+/**
+ * The experiment file: its schema (zod), parsing from YAML, and expansion of its grid into runs.
+ *
+ * Called by the CLI before anything starts (so bad input never reaches Temporal) and by activities,
+ * which parse their `RunSpec` again so a client that bypasses the CLI still gets a clear error.
+ * Pure: no fs, no network; workflows import only its types.
+ */
+import { z } from 'zod';
+import { parse as parseYaml } from 'yaml';
+
+/** Durations as Temporal understands them: "30s", "5m", "1h", "250ms". */
+const Duration = z.string().regex(/^\d+(\.\d+)?(ms|s|m|h|d)$/, 'expected a duration such as "30s", "5m" or "1h"');
+
+export const DatasetSpec = z
+  .object({
+    /** Registered dataset name, e.g. "fashion-mnist". */
+    name: z.string().min(1),
+    /** Seeded subset sizes; omit to use the whole split. */
+    subset: z
+      .object({
+        train: z.number().int().positive().optional(),
+        test: z.number().int().positive().optional(),
+      })
+      .strict()
+      .optional(),
+    /**
+     * Replaces the registered list of sources for every file of the dataset: URLs tried in order,
+     * each followed by the file's name (`https://mirror/x/` + `train-images-idx3-ubyte.gz`).
+     */
+    sources: z.array(z.string().url()).min(1).optional(),
+    /** Fraction of the training subset held out for validation, chosen with the run's seed. */
+    validationSplit: z.number().min(0).max(0.9).default(0.1),
+  })
+  .strict();
+export type DatasetSpec = z.infer<typeof DatasetSpec>;
+
+export const OptimizerSpec = z
+  .object({
+    name: z.enum(['sgd', 'adam']),
+    learningRate: z.number().positive(),
+    /** SGD only: heavy-ball momentum coefficient. */
+    momentum: z.number().min(0).max(1).default(0),
+  })
+  .strict();
+export type OptimizerSpec = z.infer<typeof OptimizerSpec>;
+
+export const ModelSpec = z
+  .object({
+    /** Registered model name, e.g. "lenet5" or "mlp". */
+    name: z.string().min(1),
+    /** Builder arguments, validated by the model's own schema. */
+    args: z.record(z.string(), z.unknown()).default({}),
+  })
+  .strict();
+export type ModelSpec = z.infer<typeof ModelSpec>;
+
+export const TrainingSpec = z
+  .object({
+    epochs: z.number().int().min(1).max(10_000),
+    batchSize: z.number().int().min(1).max(65_536).default(64),
+    optimizer: OptimizerSpec,
+    /** Epochs at which weights are stored; epoch 0 is the initial weights. Default: every epoch. */
+    snapshotEvery: z.number().int().min(1).default(1),
+  })
+  .strict();
+export type TrainingSpec = z.infer<typeof TrainingSpec>;
+
+export const DistanceSpec = z
+  .object({
+    /** Minkowski orders; "inf" for the maximum norm. */
+    p: z.array(z.union([z.number().min(1), z.literal('inf')])).min(1).default([1]),
+  })
+  .strict();
+
+export const ExecutionSpec = z
+  .object({
+    /** How many runs train at once. */
+    concurrency: z.number().int().min(1).max(1000).default(2),
+    /** A training attempt that stops heartbeating this long is retried on another worker. */
+    heartbeatTimeout: Duration.default('60s'),
+    /** Attempts per activity before the run fails. */
+    maxAttempts: z.number().int().min(1).max(100).default(5),
+  })
+  .strict();
+export type ExecutionSpec = z.infer<typeof ExecutionSpec>;
+
+const NamedModel = ModelSpec.extend({ label: z.string().regex(/^[a-z0-9][a-z0-9-]*$/).optional() }).strict();
+
+export const ExperimentConfig = z
+  .object({
+    name: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'expected lowercase letters, digits and dashes'),
+    description: z.string().optional(),
+    /** Grid axes: every model is trained on every dataset with every seed. */
+    models: z.array(NamedModel).min(1),
+    datasets: z.array(DatasetSpec).min(1),
+    seeds: z.array(z.number().int().min(0).max(2 ** 31 - 1)).min(1).default([0]),
+    training: TrainingSpec,
+    analyses: z
+      .object({ distance: DistanceSpec.default({ p: [1] }) })
+      .strict()
+      .default({ distance: { p: [1] } }),
+    execution: ExecutionSpec.default({ concurrency: 2, heartbeatTimeout: '60s', maxAttempts: 5 }),
+  })
+  .strict();
+export type ExperimentConfig = z.infer<typeof ExperimentConfig>;
+
+/** One cell of the grid: everything a run needs, and nothing about where it runs. */
+export interface RunSpec {
+  /** Stable within the experiment: `<model label>--<dataset>--s<seed>`. */
+  name: string;
+  model: ModelSpec;
+  dataset: DatasetSpec;
+  seed: number;
+  training: TrainingSpec;
+  distance: { p: Array<number | 'inf'> };
+}
+
+export class InvalidExperimentError extends Error {
+  override name = 'InvalidExperimentError';
+}
+
+/** Formats zod issues as "field.path: message" lines, so the user sees which field is wrong. */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => `${issue.path.length ? issue.path.join('.') : '(file)'}: ${issue.message}`)
+    .join('\n');
+}
+
+export interface Registries {
+  models: ReadonlySet<string>;
+  datasets: ReadonlySet<string>;
+}
+
+/** Parses and validates an experiment file's text; `source` names it in messages. */
+export function experimentFromYaml(text: string, source: string, registries: Registries): ExperimentConfig {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (err) {
+    throw new InvalidExperimentError(`${source}: not valid YAML: ${(err as Error).message}`);
+  }
+  return validateExperiment(raw, source, registries);
+}
+
+export function validateExperiment(raw: unknown, source: string, registries: Registries): ExperimentConfig {
+  const parsed = ExperimentConfig.safeParse(raw);
+  if (!parsed.success) {
+    throw new InvalidExperimentError(`${source}: invalid experiment:\n${describeIssues(parsed.error)}`);
+  }
+  const config = parsed.data;
+  const problems: string[] = [];
+  config.models.forEach((m, i) => {
+    if (!registries.models.has(m.name)) {
+      problems.push(`models.${i}.name: unknown model "${m.name}" (known: ${[...registries.models].sort().join(', ')})`);
+    }
+  });
+  config.datasets.forEach((d, i) => {
+    if (!registries.datasets.has(d.name)) {
+      problems.push(
+        `datasets.${i}.name: unknown dataset "${d.name}" (known: ${[...registries.datasets].sort().join(', ')})`,
+      );
+    }
+  });
+  const labels = config.models.map(modelLabel);
+  const dup = labels.find((l, i) => labels.indexOf(l) !== i);
+  if (dup) problems.push(`models: two models share the label "${dup}"; give one a distinct "label"`);
+  if (problems.length) throw new InvalidExperimentError(`${source}: invalid experiment:\n${problems.join('\n')}`);
+  return config;
+}
+
+export function modelLabel(m: { name: string; label?: string }): string {
+  return m.label ?? m.name;
+}
+
+/** Expands the grid in a fixed order: models, then datasets, then seeds. */
+export function expandRuns(config: ExperimentConfig): RunSpec[] {
+  const runs: RunSpec[] = [];
+  for (const m of config.models) {
+    for (const d of config.datasets) {
+      for (const seed of config.seeds) {
+        runs.push({
+          name: `${modelLabel(m)}--${d.name}--s${seed}`,
+          model: { name: m.name, args: m.args },
+          dataset: d,
+          seed,
+          training: config.training,
+          distance: config.analyses.distance,
+        });
+      }
+    }
+  }
+  return runs;
+}
