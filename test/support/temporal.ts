@@ -1,0 +1,20 @@
+/**
+ * A real Temporal dev server for workflow and end-to-end tests, started through the SDK's own test
+ * environment with the CLI that `infra/setup.mjs` installed (never a download at test time).
+ *
+ * Usage: `const env = await startTestTemporal(); try { ... env.client ... env.nativeConnection ... }
+ * finally { await env.teardown(); }`. Each call starts its own in-memory server on a free port.
+ */
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { resolveTool } from '../../infra/tools.js';
+
+export async function startTestTemporal(env: NodeJS.ProcessEnv = process.env): Promise<TestWorkflowEnvironment> {
+  return TestWorkflowEnvironment.createLocal({
+    server: {
+      executable: { type: 'existing-path', path: resolveTool('temporal', env) },
+      ip: '127.0.0.1',
+      // In memory and headless by default; warnings only, so test output stays readable.
+      log: { format: 'pretty', level: 'warn' },
+    },
+  });
+}
