@@ -1,0 +1,358 @@
+/**
+ * The embedded stack behind `paramtrail dev up | down | status`, and what `paramtrail run` starts when
+ * no `TEMPORAL_ADDRESS` is set: a Temporal dev server persisted in SQLite, optionally an S3-compatible
+ * server (versitygw), and one worker process, all running in the background in their own process groups
+ * so they outlive the command that started them.
+ *
+ * Everything lives under the state folder (default `<project>/.paramtrail/`):
+ *   temporal.db            Temporal's SQLite file (workflow histories survive `dev down`)
+ *   store/                 the local object store, the default store
+ *   s3/                    versitygw's data, in S3 mode
+ *   s3-credentials.json    S3 mode's keys, generated once, mode 0600, never printed
+ *   logs/*.log             one log per process
+ *   dev.json               pids, ports and addresses of the running stack (written atomically)
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  freePort,
+  isAlive,
+  isPortFree,
+  startTemporalDevServer,
+  terminateProcessGroup,
+  waitForTemporal,
+} from './temporal.js';
+import { PROJECT_ROOT } from './tools.js';
+
+export const DEFAULT_STATE_DIR = join(PROJECT_ROOT, '.paramtrail');
+/** Ports a developer expects (Temporal's own defaults); a free port is taken when they are busy. */
+const PREFERRED_TEMPORAL_PORT = 7233;
+const PREFERRED_UI_PORT = 8233;
+/** The bucket the S3 mode's store lives in; the worker gets `s3://<bucket>`. */
+const S3_BUCKET = 'paramtrail';
+/** A worker that dies this soon after its start is reported instead of being recorded as running. */
+const WORKER_SETTLE_MS = 750;
+
+export interface DevStackStatus {
+  /** True when every process recorded in dev.json is alive. */
+  running: boolean;
+  temporal?: { address: string; uiAddress: string; pid: number; alive: boolean };
+  worker?: { pid: number; alive: boolean; log: string };
+  s3?: { endpoint: string; pid: number; alive: boolean };
+  /** Store URL the worker uses: `file://<stateDir>/store` or `s3://paramtrail`. */
+  store: string;
+  stateDir: string;
+}
+
+export interface DevUpArgs {
+  /** State folder; default `<project>/.paramtrail`. */
+  stateDir?: string;
+  /** Environment the worker inherits (plus the stack's own variables) and where tools are looked up. */
+  env: NodeJS.ProcessEnv;
+  /** Use a local S3 server (versitygw) as the store instead of the local folder. Omitted: keep what runs, else folder. */
+  s3?: boolean;
+  /** Temporal frontend port; default 7233 when free, else a free port. */
+  port?: number;
+  /** argv that starts a worker (given by the CLI), e.g. `[node, --import, tsx, cli/main.ts, worker]`. */
+  workerCommand: string[];
+}
+
+/** What dev.json holds. */
+interface DevState {
+  version: 1;
+  startedAt: string;
+  store: string;
+  temporal: { pid: number; address: string; uiAddress: string; dbFile: string; log: string };
+  s3?: { pid: number; endpoint: string; bucket: string; dataDir: string; log: string };
+  worker: { pid: number; command: string[]; log: string };
+}
+
+interface S3Credentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
+function paths(stateDir: string) {
+  return {
+    stateDir,
+    devJson: join(stateDir, 'dev.json'),
+    lock: join(stateDir, 'dev.lock'),
+    temporalDb: join(stateDir, 'temporal.db'),
+    store: join(stateDir, 'store'),
+    s3Data: join(stateDir, 's3'),
+    s3Credentials: join(stateDir, 's3-credentials.json'),
+    logs: join(stateDir, 'logs'),
+  };
+}
+
+function folderStoreUrl(stateDir: string): string {
+  return pathToFileURL(join(stateDir, 'store')).href;
+}
+
+function readState(devJson: string): DevState | undefined {
+  if (!existsSync(devJson)) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(devJson, 'utf8'));
+  } catch (err) {
+    throw new Error(`expected ${devJson} to hold JSON, found unreadable content (${(err as Error).message}); remove it and run "paramtrail dev up" again`);
+  }
+  const state = parsed as Partial<DevState>;
+  if (state.version !== 1 || !state.temporal || !state.worker) {
+    throw new Error(`expected ${devJson} to be a version 1 dev state with temporal and worker entries, found ${JSON.stringify(parsed).slice(0, 200)}`);
+  }
+  return state as DevState;
+}
+
+/** Writes to a temporary file and renames it, so a reader never sees half a dev.json. */
+function writeState(devJson: string, state: DevState): void {
+  const tmp = `${devJson}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(state, null, 2) + '\n');
+  renameSync(tmp, devJson);
+}
+
+/** Reads the S3 mode's keys, generating and saving them (mode 0600) the first time. */
+function s3Credentials(file: string): S3Credentials {
+  if (existsSync(file)) {
+    const found = JSON.parse(readFileSync(file, 'utf8')) as Partial<S3Credentials>;
+    if (typeof found.accessKeyId !== 'string' || typeof found.secretAccessKey !== 'string') {
+      throw new Error(`expected accessKeyId and secretAccessKey strings in ${file}, found keys ${Object.keys(found).join(', ')}`);
+    }
+    return { accessKeyId: found.accessKeyId, secretAccessKey: found.secretAccessKey };
+  }
+  const created: S3Credentials = {
+    accessKeyId: 'PT' + randomBytes(9).toString('hex').toUpperCase(),
+    secretAccessKey: randomBytes(30).toString('base64url'),
+  };
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(created, null, 2) + '\n', { mode: 0o600 });
+  chmodSync(tmp, 0o600); // the umask may have widened nothing, but be explicit
+  renameSync(tmp, file);
+  return created;
+}
+
+/**
+ * Serialises `dev up` and `dev down` on one state folder: two `paramtrail run` started together must
+ * not both start a stack. A lock left by a dead process is taken over.
+ */
+async function withLock<T>(lockFile: string, fn: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    try {
+      const fd = openSync(lockFile, 'wx');
+      writeFileSync(fd, String(process.pid));
+      closeSync(fd);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const holder = Number.parseInt(readFileSync(lockFile, 'utf8'), 10);
+      if (!Number.isFinite(holder) || !isAlive(holder)) {
+        rmSync(lockFile, { force: true });
+        continue;
+      }
+      if (Date.now() > deadline) {
+        throw new Error(`expected ${lockFile} to be released, found it still held by process ${holder} after 120 s`);
+      }
+      await sleep(200);
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(lockFile, { force: true });
+  }
+}
+
+function statusFrom(stateDir: string, state: DevState | undefined): DevStackStatus {
+  if (!state) return { running: false, store: folderStoreUrl(stateDir), stateDir };
+  const temporal = { ...pick(state.temporal, 'address', 'uiAddress', 'pid'), alive: isAlive(state.temporal.pid) };
+  const worker = { pid: state.worker.pid, log: state.worker.log, alive: isAlive(state.worker.pid) };
+  const s3 = state.s3 ? { endpoint: state.s3.endpoint, pid: state.s3.pid, alive: isAlive(state.s3.pid) } : undefined;
+  return {
+    running: temporal.alive && worker.alive && (s3?.alive ?? true),
+    temporal,
+    worker,
+    ...(s3 ? { s3 } : {}),
+    store: state.store,
+    stateDir,
+  };
+}
+
+function pick<T extends object, K extends keyof T>(obj: T, ...keys: K[]): Pick<T, K> {
+  return Object.fromEntries(keys.map((k) => [k, obj[k]])) as Pick<T, K>;
+}
+
+async function portOrFree(preferred: number): Promise<number> {
+  return (await isPortFree(preferred)) ? preferred : freePort();
+}
+
+function tail(file: string, lines: number): string {
+  if (!existsSync(file)) return '(no log)';
+  return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+}
+
+/** Stops every process recorded in a dev state, the worker first so it does not log a lost server. */
+async function stopState(state: DevState): Promise<void> {
+  await terminateProcessGroup(state.worker.pid);
+  if (state.s3) await terminateProcessGroup(state.s3.pid);
+  await terminateProcessGroup(state.temporal.pid);
+}
+
+/**
+ * Starts the embedded stack, or returns the status of the one already running. Parts that died are
+ * restarted with the rest; the data under the state folder is reused.
+ */
+export async function devUp(opts: DevUpArgs): Promise<DevStackStatus> {
+  if (opts.workerCommand.length === 0) throw new Error('expected a worker command (argv), found an empty list');
+  const p = paths(resolve(opts.stateDir ?? DEFAULT_STATE_DIR));
+  mkdirSync(p.logs, { recursive: true });
+  mkdirSync(p.store, { recursive: true });
+  return withLock(p.lock, async () => {
+    const previous = readState(p.devJson);
+    if (previous) {
+      const current = statusFrom(p.stateDir, previous);
+      const wantS3 = opts.s3 ?? Boolean(previous.s3);
+      if (wantS3 !== Boolean(previous.s3) && current.running) {
+        throw new Error(
+          `expected the running stack to use ${wantS3 ? 'S3' : 'the local folder store'}, found ${previous.store}; ` +
+            `run "paramtrail dev down" first to switch`,
+        );
+      }
+      if (current.running) {
+        // Alive pids might have been reused by other programs; the server must also answer.
+        await waitForTemporal(previous.temporal.address, 'default', 10_000);
+        return current;
+      }
+      // Something died: stop what is left and start the whole stack again on the same data.
+      await stopState(previous);
+      rmSync(p.devJson, { force: true });
+    }
+    return startStack(p, opts, opts.s3 ?? Boolean(previous?.s3));
+  });
+}
+
+async function startStack(p: ReturnType<typeof paths>, opts: DevUpArgs, useS3: boolean): Promise<DevStackStatus> {
+  const started: number[] = [];
+  try {
+    const temporalLog = join(p.logs, 'temporal.log');
+    const port = opts.port ?? (await portOrFree(PREFERRED_TEMPORAL_PORT));
+    const uiPort = await portOrFree(port === PREFERRED_TEMPORAL_PORT ? PREFERRED_UI_PORT : port + 1000);
+    const temporal = await startTemporalDevServer({
+      dbFile: p.temporalDb,
+      port,
+      uiPort,
+      env: opts.env,
+      logFile: temporalLog,
+      detached: true,
+    });
+    started.push(temporal.pid);
+
+    const workerEnv: NodeJS.ProcessEnv = { ...opts.env, TEMPORAL_ADDRESS: temporal.address };
+    let s3: DevState['s3'];
+    let store = folderStoreUrl(p.stateDir);
+    if (useS3) {
+      const creds = s3Credentials(p.s3Credentials);
+      const s3Log = join(p.logs, 's3.log');
+      // Loaded only in S3 mode: the folder store needs nothing from it.
+      const { startS3Server } = await import('./s3server.js');
+      const server = await startS3Server({
+        dataDir: p.s3Data,
+        bucket: S3_BUCKET,
+        env: opts.env,
+        accessKeyId: creds.accessKeyId,
+        secretAccessKey: creds.secretAccessKey,
+        logFile: s3Log,
+        detached: true,
+      });
+      started.push(server.pid);
+      s3 = { pid: server.pid, endpoint: server.endpoint, bucket: server.bucket, dataDir: p.s3Data, log: s3Log };
+      store = `s3://${server.bucket}`;
+      Object.assign(workerEnv, {
+        PARAMTRAIL_S3_ENDPOINT: server.endpoint,
+        AWS_ACCESS_KEY_ID: creds.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: creds.secretAccessKey,
+        // versitygw's default region; the SDK insists on one.
+        AWS_REGION: opts.env.AWS_REGION ?? 'us-east-1',
+      });
+    }
+    workerEnv.PARAMTRAIL_STORE = store;
+
+    const workerLog = join(p.logs, 'worker.log');
+    const workerPid = spawnDetached(opts.workerCommand, workerEnv, workerLog);
+    started.push(workerPid);
+    await sleep(WORKER_SETTLE_MS);
+    if (!isAlive(workerPid)) {
+      throw new Error(
+        `expected the worker (${opts.workerCommand.join(' ')}) to keep running, found it exited; ` +
+          `last lines of ${workerLog}:\n${tail(workerLog, 20)}`,
+      );
+    }
+
+    const state: DevState = {
+      version: 1,
+      startedAt: new Date().toISOString(),
+      store,
+      temporal: {
+        pid: temporal.pid,
+        address: temporal.address,
+        uiAddress: temporal.uiAddress ?? '',
+        dbFile: p.temporalDb,
+        log: temporalLog,
+      },
+      ...(s3 ? { s3 } : {}),
+      worker: { pid: workerPid, command: opts.workerCommand, log: workerLog },
+    };
+    writeState(p.devJson, state);
+    return statusFrom(p.stateDir, state);
+  } catch (err) {
+    // Leave nothing half-started behind.
+    for (const pid of started.reverse()) await terminateProcessGroup(pid).catch(() => undefined);
+    throw err;
+  }
+}
+
+function spawnDetached(argv: string[], env: NodeJS.ProcessEnv, logFile: string): number {
+  const fd = openSync(logFile, 'a');
+  try {
+    const [command, ...args] = argv;
+    const child = spawn(command!, args, { env, stdio: ['ignore', fd, fd], detached: true });
+    child.on('error', () => undefined); // reported below through the missing pid or the liveness check
+    child.unref();
+    if (child.pid === undefined) throw new Error(`expected ${command} to start, found no process (is it installed?)`);
+    return child.pid;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Stops the stack (SIGTERM to each process group, SIGKILL after a grace period) and removes dev.json; data stays. */
+export async function devDown(opts: { stateDir?: string }): Promise<void> {
+  const p = paths(resolve(opts.stateDir ?? DEFAULT_STATE_DIR));
+  if (!existsSync(p.stateDir)) return;
+  await withLock(p.lock, async () => {
+    const state = readState(p.devJson);
+    if (!state) return;
+    await stopState(state);
+    rmSync(p.devJson, { force: true });
+  });
+}
+
+/** Reports what dev.json records and which of those processes are alive; starts and stops nothing. */
+export async function devStatus(opts: { stateDir?: string }): Promise<DevStackStatus> {
+  const stateDir = resolve(opts.stateDir ?? DEFAULT_STATE_DIR);
+  return statusFrom(stateDir, readState(paths(stateDir).devJson));
+}

@@ -1,0 +1,114 @@
+/**
+ * The embedded stack: `devUp` starts a detached Temporal dev server and a worker, a second `devUp`
+ * reuses them, `devDown` stops every process and keeps the data. Real processes, real server.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { Connection } from '@temporalio/client';
+import { devDown, devStatus, devUp } from '../../infra/dev.js';
+import { freePort, isAlive } from '../../infra/temporal.js';
+
+// Stands in for the worker: a process that runs until it is signalled, and records its environment.
+const workerCommand = (envFile: string) => [
+  process.execPath,
+  '-e',
+  `require('fs').writeFileSync(${JSON.stringify(envFile)}, JSON.stringify(process.env)); setInterval(() => {}, 1000)`,
+];
+
+test('dev up starts Temporal and a worker, is idempotent, and dev down stops them', async () => {
+  const stateDir = mkdtempSync(join(tmpdir(), 'paramtrail-dev-'));
+  const envFile = join(stateDir, 'worker-env.json');
+  try {
+    const before = await devStatus({ stateDir });
+    assert.equal(before.running, false);
+    assert.equal(before.temporal, undefined);
+
+    // A free port rather than 7233, which a developer's own stack may hold.
+    const port = await freePort();
+    const up = await devUp({ stateDir, env: process.env, port, workerCommand: workerCommand(envFile) });
+    assert.equal(up.running, true);
+    assert.equal(up.temporal?.address, `127.0.0.1:${port}`);
+    assert.equal(up.temporal?.alive, true);
+    assert.equal(up.worker?.alive, true);
+    assert.equal(up.s3, undefined);
+    assert.equal(up.store, `file://${join(stateDir, 'store')}`);
+    assert.ok(existsSync(join(stateDir, 'dev.json')));
+    assert.ok(existsSync(join(stateDir, 'temporal.db')), 'Temporal persists to SQLite under the state folder');
+
+    const connection = await Connection.connect({ address: up.temporal!.address });
+    try {
+      const ns = await connection.workflowService.describeNamespace({ namespace: 'default' });
+      assert.equal(ns.namespaceInfo?.name, 'default');
+    } finally {
+      await connection.close();
+    }
+
+    const workerEnv = JSON.parse(readFileSync(envFile, 'utf8')) as Record<string, string>;
+    assert.equal(workerEnv.TEMPORAL_ADDRESS, up.temporal!.address);
+    assert.equal(workerEnv.PARAMTRAIL_STORE, up.store);
+
+    const status = await devStatus({ stateDir });
+    assert.deepEqual(status, up);
+
+    const again = await devUp({ stateDir, env: process.env, workerCommand: workerCommand(envFile) });
+    assert.equal(again.temporal?.pid, up.temporal!.pid, 'same Temporal process');
+    assert.equal(again.worker?.pid, up.worker!.pid, 'same worker process');
+
+    await devDown({ stateDir });
+    assert.equal(isAlive(up.temporal!.pid), false, 'Temporal stopped');
+    assert.equal(isAlive(up.worker!.pid), false, 'worker stopped');
+    assert.equal(existsSync(join(stateDir, 'dev.json')), false);
+    assert.ok(statSync(join(stateDir, 'temporal.db')).size > 0, 'data stays');
+    const after = await devStatus({ stateDir });
+    assert.equal(after.running, false);
+  } finally {
+    await devDown({ stateDir }).catch(() => undefined);
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
+test('dev up restarts a stack whose worker died', async () => {
+  const stateDir = mkdtempSync(join(tmpdir(), 'paramtrail-dev-'));
+  const envFile = join(stateDir, 'worker-env.json');
+  try {
+    const up = await devUp({ stateDir, env: process.env, port: await freePort(), workerCommand: workerCommand(envFile) });
+    process.kill(-up.worker!.pid, 'SIGKILL');
+    for (let i = 0; i < 100 && isAlive(up.worker!.pid); i++) await new Promise((r) => setTimeout(r, 50));
+    const broken = await devStatus({ stateDir });
+    assert.equal(broken.running, false);
+    assert.equal(broken.worker?.alive, false);
+
+    const restarted = await devUp({ stateDir, env: process.env, workerCommand: workerCommand(envFile) });
+    assert.equal(restarted.running, true);
+    assert.notEqual(restarted.worker?.pid, up.worker!.pid);
+    await devDown({ stateDir });
+    assert.equal(isAlive(restarted.temporal!.pid), false);
+    assert.equal(isAlive(restarted.worker!.pid), false);
+  } finally {
+    await devDown({ stateDir }).catch(() => undefined);
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
+test('a worker that exits at once is reported with its log, and nothing is left running', async () => {
+  const stateDir = mkdtempSync(join(tmpdir(), 'paramtrail-dev-'));
+  try {
+    await assert.rejects(
+      devUp({
+        stateDir,
+        env: process.env,
+        port: await freePort(),
+        workerCommand: [process.execPath, '-e', 'console.error("no config here"); process.exit(3)'],
+      }),
+      /worker .* exited[\s\S]*no config here/,
+    );
+    const status = await devStatus({ stateDir });
+    assert.equal(status.running, false);
+    assert.equal(existsSync(join(stateDir, 'dev.json')), false);
+  } finally {
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});
