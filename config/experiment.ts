@@ -7,6 +7,9 @@
  */
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
+import { modelLabel } from './grid.js';
+
+export { expandRuns, modelLabel, type RunSpec } from './grid.js';
 
 /** Durations as Temporal understands them: "30s", "5m", "1h", "250ms". */
 const Duration = z.string().regex(/^\d+(\.\d+)?(ms|s|m|h|d)$/, 'expected a duration such as "30s", "5m" or "1h"');
@@ -104,17 +107,6 @@ export const ExperimentConfig = z
   .strict();
 export type ExperimentConfig = z.infer<typeof ExperimentConfig>;
 
-/** One cell of the grid: everything a run needs, and nothing about where it runs. */
-export interface RunSpec {
-  /** Stable within the experiment: `<model label>--<dataset>--s<seed>`. */
-  name: string;
-  model: ModelSpec;
-  dataset: DatasetSpec;
-  seed: number;
-  training: TrainingSpec;
-  distance: { p: Array<number | 'inf'> };
-}
-
 export class InvalidExperimentError extends Error {
   override name = 'InvalidExperimentError';
 }
@@ -166,28 +158,4 @@ export function validateExperiment(raw: unknown, source: string, registries: Reg
   if (dup) problems.push(`models: two models share the label "${dup}"; give one a distinct "label"`);
   if (problems.length) throw new InvalidExperimentError(`${source}: invalid experiment:\n${problems.join('\n')}`);
   return config;
-}
-
-export function modelLabel(m: { name: string; label?: string }): string {
-  return m.label ?? m.name;
-}
-
-/** Expands the grid in a fixed order: models, then datasets, then seeds. */
-export function expandRuns(config: ExperimentConfig): RunSpec[] {
-  const runs: RunSpec[] = [];
-  for (const m of config.models) {
-    for (const d of config.datasets) {
-      for (const seed of config.seeds) {
-        runs.push({
-          name: `${modelLabel(m)}--${d.name}--s${seed}`,
-          model: { name: m.name, args: m.args },
-          dataset: d,
-          seed,
-          training: config.training,
-          distance: config.analyses.distance,
-        });
-      }
-    }
-  }
-  return runs;
 }
