@@ -1,0 +1,68 @@
+/**
+ * Turns a `download` result into the arrays a run trains on: reads each raw file from the store
+ * (sha256-verified), gunzips, decodes, and takes the seeded subsets and validation split.
+ *
+ * The subsets and the split use a fixed data seed, not the run's: every run of an experiment sees the
+ * same examples, so runs differ only by model, initialisation and order, which is what the studies compare.
+ */
+import { gunzipSync } from 'node:zlib';
+import type { ArtifactStore } from '../artifacts/store.js';
+import type { DatasetSpec } from '../config/experiment.js';
+import { DATASETS, decodeDataset, type DatasetDef, type FileRole, type Split } from '../ml/data/datasets.js';
+import { seededSubset, take, trainValSplit } from '../ml/data/split.js';
+import { failForGood } from './errors.js';
+import type { DownloadResult } from './types.js';
+
+export const DATA_SEED = 0;
+
+export interface RunData {
+  def: DatasetDef;
+  train: Split;
+  val: Split;
+  test: Split;
+  /** sha256 of every raw file, by role: the data a run's results trace back to. */
+  sources: Record<string, string>;
+}
+
+// Decoding 60,000 images takes a while; a worker training several runs on one dataset does it once.
+const decoded = new Map<string, { train: Split; test: Split }>();
+const MAX_CACHED = 2;
+
+async function decodeAll(store: ArtifactStore, def: DatasetDef, data: DownloadResult, signal?: AbortSignal) {
+  const cacheKey = data.files.map((f) => f.sha256).join(',');
+  const hit = decoded.get(cacheKey);
+  if (hit) return hit;
+  const raw = {} as Record<FileRole, Uint8Array>;
+  for (const file of def.files) {
+    const ref = data.files.find((f) => f.role === file.role);
+    if (!ref) throw failForGood('InvalidExperiment', `${def.name}: the download result has no ${file.role} file`);
+    const bytes = await store.get(ref.key, { sha256: file.sha256, signal });
+    raw[file.role] = file.gzip ? new Uint8Array(gunzipSync(bytes)) : bytes;
+  }
+  const splits = decodeDataset(def, raw);
+  if (decoded.size >= MAX_CACHED) decoded.delete(decoded.keys().next().value!);
+  decoded.set(cacheKey, splits);
+  return splits;
+}
+
+export async function loadRunData(
+  store: ArtifactStore,
+  spec: DatasetSpec,
+  data: DownloadResult,
+  signal?: AbortSignal,
+): Promise<RunData> {
+  const def = DATASETS.get(spec.name);
+  if (!def) throw failForGood('InvalidExperiment', `dataset.name: unknown dataset "${spec.name}"`);
+  const { train: fullTrain, test: fullTest } = await decodeAll(store, def, data, signal);
+  const trainN = Math.min(spec.subset?.train ?? fullTrain.n, fullTrain.n);
+  const testN = Math.min(spec.subset?.test ?? fullTest.n, fullTest.n);
+  const pool = take(fullTrain, seededSubset(fullTrain.n, trainN, DATA_SEED));
+  const { train: trainIdx, val: valIdx } = trainValSplit(pool.n, spec.validationSplit, DATA_SEED);
+  return {
+    def,
+    train: take(pool, trainIdx),
+    val: take(pool, valIdx),
+    test: take(fullTest, seededSubset(fullTest.n, testN, DATA_SEED)),
+    sources: Object.fromEntries(data.files.map((f) => [f.role, f.sha256])),
+  };
+}

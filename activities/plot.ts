@@ -1,0 +1,41 @@
+/**
+ * The `plot` activity: renders a run's distance table as the "Differences" figure (per layer, to the
+ * initial weights and to the previous snapshot), one SVG and one PNG per Minkowski order.
+ */
+import { Context } from '@temporalio/activity';
+import { distanceTableFromArrow } from '../artifacts/table.js';
+import type { ArtifactStore } from '../artifacts/store.js';
+import { distanceFigureSpec } from '../report/figures.js';
+import { renderSvg, svgToPng } from '../report/render.js';
+import { classify } from './errors.js';
+import { figureKey } from './keys.js';
+import type { FigureRef, PlotInput, PlotResult } from './types.js';
+
+export interface PlotDeps {
+  store: ArtifactStore;
+}
+
+export function createPlot(deps: PlotDeps) {
+  return async function plot(input: PlotInput): Promise<PlotResult> {
+    const signal = Context.current().cancellationSignal;
+    try {
+      const rows = distanceTableFromArrow(await deps.store.get(input.table.key, { sha256: input.table.sha256, signal }));
+      const figures: FigureRef[] = [];
+      for (const p of [...new Set(rows.map((r) => r.p))]) {
+        const spec = distanceFigureSpec(
+          rows.filter((r) => r.p === p),
+          { title: input.runName, p },
+        );
+        const svg = await renderSvg(spec);
+        const name = `distance-p${p}`;
+        const svgRef = await deps.store.put(figureKey(input.runId, `${name}.svg`), new TextEncoder().encode(svg), { contentType: 'image/svg+xml', signal });
+        figures.push({ ...svgRef, format: 'svg', p, path: deps.store.locate(svgRef.key) });
+        const pngRef = await deps.store.put(figureKey(input.runId, `${name}.png`), svgToPng(svg), { contentType: 'image/png', signal });
+        figures.push({ ...pngRef, format: 'png', p, path: deps.store.locate(pngRef.key) });
+      }
+      return { figures };
+    } catch (err) {
+      throw classify(err);
+    }
+  };
+}
