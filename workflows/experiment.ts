@@ -1,0 +1,68 @@
+/**
+ * `experimentWorkflow`: expands an experiment's grid into child `runWorkflow`s and runs them in a
+ * sliding window of `execution.concurrency`. A failed run is recorded and never fails its siblings.
+ * The `progress` query tells the CLI where every run is.
+ */
+import { defineQuery, executeChild, setHandler } from '@temporalio/workflow';
+import { expandRuns } from '../config/grid.js';
+import { runWorkflow } from './run.js';
+import type { ExperimentInput, ExperimentProgress, ExperimentResult, RunSummary } from './types.js';
+
+export const progressQuery = defineQuery<ExperimentProgress>('progress');
+
+/** The innermost cause is the one a person can act on (e.g. the activity's own message). */
+function rootCause(err: unknown): { type?: string; message: string } {
+  let e = err as { cause?: unknown; message?: string; type?: string } | undefined;
+  while (e && typeof e === 'object' && e.cause) e = e.cause as typeof e;
+  return { type: e?.type, message: e?.message ?? String(err) };
+}
+
+export async function experimentWorkflow(input: ExperimentInput): Promise<ExperimentResult> {
+  const specs = expandRuns(input.config);
+  const runs: RunSummary[] = specs.map((spec) => {
+    const runId = `${input.experimentId}/${spec.name}`;
+    return { name: spec.name, runId, workflowId: runId, stage: 'pending' };
+  });
+  const progress = (): ExperimentProgress => ({
+    experimentId: input.experimentId,
+    name: input.config.name,
+    store: input.store,
+    runs,
+  });
+  setHandler(progressQuery, progress);
+
+  const startRun = async (i: number): Promise<void> => {
+    const summary = runs[i];
+    summary.stage = 'download';
+    try {
+      summary.result = await executeChild(runWorkflow, {
+        workflowId: summary.workflowId,
+        taskQueue: input.queues.workflows,
+        args: [
+          {
+            experimentId: input.experimentId,
+            runId: summary.runId,
+            run: specs[i],
+            queues: input.queues,
+            execution: input.config.execution,
+          },
+        ],
+      });
+      summary.stage = 'completed';
+    } catch (err) {
+      summary.stage = 'failed';
+      summary.error = rootCause(err);
+    }
+  };
+
+  const window = new Set<Promise<void>>();
+  for (let i = 0; i < specs.length; i++) {
+    if (window.size >= input.config.execution.concurrency) await Promise.race(window);
+    const p: Promise<void> = startRun(i).finally(() => window.delete(p));
+    window.add(p);
+  }
+  await Promise.all(window);
+
+  const failed = runs.some((r) => r.stage !== 'completed');
+  return { ...progress(), status: failed ? 'completed-with-failures' : 'completed' };
+}

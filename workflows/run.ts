@@ -1,0 +1,53 @@
+/**
+ * `runWorkflow`: one cell of an experiment's grid, download -> train -> distance -> plot.
+ * Only references travel between the steps; the tensors stay in the store.
+ */
+import { defineQuery, proxyActivities, setHandler, type ActivityOptions } from '@temporalio/workflow';
+import type { Activities } from '../activities/index.js';
+import type { RunInput, RunResult, RunStage } from './types.js';
+
+// Kept in step with activities/errors.ts NON_RETRYABLE_TYPES (workflows cannot import its runtime code).
+const NON_RETRYABLE = ['InvalidExperiment', 'IntegrityError', 'DatasetChecksumMismatch', 'ObjectConflict'];
+
+export const runStageQuery = defineQuery<RunStage>('stage');
+
+function activityOptions(input: RunInput, taskQueue: string, startToCloseTimeout: ActivityOptions['startToCloseTimeout']): ActivityOptions {
+  return {
+    taskQueue,
+    startToCloseTimeout,
+    // A worker that dies stops heartbeating; this is how soon another worker takes the attempt over.
+    heartbeatTimeout: input.execution.heartbeatTimeout as ActivityOptions['heartbeatTimeout'],
+    retry: {
+      initialInterval: '1s',
+      backoffCoefficient: 2,
+      maximumInterval: '1m',
+      maximumAttempts: input.execution.maxAttempts,
+      nonRetryableErrorTypes: NON_RETRYABLE,
+    },
+  };
+}
+
+export async function runWorkflow(input: RunInput): Promise<RunResult> {
+  let stage: RunStage = 'pending';
+  setHandler(runStageQuery, () => stage);
+
+  const { download, train } = proxyActivities<Activities>(activityOptions(input, input.queues.train, '7 days'));
+  const { distance, plot } = proxyActivities<Activities>(activityOptions(input, input.queues.analysis, '1 hour'));
+  const producer = { experimentId: input.experimentId, runId: input.runId };
+
+  try {
+    stage = 'download';
+    const data = await download({ ...producer, dataset: input.run.dataset });
+    stage = 'train';
+    const trained = await train({ ...producer, run: input.run, data });
+    stage = 'distance';
+    const table = await distance({ ...producer, snapshots: trained.snapshots, p: input.run.distance.p });
+    stage = 'plot';
+    const figures = await plot({ ...producer, runName: input.run.name, table: table.table });
+    stage = 'completed';
+    return { runId: input.runId, name: input.run.name, download: data, train: trained, distance: table, plot: figures };
+  } catch (err) {
+    stage = 'failed';
+    throw err;
+  }
+}

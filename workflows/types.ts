@@ -1,0 +1,68 @@
+/**
+ * Inputs, results and query shapes of paramtrail's workflows. Types only: the CLI, the worker and the
+ * workflows share them without pulling code into the workflow bundle.
+ */
+import type { ExecutionSpec, ExperimentConfig } from '../config/experiment.js';
+import type { RunSpec } from '../config/grid.js';
+import type { DistanceResult, DownloadResult, PlotResult, TrainResult } from '../activities/types.js';
+
+/** Task queues: workflows on one, training and analysis activities on their own, so each can scale. */
+export interface QueueNames {
+  workflows: string;
+  train: string;
+  analysis: string;
+}
+
+export function queueNames(prefix: string): QueueNames {
+  return { workflows: prefix, train: `${prefix}-train`, analysis: `${prefix}-analysis` };
+}
+
+export interface ExperimentInput {
+  experimentId: string;
+  /** Validated by the client before the workflow starts. */
+  config: ExperimentConfig;
+  queues: QueueNames;
+  /** The store's location, recorded so a summary says where every key lives. */
+  store: string;
+}
+
+export interface RunInput {
+  experimentId: string;
+  runId: string;
+  run: RunSpec;
+  queues: QueueNames;
+  execution: ExecutionSpec;
+}
+
+export type RunStage = 'pending' | 'download' | 'train' | 'distance' | 'plot' | 'completed' | 'failed';
+
+export interface RunResult {
+  runId: string;
+  name: string;
+  download: DownloadResult;
+  train: TrainResult;
+  distance: DistanceResult;
+  plot: PlotResult;
+}
+
+export interface RunSummary {
+  name: string;
+  runId: string;
+  /** The child workflow's id, for `temporal workflow describe`. */
+  workflowId: string;
+  stage: RunStage;
+  error?: { type?: string; message: string };
+  result?: RunResult;
+}
+
+export interface ExperimentProgress {
+  experimentId: string;
+  name: string;
+  store: string;
+  runs: RunSummary[];
+}
+
+export interface ExperimentResult extends ExperimentProgress {
+  /** `completed` when every run completed; a failed run never stops its siblings. */
+  status: 'completed' | 'completed-with-failures';
+}
