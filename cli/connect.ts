@@ -1,0 +1,35 @@
+/**
+ * How the CLI reaches Temporal: TEMPORAL_ADDRESS (a cluster, or a server you run) if set, else the
+ * embedded stack under .paramtrail/, started on demand with a worker of its own.
+ */
+import { fileURLToPath } from 'node:url';
+import { Client, Connection } from '@temporalio/client';
+import { devUp } from '../infra/dev.js';
+import { tlsOptions, workerConfigFromEnv, type WorkerConfig } from '../worker/config.js';
+
+export const CLI_MAIN = fileURLToPath(new URL('./main.ts', import.meta.url));
+const TSX_LOADER = fileURLToPath(new URL('../node_modules/tsx/dist/loader.mjs', import.meta.url));
+
+/** argv that starts `paramtrail worker` as its own process. */
+export function workerCommand(args: string[] = []): string[] {
+  return [process.execPath, '--import', TSX_LOADER, CLI_MAIN, 'worker', ...args];
+}
+
+export interface Connected {
+  client: Client;
+  connection: Connection;
+  config: WorkerConfig;
+  embedded: boolean;
+}
+
+export async function connect(env: NodeJS.ProcessEnv, opts: { startEmbedded: boolean }): Promise<Connected> {
+  let config = workerConfigFromEnv(env);
+  const embedded = !env.TEMPORAL_ADDRESS;
+  if (embedded && opts.startEmbedded) {
+    const status = await devUp({ stateDir: config.stateDir, env, workerCommand: workerCommand() });
+    if (!status.temporal) throw new Error('the embedded Temporal server did not start; see paramtrail dev status');
+    config = { ...config, address: status.temporal.address, store: status.store };
+  }
+  const connection = await Connection.connect({ address: config.address, tls: tlsOptions(config) });
+  return { client: new Client({ connection, namespace: config.namespace }), connection, config, embedded };
+}

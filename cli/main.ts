@@ -1,0 +1,205 @@
+/**
+ * `paramtrail`: the command researchers type. A Temporal client (plus `worker`, which starts the
+ * worker process); it validates experiment files before anything starts.
+ *
+ *   paramtrail run <file> [--detach] [--json] [--id ID]
+ *   paramtrail status <experiment-id> [--json]
+ *   paramtrail worker [--task-queue workflows|train|analysis|all]
+ *   paramtrail dev up [--s3] | down | status [--json]
+ */
+import { readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { experimentFromYaml, InvalidExperimentError } from '../config/experiment.js';
+import { devDown, devStatus, devUp } from '../infra/dev.js';
+import { DATASETS } from '../ml/data/datasets.js';
+import { MODELS } from '../ml/models/registry.js';
+import { workerMain } from '../worker/main.js';
+import { workerConfigFromEnv } from '../worker/config.js';
+import { experimentWorkflow } from '../workflows/index.js';
+import { queueNames, type ExperimentProgress, type ExperimentResult } from '../workflows/types.js';
+import { connect, workerCommand } from './connect.js';
+import { progressLines } from './progress.js';
+import { formatReport, reportExperiment } from './summary.js';
+
+const USAGE = `usage: paramtrail <command>
+
+  run <file> [--detach] [--json] [--id ID]   validate and run an experiment file
+  status <experiment-id> [--json]            where an experiment is, or what it produced
+  worker [--task-queue Q]                    run a worker (Q: workflows, train, analysis, all)
+  dev up [--s3] | down | status [--json]     the embedded stack (Temporal dev server, store, worker)
+
+Without TEMPORAL_ADDRESS, run and status use the embedded stack under .paramtrail/, starting it if needed.`;
+
+/** Exit codes scripts can rely on. */
+export const EXIT = { ok: 0, failed: 1, usage: 2, invalid: 3 } as const;
+
+class UsageError extends Error {}
+
+const registries = () => ({ models: new Set(MODELS.keys()), datasets: new Set(DATASETS.keys()) });
+
+function newExperimentId(name: string): string {
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
+  return `${name}-${stamp}-${randomBytes(3).toString('hex')}`;
+}
+
+async function cmdRun(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { detach: { type: 'boolean' }, json: { type: 'boolean' }, id: { type: 'string' } },
+  });
+  if (positionals.length !== 1) throw new UsageError('run: expected one experiment file');
+  const file = positionals[0];
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new InvalidExperimentError(`${file}: cannot read: ${(err as Error).message}`);
+  }
+  const config = experimentFromYaml(text, file, registries());
+
+  const { client, connection, config: wc, embedded } = await connect(env, { startEmbedded: true });
+  try {
+    const experimentId = values.id ?? newExperimentId(config.name);
+    const queues = queueNames(wc.queuePrefix);
+    const handle = await client.workflow.start(experimentWorkflow, {
+      workflowId: experimentId,
+      taskQueue: queues.workflows,
+      args: [{ experimentId, config, queues, store: wc.store }],
+    });
+    if (!values.json) {
+      console.log(`started ${experimentId} on ${embedded ? 'the embedded stack' : wc.address}; store ${wc.store}`);
+    }
+    if (values.detach) {
+      if (values.json) console.log(JSON.stringify({ experimentId, store: wc.store, status: 'running' }, null, 2));
+      return EXIT.ok;
+    }
+    const seen = new Map<string, string>();
+    const poll = setInterval(() => {
+      handle
+        .query<ExperimentProgress>('progress')
+        .then((p) => progressLines(client, p))
+        .then((lines) => {
+          for (const l of lines) {
+            if (seen.get(l.name) !== l.text && !values.json) console.error(`[${l.name}] ${l.text}`);
+            seen.set(l.name, l.text);
+          }
+        })
+        .catch(() => undefined);
+    }, 1000);
+    let result: ExperimentResult;
+    try {
+      result = await handle.result();
+    } finally {
+      clearInterval(poll);
+    }
+    const report = reportExperiment(result, result.status);
+    console.log(values.json ? JSON.stringify(report, null, 2) : formatReport(report));
+    return result.status === 'completed' ? EXIT.ok : EXIT.failed;
+  } finally {
+    await connection.close();
+  }
+}
+
+async function cmdStatus(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: 'boolean' } } });
+  if (positionals.length !== 1) throw new UsageError('status: expected one experiment id');
+  const { client, connection } = await connect(env, { startEmbedded: false });
+  try {
+    const handle = client.workflow.getHandle(positionals[0]);
+    let desc;
+    try {
+      desc = await handle.describe();
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) {
+        console.error(`no experiment with id ${positionals[0]}`);
+        return EXIT.failed;
+      }
+      throw err;
+    }
+    const state = desc.status.name;
+    let report;
+    if (state === 'COMPLETED') {
+      const result = (await handle.result()) as ExperimentResult;
+      report = reportExperiment(result, result.status);
+    } else if (state === 'RUNNING') {
+      report = reportExperiment(await handle.query<ExperimentProgress>('progress'), 'running');
+    } else {
+      report = { experimentId: positionals[0], status: state.toLowerCase(), runs: [] };
+    }
+    console.log(values.json ? JSON.stringify(report, null, 2) : 'store' in report ? formatReport(report) : `${report.experimentId}: ${report.status}`);
+    return state === 'COMPLETED' || state === 'RUNNING' ? EXIT.ok : EXIT.failed;
+  } finally {
+    await connection.close();
+  }
+}
+
+async function cmdDev(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: 'boolean' }, s3: { type: 'boolean' } } });
+  const stateDir = workerConfigFromEnv(env).stateDir;
+  const sub = positionals[0];
+  let status;
+  if (sub === 'up') status = await devUp({ stateDir, env, s3: values.s3, workerCommand: workerCommand() });
+  else if (sub === 'down') {
+    await devDown({ stateDir });
+    status = await devStatus({ stateDir });
+  } else if (sub === 'status') status = await devStatus({ stateDir });
+  else throw new UsageError('dev: expected up, down or status');
+  if (values.json) console.log(JSON.stringify(status, null, 2));
+  else {
+    console.log(`embedded stack: ${status.running ? 'running' : 'stopped'} (state in ${status.stateDir})`);
+    if (status.temporal) console.log(`  temporal ${status.temporal.address} ui http://${status.temporal.uiAddress} pid ${status.temporal.pid}${status.temporal.alive ? '' : ' (dead)'}`);
+    if (status.s3) console.log(`  s3 ${status.s3.endpoint} pid ${status.s3.pid}${status.s3.alive ? '' : ' (dead)'}`);
+    if (status.worker) console.log(`  worker pid ${status.worker.pid}${status.worker.alive ? '' : ' (dead)'}, log ${status.worker.log}`);
+    console.log(`  store ${status.store}`);
+  }
+  return EXIT.ok;
+}
+
+export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'run':
+        return await cmdRun(rest, env);
+      case 'status':
+        return await cmdStatus(rest, env);
+      case 'worker':
+        await workerMain(rest, env);
+        return EXIT.ok;
+      case 'dev':
+        return await cmdDev(rest, env);
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        console.log(USAGE);
+        return command === undefined ? EXIT.usage : EXIT.ok;
+      default:
+        throw new UsageError(`unknown command "${command}"`);
+    }
+  } catch (err) {
+    if (err instanceof InvalidExperimentError) {
+      console.error(err.message);
+      return EXIT.invalid;
+    }
+    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      console.error(`${(err as Error).message}\n\n${USAGE}`);
+      return EXIT.usage;
+    }
+    throw err;
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main(process.argv.slice(2), process.env)
+    .then((code) => {
+      process.exitCode = code;
+    })
+    .catch((err) => {
+      console.error(err);
+      process.exitCode = EXIT.failed;
+    });
+}

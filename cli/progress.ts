@@ -1,0 +1,48 @@
+/**
+ * Live progress while `paramtrail run` waits: each run's stage from the experiment's `progress` query,
+ * and for a training run its epoch and batch from the train activity's last heartbeat.
+ */
+import { defaultPayloadConverter, type Client } from '@temporalio/client';
+import type { TrainHeartbeat } from '../activities/types.js';
+import type { ExperimentProgress } from '../workflows/types.js';
+
+export interface RunLine {
+  name: string;
+  text: string;
+}
+
+async function trainProgress(client: Client, workflowId: string): Promise<TrainHeartbeat | undefined> {
+  try {
+    const desc = await client.workflow.getHandle(workflowId).describe();
+    for (const pa of desc.raw.pendingActivities ?? []) {
+      const payload = pa.heartbeatDetails?.payloads?.[0];
+      if (pa.activityType?.name === 'train' && payload) {
+        return defaultPayloadConverter.fromPayload<TrainHeartbeat>(payload as never);
+      }
+    }
+  } catch {
+    // The child may not exist yet, or be closing: progress is best effort.
+  }
+  return undefined;
+}
+
+export async function progressLines(client: Client, p: ExperimentProgress): Promise<RunLine[]> {
+  const lines: RunLine[] = [];
+  for (const run of p.runs) {
+    let text: string = run.stage;
+    if (run.stage !== 'pending' && run.stage !== 'completed' && run.stage !== 'failed') {
+      try {
+        text = await client.workflow.getHandle(run.workflowId).query<string>('stage');
+      } catch {
+        // Not started yet.
+      }
+      if (text === 'train') {
+        const hb = await trainProgress(client, run.workflowId);
+        if (hb) text = `train epoch ${hb.epoch}/${hb.epochs}` + (hb.batches ? ` batch ${hb.batch}/${hb.batches}` : '');
+      }
+    }
+    if (run.stage === 'failed' && run.error) text = `failed: ${run.error.message.split('\n')[0]}`;
+    lines.push({ name: run.name, text });
+  }
+  return lines;
+}

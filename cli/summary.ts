@@ -1,0 +1,75 @@
+/**
+ * What `paramtrail run` and `paramtrail status` print: a machine-readable summary (`--json`) and a
+ * short human one, both built from the experiment workflow's progress or result.
+ */
+import type { ExperimentProgress, ExperimentResult, RunSummary } from '../workflows/types.js';
+
+export interface RunReport {
+  name: string;
+  runId: string;
+  workflowId: string;
+  status: RunSummary['stage'];
+  error?: RunSummary['error'];
+  backend?: string;
+  snapshots?: Array<{ epoch: number; key: string; sha256: string; bytes: number }>;
+  distanceTable?: { key: string; sha256: string; bytes: number };
+  figures?: Array<{ format: string; p: string; path: string; key: string; sha256: string }>;
+  test?: { loss: number; accuracy: number };
+  history?: Array<{ epoch: number; trainLoss: number; trainAccuracy: number; valLoss: number; valAccuracy: number }>;
+  training?: { attempts: Array<{ attempt: number; startedFromEpoch: number; resumed: boolean; worker: string }> };
+  dataset?: { fetched: number; cached: number };
+}
+
+export interface ExperimentReport {
+  experimentId: string;
+  name: string;
+  status: string;
+  store: string;
+  runs: RunReport[];
+}
+
+export function reportRun(r: RunSummary): RunReport {
+  const res = r.result;
+  return {
+    name: r.name,
+    runId: r.runId,
+    workflowId: r.workflowId,
+    status: r.stage,
+    ...(r.error ? { error: r.error } : {}),
+    ...(res
+      ? {
+          backend: res.train.backend,
+          snapshots: res.train.snapshots.map(({ epoch, key, sha256, bytes }) => ({ epoch, key, sha256, bytes })),
+          distanceTable: res.distance.table,
+          figures: res.plot.figures.map(({ format, p, path, key, sha256 }) => ({ format, p, path, key, sha256 })),
+          test: res.train.test,
+          history: res.train.history.map(({ epoch, trainLoss, trainAccuracy, valLoss, valAccuracy }) => ({ epoch, trainLoss, trainAccuracy, valLoss, valAccuracy })),
+          training: {
+            attempts: res.train.attempts.map(({ attempt, startedFromEpoch, resumed, worker }) => ({ attempt, startedFromEpoch, resumed, worker })),
+          },
+          dataset: { fetched: res.download.fetched, cached: res.download.cached },
+        }
+      : {}),
+  };
+}
+
+export function reportExperiment(p: ExperimentProgress | ExperimentResult, status: string): ExperimentReport {
+  return { experimentId: p.experimentId, name: p.name, status, store: p.store, runs: p.runs.map(reportRun) };
+}
+
+const pct = (x: number | undefined) => (x === undefined ? '-' : `${(100 * x).toFixed(2)}%`);
+
+export function formatReport(r: ExperimentReport): string {
+  const lines = [`experiment ${r.experimentId} (${r.name}): ${r.status}`, `store: ${r.store}`, ''];
+  for (const run of r.runs) {
+    const last = run.history?.at(-1);
+    lines.push(`${run.name}: ${run.status}` + (run.error ? ` - ${run.error.message}` : ''));
+    if (last) {
+      lines.push(`  epoch ${last.epoch}: val acc ${pct(last.valAccuracy)}, test acc ${pct(run.test?.accuracy)} (backend ${run.backend})`);
+    }
+    const resumed = run.training?.attempts.filter((a) => a.resumed) ?? [];
+    for (const a of resumed) lines.push(`  attempt ${a.attempt} resumed from epoch ${a.startedFromEpoch}`);
+    for (const f of run.figures?.filter((f) => f.format === 'svg') ?? []) lines.push(`  figure (p=${f.p}): ${f.path}`);
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,79 @@
+/**
+ * The worker's settings, read from the environment (the only place besides cli/ that does) and
+ * validated with zod so a typo fails at start with the variable's name.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { describeIssues } from '../config/experiment.js';
+import { PROJECT_ROOT } from '../infra/tools.js';
+
+export const ROLES = ['workflows', 'train', 'analysis'] as const;
+export type Role = (typeof ROLES)[number];
+
+export const DEFAULT_STATE_DIR = join(PROJECT_ROOT, '.paramtrail');
+
+const WorkerEnv = z.object({
+  TEMPORAL_ADDRESS: z.string().min(1).optional(),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  /** Client certificate and key for mTLS to a Temporal cluster (paths; the contents are never logged). */
+  TEMPORAL_TLS_CERT: z.string().optional(),
+  TEMPORAL_TLS_KEY: z.string().optional(),
+  TEMPORAL_TLS_CA: z.string().optional(),
+  /** Where objects live: file:///path, a plain path, or s3://bucket/prefix. */
+  PARAMTRAIL_STORE: z.string().min(1).optional(),
+  /** Prefix of the task queue names: <prefix>, <prefix>-train, <prefix>-analysis. */
+  PARAMTRAIL_TASK_QUEUE: z.string().regex(/^[A-Za-z0-9._-]+$/).default('paramtrail'),
+  /** Trainings at once per worker process; JavaScript training is single-threaded, so 1 by default. */
+  PARAMTRAIL_TRAIN_SLOTS: z.coerce.number().int().min(1).max(64).default(1),
+  PARAMTRAIL_STATE_DIR: z.string().optional(),
+});
+
+export interface WorkerConfig {
+  address: string;
+  namespace: string;
+  tls?: { cert: string; key: string; ca?: string };
+  store: string;
+  queuePrefix: string;
+  trainSlots: number;
+  stateDir: string;
+}
+
+/** Address of the embedded dev server recorded by `paramtrail dev up`, if any. */
+export function embeddedAddress(stateDir: string): string | undefined {
+  const file = join(stateDir, 'dev.json');
+  if (!existsSync(file)) return undefined;
+  try {
+    return (JSON.parse(readFileSync(file, 'utf8')) as { temporal?: { address?: string } }).temporal?.address;
+  } catch {
+    return undefined;
+  }
+}
+
+export function workerConfigFromEnv(env: NodeJS.ProcessEnv): WorkerConfig {
+  const parsed = WorkerEnv.safeParse(env);
+  if (!parsed.success) throw new Error(`invalid worker environment:\n${describeIssues(parsed.error)}`);
+  const e = parsed.data;
+  if ((e.TEMPORAL_TLS_CERT === undefined) !== (e.TEMPORAL_TLS_KEY === undefined)) {
+    throw new Error('invalid worker environment: TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY go together');
+  }
+  const stateDir = e.PARAMTRAIL_STATE_DIR ?? DEFAULT_STATE_DIR;
+  return {
+    address: e.TEMPORAL_ADDRESS ?? embeddedAddress(stateDir) ?? 'localhost:7233',
+    namespace: e.TEMPORAL_NAMESPACE,
+    tls: e.TEMPORAL_TLS_CERT && e.TEMPORAL_TLS_KEY ? { cert: e.TEMPORAL_TLS_CERT, key: e.TEMPORAL_TLS_KEY, ca: e.TEMPORAL_TLS_CA } : undefined,
+    store: e.PARAMTRAIL_STORE ?? `file://${join(stateDir, 'store')}`,
+    queuePrefix: e.PARAMTRAIL_TASK_QUEUE,
+    trainSlots: e.PARAMTRAIL_TRAIN_SLOTS,
+    stateDir,
+  };
+}
+
+/** TLS options for a Temporal connection, reading the files named by the config. */
+export function tlsOptions(config: WorkerConfig) {
+  if (!config.tls) return undefined;
+  return {
+    clientCertPair: { crt: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) },
+    serverRootCACertificate: config.tls.ca ? readFileSync(config.tls.ca) : undefined,
+  };
+}

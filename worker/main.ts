@@ -1,0 +1,51 @@
+/**
+ * The worker process: `paramtrail worker [--task-queue workflows|train|analysis|all]`.
+ * Connects to TEMPORAL_ADDRESS (else the embedded dev server recorded under .paramtrail/), opens the
+ * store named by PARAMTRAIL_STORE, and polls the chosen queues until SIGINT/SIGTERM.
+ */
+import { hostname } from 'node:os';
+import { parseArgs } from 'node:util';
+import { NativeConnection } from '@temporalio/worker';
+import { openStore } from '../artifacts/open.js';
+import { queueNames } from '../workflows/types.js';
+import { ROLES, tlsOptions, workerConfigFromEnv, type Role } from './config.js';
+import { createWorkers, runWorkers } from './run.js';
+
+export function parseRoles(value: string | undefined): Role[] {
+  if (value === undefined || value === 'all') return [...ROLES];
+  const roles = value.split(',').map((s) => s.trim());
+  for (const r of roles) {
+    if (!(ROLES as readonly string[]).includes(r)) {
+      throw new Error(`--task-queue: expected one of ${[...ROLES, 'all'].join(', ')} (comma-separated), found "${r}"`);
+    }
+  }
+  return roles as Role[];
+}
+
+export async function workerMain(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { 'task-queue': { type: 'string' }, help: { type: 'boolean' } } });
+  if (values.help) {
+    console.log('usage: paramtrail worker [--task-queue workflows|train|analysis|all]\n\nPolls the given task queues (default all) of the Temporal server at TEMPORAL_ADDRESS.');
+    return;
+  }
+  const roles = parseRoles(values['task-queue']);
+  const config = workerConfigFromEnv(env);
+  const store = openStore(config.store, env);
+  const connection = await NativeConnection.connect({ address: config.address, tls: tlsOptions(config) });
+  const queues = queueNames(config.queuePrefix);
+  const identity = `${process.pid}@${hostname()}`;
+  const workers = await createWorkers({ connection, namespace: config.namespace, queues, roles, deps: { store }, trainSlots: config.trainSlots, identity });
+  console.log(`paramtrail worker ${identity}: ${roles.join(', ')} on ${config.address} (${config.namespace}), store ${store.location}`);
+  try {
+    await runWorkers(workers);
+  } finally {
+    await connection.close();
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  workerMain(process.argv.slice(2), process.env).catch((err) => {
+    console.error(err);
+    process.exitCode = 1;
+  });
+}
