@@ -1,0 +1,72 @@
+/**
+ * Chooses the tensor backend and installs paramtrail's fast CPU kernels.
+ *
+ * The pure-JS 'cpu' backend is the one that runs everywhere (the native tfjs-node binding is not
+ * available on every worker), but its convolution-gradient kernels are ~100x slower than flat loops.
+ * initBackend() replaces them once per process with the kernels in ml/kernels/, which produce the same
+ * bits as the built-in ones (tested in test/unit/kernels.test.ts), so results do not depend on whether
+ * they are installed.
+ *
+ * Called by the train activity and by tests and benchmarks before any tensor is created.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+// tfjs-core's Node build registers no gradient functions; the tfjs-layers bundle registers all of them
+// when loaded. Training needs them even when no layer has been imported yet (kernel tests, benchmarks).
+import '@tensorflow/tfjs-layers';
+import type { KernelConfig, KernelFunc } from '@tensorflow/tfjs-core';
+import { withFallback, type FastKernel } from './kernels/common.js';
+import { conv2DBackpropFilterFast, conv2DBackpropInputFast, conv2DFast } from './kernels/conv2d.js';
+import { avgPoolGradFast } from './kernels/pool.js';
+
+const BACKEND = 'cpu';
+
+/** Every fast kernel, by the name of the built-in kernel it replaces. */
+export const FAST_KERNELS: readonly FastKernel[] = [
+  conv2DFast,
+  conv2DBackpropFilterFast,
+  conv2DBackpropInputFast,
+  avgPoolGradFast,
+];
+
+/** The built-in kernels, saved the first time they are replaced. */
+const builtins = new Map<string, KernelConfig>();
+let fastEnabled = false;
+
+function builtinConfig(kernelName: string): KernelConfig {
+  const saved = builtins.get(kernelName);
+  if (saved) return saved;
+  const config = tf.getKernel(kernelName, BACKEND);
+  if (!config) throw new Error(`the ${BACKEND} backend has no built-in kernel named ${kernelName}`);
+  builtins.set(kernelName, config);
+  return config;
+}
+
+/** The built-in CPU kernel function for `kernelName` (for tests and benchmarks that compare against it). */
+export function builtinKernel(kernelName: string): KernelFunc {
+  return builtinConfig(kernelName).kernelFunc;
+}
+
+/**
+ * Installs (true) or removes (false) the fast kernels; idempotent. initBackend() enables them; the
+ * benchmark switches back and forth to time the built-in kernels in a real training step.
+ */
+export function setFastKernels(enabled: boolean): void {
+  if (enabled === fastEnabled) return;
+  for (const fast of FAST_KERNELS) {
+    const builtin = builtinConfig(fast.kernelName);
+    tf.unregisterKernel(fast.kernelName, BACKEND);
+    tf.registerKernel(
+      enabled ? { ...builtin, kernelFunc: withFallback(fast, builtin.kernelFunc) } : builtin,
+    );
+  }
+  fastEnabled = enabled;
+}
+
+/** Sets the 'cpu' backend, installs the fast kernels (once), and returns the backend's name. */
+export async function initBackend(): Promise<string> {
+  const ok = await tf.setBackend(BACKEND);
+  if (!ok) throw new Error(`could not initialise the tfjs '${BACKEND}' backend`);
+  setFastKernels(true);
+  return tf.getBackend();
+}
