@@ -1,0 +1,120 @@
+/**
+ * The `paramtrail` command as a user types it: bad experiment files are refused before anything starts,
+ * with the field named and a non-zero exit; a good one runs on a real server and `--json` reports every
+ * artifact, and `status --json` says the same.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { existsSync, readdirSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { stringify } from 'yaml';
+import { sha256Hex } from '../../artifacts/hash.js';
+import { readFile } from 'node:fs/promises';
+import { FASHION_MNIST_SOURCES, requireFashionMnist, tempDir } from '../support/fixtures.js';
+import { runCli, spawnWorker, type Spawned } from '../support/processes.js';
+import { startTestTemporal } from '../support/temporal.js';
+
+const good = {
+  name: 'cli-test',
+  models: [{ name: 'mlp', args: { hidden: [16] } }],
+  datasets: [{ name: 'fashion-mnist', subset: { train: 400, test: 100 }, sources: FASHION_MNIST_SOURCES }],
+  training: { epochs: 2, batchSize: 32, optimizer: { name: 'sgd', learningRate: 0.1 } },
+  execution: { heartbeatTimeout: '10s' },
+};
+
+async function writeExperiment(dir: string, value: unknown): Promise<string> {
+  const file = join(dir, `${randomUUID()}.yaml`);
+  await writeFile(file, stringify(value));
+  return file;
+}
+
+describe('paramtrail run refuses bad experiment files before anything starts', () => {
+  const cases: Array<[string, unknown, RegExp]> = [
+    ['unknown model', { ...good, models: [{ name: 'resnet-9000' }] }, /models\.0\.name: unknown model "resnet-9000"/],
+    ['negative epochs', { ...good, training: { ...good.training, epochs: -3 } }, /training\.epochs/],
+    ['missing dataset', { ...good, datasets: undefined }, /datasets/],
+    ['unknown dataset', { ...good, datasets: [{ name: 'imagenet-22k' }] }, /datasets\.0\.name: unknown dataset "imagenet-22k"/],
+    ['unknown field', { ...good, trainng: {} }, /trainng/],
+  ];
+  for (const [what, value, message] of cases) {
+    test(what, async () => {
+      const dir = await tempDir();
+      const stateDir = join(dir, 'state');
+      // Nothing listens on port 9: if the CLI tried to reach Temporal it would fail differently.
+      const env = { ...process.env, TEMPORAL_ADDRESS: '127.0.0.1:9', PARAMTRAIL_STATE_DIR: stateDir };
+      const res = await runCli(['run', await writeExperiment(dir, value)], env);
+      assert.equal(res.code, 3, `exit code; stderr:\n${res.stderr}`);
+      assert.match(res.stderr, message);
+      assert.equal(existsSync(stateDir), false, 'nothing was started or written');
+    });
+  }
+
+  test('a file that does not exist', async () => {
+    const res = await runCli(['run', '/nonexistent/experiment.yaml'], { ...process.env, TEMPORAL_ADDRESS: '127.0.0.1:9' });
+    assert.equal(res.code, 3);
+    assert.match(res.stderr, /\/nonexistent\/experiment\.yaml: cannot read/);
+  });
+
+  test('an unknown command is a usage error', async () => {
+    const res = await runCli(['frobnicate'], process.env);
+    assert.equal(res.code, 2);
+    assert.match(res.stderr, /unknown command "frobnicate"/);
+  });
+});
+
+describe('paramtrail run --json and status --json on a real server', () => {
+  let temporal: TestWorkflowEnvironment;
+  let worker: Spawned;
+  let env: NodeJS.ProcessEnv;
+  let storeDir: string;
+
+  before(async () => {
+    requireFashionMnist();
+    temporal = await startTestTemporal();
+    const dir = await tempDir();
+    storeDir = join(dir, 'store');
+    env = {
+      ...process.env,
+      TEMPORAL_ADDRESS: temporal.address,
+      PARAMTRAIL_TASK_QUEUE: `cli-${randomUUID().slice(0, 8)}`,
+      PARAMTRAIL_STORE: `file://${storeDir}`,
+      PARAMTRAIL_STATE_DIR: join(dir, 'state'),
+    };
+    worker = spawnWorker(env);
+  });
+
+  after(async () => {
+    worker?.child.kill('SIGTERM');
+    await worker?.exited;
+    await temporal?.teardown();
+  });
+
+  test('reports experiment id, store, snapshots, distance table, figures and attempts', { timeout: 300_000 }, async () => {
+    const file = await writeExperiment(await tempDir(), good);
+    const res = await runCli(['run', file, '--json'], env);
+    assert.equal(res.code, 0, `stderr:\n${res.stderr}\nworker:\n${worker.output()}`);
+    const report = JSON.parse(res.stdout);
+    assert.match(report.experimentId, /^cli-test-/);
+    assert.equal(report.status, 'completed');
+    assert.equal(report.store, `file://${storeDir}`);
+    assert.equal(report.runs.length, 1);
+    const run = report.runs[0];
+    assert.equal(run.status, 'completed');
+    assert.deepEqual(run.snapshots.map((s: { epoch: number }) => s.epoch), [0, 1, 2]);
+    for (const s of run.snapshots) {
+      assert.equal(sha256Hex(await readFile(join(storeDir, s.key))), s.sha256, `${s.key} on disk matches the report`);
+    }
+    assert.ok(existsSync(join(storeDir, run.distanceTable.key)));
+    const svg = run.figures.find((f: { format: string }) => f.format === 'svg');
+    assert.ok(svg && existsSync(svg.path), 'the figure path printed exists');
+    assert.deepEqual(run.training.attempts.map((a: { startedFromEpoch: number }) => a.startedFromEpoch), [0]);
+
+    const status = await runCli(['status', report.experimentId, '--json'], env);
+    assert.equal(status.code, 0, status.stderr);
+    assert.deepEqual(JSON.parse(status.stdout), report);
+    assert.ok(readdirSync(storeDir).includes('tensors'));
+  });
+});

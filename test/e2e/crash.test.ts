@@ -1,0 +1,120 @@
+/**
+ * A worker process killed mid-training: a new worker takes the run over, training resumes from the last
+ * stored checkpoint (not epoch 0), and every snapshot, the final one included, is bit-identical to the
+ * same run without a crash.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { S3Store } from '../../artifacts/s3.js';
+import { snapshotFromArrow } from '../../artifacts/snapshot.js';
+import { startS3Server, type S3Server } from '../../infra/s3server.js';
+import { experimentWorkflow } from '../../workflows/index.js';
+import { queueNames, type ExperimentResult } from '../../workflows/types.js';
+import { requireFashionMnist, tempDir, tinyExperiment, FASHION_MNIST_SOURCES } from '../support/fixtures.js';
+import { spawnWorker, type Spawned } from '../support/processes.js';
+import { startTestTemporal } from '../support/temporal.js';
+
+let temporal: TestWorkflowEnvironment;
+let s3: S3Server;
+let store: S3Store;
+const spawned: Spawned[] = [];
+
+before(async () => {
+  requireFashionMnist();
+  temporal = await startTestTemporal();
+  s3 = await startS3Server({ dataDir: await tempDir('paramtrail-s3-'), env: process.env });
+  store = new S3Store({
+    bucket: s3.bucket,
+    endpoint: s3.endpoint,
+    forcePathStyle: true,
+    region: 'us-east-1',
+    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+  });
+  await store.ensureBucket();
+});
+
+after(async () => {
+  for (const s of spawned) s.child.kill('SIGKILL');
+  await temporal?.teardown();
+  await s3?.stop();
+});
+
+test('SIGKILL of the worker after the first snapshot: the run resumes and ends bit-identical', { timeout: 600_000 }, async () => {
+  const prefix = `crash-${randomUUID().slice(0, 8)}`;
+  const queues = queueNames(prefix);
+  const workerEnv = {
+    ...process.env,
+    TEMPORAL_ADDRESS: temporal.address,
+    PARAMTRAIL_TASK_QUEUE: prefix,
+    PARAMTRAIL_STORE: `s3://${s3.bucket}`,
+    PARAMTRAIL_S3_ENDPOINT: s3.endpoint,
+    AWS_ACCESS_KEY_ID: s3.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
+    AWS_REGION: 'us-east-1',
+    PARAMTRAIL_STATE_DIR: await tempDir(),
+  };
+  const config = tinyExperiment({
+    models: [{ name: 'lenet5' }],
+    datasets: [{ name: 'fashion-mnist', subset: { train: 2400, test: 200 }, sources: FASHION_MNIST_SOURCES }],
+    training: { epochs: 5, batchSize: 32, optimizer: { name: 'adam', learningRate: 0.001 } },
+    // A dead worker's attempt is given up after this long; keep the test short.
+    execution: { concurrency: 1, heartbeatTimeout: '3s', maxAttempts: 5 },
+  });
+
+  const first = spawnWorker(workerEnv);
+  spawned.push(first);
+  const crashedId = `crashed-${randomUUID()}`;
+  const handle = await temporal.client.workflow.start(experimentWorkflow, {
+    workflowId: crashedId,
+    taskQueue: queues.workflows,
+    args: [{ experimentId: crashedId, config, queues, store: store.location }],
+  });
+  const runId = `${crashedId}/lenet5--fashion-mnist--s0`;
+  const deadline = Date.now() + 300_000;
+  for (;;) {
+    const keys = await store.list(`runs/${runId}/checkpoints/`);
+    if (keys.some((k) => k.endsWith('epoch-000001.json'))) break;
+    assert.ok(first.child.exitCode === null, `the first worker exited early:\n${first.output()}`);
+    assert.ok(Date.now() < deadline, `no checkpoint after epoch 1 in time; worker output:\n${first.output()}`);
+    await sleep(50);
+  }
+  first.child.kill('SIGKILL');
+  await first.exited;
+
+  const second = spawnWorker(workerEnv);
+  spawned.push(second);
+  const crashed: ExperimentResult = await handle.result();
+  assert.equal(crashed.status, 'completed', `${JSON.stringify(crashed.runs[0].error)}\n${second.output()}`);
+  const train = crashed.runs[0].result!.train;
+  assert.ok(train.attempts.length >= 2, `expected a retry, found attempts ${JSON.stringify(train.attempts)}`);
+  const last = train.attempts.at(-1)!;
+  assert.ok(last.resumed && last.startedFromEpoch >= 1, `the retry must resume from a stored epoch, found ${JSON.stringify(last)}`);
+  assert.notEqual(last.worker, train.attempts[0].worker, 'another worker process took the run over');
+
+  // The same run without a crash.
+  const cleanId = `clean-${randomUUID()}`;
+  const clean: ExperimentResult = await temporal.client.workflow.execute(experimentWorkflow, {
+    workflowId: cleanId,
+    taskQueue: queues.workflows,
+    args: [{ experimentId: cleanId, config, queues, store: store.location }],
+  });
+  assert.equal(clean.status, 'completed');
+  const cleanTrain = clean.runs[0].result!.train;
+  assert.equal(cleanTrain.attempts.length, 1);
+  assert.deepEqual(train.snapshots.map((s) => s.epoch), [0, 1, 2, 3, 4, 5]);
+  for (const [i, ref] of train.snapshots.entries()) {
+    const a = snapshotFromArrow(await store.get(ref.key, { sha256: ref.sha256 }));
+    const b = snapshotFromArrow(await store.get(cleanTrain.snapshots[i].key, { sha256: cleanTrain.snapshots[i].sha256 }));
+    assert.equal(a.epoch, b.epoch);
+    assert.deepEqual(
+      a.tensors.map((t) => `${t.layer}/${t.name}:${t.sha256}`),
+      b.tensors.map((t) => `${t.layer}/${t.name}:${t.sha256}`),
+      `epoch ${a.epoch}: weights differ from the uninterrupted run`,
+    );
+  }
+  second.child.kill('SIGTERM');
+  await second.exited;
+});

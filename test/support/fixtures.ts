@@ -1,0 +1,44 @@
+/**
+ * Small experiments and folders shared by the activity, workflow and end-to-end tests. The data is the
+ * real Fashion-MNIST from Debian's `dataset-fashion-mnist` (installed by `npm run setup`).
+ */
+import { existsSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { validateExperiment, type ExperimentConfig } from '../../config/experiment.js';
+import { DATASETS } from '../../ml/data/datasets.js';
+import { MODELS } from '../../ml/models/registry.js';
+
+export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
+/** Straight to the local copy: tests never wait on the (unreachable) canonical host. */
+export const FASHION_MNIST_SOURCES = [`file://${FASHION_MNIST_DIR}/`];
+
+export function requireFashionMnist(): void {
+  if (!existsSync(join(FASHION_MNIST_DIR, 'train-images-idx3-ubyte.gz'))) {
+    throw new Error(`Fashion-MNIST is missing from ${FASHION_MNIST_DIR}: run "npm run setup" (apt-get install dataset-fashion-mnist)`);
+  }
+}
+
+export function tempDir(prefix = 'paramtrail-test-'): Promise<string> {
+  return mkdtemp(join(tmpdir(), prefix));
+}
+
+export const registries = () => ({ models: new Set(MODELS.keys()), datasets: new Set(DATASETS.keys()) });
+
+/** A validated experiment small enough to train in seconds; `patch` replaces top-level fields. */
+export function tinyExperiment(patch: Record<string, unknown> = {}): ExperimentConfig {
+  return validateExperiment(
+    {
+      name: 'tiny',
+      models: [{ name: 'mlp', args: { hidden: [32] } }],
+      datasets: [{ name: 'fashion-mnist', subset: { train: 600, test: 200 }, sources: FASHION_MNIST_SOURCES }],
+      seeds: [0],
+      training: { epochs: 2, batchSize: 32, optimizer: { name: 'sgd', learningRate: 0.05, momentum: 0.9 } },
+      execution: { concurrency: 2, heartbeatTimeout: '10s', maxAttempts: 3 },
+      ...patch,
+    },
+    'test experiment',
+    registries(),
+  );
+}

@@ -1,0 +1,191 @@
+/**
+ * The pipeline on a real Temporal dev server and a real S3-compatible server (versitygw): experiments
+ * run end to end, every object a result names exists with the sha256 it names, a second experiment
+ * downloads nothing, and a corrupt dataset file fails its run for good without touching the store.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import { readFile } from 'node:fs/promises';
+import { after, before, describe, test } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Worker } from '@temporalio/worker';
+import { S3Store } from '../../artifacts/s3.js';
+import { snapshotFromArrow } from '../../artifacts/snapshot.js';
+import { distanceTableFromArrow } from '../../artifacts/table.js';
+import { startS3Server, type S3Server } from '../../infra/s3server.js';
+import { createWorkers, runWorkers } from '../../worker/run.js';
+import { experimentWorkflow } from '../../workflows/index.js';
+import { queueNames, type ExperimentResult } from '../../workflows/types.js';
+import { FASHION_MNIST_DIR, requireFashionMnist, tempDir, tinyExperiment } from '../support/fixtures.js';
+import { startTestTemporal } from '../support/temporal.js';
+
+describe('experimentWorkflow on real Temporal and S3', () => {
+  let temporal: TestWorkflowEnvironment;
+  let s3: S3Server;
+  let store: S3Store;
+  let workers: Worker[];
+  let running: Promise<void>;
+  const queues = queueNames(`wf-${randomUUID()}`);
+
+  before(async () => {
+    requireFashionMnist();
+    temporal = await startTestTemporal();
+    s3 = await startS3Server({ dataDir: await tempDir('paramtrail-s3-'), env: process.env });
+    store = new S3Store({
+      bucket: s3.bucket,
+      endpoint: s3.endpoint,
+      forcePathStyle: true,
+      region: 'us-east-1',
+      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+    });
+    await store.ensureBucket();
+    workers = await createWorkers({
+      connection: temporal.nativeConnection,
+      namespace: temporal.namespace ?? 'default',
+      queues,
+      roles: ['workflows', 'train', 'analysis'],
+      deps: { store },
+      trainSlots: 2,
+    });
+    running = runWorkers(workers);
+  });
+
+  after(async () => {
+    for (const w of workers ?? []) w.shutdown();
+    await running;
+    await temporal?.teardown();
+    await s3?.stop();
+  });
+
+  async function runExperiment(config: ReturnType<typeof tinyExperiment>): Promise<ExperimentResult> {
+    const experimentId = `${config.name}-${randomUUID()}`;
+    return temporal.client.workflow.execute(experimentWorkflow, {
+      workflowId: experimentId,
+      taskQueue: queues.workflows,
+      args: [{ experimentId, config, queues, store: store.location }],
+    });
+  }
+
+  async function assertStored(ref: { key: string; sha256: string; bytes: number }) {
+    const head = await store.head(ref.key);
+    assert.ok(head, `${ref.key} is reported but not stored`);
+    assert.equal(head.sha256, ref.sha256, `${ref.key}: stored sha256 differs from the reported one`);
+    assert.equal(head.bytes, ref.bytes, `${ref.key}: stored size differs from the reported one`);
+    return store.get(ref.key, { sha256: ref.sha256 }); // re-hashes the bytes
+  }
+
+  test('a two-run experiment completes and every reported object exists with its sha256', async () => {
+    const config = tinyExperiment({
+      models: [{ name: 'mlp', args: { hidden: [32] } }, { name: 'lenet5' }],
+    });
+    const result = await runExperiment(config);
+    assert.equal(result.status, 'completed', JSON.stringify(result.runs.map((r) => r.error)));
+    assert.equal(result.runs.length, 2);
+    for (const run of result.runs) {
+      const res = run.result!;
+      assert.deepEqual(
+        res.train.snapshots.map((s) => s.epoch),
+        [0, 1, 2],
+        'a snapshot at epoch 0 and after every epoch',
+      );
+      for (const f of res.download.files) await assertStored(f);
+      for (const s of res.train.snapshots) {
+        const snap = snapshotFromArrow(await assertStored(s));
+        assert.equal(snap.epoch, s.epoch);
+        assert.equal(snap.runId, run.runId);
+      }
+      const rows = distanceTableFromArrow(await assertStored(res.distance.table));
+      assert.equal(rows.length, res.distance.rows);
+      const atInit = rows.filter((r) => r.epoch === 0 && r.layer !== '__model__');
+      assert.ok(atInit.length > 0 && atInit.every((r) => r.distance === 0), 'epoch 0 is at distance 0 from itself');
+      const moved = rows.filter((r) => r.epoch === 2 && r.against === 'init' && r.layer !== '__model__');
+      assert.ok(moved.every((r) => r.distance > 0), 'every layer moved after two epochs');
+      assert.ok(res.plot.figures.some((f) => f.format === 'svg'));
+      for (const f of res.plot.figures) {
+        const bytes = await assertStored(f);
+        if (f.format === 'svg') assert.match(new TextDecoder().decode(bytes), /<svg/);
+      }
+      assert.equal(res.train.attempts.length, 1);
+      assert.equal(res.train.attempts[0].startedFromEpoch, 0);
+      assert.equal(res.train.history.length, 3);
+      assert.ok(res.train.history[2].trainLoss < res.train.history[0].trainLoss, 'training lowered the loss');
+    }
+  });
+
+  test('a second experiment on the same data downloads nothing', async () => {
+    const result = await runExperiment(tinyExperiment({ seeds: [1] }));
+    assert.equal(result.status, 'completed');
+    const dl = result.runs[0].result!.download;
+    assert.equal(dl.fetched, 0);
+    assert.equal(dl.cached, dl.files.length);
+    assert.ok(dl.files.every((f) => f.source === 'store'));
+  });
+
+  test('a dataset file whose sha256 does not match fails the run for good and leaves the store as it was', async () => {
+    // A fresh store, so nothing is cached, holding one object from "earlier".
+    const bucket = `corrupt-${randomUUID().slice(0, 8)}`;
+    const fresh = new S3Store({
+      bucket,
+      endpoint: s3.endpoint,
+      forcePathStyle: true,
+      region: 'us-east-1',
+      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+    });
+    await fresh.ensureBucket();
+    const earlier = await fresh.put('results/earlier.bin', new TextEncoder().encode('results of an earlier run'));
+
+    // A mirror that serves the real files, except one byte changed in the training labels.
+    let corruptRequests = 0;
+    const server: Server = createServer(async (req, res) => {
+      const name = (req.url ?? '/').slice(1);
+      if (name === 'train-labels-idx1-ubyte.gz') corruptRequests++;
+      try {
+        const bytes = await readFile(`${FASHION_MNIST_DIR}/${name}`);
+        if (name === 'train-labels-idx1-ubyte.gz') bytes[bytes.length - 10] ^= 0xff;
+        res.end(bytes);
+      } catch {
+        res.statusCode = 404;
+        res.end();
+      }
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+
+    const qs = queueNames(`bad-${randomUUID()}`);
+    const ws = await createWorkers({
+      connection: temporal.nativeConnection,
+      namespace: 'default',
+      queues: qs,
+      roles: ['workflows', 'train', 'analysis'],
+      deps: { store: fresh },
+    });
+    const wsRunning = runWorkers(ws);
+    try {
+      const config = tinyExperiment({
+        datasets: [{ name: 'fashion-mnist', subset: { train: 600, test: 200 }, sources: [`http://127.0.0.1:${port}/`] }],
+      });
+      const experimentId = `corrupt-${randomUUID()}`;
+      const result = await temporal.client.workflow.execute(experimentWorkflow, {
+        workflowId: experimentId,
+        taskQueue: qs.workflows,
+        args: [{ experimentId, config, queues: qs, store: fresh.location }],
+      });
+      assert.equal(result.status, 'completed-with-failures');
+      const run = result.runs[0];
+      assert.equal(run.stage, 'failed');
+      assert.equal(run.error?.type, 'DatasetChecksumMismatch');
+      assert.match(run.error!.message, /train-labels-idx1-ubyte\.gz/);
+      // Non-retryable: no retry fetches the corrupt file again.
+      assert.equal(corruptRequests, 1, 'the corrupt file is fetched once');
+      const keys = await fresh.list('');
+      assert.ok(!keys.some((k) => k.startsWith('runs/')), 'no run state was written');
+      const still = await fresh.get(earlier.key, { sha256: earlier.sha256 });
+      assert.equal(new TextDecoder().decode(still), 'results of an earlier run');
+    } finally {
+      for (const w of ws) w.shutdown();
+      await wsRunning;
+      server.close();
+    }
+  });
+});
