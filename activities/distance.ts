@@ -8,7 +8,7 @@ import { Context } from '@temporalio/activity';
 import { distanceTableToArrow, type DistanceRow } from '../artifacts/table.js';
 import { snapshotFromArrow, type NamedTensor } from '../artifacts/snapshot.js';
 import { putContentAddressed, type ArtifactStore } from '../artifacts/store.js';
-import { layerDistances } from '../ml/metrics/minkowski.js';
+import { formatMinkowskiP, layerDistances } from '../ml/metrics/minkowski.js';
 import { classify, failForGood } from './errors.js';
 import { TABLE_PREFIX } from './keys.js';
 import type { DistanceInput, DistanceResult } from './types.js';
@@ -33,11 +33,9 @@ export function createDistance(deps: DistanceDeps) {
         const current = { epoch: ref.epoch, tensors: snapshotFromArrow(bytes).tensors };
         init ??= current;
         for (const p of input.p) {
-          const pName = String(p);
-          const against = [
-            ['init', init],
-            ['previous', prev ?? current],
-          ] as const;
+          const pName = formatMinkowskiP(p);
+          // Epoch 0 against itself is kept as the zero baseline of the "init" series; "previous" starts at epoch 1.
+          const against = prev ? ([['init', init], ['previous', prev]] as const) : ([['init', init]] as const);
           for (const [kind, reference] of against) {
             for (const d of layerDistances(current.tensors, reference.tensors, p)) {
               rows.push({

@@ -23,7 +23,8 @@ export function createPlot(deps: PlotDeps) {
       const figures: FigureRef[] = [];
       for (const p of [...new Set(rows.map((r) => r.p))]) {
         const spec = distanceFigureSpec(
-          rows.filter((r) => r.p === p),
+          // A snapshot against itself (epoch 0 to init) is a line at zero: nothing to see.
+          rows.filter((r) => r.p === p && r.epoch !== r.referenceEpoch),
           { title: input.runName, p },
         );
         const svg = await renderSvg(spec);

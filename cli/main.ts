@@ -15,7 +15,6 @@ import { experimentFromYaml, InvalidExperimentError } from '../config/experiment
 import { devDown, devStatus, devUp } from '../infra/dev.js';
 import { DATASETS } from '../ml/data/datasets.js';
 import { MODELS } from '../ml/models/registry.js';
-import { workerMain } from '../worker/main.js';
 import { workerConfigFromEnv } from '../worker/config.js';
 import { experimentWorkflow } from '../workflows/index.js';
 import { queueNames, type ExperimentProgress, type ExperimentResult } from '../workflows/types.js';
@@ -166,9 +165,12 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
         return await cmdRun(rest, env);
       case 'status':
         return await cmdStatus(rest, env);
-      case 'worker':
+      case 'worker': {
+        // Loaded on demand: the worker pulls in TensorFlow.js and every activity, which `run` does not need.
+        const { workerMain } = await import('../worker/main.js');
         await workerMain(rest, env);
         return EXIT.ok;
+      }
       case 'dev':
         return await cmdDev(rest, env);
       case undefined:

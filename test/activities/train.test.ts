@@ -13,6 +13,11 @@ import { createActivities } from '../../activities/index.js';
 import type { DownloadResult, TrainHeartbeat, TrainResult } from '../../activities/types.js';
 import { requireFashionMnist, tempDir, tinyExperiment } from '../support/fixtures.js';
 
+/** MockActivityEnvironment.run does not infer the result type; this keeps it. */
+function runIn<A extends unknown[], R>(env: MockActivityEnvironment, fn: (...args: A) => Promise<R>, ...args: A): Promise<R> {
+  return env.run(fn as never, ...(args as unknown as never[])) as Promise<R>;
+}
+
 let store: LocalStore;
 let activities: ReturnType<typeof createActivities>;
 let data: DownloadResult;
@@ -24,7 +29,7 @@ before(async () => {
   requireFashionMnist();
   store = new LocalStore(await tempDir());
   activities = createActivities({ store });
-  data = await new MockActivityEnvironment().run(activities.download, { experimentId: 'e', runId: 'e/r', dataset: run.dataset });
+  data = await runIn(new MockActivityEnvironment(), activities.download, { experimentId: 'e', runId: 'e/r', dataset: run.dataset });
 });
 
 async function weightsOf(result: TrainResult): Promise<string[]> {
@@ -34,7 +39,7 @@ async function weightsOf(result: TrainResult): Promise<string[]> {
 
 test('download stores each file under its sha256 and a second call fetches nothing', async () => {
   assert.equal(data.fetched, 4);
-  const again = await new MockActivityEnvironment().run(activities.download, { experimentId: 'e', runId: 'e/r', dataset: run.dataset });
+  const again = await runIn(new MockActivityEnvironment(), activities.download, { experimentId: 'e', runId: 'e/r', dataset: run.dataset });
   assert.equal(again.fetched, 0);
   assert.equal(again.cached, 4);
   assert.deepEqual(again.files.map((f) => f.sha256), data.files.map((f) => f.sha256));
@@ -44,7 +49,7 @@ test('heartbeats carry epoch, batch and the last stored checkpoint', async () =>
   const env = new MockActivityEnvironment();
   const beats: TrainHeartbeat[] = [];
   env.on('heartbeat', (d: TrainHeartbeat) => beats.push(d));
-  const result = await env.run(activities.train, { experimentId: 'hb', runId: 'hb/run', run, data });
+  const result = await runIn(env, activities.train, { experimentId: 'hb', runId: 'hb/run', run, data });
   assert.deepEqual(result.snapshots.map((s) => s.epoch), [0, 1, 2, 3]);
   const batches = beats.filter((b) => b.batches > 0);
   assert.ok(batches.length > 10, `expected a heartbeat per batch, got ${beats.length}`);
@@ -63,11 +68,11 @@ test('a retry resumes from the last snapshot and ends bit-identical to an uninte
     // Cancel partway through epoch 2, once the epoch-1 checkpoint is stored.
     if (d.checkpointEpoch === 1 && d.batch >= 3) first.cancel();
   });
-  await assert.rejects(first.run(activities.train, { experimentId: 'retry', runId, run, data }), (err: Error) => err.name === 'CancelledFailure');
+  await assert.rejects(runIn(first, activities.train, { experimentId: 'retry', runId, run, data }), (err: Error) => err.name === 'CancelledFailure');
   assert.equal(lastBeat?.checkpointEpoch, 1);
 
   const second = new MockActivityEnvironment({ attempt: 2, heartbeatDetails: lastBeat });
-  const resumed = await second.run(activities.train, { experimentId: 'retry', runId, run, data });
+  const resumed = await runIn(second, activities.train, { experimentId: 'retry', runId, run, data });
   assert.deepEqual(
     resumed.attempts.map((a) => [a.attempt, a.startedFromEpoch, a.resumed]),
     [
@@ -77,7 +82,7 @@ test('a retry resumes from the last snapshot and ends bit-identical to an uninte
   );
   assert.deepEqual(resumed.history.map((h) => h.epoch), [0, 1, 2, 3]);
 
-  const clean = await new MockActivityEnvironment().run(activities.train, { experimentId: 'clean', runId: 'clean/run', run, data });
+  const clean = await runIn(new MockActivityEnvironment(), activities.train, { experimentId: 'clean', runId: 'clean/run', run, data });
   assert.deepEqual(await weightsOf(resumed), await weightsOf(clean));
   assert.notDeepEqual(
     (await weightsOf(resumed)).slice(0, 1),
