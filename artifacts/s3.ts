@@ -4,9 +4,10 @@
  * `s3://bucket/prefix` URL; tests build it directly against a real versitygw (infra/s3server.ts).
  *
  * How the store keeps its promises on S3:
- * - Exact bytes. The client sends checksums only when an operation requires them. With the SDK's newer
- *   default ('WHEN_SUPPORTED') every PutObject/UploadPart is sent `aws-chunked` with a trailing CRC32,
- *   and several compatible servers store that framing instead of the object's bytes.
+ * - Exact bytes. The client adds checksums only when an operation requires them. With the SDK's newer
+ *   default ('WHEN_SUPPORTED') it adds a CRC32 to every upload, sent `aws-chunked` with a trailer
+ *   whenever the body is a stream, and several compatible servers store that framing instead of the
+ *   object's bytes. Bodies here are always whole Uint8Arrays, sent with Content-Length.
  * - Integrity on the way in. Every PutObject and UploadPart carries Content-MD5, which every
  *   S3-compatible server verifies (BadDigest on mismatch). Single-part puts also carry ChecksumSHA256,
  *   the same sha256 that names the object; AWS, MinIO and versitygw verify and keep it. A server that
@@ -129,9 +130,9 @@ export class S3Store implements ArtifactStore {
       region: opts.region ?? 'us-east-1',
       forcePathStyle: opts.forcePathStyle ?? false,
       credentials: opts.credentials,
-      // Checksums only where an operation requires them: the default ('WHEN_SUPPORTED') sends bodies
-      // aws-chunked with a trailing CRC32, which compatible servers may store verbatim instead of the
-      // object's bytes. We send our own Content-MD5 / ChecksumSHA256 headers instead (see module doc).
+      // Checksums only where an operation requires them: the default ('WHEN_SUPPORTED') adds a CRC32
+      // that goes aws-chunked with a trailer on streamed bodies, which compatible servers may store
+      // verbatim instead of the object's bytes. We send our own Content-MD5 / ChecksumSHA256 headers.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       // Likewise, don't ask for or validate response checksums: multipart objects carry composite
       // checksums the SDK cannot check against the whole body. get() verifies sha256 itself.
