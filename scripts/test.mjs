@@ -1,0 +1,103 @@
+#!/usr/bin/env node
+/**
+ * The test runner behind `npm test` (after `infra/setup.mjs`) and `npm run test:only`.
+ *
+ *   node scripts/test.mjs                         every test/**\/*.test.ts, sorted
+ *   node scripts/test.mjs test/unit               only that folder (or file; several may be given)
+ *   node scripts/test.mjs store                   only files whose path contains "store"
+ *   node scripts/test.mjs test/e2e --test-name-pattern=crash   options go to node as they are
+ *
+ * Files run one at a time (`--test-concurrency=1`): the suite starts real Temporal and S3 servers and
+ * trains models, and the machines have two cores. Node's spec reporter writes to stdout; a TAP copy is
+ * read afterwards to print one closing line, "tests: N passed, N failed, N skipped". The exit code is
+ * node's.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const TEST_DIR = join(ROOT, 'test');
+/** A single test may train for minutes; one that hangs must not eat CI's whole budget. */
+const DEFAULT_TEST_TIMEOUT_MS = 15 * 60 * 1000;
+
+function findTests(dir) {
+  if (!existsSync(dir)) return [];
+  const out = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...findTests(path));
+    else if (entry.isFile() && entry.name.endsWith('.test.ts')) out.push(path);
+  }
+  return out;
+}
+
+/** Paths select folders or files; any other word selects files whose path contains it. */
+function select(all, filters) {
+  if (filters.length === 0) return all;
+  return all.filter((file) =>
+    filters.some((filter) => {
+      const asPath = resolve(filter);
+      if (existsSync(asPath)) {
+        return statSync(asPath).isDirectory() ? file.startsWith(asPath + sep) : file === asPath;
+      }
+      return relative(ROOT, file).includes(filter);
+    }),
+  );
+}
+
+/** Counts from the TAP copy's closing lines ("# pass 3"). */
+function summarise(tapFile) {
+  const text = existsSync(tapFile) ? readFileSync(tapFile, 'utf8') : '';
+  const count = (name) => {
+    const matches = [...text.matchAll(new RegExp(`^# ${name} (\\d+)$`, 'gm'))];
+    return matches.length ? Number(matches.at(-1)[1]) : 0;
+  };
+  return { pass: count('pass'), fail: count('fail') + count('cancelled'), skipped: count('skipped') + count('todo') };
+}
+
+function main() {
+  const argv = process.argv.slice(2);
+  const nodeOptions = argv.filter((a) => a.startsWith('-'));
+  const filters = argv.filter((a) => !a.startsWith('-'));
+  const files = select(findTests(TEST_DIR).sort(), filters);
+  if (files.length === 0) {
+    console.error(`test: expected test files under ${relative(ROOT, TEST_DIR)}/ matching ${filters.join(', ') || '*.test.ts'}, found none`);
+    return 1;
+  }
+
+  const scratch = mkdtempSync(join(tmpdir(), 'paramtrail-test-'));
+  const tapFile = join(scratch, 'report.tap');
+  try {
+    const args = [
+      '--import',
+      'tsx',
+      '--test',
+      '--test-concurrency=1',
+      ...(nodeOptions.some((o) => o.startsWith('--test-timeout')) ? [] : [`--test-timeout=${DEFAULT_TEST_TIMEOUT_MS}`]),
+      '--test-reporter=spec',
+      '--test-reporter-destination=stdout',
+      '--test-reporter=tap',
+      `--test-reporter-destination=${tapFile}`,
+      ...nodeOptions,
+      ...files.map((f) => relative(ROOT, f)),
+    ];
+    console.log(`test: ${files.length} file(s), one at a time`);
+    const result = spawnSync(process.execPath, args, { cwd: ROOT, stdio: 'inherit' });
+    if (result.error) throw result.error;
+    const { pass, fail, skipped } = summarise(tapFile);
+    console.log(`tests: ${pass} passed, ${fail} failed, ${skipped} skipped`);
+    return result.status ?? 1;
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+try {
+  process.exitCode = main();
+} catch (err) {
+  console.error(err);
+  process.exitCode = 1;
+}
