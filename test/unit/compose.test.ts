@@ -1,0 +1,82 @@
+/**
+ * infra/compose.yaml parses, has the services a deployment needs with pinned images, wires the
+ * workers to Temporal and MinIO, and keeps every secret in env files (Docker itself is not available
+ * where the suite runs, so this is the check the file gets).
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { parse } from 'yaml';
+import { PROJECT_ROOT } from '../../infra/tools.js';
+
+const INFRA = join(PROJECT_ROOT, 'infra');
+
+interface Service {
+  image?: string;
+  build?: { context: string; dockerfile: string };
+  command?: string[] | string;
+  environment?: Record<string, string>;
+  env_file?: string[];
+}
+
+const compose = parse(readFileSync(join(INFRA, 'compose.yaml'), 'utf8'), { merge: true }) as {
+  services: Record<string, Service>;
+};
+const services = compose.services;
+
+/** Names that hold credentials; their values must come from env files. */
+const SECRET_NAME = /PASSWORD|PWD|SECRET|TOKEN|ACCESS_KEY|ROOT_USER/i;
+
+test('compose has the database, Temporal, its UI, MinIO, the bucket one-shot and two workers', () => {
+  assert.deepEqual(Object.keys(services).sort(), [
+    'create-bucket',
+    'minio',
+    'postgresql',
+    'temporal',
+    'temporal-ui',
+    'worker-analysis',
+    'worker-train',
+  ]);
+});
+
+test('every image is pinned to a version tag', () => {
+  for (const [name, service] of Object.entries(services)) {
+    if (service.build) continue;
+    assert.match(service.image ?? '', /^[\w./-]+:[\w.-]*\d[\w.-]*$/, `${name}: expected image:version, found ${service.image}`);
+    assert.doesNotMatch(service.image ?? '', /:latest$/, `${name} must not use :latest`);
+  }
+});
+
+test('workers run paramtrail on the train and analysis queues against Temporal and MinIO', () => {
+  for (const [name, queue] of [['worker-train', 'train'], ['worker-analysis', 'analysis']] as const) {
+    const worker = services[name]!;
+    assert.deepEqual(worker.command, ['worker', '--task-queue', queue]);
+    assert.equal(worker.build?.context, '..');
+    assert.ok(existsSync(join(INFRA, '..', worker.build!.dockerfile)), `${worker.build!.dockerfile} exists`);
+    assert.equal(worker.environment?.TEMPORAL_ADDRESS, 'temporal:7233');
+    assert.equal(worker.environment?.PARAMTRAIL_STORE, 's3://paramtrail');
+    assert.equal(worker.environment?.PARAMTRAIL_S3_ENDPOINT, 'http://minio:9000');
+    assert.deepEqual(worker.env_file, ['worker.env']);
+  }
+  assert.match(String(services['create-bucket']!.command), /mc mb --ignore-existing store\/paramtrail/);
+});
+
+test('no secret is written inline; each env file has a committed example naming its variables', () => {
+  for (const [name, service] of Object.entries(services)) {
+    for (const [key, value] of Object.entries(service.environment ?? {})) {
+      assert.ok(!SECRET_NAME.test(key), `${name}: ${key}=${value} is a credential and belongs in an env file`);
+    }
+    for (const file of service.env_file ?? []) {
+      const example = join(INFRA, `${file}.example`);
+      assert.ok(existsSync(example), `${name}: expected ${file}.example beside compose.yaml`);
+      for (const line of readFileSync(example, 'utf8').split('\n')) {
+        const m = /^([A-Z_]+)=(.*)$/.exec(line);
+        if (m && SECRET_NAME.test(m[1]!)) assert.match(m[2]!, /^replace-with-/, `${file}.example: ${m[1]} must be a placeholder`);
+      }
+    }
+  }
+  const workerExample = readFileSync(join(INFRA, 'worker.env.example'), 'utf8');
+  assert.match(workerExample, /^AWS_ACCESS_KEY_ID=/m);
+  assert.match(workerExample, /^AWS_SECRET_ACCESS_KEY=/m);
+});
