@@ -45,11 +45,14 @@ export interface StartS3ServerOptions {
 const READY_TIMEOUT_MS = 20_000;
 const STOP_TIMEOUT_MS = 5_000;
 
-async function freePort(): Promise<number> {
+/** Binds the port (0 = any) on 127.0.0.1 and releases it: the port, or an error if it is taken. */
+async function freePort(port = 0): Promise<number> {
   return new Promise((done, fail) => {
     const server = createServer();
-    server.once('error', fail);
-    server.listen(0, '127.0.0.1', () => {
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      fail(err.code === 'EADDRINUSE' ? new Error(`cannot start versitygw: 127.0.0.1:${port} is already in use`) : err),
+    );
+    server.listen(port, '127.0.0.1', () => {
       const address = server.address();
       const port = typeof address === 'object' && address ? address.port : 0;
       server.close(() => done(port));
@@ -90,7 +93,9 @@ export async function startS3Server(opts: StartS3ServerOptions): Promise<S3Serve
   const attempts = opts.port ? 1 : 3;
   let lastError: Error | undefined;
   for (let attempt = 0; attempt < attempts; attempt++) {
-    const port = opts.port || (await freePort());
+    // An explicit port is checked first: otherwise whatever already listens there would answer the
+    // readiness probe in place of our server.
+    const port = await freePort(opts.port ?? 0);
     try {
       const server = await launch({ ...opts, binary, dataDir, bucket, accessKeyId, secretAccessKey, port });
       return server;
@@ -149,6 +154,7 @@ async function launch(
   }
 
   try {
+    if (child.exitCode !== null) throw new Error(`versitygw exited (code ${child.exitCode}) right after starting`);
     const store = new S3Store({
       bucket: o.bucket,
       endpoint,
