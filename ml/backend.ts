@@ -16,7 +16,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-layers';
 import type { KernelConfig, KernelFunc } from '@tensorflow/tfjs-core';
 import { withFallback, type FastKernel } from './kernels/common.js';
-import { conv2DBackpropFilterFast, conv2DBackpropInputFast, conv2DFast } from './kernels/conv2d.js';
+import { conv2DBackpropFilterFast, conv2DBackpropInputFast, conv2DFast, fusedConv2DFast } from './kernels/conv2d.js';
 import { avgPoolGradFast } from './kernels/pool.js';
 
 const BACKEND = 'cpu';
@@ -24,6 +24,7 @@ const BACKEND = 'cpu';
 /** Every fast kernel, by the name of the built-in kernel it replaces. */
 export const FAST_KERNELS: readonly FastKernel[] = [
   conv2DFast,
+  fusedConv2DFast,
   conv2DBackpropFilterFast,
   conv2DBackpropInputFast,
   avgPoolGradFast,

@@ -1,5 +1,5 @@
 /**
- * Fast CPU kernels for 2-D convolution: the forward pass (Conv2D) and both gradients
+ * Fast CPU kernels for 2-D convolution: the forward pass (Conv2D, and FusedConv2D for inference) and both gradients
  * (Conv2DBackpropFilter, Conv2DBackpropInput), NHWC only.
  *
  * The built-in kernels of @tensorflow/tfjs-backend-cpu address every element through TensorBuffer.get
@@ -15,6 +15,7 @@
  *
  * Registered by ml/backend.ts.
  */
+import * as tf from '@tensorflow/tfjs-core';
 import { backend_util } from '@tensorflow/tfjs-core';
 import type { TensorInfo } from '@tensorflow/tfjs-core';
 import { allFloat32, float32Values, type FastKernel, type KernelArgs } from './common.js';
@@ -210,5 +211,61 @@ export const conv2DBackpropInputFast: FastKernel = {
       }
     }
     return backend.makeTensorInfo(info.inShape, 'float32', dx);
+  },
+};
+
+/** Kernels applied after the convolution by FusedConv2D, by activation name (as the built-in kernel does). */
+const ACTIVATION_KERNELS: Record<string, string> = {
+  linear: 'Identity',
+  relu: 'Relu',
+  relu6: 'Relu6',
+  elu: 'Elu',
+  sigmoid: 'Sigmoid',
+  prelu: 'Prelu',
+  leakyrelu: 'LeakyRelu',
+};
+
+/**
+ * conv2d + bias + activation, which tfjs-layers uses for inference. The built-in kernel calls the slow
+ * built-in conv2D directly (not through the registry); this one runs the fast convolution, then the
+ * same registered Add and activation kernels the built-in one calls, so its result is bit-identical.
+ */
+export const fusedConv2DFast: FastKernel = {
+  kernelName: 'FusedConv2D',
+  run(args: KernelArgs): TensorInfo | null {
+    const { inputs, backend, attrs } = args;
+    const activation = (attrs['activation'] as string | undefined) ?? 'linear';
+    if (!isNHWC(attrs['dataFormat']) || !(activation in ACTIVATION_KERNELS)) return null;
+    const { x, filter, bias, preluActivationWeights } = inputs;
+    const conv = conv2DFast.run({
+      inputs: { x: x!, filter: filter! },
+      backend,
+      attrs: {
+        strides: attrs['strides']!,
+        pad: attrs['pad']!,
+        dataFormat: 'NHWC',
+        dilations: attrs['dilations']!,
+        dimRoundingMode: attrs['dimRoundingMode']!,
+      },
+    });
+    if (!conv) return null;
+    const kernel = (name: string) => tf.getKernel(name, 'cpu').kernelFunc;
+    let result = conv;
+    if (bias) {
+      const old = result;
+      result = kernel('Add')({ inputs: { a: result, b: bias }, backend }) as TensorInfo;
+      backend.disposeIntermediateTensorInfo(old);
+    }
+    const old = result;
+    const act = ACTIVATION_KERNELS[activation]!;
+    if (activation === 'prelu') {
+      result = kernel(act)({ inputs: { x: result, alpha: preluActivationWeights! }, backend }) as TensorInfo;
+    } else if (activation === 'leakyrelu') {
+      result = kernel(act)({ inputs: { x: result }, backend, attrs: { alpha: attrs['leakyreluAlpha']! } }) as TensorInfo;
+    } else {
+      result = kernel(act)({ inputs: { x: result }, backend }) as TensorInfo;
+    }
+    backend.disposeIntermediateTensorInfo(old);
+    return result;
   },
 };

@@ -1,0 +1,75 @@
+/**
+ * The model registry: parameter counts, output shapes, layer names in depth order, argument validation.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../../ml/backend.js';
+import { MODELS, buildModel } from '../../ml/models/registry.js';
+import { buildLeNet5Model } from '../../ml/models/lenet.js';
+import { buildMlpModel } from '../../ml/models/mlp.js';
+import { modelToTensors } from '../../ml/train/weights.js';
+
+await initBackend();
+const mnistLike = { inputShape: [28, 28, 1] as [number, number, number], numClasses: 10 };
+
+function outputShape(model: ReturnType<typeof buildModel>, batch: number): number[] {
+  return tf.tidy(() => (model.predict(tf.zeros([batch, ...model.inputs[0]!.shape.slice(1)] as number[])) as tf.Tensor).shape);
+}
+
+test('LeNet-5 has 61,706 parameters on 28x28x1 with 10 classes and outputs logits per class', () => {
+  const model = buildLeNet5Model({ activation: 'relu' }, mnistLike);
+  assert.equal(model.countParams(), 61_706);
+  assert.deepEqual(outputShape(model, 3), [3, 10]);
+  assert.deepEqual(model.layers.map((l) => l.name), ['conv1', 'pool1', 'conv2', 'pool2', 'flatten', 'fc1', 'fc2', 'fc3']);
+  assert.equal(model.layers.at(-1)!.getConfig()['activation'], 'linear');
+  model.dispose();
+});
+
+test('LeNet-5 adapts to other input shapes and class counts', () => {
+  const model = buildModel({ name: 'lenet5', args: { activation: 'tanh' } }, { inputShape: [32, 32, 3], numClasses: 7 });
+  assert.deepEqual(outputShape(model, 2), [2, 7]);
+  assert.equal(model.layers[0]!.getConfig()['activation'], 'tanh');
+  // conv1 456, conv2 2,416, fc1 (6*6*16)*120+120, fc2 10,164, fc3 84*7+7.
+  assert.equal(model.countParams(), 456 + 2416 + 576 * 120 + 120 + 10_164 + 595);
+  model.dispose();
+});
+
+test('the default MLP is 784-64-10 sigmoid with 50,890 parameters', () => {
+  const model = buildModel({ name: 'mlp', args: {} }, mnistLike);
+  assert.equal(model.countParams(), 50_890);
+  assert.deepEqual(outputShape(model, 4), [4, 10]);
+  assert.deepEqual(model.layers.map((l) => l.name), ['flatten', 'fc1', 'out']);
+  assert.equal(model.layers[1]!.getConfig()['activation'], 'sigmoid');
+  assert.equal(model.layers[2]!.getConfig()['activation'], 'linear');
+  model.dispose();
+});
+
+test('MLP hidden layers are named fc1..fcN in depth order', () => {
+  const model = buildMlpModel({ hidden: [60, 60, 32], activation: 'relu' }, mnistLike);
+  assert.deepEqual(model.layers.map((l) => l.name), ['flatten', 'fc1', 'fc2', 'fc3', 'out']);
+  assert.equal(model.countParams(), 784 * 60 + 60 + 60 * 60 + 60 + 60 * 32 + 32 + 32 * 10 + 10);
+  assert.deepEqual(
+    modelToTensors(model).map((t) => `${t.layer}/${t.name}`),
+    ['fc1/kernel', 'fc1/bias', 'fc2/kernel', 'fc2/bias', 'fc3/kernel', 'fc3/bias', 'out/kernel', 'out/bias'],
+  );
+  model.dispose();
+});
+
+test('two models built in one process keep the same short variable names', () => {
+  const a = buildModel({ name: 'lenet5', args: {} }, mnistLike);
+  const b = buildModel({ name: 'lenet5', args: {} }, mnistLike);
+  const names = (m: typeof a) => modelToTensors(m).map((t) => `${t.layer}/${t.name}`);
+  assert.deepEqual(names(b), names(a));
+  assert.equal(names(a)[0], 'conv1/kernel');
+  a.dispose();
+  b.dispose();
+});
+
+test('buildModel rejects unknown models and invalid arguments, naming the field', () => {
+  assert.deepEqual([...MODELS.keys()].sort(), ['lenet5', 'mlp']);
+  assert.throws(() => buildModel({ name: 'resnet9000', args: {} }, mnistLike), /model\.name: unknown model "resnet9000": expected one of lenet5, mlp/);
+  assert.throws(() => buildModel({ name: 'lenet5', args: { activation: 'gelu' } }, mnistLike), /model\.args\.activation:/);
+  assert.throws(() => buildModel({ name: 'mlp', args: { hidden: [64, 0] } }, mnistLike), /model\.args\.hidden\[1\]:/);
+  assert.throws(() => buildModel({ name: 'mlp', args: { widht: 3 } }, mnistLike), /model\.args: .*widht/);
+});
