@@ -53,38 +53,51 @@ export const conv2DFast: FastKernel = {
     const xv = float32Values(backend, x);
     const wv = float32Values(backend, filter);
     const y = new Float32Array(batchSize * outHeight * outWidth * outChannels);
-    // Float32 accumulator: the built-in kernel adds each product into its Float32Array output, rounding
-    // after every addition; doing the same in the same order reproduces its bits exactly.
-    const acc = new Float32Array(outChannels);
-    const wRowStride = filterWidth * inChannels * outChannels;
-    const wColStride = inChannels * outChannels;
+    // Filter transposed to [outC, fh, fw, inC]: for dilation 1, one filter row times one input row is
+    // then a dot product over fw * inC contiguous values in both arrays.
+    const rowLen = filterWidth * inChannels;
+    const wt = new Float32Array(outChannels * filterHeight * rowLen);
+    for (let wR = 0; wR < filterHeight; wR++) {
+      for (let k = 0; k < rowLen; k++) {
+        for (let d2 = 0; d2 < outChannels; d2++) {
+          wt[(d2 * filterHeight + wR) * rowLen + k] = wv[(wR * rowLen + k) * outChannels + d2]!;
+        }
+      }
+    }
     for (let b = 0; b < batchSize; b++) {
       const xBatch = b * inHeight * inWidth * inChannels;
       for (let yR = 0; yR < outHeight; yR++) {
         const xRCorner = yR * strideHeight - padTop;
         for (let yC = 0; yC < outWidth; yC++) {
           const xCCorner = yC * strideWidth - padLeft;
-          acc.fill(0);
-          for (let wR = 0; wR < filterHeight; wR++) {
-            const xR = xRCorner + wR * dilationHeight;
-            if (xR < 0 || xR >= inHeight) continue;
-            const xRow = xBatch + xR * inWidth * inChannels;
-            const wRow = wR * wRowStride;
-            for (let wC = 0; wC < filterWidth; wC++) {
-              const xC = xCCorner + wC * dilationWidth;
-              if (xC < 0 || xC >= inWidth) continue;
-              const xOff = xRow + xC * inChannels;
-              let wOff = wRow + wC * wColStride;
-              for (let d1 = 0; d1 < inChannels; d1++) {
-                const xVal = xv[xOff + d1]!;
-                for (let d2 = 0; d2 < outChannels; d2++) {
-                  acc[d2] += xVal * wv[wOff + d2]!;
+          const yOff = ((b * outHeight + yR) * outWidth + yC) * outChannels;
+          // Filter columns whose input column lies inside the image.
+          const wCMin = Math.max(0, Math.ceil(-xCCorner / dilationWidth));
+          const wCMax = Math.min(filterWidth, Math.ceil((inWidth - xCCorner) / dilationWidth));
+          for (let d2 = 0; d2 < outChannels; d2++) {
+            // Math.fround after every addition: the built-in kernel accumulates in its Float32Array
+            // output, in this same (wR, wC, d1) order, so this reproduces its bits exactly.
+            let acc = 0;
+            for (let wR = 0; wR < filterHeight; wR++) {
+              const xR = xRCorner + wR * dilationHeight;
+              if (xR < 0 || xR >= inHeight) continue;
+              const wRow = (d2 * filterHeight + wR) * rowLen;
+              const xRow = xBatch + xR * inWidth * inChannels;
+              if (dilationWidth === 1) {
+                const xStart = xRow + (xCCorner + wCMin) * inChannels;
+                const wStart = wRow + wCMin * inChannels;
+                const len = (wCMax - wCMin) * inChannels;
+                for (let k = 0; k < len; k++) acc = Math.fround(acc + xv[xStart + k]! * wt[wStart + k]!);
+              } else {
+                for (let wC = wCMin; wC < wCMax; wC++) {
+                  const xOff = xRow + (xCCorner + wC * dilationWidth) * inChannels;
+                  const wOff = wRow + wC * inChannels;
+                  for (let d1 = 0; d1 < inChannels; d1++) acc = Math.fround(acc + xv[xOff + d1]! * wt[wOff + d1]!);
                 }
-                wOff += outChannels;
               }
             }
+            y[yOff + d2] = acc;
           }
-          y.set(acc, ((b * outHeight + yR) * outWidth + yC) * outChannels);
         }
       }
     }

@@ -37,7 +37,6 @@ const mlp: ModelDef<z.infer<typeof MlpArgsSchema>> = {
   build: buildMlpModel,
 };
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const MODELS: ReadonlyMap<string, ModelDef<any>> = new Map<string, ModelDef<unknown>>([
   [lenet5.name, lenet5 as ModelDef<unknown>],
   [mlp.name, mlp as ModelDef<unknown>],
