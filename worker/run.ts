@@ -36,7 +36,7 @@ export interface WorkerSetOptions {
 /** Creates the Workers; call `run()` on each (or `runWorkers`). */
 export async function createWorkers(opts: WorkerSetOptions): Promise<Worker[]> {
   const activities = createActivities(opts.deps);
-  const common = { connection: opts.connection, namespace: opts.namespace, identity: opts.identity };
+  const common = { connection: opts.connection, namespace: opts.namespace, ...(opts.identity ? { identity: opts.identity } : {}) };
   const workers: Worker[] = [];
   if (opts.roles.includes('workflows')) {
     workers.push(await Worker.create({ ...common, taskQueue: opts.queues.workflows, workflowBundle: await workflowBundle() }));
