@@ -67,6 +67,11 @@ export function createTrain(deps: TrainDeps) {
     const signal = ctx.cancellationSignal;
     const info = activityInfo();
     const { run, runId } = input;
+    // Besides the beat after every batch, beat on a timer: evaluating a large split or decoding a
+    // dataset takes a while without batches, and the loop yields often enough for the timer to fire.
+    const before = info.heartbeatDetails as TrainHeartbeat | undefined;
+    let details: TrainHeartbeat = before ?? { epoch: 0, batch: 0, batches: 0, epochs: run.training.epochs, checkpointEpoch: -1 };
+    const ticker = setInterval(() => ctx.heartbeat(details), 1000);
     try {
       const backend = await initBackend();
       const data = await loadRunData(store, run.dataset, input.data, signal);
@@ -74,7 +79,7 @@ export function createTrain(deps: TrainDeps) {
       try {
         // The store, not the heartbeat, is the truth about what was saved: a heartbeat may be lost
         // with the worker, a stored checkpoint is not. The heartbeat only tells us what to expect.
-        const previous = (info.heartbeatDetails as TrainHeartbeat | undefined)?.checkpointEpoch;
+        const previous = before?.checkpointEpoch;
         const checkpoints = await listCheckpoints(store, runId, signal);
         const latest = checkpoints.at(-1);
         if (previous !== undefined && (latest?.epoch ?? -1) < previous) {
@@ -95,7 +100,10 @@ export function createTrain(deps: TrainDeps) {
         let history: EpochRecord[] = latest?.history ?? [];
         let checkpointEpoch = latest?.epoch ?? -1;
         let current = { epoch: resume?.epoch ?? 0, batch: 0, batches: 0 };
-        const beat = () => ctx.heartbeat({ ...current, epochs, checkpointEpoch } satisfies TrainHeartbeat);
+        const beat = () => {
+          details = { ...current, epochs, checkpointEpoch };
+          ctx.heartbeat(details);
+        };
 
         const saveCheckpoint = async (state: TrainState, metrics: EpochMetrics) => {
           history = [...history.filter((h) => h.epoch < state.epoch), toRecord(metrics)];
@@ -138,7 +146,7 @@ export function createTrain(deps: TrainDeps) {
             },
           });
         }
-        const test = evaluate(model, data.test, batchSize);
+        const test = await evaluate(model, data.test, batchSize, signal);
 
         const snapshots: SnapshotRef[] = (await listCheckpoints(store, runId, signal))
           .filter((cp) => cp.epoch <= epochs)
@@ -152,6 +160,8 @@ export function createTrain(deps: TrainDeps) {
       }
     } catch (err) {
       throw classify(err);
+    } finally {
+      clearInterval(ticker);
     }
   };
 }

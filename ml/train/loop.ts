@@ -104,8 +104,19 @@ function batchTensors(split: Split, indices: ArrayLike<number>, start: number, e
   return { x: tf.tensor4d(x, [n, ...shape]), y: tf.tensor1d(y, 'int32') };
 }
 
-/** Mean loss and accuracy of `model` on `split` (inference mode). NaN for an empty split. */
-export function evaluate(model: tfl.LayersModel, split: Split, batchSize: number): { loss: number; accuracy: number } {
+/** Lets timers, heartbeats and cancellation run between batches (the tf ops themselves are synchronous). */
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * Mean loss and accuracy of `model` on `split` (inference mode). NaN for an empty split. Yields to the
+ * event loop between batches: evaluating a large split must not starve heartbeats or cancellation.
+ */
+export async function evaluate(
+  model: tfl.LayersModel,
+  split: Split,
+  batchSize: number,
+  signal?: AbortSignal,
+): Promise<{ loss: number; accuracy: number }> {
   if (split.n === 0) return { loss: NaN, accuracy: NaN };
   const inputShape = model.inputs[0]!.shape.slice(1) as [number, number, number];
   const numClasses = model.outputs[0]!.shape.at(-1)!;
@@ -114,6 +125,8 @@ export function evaluate(model: tfl.LayersModel, split: Split, batchSize: number
   let lossSum = 0;
   let correct = 0;
   for (let start = 0; start < split.n; start += batchSize) {
+    await yieldToEventLoop();
+    signal?.throwIfAborted();
     const end = Math.min(split.n, start + batchSize);
     const [loss, right] = tf.tidy(() => {
       const b = batchTensors(split, all, start, end, inputShape);
@@ -126,9 +139,6 @@ export function evaluate(model: tfl.LayersModel, split: Split, batchSize: number
   }
   return { loss: lossSum / split.n, accuracy: correct / split.n };
 }
-
-/** Lets timers, heartbeats and cancellation run between batches (the tf ops themselves are synchronous). */
-const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** Trains `args.model` in place and returns its final state and the metrics of every epoch run. */
 export async function train(args: TrainArgs): Promise<{ state: TrainState; history: EpochMetrics[] }> {
@@ -164,8 +174,8 @@ export async function train(args: TrainArgs): Promise<{ state: TrainState; histo
       initializeWeights(model, seed, args.init);
       epoch = 0;
       step = 0;
-      const tr = evaluate(model, data.train, batchSize);
-      const va = evaluate(model, data.val, batchSize);
+      const tr = await evaluate(model, data.train, batchSize, signal);
+      const va = await evaluate(model, data.val, batchSize, signal);
       const metrics: EpochMetrics = {
         epoch, step, trainLoss: tr.loss, trainAccuracy: tr.accuracy, valLoss: va.loss, valAccuracy: va.accuracy,
         seconds: (performance.now() - t0) / 1000,
@@ -214,7 +224,7 @@ export async function train(args: TrainArgs): Promise<{ state: TrainState; histo
         args.onBatch?.(current, b + 1, batches);
       }
       epoch = current;
-      const va = evaluate(model, data.val, batchSize);
+      const va = await evaluate(model, data.val, batchSize, signal);
       const metrics: EpochMetrics = {
         epoch, step, trainLoss: lossSum / n, trainAccuracy: correct / n, valLoss: va.loss, valAccuracy: va.accuracy,
         seconds: (performance.now() - t0) / 1000,
