@@ -19,7 +19,7 @@ import { workerConfigFromEnv } from '../worker/config.js';
 import { experimentWorkflow } from '../workflows/index.js';
 import { queueNames, type ExperimentProgress, type ExperimentResult } from '../workflows/types.js';
 import { connect, workerCommand } from './connect.js';
-import { progressLines } from './progress.js';
+import { followProgress } from './progress.js';
 import { formatReport, reportExperiment } from './summary.js';
 
 const USAGE = `usage: paramtrail <command>
@@ -75,24 +75,17 @@ async function cmdRun(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
       if (values.json) console.log(JSON.stringify({ experimentId, store: wc.store, status: 'running' }, null, 2));
       return EXIT.ok;
     }
-    const seen = new Map<string, string>();
-    const poll = setInterval(() => {
-      handle
-        .query<ExperimentProgress>('progress')
-        .then((p) => progressLines(client, p))
-        .then((lines) => {
-          for (const l of lines) {
-            if (seen.get(l.name) !== l.text && !values.json) console.error(`[${l.name}] ${l.text}`);
-            seen.set(l.name, l.text);
-          }
-        })
-        .catch(() => undefined);
-    }, 1000);
+    const stopPolling = new AbortController();
+    const polling = followProgress(client, handle, stopPolling.signal, (line) => {
+      if (!values.json) console.error(line);
+    });
     let result: ExperimentResult;
     try {
       result = await handle.result();
     } finally {
-      clearInterval(poll);
+      // Let the last progress call finish before the connection closes under it.
+      stopPolling.abort();
+      await polling;
     }
     const report = reportExperiment(result, result.status);
     console.log(values.json ? JSON.stringify(report, null, 2) : formatReport(report));

@@ -2,7 +2,8 @@
  * Live progress while `paramtrail run` waits: each run's stage from the experiment's `progress` query,
  * and for a training run its epoch and batch from the train activity's last heartbeat.
  */
-import { defaultPayloadConverter, type Client } from '@temporalio/client';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { defaultPayloadConverter, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { TrainHeartbeat } from '../activities/types.js';
 import type { ExperimentProgress } from '../workflows/types.js';
 
@@ -45,4 +46,26 @@ export async function progressLines(client: Client, p: ExperimentProgress): Prom
     lines.push({ name: run.name, text });
   }
   return lines;
+}
+
+/** Prints a line whenever a run's progress changes, once a second, until `signal` aborts. */
+export async function followProgress(
+  client: Client,
+  handle: WorkflowHandle,
+  signal: AbortSignal,
+  print: (line: string) => void,
+): Promise<void> {
+  const seen = new Map<string, string>();
+  while (!signal.aborted) {
+    try {
+      const lines = await progressLines(client, await handle.query<ExperimentProgress>('progress'));
+      for (const l of lines) {
+        if (seen.get(l.name) !== l.text) print(`[${l.name}] ${l.text}`);
+        seen.set(l.name, l.text);
+      }
+    } catch {
+      // A query can fail while the workflow starts or ends; the next tick tries again.
+    }
+    await sleep(1000, undefined, { signal }).catch(() => undefined);
+  }
 }
