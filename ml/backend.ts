@@ -69,5 +69,8 @@ export async function initBackend(): Promise<string> {
   const ok = await tf.setBackend(BACKEND);
   if (!ok) throw new Error(`could not initialise the tfjs '${BACKEND}' backend`);
   setFastKernels(true);
+  // The CPU backend greets its first write with advice to install tfjs-node; choosing this backend is
+  // deliberate here, and the note would only bury real warnings in every worker's log.
+  (tf.backend() as { firstUse?: boolean }).firstUse = false;
   return tf.getBackend();
 }
