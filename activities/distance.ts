@@ -11,6 +11,7 @@ import { putContentAddressed, type ArtifactStore } from '../artifacts/store.js';
 import { formatMinkowskiP, layerDistances } from '../ml/metrics/minkowski.js';
 import { classify, failForGood } from './errors.js';
 import { TABLE_PREFIX } from './keys.js';
+import { recordLineage } from './lineage.js';
 import type { DistanceInput, DistanceResult } from './types.js';
 
 export interface DistanceDeps {
@@ -55,6 +56,7 @@ export function createDistance(deps: DistanceDeps) {
         prev = current;
       }
       const table = await putContentAddressed(deps.store, TABLE_PREFIX, distanceTableToArrow(rows, { runId: input.runId }), '.arrow', { signal });
+      await recordLineage(deps.store, input, table, 'distance-table', snapshots, { p: input.p.map(String) }, signal);
       return { table, rows: rows.length };
     } catch (err) {
       throw classify(err);

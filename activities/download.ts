@@ -14,6 +14,7 @@ import type { ArtifactStore } from '../artifacts/store.js';
 import { DATASETS, type DatasetDef, type DatasetFile } from '../ml/data/datasets.js';
 import { classify, failForGood } from './errors.js';
 import { contentKey, DATASET_PREFIX } from './keys.js';
+import { recordLineage } from './lineage.js';
 import type { DatasetFileRef, DownloadInput, DownloadResult } from './types.js';
 
 export interface DownloadDeps {
@@ -104,6 +105,7 @@ export function createDownload(deps: DownloadDeps) {
         }
         const { bytes, source } = await fetchVerified(def, file, sourcesFor(def, file, input.dataset.sources), deps, signal);
         const ref = await deps.store.put(key, bytes, { contentType: 'application/octet-stream', signal });
+        await recordLineage(deps.store, input, ref, 'dataset-file', [], { dataset: def.name, file: file.name, role: file.role, source }, signal);
         files.push({ ...ref, role: file.role, name: file.name, source });
         fetched++;
       }

@@ -9,6 +9,7 @@ import { distanceFigureSpec } from '../report/figures.js';
 import { renderSvg, svgToPng } from '../report/render.js';
 import { classify } from './errors.js';
 import { figureKey } from './keys.js';
+import { recordLineage } from './lineage.js';
 import type { FigureRef, PlotInput, PlotResult } from './types.js';
 
 export interface PlotDeps {
@@ -34,6 +35,7 @@ export function createPlot(deps: PlotDeps) {
         const pngRef = await deps.store.put(figureKey(input.runId, `${name}.png`), svgToPng(svg), { contentType: 'image/png', signal });
         figures.push({ ...pngRef, format: 'png', p, path: deps.store.locate(pngRef.key) });
       }
+      for (const f of figures) await recordLineage(deps.store, input, f, 'figure', [input.table], { format: f.format, p: f.p }, signal);
       return { figures };
     } catch (err) {
       throw classify(err);

@@ -18,6 +18,7 @@ import { evaluate, train, type EpochMetrics, type TrainState } from '../ml/train
 import { tensorsToModel } from '../ml/train/weights.js';
 import { loadRunData } from './data.js';
 import { classify } from './errors.js';
+import { recordLineage } from './lineage.js';
 import { getJson, putJson } from './json.js';
 import { attemptKey, checkpointKey, runPrefix, TENSOR_PREFIX } from './keys.js';
 import type { AttemptRecord, Checkpoint, EpochRecord, TrainHeartbeat, TrainInput, TrainResult } from './types.js';
@@ -97,6 +98,8 @@ export function createTrain(deps: TrainDeps) {
         await putJson(store, attemptKey(runId, info.attempt), attempt, signal);
 
         const { epochs, batchSize, snapshotEvery } = run.training;
+        // What every snapshot of this attempt derives from: the dataset files and, when resuming, the checkpoint.
+        const inputs = [...input.data.files, ...(latest ? [latest.weights, latest.optimizer] : [])];
         let history: EpochRecord[] = latest?.history ?? [];
         let checkpointEpoch = latest?.epoch ?? -1;
         let current = { epoch: resume?.epoch ?? 0, batch: 0, batches: 0 };
@@ -113,6 +116,9 @@ export function createTrain(deps: TrainDeps) {
           const meta = { runId, epoch: state.epoch, step: state.step, attrs };
           const weights = await putContentAddressed(store, TENSOR_PREFIX, snapshotToArrow({ ...meta, kind: 'weights', tensors: state.weights }), '.arrow', { signal });
           const optimizer = await putContentAddressed(store, TENSOR_PREFIX, snapshotToArrow({ ...meta, kind: 'optimizer', tensors: state.optimizer }), '.arrow', { signal });
+          const lineage = { epoch: state.epoch, step: state.step, model: run.model, seed: run.seed, training: run.training, backend };
+          await recordLineage(store, input, weights, 'snapshot', inputs, lineage, signal);
+          await recordLineage(store, input, optimizer, 'optimizer-state', inputs, lineage, signal);
           const checkpoint: Checkpoint = {
             runId,
             epoch: state.epoch,

@@ -10,6 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
+import { readManifest } from '../../artifacts/manifest.js';
 import { S3Store } from '../../artifacts/s3.js';
 import { snapshotFromArrow } from '../../artifacts/snapshot.js';
 import { distanceTableFromArrow } from '../../artifacts/table.js';
@@ -94,8 +95,20 @@ describe('experimentWorkflow on real Temporal and S3', () => {
         const snap = snapshotFromArrow(await assertStored(s));
         assert.equal(snap.epoch, s.epoch);
         assert.equal(snap.runId, run.runId);
+        const manifest = await readManifest(store, s.sha256);
+        assert.ok(manifest, `${s.key} has a lineage manifest`);
+        assert.equal(manifest.kind, 'snapshot');
+        assert.equal(manifest.producer.activity, 'train');
+        assert.equal(manifest.producer.workflowId, run.workflowId);
+        assert.deepEqual(
+          res.download.files.map((f) => f.sha256).sort(),
+          manifest.inputs.map((i) => i.sha256).sort(),
+          'a snapshot derives from the dataset files',
+        );
       }
       const rows = distanceTableFromArrow(await assertStored(res.distance.table));
+      const tableManifest = await readManifest(store, res.distance.table.sha256);
+      assert.deepEqual(tableManifest?.inputs.map((i) => i.sha256), res.train.snapshots.map((s) => s.sha256));
       assert.equal(rows.length, res.distance.rows);
       const atInit = rows.filter((r) => r.epoch === 0 && r.layer !== '__model__');
       assert.ok(atInit.length > 0 && atInit.every((r) => r.distance === 0), 'epoch 0 is at distance 0 from itself');
