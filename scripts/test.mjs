@@ -76,6 +76,9 @@ function main() {
       'tsx',
       '--test',
       '--test-concurrency=1',
+      // A file whose tests are done but that left a handle open (a server a failed hook never tore
+      // down) would otherwise hang the run until CI's limit.
+      '--test-force-exit',
       ...(nodeOptions.some((o) => o.startsWith('--test-timeout')) ? [] : [`--test-timeout=${DEFAULT_TEST_TIMEOUT_MS}`]),
       '--test-reporter=spec',
       '--test-reporter-destination=stdout',
