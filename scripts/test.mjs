@@ -8,13 +8,12 @@
  *   node scripts/test.mjs test/e2e --test-name-pattern=crash   options go to node as they are
  *
  * Files run one at a time (`--test-concurrency=1`): the suite starts real Temporal and S3 servers and
- * trains models, and the machines have two cores. Node's spec reporter writes to stdout; a TAP copy is
- * read afterwards to print one closing line, "tests: N passed, N failed, N skipped". The exit code is
- * node's.
+ * trains models, and the machines have two cores. Node's spec reporter writes to stdout, passed through
+ * as it comes; its closing counts are repeated as one plain line, "tests: N passed, N failed, N
+ * skipped". The exit code is node's.
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -48,17 +47,16 @@ function select(all, filters) {
   );
 }
 
-/** Counts from the TAP copy's closing lines ("# pass 3"). */
-function summarise(tapFile) {
-  const text = existsSync(tapFile) ? readFileSync(tapFile, 'utf8') : '';
+/** Counts from the spec reporter's closing lines ("ℹ pass 3"); the last of each wins. */
+function summarise(text) {
   const count = (name) => {
-    const matches = [...text.matchAll(new RegExp(`^# ${name} (\\d+)$`, 'gm'))];
+    const matches = [...text.matchAll(new RegExp(`^ℹ ${name} (\\d+)$`, 'gm'))];
     return matches.length ? Number(matches.at(-1)[1]) : 0;
   };
   return { pass: count('pass'), fail: count('fail') + count('cancelled'), skipped: count('skipped') + count('todo') };
 }
 
-function main() {
+async function main() {
   const argv = process.argv.slice(2);
   const nodeOptions = argv.filter((a) => a.startsWith('-'));
   const filters = argv.filter((a) => !a.startsWith('-'));
@@ -68,39 +66,41 @@ function main() {
     return 1;
   }
 
-  const scratch = mkdtempSync(join(tmpdir(), 'paramtrail-test-'));
-  const tapFile = join(scratch, 'report.tap');
-  try {
-    const args = [
-      '--import',
-      'tsx',
-      '--test',
-      '--test-concurrency=1',
-      // A file whose tests are done but that left a handle open (a server a failed hook never tore
-      // down) would otherwise hang the run until CI's limit.
-      '--test-force-exit',
-      ...(nodeOptions.some((o) => o.startsWith('--test-timeout')) ? [] : [`--test-timeout=${DEFAULT_TEST_TIMEOUT_MS}`]),
-      '--test-reporter=spec',
-      '--test-reporter-destination=stdout',
-      '--test-reporter=tap',
-      `--test-reporter-destination=${tapFile}`,
-      ...nodeOptions,
-      ...files.map((f) => relative(ROOT, f)),
-    ];
-    console.log(`test: ${files.length} file(s), one at a time`);
-    const result = spawnSync(process.execPath, args, { cwd: ROOT, stdio: 'inherit' });
-    if (result.error) throw result.error;
-    const { pass, fail, skipped } = summarise(tapFile);
-    console.log(`tests: ${pass} passed, ${fail} failed, ${skipped} skipped`);
-    return result.status ?? 1;
-  } finally {
-    rmSync(scratch, { recursive: true, force: true });
-  }
+  const args = [
+    '--import',
+    'tsx',
+    '--test',
+    '--test-concurrency=1',
+    // A file whose tests are done but that left a handle open (a server a failed hook never tore
+    // down) would otherwise hang the run until CI's limit.
+    '--test-force-exit',
+    ...(nodeOptions.some((o) => o.startsWith('--test-timeout')) ? [] : [`--test-timeout=${DEFAULT_TEST_TIMEOUT_MS}`]),
+    '--test-reporter=spec',
+    '--test-reporter-destination=stdout',
+    ...nodeOptions,
+    ...files.map((f) => relative(ROOT, f)),
+  ];
+  console.log(`test: ${files.length} file(s), one at a time`);
+  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  // Pass the report through as it comes, keeping its end to read the closing counts.
+  let tail = '';
+  child.stdout.on('data', (chunk) => {
+    process.stdout.write(chunk);
+    tail = (tail + chunk.toString('utf8')).slice(-4096);
+  });
+  const status = await new Promise((done, fail) => {
+    child.once('error', fail);
+    child.once('close', (code, signal) => done(code ?? (signal ? 1 : 0)));
+  });
+  const { pass, fail, skipped } = summarise(tail);
+  console.log(`tests: ${pass} passed, ${fail} failed, ${skipped} skipped`);
+  return status;
 }
 
-try {
-  process.exitCode = main();
-} catch (err) {
-  console.error(err);
-  process.exitCode = 1;
-}
+main().then(
+  (code) => (process.exitCode = code),
+  (err) => {
+    console.error(err);
+    process.exitCode = 1;
+  },
+);
