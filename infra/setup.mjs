@@ -143,23 +143,21 @@ function npmDependencies() {
   if (!stale) return report('npm', 'ok', 'node_modules matches package-lock.json'), true;
   if (CHECK) return report('npm', 'missing', existsSync(marker) ? 'package-lock.json is newer than node_modules' : 'no node_modules'), false;
   note('npm ci (node_modules missing or older than package-lock.json)');
-  let how = 'npm ci';
   const { seconds } = timed(() => {
     try {
       run('npm', ['ci', '--no-audit', '--no-fund'], { capture: true });
     } catch (err) {
-      // npm ci refuses a lock file that lacks optional platform packages the registry does not serve
-      // (it cannot record them either). npm install still takes every version from the lock file.
-      if (!/in sync/.test(err.output ?? '')) throw err;
-      note('npm ci says package-lock.json is out of sync with package.json; installing from it with npm install --no-save');
-      const why = err.output.split('\n').filter((l) => /Missing:|Invalid:/.test(l));
-      note(`(${why.slice(0, 3).join('; ')}${why.length > 3 ? `; and ${why.length - 3} more` : ''})`);
-      run('npm', ['install', '--no-save', '--no-audit', '--no-fund'], { capture: true });
-      how = 'npm install --no-save (lock file out of sync)';
+      if (/in sync/.test(err.output ?? '')) {
+        throw new SetupError(
+          'npm ci: package-lock.json is out of sync with package.json. After changing dependencies run ' +
+            '"npm install && node scripts/lock-platforms.mjs" and commit the lock file.\n' + err.output,
+        );
+      }
+      throw err;
     }
     verifyNativeModules();
   });
-  report('npm', 'installed', how, seconds);
+  report('npm', 'installed', 'npm ci', seconds);
   return true;
 }
 
