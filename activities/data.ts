@@ -8,7 +8,7 @@
 import { gunzipSync } from 'node:zlib';
 import type { ArtifactStore } from '../artifacts/store.js';
 import type { DatasetSpec } from '../config/experiment.js';
-import { DATASETS, decodeDataset, type DatasetDef, type FileRole, type Split } from '../ml/data/datasets.js';
+import { DATASETS, decodeDataset, type DatasetDef, type RawFiles, type Split } from '../ml/data/datasets.js';
 import { seededSubset, take, trainValSplit } from '../ml/data/split.js';
 import { failForGood } from './errors.js';
 import type { DownloadResult } from './types.js';
@@ -32,11 +32,12 @@ async function decodeAll(store: ArtifactStore, def: DatasetDef, data: DownloadRe
   const cacheKey = data.files.map((f) => f.sha256).join(',');
   const hit = decoded.get(cacheKey);
   if (hit) return hit;
-  const raw = {} as Record<FileRole, Uint8Array>;
+  const raw: RawFiles = {};
   for (const file of def.files) {
     const ref = data.files.find((f) => f.role === file.role);
     if (!ref) throw failForGood('InvalidExperiment', `${def.name}: the download result has no ${file.role} file`);
-    const bytes = await store.get(ref.key, { sha256: file.sha256, signal });
+    // An md5-pinned file has no registry sha256: the download activity computed it from verified bytes.
+    const bytes = await store.get(ref.key, { sha256: file.sha256 ?? ref.sha256, signal });
     raw[file.role] = file.gzip ? new Uint8Array(gunzipSync(bytes)) : bytes;
   }
   const splits = decodeDataset(def, raw);
@@ -50,8 +51,10 @@ export async function loadRunData(
   spec: DatasetSpec,
   data: DownloadResult,
   signal?: AbortSignal,
+  /** The dataset registry; tests give definitions pinned to their own small files. */
+  datasets: ReadonlyMap<string, DatasetDef> = DATASETS,
 ): Promise<RunData> {
-  const def = DATASETS.get(spec.name);
+  const def = datasets.get(spec.name);
   if (!def) throw failForGood('InvalidExperiment', `dataset.name: unknown dataset "${spec.name}"`);
   const { train: fullTrain, test: fullTest } = await decodeAll(store, def, data, signal);
   const trainN = Math.min(spec.subset?.train ?? fullTrain.n, fullTrain.n);

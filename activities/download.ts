@@ -3,15 +3,22 @@
  *
  * A file already stored is not fetched again, so a second experiment downloads nothing. Otherwise the
  * sources are tried in order (canonical URLs first, then mirrors such as Debian's `file://` folder);
- * an unreachable source is skipped, bytes are only accepted when their sha256 matches the registry, and
- * when no source gives the right bytes but one gave wrong ones, the run fails for good naming the file.
+ * an unreachable source is skipped, bytes are only accepted when their checksum matches the registry,
+ * and when no source gives the right bytes but one gave wrong ones, the run fails for good naming the file.
+ *
+ * Files the registry pins by md5 (the only checksum published for MNIST, CIFAR and Imagenette) are
+ * verified by md5 and stored under the sha256 computed from the verified bytes; a small index object
+ * `datasets/md5/<md5>.json` records md5 -> sha256, written after the file, so the cache lookup for an
+ * md5-pinned file is two store reads and no download.
  */
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { activityInfo, Context } from '@temporalio/activity';
-import { sha256Hex } from '../artifacts/hash.js';
+import { isSha256Hex, sha256Hex } from '../artifacts/hash.js';
+import type { ObjectRef } from '../artifacts/refs.js';
 import type { ArtifactStore } from '../artifacts/store.js';
-import { DATASETS, type DatasetDef, type DatasetFile } from '../ml/data/datasets.js';
+import { DATASETS, fileChecksum, type Checksum, type DatasetDef, type DatasetFile } from '../ml/data/datasets.js';
 import { classify, failForGood } from './errors.js';
 import { contentKey, DATASET_PREFIX } from './keys.js';
 import { recordLineage } from './lineage.js';
@@ -23,11 +30,29 @@ export interface DownloadDeps {
   fetch?: typeof fetch;
   /** Per-source time limit. */
   sourceTimeoutMs?: number;
+  /** The dataset registry; defaults to DATASETS (tests give definitions pinned to their own small files). */
+  datasets?: ReadonlyMap<string, DatasetDef>;
+}
+
+/** Where the sha256 of the file with this md5 is recorded once the file is stored. */
+export function md5IndexKey(md5: string): string {
+  return `${DATASET_PREFIX}/md5/${md5.toLowerCase()}.json`;
+}
+
+/** What an md5 index object holds: exactly these fields, so writing it twice writes the same bytes. */
+export interface Md5Index {
+  md5: string;
+  sha256: string;
+  bytes: number;
+}
+
+function digest(algorithm: Checksum['algorithm'], bytes: Uint8Array): string {
+  return algorithm === 'sha256' ? sha256Hex(bytes) : createHash('md5').update(bytes).digest('hex');
 }
 
 type SourceOutcome =
   | { source: string; ok: true; bytes: Uint8Array }
-  | { source: string; ok: false; mismatch?: { sha256: string; bytes: number }; error?: string };
+  | { source: string; ok: false; mismatch?: { found: string; bytes: number }; error?: string };
 
 /** The URLs to try for one file: the experiment's own sources if given, else the registry's. */
 export function sourcesFor(def: DatasetDef, file: DatasetFile, override?: string[]): string[] {
@@ -44,9 +69,9 @@ async function fetchSource(url: string, deps: DownloadDeps, signal: AbortSignal)
   return new Uint8Array(await res.arrayBuffer());
 }
 
-function describeOutcome(o: SourceOutcome): string {
+function describeOutcome(o: SourceOutcome, algorithm: string): string {
   if (o.ok) return `${o.source}: ok`;
-  if (o.mismatch) return `${o.source}: sha256 ${o.mismatch.sha256} (${o.mismatch.bytes} bytes)`;
+  if (o.mismatch) return `${o.source}: ${algorithm} ${o.mismatch.found} (${o.mismatch.bytes} bytes)`;
   return `${o.source}: ${o.error}`;
 }
 
@@ -57,6 +82,7 @@ async function fetchVerified(
   deps: DownloadDeps,
   signal: AbortSignal,
 ): Promise<{ bytes: Uint8Array; source: string }> {
+  const expected = fileChecksum(file);
   const outcomes: SourceOutcome[] = [];
   for (const source of sources) {
     let bytes: Uint8Array;
@@ -67,28 +93,50 @@ async function fetchVerified(
       outcomes.push({ source, ok: false, error: (err as Error).message });
       continue;
     }
-    const sha256 = sha256Hex(bytes);
-    if (sha256 === file.sha256) return { bytes, source };
-    outcomes.push({ source, ok: false, mismatch: { sha256, bytes: bytes.length } });
+    const found = digest(expected.algorithm, bytes);
+    if (found === expected.hex) return { bytes, source };
+    outcomes.push({ source, ok: false, mismatch: { found, bytes: bytes.length } });
   }
-  const tried = outcomes.map((o) => `  ${describeOutcome(o)}`).join('\n');
+  const tried = outcomes.map((o) => `  ${describeOutcome(o, expected.algorithm)}`).join('\n');
   if (outcomes.some((o) => !o.ok && o.mismatch)) {
+    const size = file.bytes === undefined ? '' : `, ${file.bytes} bytes`;
     throw failForGood(
       'DatasetChecksumMismatch',
-      `${def.name}/${file.name}: no source gave the expected bytes (sha256 ${file.sha256}, ${file.bytes} bytes):\n${tried}`,
+      `${def.name}/${file.name}: no source gave the expected bytes (${expected.algorithm} ${expected.hex}${size}):\n${tried}`,
     );
   }
   // Nothing answered: possibly transient (network down, mirror not mounted yet), so Temporal retries.
   throw new Error(`${def.name}/${file.name}: no source could be read:\n${tried}`);
 }
 
+/** The stored copy of `file`, if any: by its sha256, or through the md5 index for an md5-pinned file. */
+async function findStored(store: ArtifactStore, file: DatasetFile, signal: AbortSignal): Promise<ObjectRef | undefined> {
+  const expected = fileChecksum(file);
+  let sha256 = expected.hex;
+  if (expected.algorithm === 'md5') {
+    const indexKey = md5IndexKey(expected.hex);
+    if (!(await store.head(indexKey, { signal }))) return undefined;
+    const index = JSON.parse(new TextDecoder().decode(await store.get(indexKey, { signal }))) as Md5Index;
+    if (index.md5 !== expected.hex || !isSha256Hex(index.sha256)) {
+      throw failForGood(
+        'IntegrityError',
+        `${indexKey}: expected the md5 index of ${file.name} ({ md5: ${expected.hex}, sha256: <64 hex digits> }), found ${JSON.stringify(index)}`,
+      );
+    }
+    sha256 = index.sha256;
+  }
+  const existing = await store.head(contentKey(DATASET_PREFIX, sha256), { signal });
+  return existing && existing.sha256 === sha256 ? existing : undefined;
+}
+
 export function createDownload(deps: DownloadDeps) {
   return async function download(input: DownloadInput): Promise<DownloadResult> {
     const ctx = Context.current();
     const signal = ctx.cancellationSignal;
-    const def = DATASETS.get(input.dataset.name);
+    const registry = deps.datasets ?? DATASETS;
+    const def = registry.get(input.dataset.name);
     if (!def) {
-      throw failForGood('InvalidExperiment', `dataset.name: unknown dataset "${input.dataset.name}" (known: ${[...DATASETS.keys()].join(', ')})`);
+      throw failForGood('InvalidExperiment', `dataset.name: unknown dataset "${input.dataset.name}" (known: ${[...registry.keys()].join(', ')})`);
     }
     const files: DatasetFileRef[] = [];
     let fetched = 0;
@@ -96,15 +144,20 @@ export function createDownload(deps: DownloadDeps) {
     try {
       for (const [index, file] of def.files.entries()) {
         ctx.heartbeat({ file: file.name, index, files: def.files.length });
-        const key = contentKey(DATASET_PREFIX, file.sha256);
-        const existing = await deps.store.head(key, { signal });
-        if (existing && existing.sha256 === file.sha256) {
+        const existing = await findStored(deps.store, file, signal);
+        if (existing) {
           files.push({ ...existing, role: file.role, name: file.name, source: 'store' });
           cached++;
           continue;
         }
         const { bytes, source } = await fetchVerified(def, file, sourcesFor(def, file, input.dataset.sources), deps, signal);
-        const ref = await deps.store.put(key, bytes, { contentType: 'application/octet-stream', signal });
+        const sha256 = sha256Hex(bytes);
+        const ref = await deps.store.put(contentKey(DATASET_PREFIX, sha256), bytes, { contentType: 'application/octet-stream', signal });
+        if (!file.sha256 && file.md5) {
+          // After the file, so an index never points at nothing.
+          const index: Md5Index = { md5: file.md5.toLowerCase(), sha256, bytes: bytes.length };
+          await deps.store.put(md5IndexKey(file.md5), new TextEncoder().encode(JSON.stringify(index)), { contentType: 'application/json', signal });
+        }
         await recordLineage(deps.store, input, ref, 'dataset-file', [], { dataset: def.name, file: file.name, role: file.role, source }, signal);
         files.push({ ...ref, role: file.role, name: file.name, source });
         fetched++;

@@ -1,24 +1,44 @@
 /**
- * The registry of datasets paramtrail can train on: where each file comes from, the sha256 and size
- * it must have, and how its decompressed bytes become training arrays.
+ * The registry of datasets paramtrail can train on: where each file comes from, the checksum it must
+ * have, and how its decompressed bytes become training arrays.
  *
- * Called by the download activity (sources, names, hashes: it fetches, checks and gunzips) and by the
+ * Formats: IDX (MNIST, Fashion-MNIST: four gzipped files), the CIFAR-10 and CIFAR-100 binary archives
+ * (one tar.gz each, ml/data/cifar.ts) and Imagenette (one tgz of JPEG folders, ml/data/imagenette.ts).
+ *
+ * Checksums: a file is pinned by the sha256 of its bytes as downloaded when that is known, else by the
+ * md5 its publishers (or torchvision's lists) give. Either way the download activity stores the bytes
+ * under their sha256; for an md5-pinned file it also stores the md5 -> sha256 link, so a later lookup
+ * needs no download (activities/download.ts).
+ *
+ * Called by the download activity (sources, names, checksums: it fetches, checks and stores) and by the
  * train activity (decodeDataset). Pure: no fs, no network.
  */
+import { CIFAR10_FORMAT, CIFAR100_FORMAT, CIFAR_SIDE, decodeCifar } from './cifar.js';
 import { parseIdx } from './idx.js';
+import { decodeImagenette, IMAGENETTE_CLASS_NAMES } from './imagenette.js';
+import type { JpegDecoder } from './jpeg.js';
 
+/** The four files of an IDX dataset. */
 export type FileRole = 'trainImages' | 'trainLabels' | 'testImages' | 'testLabels';
 
 export const FILE_ROLES: readonly FileRole[] = ['trainImages', 'trainLabels', 'testImages', 'testLabels'];
 
+/** A file's part in its dataset: one of the IDX four, or the single archive holding every split. */
+export type DatasetFileRole = FileRole | 'archive';
+
+/** How the decompressed files of a dataset become splits. */
+export type DatasetFormat = 'idx' | 'cifar-10' | 'cifar-100' | 'imagenette';
+
 export interface DatasetFile {
-  role: FileRole;
+  role: DatasetFileRole;
   /** File name appended to each source base URL, e.g. `train-images-idx3-ubyte.gz`. */
   name: string;
-  /** sha256 (hex) of the file exactly as downloaded (the compressed bytes when `gzip`). */
-  sha256: string;
-  /** Size in bytes of the file as downloaded. */
-  bytes: number;
+  /** sha256 (hex) of the file exactly as downloaded (the compressed bytes when `gzip`), when known. */
+  sha256?: string;
+  /** md5 (hex) of the file as downloaded, for files whose publishers give only an md5; used when `sha256` is absent. */
+  md5?: string;
+  /** Size in bytes of the file as downloaded, when known (for messages; the checksum decides). */
+  bytes?: number;
   /** True when the file is gzip-compressed and must be gunzipped before decodeDataset. */
   gzip: boolean;
 }
@@ -26,6 +46,7 @@ export interface DatasetFile {
 export interface DatasetDef {
   name: string;
   description: string;
+  format: DatasetFormat;
   /** Shape of one example: [height, width, channels]. */
   inputShape: [number, number, number];
   numClasses: number;
@@ -44,9 +65,23 @@ export interface Split {
   n: number;
 }
 
+export interface Checksum {
+  algorithm: 'sha256' | 'md5';
+  /** Lowercase hex digest. */
+  hex: string;
+}
+
+/** The checksum a file is pinned by: its sha256 when the registry has one, else its md5. */
+export function fileChecksum(file: DatasetFile): Checksum {
+  if (file.sha256) return { algorithm: 'sha256', hex: file.sha256.toLowerCase() };
+  if (file.md5) return { algorithm: 'md5', hex: file.md5.toLowerCase() };
+  throw new Error(`dataset file ${file.name}: expected a sha256 or an md5 checksum, found neither`);
+}
+
 const fashionMnist: DatasetDef = {
   name: 'fashion-mnist',
   description: 'Zalando Fashion-MNIST: 28x28 grey-scale images of clothing in 10 classes, 60,000 train and 10,000 test.',
+  format: 'idx',
   inputShape: [28, 28, 1],
   numClasses: 10,
   classNames: ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'],
@@ -87,7 +122,94 @@ const fashionMnist: DatasetDef = {
   ],
 };
 
-export const DATASETS: ReadonlyMap<string, DatasetDef> = new Map([[fashionMnist.name, fashionMnist]]);
+/** IDX file names shared by MNIST and Fashion-MNIST. */
+const IDX_NAMES: Record<FileRole, string> = {
+  trainImages: 'train-images-idx3-ubyte.gz',
+  trainLabels: 'train-labels-idx1-ubyte.gz',
+  testImages: 't10k-images-idx3-ubyte.gz',
+  testLabels: 't10k-labels-idx1-ubyte.gz',
+};
+
+const mnist: DatasetDef = {
+  name: 'mnist',
+  description: 'LeCun, Cortes and Burges MNIST: 28x28 grey-scale hand-written digits in 10 classes, 60,000 train and 10,000 test.',
+  format: 'idx',
+  inputShape: [28, 28, 1],
+  numClasses: 10,
+  classNames: ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'],
+  // yann.lecun.com no longer serves the files; these are the mirrors torchvision downloads from.
+  sources: ['https://ossci-datasets.s3.amazonaws.com/mnist/', 'https://storage.googleapis.com/cvdf-datasets/mnist/'],
+  // The md5s torchvision checks (torchvision/datasets/mnist.py).
+  files: [
+    { role: 'trainImages', name: IDX_NAMES.trainImages, md5: 'f68b3c2dcbeaaa9fbdd348bbdeb94873', bytes: 9912422, gzip: true },
+    { role: 'trainLabels', name: IDX_NAMES.trainLabels, md5: 'd53e105ee54ea40749a09fcbcd1e9432', bytes: 28881, gzip: true },
+    { role: 'testImages', name: IDX_NAMES.testImages, md5: '9fb629c4189551a2d022fa330f9573f3', bytes: 1648877, gzip: true },
+    { role: 'testLabels', name: IDX_NAMES.testLabels, md5: 'ec29112dd5afa0611ce80d1b7f02629c', bytes: 4542, gzip: true },
+  ],
+};
+
+const cifar10: DatasetDef = {
+  name: 'cifar-10',
+  description:
+    'Krizhevsky CIFAR-10, binary version: 32x32 colour images in 10 classes, 50,000 train (data_batch_1..5) and 10,000 test.',
+  format: 'cifar-10',
+  inputShape: [CIFAR_SIDE, CIFAR_SIDE, 3],
+  numClasses: 10,
+  classNames: ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'],
+  sources: ['https://www.cs.toronto.edu/~kriz/'],
+  // md5 from the CIFAR page and torchvision.
+  files: [{ role: 'archive', name: 'cifar-10-binary.tar.gz', md5: 'c32a1d4ab5d03f1284b67883e8d87530', gzip: true }],
+};
+
+const CIFAR100_FINE_LABELS = [
+  'apple', 'aquarium_fish', 'baby', 'bear', 'beaver', 'bed', 'bee', 'beetle', 'bicycle', 'bottle',
+  'bowl', 'boy', 'bridge', 'bus', 'butterfly', 'camel', 'can', 'castle', 'caterpillar', 'cattle',
+  'chair', 'chimpanzee', 'clock', 'cloud', 'cockroach', 'couch', 'crab', 'crocodile', 'cup', 'dinosaur',
+  'dolphin', 'elephant', 'flatfish', 'forest', 'fox', 'girl', 'hamster', 'house', 'kangaroo', 'keyboard',
+  'lamp', 'lawn_mower', 'leopard', 'lion', 'lizard', 'lobster', 'man', 'maple_tree', 'motorcycle', 'mountain',
+  'mouse', 'mushroom', 'oak_tree', 'orange', 'orchid', 'otter', 'palm_tree', 'pear', 'pickup_truck', 'pine_tree',
+  'plain', 'plate', 'poppy', 'porcupine', 'possum', 'rabbit', 'raccoon', 'ray', 'road', 'rocket',
+  'rose', 'sea', 'seal', 'shark', 'shrew', 'skunk', 'skyscraper', 'snail', 'snake', 'spider',
+  'squirrel', 'streetcar', 'sunflower', 'sweet_pepper', 'table', 'tank', 'telephone', 'television', 'tiger', 'tractor',
+  'train', 'trout', 'tulip', 'turtle', 'wardrobe', 'whale', 'willow_tree', 'wolf', 'woman', 'worm',
+];
+
+const cifar100: DatasetDef = {
+  name: 'cifar-100',
+  description:
+    'Krizhevsky CIFAR-100, binary version: 32x32 colour images, 50,000 train and 10,000 test, labelled by the 100 fine ' +
+    'classes (each record also carries one of 20 coarse superclasses, which is not used).',
+  format: 'cifar-100',
+  inputShape: [CIFAR_SIDE, CIFAR_SIDE, 3],
+  numClasses: 100,
+  classNames: CIFAR100_FINE_LABELS,
+  sources: ['https://www.cs.toronto.edu/~kriz/'],
+  files: [{ role: 'archive', name: 'cifar-100-binary.tar.gz', md5: '03b5dce01913d631647c71ecec9e9cb8', gzip: true }],
+};
+
+/**
+ * Imagenette from the 160 px archive, centre-cropped and resampled to size x size. The full 160 px
+ * set is 13,394 images, 4.1 GB as float32; the smaller sizes are for CPU runs.
+ */
+export function imagenetteDef(size: number): DatasetDef {
+  return {
+    name: size === 160 ? 'imagenette' : `imagenette-${size}`,
+    description:
+      'fast.ai Imagenette (imagenette2-160): 10 easy ImageNet classes, 9,469 train and 3,925 validation (our test) ' +
+      `colour images, centre-cropped to a square and resampled to ${size}x${size}.`,
+    format: 'imagenette',
+    inputShape: [size, size, 3],
+    numClasses: 10,
+    classNames: [...IMAGENETTE_CLASS_NAMES],
+    sources: ['https://s3.amazonaws.com/fast-ai-imageclas/'],
+    // md5 from torchvision.datasets.Imagenette ("160px").
+    files: [{ role: 'archive', name: 'imagenette2-160.tgz', md5: 'e793b78cc4c9e9a4ccc0c1155377a412', gzip: true }],
+  };
+}
+
+export const DATASETS: ReadonlyMap<string, DatasetDef> = new Map(
+  [fashionMnist, mnist, cifar10, cifar100, imagenetteDef(160), imagenetteDef(64), imagenetteDef(32)].map((d) => [d.name, d]),
+);
 
 /** The registered dataset called `name`; the error lists the known names. */
 export function getDataset(name: string): DatasetDef {
@@ -96,7 +218,7 @@ export function getDataset(name: string): DatasetDef {
   return def;
 }
 
-function fileName(def: DatasetDef, role: FileRole): string {
+function fileName(def: DatasetDef, role: DatasetFileRole): string {
   return def.files.find((f) => f.role === role)?.name ?? role;
 }
 
@@ -110,7 +232,7 @@ function decodeIdxFile(def: DatasetDef, role: FileRole, bytes: Uint8Array | unde
   }
 }
 
-function decodeSplit(def: DatasetDef, raw: Record<FileRole, Uint8Array>, images: FileRole, labels: FileRole): Split {
+function decodeSplit(def: DatasetDef, raw: RawFiles, images: FileRole, labels: FileRole): Split {
   const [h, w, c] = def.inputShape;
   const img = decodeIdxFile(def, images, raw[images]);
   const lab = decodeIdxFile(def, labels, raw[labels]);
@@ -145,10 +267,51 @@ function decodeSplit(def: DatasetDef, raw: Record<FileRole, Uint8Array>, images:
   return { x, y, n };
 }
 
-/** raw = the DEcompressed bytes of each file (the caller gunzips). Validates counts/dims and names the file on error. */
-export function decodeDataset(def: DatasetDef, raw: Record<FileRole, Uint8Array>): { train: Split; test: Split } {
-  return {
-    train: decodeSplit(def, raw, 'trainImages', 'trainLabels'),
-    test: decodeSplit(def, raw, 'testImages', 'testLabels'),
-  };
+/** The DEcompressed bytes of each file of a dataset, by role (the caller gunzips). */
+export type RawFiles = Partial<Record<DatasetFileRole, Uint8Array>>;
+
+export interface DecodeOptions {
+  /** Replaces the default JPEG decoder for image-folder datasets (Imagenette). */
+  decodeJpeg?: JpegDecoder;
+}
+
+function archiveOf(def: DatasetDef, raw: RawFiles): Uint8Array {
+  const bytes = raw.archive;
+  if (!bytes) throw new Error(`${def.name}: missing file ${fileName(def, 'archive')} (archive)`);
+  return bytes;
+}
+
+/** Decodes every split, validating counts, dims and labels; errors name the file (and member) at fault. */
+export function decodeDataset(def: DatasetDef, raw: RawFiles, opts: DecodeOptions = {}): { train: Split; test: Split } {
+  switch (def.format) {
+    case 'idx':
+      return {
+        train: decodeSplit(def, raw, 'trainImages', 'trainLabels'),
+        test: decodeSplit(def, raw, 'testImages', 'testLabels'),
+      };
+    case 'cifar-10':
+    case 'cifar-100': {
+      const format = def.format === 'cifar-10' ? CIFAR10_FORMAT : CIFAR100_FORMAT;
+      const what = `${def.name}: ${fileName(def, 'archive')}`;
+      try {
+        return decodeCifar(archiveOf(def, raw), format, what);
+      } catch (err) {
+        throw prefixed(err, what);
+      }
+    }
+    case 'imagenette': {
+      const what = `${def.name}: ${fileName(def, 'archive')}`;
+      try {
+        return decodeImagenette(archiveOf(def, raw), { size: def.inputShape[0], decodeJpeg: opts.decodeJpeg }, what);
+      } catch (err) {
+        throw prefixed(err, what);
+      }
+    }
+  }
+}
+
+/** Errors from the tar reader do not know the file; name it, once. */
+function prefixed(err: unknown, what: string): Error {
+  const e = err as Error;
+  return e.message.startsWith(what) ? e : new Error(`${what}: ${e.message}`);
 }
