@@ -21,6 +21,7 @@ export interface S3Server {
   secretAccessKey: string;
   bucket: string;
   dataDir: string;
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -39,6 +40,11 @@ export interface StartS3ServerOptions {
   secretAccessKey?: string;
   /** Where the server's output goes; default: kept in memory and shown if it fails to start. */
   logFile?: string;
+  /**
+   * Run in its own process group and let this process exit while it runs (the embedded dev stack);
+   * needs `logFile`, since nobody stays to read a pipe.
+   */
+  detached?: boolean;
 }
 
 /** How long the server may take to answer its first request. Startup is normally well under a second. */
@@ -112,10 +118,13 @@ async function launch(
   const endpoint = `http://127.0.0.1:${o.port}`;
   const logHandle = o.logFile ? await open(o.logFile, 'a') : undefined;
   const output: string[] = [];
+  if (o.detached && !logHandle) throw new Error('startS3Server: a detached server needs a logFile');
   const child = spawn(o.binary, ['--port', `127.0.0.1:${o.port}`, '--quiet', 'posix', o.dataDir], {
     env: { ...o.env, ROOT_ACCESS_KEY_ID: o.accessKeyId, ROOT_SECRET_ACCESS_KEY: o.secretAccessKey },
     stdio: ['ignore', logHandle ? logHandle.fd : 'pipe', logHandle ? logHandle.fd : 'pipe'],
+    detached: o.detached ?? false,
   });
+  if (o.detached) child.unref();
   // The child holds its own copy of the descriptor.
   await logHandle?.close();
   const keep = (chunk: Buffer): void => {
@@ -173,6 +182,7 @@ async function launch(
     secretAccessKey: o.secretAccessKey,
     bucket: o.bucket,
     dataDir: o.dataDir,
+    pid: child.pid!,
     stop,
   };
 }

