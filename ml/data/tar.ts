@@ -69,6 +69,9 @@ function paxRecords(data: Uint8Array): Map<string, string> {
  * checksum is wrong or a member runs past the end (a truncated or still-compressed archive).
  */
 export function readTar(bytes: Uint8Array): TarEntry[] {
+  if (bytes[0] === 0x1f && bytes[1] === 0x8b) {
+    throw new Error('tar: expected a tar header at byte 0, found the gzip magic number 0x1f 0x8b (the archive is still gzip-compressed)');
+  }
   const entries: TarEntry[] = [];
   let at = 0;
   let longName: string | undefined;
@@ -80,8 +83,7 @@ export function readTar(bytes: Uint8Array): TarEntry[] {
     const stored = numeric(header, 148, 8, 'checksum', at);
     const computed = headerChecksum(header);
     if (stored !== computed) {
-      const gzip = at === 0 && bytes[0] === 0x1f && bytes[1] === 0x8b ? ' (the archive is still gzip-compressed)' : '';
-      throw new Error(`tar: bad header checksum at byte ${at}: expected ${computed}, found ${stored}${gzip}`);
+      throw new Error(`tar: bad header checksum at byte ${at}: expected ${computed}, found ${stored}`);
     }
     const size = numeric(header, 124, 12, 'size', at);
     // Old (pre-POSIX) archives leave the typeflag NUL for a regular file.
