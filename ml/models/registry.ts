@@ -7,8 +7,11 @@
  */
 import type * as tf from '@tensorflow/tfjs-layers';
 import type { z } from 'zod';
+import { CnnArgsSchema, buildCnnModel } from './cnn.js';
 import { LeNet5ArgsSchema, buildLeNet5Model } from './lenet.js';
 import { MlpArgsSchema, buildMlpModel } from './mlp.js';
+import { ResNetArgsSchema, buildResNetModel } from './resnet.js';
+import { VggArgsSchema, buildVggModel } from './vgg.js';
 
 export interface ModelContext {
   /** Shape of one example: [height, width, channels]. */
@@ -37,9 +40,34 @@ const mlp: ModelDef<z.infer<typeof MlpArgsSchema>> = {
   build: buildMlpModel,
 };
 
+const cnn: ModelDef<z.infer<typeof CnnArgsSchema>> = {
+  name: 'cnn',
+  description: 'CNN: conv 32@7x7, 64@5x5, 128@3x3 (each [batch norm], ReLU, max-pool 2, [dropout]), dense 512, dense classes.',
+  argsSchema: CnnArgsSchema,
+  build: buildCnnModel,
+};
+
+const vgg: ModelDef<z.infer<typeof VggArgsSchema>> = {
+  name: 'vgg',
+  description: 'VGG-11/13/16/19 (args.depth) as in torchvision, with optional batch norm, a width multiplier and a configurable classifier.',
+  argsSchema: VggArgsSchema,
+  build: buildVggModel,
+};
+
+const resnet: ModelDef<z.infer<typeof ResNetArgsSchema>> = {
+  name: 'resnet',
+  description:
+    'ResNet or plain network from a preset (torchvision-resnet18/34/50/101; resnet18/26/34/50/68/101 of constant width 128; resnet12, plain12) with any field overridden.',
+  argsSchema: ResNetArgsSchema,
+  build: buildResNetModel,
+};
+
 export const MODELS: ReadonlyMap<string, ModelDef<any>> = new Map<string, ModelDef<unknown>>([
   [lenet5.name, lenet5 as ModelDef<unknown>],
   [mlp.name, mlp as ModelDef<unknown>],
+  [cnn.name, cnn as ModelDef<unknown>],
+  [vgg.name, vgg as ModelDef<unknown>],
+  [resnet.name, resnet as ModelDef<unknown>],
 ]);
 
 /** Builds a registered model; unknown names and invalid arguments fail with a message naming the field. */
