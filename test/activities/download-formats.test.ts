@@ -1,0 +1,191 @@
+/**
+ * The download activity on small files in the real formats (IDX gz, the CIFAR binary tar.gz archives,
+ * an Imagenette-shaped tgz of JPEGs) served by a local HTTP server, through `createActivities` in a
+ * MockActivityEnvironment with a real local store; then the train activity's loader decodes what was
+ * stored. Covers md5 verification, the md5 -> sha256 index that lets a second download fetch nothing,
+ * checksum failures and source fallback.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { ApplicationFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { sha256Hex } from '../../artifacts/hash.js';
+import { LocalStore } from '../../artifacts/local.js';
+import type { DatasetSpec } from '../../config/experiment.js';
+import { loadRunData } from '../../activities/data.js';
+import { md5IndexKey, type DownloadDeps, type Md5Index } from '../../activities/download.js';
+import { createActivities, type ActivityDeps } from '../../activities/index.js';
+import { contentKey, DATASET_PREFIX } from '../../activities/keys.js';
+import type { DownloadInput, DownloadResult } from '../../activities/types.js';
+import { getDataset, imagenetteDef, type DatasetDef } from '../../ml/data/datasets.js';
+import { IMAGENETTE_WNIDS } from '../../ml/data/imagenette.js';
+import { cifar100Archive, cifar10Archive, imagenetteArchive, md5Hex, mnistFiles, serveFiles, type FileServer } from '../support/datasets.js';
+import { tempDir } from '../support/fixtures.js';
+
+const mnist = mnistFiles(40, 12);
+const archives: Record<string, Uint8Array> = {
+  'cifar-10-binary.tar.gz': cifar10Archive(4, 5),
+  'cifar-100-binary.tar.gz': cifar100Archive(8, 4),
+  'imagenette2-160.tgz': imagenetteArchive(IMAGENETTE_WNIDS, [2, 1, 0, 0, 0, 0, 0, 0, 0, 1], [1, 0, 0, 0, 0, 0, 0, 0, 1]),
+};
+/** Wrong bytes under the right names: a smaller MNIST. */
+const wrong = mnistFiles(3, 3);
+
+/** The registered definition, pinned by md5 to the small files instead of the real ones. */
+function pinned(def: DatasetDef, files: Record<string, Uint8Array>): DatasetDef {
+  return { ...def, files: def.files.map((f) => ({ ...f, md5: md5Hex(files[f.name]!), bytes: files[f.name]!.length })) };
+}
+const registry = new Map<string, DatasetDef>([
+  ['mnist', pinned(getDataset('mnist'), mnist)],
+  ['cifar-10', pinned(getDataset('cifar-10'), archives)],
+  ['cifar-100', pinned(getDataset('cifar-100'), archives)],
+  ['imagenette-16', pinned(imagenetteDef(16), archives)],
+]);
+
+let server: FileServer;
+before(async () => {
+  const files: Record<string, Uint8Array> = {};
+  for (const [name, bytes] of Object.entries(mnist)) files[`mnist/${name}`] = bytes;
+  for (const [name, bytes] of Object.entries(wrong)) files[`wrong/${name}`] = bytes;
+  for (const [name, bytes] of Object.entries(archives)) files[`archives/${name}`] = bytes;
+  server = await serveFiles(files);
+});
+after(() => server.close());
+
+function runIn<A extends unknown[], R>(fn: (...args: A) => Promise<R>, ...args: A): Promise<R> {
+  return new MockActivityEnvironment().run(fn as never, ...(args as unknown as never[])) as Promise<R>;
+}
+
+function spec(name: string, ...folders: string[]): DatasetSpec {
+  return { name, sources: folders.map((f) => server.url + f), validationSplit: 0.25 };
+}
+
+function input(dataset: DatasetSpec): DownloadInput {
+  return { experimentId: 'formats', runId: 'formats/run', dataset };
+}
+
+async function activitiesOn(store: LocalStore, extra: Partial<DownloadDeps> = {}) {
+  const deps: ActivityDeps & DownloadDeps = { store, datasets: registry, ...extra };
+  return createActivities(deps);
+}
+
+const failure = (type: string, message: RegExp) => (err: unknown) => {
+  assert.ok(err instanceof ApplicationFailure, `expected an ApplicationFailure, got ${String(err)}`);
+  assert.equal(err.type, type);
+  assert.equal(err.nonRetryable, true);
+  assert.match(err.message, message);
+  return true;
+};
+
+test('md5-pinned MNIST files are verified by md5, stored under their sha256, and linked md5 -> sha256', async () => {
+  const store = new LocalStore(await tempDir());
+  const { download } = await activitiesOn(store);
+  const dataset = spec('mnist', 'mnist/');
+  const result: DownloadResult = await runIn(download, input(dataset));
+  assert.equal(result.fetched, 4);
+  assert.equal(result.cached, 0);
+  for (const file of result.files) {
+    const bytes = mnist[file.name]!;
+    assert.equal(file.sha256, sha256Hex(bytes));
+    assert.equal(file.key, contentKey(DATASET_PREFIX, sha256Hex(bytes)));
+    assert.equal(file.source, `${server.url}mnist/${file.name}`);
+    const index = JSON.parse(new TextDecoder().decode(await store.get(md5IndexKey(md5Hex(bytes))))) as Md5Index;
+    assert.deepEqual(index, { md5: md5Hex(bytes), sha256: sha256Hex(bytes), bytes: bytes.length });
+  }
+  const data = await loadRunData(store, dataset, result, undefined, registry);
+  assert.equal(data.train.n + data.val.n, 40);
+  assert.equal(data.val.n, 10);
+  assert.equal(data.test.n, 12);
+  assert.deepEqual([...data.test.y], Array.from({ length: 12 }, (_, i) => (i * 3) % 10));
+  assert.equal(data.train.x.length, data.train.n * 784);
+});
+
+test('a second download finds md5-pinned files through the index and makes no request', async () => {
+  const store = new LocalStore(await tempDir());
+  const first = await runIn((await activitiesOn(store)).download, input(spec('mnist', 'mnist/')));
+  const requests = server.requests.length;
+  const offline = await activitiesOn(store, {
+    fetch: (() => Promise.reject(new Error('no network in this test'))) as typeof fetch,
+  });
+  const again = await runIn(offline.download, input(spec('mnist', 'mnist/')));
+  assert.equal(again.fetched, 0);
+  assert.equal(again.cached, 4);
+  assert.ok(again.files.every((f) => f.source === 'store'));
+  assert.deepEqual(again.files.map((f) => [f.key, f.sha256]), first.files.map((f) => [f.key, f.sha256]));
+  assert.equal(server.requests.length, requests);
+});
+
+test('CIFAR-10, CIFAR-100 and Imagenette archives download, verify and decode', async () => {
+  const store = new LocalStore(await tempDir());
+  const { download } = await activitiesOn(store);
+  const load = async (name: string) => {
+    const dataset = spec(name, 'archives/');
+    const result = await runIn(download, input(dataset));
+    assert.equal(result.fetched, 1, name);
+    assert.deepEqual(result.files.map((f) => [f.role, f.sha256]), [['archive', sha256Hex(archives[result.files[0]!.name]!)]]);
+    return loadRunData(store, dataset, result, undefined, registry);
+  };
+  const ten = await load('cifar-10');
+  assert.deepEqual([ten.train.n + ten.val.n, ten.test.n], [20, 5]);
+  assert.deepEqual([...ten.test.y], [0, 1, 2, 3, 4]);
+  assert.equal(ten.test.x.length, 5 * 32 * 32 * 3);
+  const hundred = await load('cifar-100');
+  assert.deepEqual([hundred.train.n + hundred.val.n, hundred.test.n], [8, 4]);
+  assert.deepEqual([...hundred.test.y], [0, 7, 14, 21]);
+  const nette = await load('imagenette-16');
+  assert.deepEqual([nette.train.n + nette.val.n, nette.test.n], [4, 2]);
+  assert.deepEqual([...nette.test.y], [0, 8]);
+  assert.equal(nette.test.x.length, 2 * 16 * 16 * 3);
+});
+
+test('bytes with the wrong md5 fail for good, naming the registered md5 and the one found; nothing is stored', async () => {
+  const store = new LocalStore(await tempDir());
+  // The real registry: the small files cannot have the md5s of the real MNIST.
+  const { download } = createActivities({ store });
+  await assert.rejects(
+    runIn(download, input(spec('mnist', 'mnist/'))),
+    failure(
+      'DatasetChecksumMismatch',
+      new RegExp(
+        `mnist/train-images-idx3-ubyte\\.gz: no source gave the expected bytes \\(md5 f68b3c2dcbeaaa9fbdd348bbdeb94873, 9912422 bytes\\):\\n` +
+          `  ${server.url}mnist/train-images-idx3-ubyte\\.gz: md5 ${md5Hex(mnist['train-images-idx3-ubyte.gz']!)} \\(\\d+ bytes\\)`,
+      ),
+    ),
+  );
+  assert.deepEqual(await store.list(''), []);
+});
+
+test('wrong bytes from the first source are passed over when a later source has the right ones', async () => {
+  const store = new LocalStore(await tempDir());
+  const { download } = await activitiesOn(store);
+  const result = await runIn(download, input(spec('mnist', 'missing/', 'wrong/', 'mnist/')));
+  assert.deepEqual(result.files.map((f) => f.source), result.files.map((f) => `${server.url}mnist/${f.name}`));
+  assert.ok(server.requests.includes('missing/train-images-idx3-ubyte.gz'));
+  assert.ok(server.requests.includes('wrong/train-images-idx3-ubyte.gz'));
+  // Only wrong bytes anywhere: a mismatch, not a retryable "unreachable".
+  const fresh = await activitiesOn(new LocalStore(await tempDir()));
+  await assert.rejects(runIn(fresh.download, input(spec('mnist', 'missing/', 'wrong/'))), failure('DatasetChecksumMismatch', /missing\/train-images-idx3-ubyte\.gz: HTTP 404/));
+});
+
+test('a sha256-pinned file is still checked by sha256', async () => {
+  const store = new LocalStore(await tempDir());
+  const def = registry.get('mnist')!;
+  const bySha: DatasetDef = { ...def, name: 'mnist-sha', files: def.files.map(({ md5: _md5, ...f }) => ({ ...f, sha256: sha256Hex(mnist[f.name]!) })) };
+  const { download } = await activitiesOn(store, { datasets: new Map([[bySha.name, bySha]]) });
+  const ok = await runIn(download, input(spec('mnist-sha', 'mnist/')));
+  assert.equal(ok.fetched, 4);
+  assert.deepEqual(await store.list(`${DATASET_PREFIX}/md5/`), [], 'no md5 index for a sha256-pinned file');
+  const other = await activitiesOn(new LocalStore(await tempDir()), { datasets: new Map([[bySha.name, bySha]]) });
+  await assert.rejects(
+    runIn(other.download, input(spec('mnist-sha', 'wrong/'))),
+    failure('DatasetChecksumMismatch', new RegExp(`\\(sha256 ${sha256Hex(mnist['train-images-idx3-ubyte.gz']!)}, \\d+ bytes\\)`)),
+  );
+});
+
+test('an md5 index that does not hold what its key says fails for good', async () => {
+  const store = new LocalStore(await tempDir());
+  const md5 = md5Hex(mnist['train-images-idx3-ubyte.gz']!);
+  await store.put(md5IndexKey(md5), new TextEncoder().encode(JSON.stringify({ md5, sha256: 'not-a-sha', bytes: 1 })));
+  const { download } = await activitiesOn(store);
+  await assert.rejects(runIn(download, input(spec('mnist', 'mnist/'))), failure('IntegrityError', /expected the md5 index of train-images-idx3-ubyte\.gz/));
+});
