@@ -29,7 +29,8 @@ const decoded = new Map<string, { train: Split; test: Split }>();
 const MAX_CACHED = 2;
 
 async function decodeAll(store: ArtifactStore, def: DatasetDef, data: DownloadResult, signal?: AbortSignal) {
-  const cacheKey = data.files.map((f) => f.sha256).join(',');
+  // By name too: imagenette-32 and imagenette-64 decode the same archive to different sizes.
+  const cacheKey = [def.name, ...data.files.map((f) => f.sha256)].join(',');
   const hit = decoded.get(cacheKey);
   if (hit) return hit;
   const raw: RawFiles = {};

@@ -59,14 +59,36 @@ export function sourcesFor(def: DatasetDef, file: DatasetFile, override?: string
   return (override ?? def.sources).map((base) => (base.endsWith('/') ? base : base + '/') + file.name);
 }
 
-async function fetchSource(url: string, deps: DownloadDeps, signal: AbortSignal): Promise<Uint8Array> {
+/** Called as a body arrives, so a download of a large archive (CIFAR: 170 MB) keeps heartbeating. */
+type Progress = (received: number) => void;
+const PROGRESS_EVERY = 4 * 1024 * 1024;
+
+async function fetchSource(url: string, deps: DownloadDeps, signal: AbortSignal, progress?: Progress): Promise<Uint8Array> {
   if (url.startsWith('file://')) {
     return new Uint8Array(await readFile(fileURLToPath(url), { signal }));
   }
   const limit = AbortSignal.timeout(deps.sourceTimeoutMs ?? 300_000);
   const res = await (deps.fetch ?? fetch)(url, { signal: AbortSignal.any([signal, limit]) });
   if (!res.ok) throw new Error(`HTTP ${res.status} ${res.statusText}`);
-  return new Uint8Array(await res.arrayBuffer());
+  if (!res.body || !progress) return new Uint8Array(await res.arrayBuffer());
+  const chunks: Uint8Array[] = [];
+  let received = 0;
+  let reported = 0;
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    chunks.push(chunk);
+    received += chunk.length;
+    if (received - reported >= PROGRESS_EVERY) {
+      progress(received);
+      reported = received;
+    }
+  }
+  const bytes = new Uint8Array(received);
+  let at = 0;
+  for (const c of chunks) {
+    bytes.set(c, at);
+    at += c.length;
+  }
+  return bytes;
 }
 
 function describeOutcome(o: SourceOutcome, algorithm: string): string {
@@ -81,13 +103,14 @@ async function fetchVerified(
   sources: string[],
   deps: DownloadDeps,
   signal: AbortSignal,
+  progress?: Progress,
 ): Promise<{ bytes: Uint8Array; source: string }> {
   const expected = fileChecksum(file);
   const outcomes: SourceOutcome[] = [];
   for (const source of sources) {
     let bytes: Uint8Array;
     try {
-      bytes = await fetchSource(source, deps, signal);
+      bytes = await fetchSource(source, deps, signal, progress);
     } catch (err) {
       if (signal.aborted) throw err;
       outcomes.push({ source, ok: false, error: (err as Error).message });
@@ -150,7 +173,8 @@ export function createDownload(deps: DownloadDeps) {
           cached++;
           continue;
         }
-        const { bytes, source } = await fetchVerified(def, file, sourcesFor(def, file, input.dataset.sources), deps, signal);
+        const progress = (received: number) => ctx.heartbeat({ file: file.name, index, files: def.files.length, received });
+        const { bytes, source } = await fetchVerified(def, file, sourcesFor(def, file, input.dataset.sources), deps, signal, progress);
         const sha256 = sha256Hex(bytes);
         const ref = await deps.store.put(contentKey(DATASET_PREFIX, sha256), bytes, { contentType: 'application/octet-stream', signal });
         if (!file.sha256 && file.md5) {

@@ -30,6 +30,8 @@ const archives: Record<string, Uint8Array> = {
 };
 /** Wrong bytes under the right names: a smaller MNIST. */
 const wrong = mnistFiles(3, 3);
+/** Large enough (9 MB) that its download reports progress on the way. */
+const big = new Uint8Array(9 * 1024 * 1024).map((_, i) => (i * 2654435761) >>> 24);
 
 /** The registered definition, pinned by md5 to the small files instead of the real ones. */
 function pinned(def: DatasetDef, files: Record<string, Uint8Array>): DatasetDef {
@@ -40,6 +42,11 @@ const registry = new Map<string, DatasetDef>([
   ['cifar-10', pinned(getDataset('cifar-10'), archives)],
   ['cifar-100', pinned(getDataset('cifar-100'), archives)],
   ['imagenette-16', pinned(imagenetteDef(16), archives)],
+  ['imagenette-8', pinned(imagenetteDef(8), archives)],
+  [
+    'big',
+    { ...getDataset('mnist'), name: 'big', files: [{ role: 'archive', name: 'big.bin', md5: md5Hex(big), gzip: false }] },
+  ],
 ]);
 
 let server: FileServer;
@@ -48,6 +55,7 @@ before(async () => {
   for (const [name, bytes] of Object.entries(mnist)) files[`mnist/${name}`] = bytes;
   for (const [name, bytes] of Object.entries(wrong)) files[`wrong/${name}`] = bytes;
   for (const [name, bytes] of Object.entries(archives)) files[`archives/${name}`] = bytes;
+  files['archives/big.bin'] = big;
   server = await serveFiles(files);
 });
 after(() => server.close());
@@ -118,10 +126,10 @@ test('a second download finds md5-pinned files through the index and makes no re
 test('CIFAR-10, CIFAR-100 and Imagenette archives download, verify and decode', async () => {
   const store = new LocalStore(await tempDir());
   const { download } = await activitiesOn(store);
-  const load = async (name: string) => {
+  const load = async (name: string, fetched = 1) => {
     const dataset = spec(name, 'archives/');
     const result = await runIn(download, input(dataset));
-    assert.equal(result.fetched, 1, name);
+    assert.deepEqual([result.fetched, result.cached], [fetched, 1 - fetched], name);
     assert.deepEqual(result.files.map((f) => [f.role, f.sha256]), [['archive', sha256Hex(archives[result.files[0]!.name]!)]]);
     return loadRunData(store, dataset, result, undefined, registry);
   };
@@ -136,6 +144,22 @@ test('CIFAR-10, CIFAR-100 and Imagenette archives download, verify and decode', 
   assert.deepEqual([nette.train.n + nette.val.n, nette.test.n], [4, 2]);
   assert.deepEqual([...nette.test.y], [0, 8]);
   assert.equal(nette.test.x.length, 2 * 16 * 16 * 3);
+  // The same archive at another size is decoded again, not served from the 16 px decode.
+  const small = await load('imagenette-8', 0);
+  assert.equal(small.test.x.length, 2 * 8 * 8 * 3);
+});
+
+test('a large file heartbeats its progress while it downloads', async () => {
+  const store = new LocalStore(await tempDir());
+  const { download } = await activitiesOn(store);
+  const env = new MockActivityEnvironment();
+  const beats: Array<{ file: string; received?: number }> = [];
+  env.on('heartbeat', (d: { file: string; received?: number }) => beats.push(d));
+  const result = (await env.run(download as never, input(spec('big', 'archives/')) as never)) as DownloadResult;
+  assert.equal(result.files[0]!.bytes, big.length);
+  const received = beats.filter((b) => b.received !== undefined).map((b) => b.received!);
+  assert.ok(received.length >= 2, `expected progress heartbeats, got ${JSON.stringify(beats)}`);
+  assert.ok(received.every((r, i) => r <= big.length && (i === 0 || r > received[i - 1]!)));
 });
 
 test('bytes with the wrong md5 fail for good, naming the registered md5 and the one found; nothing is stored', async () => {
