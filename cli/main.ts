@@ -142,7 +142,7 @@ async function cmdDev(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   if (values.json) console.log(JSON.stringify(status, null, 2));
   else {
     console.log(`embedded stack: ${status.running ? 'running' : 'stopped'} (state in ${status.stateDir})`);
-    if (status.temporal) console.log(`  temporal ${status.temporal.address} ui http://${status.temporal.uiAddress} pid ${status.temporal.pid}${status.temporal.alive ? '' : ' (dead)'}`);
+    if (status.temporal) console.log(`  temporal ${status.temporal.address} ui ${status.temporal.uiAddress} pid ${status.temporal.pid}${status.temporal.alive ? '' : ' (dead)'}`);
     if (status.s3) console.log(`  s3 ${status.s3.endpoint} pid ${status.s3.pid}${status.s3.alive ? '' : ' (dead)'}`);
     if (status.worker) console.log(`  worker pid ${status.worker.pid}${status.worker.alive ? '' : ' (dead)'}, log ${status.worker.log}`);
     console.log(`  store ${status.store}`);

@@ -67,8 +67,8 @@ test('two models built in one process keep the same short variable names', () =>
 });
 
 test('buildModel rejects unknown models and invalid arguments, naming the field', () => {
-  assert.deepEqual([...MODELS.keys()].sort(), ['lenet5', 'mlp']);
-  assert.throws(() => buildModel({ name: 'resnet9000', args: {} }, mnistLike), /model\.name: unknown model "resnet9000": expected one of lenet5, mlp/);
+  assert.deepEqual([...MODELS.keys()].sort(), ['cnn', 'lenet5', 'mlp', 'resnet', 'vgg']);
+  assert.throws(() => buildModel({ name: 'resnet9000', args: {} }, mnistLike), /model\.name: unknown model "resnet9000": expected one of lenet5, mlp, cnn, vgg, resnet/);
   assert.throws(() => buildModel({ name: 'lenet5', args: { activation: 'gelu' } }, mnistLike), /model\.args\.activation:/);
   assert.throws(() => buildModel({ name: 'mlp', args: { hidden: [64, 0] } }, mnistLike), /model\.args\.hidden\[1\]:/);
   assert.throws(() => buildModel({ name: 'mlp', args: { widht: 3 } }, mnistLike), /model\.args: .*widht/);
