@@ -16,6 +16,7 @@ import type { Split } from '../data/datasets.js';
 import { deriveRng } from '../rng.js';
 import { initializeWeights, type InitArgs } from './init.js';
 import { createOptimizer, type OptimizerSpec } from './optimizers.js';
+import { setDropoutStep } from '../models/layers.js';
 import { modelToTensors, modelVariables, tensorsToModel } from './weights.js';
 
 export interface TrainState {
@@ -201,6 +202,8 @@ export async function train(args: TrainArgs): Promise<{ state: TrainState; histo
         signal?.throwIfAborted();
         const start = b * batchSize;
         const end = Math.min(n, start + batchSize);
+        // Dropout masks come from (seed, layer, step): a resumed run draws the masks the original would have.
+        setDropoutStep(model, seed, step);
         const [loss, right] = tf.tidy(() => {
           const batch = batchTensors(data.train, order, start, end, data.inputShape);
           let hits: tf.Tensor | undefined;
