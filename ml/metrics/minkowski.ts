@@ -11,6 +11,7 @@
  * layer and the whole model is NaN. A diverged run must show up as NaN in the table, never as a
  * finite number that silently skipped the broken weights.
  */
+import { pairLayers } from './pairs.js';
 import type { NamedTensor } from '../../artifacts/snapshot.js';
 
 /** The order of the norm: a number >= 1, or 'inf' for the maximum absolute difference. */
@@ -74,7 +75,7 @@ export function minkowskiAccumulate(a: Float32Array, b: Float32Array, p: Minkows
     let s = acc;
     for (let i = 0; i < n; i++) {
       const d = a[i] - b[i];
-      s += d < 0 ? -d : d;
+      s += Math.abs(d); // branch-free: weight deltas have random signs, and a branch would mispredict half the time
     }
     return s;
   }
@@ -120,19 +121,6 @@ export function minkowski(a: Float32Array, b: Float32Array, p: MinkowskiP): numb
   return minkowskiFinish(minkowskiAccumulate(a, b, p), p);
 }
 
-function tensorKey(t: NamedTensor): string {
-  // JSON keeps the pair unambiguous whatever characters the names contain.
-  return JSON.stringify([t.layer, t.name]);
-}
-
-function describe(t: { layer: string; name: string }): string {
-  return `tensor "${t.name}" of layer "${t.layer}"`;
-}
-
-function shapeText(shape: readonly number[]): string {
-  return `[${shape.join(', ')}]`;
-}
-
 /**
  * The distance between two snapshots of the same model, layer by layer, then for the whole model.
  *
@@ -143,50 +131,18 @@ function shapeText(shape: readonly number[]): string {
  */
 export function layerDistances(a: readonly NamedTensor[], b: readonly NamedTensor[], p: MinkowskiP): LayerDistance[] {
   const q = checkP(p);
-  const others = new Map<string, NamedTensor>();
-  for (const t of b) {
-    const key = tensorKey(t);
-    if (others.has(key)) throw new Error(`second snapshot lists ${describe(t)} twice; expected each (layer, name) once`);
-    others.set(key, t);
-  }
-
-  const layers = new Map<string, { depth: number; params: number; acc: number }>();
-  const seen = new Set<string>();
-  for (const t of a) {
-    const key = tensorKey(t);
-    if (seen.has(key)) throw new Error(`first snapshot lists ${describe(t)} twice; expected each (layer, name) once`);
-    seen.add(key);
-    const other = others.get(key);
-    if (other === undefined) {
-      throw new Error(`${describe(t)} is in the first snapshot but missing from the second`);
-    }
-    if (t.shape.length !== other.shape.length || t.shape.some((d, i) => d !== other.shape[i])) {
-      throw new Error(
-        `${describe(t)} has shape ${shapeText(t.shape)} in the first snapshot and ${shapeText(other.shape)} in the second`,
-      );
-    }
-    if (t.values.length !== other.values.length) {
-      throw new Error(lengthMismatch(t.values, other.values, describe(t)));
-    }
-    let layer = layers.get(t.layer);
-    if (layer === undefined) {
-      layer = { depth: layers.size, params: 0, acc: 0 };
-      layers.set(t.layer, layer);
-    }
-    layer.acc = minkowskiAccumulate(t.values, other.values, q, layer.acc);
-    layer.params += t.values.length;
-  }
-  for (const t of b) {
-    if (!seen.has(tensorKey(t))) {
-      throw new Error(`${describe(t)} is in the second snapshot but missing from the first`);
-    }
-  }
+  const layers = pairLayers(a, b).map((l) => ({
+    layer: l.layer,
+    depth: l.depth,
+    params: l.params,
+    acc: l.pairs.reduce((acc, [x, y]) => minkowskiAccumulate(x.values, y.values, q, acc), 0),
+  }));
 
   const rows: LayerDistance[] = [];
   let params = 0;
   let acc = 0;
-  for (const [name, layer] of layers) {
-    rows.push({ layer: name, depth: layer.depth, params: layer.params, distance: minkowskiFinish(layer.acc, q) });
+  for (const layer of layers) {
+    rows.push({ layer: layer.layer, depth: layer.depth, params: layer.params, distance: minkowskiFinish(layer.acc, q) });
     params += layer.params;
     // Partial sums combine by addition (finite p) or by maximum (inf); both keep NaN.
     acc = q === 'inf' ? Math.max(acc, layer.acc) : acc + layer.acc;

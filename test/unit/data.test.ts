@@ -29,7 +29,7 @@ test('fashion-mnist is registered with four sha256-pinned files and the Debian m
   assert.equal(def.numClasses, 10);
   assert.equal(def.classNames?.length, 10);
   assert.deepEqual(def.files.map((f) => f.role).sort(), [...FILE_ROLES].sort());
-  for (const f of def.files) assert.match(f.sha256, /^[0-9a-f]{64}$/);
+  for (const f of def.files) assert.match(f.sha256 ?? '', /^[0-9a-f]{64}$/);
   assert.match(def.sources[0]!, /^https?:\/\//);
   assert.equal(def.sources.at(-1), 'file:///usr/share/datasets/fashion-mnist/');
   assert.throws(() => getDataset('cifar-1000'), /unknown dataset "cifar-1000": expected one of fashion-mnist/);
