@@ -86,6 +86,9 @@ const fashionMnist: DatasetDef = {
   numClasses: 10,
   classNames: ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'],
   sources: [
+    // The authors' repository serves the files over https; their S3 website endpoint only over http.
+    // Either is safe: the bytes are accepted only when their sha256 matches.
+    'https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/',
     'http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/',
     // Debian's dataset-fashion-mnist package installs the same four files here.
     'file:///usr/share/datasets/fashion-mnist/',
