@@ -37,14 +37,69 @@ export const DatasetSpec = z
   .strict();
 export type DatasetSpec = z.infer<typeof DatasetSpec>;
 
+/**
+ * Learning-rate schedule, a function of the epoch alone (so resuming needs no schedule state):
+ * `{ name: constant }` (default); `{ name: step, everyEpochs: k, gamma: g }` multiplies the rate by g
+ * after every k epochs; `{ name: cosine, minLearningRate: m }` follows half a cosine from the base rate
+ * at epoch 1 towards m (default 0) over the run's epochs.
+ */
+export const ScheduleSpec = z.discriminatedUnion('name', [
+  z.object({ name: z.literal('constant') }).strict(),
+  z
+    .object({
+      name: z.literal('step'),
+      /** Epochs between two decays. */
+      everyEpochs: z.number().int().min(1),
+      /** Factor applied at each decay. */
+      gamma: z.number().positive().max(1).default(0.1),
+    })
+    .strict(),
+  z
+    .object({
+      name: z.literal('cosine'),
+      /** The rate the cosine approaches at the end of the run. */
+      minLearningRate: z.number().min(0).default(0),
+    })
+    .strict(),
+]);
+export type ScheduleSpec = z.infer<typeof ScheduleSpec>;
+
 export const OptimizerSpec = z
   .object({
     name: z.enum(['sgd', 'adam']),
+    /** The base rate: epoch 1's rate under every schedule. */
     learningRate: z.number().positive(),
-    /** SGD only: heavy-ball momentum coefficient. */
-    momentum: z.number().min(0).max(1).default(0),
+    /** SGD only: momentum coefficient in [0, 1). */
+    momentum: z.number().min(0).max(1, 'expected a number in [0, 1)').default(0),
+    /** SGD only: Nesterov momentum (torch's nesterov=True); needs momentum > 0. */
+    nesterov: z.boolean().default(false),
+    /** Weight decay coefficient; 0 for none. Applies to every trainable variable, biases included (as torch). */
+    weightDecay: z.number().min(0).default(0),
+    /**
+     * false (default): L2 decay, wd * w added to the gradient before momentum or Adam's moments (torch's
+     * SGD and Adam `weight_decay`). true: decoupled decay, w -= lr * wd * w before the update (AdamW;
+     * also accepted for SGD).
+     */
+    decoupledWeightDecay: z.boolean().default(false),
+    schedule: ScheduleSpec.default({ name: 'constant' }),
   })
-  .strict();
+  .strict()
+  .superRefine((o, ctx) => {
+    if (o.momentum >= 1) ctx.addIssue({ code: 'custom', path: ['momentum'], message: `expected a number in [0, 1), found ${o.momentum}` });
+    if (o.name === 'adam' && o.momentum > 0) {
+      ctx.addIssue({ code: 'custom', path: ['momentum'], message: `applies to sgd only, found ${o.momentum} for adam (Adam's betas are fixed at 0.9, 0.999)` });
+    }
+    if (o.nesterov && (o.name !== 'sgd' || o.momentum === 0)) {
+      ctx.addIssue({ code: 'custom', path: ['nesterov'], message: `expected sgd with momentum > 0, found ${o.name} with momentum ${o.momentum}` });
+    }
+    if (o.schedule.name === 'cosine' && o.schedule.minLearningRate > o.learningRate) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['schedule', 'minLearningRate'],
+        message: `expected at most learningRate (${o.learningRate}), found ${o.schedule.minLearningRate}`,
+      });
+    }
+  });
 export type OptimizerSpec = z.infer<typeof OptimizerSpec>;
 
 export const ModelSpec = z

@@ -15,7 +15,7 @@ import type { NamedTensor } from '../../artifacts/snapshot.js';
 import type { Split } from '../data/datasets.js';
 import { deriveRng } from '../rng.js';
 import { initializeWeights, type InitArgs } from './init.js';
-import { createOptimizer, type OptimizerSpec } from './optimizers.js';
+import { createOptimizer, learningRateAt, type OptimizerSpec } from './optimizers.js';
 import { setDropoutStep } from '../models/layers.js';
 import { modelToTensors, modelVariables, tensorsToModel } from './weights.js';
 
@@ -41,6 +41,8 @@ export interface EpochMetrics {
   valAccuracy: number;
   /** Wall-clock seconds of the epoch, evaluation included. */
   seconds: number;
+  /** The scheduled learning rate the epoch trained at (epoch 0: the base rate). */
+  learningRate: number;
 }
 
 export interface TrainData {
@@ -179,7 +181,7 @@ export async function train(args: TrainArgs): Promise<{ state: TrainState; histo
       const va = await evaluate(model, data.val, batchSize, signal);
       const metrics: EpochMetrics = {
         epoch, step, trainLoss: tr.loss, trainAccuracy: tr.accuracy, valLoss: va.loss, valAccuracy: va.accuracy,
-        seconds: (performance.now() - t0) / 1000,
+        seconds: (performance.now() - t0) / 1000, learningRate: args.optimizer.learningRate,
       };
       history.push(metrics);
       await args.onEpoch(snapshot(), metrics);
@@ -191,6 +193,7 @@ export async function train(args: TrainArgs): Promise<{ state: TrainState; histo
     while (epoch < epochs) {
       const current = epoch + 1;
       const t0 = performance.now();
+      const lr = learningRateAt(args.optimizer, current, epochs);
       // The order depends on (seed, epoch) alone, so a resumed run needs no generator state.
       const order = new Int32Array(n);
       for (let i = 0; i < n; i++) order[i] = i;
@@ -216,7 +219,7 @@ export async function train(args: TrainArgs): Promise<{ state: TrainState; histo
             const g = grads[v.name];
             if (!g) throw new Error(`no gradient for variable ${v.name}: is it connected to the loss?`);
             return g;
-          }));
+          }), lr);
           const result: [number, number] = [value.dataSync()[0]!, hits!.dataSync()[0]!];
           hits!.dispose();
           return result;
@@ -230,7 +233,7 @@ export async function train(args: TrainArgs): Promise<{ state: TrainState; histo
       const va = await evaluate(model, data.val, batchSize, signal);
       const metrics: EpochMetrics = {
         epoch, step, trainLoss: lossSum / n, trainAccuracy: correct / n, valLoss: va.loss, valAccuracy: va.accuracy,
-        seconds: (performance.now() - t0) / 1000,
+        seconds: (performance.now() - t0) / 1000, learningRate: lr,
       };
       history.push(metrics);
       await args.onEpoch(snapshot(), metrics);

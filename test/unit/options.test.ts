@@ -1,0 +1,182 @@
+/**
+ * The training options of the experiment file: optimisers (Nesterov, L2 and decoupled weight decay)
+ * against hand-computed updates, learning-rate schedules, their zod validation, and resuming bit for
+ * bit across a schedule boundary. Trains small MLPs on a synthetic, learnable dataset so the file
+ * needs no downloads and little CPU.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import type { NamedTensor } from '../../artifacts/snapshot.js';
+import { TrainingSpec, describeIssues } from '../../config/experiment.js';
+import { initBackend } from '../../ml/backend.js';
+import type { Split } from '../../ml/data/datasets.js';
+import { buildModel } from '../../ml/models/registry.js';
+import { deriveRng } from '../../ml/rng.js';
+import { train, type EpochMetrics, type TrainArgs, type TrainData, type TrainState } from '../../ml/train/loop.js';
+import { createOptimizer, learningRateAt, type OptimizerSpec } from '../../ml/train/optimizers.js';
+import type { ModelVariable } from '../../ml/train/weights.js';
+
+await initBackend();
+
+const SHAPE: [number, number, number] = [6, 6, 1];
+const CLASSES = 3;
+
+/** n examples whose label is the argmax of three fixed projections: learnable, and cheap. */
+function synthetic(n: number, seed: number): Split {
+  const size = SHAPE[0] * SHAPE[1];
+  const rng = deriveRng(seed, 'synthetic');
+  const proj = deriveRng(99, 'projection');
+  const w = Array.from({ length: CLASSES * size }, () => proj.normal());
+  const x = new Float32Array(n * size);
+  const y = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < size; j++) x[i * size + j] = rng.next();
+    let best = 0;
+    let bestScore = -Infinity;
+    for (let c = 0; c < CLASSES; c++) {
+      let s = 0;
+      for (let j = 0; j < size; j++) s += w[c * size + j]! * (x[i * size + j]! - 0.5);
+      if (s > bestScore) { bestScore = s; best = c; }
+    }
+    y[i] = best;
+  }
+  return { x, y, n };
+}
+
+const data: TrainData = { train: synthetic(240, 1), val: synthetic(60, 2), inputShape: SHAPE, numClasses: CLASSES };
+
+interface Run { state: TrainState; history: EpochMetrics[]; epochs: TrainState[] }
+
+async function run(overrides: Partial<TrainArgs> & Pick<TrainArgs, 'optimizer' | 'epochs'>, d: TrainData = data): Promise<Run> {
+  const model = buildModel({ name: 'mlp', args: { hidden: [16] } }, { inputShape: SHAPE, numClasses: CLASSES });
+  const epochs: TrainState[] = [];
+  try {
+    const result = await train({ model, data: d, batchSize: 32, seed: 3, onEpoch: async (s) => { epochs.push(s); }, ...overrides });
+    return { ...result, epochs };
+  } finally {
+    model.dispose();
+  }
+}
+
+function bits(ts: readonly NamedTensor[]): string[] {
+  return ts.map((t) => `${t.layer}/${t.name}:${Buffer.from(t.values.buffer, t.values.byteOffset, t.values.byteLength).toString('base64')}`);
+}
+
+/** One variable [1, -2] updated twice with the gradient [0.5, 0.5]; returns the values after each step. */
+function twoSteps(spec: OptimizerSpec, lr?: number): number[][] {
+  const variable = tf.variable(tf.tensor1d([1, -2]));
+  const param: ModelVariable = { layer: 'l', name: 'kernel', trainable: true, shape: [2], variable };
+  const opt = createOptimizer(spec, [param]);
+  const out: number[][] = [];
+  for (let i = 0; i < 2; i++) {
+    tf.tidy(() => opt.apply([tf.tensor1d([0.5, 0.5])], lr));
+    out.push(Array.from(variable.dataSync()));
+  }
+  opt.dispose();
+  variable.dispose();
+  return out;
+}
+
+function assertClose(found: number[][], expected: number[][], what: string): void {
+  found.forEach((row, i) => row.forEach((v, j) => {
+    assert.ok(Math.abs(v - expected[i]![j]!) < 1e-6, `${what}: step ${i + 1} value ${j}: expected ${expected[i]![j]}, found ${v}`);
+  }));
+}
+
+test('SGD with Nesterov momentum and L2 weight decay matches the hand-computed updates', () => {
+  // g' = g + 0.01 w; buf = 0.9 buf + g'; w -= 0.1 (g' + 0.9 buf).
+  // Step 1: g' = [0.51, 0.48], buf = g', w = [1 - 0.0969, -2 - 0.0912].
+  // Step 2: g' = [0.509031, 0.479088], buf = [0.968031, 0.911088], direction = [1.3802589, 1.2990672].
+  const found = twoSteps({ name: 'sgd', learningRate: 0.1, momentum: 0.9, nesterov: true, weightDecay: 0.01 });
+  assertClose(found, [[0.9031, -2.0912], [0.76507411, -2.22110672]], 'nesterov + L2');
+  // Plain heavy ball for contrast: w -= 0.1 buf; step 2 buf = 0.9 * 0.5 + 0.5.
+  assertClose(twoSteps({ name: 'sgd', learningRate: 0.1, momentum: 0.9 }), [[0.95, -2.05], [0.855, -2.145]], 'heavy ball');
+});
+
+test('decoupled weight decay shrinks the weights outside the gradient (AdamW); L2 goes through Adam moments', () => {
+  // Adam's first step moves each weight by lr * g / |g| (up to eps), whatever g's size.
+  // AdamW: w *= 1 - lr * wd = 0.99 first, then -0.1: [0.89, -2.08].
+  const adamw = twoSteps({ name: 'adam', learningRate: 0.1, weightDecay: 0.1, decoupledWeightDecay: true });
+  assertClose([adamw[0]!], [[0.89, -2.08]], 'AdamW');
+  // Adam + L2: g' = g + 0.1 w = [0.6, 0.3], both positive, so the first step is -0.1 each: [0.9, -2.1].
+  const adamL2 = twoSteps({ name: 'adam', learningRate: 0.1, weightDecay: 0.1 });
+  assertClose([adamL2[0]!], [[0.9, -2.1]], 'Adam + L2');
+  // SGD with decoupled decay: w = w (1 - 0.1 * 0.5) - 0.1 g = [0.9, -1.95].
+  assertClose([twoSteps({ name: 'sgd', learningRate: 0.1, weightDecay: 0.5, decoupledWeightDecay: true })[0]!], [[0.9, -1.95]], 'SGD decoupled');
+  // A rate given to apply() overrides the base rate: SGD, lr 0.2, w -= 0.2 * 0.5.
+  assertClose([twoSteps({ name: 'sgd', learningRate: 0.1 }, 0.2)[0]!], [[0.9, -2.1]], 'explicit rate');
+});
+
+test('learning-rate schedules: constant, step and cosine by epoch', () => {
+  const base = { name: 'sgd' as const, learningRate: 0.1 };
+  assert.deepEqual([1, 2, 7].map((e) => learningRateAt(base, e, 7)), [0.1, 0.1, 0.1]);
+  const step = { ...base, schedule: { name: 'step' as const, everyEpochs: 2, gamma: 0.5 } };
+  assert.deepEqual([1, 2, 3, 4, 5].map((e) => learningRateAt(step, e, 5)), [0.1, 0.1, 0.05, 0.05, 0.025]);
+  const cosine = { ...base, schedule: { name: 'cosine' as const, minLearningRate: 0.01 } };
+  const rates = [1, 2, 3, 4].map((e) => learningRateAt(cosine, e, 4));
+  assert.equal(rates[0], 0.1);
+  assert.ok(Math.abs(rates[1]! - (0.01 + 0.09 * (1 + Math.SQRT1_2) / 2)) < 1e-12, `epoch 2: ${rates[1]}`);
+  assert.ok(Math.abs(rates[2]! - 0.055) < 1e-12, `epoch 3: ${rates[2]}`);
+  assert.ok(rates.every((r, i) => i === 0 || r < rates[i - 1]!), 'cosine decreases');
+  assert.throws(() => learningRateAt(base, 0, 3), /expected an epoch >= 1, found 0/);
+});
+
+test('training follows the schedule and resumes across a step boundary bit for bit (SGD Nesterov + L2)', async () => {
+  const optimizer: OptimizerSpec = {
+    name: 'sgd', learningRate: 0.2, momentum: 0.9, nesterov: true, weightDecay: 1e-3,
+    schedule: { name: 'step', everyEpochs: 2, gamma: 0.1 },
+  };
+  const full = await run({ optimizer, epochs: 3 });
+  assert.deepEqual(full.history.map((m) => m.learningRate), [0.2, 0.2, 0.2, 0.2 * 0.1]);
+  // Stop after epoch 2, the last epoch at the first rate; resume into epoch 3, the first at the decayed rate.
+  const first = await run({ optimizer, epochs: 2 });
+  const resumed = await run({ optimizer, epochs: 3, resume: first.state });
+  assert.deepEqual(resumed.epochs.map((s) => s.epoch), [3]);
+  assert.deepEqual(bits(resumed.state.weights), bits(full.state.weights));
+  assert.deepEqual(bits(resumed.state.optimizer), bits(full.state.optimizer));
+  // And the schedule mattered: the constant-rate run ends elsewhere.
+  const constant = await run({ optimizer: { ...optimizer, schedule: { name: 'constant' } }, epochs: 3 });
+  assert.notDeepEqual(bits(constant.state.weights), bits(full.state.weights));
+  assert.ok(full.history[3]!.trainLoss < full.history[0]!.trainLoss, `training loss ${full.history[0]!.trainLoss} -> ${full.history[3]!.trainLoss}`);
+});
+
+test('AdamW with a cosine schedule resumes bit for bit', async () => {
+  const optimizer: OptimizerSpec = {
+    name: 'adam', learningRate: 0.01, weightDecay: 0.05, decoupledWeightDecay: true,
+    schedule: { name: 'cosine', minLearningRate: 0.001 },
+  };
+  const full = await run({ optimizer, epochs: 3 });
+  const first = await run({ optimizer, epochs: 1 });
+  const resumed = await run({ optimizer, epochs: 3, resume: first.state });
+  assert.deepEqual(bits(resumed.state.weights), bits(full.state.weights));
+  assert.deepEqual(bits(resumed.state.optimizer), bits(full.state.optimizer));
+});
+
+function trainingIssues(training: unknown): string {
+  const parsed = TrainingSpec.safeParse(training);
+  assert.equal(parsed.success, false, `expected ${JSON.stringify(training)} to be rejected`);
+  return describeIssues(parsed.error!);
+}
+
+test('optimizer options: defaults keep old files meaning what they meant; bad values name the field', () => {
+  const old = TrainingSpec.parse({ epochs: 2, optimizer: { name: 'sgd', learningRate: 0.05, momentum: 0.9 } });
+  assert.deepEqual(old.optimizer, {
+    name: 'sgd', learningRate: 0.05, momentum: 0.9, nesterov: false, weightDecay: 0, decoupledWeightDecay: false,
+    schedule: { name: 'constant' },
+  });
+  const full = TrainingSpec.parse({
+    epochs: 10,
+    optimizer: { name: 'sgd', learningRate: 0.1, momentum: 0.9, nesterov: true, weightDecay: 5e-4, schedule: { name: 'step', everyEpochs: 3 } },
+  });
+  assert.deepEqual(full.optimizer.schedule, { name: 'step', everyEpochs: 3, gamma: 0.1 });
+  const opt = (o: Record<string, unknown>) => ({ epochs: 2, optimizer: { name: 'sgd', learningRate: 0.1, ...o } });
+  assert.match(trainingIssues(opt({ nesterov: true })), /optimizer\.nesterov: expected sgd with momentum > 0/);
+  assert.match(trainingIssues(opt({ name: 'adam', momentum: 0.9 })), /optimizer\.momentum: applies to sgd only/);
+  assert.match(trainingIssues(opt({ momentum: 1 })), /optimizer\.momentum: expected a number in \[0, 1\), found 1/);
+  assert.match(trainingIssues(opt({ weightDecay: -1 })), /optimizer\.weightDecay/);
+  assert.match(trainingIssues(opt({ schedule: { name: 'linear' } })), /optimizer\.schedule/);
+  assert.match(trainingIssues(opt({ schedule: { name: 'step' } })), /optimizer\.schedule\.everyEpochs/);
+  assert.match(trainingIssues(opt({ schedule: { name: 'cosine', minLearningRate: 1 } })), /optimizer\.schedule\.minLearningRate: expected at most learningRate \(0\.1\), found 1/);
+  assert.match(trainingIssues(opt({ schedule: { name: 'cosine', gamma: 0.1 } })), /optimizer\.schedule/);
+});
