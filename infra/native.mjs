@@ -1,0 +1,204 @@
+#!/usr/bin/env node
+/**
+ * Builds the native 'tensorflow' tensor backend (@tensorflow/tfjs-node's addon) against the TensorFlow C
+ * library of a PyPI TensorFlow wheel, because tfjs-node's own install script downloads libtensorflow and
+ * a prebuilt addon from storage.googleapis.com, which is not reachable from every machine (and upstream
+ * reports that download failing). Explicit and idempotent: run by `npm run setup:native`, never by the
+ * default setup, since the wheel and its dependencies take about 1.5 GB. Plain Node, no dependencies.
+ *
+ *   node infra/native.mjs            build what is missing
+ *   node infra/native.mjs --check    report only; exit 1 when the addon is not built
+ *   node infra/native.mjs --gpu      the GPU wheel (tensorflow) and @tensorflow/tfjs-node-gpu instead
+ *
+ * Where things go:
+ *   .tools/tensorflow/venv/    a Python venv with the wheel installed: its libtensorflow_cc.so.2 (which
+ *                              exports the C and eager C APIs, TF_* and TFE_*), libtensorflow_framework.so.2
+ *                              and include/ serve the addon; its tf.keras is the peer of bench/train.ts
+ *   .tools/tfjs-node/node_modules/@tensorflow/tfjs-node(-gpu)/   the npm package without its install script,
+ *                              deps/ pointing into the wheel, lib/napi-v8/tfjs_binding.node built by node-gyp
+ *   .tools/tfjs-node/node_modules/google-protobuf/   the one dependency of tfjs-node's backend code that
+ *                              the project does not already have (@tensorflow/tfjs resolves to the
+ *                              project's own copy, so there is one tfjs engine, not two)
+ *   .tools/tfjs-node/native.json   what was built, read by ml/backends/native.ts
+ *
+ * Needs python3 3.8-3.11 (TensorFlow 2.12's wheels), a C++ compiler, make, and Node's headers
+ * (<node prefix>/include/node, as Debian's nodejs package installs them).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+// ---- Pinned versions. ----
+// TensorFlow 2.12 is the oldest release with Python 3.11 wheels, the nearest to the 2.9.1 that tfjs-node
+// 4.22.0 was built against; every TF_*/TFE_* function the binding calls is exported by its
+// libtensorflow_cc.so.2 (checked below with the built addon, not assumed).
+const TENSORFLOW = '2.12.1';
+const TFJS_NODE = '4.22.0'; // must equal the project's @tensorflow/tfjs: the backend code uses its engine
+const GOOGLE_PROTOBUF = '3.21.4'; // tfjs-node's dependency ^3.9.2, for its summary-writer protos
+const NAPI_VERSION = '8'; // the highest N-API version tfjs-node's package.json lists
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const TOOLS = join(ROOT, '.tools');
+const VENV = join(TOOLS, 'tensorflow', 'venv');
+const NATIVE = join(TOOLS, 'tfjs-node');
+const STAMP = join(NATIVE, 'native.json');
+
+const args = new Set(process.argv.slice(2));
+for (const a of args) {
+  if (!['--check', '--gpu'].includes(a)) {
+    console.error(`setup:native: unknown option ${a}; expected --check and/or --gpu`);
+    process.exit(2);
+  }
+}
+const CHECK = args.has('--check');
+const GPU = args.has('--gpu');
+const WHEEL = GPU ? 'tensorflow' : 'tensorflow-cpu';
+const NPM_PACKAGE = GPU ? '@tensorflow/tfjs-node-gpu' : '@tensorflow/tfjs-node';
+const PACKAGE_DIR = join(NATIVE, 'node_modules', ...NPM_PACKAGE.split('/'));
+const BINDING = join(PACKAGE_DIR, 'lib', `napi-v${NAPI_VERSION}`, 'tfjs_binding.node');
+
+class SetupError extends Error {}
+
+function say(item, state, detail) {
+  console.log(`setup:native: ${item.padEnd(10)} ${state.padEnd(9)} ${detail}`);
+}
+
+/** Runs a command, streaming its output unless `capture`; throws with the output's tail on failure. */
+function run(command, argv, { capture = false, cwd = ROOT } = {}) {
+  const result = spawnSync(command, argv, {
+    cwd,
+    encoding: 'utf8',
+    stdio: capture ? ['ignore', 'pipe', 'pipe'] : ['ignore', 'inherit', 'inherit'],
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  if (result.error) throw new SetupError(`could not run ${command}: ${result.error.message}`);
+  if (result.status !== 0) {
+    const tail = `${result.stdout ?? ''}${result.stderr ?? ''}`.trim().split('\n').slice(-20).join('\n');
+    throw new SetupError(`${command} ${argv.join(' ')} exited with ${result.status ?? result.signal}${tail ? `:\n${tail}` : ''}`);
+  }
+  return result.stdout ?? '';
+}
+
+function readStamp() {
+  try {
+    return JSON.parse(readFileSync(STAMP, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The installed wheel's tensorflow/ folder, or undefined when the venv lacks the pinned version. */
+function wheelDir() {
+  const lib = join(VENV, 'lib');
+  if (!existsSync(lib)) return undefined;
+  for (const py of readdirSync(lib)) {
+    const site = join(lib, py, 'site-packages');
+    const distInfo = join(site, `${WHEEL.replace('-', '_')}-${TENSORFLOW}.dist-info`);
+    const dir = join(site, 'tensorflow');
+    if (existsSync(distInfo) && existsSync(join(dir, 'libtensorflow_cc.so.2'))) return dir;
+  }
+  return undefined;
+}
+
+function installWheel() {
+  const found = wheelDir();
+  if (found) {
+    say('wheel', 'ok', `${WHEEL} ${TENSORFLOW} in ${relative(ROOT, VENV)}`);
+    return found;
+  }
+  if (CHECK) throw new SetupError(`${WHEEL} ${TENSORFLOW} is not installed in ${VENV}`);
+  const python = process.env.PARAMTRAIL_TF_PYTHON ?? 'python3';
+  const version = run(python, ['-c', 'import sys; print("%d.%d" % sys.version_info[:2])'], { capture: true }).trim();
+  const [major, minor] = version.split('.').map(Number);
+  if (major !== 3 || minor < 8 || minor > 11) {
+    throw new SetupError(`${WHEEL} ${TENSORFLOW} has wheels for Python 3.8-3.11; ${python} is ${version} (set PARAMTRAIL_TF_PYTHON to another interpreter)`);
+  }
+  say('wheel', 'install', `${WHEEL}==${TENSORFLOW} into ${relative(ROOT, VENV)} (about 600 MB with its dependencies)`);
+  if (!existsSync(join(VENV, 'bin', 'python'))) run(python, ['-m', 'venv', VENV]);
+  run(join(VENV, 'bin', 'python'), ['-m', 'pip', 'install', '--disable-pip-version-check', '-q', `${WHEEL}==${TENSORFLOW}`]);
+  const dir = wheelDir();
+  if (!dir) throw new SetupError(`pip installed ${WHEEL}==${TENSORFLOW} but ${VENV} has no tensorflow/libtensorflow_cc.so.2`);
+  return dir;
+}
+
+/** Extracts an npm package's tarball (fetched by `npm pack`, no install scripts run) into `dest`. */
+function unpackNpm(spec, dest) {
+  const tmp = join(NATIVE, 'tarballs');
+  mkdirSync(tmp, { recursive: true });
+  const name = run('npm', ['pack', spec, '--silent', '--pack-destination', tmp], { capture: true }).trim().split('\n').pop();
+  rmSync(dest, { recursive: true, force: true });
+  mkdirSync(dest, { recursive: true });
+  run('tar', ['-xzf', join(tmp, name), '-C', dest, '--strip-components=1']);
+}
+
+/** Where Node's own headers are (node-gyp would otherwise download them from nodejs.org). */
+function nodeDir() {
+  const prefix = resolve(dirname(process.execPath), '..');
+  if (existsSync(join(prefix, 'include', 'node', 'node_api.h'))) return prefix;
+  throw new SetupError(`expected Node's headers at ${join(prefix, 'include', 'node', 'node_api.h')}, found none (Debian: apt-get install libnode-dev)`);
+}
+
+function nodeGyp() {
+  const bundled = resolve(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+  if (existsSync(bundled)) return bundled;
+  throw new SetupError(`expected npm's bundled node-gyp at ${bundled}, found none`);
+}
+
+/** Symlinks `link` to `target` by a relative path, so the project folder can move. */
+function linkTo(target, link) {
+  rmSync(link, { force: true });
+  symlinkSync(relative(dirname(link), target), link);
+}
+
+function buildAddon(tfDir) {
+  const stamp = readStamp();
+  const wanted = { tensorflow: TENSORFLOW, wheel: WHEEL, package: NPM_PACKAGE, version: TFJS_NODE, napi: NAPI_VERSION };
+  const same = stamp && Object.entries(wanted).every(([k, v]) => stamp[k] === v);
+  if (same && existsSync(BINDING)) {
+    say('addon', 'ok', `${relative(ROOT, BINDING)} (TensorFlow C library ${stamp.tfVersion})`);
+    return;
+  }
+  if (CHECK) throw new SetupError(`the addon is not built for ${WHEEL} ${TENSORFLOW}: expected ${BINDING}`);
+  const t0 = performance.now();
+  unpackNpm(`${NPM_PACKAGE}@${TFJS_NODE}`, PACKAGE_DIR);
+  unpackNpm(`google-protobuf@${GOOGLE_PROTOBUF}`, join(NATIVE, 'node_modules', 'google-protobuf'));
+
+  // binding.gyp links -ltensorflow -ltensorflow_framework from deps/lib with rpath $ORIGIN/../../deps/lib.
+  // The wheel's library is libtensorflow_cc.so.2 (soname too), so the addon records that name.
+  const lib = join(PACKAGE_DIR, 'deps', 'lib');
+  mkdirSync(lib, { recursive: true });
+  linkTo(join(tfDir, 'include'), join(PACKAGE_DIR, 'deps', 'include'));
+  for (const [name, file] of [
+    ['libtensorflow.so', 'libtensorflow_cc.so.2'],
+    ['libtensorflow_cc.so.2', 'libtensorflow_cc.so.2'],
+    ['libtensorflow_framework.so', 'libtensorflow_framework.so.2'],
+    ['libtensorflow_framework.so.2', 'libtensorflow_framework.so.2'],
+  ]) {
+    linkTo(join(tfDir, file), join(lib, name));
+  }
+  say('addon', 'build', `node-gyp for ${NPM_PACKAGE} ${TFJS_NODE} against ${WHEEL} ${TENSORFLOW}`);
+  run(process.execPath, [
+    nodeGyp(), 'rebuild', `--nodedir=${nodeDir()}`, '-j', '2',
+    '--module_name=tfjs_binding', `--module_path=${dirname(BINDING)}`, `--napi_build_version=${NAPI_VERSION}`,
+  ], { cwd: PACKAGE_DIR, capture: true }); // its output is shown only when it fails
+  rmSync(join(PACKAGE_DIR, 'build'), { recursive: true, force: true });
+
+  // Loading it resolves every TF_*/TFE_* symbol the binding uses (a missing one fails here, by name).
+  const tfVersion = run(process.execPath, ['-e', `process.stdout.write(require(${JSON.stringify(BINDING)}).TF_Version)`], { capture: true }).trim();
+  writeFileSync(STAMP, `${JSON.stringify({ ...wanted, tfVersion, binding: relative(NATIVE, BINDING), gpu: GPU }, null, 2)}\n`);
+  say('addon', 'built', `${relative(ROOT, BINDING)}, TensorFlow C library ${tfVersion} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+}
+
+function main() {
+  const tfDir = installWheel();
+  buildAddon(tfDir);
+}
+
+try {
+  main();
+} catch (err) {
+  if (!(err instanceof SetupError)) throw err;
+  console.error(`setup:native: ${err.message}`);
+  process.exitCode = 1;
+}

@@ -1,0 +1,100 @@
+/**
+ * The native 'tensorflow' tensor backend: @tensorflow/tfjs-node's kernels running on the TensorFlow C
+ * library of a PyPI TensorFlow wheel, as built by `npm run setup:native` (infra/native.mjs) into
+ * .tools/tfjs-node/. It is optional: when the addon has not been built, loadNativeBackend() answers
+ * false and the caller keeps a JavaScript backend.
+ *
+ * tfjs-node's index.js is not used: it finds its addon through @mapbox/node-pre-gyp and sets itself as
+ * the backend on import. Its backend class and kernel registrations are loaded directly instead, with
+ * '@tensorflow/tfjs' resolving to the project's own copy (the package sits under .tools/, whose parent
+ * holds the project's node_modules), so the native kernels register in the one engine the models use.
+ *
+ * Called by the worker's backend choice, the native backend test and bench/train.ts.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs-core';
+
+/** The backend name tfjs-node registers, and the one recorded with every run that uses it. */
+export const NATIVE_BACKEND = 'tensorflow';
+
+const PROJECT_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+
+/** What infra/native.mjs wrote to .tools/tfjs-node/native.json after building and loading the addon. */
+export interface NativeBuild {
+  /** The PyPI TensorFlow version whose C library the addon links, e.g. '2.12.1'. */
+  tensorflow: string;
+  /** The wheel: 'tensorflow-cpu', or 'tensorflow' (CUDA) for the GPU build. */
+  wheel: string;
+  /** '@tensorflow/tfjs-node' or '@tensorflow/tfjs-node-gpu'. */
+  package: string;
+  /** The npm package's version; equals the project's @tensorflow/tfjs. */
+  version: string;
+  /** TF_Version() reported by the loaded library. */
+  tfVersion: string;
+  /** The addon, relative to .tools/tfjs-node. */
+  binding: string;
+  gpu: boolean;
+}
+
+/** The build found under `root`/.tools/tfjs-node, or why there is none (a sentence for logs and skips). */
+export function findNativeBuild(root: string = PROJECT_ROOT): { build: NativeBuild; dir: string } | { missing: string } {
+  const dir = join(root, '.tools', 'tfjs-node');
+  const stamp = join(dir, 'native.json');
+  if (!existsSync(stamp)) {
+    return { missing: `the native backend is not built: expected ${stamp}, found none (run \`npm run setup:native\`)` };
+  }
+  const build = JSON.parse(readFileSync(stamp, 'utf8')) as NativeBuild;
+  const binding = join(dir, build.binding);
+  if (!existsSync(binding)) return { missing: `${stamp} names the addon ${binding}, which does not exist (run \`npm run setup:native\`)` };
+  return { build, dir };
+}
+
+/** The build in use after a successful loadNativeBackend(), for the run's record. */
+let loaded: NativeBuild | undefined;
+
+export function nativeBuild(): NativeBuild | undefined {
+  return loaded;
+}
+
+interface NativeModules {
+  NodeJSKernelBackend: new (binding: unknown, packageName: string) => tf.KernelBackend;
+}
+
+/**
+ * Registers the 'tensorflow' backend from the built addon and makes it the active backend. Answers false,
+ * leaving the active backend as it was, when the addon is not built or does not initialise (`onMissing`
+ * receives the reason). Idempotent.
+ */
+export async function loadNativeBackend(
+  options: { root?: string; onMissing?: (reason: string) => void } = {},
+): Promise<boolean> {
+  const found = findNativeBuild(options.root);
+  if ('missing' in found) {
+    options.onMissing?.(found.missing);
+    return false;
+  }
+  const { build, dir } = found;
+  const previous = tf.getBackend() as string | undefined | null;
+  try {
+    if (!tf.findBackendFactory(NATIVE_BACKEND)) {
+      const pkg = join(dir, 'node_modules', ...build.package.split('/'));
+      const require = createRequire(join(pkg, 'package.json'));
+      // The addon first: a missing TF_*/TFE_* symbol or library fails here, before any kernel registers.
+      const binding = require(join(dir, build.binding)) as unknown;
+      require('./dist/register_all_kernels.js');
+      const { NodeJSKernelBackend } = require('./dist/nodejs_kernel_backend.js') as NativeModules;
+      // Priority 0: registering must not change which backend code that never asks for one gets.
+      tf.registerBackend(NATIVE_BACKEND, () => new NodeJSKernelBackend(binding, build.package), 0);
+    }
+    if (!(await tf.setBackend(NATIVE_BACKEND))) throw new Error(`tfjs could not initialise the '${NATIVE_BACKEND}' backend`);
+  } catch (err) {
+    if (previous) await tf.setBackend(previous);
+    options.onMissing?.(`the native backend in ${dir} failed to load: ${(err as Error).message}`);
+    return false;
+  }
+  loaded = build;
+  return true;
+}
