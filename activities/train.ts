@@ -142,6 +142,7 @@ export function createTrain(deps: TrainDeps) {
             epochs,
             batchSize,
             optimizer: run.training.optimizer,
+            init: run.training.init,
             seed: run.seed,
             resume,
             signal,

@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
+import { INITIALIZER_NAMES, PARAMETRIC_INITIALIZER_NAMES } from '../ml/train/names.js';
 import { modelLabel } from './grid.js';
 
 export { expandRuns, modelLabel, type RunSpec } from './grid.js';
@@ -112,6 +113,33 @@ export const ModelSpec = z
   .strict();
 export type ModelSpec = z.infer<typeof ModelSpec>;
 
+/**
+ * One initialiser: a name (`kaiming-normal`, `xavier-uniform`, `lecun-normal`, `kaiming-uniform-fan-out`,
+ * ...; the list is ml/train/names.ts) or `{ name: uniform, a: 0.05 }` for U(-a, a) /
+ * `{ name: normal, a: 0.01 }` for N(0, a^2).
+ */
+export const InitializerRef = z.union(
+  [
+    z.enum(INITIALIZER_NAMES),
+    z.object({ name: z.enum(PARAMETRIC_INITIALIZER_NAMES), a: z.number().positive() }).strict(),
+  ],
+  {
+    error: (iss) =>
+      `expected an initialiser name (${INITIALIZER_NAMES.join(', ')}) or { name: ${PARAMETRIC_INITIALIZER_NAMES.join(' | ')}, a: number > 0 }, found ${JSON.stringify(iss.input)}`,
+  },
+);
+
+/** How a run's weights start, drawn from the run's seed. Batch-norm variables always start at 1 and 0. */
+export const InitSpec = z
+  .object({
+    /** Initialiser of every kernel (dense and convolution weights). */
+    kernel: InitializerRef.default('glorot-uniform'),
+    /** Initialiser of every bias. */
+    bias: InitializerRef.default('zeros'),
+  })
+  .strict();
+export type InitSpec = z.infer<typeof InitSpec>;
+
 export const TrainingSpec = z
   .object({
     epochs: z.number().int().min(1).max(10_000),
@@ -119,6 +147,8 @@ export const TrainingSpec = z
     optimizer: OptimizerSpec,
     /** Epochs at which weights are stored; epoch 0 is the initial weights. Default: every epoch. */
     snapshotEvery: z.number().int().min(1).default(1),
+    /** Weight initialisers; default Glorot-uniform kernels and zero biases. */
+    init: InitSpec.default({ kernel: 'glorot-uniform', bias: 'zeros' }),
   })
   .strict();
 export type TrainingSpec = z.infer<typeof TrainingSpec>;

@@ -10,6 +10,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { deriveRng, type Rng } from '../rng.js';
+import { INITIALIZER_NAMES, PARAMETRIC_INITIALIZER_NAMES, type InitializerName, type InitializerRef, type ParametricInitializerName } from './names.js';
 import { modelVariables } from './weights.js';
 
 /** Fan-in and fan-out as Keras computes them: dense [in, out]; conv [kh, kw, in, out] times the receptive field. */
@@ -37,33 +38,55 @@ const normal = (std: number): Initializer => (_shape, size, rng) => {
 };
 const constant = (value: number): Initializer => (_shape, size) => new Float32Array(size).fill(value);
 
-/** Initialisers by name; new ones slot in here. */
-export const INITIALIZERS: ReadonlyMap<string, Initializer> = new Map<string, Initializer>([
-  ['zeros', constant(0)],
-  ['ones', constant(1)],
-  // Glorot and Bengio 2010: U(-sqrt(6 / (fanIn + fanOut)), +...).
-  ['glorot-uniform', (s, n, r) => { const f = fans(s); return uniform(Math.sqrt(6 / (f.fanIn + f.fanOut)))(s, n, r); }],
-  ['glorot-normal', (s, n, r) => { const f = fans(s); return normal(Math.sqrt(2 / (f.fanIn + f.fanOut)))(s, n, r); }],
-  // He et al. 2015 (PyTorch's kaiming_*_ with a = 0, fan_in mode).
-  ['kaiming-uniform', (s, n, r) => uniform(Math.sqrt(6 / fans(s).fanIn))(s, n, r)],
-  ['kaiming-normal', (s, n, r) => normal(Math.sqrt(2 / fans(s).fanIn))(s, n, r)],
-  // LeCun 1998: normal with std 1 / sqrt(fanIn) (the "improved" initialisation of the tricks-of-the-trade study).
-  ['lecun-normal', (s, n, r) => normal(1 / Math.sqrt(fans(s).fanIn))(s, n, r)],
-]);
+const glorotUniform: Initializer = (s, n, r) => { const f = fans(s); return uniform(Math.sqrt(6 / (f.fanIn + f.fanOut)))(s, n, r); };
+const glorotNormal: Initializer = (s, n, r) => { const f = fans(s); return normal(Math.sqrt(2 / (f.fanIn + f.fanOut)))(s, n, r); };
+
+// Typed by the list in names.ts, so the schema's names and this table cannot drift apart.
+const TABLE: Record<InitializerName, Initializer> = {
+  zeros: constant(0),
+  ones: constant(1),
+  // Glorot and Bengio 2010: U(-sqrt(6 / (fanIn + fanOut)), +...); "xavier" is PyTorch's name for the same.
+  'glorot-uniform': glorotUniform,
+  'glorot-normal': glorotNormal,
+  'xavier-uniform': glorotUniform,
+  'xavier-normal': glorotNormal,
+  // He et al. 2015 (PyTorch's kaiming_*_ with a = 0, nonlinearity relu), in fan-in or fan-out mode.
+  'kaiming-uniform': (s, n, r) => uniform(Math.sqrt(6 / fans(s).fanIn))(s, n, r),
+  'kaiming-normal': (s, n, r) => normal(Math.sqrt(2 / fans(s).fanIn))(s, n, r),
+  'kaiming-uniform-fan-out': (s, n, r) => uniform(Math.sqrt(6 / fans(s).fanOut))(s, n, r),
+  'kaiming-normal-fan-out': (s, n, r) => normal(Math.sqrt(2 / fans(s).fanOut))(s, n, r),
+  // LeCun 1998: variance 1 / fanIn (the "improved" initialisation of the tricks-of-the-trade study).
+  'lecun-uniform': (s, n, r) => uniform(Math.sqrt(3 / fans(s).fanIn))(s, n, r),
+  'lecun-normal': (s, n, r) => normal(1 / Math.sqrt(fans(s).fanIn))(s, n, r),
+};
+
+/** Initialisers by name; new ones slot in here and in names.ts. */
+export const INITIALIZERS: ReadonlyMap<string, Initializer> = new Map<string, Initializer>(Object.entries(TABLE));
+
+/** Initialisers with an argument `a`: U(-a, a) and N(0, a^2). */
+export const PARAMETRIC_INITIALIZERS: ReadonlyMap<string, (a: number) => Initializer> = new Map<string, (a: number) => Initializer>(
+  Object.entries({ uniform, normal } satisfies Record<ParametricInitializerName, (a: number) => Initializer>),
+);
 
 export interface InitArgs {
   /** Initialiser of every `kernel`; default 'glorot-uniform'. */
-  kernel?: string;
+  kernel?: InitializerRef | string;
   /** Initialiser of every `bias`; default 'zeros'. */
-  bias?: string;
+  bias?: InitializerRef | string;
 }
 
 /** Initialisers of the variables tfjs-layers creates besides kernels and biases (batch norm). */
 const FIXED: Record<string, string> = { gamma: 'ones', beta: 'zeros', moving_mean: 'zeros', moving_variance: 'ones' };
 
-function getInitializer(name: string): Initializer {
-  const init = INITIALIZERS.get(name);
-  if (!init) throw new Error(`unknown initialiser "${name}": expected one of ${[...INITIALIZERS.keys()].join(', ')}`);
+function getInitializer(ref: InitializerRef | string): Initializer {
+  if (typeof ref === 'object') {
+    const make = PARAMETRIC_INITIALIZERS.get(ref.name);
+    if (!make) throw new Error(`unknown initialiser "${ref.name}" with an argument: expected one of ${PARAMETRIC_INITIALIZER_NAMES.join(', ')}`);
+    if (!(ref.a > 0 && Number.isFinite(ref.a))) throw new Error(`initialiser ${ref.name}: expected a positive a, found ${ref.a}`);
+    return make(ref.a);
+  }
+  const init = INITIALIZERS.get(ref);
+  if (!init) throw new Error(`unknown initialiser "${ref}": expected one of ${INITIALIZER_NAMES.join(', ')}`);
   return init;
 }
 

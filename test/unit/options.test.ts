@@ -14,6 +14,8 @@ import type { Split } from '../../ml/data/datasets.js';
 import { buildModel } from '../../ml/models/registry.js';
 import { deriveRng } from '../../ml/rng.js';
 import { train, type EpochMetrics, type TrainArgs, type TrainData, type TrainState } from '../../ml/train/loop.js';
+import { INITIALIZERS, type InitArgs } from '../../ml/train/init.js';
+import { INITIALIZER_NAMES } from '../../ml/train/names.js';
 import { createOptimizer, learningRateAt, type OptimizerSpec } from '../../ml/train/optimizers.js';
 import type { ModelVariable } from '../../ml/train/weights.js';
 
@@ -179,4 +181,46 @@ test('optimizer options: defaults keep old files meaning what they meant; bad va
   assert.match(trainingIssues(opt({ schedule: { name: 'step' } })), /optimizer\.schedule\.everyEpochs/);
   assert.match(trainingIssues(opt({ schedule: { name: 'cosine', minLearningRate: 1 } })), /optimizer\.schedule\.minLearningRate: expected at most learningRate \(0\.1\), found 1/);
   assert.match(trainingIssues(opt({ schedule: { name: 'cosine', gamma: 0.1 } })), /optimizer\.schedule/);
+});
+
+function sampleStd(values: Float32Array): number {
+  let sum = 0;
+  for (const v of values) sum += v;
+  const mean = sum / values.length;
+  let sq = 0;
+  for (const v of values) sq += (v - mean) ** 2;
+  return Math.sqrt(sq / values.length);
+}
+
+test('initialisers from the experiment file: the registry holds every schema name; fan modes and uniform(-a, a) draw as specified', async () => {
+  assert.deepEqual([...INITIALIZERS.keys()].sort(), [...INITIALIZER_NAMES].sort());
+  const kernelOf = async (init: InitArgs) => {
+    const r = await run({ optimizer: { name: 'sgd', learningRate: 0.1 }, epochs: 0, init });
+    return r.epochs[0]!.weights;
+  };
+  // fc1 kernel is [36, 16]: He std is sqrt(2 / 36) in fan-in mode, sqrt(2 / 16) in fan-out mode.
+  const fanIn = (await kernelOf({ kernel: 'kaiming-normal' }))[0]!;
+  const fanOut = (await kernelOf({ kernel: 'kaiming-normal-fan-out' }))[0]!;
+  assert.equal(`${fanIn.layer}/${fanIn.name}`, 'fc1/kernel');
+  assert.deepEqual(fanIn.shape, [36, 16]);
+  for (const [t, std] of [[fanIn, Math.sqrt(2 / 36)], [fanOut, Math.sqrt(2 / 16)]] as const) {
+    const found = sampleStd(t.values);
+    assert.ok(Math.abs(found / std - 1) < 0.12, `expected std near ${std}, found ${found}`);
+  }
+  const uniform = await kernelOf({ kernel: { name: 'uniform', a: 0.05 }, bias: { name: 'uniform', a: 0.5 } });
+  const [k, b] = [uniform[0]!, uniform[1]!];
+  assert.ok(k.values.every((v) => Math.abs(v) < 0.05) && k.values.some((v) => Math.abs(v) > 0.045), 'kernel in (-0.05, 0.05), reaching near the ends');
+  assert.ok(b.values.every((v) => Math.abs(v) < 0.5) && b.values.some((v) => v !== 0), 'biases drawn, not zero');
+  // xavier is glorot by another name: the same draws.
+  assert.deepEqual(bits(await kernelOf({ kernel: 'xavier-normal' })), bits(await kernelOf({ kernel: 'glorot-normal' })));
+  await assert.rejects(kernelOf({ kernel: 'he-normal' }), /unknown initialiser "he-normal": expected one of zeros, ones, glorot-uniform/);
+});
+
+test('init options validate with the field named; the default is the old Glorot-uniform/zeros', () => {
+  const base = { epochs: 1, optimizer: { name: 'sgd', learningRate: 0.1 } };
+  assert.deepEqual(TrainingSpec.parse(base).init, { kernel: 'glorot-uniform', bias: 'zeros' });
+  assert.deepEqual(TrainingSpec.parse({ ...base, init: { kernel: 'lecun-normal' } }).init, { kernel: 'lecun-normal', bias: 'zeros' });
+  assert.match(trainingIssues({ ...base, init: { kernel: 'kaiming' } }), /init\.kernel: expected an initialiser name \(zeros, .*lecun-normal\) or \{ name: uniform \| normal, a: number > 0 \}, found "kaiming"/);
+  assert.match(trainingIssues({ ...base, init: { bias: { name: 'uniform', a: 0 } } }), /init\.bias\.a/);
+  assert.match(trainingIssues({ ...base, init: { kernels: 'zeros' } }), /init: Unrecognized key: "kernels"/);
 });
