@@ -147,6 +147,20 @@ export const TrainingSpec = z
     optimizer: OptimizerSpec,
     /** Epochs at which weights are stored; epoch 0 is the initial weights. Default: every epoch. */
     snapshotEvery: z.number().int().min(1).default(1),
+    /**
+     * Early stopping on the validation loss (off when omitted; needs every dataset's validationSplit > 0).
+     * Epoch 0 (the initial weights) counts as a candidate. The run ends with the best epoch's weights as
+     * its final snapshot whether it stopped early or ran every epoch.
+     */
+    earlyStopping: z
+      .object({
+        /** Epochs without improvement after which training stops. */
+        patience: z.number().int().min(1),
+        /** An epoch improves when its validation loss is below the best minus minDelta. */
+        minDelta: z.number().min(0).default(0),
+      })
+      .strict()
+      .optional(),
     /** Weight initialisers; default Glorot-uniform kernels and zero biases. */
     init: InitSpec.default({ kernel: 'glorot-uniform', bias: 'zeros' }),
   })
@@ -238,6 +252,13 @@ export function validateExperiment(raw: unknown, source: string, registries: Reg
       );
     }
   });
+  if (config.training.earlyStopping) {
+    config.datasets.forEach((d, i) => {
+      if (d.validationSplit === 0) {
+        problems.push(`datasets.${i}.validationSplit: training.earlyStopping needs a validation split > 0, found 0`);
+      }
+    });
+  }
   const labels = config.models.map(modelLabel);
   const dup = labels.find((l, i) => labels.indexOf(l) !== i);
   if (dup) problems.push(`models: two models share the label "${dup}"; give one a distinct "label"`);

@@ -7,6 +7,14 @@
  * (seed, k) only, and the optimizer exports all of its state, so a run resumed from the state after
  * epoch k continues exactly as if it had never stopped.
  *
+ * Early stopping (optional) watches the validation loss, epoch 0's included: after `patience` epochs
+ * without an improvement of more than `minDelta` on the best, training stops. Whether it stops or runs
+ * to the last epoch, the model ends holding the best epoch's weights. Everything it needs (best epoch,
+ * loss, weights and the count of epochs since) is part of TrainState, so resuming stays exact.
+ *
+ * Divergence: a batch with a non-finite loss, or an epoch with a non-finite validation loss, ends the
+ * run as "diverged" at that epoch, without a further onEpoch; the caller keeps what it stored so far.
+ *
  * Called by the train activity, which stores a snapshot in onEpoch and heartbeats in onBatch.
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -28,7 +36,34 @@ export interface TrainState {
   optimizer: NamedTensor[];
   /** What the run's random streams derive from; currently `{ seed }`. */
   rng: Record<string, number>;
+  /** Present when early stopping is on. */
+  earlyStopping?: EarlyStoppingState;
 }
+
+export interface EarlyStoppingArgs {
+  /** Epochs without improvement after which training stops. */
+  patience: number;
+  /** An epoch improves on the best when its validation loss is below best - minDelta. */
+  minDelta: number;
+}
+
+export interface EarlyStoppingState {
+  bestEpoch: number;
+  bestStep: number;
+  bestValLoss: number;
+  /** Epochs completed since the best one. */
+  wait: number;
+  /** True once wait reached the patience: training is over. */
+  stopped: boolean;
+  /** The best epoch's weights, restored into the model when training ends. */
+  best: NamedTensor[];
+}
+
+/** How training ended. `epoch` is the last epoch completed (and handed to onEpoch). */
+export type TrainOutcome =
+  | { status: 'completed'; epoch: number; bestEpoch?: number }
+  | { status: 'stopped-early'; epoch: number; bestEpoch: number }
+  | { status: 'diverged'; epoch: number; divergedAtEpoch: number };
 
 export interface EpochMetrics {
   epoch: number;
@@ -63,6 +98,8 @@ export interface TrainArgs {
   init?: InitArgs;
   /** Resume from a stored state instead of initialising; training continues at state.epoch + 1. */
   resume?: TrainState;
+  /** Stop when the validation loss stops improving, and end with the best weights. Off when omitted. */
+  earlyStopping?: EarlyStoppingArgs;
   /** Called with epoch 0 (initial weights, metrics evaluated before any step) unless resuming, then after every epoch. Awaited: the caller stores a snapshot here. */
   onEpoch(state: TrainState, metrics: EpochMetrics): Promise<void>;
   /** Called after each batch; keep it cheap. */
@@ -143,8 +180,26 @@ export async function evaluate(
   return { loss: lossSum / split.n, accuracy: correct / split.n };
 }
 
-/** Trains `args.model` in place and returns its final state and the metrics of every epoch run. */
-export async function train(args: TrainArgs): Promise<{ state: TrainState; history: EpochMetrics[] }> {
+/** The early-stopping state after an epoch with validation loss `valLoss`, given the state before it. */
+function nextEarlyStopping(
+  es: EarlyStoppingArgs,
+  before: EarlyStoppingState | undefined,
+  at: { epoch: number; step: number; valLoss: number },
+  weights: () => NamedTensor[],
+): EarlyStoppingState {
+  if (!before || at.valLoss < before.bestValLoss - es.minDelta) {
+    return { bestEpoch: at.epoch, bestStep: at.step, bestValLoss: at.valLoss, wait: 0, stopped: false, best: weights() };
+  }
+  const wait = before.wait + 1;
+  return { ...before, wait, stopped: wait >= es.patience };
+}
+
+/**
+ * Trains `args.model` in place. Returns the state after the last epoch completed (before any restore of
+ * the best weights), the metrics of every epoch run, and how training ended; the model is left holding
+ * the best weights under early stopping, the last weights otherwise.
+ */
+export async function train(args: TrainArgs): Promise<{ state: TrainState; history: EpochMetrics[]; outcome: TrainOutcome }> {
   const { model, data, epochs, batchSize, seed, signal } = args;
   if (!Number.isInteger(epochs) || epochs < 0) throw new Error(`epochs: expected a non-negative integer, found ${epochs}`);
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`batchSize: expected a positive integer, found ${batchSize}`);
@@ -153,6 +208,12 @@ export async function train(args: TrainArgs): Promise<{ state: TrainState; histo
   checkSplit(data.train, size, data.numClasses, 'train');
   checkSplit(data.val, size, data.numClasses, 'validation');
   if (data.train.n === 0) throw new Error('train split: expected at least one example, found 0');
+  const es = args.earlyStopping;
+  if (es) {
+    if (!(Number.isInteger(es.patience) && es.patience >= 1)) throw new Error(`earlyStopping.patience: expected an integer >= 1, found ${es.patience}`);
+    if (!(es.minDelta >= 0)) throw new Error(`earlyStopping.minDelta: expected a number >= 0, found ${es.minDelta}`);
+    if (data.val.n === 0) throw new Error('earlyStopping: needs a validation split, found 0 validation examples');
+  }
   signal?.throwIfAborted();
 
   const params = modelVariables(model).filter((v) => v.trainable);
@@ -161,17 +222,26 @@ export async function train(args: TrainArgs): Promise<{ state: TrainState; histo
   try {
     let epoch: number;
     let step: number;
-    const snapshot = (): TrainState => ({ epoch, step, weights: modelToTensors(model), optimizer: optimizer.state(), rng: { seed } });
+    let esState: EarlyStoppingState | undefined;
+    const snapshot = (): TrainState => ({
+      epoch, step, weights: modelToTensors(model), optimizer: optimizer.state(), rng: { seed },
+      ...(esState ? { earlyStopping: esState } : {}),
+    });
+    // Finite losses, or the epoch at which they stopped being.
+    const diverged = (loss: number) => !Number.isFinite(loss);
 
     if (args.resume) {
       const r = args.resume;
       if (r.rng['seed'] !== seed) {
         throw new Error(`resume: the stored state was trained with seed ${r.rng['seed']}, but this run's seed is ${seed}`);
       }
+      if (es && !r.earlyStopping) throw new Error('resume: early stopping is on, but the stored state has no early-stopping record');
+      if (!es && r.earlyStopping) throw new Error('resume: the stored state was trained with early stopping, but this run has it off');
       tensorsToModel(model, r.weights);
       optimizer.loadState(r.optimizer);
       epoch = r.epoch;
       step = r.step;
+      esState = r.earlyStopping;
     } else {
       const t0 = performance.now();
       initializeWeights(model, seed, args.init);
@@ -184,13 +254,15 @@ export async function train(args: TrainArgs): Promise<{ state: TrainState; histo
         seconds: (performance.now() - t0) / 1000, learningRate: args.optimizer.learningRate,
       };
       history.push(metrics);
+      if (es) esState = nextEarlyStopping(es, undefined, { epoch, step, valLoss: va.loss }, () => modelToTensors(model));
       await args.onEpoch(snapshot(), metrics);
     }
 
     const n = data.train.n;
     const batches = Math.ceil(n / batchSize);
     const trainable = params.map((p) => p.variable);
-    while (epoch < epochs) {
+    let divergedAt: number | undefined;
+    training: while (epoch < epochs && !esState?.stopped) {
       const current = epoch + 1;
       const t0 = performance.now();
       const lr = learningRateAt(args.optimizer, current, epochs);
@@ -224,21 +296,42 @@ export async function train(args: TrainArgs): Promise<{ state: TrainState; histo
           hits!.dispose();
           return result;
         });
+        step += 1;
+        if (diverged(loss)) {
+          divergedAt = current;
+          break training;
+        }
         lossSum += loss * (end - start);
         correct += right;
-        step += 1;
         args.onBatch?.(current, b + 1, batches);
       }
-      epoch = current;
       const va = await evaluate(model, data.val, batchSize, signal);
+      if (data.val.n > 0 && diverged(va.loss)) {
+        divergedAt = current;
+        break;
+      }
+      epoch = current;
       const metrics: EpochMetrics = {
         epoch, step, trainLoss: lossSum / n, trainAccuracy: correct / n, valLoss: va.loss, valAccuracy: va.accuracy,
         seconds: (performance.now() - t0) / 1000, learningRate: lr,
       };
       history.push(metrics);
+      if (es) esState = nextEarlyStopping(es, esState, { epoch, step, valLoss: va.loss }, () => modelToTensors(model));
       await args.onEpoch(snapshot(), metrics);
     }
-    return { state: snapshot(), history };
+    if (divergedAt !== undefined) {
+      return { state: snapshot(), history, outcome: { status: 'diverged', epoch, divergedAtEpoch: divergedAt } };
+    }
+    const state = snapshot();
+    if (!esState) return { state, history, outcome: { status: 'completed', epoch } };
+    tensorsToModel(model, esState.best);
+    return {
+      state,
+      history,
+      outcome: esState.stopped
+        ? { status: 'stopped-early', epoch, bestEpoch: esState.bestEpoch }
+        : { status: 'completed', epoch, bestEpoch: esState.bestEpoch },
+    };
   } finally {
     optimizer.dispose();
   }

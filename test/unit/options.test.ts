@@ -8,12 +8,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import type { NamedTensor } from '../../artifacts/snapshot.js';
-import { TrainingSpec, describeIssues } from '../../config/experiment.js';
+import { TrainingSpec, describeIssues, validateExperiment } from '../../config/experiment.js';
 import { initBackend } from '../../ml/backend.js';
 import type { Split } from '../../ml/data/datasets.js';
 import { buildModel } from '../../ml/models/registry.js';
 import { deriveRng } from '../../ml/rng.js';
-import { train, type EpochMetrics, type TrainArgs, type TrainData, type TrainState } from '../../ml/train/loop.js';
+import { train, type EpochMetrics, type TrainArgs, type TrainData, type TrainOutcome, type TrainState } from '../../ml/train/loop.js';
+import { modelToTensors } from '../../ml/train/weights.js';
 import { INITIALIZERS, type InitArgs } from '../../ml/train/init.js';
 import { INITIALIZER_NAMES } from '../../ml/train/names.js';
 import { createOptimizer, learningRateAt, type OptimizerSpec } from '../../ml/train/optimizers.js';
@@ -48,14 +49,22 @@ function synthetic(n: number, seed: number): Split {
 
 const data: TrainData = { train: synthetic(240, 1), val: synthetic(60, 2), inputShape: SHAPE, numClasses: CLASSES };
 
-interface Run { state: TrainState; history: EpochMetrics[]; epochs: TrainState[] }
+interface Run {
+  state: TrainState;
+  history: EpochMetrics[];
+  outcome: TrainOutcome;
+  /** The states given to onEpoch. */
+  epochs: TrainState[];
+  /** The model's weights when train() returned (the best ones under early stopping). */
+  final: NamedTensor[];
+}
 
 async function run(overrides: Partial<TrainArgs> & Pick<TrainArgs, 'optimizer' | 'epochs'>, d: TrainData = data): Promise<Run> {
   const model = buildModel({ name: 'mlp', args: { hidden: [16] } }, { inputShape: SHAPE, numClasses: CLASSES });
   const epochs: TrainState[] = [];
   try {
     const result = await train({ model, data: d, batchSize: 32, seed: 3, onEpoch: async (s) => { epochs.push(s); }, ...overrides });
-    return { ...result, epochs };
+    return { ...result, epochs, final: modelToTensors(model) };
   } finally {
     model.dispose();
   }
@@ -223,4 +232,62 @@ test('init options validate with the field named; the default is the old Glorot-
   assert.match(trainingIssues({ ...base, init: { kernel: 'kaiming' } }), /init\.kernel: expected an initialiser name \(zeros, .*lecun-normal\) or \{ name: uniform \| normal, a: number > 0 \}, found "kaiming"/);
   assert.match(trainingIssues({ ...base, init: { bias: { name: 'uniform', a: 0 } } }), /init\.bias\.a/);
   assert.match(trainingIssues({ ...base, init: { kernels: 'zeros' } }), /init: Unrecognized key: "kernels"/);
+});
+
+const adam: OptimizerSpec = { name: 'adam', learningRate: 0.05 };
+
+test('early stopping: no improvement beyond minDelta stops after `patience` epochs and restores epoch 0', async () => {
+  const r = await run({ optimizer: adam, epochs: 6, earlyStopping: { patience: 2, minDelta: 100 } });
+  assert.deepEqual(r.outcome, { status: 'stopped-early', epoch: 2, bestEpoch: 0 });
+  assert.deepEqual(r.epochs.map((s) => [s.epoch, s.earlyStopping!.wait, s.earlyStopping!.stopped]), [[0, 0, false], [1, 1, false], [2, 2, true]]);
+  assert.deepEqual(bits(r.final), bits(r.epochs[0]!.weights), 'the model ends with the initial weights');
+  assert.notDeepEqual(bits(r.state.weights), bits(r.final), 'the returned state is the last epoch, before the restore');
+});
+
+test('early stopping keeps the best validation epoch, restores it, and resumes exactly (also from a stopped state)', async () => {
+  const es = { patience: 2, minDelta: 0 };
+  const full = await run({ optimizer: adam, epochs: 8, earlyStopping: es });
+  const losses = full.history.map((m) => m.valLoss);
+  const best = losses.indexOf(Math.min(...losses));
+  assert.equal(full.outcome.status === 'completed' ? full.outcome.bestEpoch : (full.outcome as { bestEpoch: number }).bestEpoch, best);
+  assert.ok(best > 0, `training improved on the initial weights (validation losses ${losses.join(', ')})`);
+  assert.deepEqual(bits(full.final), bits(full.epochs[best]!.weights));
+  if (full.outcome.status === 'stopped-early') assert.equal(full.outcome.epoch, best + es.patience);
+
+  const first = await run({ optimizer: adam, epochs: 1, earlyStopping: es });
+  const resumed = await run({ optimizer: adam, epochs: 8, earlyStopping: es, resume: first.state });
+  assert.deepEqual(resumed.outcome, full.outcome);
+  assert.deepEqual(bits(resumed.final), bits(full.final));
+  assert.deepEqual(bits(resumed.state.weights), bits(full.state.weights));
+
+  // A state stored after the stop trains no further and still ends with the best weights.
+  const again = await run({ optimizer: adam, epochs: 8, earlyStopping: es, resume: full.state });
+  assert.equal(again.epochs.length, 0);
+  assert.deepEqual(again.outcome, full.outcome);
+  assert.deepEqual(bits(again.final), bits(full.final));
+  await assert.rejects(run({ optimizer: adam, epochs: 8, resume: first.state }), /trained with early stopping, but this run has it off/);
+  await assert.rejects(run({ optimizer: adam, epochs: 1, earlyStopping: es }, { ...data, val: { x: new Float32Array(0), y: new Int32Array(0), n: 0 } }), /needs a validation split/);
+});
+
+test('a diverging run ends as diverged at the epoch, with no snapshot of the broken weights', async () => {
+  const r = await run({ optimizer: { name: 'sgd', learningRate: 1e37, momentum: 0.9 }, epochs: 3 });
+  assert.equal(r.outcome.status, 'diverged');
+  assert.deepEqual(r.outcome, { status: 'diverged', epoch: 0, divergedAtEpoch: 1 });
+  assert.deepEqual(r.epochs.map((s) => s.epoch), [0]);
+  assert.ok(r.epochs[0]!.weights.every((t) => t.values.every(Number.isFinite)));
+});
+
+test('early stopping options validate; a dataset without a validation split is rejected by name', () => {
+  const base = { epochs: 3, optimizer: { name: 'sgd', learningRate: 0.1 } };
+  assert.equal(TrainingSpec.parse(base).earlyStopping, undefined);
+  assert.deepEqual(TrainingSpec.parse({ ...base, earlyStopping: { patience: 3 } }).earlyStopping, { patience: 3, minDelta: 0 });
+  assert.match(trainingIssues({ ...base, earlyStopping: { patience: 0 } }), /earlyStopping\.patience/);
+  assert.match(trainingIssues({ ...base, earlyStopping: { patience: 2, mindelta: 1 } }), /earlyStopping: Unrecognized key: "mindelta"/);
+  assert.throws(
+    () => validateExperiment({
+      name: 'x', models: [{ name: 'mlp' }], datasets: [{ name: 'fashion-mnist', validationSplit: 0 }],
+      training: { ...base, earlyStopping: { patience: 2 } },
+    }, 'x.yaml', { models: new Set(['mlp']), datasets: new Set(['fashion-mnist']) }),
+    /datasets\.0\.validationSplit: training\.earlyStopping needs a validation split > 0, found 0/,
+  );
 });
