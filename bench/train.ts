@@ -1,0 +1,208 @@
+/**
+ * Training throughput per tensor backend against a native peer: LeNet-5 on 28x28x1 and a narrow ResNet
+ * (16 channels throughout, two basic blocks in each of three stages, batch norm, 32x32x3), batch 64, one
+ * SGD step of forward, softmax cross-entropy, gradients and update. The peer is tf.keras from the same
+ * TensorFlow wheel the native backend links (.tools/tensorflow/venv, made by `npm run setup:native`),
+ * on the same models, batch and threads, with a tf.function step.
+ *
+ * Run: npm run bench:train [-- --seconds S]   (node --import tsx bench/train.ts)
+ * Prints images/s for each available backend ('tensorflow' when built, 'cpu' with paramtrail's kernels)
+ * and for the peer, and each backend's ratio to the peer. Both TensorFlow runtimes take their thread
+ * counts from TF_NUM_INTRAOP_THREADS / TF_NUM_INTEROP_THREADS (default: every core); 'cpu' uses one.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { initBackend } from '../ml/backend.js';
+import { NATIVE_BACKEND, loadNativeBackend, nativeBuild } from '../ml/backends/native.js';
+import { buildModel } from '../ml/models/registry.js';
+import { initializeWeights } from '../ml/train/init.js';
+import { modelVariables } from '../ml/train/weights.js';
+import { createOptimizer } from '../ml/train/optimizers.js';
+
+const BATCH = 64;
+const CLASSES = 10;
+const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
+const PEER_PYTHON = join(ROOT, '.tools', 'tensorflow', 'venv', 'bin', 'python');
+
+interface Bench {
+  name: string;
+  inputShape: [number, number, number];
+  spec: { name: string; args: Record<string, unknown> };
+}
+
+const BENCHES: Bench[] = [
+  { name: 'LeNet-5 28x28x1', inputShape: [28, 28, 1], spec: { name: 'lenet5', args: {} } },
+  {
+    name: 'ResNet-16ch 32x32x3',
+    inputShape: [32, 32, 3],
+    spec: {
+      name: 'resnet',
+      args: {
+        preset: 'resnet18', block: 'basic', blocks: [2, 2, 2], width: 16, growth: 'constant', strides: [1, 2, 2],
+        stem: { filters: 16, kernelSize: 3, strides: 1, maxPool: false }, batchNorm: true, activation: 'relu',
+      },
+    },
+  },
+];
+
+/** Steps after one warm-up step until `seconds` have passed (at least `minSteps`: the cpu ResNet takes ~20 s a step); returns images/s. */
+function measure(step: () => void, seconds: number, minSteps = 1): number {
+  step();
+  let n = 0;
+  const t0 = performance.now();
+  while (n < minSteps || performance.now() - t0 < seconds * 1000) {
+    step();
+    n++;
+  }
+  return (n * BATCH * 1000) / (performance.now() - t0);
+}
+
+function tfjsImagesPerSecond(bench: Bench, seconds: number): number {
+  const model: tfl.LayersModel = buildModel(bench.spec, { inputShape: bench.inputShape, numClasses: CLASSES });
+  initializeWeights(model, 1);
+  const params = modelVariables(model).filter((v) => v.trainable);
+  const sgd = createOptimizer({ name: 'sgd', learningRate: 0.01 }, params);
+  const x = tf.randomUniform([BATCH, ...bench.inputShape], -1, 1, 'float32', 1);
+  const y = tf.oneHot(tf.tensor1d(Array.from({ length: BATCH }, (_, i) => i % CLASSES), 'int32'), CLASSES);
+  const step = () => {
+    const loss = tf.tidy(() => {
+      const { value, grads } = tf.variableGrads(
+        () => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar,
+        params.map((p) => p.variable),
+      );
+      sgd.apply(params.map((p) => grads[p.variable.name]!));
+      return value;
+    });
+    // Reading the loss waits for the step to finish on every backend, as the peer's .numpy() does.
+    loss.dataSync();
+    loss.dispose();
+  };
+  const rate = measure(step, seconds);
+  sgd.dispose();
+  tf.dispose([x, y]);
+  model.dispose();
+  return rate;
+}
+
+/** The same two models and step in tf.keras; prints one JSON line of images/s keyed by bench name. */
+const PEER_SCRIPT = String.raw`
+import json, sys, time, os
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+import tensorflow as tf
+from tensorflow import keras
+L = keras.layers
+batch, classes, seconds = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+
+def lenet():
+    return keras.Sequential([
+        L.Conv2D(6, 5, padding='same', activation='relu', input_shape=(28, 28, 1)), L.AveragePooling2D(2, 2),
+        L.Conv2D(16, 5, padding='valid', activation='relu'), L.AveragePooling2D(2, 2), L.Flatten(),
+        L.Dense(120, activation='relu'), L.Dense(84, activation='relu'), L.Dense(classes)])
+
+def resnet():
+    # paramtrail's builder: stride-2 3x3 convolutions pad 1 explicitly, then 'valid'; no conv bias under BN.
+    def conv(x, filters, k, s):
+        if s == 1 and k % 2 == 1:
+            return L.Conv2D(filters, k, s, padding='same', use_bias=False)(x)
+        if (k - 1) // 2 > 0:
+            x = L.ZeroPadding2D((k - 1) // 2)(x)
+        return L.Conv2D(filters, k, s, padding='valid', use_bias=False)(x)
+    bn = lambda x: L.BatchNormalization(momentum=0.9, epsilon=1e-5)(x)
+    inp = keras.Input((32, 32, 3))
+    x = L.ReLU()(bn(conv(inp, 16, 3, 1)))
+    cin = 16
+    for stride in (1, 2, 2):
+        for b in range(2):
+            s = stride if b == 0 else 1
+            y = L.ReLU()(bn(conv(x, 16, 3, s)))
+            y = bn(conv(y, 16, 3, 1))
+            sc = bn(conv(x, 16, 1, s)) if (s != 1 or cin != 16) else x
+            x = L.ReLU()(L.Add()([y, sc]))
+            cin = 16
+    x = L.GlobalAveragePooling2D()(x)
+    return keras.Model(inp, L.Dense(classes)(x))
+
+out = {'tensorflow': tf.__version__, 'intraop': tf.config.threading.get_intra_op_parallelism_threads(),
+       'interop': tf.config.threading.get_inter_op_parallelism_threads(), 'rates': {}}
+for name, build, shape in (('LeNet-5 28x28x1', lenet, (28, 28, 1)), ('ResNet-16ch 32x32x3', resnet, (32, 32, 3))):
+    model = build()
+    opt = keras.optimizers.SGD(0.01)
+    x = tf.random.uniform((batch,) + shape, -1, 1, seed=1)
+    y = tf.one_hot([i % classes for i in range(batch)], classes)
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(y, model(x, training=True)))
+        opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+        return loss
+    step().numpy(); step().numpy()
+    n, t0 = 0, time.perf_counter()
+    while n < 3 or time.perf_counter() - t0 < seconds:
+        step().numpy(); n += 1
+    out['rates'][name] = n * batch / (time.perf_counter() - t0)
+print(json.dumps(out))
+`;
+
+interface PeerResult {
+  tensorflow: string;
+  intraop: number;
+  interop: number;
+  rates: Record<string, number>;
+}
+
+function runPeer(seconds: number): PeerResult | string {
+  if (!existsSync(PEER_PYTHON)) return `no peer: expected ${PEER_PYTHON} (run \`npm run setup:native\`)`;
+  const r = spawnSync(PEER_PYTHON, ['-', String(BATCH), String(CLASSES), String(seconds)], { input: PEER_SCRIPT, encoding: 'utf8' });
+  const line = r.stdout?.trim().split('\n').pop();
+  if (r.status !== 0 || !line) return `the tf.keras peer failed (exit ${r.status ?? r.signal}): ${r.stderr?.trim().split('\n').slice(-5).join(' | ')}`;
+  return JSON.parse(line) as PeerResult;
+}
+
+function parseSeconds(argv: string[]): number {
+  const i = argv.indexOf('--seconds');
+  if (i < 0) return 10;
+  const s = Number(argv[i + 1]);
+  if (!(s > 0)) throw new Error(`--seconds: expected a positive number, found ${argv[i + 1]}`);
+  return s;
+}
+
+async function main(): Promise<void> {
+  const seconds = parseSeconds(process.argv.slice(2));
+  console.log(`batch ${BATCH}, SGD step, at least ${seconds} s per measurement, ${availableParallelism()} cores`);
+  const rows: Array<{ backend: string; bench: string; rate: number }> = [];
+
+  const backends: Array<[string, () => Promise<boolean>]> = [
+    [NATIVE_BACKEND, () => loadNativeBackend({ onMissing: (why) => console.log(`backend ${NATIVE_BACKEND}: unavailable, ${why}`) })],
+    ['cpu', async () => (await initBackend()) === 'cpu'],
+  ];
+  for (const [name, init] of backends) {
+    if (!(await init())) continue;
+    const detail = name === NATIVE_BACKEND ? ` (${nativeBuild()?.package}, TensorFlow C library ${nativeBuild()?.tfVersion})` : '';
+    console.log(`backend ${name}${detail}`);
+    for (const bench of BENCHES) rows.push({ backend: name, bench: bench.name, rate: tfjsImagesPerSecond(bench, seconds) });
+  }
+
+  const peer = runPeer(seconds);
+  if (typeof peer === 'string') console.log(peer);
+  else {
+    console.log(`peer tf.keras ${peer.tensorflow} (intra-op threads ${peer.intraop || 'default'}, inter-op ${peer.interop || 'default'})`);
+    for (const bench of BENCHES) rows.push({ backend: 'tf.keras (peer)', bench: bench.name, rate: peer.rates[bench.name]! });
+  }
+
+  console.log(`\n${'model'.padEnd(22)} ${'backend'.padEnd(16)} ${'images/s'.padStart(9)}  vs peer`);
+  for (const row of rows) {
+    const p = typeof peer === 'string' ? undefined : peer.rates[row.bench];
+    const ratio = p ? `${(row.rate / p).toFixed(2)}x` : '-';
+    console.log(`${row.bench.padEnd(22)} ${row.backend.padEnd(16)} ${row.rate.toFixed(0).padStart(9)}  ${ratio}`);
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});
