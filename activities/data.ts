@@ -4,14 +4,18 @@
  *
  * The subsets and the split use a fixed data seed, not the run's: every run of an experiment sees the
  * same examples, so runs differ only by model, initialisation and order, which is what the studies compare.
+ * Label noise is the exception: which training labels are replaced, and by what, derives from the run's
+ * seed. Normalisation statistics come from the training part only (never validation or test) and are
+ * applied to all three; both are recorded in the run's result.
  */
 import { gunzipSync } from 'node:zlib';
 import type { ArtifactStore } from '../artifacts/store.js';
 import type { DatasetSpec } from '../config/experiment.js';
 import { DATASETS, decodeDataset, type DatasetDef, type RawFiles, type Split } from '../ml/data/datasets.js';
 import { seededSubset, take, trainValSplit } from '../ml/data/split.js';
+import { normalizationFromSplit, normalizeSplit, withLabelNoise } from '../ml/train/prepare.js';
 import { failForGood } from './errors.js';
-import type { DownloadResult } from './types.js';
+import type { DataRecord, DownloadResult } from './types.js';
 
 export const DATA_SEED = 0;
 
@@ -22,6 +26,8 @@ export interface RunData {
   test: Split;
   /** sha256 of every raw file, by role: the data a run's results trace back to. */
   sources: Record<string, string>;
+  /** Normalisation statistics and label noise applied, if any. */
+  record: DataRecord;
 }
 
 // Decoding 60,000 images takes a while; a worker training several runs on one dataset does it once.
@@ -54,6 +60,8 @@ export async function loadRunData(
   signal?: AbortSignal,
   /** The dataset registry; tests give definitions pinned to their own small files. */
   datasets: ReadonlyMap<string, DatasetDef> = DATASETS,
+  /** The run's seed, which label noise derives from (required when spec.labelNoise > 0). */
+  runSeed?: number,
 ): Promise<RunData> {
   const def = datasets.get(spec.name);
   if (!def) throw failForGood('InvalidExperiment', `dataset.name: unknown dataset "${spec.name}"`);
@@ -62,11 +70,23 @@ export async function loadRunData(
   const testN = Math.min(spec.subset?.test ?? fullTest.n, fullTest.n);
   const pool = take(fullTrain, seededSubset(fullTrain.n, trainN, DATA_SEED));
   const { train: trainIdx, val: valIdx } = trainValSplit(pool.n, spec.validationSplit, DATA_SEED);
-  return {
-    def,
-    train: take(pool, trainIdx),
-    val: take(pool, valIdx),
-    test: take(fullTest, seededSubset(fullTest.n, testN, DATA_SEED)),
-    sources: Object.fromEntries(data.files.map((f) => [f.role, f.sha256])),
-  };
+  // take() copies, so normalising in place leaves the decode cache untouched.
+  let train = take(pool, trainIdx);
+  const val = take(pool, valIdx);
+  const test = take(fullTest, seededSubset(fullTest.n, testN, DATA_SEED));
+  const record: DataRecord = {};
+  const normalize = spec.normalize ?? 'none';
+  if (normalize !== 'none') {
+    const stats = normalizationFromSplit(train, def.inputShape[2], normalize);
+    for (const split of [train, val, test]) normalizeSplit(split, stats);
+    record.normalization = stats;
+  }
+  const noise = spec.labelNoise ?? 0;
+  if (noise > 0) {
+    if (runSeed === undefined) throw new Error('dataset.labelNoise: expected the run seed to draw the noise from, found none');
+    const noisy = withLabelNoise(train, noise, def.numClasses, runSeed);
+    train = noisy.split;
+    record.labelNoise = noisy.record;
+  }
+  return { def, train, val, test, sources: Object.fromEntries(data.files.map((f) => [f.role, f.sha256])), record };
 }

@@ -6,6 +6,14 @@
  * state and the epoch-derived shuffling order, so it ends with exactly the weights of an uninterrupted
  * run. Each attempt leaves a record of where it started. Progress is heartbeated every batch; the
  * activity's cancellation reaches the training loop and every store call.
+ *
+ * Early stopping: every checkpoint also records early stopping's state, with the best epoch's weights
+ * stored as a snapshot object (the same object as that epoch's snapshot when it is a snapshot epoch),
+ * and the epoch at which training stops is always checkpointed, so a retry continues or stays stopped
+ * exactly. `snapshots` lists the trajectory up to the stop; `final` is the best epoch's weights.
+ *
+ * Divergence (a non-finite loss) is a result, not a failure: the run returns status "diverged" with the
+ * epoch, its snapshots and `final` are those stored before it, and its test metrics are final's.
  */
 import { hostname } from 'node:os';
 import { activityInfo, Context } from '@temporalio/activity';
@@ -29,6 +37,7 @@ export interface TrainDeps {
 
 function toRecord(m: EpochMetrics): EpochRecord {
   return {
+    learningRate: m.learningRate,
     epoch: m.epoch,
     step: m.step,
     trainLoss: m.trainLoss,
@@ -52,12 +61,25 @@ async function loadTensors(store: ArtifactStore, ref: { key: string; sha256: str
 }
 
 async function stateFromCheckpoint(store: ArtifactStore, cp: Checkpoint, signal: AbortSignal): Promise<TrainState> {
+  const es = cp.earlyStopping;
   return {
     epoch: cp.epoch,
     step: cp.step,
     weights: await loadTensors(store, cp.weights, signal),
     optimizer: await loadTensors(store, cp.optimizer, signal),
     rng: cp.rng,
+    ...(es
+      ? {
+          earlyStopping: {
+            bestEpoch: es.bestEpoch,
+            bestStep: es.bestStep,
+            bestValLoss: es.bestValLoss,
+            wait: es.wait,
+            stopped: es.stopped,
+            best: await loadTensors(store, es.best, signal),
+          },
+        }
+      : {}),
   };
 }
 
@@ -75,7 +97,7 @@ export function createTrain(deps: TrainDeps) {
     const ticker = setInterval(() => ctx.heartbeat(details), 1000);
     try {
       const backend = await initBackend();
-      const data = await loadRunData(store, run.dataset, input.data, signal);
+      const data = await loadRunData(store, run.dataset, input.data, signal, undefined, run.seed);
       const model = buildModel(run.model, { inputShape: data.def.inputShape, numClasses: data.def.numClasses });
       try {
         // The store, not the heartbeat, is the truth about what was saved: a heartbeat may be lost
@@ -108,60 +130,105 @@ export function createTrain(deps: TrainDeps) {
           ctx.heartbeat(details);
         };
 
+        const attrs = { model: run.model.name, dataset: run.dataset.name, seed: String(run.seed) };
+        const storeWeights = async (epoch: number, step: number, tensors: NamedTensor[]): Promise<SnapshotRef> => {
+          const bytes = snapshotToArrow({ runId, epoch, step, attrs, kind: 'weights', tensors });
+          return { ...(await putContentAddressed(store, TENSOR_PREFIX, bytes, '.arrow', { signal })), epoch, step };
+        };
+        // The best weights are stored once per best epoch, not at every checkpoint that still names them.
+        let bestRef: SnapshotRef | undefined = latest?.earlyStopping?.best;
+
         const saveCheckpoint = async (state: TrainState, metrics: EpochMetrics) => {
           history = [...history.filter((h) => h.epoch < state.epoch), toRecord(metrics)];
           current = { epoch: state.epoch, batch: 0, batches: current.batches };
-          if (state.epoch % snapshotEvery !== 0 && state.epoch !== epochs) return beat();
-          const attrs = { model: run.model.name, dataset: run.dataset.name, seed: String(run.seed) };
+          const es = state.earlyStopping;
+          // The stopping epoch is always stored: a retry must find that training is over.
+          if (state.epoch % snapshotEvery !== 0 && state.epoch !== epochs && !es?.stopped) return beat();
           const meta = { runId, epoch: state.epoch, step: state.step, attrs };
-          const weights = await putContentAddressed(store, TENSOR_PREFIX, snapshotToArrow({ ...meta, kind: 'weights', tensors: state.weights }), '.arrow', { signal });
+          const weights = await storeWeights(state.epoch, state.step, state.weights);
           const optimizer = await putContentAddressed(store, TENSOR_PREFIX, snapshotToArrow({ ...meta, kind: 'optimizer', tensors: state.optimizer }), '.arrow', { signal });
           const lineage = { epoch: state.epoch, step: state.step, model: run.model, seed: run.seed, training: run.training, backend };
           await recordLineage(store, input, weights, 'snapshot', inputs, lineage, signal);
+          if (es && bestRef?.epoch !== es.bestEpoch) {
+            if (es.bestEpoch === state.epoch) {
+              bestRef = weights;
+            } else {
+              // The best epoch fell between snapshot epochs: its weights are stored now, from the state.
+              bestRef = await storeWeights(es.bestEpoch, es.bestStep, es.best);
+              await recordLineage(store, input, bestRef, 'snapshot', inputs, { ...lineage, epoch: es.bestEpoch, step: es.bestStep }, signal);
+            }
+          }
           await recordLineage(store, input, optimizer, 'optimizer-state', inputs, lineage, signal);
           const checkpoint: Checkpoint = {
             runId,
             epoch: state.epoch,
             step: state.step,
-            weights: { ...weights, epoch: state.epoch, step: state.step },
+            weights,
             optimizer,
             rng: state.rng,
             history,
+            ...(es
+              ? {
+                  earlyStopping: {
+                    bestEpoch: es.bestEpoch, bestStep: es.bestStep, bestValLoss: es.bestValLoss, wait: es.wait, stopped: es.stopped,
+                    best: bestRef!,
+                  },
+                }
+              : {}),
           };
           await putJson(store, checkpointKey(runId, state.epoch), checkpoint, signal);
           checkpointEpoch = state.epoch;
           beat();
         };
 
-        if (resume && resume.epoch >= epochs) {
-          tensorsToModel(model, resume.weights);
-        } else {
-          await train({
-            model,
-            data: { train: data.train, val: data.val, inputShape: data.def.inputShape, numClasses: data.def.numClasses },
-            epochs,
-            batchSize,
-            optimizer: run.training.optimizer,
-            init: run.training.init,
-            seed: run.seed,
-            resume,
-            signal,
-            onEpoch: saveCheckpoint,
-            onBatch: (epoch, batch, batches) => {
-              current = { epoch, batch, batches };
-              beat();
-            },
-          });
-        }
-        const test = await evaluate(model, data.test, batchSize, signal);
+        // Also when the checkpoint is already at the last epoch or stopped: the loop then trains no
+        // further, and under early stopping leaves the best weights in the model.
+        const { outcome } = await train({
+          model,
+          data: { train: data.train, val: data.val, inputShape: data.def.inputShape, numClasses: data.def.numClasses },
+          epochs,
+          batchSize,
+          optimizer: run.training.optimizer,
+          init: run.training.init,
+          earlyStopping: run.training.earlyStopping,
+          seed: run.seed,
+          resume,
+          signal,
+          onEpoch: saveCheckpoint,
+          onBatch: (epoch, batch, batches) => {
+            current = { epoch, batch, batches };
+            beat();
+          },
+        });
 
         const snapshots: SnapshotRef[] = (await listCheckpoints(store, runId, signal))
-          .filter((cp) => cp.epoch <= epochs)
+          .filter((cp) => cp.epoch <= outcome.epoch)
           .map((cp) => cp.weights);
+        let final = snapshots.at(-1)!;
+        if (outcome.status === 'diverged') {
+          // The model holds the broken weights; the test metrics are those of the last stored ones.
+          tensorsToModel(model, await loadTensors(store, final, signal));
+        } else if (outcome.bestEpoch !== undefined) {
+          final = bestRef!;
+        }
+        const test = await evaluate(model, data.test, batchSize, signal);
         const attemptKeys = await store.list(`${runPrefix(runId)}/attempts/`, { signal });
         const attempts: AttemptRecord[] = [];
         for (const key of attemptKeys) attempts.push(await getJson<AttemptRecord>(store, key, { signal }));
-        return { runId, backend, snapshots, final: snapshots.at(-1)!, history, test, attempts };
+        return {
+          runId,
+          backend,
+          status: outcome.status,
+          ...(outcome.status === 'stopped-early' ? { stoppedAtEpoch: outcome.epoch } : {}),
+          ...(outcome.status === 'diverged' ? { divergedAtEpoch: outcome.divergedAtEpoch } : {}),
+          ...(outcome.status !== 'diverged' && outcome.bestEpoch !== undefined ? { bestEpoch: outcome.bestEpoch } : {}),
+          snapshots,
+          final,
+          data: data.record,
+          history,
+          test,
+          attempts,
+        };
       } finally {
         model.dispose();
       }

@@ -44,6 +44,8 @@ export interface EpochRecord {
   valLoss: number;
   valAccuracy: number;
   seconds: number;
+  /** The scheduled learning rate of the epoch (absent in records written before schedules existed). */
+  learningRate?: number;
 }
 
 /** One try of the train activity: where it started, so a resumed run can be told from a fresh one. */
@@ -66,14 +68,45 @@ export interface Checkpoint {
   optimizer: ObjectRef;
   rng: Record<string, number>;
   history: EpochRecord[];
+  /** Early stopping's state after this epoch, when it is on: what a resumed attempt needs to continue exactly. */
+  earlyStopping?: {
+    bestEpoch: number;
+    bestStep: number;
+    bestValLoss: number;
+    /** Epochs completed since the best one. */
+    wait: number;
+    /** True once training stopped: a retry trains no further. */
+    stopped: boolean;
+    /** The best epoch's weights (the same object as that epoch's snapshot when it was stored). */
+    best: SnapshotRef;
+  };
+}
+
+/** What the run's data preparation did, recorded with the result. */
+export interface DataRecord {
+  /** Per-channel mean and standard deviation of the training examples, subtracted and divided from every split. */
+  normalization?: { mean: number[]; std: number[] };
+  /** Training labels replaced by random ones. */
+  labelNoise?: { fraction: number; replaced: number; changed: number; realisedFraction: number };
 }
 
 export interface TrainResult {
   runId: string;
   backend: string;
-  /** Every stored weight snapshot, epoch 0 first. */
+  /**
+   * completed: every epoch ran. stopped-early: early stopping ended training at `stoppedAtEpoch`.
+   * diverged: a non-finite loss at `divergedAtEpoch`; snapshots and final stop at the last good epoch.
+   */
+  status: 'completed' | 'stopped-early' | 'diverged';
+  stoppedAtEpoch?: number;
+  divergedAtEpoch?: number;
+  /** With early stopping: the epoch of the best validation loss, whose weights `final` holds. */
+  bestEpoch?: number;
+  /** Every stored weight snapshot along the trajectory, epoch 0 first, up to the last epoch trained. */
   snapshots: SnapshotRef[];
+  /** The run's resulting weights: the last snapshot, or the best epoch's under early stopping. */
   final: SnapshotRef;
+  data: DataRecord;
   history: EpochRecord[];
   test: { loss: number; accuracy: number };
   attempts: AttemptRecord[];

@@ -32,8 +32,22 @@ export const DatasetSpec = z
      * each followed by the file's name (`https://mirror/x/` + `train-images-idx3-ubyte.gz`).
      */
     sources: z.array(z.string().url()).min(1).optional(),
-    /** Fraction of the training subset held out for validation, chosen with the run's seed. */
+    /** Fraction of the training subset held out for validation (the same examples for every run). */
     validationSplit: z.number().min(0).max(0.9).default(0.1),
+    /**
+     * Input normalisation by statistics of the training part (after the validation split) only, applied
+     * to train, validation and test: `none` (default; inputs stay in [0, 1]), `global` (one mean and
+     * standard deviation over all values) or `per-channel`. The statistics are recorded in the result.
+     */
+    // Optional rather than defaulted so older RunSpecs (and literals typed as DatasetSpec) stay valid.
+    normalize: z.enum(['none', 'global', 'per-channel']).optional(),
+    /**
+     * Fraction of training labels (never validation or test) replaced by labels drawn uniformly over
+     * the classes, from a stream derived from the run's seed; 0 (default) for none. A replacement may
+     * draw the original label, so the realised share of wrong labels (recorded) is about
+     * fraction * (1 - 1/classes).
+     */
+    labelNoise: z.number().min(0).max(1).optional(),
   })
   .strict();
 export type DatasetSpec = z.infer<typeof DatasetSpec>;
