@@ -8,38 +8,29 @@ import { randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { S3Store } from '../../artifacts/s3.js';
+import type { S3Store } from '../../artifacts/s3.js';
 import { snapshotFromArrow } from '../../artifacts/snapshot.js';
-import { startS3Server, type S3Server } from '../../infra/s3server.js';
 import { experimentWorkflow } from '../../workflows/index.js';
 import { queueNames, type ExperimentResult } from '../../workflows/types.js';
 import { requireFashionMnist, tempDir, tinyExperiment, FASHION_MNIST_SOURCES } from '../support/fixtures.js';
 import { spawnWorker, type Spawned } from '../support/processes.js';
+import { startTestS3, type TestS3 } from '../support/s3.js';
 import { startTestTemporal } from '../support/temporal.js';
 
 let temporal: TestWorkflowEnvironment;
-let s3: S3Server;
-let store: S3Store;
+// At the top level: startTestS3 stops its server in an after() hook of the scope it is called in.
+const s3: TestS3 = await startTestS3();
+const store: S3Store = s3.store;
 const spawned: Spawned[] = [];
 
 before(async () => {
   requireFashionMnist();
   temporal = await startTestTemporal();
-  s3 = await startS3Server({ dataDir: await tempDir('paramtrail-s3-'), env: process.env });
-  store = new S3Store({
-    bucket: s3.bucket,
-    endpoint: s3.endpoint,
-    forcePathStyle: true,
-    region: 'us-east-1',
-    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-  });
-  await store.ensureBucket();
 });
 
 after(async () => {
   for (const s of spawned) s.child.kill('SIGKILL');
   await temporal?.teardown();
-  await s3?.stop();
 });
 
 test('SIGKILL of the worker after the first snapshot: the run resumes and ends bit-identical', { timeout: 600_000 }, async () => {
@@ -49,10 +40,10 @@ test('SIGKILL of the worker after the first snapshot: the run resumes and ends b
     ...process.env,
     TEMPORAL_ADDRESS: temporal.address,
     PARAMTRAIL_TASK_QUEUE: prefix,
-    PARAMTRAIL_STORE: `s3://${s3.bucket}`,
-    PARAMTRAIL_S3_ENDPOINT: s3.endpoint,
-    AWS_ACCESS_KEY_ID: s3.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
+    PARAMTRAIL_STORE: `s3://${s3.server.bucket}`,
+    PARAMTRAIL_S3_ENDPOINT: s3.server.endpoint,
+    AWS_ACCESS_KEY_ID: s3.server.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: s3.server.secretAccessKey,
     AWS_REGION: 'us-east-1',
     PARAMTRAIL_STATE_DIR: await tempDir(),
   };

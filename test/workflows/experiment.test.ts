@@ -14,17 +14,19 @@ import { readManifest } from '../../artifacts/manifest.js';
 import { S3Store } from '../../artifacts/s3.js';
 import { snapshotFromArrow } from '../../artifacts/snapshot.js';
 import { distanceTableFromArrow } from '../../artifacts/table.js';
-import { startS3Server, type S3Server } from '../../infra/s3server.js';
 import { createWorkers, runWorkers } from '../../worker/run.js';
 import { experimentWorkflow } from '../../workflows/index.js';
 import { queueNames, type ExperimentResult } from '../../workflows/types.js';
-import { FASHION_MNIST_DIR, requireFashionMnist, tempDir, tinyExperiment } from '../support/fixtures.js';
+import { FASHION_MNIST_DIR, requireFashionMnist, tinyExperiment } from '../support/fixtures.js';
+import { startTestS3, type TestS3 } from '../support/s3.js';
 import { startTestTemporal } from '../support/temporal.js';
+
+// At the top level: startTestS3 stops its server in an after() hook of the scope it is called in.
+const s3: TestS3 = await startTestS3();
+const store: S3Store = s3.store;
 
 describe('experimentWorkflow on real Temporal and S3', () => {
   let temporal: TestWorkflowEnvironment;
-  let s3: S3Server;
-  let store: S3Store;
   let workers: Worker[];
   let running: Promise<void>;
   const queues = queueNames(`wf-${randomUUID()}`);
@@ -32,15 +34,6 @@ describe('experimentWorkflow on real Temporal and S3', () => {
   before(async () => {
     requireFashionMnist();
     temporal = await startTestTemporal();
-    s3 = await startS3Server({ dataDir: await tempDir('paramtrail-s3-'), env: process.env });
-    store = new S3Store({
-      bucket: s3.bucket,
-      endpoint: s3.endpoint,
-      forcePathStyle: true,
-      region: 'us-east-1',
-      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-    });
-    await store.ensureBucket();
     workers = await createWorkers({
       connection: temporal.nativeConnection,
       namespace: temporal.namespace ?? 'default',
@@ -56,7 +49,6 @@ describe('experimentWorkflow on real Temporal and S3', () => {
     for (const w of workers ?? []) w.shutdown();
     await running;
     await temporal?.teardown();
-    await s3?.stop();
   });
 
   async function runExperiment(config: ReturnType<typeof tinyExperiment>): Promise<ExperimentResult> {
@@ -138,13 +130,7 @@ describe('experimentWorkflow on real Temporal and S3', () => {
   test('a dataset file whose sha256 does not match fails the run for good and leaves the store as it was', async () => {
     // A fresh store, so nothing is cached, holding one object from "earlier".
     const bucket = `corrupt-${randomUUID().slice(0, 8)}`;
-    const fresh = new S3Store({
-      bucket,
-      endpoint: s3.endpoint,
-      forcePathStyle: true,
-      region: 'us-east-1',
-      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-    });
+    const fresh = new S3Store({ ...s3.storeOptions, bucket });
     await fresh.ensureBucket();
     const earlier = await fresh.put('results/earlier.bin', new TextEncoder().encode('results of an earlier run'));
 
