@@ -1,7 +1,8 @@
 /**
  * The train activity in a MockActivityEnvironment on real data and a real local store: heartbeats carry
  * progress, and a retry after a cancelled attempt resumes from the last stored checkpoint and ends with
- * the weights of an uninterrupted run.
+ * the weights of an uninterrupted run, also with early stopping (whose best epoch falls between snapshot
+ * epochs), a schedule, normalisation and label noise; a diverging run returns as "diverged".
  */
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
@@ -89,4 +90,75 @@ test('a retry resumes from the last snapshot and ends bit-identical to an uninte
     snapshotFromArrow(await store.get(resumed.snapshots[0].key)).tensors.slice(0, 1).map((t) => `${t.layer}/${t.name}:${t.sha256}`),
     'training moved the weights',
   );
+});
+
+test('early stopping, a step schedule, normalisation and label noise: a retry ends bit-identical, final is the best epoch', async () => {
+  const config = tinyExperiment({
+    datasets: [{ ...run.dataset, normalize: 'per-channel', labelNoise: 0.2 }],
+    training: {
+      epochs: 6, batchSize: 32, snapshotEvery: 2,
+      optimizer: { name: 'adam', learningRate: 0.003, weightDecay: 1e-4, schedule: { name: 'step', everyEpochs: 2, gamma: 0.5 } },
+      init: { kernel: 'kaiming-uniform' },
+      // minDelta makes the small late improvements not count, so the run stops between snapshot epochs.
+      earlyStopping: { patience: 2, minDelta: 0.05 },
+    },
+  });
+  const options = expandRuns(config)[0];
+  const first = new MockActivityEnvironment({ attempt: 1 });
+  let lastBeat: TrainHeartbeat | undefined;
+  first.on('heartbeat', (d: TrainHeartbeat) => {
+    lastBeat = d;
+    // Epoch 2's checkpoint holds the early-stopping state; cancel partway through epoch 3.
+    if (d.checkpointEpoch === 2 && d.epoch === 3 && d.batch >= 3) first.cancel();
+  });
+  await assert.rejects(runIn(first, activities.train, { experimentId: 'opts', runId: 'opts/run', run: options, data }), (err: Error) => err.name === 'CancelledFailure');
+  const resumed = await runIn(new MockActivityEnvironment({ attempt: 2, heartbeatDetails: lastBeat }), activities.train, { experimentId: 'opts', runId: 'opts/run', run: options, data });
+  assert.deepEqual(resumed.attempts.map((a) => a.startedFromEpoch), [0, 2]);
+  const clean = await runIn(new MockActivityEnvironment(), activities.train, { experimentId: 'opts', runId: 'opts/clean', run: options, data });
+
+  assert.deepEqual(await weightsOf(resumed), await weightsOf(clean));
+  assert.deepEqual(resumed.history, clean.history.map((h, i) => ({ ...h, seconds: resumed.history[i]!.seconds })));
+  assert.deepEqual([resumed.status, resumed.bestEpoch, resumed.stoppedAtEpoch], [clean.status, clean.bestEpoch, clean.stoppedAtEpoch]);
+
+  // Replay the rule on the recorded validation losses: final holds the best epoch, the stop comes
+  // `patience` epochs after it.
+  const losses = clean.history.map((h) => h.valLoss);
+  let best = 0;
+  let wait = 0;
+  let lastEpoch = 0;
+  while (lastEpoch < 6 && wait < 2) {
+    lastEpoch++;
+    if (losses[lastEpoch]! < losses[best]! - 0.05) {
+      best = lastEpoch;
+      wait = 0;
+    } else wait++;
+  }
+  assert.equal(clean.history.at(-1)!.epoch, lastEpoch);
+  assert.equal(clean.bestEpoch, best);
+  assert.equal(clean.final.epoch, best);
+  assert.equal(clean.status, lastEpoch < 6 ? 'stopped-early' : 'completed');
+  if (clean.status === 'stopped-early') assert.equal(clean.stoppedAtEpoch, best + 2);
+  const finalSnap = snapshotFromArrow(await store.get(clean.final.key, { sha256: clean.final.sha256 }));
+  assert.equal(finalSnap.epoch, best);
+  // Snapshots every 2 epochs and at the stop.
+  assert.deepEqual(clean.snapshots.map((s) => s.epoch), [...new Set([0, 2, 4, 6].filter((e) => e <= lastEpoch).concat(lastEpoch))]);
+  assert.deepEqual(clean.history.map((h) => h.learningRate).slice(1, 6), [0.003, 0.003, 0.0015, 0.0015, 0.00075].slice(0, lastEpoch));
+
+  // The data record: one channel's training statistics, and the realised label noise.
+  assert.equal(clean.data.normalization!.mean.length, 1);
+  assert.ok(clean.data.normalization!.mean[0]! > 0.1 && clean.data.normalization!.std[0]! > 0.1);
+  const noise = clean.data.labelNoise!;
+  assert.equal(noise.replaced, Math.round(0.2 * 540));
+  assert.ok(noise.changed <= noise.replaced && noise.realisedFraction === noise.changed / 540 && noise.changed > 0.7 * noise.replaced);
+});
+
+test('a diverging run returns status diverged with the epoch, its snapshots so far and finite test metrics', async () => {
+  const diverging = expandRuns(tinyExperiment({ training: { epochs: 3, batchSize: 32, optimizer: { name: 'sgd', learningRate: 1e37, momentum: 0.9 } } }))[0];
+  const result = await runIn(new MockActivityEnvironment(), activities.train, { experimentId: 'div', runId: 'div/run', run: diverging, data });
+  assert.equal(result.status, 'diverged');
+  assert.equal(result.divergedAtEpoch, 1);
+  assert.deepEqual(result.snapshots.map((s) => s.epoch), [0]);
+  assert.equal(result.final.epoch, 0);
+  assert.deepEqual(result.history.map((h) => h.epoch), [0]);
+  assert.ok(Number.isFinite(result.test.loss), `test loss of the last good weights: ${result.test.loss}`);
 });

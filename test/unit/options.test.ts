@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import type { NamedTensor } from '../../artifacts/snapshot.js';
-import { TrainingSpec, describeIssues, validateExperiment } from '../../config/experiment.js';
+import { DatasetSpec, TrainingSpec, describeIssues, validateExperiment } from '../../config/experiment.js';
 import { initBackend } from '../../ml/backend.js';
 import type { Split } from '../../ml/data/datasets.js';
 import { buildModel } from '../../ml/models/registry.js';
@@ -17,6 +17,7 @@ import { train, type EpochMetrics, type TrainArgs, type TrainData, type TrainOut
 import { modelToTensors } from '../../ml/train/weights.js';
 import { INITIALIZERS, type InitArgs } from '../../ml/train/init.js';
 import { INITIALIZER_NAMES } from '../../ml/train/names.js';
+import { normalizationFromSplit, normalizeSplit, withLabelNoise } from '../../ml/train/prepare.js';
 import { createOptimizer, learningRateAt, type OptimizerSpec } from '../../ml/train/optimizers.js';
 import type { ModelVariable } from '../../ml/train/weights.js';
 
@@ -290,4 +291,52 @@ test('early stopping options validate; a dataset without a validation split is r
     }, 'x.yaml', { models: new Set(['mlp']), datasets: new Set(['fashion-mnist']) }),
     /datasets\.0\.validationSplit: training\.earlyStopping needs a validation split > 0, found 0/,
   );
+});
+
+test('normalisation: statistics from the training split only, hand-computed, applied to any split', () => {
+  // Two examples of 2x1 pixels with 2 channels (channels last): channel 0 = 1, 3, 5, 7; channel 1 = 2, 2, 2, 2.
+  const train: Split = { x: Float32Array.of(1, 2, 3, 2, 5, 2, 7, 2), y: Int32Array.of(0, 1), n: 2 };
+  const perChannel = normalizationFromSplit(train, 2, 'per-channel');
+  assert.deepEqual(perChannel.mean, [4, 2]);
+  // Channel 0: deviations -3, -1, 1, 3 -> variance 5. Channel 1 is constant: std 1, so it is only centred.
+  assert.deepEqual(perChannel.std, [Math.sqrt(5), 1]);
+  const global = normalizationFromSplit(train, 2, 'global');
+  assert.deepEqual(global.mean, [3]);
+  // Values 1,2,3,2,5,2,7,2 about 3: 4+1+0+1+4+1+16+1 = 28, over 8.
+  assert.deepEqual(global.std, [Math.sqrt(28 / 8)]);
+  const other: Split = { x: Float32Array.of(4, 2, 4 + Math.sqrt(5), 3), y: Int32Array.of(0), n: 1 };
+  normalizeSplit(other, perChannel);
+  // float32 storage: 4 + sqrt(5) is rounded, hence the tolerance on the third value.
+  Array.from(other.x).forEach((v, i) => assert.ok(Math.abs(v - [0, 0, 1, 1][i]!) < 1e-6, `value ${i}: ${v}`));
+  normalizeSplit(train, perChannel);
+  const ch0 = [0, 2, 4, 6].map((i) => train.x[i]!);
+  assert.ok(Math.abs(ch0.reduce((a, b) => a + b, 0)) < 1e-6 && Math.abs(ch0.reduce((a, b) => a + b * b, 0) / 4 - 1) < 1e-6);
+});
+
+test('label noise replaces round(fraction n) training labels from the run seed and reports the realised fraction', () => {
+  const n = 1000;
+  const train: Split = { x: new Float32Array(n), y: Int32Array.from({ length: n }, (_, i) => i % 10), n };
+  const a = withLabelNoise(train, 0.3, 10, 7);
+  const b = withLabelNoise(train, 0.3, 10, 7);
+  const c = withLabelNoise(train, 0.3, 10, 8);
+  assert.deepEqual(a.split.y, b.split.y, 'same seed, same noise');
+  assert.notDeepEqual(a.split.y, c.split.y, 'another seed, other noise');
+  assert.equal(a.record.replaced, 300);
+  const changed = a.split.y.reduce((k, y, i) => k + (y !== train.y[i] ? 1 : 0), 0);
+  assert.equal(a.record.changed, changed);
+  assert.equal(a.record.realisedFraction, changed / n);
+  // A uniform draw keeps the old label one time in ten: about 270 of the 300 change.
+  assert.ok(changed > 230 && changed <= 300, `changed ${changed}`);
+  assert.ok(a.split.y.every((y) => y >= 0 && y < 10));
+  assert.deepEqual(Array.from(train.y.slice(0, 12)), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1], 'the input labels are untouched');
+  assert.equal(withLabelNoise(train, 0, 10, 7).record.changed, 0);
+  assert.throws(() => withLabelNoise(train, 1.5, 10, 7), /labelNoise: expected a fraction in \[0, 1\], found 1.5/);
+});
+
+test('dataset options validate with the field named; old files keep no normalisation and no noise', () => {
+  assert.deepEqual(DatasetSpec.parse({ name: 'mnist' }), { name: 'mnist', validationSplit: 0.1 });
+  assert.deepEqual(DatasetSpec.parse({ name: 'mnist', normalize: 'per-channel', labelNoise: 0.2 }).labelNoise, 0.2);
+  const issues = (d: unknown) => describeIssues(DatasetSpec.safeParse(d).error!);
+  assert.match(issues({ name: 'mnist', normalize: 'zscore' }), /normalize: .*"none"\|"global"\|"per-channel"/);
+  assert.match(issues({ name: 'mnist', labelNoise: 2 }), /labelNoise: Too big/);
 });
