@@ -43,7 +43,9 @@ export async function runWorkflow(input: RunInput): Promise<RunResult> {
     stage = 'distance';
     const table = await distance({ ...producer, snapshots: trained.snapshots, p: input.run.distance.p });
     stage = 'plot';
-    const figures = await plot({ ...producer, runName: input.run.name, table: table.table });
+    // A diverged run is analysed on the snapshots it stored before diverging; one that diverged in its
+    // first epoch has only its initial weights, and a figure of nothing but the zero baseline is skipped.
+    const figures = trained.snapshots.length > 1 ? await plot({ ...producer, runName: input.run.name, table: table.table }) : { figures: [] };
     stage = 'completed';
     return { runId: input.runId, name: input.run.name, download: data, train: trained, distance: table, plot: figures };
   } catch (err) {
