@@ -191,6 +191,7 @@ export function createTrain(deps: TrainDeps) {
           optimizer: run.training.optimizer,
           init: run.training.init,
           earlyStopping: run.training.earlyStopping,
+          freeze: run.training.freeze,
           seed: run.seed,
           resume,
           signal,

@@ -175,6 +175,19 @@ export const TrainingSpec = z
       })
       .strict()
       .optional(),
+    /**
+     * Layers whose weights are not trained (none when omitted): `layers` lists layer names or prefixes
+     * ending in `*` (`conv*`), each of which must match a layer of the model. `batchNorm` says what the
+     * batch-norm layers among them do: `frozen` (default; normalise with their running statistics and
+     * update nothing) or `trainable` (learn gamma and beta and update the running statistics).
+     */
+    freeze: z
+      .object({
+        layers: z.array(z.string().regex(/^[A-Za-z0-9_-]+\*?$/, 'expected a layer name or a prefix ending in *')).min(1),
+        batchNorm: z.enum(['frozen', 'trainable']).default('frozen'),
+      })
+      .strict()
+      .optional(),
     /** Weight initialisers; default Glorot-uniform kernels and zero biases. */
     init: InitSpec.default({ kernel: 'glorot-uniform', bias: 'zeros' }),
   })

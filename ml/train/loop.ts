@@ -24,7 +24,7 @@ import type { Split } from '../data/datasets.js';
 import { deriveRng } from '../rng.js';
 import { initializeWeights, type InitArgs } from './init.js';
 import { createOptimizer, learningRateAt, type OptimizerSpec } from './optimizers.js';
-import { setDropoutStep } from '../models/layers.js';
+import { BatchNorm, setDropoutStep } from '../models/layers.js';
 import { modelToTensors, modelVariables, tensorsToModel } from './weights.js';
 
 export interface TrainState {
@@ -38,6 +38,36 @@ export interface TrainState {
   rng: Record<string, number>;
   /** Present when early stopping is on. */
   earlyStopping?: EarlyStoppingState;
+}
+
+export interface FreezeArgs {
+  /** Layer names, or prefixes ending in `*` (`conv*`), whose weights stay fixed. Each must match a layer. */
+  layers: string[];
+  /**
+   * Batch-norm layers among the frozen ones: `frozen` (normalise with their running statistics, update
+   * nothing) or `trainable` (keep learning gamma and beta and updating the running statistics).
+   */
+  batchNorm: 'frozen' | 'trainable';
+}
+
+/**
+ * Marks the layers `freeze` names as not trainable (their variables leave the optimizer) and returns
+ * their names. Throws naming a pattern that matches no layer.
+ */
+export function freezeLayers(model: tfl.LayersModel, freeze: FreezeArgs): string[] {
+  const frozen: string[] = [];
+  for (const pattern of freeze.layers) {
+    const matches = model.layers.filter((l) => (pattern.endsWith('*') ? l.name.startsWith(pattern.slice(0, -1)) : l.name === pattern));
+    if (matches.length === 0) {
+      throw new Error(`freeze.layers: "${pattern}" matches no layer of the model (layers: ${model.layers.map((l) => l.name).join(', ')})`);
+    }
+    for (const layer of matches) {
+      if (layer instanceof BatchNorm && freeze.batchNorm === 'trainable') continue;
+      layer.trainable = false;
+      frozen.push(layer.name);
+    }
+  }
+  return frozen;
 }
 
 export interface EarlyStoppingArgs {
@@ -100,6 +130,8 @@ export interface TrainArgs {
   resume?: TrainState;
   /** Stop when the validation loss stops improving, and end with the best weights. Off when omitted. */
   earlyStopping?: EarlyStoppingArgs;
+  /** Layers whose weights stay as initialised (or as loaded from a snapshot). None when omitted. */
+  freeze?: FreezeArgs;
   /** Called with epoch 0 (initial weights, metrics evaluated before any step) unless resuming, then after every epoch. Awaited: the caller stores a snapshot here. */
   onEpoch(state: TrainState, metrics: EpochMetrics): Promise<void>;
   /** Called after each batch; keep it cheap. */
@@ -216,6 +248,7 @@ export async function train(args: TrainArgs): Promise<{ state: TrainState; histo
   }
   signal?.throwIfAborted();
 
+  if (args.freeze) freezeLayers(model, args.freeze);
   const params = modelVariables(model).filter((v) => v.trainable);
   const optimizer = createOptimizer(args.optimizer, params);
   const history: EpochMetrics[] = [];

@@ -27,8 +27,8 @@ const SHAPE: [number, number, number] = [6, 6, 1];
 const CLASSES = 3;
 
 /** n examples whose label is the argmax of three fixed projections: learnable, and cheap. */
-function synthetic(n: number, seed: number): Split {
-  const size = SHAPE[0] * SHAPE[1];
+function synthetic(n: number, seed: number, shape: [number, number, number] = SHAPE): Split {
+  const size = shape[0] * shape[1] * shape[2];
   const rng = deriveRng(seed, 'synthetic');
   const proj = deriveRng(99, 'projection');
   const w = Array.from({ length: CLASSES * size }, () => proj.normal());
@@ -339,4 +339,44 @@ test('dataset options validate with the field named; old files keep no normalisa
   const issues = (d: unknown) => describeIssues(DatasetSpec.safeParse(d).error!);
   assert.match(issues({ name: 'mnist', normalize: 'zscore' }), /normalize: .*"none"\|"global"\|"per-channel"/);
   assert.match(issues({ name: 'mnist', labelNoise: 2 }), /labelNoise: Too big/);
+});
+
+test('frozen layers keep their weights; batch norm among them is frozen (running statistics too) or trainable; resume is exact', async () => {
+  const shape: [number, number, number] = [8, 8, 1];
+  const cnnData: TrainData = { train: synthetic(96, 4, shape), val: synthetic(32, 5, shape), inputShape: shape, numClasses: CLASSES };
+  const cnnRun = async (overrides: Partial<TrainArgs> & Pick<TrainArgs, 'epochs'>) => {
+    const model = buildModel({ name: 'cnn', args: { batchNorm: true, filters: [4, 4, 4], hidden: 8 } }, { inputShape: shape, numClasses: CLASSES });
+    const states: TrainState[] = [];
+    try {
+      const r = await train({
+        model, data: cnnData, batchSize: 32, seed: 5, optimizer: { name: 'sgd', learningRate: 0.1, momentum: 0.9 },
+        onEpoch: async (s) => { states.push(s); }, ...overrides,
+      });
+      return { ...r, states };
+    } finally {
+      model.dispose();
+    }
+  };
+  const byName = (ts: NamedTensor[], key: string) => bits(ts.filter((t) => `${t.layer}/${t.name}` === key));
+  const changed = (r: { states: TrainState[] }, key: string) =>
+    JSON.stringify(byName(r.states[0]!.weights, key)) !== JSON.stringify(byName(r.states.at(-1)!.weights, key));
+
+  const frozenBn = await cnnRun({ epochs: 2, freeze: { layers: ['conv*', 'bn1', 'bn2', 'bn3'], batchNorm: 'frozen' } });
+  for (const key of ['conv1/kernel', 'conv3/bias', 'bn1/gamma', 'bn1/moving_mean', 'bn2/moving_variance']) assert.equal(changed(frozenBn, key), false, `${key} is frozen`);
+  for (const key of ['fc1/kernel', 'fc2/bias', 'bn4/gamma', 'bn4/moving_mean']) assert.equal(changed(frozenBn, key), true, `${key} trains`);
+
+  const trainableBn = await cnnRun({ epochs: 2, freeze: { layers: ['conv*', 'bn1', 'bn2', 'bn3'], batchNorm: 'trainable' } });
+  for (const key of ['conv1/kernel', 'conv2/kernel']) assert.equal(changed(trainableBn, key), false, `${key} is frozen`);
+  for (const key of ['bn1/gamma', 'bn1/moving_mean', 'bn3/moving_variance']) assert.equal(changed(trainableBn, key), true, `${key} trains`);
+
+  const first = await cnnRun({ epochs: 1, freeze: { layers: ['conv*'], batchNorm: 'frozen' } });
+  const resumed = await cnnRun({ epochs: 2, freeze: { layers: ['conv*'], batchNorm: 'frozen' }, resume: first.state });
+  const full = await cnnRun({ epochs: 2, freeze: { layers: ['conv*'], batchNorm: 'frozen' } });
+  assert.deepEqual(bits(resumed.state.weights), bits(full.state.weights));
+  assert.deepEqual(bits(resumed.state.optimizer), bits(full.state.optimizer));
+  await assert.rejects(cnnRun({ epochs: 1, freeze: { layers: ['dense*'], batchNorm: 'frozen' } }), /freeze\.layers: "dense\*" matches no layer of the model \(layers: conv1, bn1, /);
+
+  assert.deepEqual(TrainingSpec.parse({ epochs: 1, optimizer: { name: 'sgd', learningRate: 0.1 }, freeze: { layers: ['conv*'] } }).freeze, { layers: ['conv*'], batchNorm: 'frozen' });
+  assert.match(trainingIssues({ epochs: 1, optimizer: { name: 'sgd', learningRate: 0.1 }, freeze: { layers: ['conv.*'] } }), /freeze\.layers\.0: expected a layer name or a prefix ending in \*/);
+  assert.match(trainingIssues({ epochs: 1, optimizer: { name: 'sgd', learningRate: 0.1 }, freeze: { layers: ['x'], batchNorm: 'on' } }), /freeze\.batchNorm/);
 });
