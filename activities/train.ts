@@ -17,7 +17,7 @@
  */
 import { hostname } from 'node:os';
 import { activityInfo, Context } from '@temporalio/activity';
-import type { SnapshotRef } from '../artifacts/refs.js';
+import type { ObjectRef, SnapshotRef } from '../artifacts/refs.js';
 import { snapshotFromArrow, snapshotToArrow, type NamedTensor } from '../artifacts/snapshot.js';
 import { putContentAddressed, type ArtifactStore } from '../artifacts/store.js';
 import { initBackend } from '../ml/backend.js';
@@ -25,7 +25,7 @@ import { buildModel } from '../ml/models/registry.js';
 import { evaluate, train, type EpochMetrics, type TrainState } from '../ml/train/loop.js';
 import { tensorsToModel } from '../ml/train/weights.js';
 import { loadRunData } from './data.js';
-import { classify } from './errors.js';
+import { classify, failForGood } from './errors.js';
 import { recordLineage } from './lineage.js';
 import { getJson, putJson } from './json.js';
 import { attemptKey, checkpointKey, runPrefix, TENSOR_PREFIX } from './keys.js';
@@ -120,8 +120,20 @@ export function createTrain(deps: TrainDeps) {
         await putJson(store, attemptKey(runId, info.attempt), attempt, signal);
 
         const { epochs, batchSize, snapshotEvery } = run.training;
+        // Weights to start from: only needed for a fresh start, and checked before any training.
+        const from = run.training.init?.from;
+        let initialWeights: { tensors: NamedTensor[]; layers?: string[] } | undefined;
+        let fromRef: ObjectRef | undefined;
+        if (from && !resume) {
+          fromRef = await store.head(from.key, { signal });
+          if (!fromRef) throw failForGood('InvalidExperiment', `training.init.from.key: expected a stored snapshot, found no object at "${from.key}"`);
+          if (from.sha256 && fromRef.sha256 !== from.sha256) {
+            throw failForGood('InvalidExperiment', `training.init.from.sha256: expected ${from.sha256}, the object at "${from.key}" has ${fromRef.sha256}`);
+          }
+          initialWeights = { tensors: await loadTensors(store, fromRef, signal), ...(from.layers ? { layers: from.layers } : {}) };
+        }
         // What every snapshot of this attempt derives from: the dataset files and, when resuming, the checkpoint.
-        const inputs = [...input.data.files, ...(latest ? [latest.weights, latest.optimizer] : [])];
+        const inputs = [...input.data.files, ...(fromRef ? [fromRef] : []), ...(latest ? [latest.weights, latest.optimizer] : [])];
         let history: EpochRecord[] = latest?.history ?? [];
         let checkpointEpoch = latest?.epoch ?? -1;
         let current = { epoch: resume?.epoch ?? 0, batch: 0, batches: 0 };
@@ -192,6 +204,7 @@ export function createTrain(deps: TrainDeps) {
           init: run.training.init,
           earlyStopping: run.training.earlyStopping,
           freeze: run.training.freeze,
+          initialWeights,
           seed: run.seed,
           resume,
           signal,

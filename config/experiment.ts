@@ -150,6 +150,20 @@ export const InitSpec = z
     kernel: InitializerRef.default('glorot-uniform'),
     /** Initialiser of every bias. */
     bias: InitializerRef.default('zeros'),
+    /**
+     * Start from a stored weight snapshot (fine-tuning, "pretrained"): `{ key, sha256?, layers? }`, the
+     * snapshot's store key (a run result's `final.key`), optionally pinned by sha256. With `layers`
+     * (names or `prefix*`) only those layers are loaded and the rest keep the seeded initialisers above,
+     * e.g. a new classifier head. Every loaded tensor must match the model's variable name and shape.
+     */
+    from: z
+      .object({
+        key: z.string().min(1),
+        sha256: z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits').optional(),
+        layers: z.array(z.string().regex(/^[A-Za-z0-9_-]+\*?$/, 'expected a layer name or a prefix ending in *')).min(1).optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 export type InitSpec = z.infer<typeof InitSpec>;

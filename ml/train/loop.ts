@@ -40,6 +40,40 @@ export interface TrainState {
   earlyStopping?: EarlyStoppingState;
 }
 
+/**
+ * A training option that does not fit the model (a freeze pattern matching no layer, a snapshot whose
+ * tensors do not fit). Named like config's InvalidExperimentError so the activities classify it as bad
+ * input, which no retry fixes.
+ */
+export class InvalidOptionError extends Error {
+  override name = 'InvalidExperimentError';
+}
+
+const matchesLayer = (pattern: string, layer: string) => (pattern.endsWith('*') ? layer.startsWith(pattern.slice(0, -1)) : layer === pattern);
+
+/**
+ * Sets the model's variables from stored tensors (a snapshot), keyed by layer and variable name.
+ * With `layers` (names or `prefix*`), only those layers' tensors are taken; variables left out keep their
+ * values (the seeded initialisation). Every tensor taken must fit a variable of the model exactly.
+ * Returns the number of variables set.
+ */
+export function weightsFromTensors(model: tfl.LayersModel, tensors: readonly NamedTensor[], layers?: readonly string[]): number {
+  const vars = new Map(modelVariables(model).map((v) => [`${v.layer}/${v.name}`, v]));
+  const chosen = layers ? tensors.filter((t) => layers.some((p) => matchesLayer(p, t.layer))) : tensors;
+  if (chosen.length === 0) {
+    throw new InvalidOptionError(`init.from: expected tensors to load, found none${layers ? ` in layers ${layers.join(', ')}` : ''} (snapshot layers: ${[...new Set(tensors.map((t) => t.layer))].join(', ')})`);
+  }
+  for (const t of chosen) {
+    const v = vars.get(`${t.layer}/${t.name}`);
+    if (!v) throw new InvalidOptionError(`init.from: the snapshot's ${t.layer}/${t.name} has no counterpart in the model (variables: ${[...vars.keys()].join(', ')})`);
+    if (v.shape.length !== t.shape.length || v.shape.some((d, i) => d !== t.shape[i])) {
+      throw new InvalidOptionError(`init.from: ${t.layer}/${t.name}: expected shape [${v.shape.join(', ')}], found [${t.shape.join(', ')}] in the snapshot`);
+    }
+  }
+  tf.tidy(() => chosen.forEach((t) => vars.get(`${t.layer}/${t.name}`)!.variable.assign(tf.tensor(t.values, t.shape, 'float32'))));
+  return chosen.length;
+}
+
 export interface FreezeArgs {
   /** Layer names, or prefixes ending in `*` (`conv*`), whose weights stay fixed. Each must match a layer. */
   layers: string[];
@@ -57,9 +91,9 @@ export interface FreezeArgs {
 export function freezeLayers(model: tfl.LayersModel, freeze: FreezeArgs): string[] {
   const frozen: string[] = [];
   for (const pattern of freeze.layers) {
-    const matches = model.layers.filter((l) => (pattern.endsWith('*') ? l.name.startsWith(pattern.slice(0, -1)) : l.name === pattern));
+    const matches = model.layers.filter((l) => matchesLayer(pattern, l.name));
     if (matches.length === 0) {
-      throw new Error(`freeze.layers: "${pattern}" matches no layer of the model (layers: ${model.layers.map((l) => l.name).join(', ')})`);
+      throw new InvalidOptionError(`freeze.layers: "${pattern}" matches no layer of the model (layers: ${model.layers.map((l) => l.name).join(', ')})`);
     }
     for (const layer of matches) {
       if (layer instanceof BatchNorm && freeze.batchNorm === 'trainable') continue;
@@ -126,6 +160,8 @@ export interface TrainArgs {
   seed: number;
   /** Weight initialisers (default Glorot-uniform kernels, zero biases). Ignored when resuming. */
   init?: InitArgs;
+  /** Weights to start from (a stored snapshot), set after the seeded initialisers. Ignored when resuming. */
+  initialWeights?: { tensors: readonly NamedTensor[]; layers?: readonly string[] };
   /** Resume from a stored state instead of initialising; training continues at state.epoch + 1. */
   resume?: TrainState;
   /** Stop when the validation loss stops improving, and end with the best weights. Off when omitted. */
@@ -278,6 +314,7 @@ export async function train(args: TrainArgs): Promise<{ state: TrainState; histo
     } else {
       const t0 = performance.now();
       initializeWeights(model, seed, args.init);
+      if (args.initialWeights) weightsFromTensors(model, args.initialWeights.tensors, args.initialWeights.layers);
       epoch = 0;
       step = 0;
       const tr = await evaluate(model, data.train, batchSize, signal);

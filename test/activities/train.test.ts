@@ -162,3 +162,27 @@ test('a diverging run returns status diverged with the epoch, its snapshots so f
   assert.deepEqual(result.history.map((h) => h.epoch), [0]);
   assert.ok(Number.isFinite(result.test.loss), `test loss of the last good weights: ${result.test.loss}`);
 });
+
+test('init from a stored snapshot by key: chosen layers are loaded, the rest seeded; a missing key fails for good', async () => {
+  const one = expandRuns(tinyExperiment({ training: { epochs: 1, batchSize: 32, optimizer: { name: 'sgd', learningRate: 0.05 } } }))[0];
+  const source = await runIn(new MockActivityEnvironment(), activities.train, { experimentId: 'src', runId: 'src/run', run: one, data });
+  const tensorsAt = async (ref: { key: string }) => snapshotFromArrow(await store.get(ref.key)).tensors.map((t) => `${t.layer}/${t.name}:${t.sha256}`);
+  const sourceWeights = await tensorsAt(source.final);
+
+  const all = expandRuns(tinyExperiment({ training: { ...one.training, init: { from: { key: source.final.key, sha256: source.final.sha256 } } } }))[0];
+  const loaded = await runIn(new MockActivityEnvironment(), activities.train, { experimentId: 'ft', runId: 'ft/all', run: all, data });
+  assert.deepEqual(await tensorsAt(loaded.snapshots[0]!), sourceWeights, 'epoch 0 is the stored snapshot');
+
+  const head = expandRuns(tinyExperiment({ training: { ...one.training, init: { from: { key: source.final.key, layers: ['fc1'] } } } }))[0];
+  const partial = await runIn(new MockActivityEnvironment(), activities.train, { experimentId: 'ft', runId: 'ft/partial', run: head, data });
+  const start = await tensorsAt(partial.snapshots[0]!);
+  assert.deepEqual(start.filter((t) => t.startsWith('fc1/')), sourceWeights.filter((t) => t.startsWith('fc1/')));
+  assert.notDeepEqual(start.filter((t) => t.startsWith('out/kernel')), sourceWeights.filter((t) => t.startsWith('out/kernel')));
+
+  const missing = expandRuns(tinyExperiment({ training: { ...one.training, init: { from: { key: 'tensors/no/such.arrow' } } } }))[0];
+  await assert.rejects(
+    runIn(new MockActivityEnvironment(), activities.train, { experimentId: 'ft', runId: 'ft/missing', run: missing, data }),
+    (err: Error & { type?: string; nonRetryable?: boolean }) =>
+      err.type === 'InvalidExperiment' && err.nonRetryable === true && /training\.init\.from\.key: expected a stored snapshot, found no object at "tensors\/no\/such\.arrow"/.test(err.message),
+  );
+});

@@ -13,7 +13,7 @@ import { initBackend } from '../../ml/backend.js';
 import type { Split } from '../../ml/data/datasets.js';
 import { buildModel } from '../../ml/models/registry.js';
 import { deriveRng } from '../../ml/rng.js';
-import { train, type EpochMetrics, type TrainArgs, type TrainData, type TrainOutcome, type TrainState } from '../../ml/train/loop.js';
+import { train, weightsFromTensors, type EpochMetrics, type TrainArgs, type TrainData, type TrainOutcome, type TrainState } from '../../ml/train/loop.js';
 import { modelToTensors } from '../../ml/train/weights.js';
 import { INITIALIZERS, type InitArgs } from '../../ml/train/init.js';
 import { INITIALIZER_NAMES } from '../../ml/train/names.js';
@@ -379,4 +379,28 @@ test('frozen layers keep their weights; batch norm among them is frozen (running
   assert.deepEqual(TrainingSpec.parse({ epochs: 1, optimizer: { name: 'sgd', learningRate: 0.1 }, freeze: { layers: ['conv*'] } }).freeze, { layers: ['conv*'], batchNorm: 'frozen' });
   assert.match(trainingIssues({ epochs: 1, optimizer: { name: 'sgd', learningRate: 0.1 }, freeze: { layers: ['conv.*'] } }), /freeze\.layers\.0: expected a layer name or a prefix ending in \*/);
   assert.match(trainingIssues({ epochs: 1, optimizer: { name: 'sgd', learningRate: 0.1 }, freeze: { layers: ['x'], batchNorm: 'on' } }), /freeze\.batchNorm/);
+});
+
+test('weights from a snapshot: all or chosen layers; a tensor that does not fit is named', () => {
+  const ctx = { inputShape: SHAPE, numClasses: CLASSES };
+  const a = buildModel({ name: 'mlp', args: { hidden: [16] } }, ctx);
+  const b = buildModel({ name: 'mlp', args: { hidden: [16] } }, ctx);
+  const wide = buildModel({ name: 'mlp', args: { hidden: [8] } }, ctx);
+  try {
+    const source = modelToTensors(a).map((t) => ({ ...t, values: t.values.map((_, i) => i % 7) }));
+    const before = modelToTensors(b);
+    assert.equal(weightsFromTensors(b, source, ['fc1']), 2);
+    const after = modelToTensors(b);
+    assert.deepEqual(bits(after.slice(0, 2)), bits(source.slice(0, 2)));
+    assert.deepEqual(bits(after.slice(2)), bits(before.slice(2)), 'the output layer keeps its values');
+    assert.equal(weightsFromTensors(b, source), 4);
+    assert.throws(() => weightsFromTensors(wide, source), (err: Error) => err.name === 'InvalidExperimentError' && /init\.from: fc1\/kernel: expected shape \[36, 8\], found \[36, 16\]/.test(err.message));
+    assert.throws(() => weightsFromTensors(b, source, ['conv*']), /init\.from: expected tensors to load, found none in layers conv\*/);
+    assert.throws(() => weightsFromTensors(b, [{ ...source[0]!, layer: 'fc9' }]), /the snapshot's fc9\/kernel has no counterpart in the model/);
+  } finally {
+    a.dispose();
+    b.dispose();
+    wide.dispose();
+  }
+  assert.match(trainingIssues({ epochs: 1, optimizer: { name: 'sgd', learningRate: 0.1 }, init: { from: { key: 'k', sha256: 'abc' } } }), /init\.from\.sha256: expected 64 lowercase hex digits/);
 });
