@@ -61,6 +61,43 @@ export function nativeBuild(): NativeBuild | undefined {
 
 interface NativeModules {
   NodeJSKernelBackend: new (binding: unknown, packageName: string) => tf.KernelBackend;
+  createTensorsTypeOpAttr: (attrName: string, dtype: tf.DataType) => unknown;
+}
+
+/** The parts of tfjs-node's backend class that run a TensorFlow op by name. */
+interface NativeKernelBackend extends tf.KernelBackend {
+  executeSingleOutput(name: string, opAttrs: unknown[], inputs: tf.TensorInfo[]): tf.Tensor;
+}
+
+/** A kernel of the 'tensorflow' backend only: TensorFlow's fused ReluGrad(gradients, features). */
+const RELU_GRAD = 'ParamtrailReluGrad';
+
+/**
+ * Gives ReLU's gradient one TensorFlow kernel (ReluGrad) on the native backend. tfjs's own gradient,
+ * dy * step(x), costs seven native ops (tfjs-node builds Step from IsNan, Greater, Fill, Select), and
+ * ReLU follows every convolution. The registry of gradients is shared by all backends, so other backends
+ * keep calling tfjs's gradient unchanged (their results stay bit-identical). One difference, on the native
+ * backend only: where x is NaN, ReluGrad gives 0 and tfjs's gradient NaN (the loss is NaN either way).
+ */
+function installNativeGradients(mod: NativeModules): void {
+  tf.registerKernel({
+    kernelName: RELU_GRAD,
+    backendName: NATIVE_BACKEND,
+    kernelFunc: ({ inputs, backend }) => {
+      const { dy, x } = inputs as { dy: tf.TensorInfo; x: tf.TensorInfo };
+      return (backend as NativeKernelBackend).executeSingleOutput('ReluGrad', [mod.createTensorsTypeOpAttr('T', x.dtype)], [dy, x]);
+    },
+  });
+  const original = tf.getGradient(tf.Relu);
+  if (!original) throw new Error(`expected tfjs to register a gradient for ${tf.Relu}, found none`);
+  tf.registerGradient({
+    ...original,
+    gradFunc: (dy, saved, attrs) => {
+      if (tf.getBackend() !== NATIVE_BACKEND || Array.isArray(dy)) return original.gradFunc(dy, saved, attrs);
+      const [x] = saved as tf.Tensor[];
+      return { x: () => tf.engine().runKernel(RELU_GRAD, { dy, x: x! }) as tf.Tensor };
+    },
+  });
 }
 
 /**
@@ -85,9 +122,11 @@ export async function loadNativeBackend(
       // The addon first: a missing TF_*/TFE_* symbol or library fails here, before any kernel registers.
       const binding = require(join(dir, build.binding)) as unknown;
       require('./dist/register_all_kernels.js');
-      const { NodeJSKernelBackend } = require('./dist/nodejs_kernel_backend.js') as NativeModules;
+      const mod = require('./dist/nodejs_kernel_backend.js') as NativeModules;
+      const { NodeJSKernelBackend } = mod;
       // Priority 0: registering must not change which backend code that never asks for one gets.
       tf.registerBackend(NATIVE_BACKEND, () => new NodeJSKernelBackend(binding, build.package), 0);
+      installNativeGradients(mod);
     }
     if (!(await tf.setBackend(NATIVE_BACKEND))) throw new Error(`tfjs could not initialise the '${NATIVE_BACKEND}' backend`);
   } catch (err) {

@@ -1,8 +1,9 @@
 /**
- * The native 'tensorflow' backend (ml/backends/native.ts) computes what the cpu backend computes: a
- * convolution's output and both of its gradients, at stride 1 'same' and stride 2 'valid', agree within
- * 1e-5 of the largest magnitude in each result (float32 sums taken in a different order, by oneDNN,
- * differ in the last bits; a wrong padding, stride or layout differs by whole units).
+ * The native 'tensorflow' backend (ml/backends/native.ts) computes what the cpu backend computes: the
+ * output of a convolution followed by ReLU and both of its gradients, at stride 1 'same' and stride 2
+ * 'valid', agree within 1e-5 of the largest magnitude in each result (float32 sums taken in another
+ * order, by oneDNN, differ in the last bits, ~1e-7; a wrong padding, stride, layout or operand order
+ * differs by whole units).
  *
  * Runs only where `npm run setup:native` has built the addon; elsewhere the test is skipped and says why.
  */
@@ -26,12 +27,13 @@ const CASES: Case[] = [
 const X_SHAPE: [number, number, number, number] = [2, 9, 9, 3];
 const W_SHAPE: [number, number, number, number] = [3, 3, 3, 5];
 
-/** Output, input gradient and filter gradient of sum(conv(x, w) * dy) on the active backend. */
+/** Output, input gradient and filter gradient of sum(relu(conv(x, w)) * dy) on the active backend. */
 function convAndGrads(c: Case, x: Float32Array, w: Float32Array, dy: Float32Array): Float32Array[] {
   return tf.tidy(() => {
     const xt = tf.tensor4d(x, X_SHAPE);
     const wt = tf.tensor4d(w, W_SHAPE);
-    const f = (a: tf.Tensor4D, b: tf.Tensor4D) => tf.conv2d(a, b, c.strides, c.pad);
+    // ReLU after the convolution, as in every model: its gradient runs TensorFlow's ReluGrad natively.
+    const f = (a: tf.Tensor4D, b: tf.Tensor4D) => tf.relu(tf.conv2d(a, b, c.strides, c.pad));
     const y = f(xt, wt);
     const dyt = tf.tensor(dy, y.shape);
     const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(f(a as tf.Tensor4D, b as tf.Tensor4D), dyt)))([xt, wt]);
@@ -57,7 +59,7 @@ function assertClose(actual: Float32Array, expected: Float32Array, what: string)
 const found = findNativeBuild();
 if ('missing' in found) console.log(`native.test: skipped because ${found.missing}`);
 
-test('the native backend matches the cpu backend on conv2d forward and backward', { skip: 'missing' in found ? found.missing : false }, async () => {
+test('the native backend matches the cpu backend on conv2d + relu forward and backward', { skip: 'missing' in found ? found.missing : false }, async () => {
   await initBackend();
   const random = (shape: number[], seed: number) => tf.tidy(() => tf.randomUniform(shape, -1, 1, 'float32', seed).dataSync() as Float32Array);
   const x = random(X_SHAPE, 1);
