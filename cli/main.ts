@@ -76,9 +76,20 @@ async function cmdRun(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
       return EXIT.ok;
     }
     const stopPolling = new AbortController();
-    const polling = followProgress(client, handle, stopPolling.signal, (line) => {
-      if (!values.json) console.error(line);
-    });
+    // A live status line only on a terminal; logs and pipes get one line per stage or epoch.
+    const tty = process.stderr.isTTY && !values.json;
+    const clearLive = () => tty && process.stderr.write('\r\x1b[K');
+    const polling = followProgress(
+      client,
+      handle,
+      stopPolling.signal,
+      (line) => {
+        if (values.json) return;
+        clearLive();
+        console.error(line);
+      },
+      tty ? (status) => process.stderr.write(`\r\x1b[K${status.slice(0, (process.stderr.columns ?? 100) - 1)}`) : undefined,
+    );
     let result: ExperimentResult;
     try {
       result = await handle.result();
@@ -86,6 +97,7 @@ async function cmdRun(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
       // Let the last progress call finish before the connection closes under it.
       stopPolling.abort();
       await polling;
+      clearLive();
     }
     const report = reportExperiment(result, result.status);
     console.log(values.json ? JSON.stringify(report, null, 2) : formatReport(report));

@@ -9,7 +9,10 @@ import type { ExperimentProgress } from '../workflows/types.js';
 
 export interface RunLine {
   name: string;
+  /** Stage and epoch: a new line is printed when this changes. */
   text: string;
+  /** Finer progress (the batch) for a live status line on a terminal. */
+  detail?: string;
 }
 
 async function trainProgress(client: Client, workflowId: string): Promise<TrainHeartbeat | undefined> {
@@ -31,6 +34,7 @@ export async function progressLines(client: Client, p: ExperimentProgress): Prom
   const lines: RunLine[] = [];
   for (const run of p.runs) {
     let text: string = run.stage;
+    let detail: string | undefined;
     if (run.stage !== 'pending' && run.stage !== 'completed' && run.stage !== 'failed') {
       try {
         text = await client.workflow.getHandle(run.workflowId).query<string>('stage');
@@ -39,21 +43,28 @@ export async function progressLines(client: Client, p: ExperimentProgress): Prom
       }
       if (text === 'train') {
         const hb = await trainProgress(client, run.workflowId);
-        if (hb) text = `train epoch ${hb.epoch}/${hb.epochs}` + (hb.batches ? ` batch ${hb.batch}/${hb.batches}` : '');
+        if (hb) {
+          text = `train epoch ${hb.epoch}/${hb.epochs}`;
+          if (hb.batches) detail = `batch ${hb.batch}/${hb.batches}`;
+        }
       }
     }
     if (run.stage === 'failed' && run.error) text = `failed: ${run.error.message.split('\n')[0]}`;
-    lines.push({ name: run.name, text });
+    lines.push({ name: run.name, text, detail });
   }
   return lines;
 }
 
-/** Prints a line whenever a run's progress changes, once a second, until `signal` aborts. */
+/**
+ * Prints a line whenever a run's stage or epoch changes, checking once a second until `signal` aborts.
+ * On a terminal (`live`), a status line below them also shows each training run's batch.
+ */
 export async function followProgress(
   client: Client,
   handle: WorkflowHandle,
   signal: AbortSignal,
   print: (line: string) => void,
+  live?: (status: string) => void,
 ): Promise<void> {
   const seen = new Map<string, string>();
   while (!signal.aborted) {
@@ -63,6 +74,8 @@ export async function followProgress(
         if (seen.get(l.name) !== l.text) print(`[${l.name}] ${l.text}`);
         seen.set(l.name, l.text);
       }
+      const busy = lines.filter((l) => l.detail).map((l) => `${l.name}: ${l.text} ${l.detail}`);
+      live?.(busy.join(' | '));
     } catch {
       // A query can fail while the workflow starts or ends; the next tick tries again.
     }

@@ -48,6 +48,10 @@ export async function createWorkers(opts: WorkerSetOptions): Promise<Worker[]> {
         taskQueue: opts.queues.train,
         activities: { download: activities.download, train: activities.train },
         maxConcurrentActivityTaskExecutions: opts.trainSlots ?? 1,
+        // Heartbeats carry training progress (epoch, batch) that `paramtrail run` shows; send them every
+        // few seconds rather than every 0.8 x heartbeatTimeout. A handful of trainings per worker makes
+        // this a trivial load on the server.
+        maxHeartbeatThrottleInterval: '3s',
       }),
     );
   }
