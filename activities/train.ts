@@ -204,6 +204,7 @@ export function createTrain(deps: TrainDeps) {
           init: run.training.init,
           earlyStopping: run.training.earlyStopping,
           freeze: run.training.freeze,
+          augment: run.training.augment,
           initialWeights,
           seed: run.seed,
           resume,

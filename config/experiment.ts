@@ -202,6 +202,32 @@ export const TrainingSpec = z
       })
       .strict()
       .optional(),
+    /**
+     * Augmentation of training examples (never validation or test), none when omitted. Applied in the
+     * order crop, flip, rotation, colour jitter, each example's draws derived from (run seed, epoch,
+     * example index), so resuming stays exact. Padding and rotation fill with 0; with dataset
+     * normalisation on, that is the training mean, and jitter acts on the normalised values.
+     */
+    augment: z
+      .object({
+        /** Mirror left-right with probability 1/2. */
+        flip: z.boolean().default(false),
+        /** Zero-pad each side by `padding` pixels, then crop a random window of the original size. */
+        crop: z.object({ padding: z.number().int().min(1).max(64) }).strict().optional(),
+        /** Rotate by a uniform angle in [-degrees, degrees] (bilinear). */
+        rotation: z.object({ degrees: z.number().positive().max(180) }).strict().optional(),
+        /** Factors drawn from [1 - x, 1 + x]; saturation only changes 3-channel images. */
+        colorJitter: z
+          .object({
+            brightness: z.number().min(0).max(1).default(0),
+            contrast: z.number().min(0).max(1).default(0),
+            saturation: z.number().min(0).max(1).default(0),
+          })
+          .strict()
+          .optional(),
+      })
+      .strict()
+      .optional(),
     /** Weight initialisers; default Glorot-uniform kernels and zero biases. */
     init: InitSpec.default({ kernel: 'glorot-uniform', bias: 'zeros' }),
   })

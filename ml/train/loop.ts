@@ -22,6 +22,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import type { NamedTensor } from '../../artifacts/snapshot.js';
 import type { Split } from '../data/datasets.js';
 import { deriveRng } from '../rng.js';
+import { augmentExample, augmentsAnything, type AugmentArgs } from './augment.js';
 import { initializeWeights, type InitArgs } from './init.js';
 import { createOptimizer, learningRateAt, type OptimizerSpec } from './optimizers.js';
 import { BatchNorm, setDropoutStep } from '../models/layers.js';
@@ -166,6 +167,8 @@ export interface TrainArgs {
   resume?: TrainState;
   /** Stop when the validation loss stops improving, and end with the best weights. Off when omitted. */
   earlyStopping?: EarlyStoppingArgs;
+  /** Augmentation of training examples, drawn from (seed, epoch, example index). None when omitted. */
+  augment?: AugmentArgs;
   /** Layers whose weights stay as initialised (or as loaded from a snapshot). None when omitted. */
   freeze?: FreezeArgs;
   /** Called with epoch 0 (initial weights, metrics evaluated before any step) unless resuming, then after every epoch. Awaited: the caller stores a snapshot here. */
@@ -199,7 +202,15 @@ function crossEntropy(logits: tf.Tensor, labels: tf.Tensor1D, numClasses: number
   return tf.neg(tf.mean(tf.sum(tf.mul(oneHot, tf.logSoftmax(logits)), -1))) as tf.Scalar;
 }
 
-function batchTensors(split: Split, indices: ArrayLike<number>, start: number, end: number, shape: [number, number, number]) {
+function batchTensors(
+  split: Split,
+  indices: ArrayLike<number>,
+  start: number,
+  end: number,
+  shape: [number, number, number],
+  /** Transforms example `j` (its index in the split), in place in the batch. */
+  augment?: (img: Float32Array, j: number) => void,
+) {
   const size = shape[0] * shape[1] * shape[2];
   const n = end - start;
   const x = new Float32Array(n * size);
@@ -207,6 +218,7 @@ function batchTensors(split: Split, indices: ArrayLike<number>, start: number, e
   for (let i = 0; i < n; i++) {
     const j = indices[start + i]!;
     x.set(split.x.subarray(j * size, (j + 1) * size), i * size);
+    augment?.(x.subarray(i * size, (i + 1) * size), j);
     y[i] = split.y[j]!;
   }
   return { x: tf.tensor4d(x, [n, ...shape]), y: tf.tensor1d(y, 'int32') };
@@ -340,6 +352,9 @@ export async function train(args: TrainArgs): Promise<{ state: TrainState; histo
       const order = new Int32Array(n);
       for (let i = 0; i < n; i++) order[i] = i;
       deriveRng(seed, 'shuffle', current).shuffle(order);
+      const augment = augmentsAnything(args.augment)
+        ? (img: Float32Array, j: number) => augmentExample(img, data.inputShape, args.augment!, seed, current, j)
+        : undefined;
       let lossSum = 0;
       let correct = 0;
       for (let b = 0; b < batches; b++) {
@@ -350,7 +365,7 @@ export async function train(args: TrainArgs): Promise<{ state: TrainState; histo
         // Dropout masks come from (seed, layer, step): a resumed run draws the masks the original would have.
         setDropoutStep(model, seed, step);
         const [loss, right] = tf.tidy(() => {
-          const batch = batchTensors(data.train, order, start, end, data.inputShape);
+          const batch = batchTensors(data.train, order, start, end, data.inputShape, augment);
           let hits: tf.Tensor | undefined;
           const { value, grads } = tf.variableGrads(() => {
             const logits = model.apply(batch.x, { training: true }) as tf.Tensor;

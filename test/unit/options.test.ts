@@ -15,6 +15,7 @@ import { buildModel } from '../../ml/models/registry.js';
 import { deriveRng } from '../../ml/rng.js';
 import { train, weightsFromTensors, type EpochMetrics, type TrainArgs, type TrainData, type TrainOutcome, type TrainState } from '../../ml/train/loop.js';
 import { modelToTensors } from '../../ml/train/weights.js';
+import { augmentExample, cropImage, flipImage, rotateImage } from '../../ml/train/augment.js';
 import { INITIALIZERS, type InitArgs } from '../../ml/train/init.js';
 import { INITIALIZER_NAMES } from '../../ml/train/names.js';
 import { normalizationFromSplit, normalizeSplit, withLabelNoise } from '../../ml/train/prepare.js';
@@ -403,4 +404,50 @@ test('weights from a snapshot: all or chosen layers; a tensor that does not fit 
     wide.dispose();
   }
   assert.match(trainingIssues({ epochs: 1, optimizer: { name: 'sgd', learningRate: 0.1 }, init: { from: { key: 'k', sha256: 'abc' } } }), /init\.from\.sha256: expected 64 lowercase hex digits/);
+});
+
+test('augmentation transforms by hand: flip, crop with padding, rotation by 90 degrees, colour jitter', () => {
+  // A 2x3 image with 1 channel: rows [1 2 3], [4 5 6].
+  const img = Float32Array.of(1, 2, 3, 4, 5, 6);
+  flipImage(img, [2, 3, 1]);
+  assert.deepEqual(Array.from(img), [3, 2, 1, 6, 5, 4]);
+  // Two channels: pixels swap whole.
+  const rgb = Float32Array.of(1, 10, 2, 20);
+  flipImage(rgb, [1, 2, 2]);
+  assert.deepEqual(Array.from(rgb), [2, 20, 1, 10]);
+  // Padding 1, window at (0, 0): shifted one right and down, zeros enter.
+  const c = Float32Array.of(1, 2, 3, 4, 5, 6);
+  cropImage(c, [2, 3, 1], 1, 0, 0);
+  assert.deepEqual(Array.from(c), [0, 0, 0, 0, 1, 2]);
+  const same = Float32Array.of(1, 2, 3, 4, 5, 6);
+  cropImage(same, [2, 3, 1], 1, 1, 1);
+  assert.deepEqual(Array.from(same), [1, 2, 3, 4, 5, 6], 'the centred window is the image');
+  // 3x3 rotated 90 degrees counter-clockwise: the top row becomes the left column, read upwards.
+  const r = Float32Array.of(1, 2, 3, 4, 5, 6, 7, 8, 9);
+  rotateImage(r, [3, 3, 1], 90);
+  assert.deepEqual(Array.from(r, (v) => Math.round(v * 1e5) / 1e5), [3, 6, 9, 2, 5, 8, 1, 4, 7]);
+});
+
+test('augmentation draws from (seed, epoch, index) only; training with it resumes bit for bit', async () => {
+  const args = { flip: true, crop: { padding: 2 }, rotation: { degrees: 15 }, colorJitter: { brightness: 0.2, contrast: 0.2, saturation: 0.2 } };
+  const base = Float32Array.from({ length: 36 }, (_, i) => i / 36);
+  const aug = (epoch: number, index: number) => { const x = base.slice(); augmentExample(x, SHAPE, args, 3, epoch, index); return Array.from(x); };
+  assert.deepEqual(aug(1, 5), aug(1, 5));
+  assert.notDeepEqual(aug(1, 5), aug(2, 5));
+  assert.notDeepEqual(aug(1, 5), aug(1, 6));
+  assert.notDeepEqual(aug(1, 5), Array.from(base));
+
+  const optimizer: OptimizerSpec = { name: 'sgd', learningRate: 0.1, momentum: 0.9 };
+  const full = await run({ optimizer, epochs: 3, augment: args });
+  const first = await run({ optimizer, epochs: 1, augment: args });
+  const resumed = await run({ optimizer, epochs: 3, augment: args, resume: first.state });
+  assert.deepEqual(bits(resumed.state.weights), bits(full.state.weights));
+  const plain = await run({ optimizer, epochs: 3 });
+  assert.notDeepEqual(bits(plain.state.weights), bits(full.state.weights), 'augmentation changed training');
+  // Epoch 0's metrics and the validation loss are on unaugmented examples: the first epoch-0 losses agree.
+  assert.equal(plain.history[0]!.valLoss, full.history[0]!.valLoss);
+
+  assert.equal(TrainingSpec.parse({ epochs: 1, optimizer, augment: { crop: { padding: 4 } } }).augment!.flip, false);
+  assert.match(trainingIssues({ epochs: 1, optimizer, augment: { crop: { padding: 0 } } }), /augment\.crop\.padding/);
+  assert.match(trainingIssues({ epochs: 1, optimizer, augment: { rotate: 10 } }), /augment: Unrecognized key: "rotate"/);
 });
