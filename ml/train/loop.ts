@@ -5,7 +5,11 @@
  * Determinism: on one backend, the same seed gives the same weights bit for bit. Nothing draws from
  * Math.random (model.fit's shuffle does, hence this custom loop); epoch k's order is a function of
  * (seed, k) only, and the optimizer exports all of its state, so a run resumed from the state after
- * epoch k continues exactly as if it had never stopped.
+ * epoch k continues exactly as if it had never stopped. The learning-rate schedule depends on the epoch
+ * alone, and augmentation on (seed, epoch, example index) alone, so neither needs stored state.
+ *
+ * A run may start from stored weights (`initialWeights`, after the seeded initialisers) and keep some
+ * layers frozen (`freeze`): their variables are left out of the optimizer.
  *
  * Early stopping (optional) watches the validation loss, epoch 0's included: after `patience` epochs
  * without an improvement of more than `minDelta` on the best, training stops. Whether it stops or runs

@@ -1,14 +1,15 @@
 /**
- * The training options of the experiment file: optimisers (Nesterov, L2 and decoupled weight decay)
- * against hand-computed updates, learning-rate schedules, their zod validation, and resuming bit for
- * bit across a schedule boundary. Trains small MLPs on a synthetic, learnable dataset so the file
- * needs no downloads and little CPU.
+ * The training options of the experiment file, each with its zod validation: optimisers (Nesterov, L2
+ * and decoupled weight decay) against hand-computed updates, learning-rate schedules, initialisers,
+ * early stopping, divergence, normalisation, label noise, freezing with batch norm, weights from a
+ * snapshot and augmentation; and resuming bit for bit with each piece of state they add. Trains small
+ * MLPs (and one tiny CNN) on a synthetic, learnable dataset so the file needs no downloads and little CPU.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import type { NamedTensor } from '../../artifacts/snapshot.js';
-import { DatasetSpec, TrainingSpec, describeIssues, validateExperiment } from '../../config/experiment.js';
+import { DatasetSpec, TrainingSpec, describeIssues, experimentFromYaml, validateExperiment } from '../../config/experiment.js';
 import { initBackend } from '../../ml/backend.js';
 import type { Split } from '../../ml/data/datasets.js';
 import { buildModel } from '../../ml/models/registry.js';
@@ -450,4 +451,55 @@ test('augmentation draws from (seed, epoch, index) only; training with it resume
   assert.equal(TrainingSpec.parse({ epochs: 1, optimizer, augment: { crop: { padding: 4 } } }).augment!.flip, false);
   assert.match(trainingIssues({ epochs: 1, optimizer, augment: { crop: { padding: 0 } } }), /augment\.crop\.padding/);
   assert.match(trainingIssues({ epochs: 1, optimizer, augment: { rotate: 10 } }), /augment: Unrecognized key: "rotate"/);
+});
+
+test('every training option in one experiment file parses from YAML to the values the loop takes', () => {
+  const yaml = `
+name: options
+models:
+  - name: cnn
+    args: { batchNorm: true }
+datasets:
+  - name: cifar10
+    subset: { train: 5000, test: 1000 }
+    validationSplit: 0.2
+    normalize: per-channel
+    labelNoise: 0.2
+seeds: [0, 1]
+training:
+  epochs: 30
+  batchSize: 128
+  optimizer:
+    name: sgd
+    learningRate: 0.1
+    momentum: 0.9
+    nesterov: true
+    weightDecay: 0.0005
+    schedule: { name: cosine, minLearningRate: 0.001 }
+  init:
+    kernel: kaiming-normal-fan-out
+    bias: { name: uniform, a: 0.01 }
+    from: { key: tensors/ab/abcd.arrow, layers: ["conv*"] }
+  freeze: { layers: ["conv*", "bn1"], batchNorm: trainable }
+  augment:
+    flip: true
+    crop: { padding: 4 }
+    rotation: { degrees: 10 }
+    colorJitter: { brightness: 0.2, contrast: 0.2, saturation: 0.2 }
+  earlyStopping: { patience: 5, minDelta: 0.001 }
+`;
+  const config = experimentFromYaml(yaml, 'options.yaml', { models: new Set(['cnn']), datasets: new Set(['cifar10']) });
+  assert.deepEqual(config.datasets[0], {
+    name: 'cifar10', subset: { train: 5000, test: 1000 }, validationSplit: 0.2, normalize: 'per-channel', labelNoise: 0.2,
+  });
+  assert.deepEqual(config.training.optimizer, {
+    name: 'sgd', learningRate: 0.1, momentum: 0.9, nesterov: true, weightDecay: 0.0005, decoupledWeightDecay: false,
+    schedule: { name: 'cosine', minLearningRate: 0.001 },
+  });
+  assert.deepEqual(config.training.init, { kernel: 'kaiming-normal-fan-out', bias: { name: 'uniform', a: 0.01 }, from: { key: 'tensors/ab/abcd.arrow', layers: ['conv*'] } });
+  assert.deepEqual(config.training.freeze, { layers: ['conv*', 'bn1'], batchNorm: 'trainable' });
+  assert.deepEqual(config.training.augment, {
+    flip: true, crop: { padding: 4 }, rotation: { degrees: 10 }, colorJitter: { brightness: 0.2, contrast: 0.2, saturation: 0.2 },
+  });
+  assert.deepEqual(config.training.earlyStopping, { patience: 5, minDelta: 0.001 });
 });
