@@ -4,7 +4,7 @@
  * library of a PyPI TensorFlow wheel, because tfjs-node's own install script downloads libtensorflow and
  * a prebuilt addon from storage.googleapis.com, which is not reachable from every machine (and upstream
  * reports that download failing). Explicit and idempotent: run by `npm run setup:native`, never by the
- * default setup, since the wheel and its dependencies take about 1.5 GB. Plain Node, no dependencies.
+ * default setup, since the wheel and its dependencies take about 1.8 GB installed. Plain Node, no dependencies.
  *
  *   node infra/native.mjs            build what is missing
  *   node infra/native.mjs --check    report only; exit 1 when the addon is not built
@@ -114,7 +114,7 @@ function installWheel() {
   if (major !== 3 || minor < 8 || minor > 11) {
     throw new SetupError(`${WHEEL} ${TENSORFLOW} has wheels for Python 3.8-3.11; ${python} is ${version} (set PARAMTRAIL_TF_PYTHON to another interpreter)`);
   }
-  say('wheel', 'install', `${WHEEL}==${TENSORFLOW} into ${relative(ROOT, VENV)} (about 600 MB with its dependencies)`);
+  say('wheel', 'install', `${WHEEL}==${TENSORFLOW} into ${relative(ROOT, VENV)} (about 1.8 GB installed with its dependencies)`);
   if (!existsSync(join(VENV, 'bin', 'python'))) run(python, ['-m', 'venv', VENV]);
   run(join(VENV, 'bin', 'python'), ['-m', 'pip', 'install', '--disable-pip-version-check', '-q', `${WHEEL}==${TENSORFLOW}`]);
   const dir = wheelDir();
