@@ -4,7 +4,8 @@
  * library of a PyPI TensorFlow wheel, because tfjs-node's own install script downloads libtensorflow and
  * a prebuilt addon from storage.googleapis.com, which is not reachable from every machine (and upstream
  * reports that download failing). Explicit and idempotent: run by `npm run setup:native`, never by the
- * default setup, since the wheel and its dependencies take about 1.8 GB installed. Plain Node, no dependencies.
+ * default setup, since the wheel and its dependencies take about 1.8 GB installed. Plain Node, no
+ * dependencies.
  *
  *   node infra/native.mjs            build what is missing
  *   node infra/native.mjs --check    report only; exit 1 when the addon is not built
