@@ -186,3 +186,12 @@ test('init from a stored snapshot by key: chosen layers are loaded, the rest see
       err.type === 'InvalidExperiment' && err.nonRetryable === true && /training\.init\.from\.key: expected a stored snapshot, found no object at "tensors\/no\/such\.arrow"/.test(err.message),
   );
 });
+
+test('a freeze pattern that matches no layer fails for good, naming the field and the layers', async () => {
+  const bad = expandRuns(tinyExperiment({ training: { epochs: 1, optimizer: { name: 'sgd', learningRate: 0.05 }, freeze: { layers: ['conv*'] } } }))[0];
+  await assert.rejects(
+    runIn(new MockActivityEnvironment(), activities.train, { experimentId: 'fz', runId: 'fz/run', run: bad, data }),
+    (err: Error & { type?: string; nonRetryable?: boolean }) =>
+      err.type === 'InvalidExperiment' && err.nonRetryable === true && /freeze\.layers: "conv\*" matches no layer of the model \(layers: flatten, fc1, out\)/.test(err.message),
+  );
+});
