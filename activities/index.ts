@@ -4,6 +4,7 @@
  * `ReturnType<typeof createActivities>`.
  */
 import type { ArtifactStore } from '../artifacts/store.js';
+import type { BackendPreference } from '../ml/backend.js';
 import { createDistance } from './distance.js';
 import { createDownload } from './download.js';
 import { createPlot } from './plot.js';
@@ -13,6 +14,8 @@ export interface ActivityDeps {
   store: ArtifactStore;
   /** Replaces the global fetch for dataset downloads (tests count requests with it). */
   fetch?: typeof fetch;
+  /** The backend training runs on; default `cpu`, whose results are bit-identical everywhere. */
+  backend?: BackendPreference;
 }
 
 export const createActivities = (deps: ActivityDeps) => ({

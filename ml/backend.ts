@@ -74,3 +74,27 @@ export async function initBackend(): Promise<string> {
   (tf.backend() as { firstUse?: boolean }).firstUse = false;
   return tf.getBackend();
 }
+
+/** Which backend a worker trains on: the fastest available (`auto`), or a forced one. */
+export type BackendPreference = 'auto' | 'tensorflow' | 'cpu';
+export const BACKEND_PREFERENCES: readonly BackendPreference[] = ['auto', 'tensorflow', 'cpu'];
+
+/**
+ * Activates the preferred backend and returns what runs record: `cpu`, or `tensorflow` with the
+ * TensorFlow version its C library reports. `auto` takes the native TensorFlow backend when
+ * `npm run setup:native` has built it, else the CPU backend; `tensorflow` fails when it is not built.
+ */
+export async function selectBackend(preference: BackendPreference, onNote?: (note: string) => void): Promise<string> {
+  if (preference !== 'cpu') {
+    // Loaded on demand: the native module reads the build's manifest from disk.
+    const { loadNativeBackend, nativeBuild } = await import('./backends/native.js');
+    let why = '';
+    if (await loadNativeBackend({ onMissing: (reason) => (why = reason) })) {
+      const build = nativeBuild();
+      return build ? `tensorflow ${build.tfVersion}` : 'tensorflow';
+    }
+    if (preference === 'tensorflow') throw new Error(`backend "tensorflow" was asked for, but ${why}`);
+    onNote?.(`native TensorFlow backend not available (${why}); training on the CPU backend`);
+  }
+  return initBackend();
+}

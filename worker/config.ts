@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { describeIssues } from '../config/experiment.js';
+import { BACKEND_PREFERENCES, type BackendPreference } from '../ml/backend.js';
 import { PROJECT_ROOT } from '../infra/tools.js';
 
 export const ROLES = ['workflows', 'train', 'analysis'] as const;
@@ -27,6 +28,8 @@ const WorkerEnv = z.object({
   /** Trainings at once per worker process; JavaScript training is single-threaded, so 1 by default. */
   PARAMTRAIL_TRAIN_SLOTS: z.coerce.number().int().min(1).max(64).default(1),
   PARAMTRAIL_STATE_DIR: z.string().optional(),
+  /** auto: native TensorFlow when `npm run setup:native` built it, else the CPU backend; or force one. */
+  PARAMTRAIL_BACKEND: z.enum(BACKEND_PREFERENCES as [BackendPreference, ...BackendPreference[]]).default('auto'),
 });
 
 export interface WorkerConfig {
@@ -37,6 +40,7 @@ export interface WorkerConfig {
   queuePrefix: string;
   trainSlots: number;
   stateDir: string;
+  backend: BackendPreference;
 }
 
 /** Address of the embedded dev server recorded by `paramtrail dev up`, if any. */
@@ -66,6 +70,7 @@ export function workerConfigFromEnv(env: NodeJS.ProcessEnv): WorkerConfig {
     queuePrefix: e.PARAMTRAIL_TASK_QUEUE,
     trainSlots: e.PARAMTRAIL_TRAIN_SLOTS,
     stateDir,
+    backend: e.PARAMTRAIL_BACKEND,
   };
 }
 

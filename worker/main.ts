@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { NativeConnection } from '@temporalio/worker';
 import { openStore } from '../artifacts/open.js';
+import { selectBackend } from '../ml/backend.js';
 import { queueNames } from '../workflows/types.js';
 import { ROLES, tlsOptions, workerConfigFromEnv, type Role } from './config.js';
 import { createWorkers, runWorkers } from './run.js';
@@ -31,11 +32,13 @@ export async function workerMain(argv: string[], env: NodeJS.ProcessEnv): Promis
   const roles = parseRoles(values['task-queue']);
   const config = workerConfigFromEnv(env);
   const store = openStore(config.store, env);
+  // Chosen once at start, so the log says what this worker trains on; each run records it too.
+  const backend = await selectBackend(config.backend, (note) => console.log(note));
   const connection = await NativeConnection.connect({ address: config.address, tls: tlsOptions(config) });
   const queues = queueNames(config.queuePrefix);
   const identity = `${process.pid}@${hostname()}`;
-  const workers = await createWorkers({ connection, namespace: config.namespace, queues, roles, deps: { store }, trainSlots: config.trainSlots, identity });
-  console.log(`paramtrail worker ${identity}: ${roles.join(', ')} on ${config.address} (${config.namespace}), store ${store.location}`);
+  const workers = await createWorkers({ connection, namespace: config.namespace, queues, roles, deps: { store, backend: config.backend }, trainSlots: config.trainSlots, identity });
+  console.log(`paramtrail worker ${identity}: ${roles.join(', ')} on ${config.address} (${config.namespace}), store ${store.location}, backend ${backend}`);
   try {
     await runWorkers(workers);
   } finally {

@@ -46,6 +46,8 @@ test('SIGKILL of the worker after the first snapshot: the run resumes and ends b
     AWS_SECRET_ACCESS_KEY: s3.server.secretAccessKey,
     AWS_REGION: 'us-east-1',
     PARAMTRAIL_STATE_DIR: await tempDir(),
+    // Bit-identical across processes is the CPU backend's promise; the native one's depends on threads.
+    PARAMTRAIL_BACKEND: 'cpu',
   };
   const config = tinyExperiment({
     models: [{ name: 'lenet5' }],
