@@ -124,7 +124,14 @@ export function createTrain(deps: TrainDeps) {
         const from = run.training.init?.from;
         let initialWeights: { tensors: NamedTensor[]; layers?: string[] } | undefined;
         let fromRef: ObjectRef | undefined;
-        if (from && !resume) {
+        if (from?.run !== undefined && !resume) {
+          const key = checkpointKey(from.run, from.epoch!);
+          if (!(await store.head(key, { signal }))) {
+            throw failForGood('InvalidExperiment', `training.init.from: expected a checkpoint of run "${from.run}" at epoch ${from.epoch}, found no object at "${key}"`);
+          }
+          fromRef = (await getJson<Checkpoint>(store, key, { signal })).weights;
+          initialWeights = { tensors: await loadTensors(store, fromRef, signal), ...(from.layers ? { layers: from.layers } : {}) };
+        } else if (from?.key !== undefined && !resume) {
           fromRef = await store.head(from.key, { signal });
           if (!fromRef) throw failForGood('InvalidExperiment', `training.init.from.key: expected a stored snapshot, found no object at "${from.key}"`);
           if (from.sha256 && fromRef.sha256 !== from.sha256) {

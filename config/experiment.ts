@@ -151,18 +151,29 @@ export const InitSpec = z
     /** Initialiser of every bias. */
     bias: InitializerRef.default('zeros'),
     /**
-     * Start from a stored weight snapshot (fine-tuning, "pretrained"): `{ key, sha256?, layers? }`, the
-     * snapshot's store key (a run result's `final.key`), optionally pinned by sha256. With `layers`
+     * Start from a stored weight snapshot (fine-tuning, "pretrained"), named either by store key
+     * (`{ key, sha256? }`: a run result's `final.key`, optionally pinned by sha256) or by run and epoch
+     * (`{ run: <experiment id>/<run name>, epoch }`: that run's checkpoint of that epoch). With `layers`
      * (names or `prefix*`) only those layers are loaded and the rest keep the seeded initialisers above,
      * e.g. a new classifier head. Every loaded tensor must match the model's variable name and shape.
      */
     from: z
       .object({
-        key: z.string().min(1),
+        key: z.string().min(1).optional(),
         sha256: z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits').optional(),
+        run: z.string().regex(/^[^/]+\/[^/]+$/, 'expected "<experiment id>/<run name>"').optional(),
+        epoch: z.number().int().min(0).optional(),
         layers: z.array(z.string().regex(/^[A-Za-z0-9_-]+\*?$/, 'expected a layer name or a prefix ending in *')).min(1).optional(),
       })
       .strict()
+      .superRefine((f, ctx) => {
+        if ((f.key === undefined) === (f.run === undefined)) {
+          ctx.addIssue({ code: 'custom', message: 'expected either "key" or "run" (with "epoch"), found ' + (f.key ? 'both' : 'neither') });
+        }
+        if (f.run !== undefined && f.epoch === undefined) ctx.addIssue({ code: 'custom', path: ['epoch'], message: 'expected the epoch of the snapshot of "run"' });
+        if (f.key !== undefined && f.epoch !== undefined) ctx.addIssue({ code: 'custom', path: ['epoch'], message: 'applies to "run" only; a key names one snapshot' });
+        if (f.run !== undefined && f.sha256 !== undefined) ctx.addIssue({ code: 'custom', path: ['sha256'], message: 'applies to "key" only; a run checkpoint pins its own sha256' });
+      })
       .optional(),
   })
   .strict();

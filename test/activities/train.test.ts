@@ -163,7 +163,7 @@ test('a diverging run returns status diverged with the epoch, its snapshots so f
   assert.ok(Number.isFinite(result.test.loss), `test loss of the last good weights: ${result.test.loss}`);
 });
 
-test('init from a stored snapshot by key: chosen layers are loaded, the rest seeded; a missing key fails for good', async () => {
+test('init from a stored snapshot by key or by run and epoch: chosen layers are loaded, the rest seeded; a missing key fails for good', async () => {
   const one = expandRuns(tinyExperiment({ training: { epochs: 1, batchSize: 32, optimizer: { name: 'sgd', learningRate: 0.05 } } }))[0];
   const source = await runIn(new MockActivityEnvironment(), activities.train, { experimentId: 'src', runId: 'src/run', run: one, data });
   const tensorsAt = async (ref: { key: string }) => snapshotFromArrow(await store.get(ref.key)).tensors.map((t) => `${t.layer}/${t.name}:${t.sha256}`);
@@ -172,6 +172,15 @@ test('init from a stored snapshot by key: chosen layers are loaded, the rest see
   const all = expandRuns(tinyExperiment({ training: { ...one.training, init: { from: { key: source.final.key, sha256: source.final.sha256 } } } }))[0];
   const loaded = await runIn(new MockActivityEnvironment(), activities.train, { experimentId: 'ft', runId: 'ft/all', run: all, data });
   assert.deepEqual(await tensorsAt(loaded.snapshots[0]!), sourceWeights, 'epoch 0 is the stored snapshot');
+
+  const byRun = expandRuns(tinyExperiment({ training: { ...one.training, init: { from: { run: 'src/run', epoch: 1 } } } }))[0];
+  const fromRun = await runIn(new MockActivityEnvironment(), activities.train, { experimentId: 'ft', runId: 'ft/by-run', run: byRun, data });
+  assert.deepEqual(await tensorsAt(fromRun.snapshots[0]!), sourceWeights, 'by run and epoch: the same snapshot');
+  const noEpoch = expandRuns(tinyExperiment({ training: { ...one.training, init: { from: { run: 'src/run', epoch: 7 } } } }))[0];
+  await assert.rejects(
+    runIn(new MockActivityEnvironment(), activities.train, { experimentId: 'ft', runId: 'ft/no-epoch', run: noEpoch, data }),
+    /training\.init\.from: expected a checkpoint of run "src\/run" at epoch 7, found no object/,
+  );
 
   const head = expandRuns(tinyExperiment({ training: { ...one.training, init: { from: { key: source.final.key, layers: ['fc1'] } } } }))[0];
   const partial = await runIn(new MockActivityEnvironment(), activities.train, { experimentId: 'ft', runId: 'ft/partial', run: head, data });

@@ -405,6 +405,12 @@ test('weights from a snapshot: all or chosen layers; a tensor that does not fit 
     wide.dispose();
   }
   assert.match(trainingIssues({ epochs: 1, optimizer: { name: 'sgd', learningRate: 0.1 }, init: { from: { key: 'k', sha256: 'abc' } } }), /init\.from\.sha256: expected 64 lowercase hex digits/);
+  const from = (f: unknown) => trainingIssues({ epochs: 1, optimizer: { name: 'sgd', learningRate: 0.1 }, init: { from: f } });
+  assert.match(from({ layers: ['fc1'] }), /init\.from: expected either "key" or "run" \(with "epoch"\), found neither/);
+  assert.match(from({ key: 'k', run: 'e/r', epoch: 1 }), /found both/);
+  assert.match(from({ run: 'e/r' }), /init\.from\.epoch: expected the epoch of the snapshot of "run"/);
+  assert.match(from({ run: 'r', epoch: 1 }), /init\.from\.run: expected "<experiment id>\/<run name>"/);
+  assert.deepEqual(TrainingSpec.parse({ epochs: 1, optimizer: { name: 'sgd', learningRate: 0.1 }, init: { from: { run: 'e/r', epoch: 3 } } }).init.from, { run: 'e/r', epoch: 3 });
 });
 
 test('augmentation transforms by hand: flip, crop with padding, rotation by 90 degrees, colour jitter', () => {
