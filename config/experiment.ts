@@ -202,16 +202,20 @@ export const TrainingSpec = z
       .optional(),
     /**
      * Layers whose weights are not trained (none when omitted): `layers` lists layer names or prefixes
-     * ending in `*` (`conv*`), each of which must match a layer of the model. `batchNorm` says what the
+     * ending in `*` (`conv*`), each of which must match a layer of the model; or `except` lists the
+     * only layers that still train. `batchNorm` says what the
      * batch-norm layers among them do: `frozen` (default; normalise with their running statistics and
      * update nothing) or `trainable` (learn gamma and beta and update the running statistics).
      */
     freeze: z
       .object({
-        layers: z.array(z.string().regex(/^[A-Za-z0-9_-]+\*?$/, 'expected a layer name or a prefix ending in *')).min(1),
+        layers: z.array(z.string().regex(/^[A-Za-z0-9_-]+\*?$/, 'expected a layer name or a prefix ending in *')).min(1).optional(),
+        /** Instead of `layers`: every layer but these is frozen (fine-tuning a new classifier: `except: [fc]`). */
+        except: z.array(z.string().regex(/^[A-Za-z0-9_-]+\*?$/, 'expected a layer name or a prefix ending in *')).min(1).optional(),
         batchNorm: z.enum(['frozen', 'trainable']).default('frozen'),
       })
       .strict()
+      .refine((f) => (f.layers === undefined) !== (f.except === undefined), { message: 'expected either "layers" or "except"' })
       .optional(),
     /**
      * Augmentation of training examples (never validation or test), none when omitted. Applied in the

@@ -81,7 +81,9 @@ export function weightsFromTensors(model: tfl.LayersModel, tensors: readonly Nam
 
 export interface FreezeArgs {
   /** Layer names, or prefixes ending in `*` (`conv*`), whose weights stay fixed. Each must match a layer. */
-  layers: string[];
+  layers?: string[];
+  /** Instead of `layers`: freeze every layer but these (names or prefixes; each must match a layer). */
+  except?: string[];
   /**
    * Batch-norm layers among the frozen ones: `frozen` (normalise with their running statistics, update
    * nothing) or `trainable` (keep learning gamma and beta and updating the running statistics).
@@ -94,17 +96,24 @@ export interface FreezeArgs {
  * their names. Throws naming a pattern that matches no layer.
  */
 export function freezeLayers(model: tfl.LayersModel, freeze: FreezeArgs): string[] {
+  if ((freeze.layers === undefined) === (freeze.except === undefined)) {
+    throw new InvalidOptionError('freeze: expected either "layers" or "except"');
+  }
+  const field = freeze.layers ? 'layers' : 'except';
+  const patterns = freeze.layers ?? freeze.except!;
+  const names = model.layers.map((l) => l.name);
+  for (const pattern of patterns) {
+    if (!names.some((n) => matchesLayer(pattern, n))) {
+      throw new InvalidOptionError(`freeze.${field}: "${pattern}" matches no layer of the model (layers: ${names.join(', ')})`);
+    }
+  }
   const frozen: string[] = [];
-  for (const pattern of freeze.layers) {
-    const matches = model.layers.filter((l) => matchesLayer(pattern, l.name));
-    if (matches.length === 0) {
-      throw new InvalidOptionError(`freeze.layers: "${pattern}" matches no layer of the model (layers: ${model.layers.map((l) => l.name).join(', ')})`);
-    }
-    for (const layer of matches) {
-      if (layer instanceof BatchNorm && freeze.batchNorm === 'trainable') continue;
-      layer.trainable = false;
-      frozen.push(layer.name);
-    }
+  for (const layer of model.layers) {
+    const named = patterns.some((p) => matchesLayer(p, layer.name));
+    if (named !== (field === 'layers')) continue;
+    if (layer instanceof BatchNorm && freeze.batchNorm === 'trainable') continue;
+    layer.trainable = false;
+    frozen.push(layer.name);
   }
   return frozen;
 }

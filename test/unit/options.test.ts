@@ -371,6 +371,12 @@ test('frozen layers keep their weights; batch norm among them is frozen (running
   for (const key of ['conv1/kernel', 'conv2/kernel']) assert.equal(changed(trainableBn, key), false, `${key} is frozen`);
   for (const key of ['bn1/gamma', 'bn1/moving_mean', 'bn3/moving_variance']) assert.equal(changed(trainableBn, key), true, `${key} trains`);
 
+  // `except`: only the classifier trains (fine-tuning); batch norm frozen with the rest.
+  const head = await cnnRun({ epochs: 1, freeze: { except: ['fc2'], batchNorm: 'frozen' } });
+  for (const key of ['conv1/kernel', 'bn4/moving_mean', 'fc1/kernel']) assert.equal(changed(head, key), false, `${key} is frozen`);
+  assert.equal(changed(head, 'fc2/kernel'), true, 'fc2 trains');
+  await assert.rejects(cnnRun({ epochs: 1, freeze: { except: ['head'], batchNorm: 'frozen' } }), /freeze\.except: "head" matches no layer/);
+
   const first = await cnnRun({ epochs: 1, freeze: { layers: ['conv*'], batchNorm: 'frozen' } });
   const resumed = await cnnRun({ epochs: 2, freeze: { layers: ['conv*'], batchNorm: 'frozen' }, resume: first.state });
   const full = await cnnRun({ epochs: 2, freeze: { layers: ['conv*'], batchNorm: 'frozen' } });
@@ -381,6 +387,8 @@ test('frozen layers keep their weights; batch norm among them is frozen (running
   assert.deepEqual(TrainingSpec.parse({ epochs: 1, optimizer: { name: 'sgd', learningRate: 0.1 }, freeze: { layers: ['conv*'] } }).freeze, { layers: ['conv*'], batchNorm: 'frozen' });
   assert.match(trainingIssues({ epochs: 1, optimizer: { name: 'sgd', learningRate: 0.1 }, freeze: { layers: ['conv.*'] } }), /freeze\.layers\.0: expected a layer name or a prefix ending in \*/);
   assert.match(trainingIssues({ epochs: 1, optimizer: { name: 'sgd', learningRate: 0.1 }, freeze: { layers: ['x'], batchNorm: 'on' } }), /freeze\.batchNorm/);
+  assert.match(trainingIssues({ epochs: 1, optimizer: { name: 'sgd', learningRate: 0.1 }, freeze: { layers: ['x'], except: ['y'] } }), /freeze: expected either "layers" or "except"/);
+  assert.match(trainingIssues({ epochs: 1, optimizer: { name: 'sgd', learningRate: 0.1 }, freeze: { batchNorm: 'trainable' } }), /freeze: expected either "layers" or "except"/);
 });
 
 test('weights from a snapshot: all or chosen layers; a tensor that does not fit is named', () => {
