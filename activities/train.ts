@@ -20,7 +20,7 @@ import { activityInfo, Context } from '@temporalio/activity';
 import type { ObjectRef, SnapshotRef } from '../artifacts/refs.js';
 import { snapshotFromArrow, snapshotToArrow, type NamedTensor } from '../artifacts/snapshot.js';
 import { putContentAddressed, type ArtifactStore } from '../artifacts/store.js';
-import { initBackend } from '../ml/backend.js';
+import { selectBackend, type BackendPreference } from '../ml/backend.js';
 import { buildModel } from '../ml/models/registry.js';
 import { evaluate, train, type EpochMetrics, type TrainState } from '../ml/train/loop.js';
 import { tensorsToModel } from '../ml/train/weights.js';
@@ -33,6 +33,8 @@ import type { AttemptRecord, Checkpoint, EpochRecord, TrainHeartbeat, TrainInput
 
 export interface TrainDeps {
   store: ArtifactStore;
+  /** The backend to train on; `cpu` when not given. */
+  backend?: BackendPreference;
 }
 
 function toRecord(m: EpochMetrics): EpochRecord {
@@ -96,7 +98,7 @@ export function createTrain(deps: TrainDeps) {
     let details: TrainHeartbeat = before ?? { epoch: 0, batch: 0, batches: 0, epochs: run.training.epochs, checkpointEpoch: -1 };
     const ticker = setInterval(() => ctx.heartbeat(details), 1000);
     try {
-      const backend = await initBackend();
+      const backend = await selectBackend(deps.backend ?? 'cpu', (note) => ctx.log.info(note));
       const data = await loadRunData(store, run.dataset, input.data, signal, undefined, run.seed);
       const model = buildModel(run.model, { inputShape: data.def.inputShape, numClasses: data.def.numClasses });
       try {

@@ -11,6 +11,12 @@ export interface RunReport {
   status: RunSummary['stage'];
   error?: RunSummary['error'];
   backend?: string;
+  /** How training ended: completed, stopped-early or diverged (the run itself still completes). */
+  trainingStatus?: string;
+  stoppedAtEpoch?: number;
+  divergedAtEpoch?: number;
+  bestEpoch?: number;
+  final?: { epoch: number; key: string; sha256: string };
   snapshots?: Array<{ epoch: number; key: string; sha256: string; bytes: number }>;
   distanceTable?: { key: string; sha256: string; bytes: number };
   figures?: Array<{ format: string; p: string; path: string; key: string; sha256: string }>;
@@ -39,6 +45,11 @@ export function reportRun(r: RunSummary): RunReport {
     ...(res
       ? {
           backend: res.train.backend,
+          trainingStatus: res.train.status,
+          ...(res.train.stoppedAtEpoch !== undefined ? { stoppedAtEpoch: res.train.stoppedAtEpoch } : {}),
+          ...(res.train.divergedAtEpoch !== undefined ? { divergedAtEpoch: res.train.divergedAtEpoch } : {}),
+          ...(res.train.bestEpoch !== undefined ? { bestEpoch: res.train.bestEpoch } : {}),
+          final: { epoch: res.train.final.epoch, key: res.train.final.key, sha256: res.train.final.sha256 },
           snapshots: res.train.snapshots.map(({ epoch, key, sha256, bytes }) => ({ epoch, key, sha256, bytes })),
           distanceTable: res.distance.table,
           figures: res.plot.figures.map(({ format, p, path, key, sha256 }) => ({ format, p, path, key, sha256 })),
@@ -67,6 +78,8 @@ export function formatReport(r: ExperimentReport): string {
     if (last) {
       lines.push(`  epoch ${last.epoch}: val acc ${pct(last.valAccuracy)}, test acc ${pct(run.test?.accuracy)} (backend ${run.backend})`);
     }
+    if (run.trainingStatus === 'diverged') lines.push(`  diverged at epoch ${run.divergedAtEpoch}: a non-finite loss`);
+    if (run.trainingStatus === 'stopped-early') lines.push(`  stopped early at epoch ${run.stoppedAtEpoch}; best epoch ${run.bestEpoch}`);
     const resumed = run.training?.attempts.filter((a) => a.resumed) ?? [];
     for (const a of resumed) lines.push(`  attempt ${a.attempt} resumed from epoch ${a.startedFromEpoch}`);
     for (const f of run.figures?.filter((f) => f.format === 'svg') ?? []) lines.push(`  figure (p=${f.p}): ${f.path}`);

@@ -12,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { stringify } from 'yaml';
 import { sha256Hex } from '../../artifacts/hash.js';
+import { findNativeBuild } from '../../ml/backends/native.js';
 import { readFile } from 'node:fs/promises';
 import { FASHION_MNIST_SOURCES, requireFashionMnist, tempDir } from '../support/fixtures.js';
 import { runCli, spawnWorker, type Spawned } from '../support/processes.js';
@@ -111,6 +112,9 @@ describe('paramtrail run --json and status --json on a real server', () => {
     const svg = run.figures.find((f: { format: string }) => f.format === 'svg');
     assert.ok(svg && existsSync(svg.path), 'the figure path printed exists');
     assert.deepEqual(run.training.attempts.map((a: { startedFromEpoch: number }) => a.startedFromEpoch), [0]);
+    assert.equal(run.trainingStatus, 'completed');
+    // The worker picks the fastest backend it has: native TensorFlow where it was built (CI builds it).
+    assert.match(run.backend, 'missing' in findNativeBuild() ? /^cpu$/ : /^tensorflow \d+\.\d+/);
 
     const status = await runCli(['status', report.experimentId, '--json'], env);
     assert.equal(status.code, 0, status.stderr);
