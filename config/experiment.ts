@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { INITIALIZER_NAMES, PARAMETRIC_INITIALIZER_NAMES } from '../ml/train/names.js';
-import { modelLabel } from './grid.js';
+import { modelLabel, variantTraining } from './grid.js';
 
 export { expandRuns, modelLabel, type RunSpec } from './grid.js';
 
@@ -279,6 +279,22 @@ export const ExperimentConfig = z
     datasets: z.array(DatasetSpec).min(1),
     seeds: z.array(z.number().int().min(0).max(2 ** 31 - 1)).min(1).default([0]),
     training: TrainingSpec,
+    /**
+     * A further grid axis over training options: every run is repeated once per variant, with the
+     * variant's keys replacing those of `training` (a key given replaces the whole value, e.g. a new
+     * `optimizer`). Run names gain the variant's label: `<model>--<variant>--<dataset>--s<seed>`.
+     */
+    variants: z
+      .array(
+        z
+          .object({
+            label: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'expected lowercase letters, digits and dashes'),
+            training: z.record(z.string(), z.unknown()).default({}),
+          })
+          .strict(),
+      )
+      .min(1)
+      .optional(),
     analyses: z
       .object({ distance: DistanceSpec.default({ p: [1] }) })
       .strict()
@@ -334,13 +350,30 @@ export function validateExperiment(raw: unknown, source: string, registries: Reg
       );
     }
   });
-  if (config.training.earlyStopping) {
+  // Each variant's training is validated whole, and stored resolved (defaults applied) for the workflow.
+  const trainings: Array<[string, TrainingSpec]> = [['training', config.training]];
+  config.variants?.forEach((v, i) => {
+    const merged = TrainingSpec.safeParse(variantTraining(config.training, v.training));
+    if (!merged.success) {
+      for (const issue of merged.error.issues) {
+        problems.push(`variants.${i}.training${issue.path.length ? '.' + issue.path.join('.') : ''}: ${issue.message}`);
+      }
+      return;
+    }
+    v.training = merged.data;
+    trainings.push([`variants.${i}.training`, merged.data]);
+  });
+  for (const [where, training] of trainings) {
+    if (!training.earlyStopping) continue;
     config.datasets.forEach((d, i) => {
       if (d.validationSplit === 0) {
-        problems.push(`datasets.${i}.validationSplit: training.earlyStopping needs a validation split > 0, found 0`);
+        problems.push(`datasets.${i}.validationSplit: ${where}.earlyStopping needs a validation split > 0, found 0`);
       }
     });
   }
+  const variantLabels = config.variants?.map((v) => v.label) ?? [];
+  const dupVariant = variantLabels.find((l, i) => variantLabels.indexOf(l) !== i);
+  if (dupVariant) problems.push(`variants: two variants share the label "${dupVariant}"`);
   const labels = config.models.map(modelLabel);
   const dup = labels.find((l, i) => labels.indexOf(l) !== i);
   if (dup) problems.push(`models: two models share the label "${dup}"; give one a distinct "label"`);

@@ -6,7 +6,7 @@ import type { DatasetSpec, ExperimentConfig, ModelSpec, TrainingSpec } from './e
 
 /** One cell of the grid: everything a run needs, and nothing about where it runs. */
 export interface RunSpec {
-  /** Stable within the experiment: `<model label>--<dataset>--s<seed>`. */
+  /** Stable within the experiment: `<model label>[--<variant>]--<dataset>--s<seed>`. */
   name: string;
   model: ModelSpec;
   dataset: DatasetSpec;
@@ -19,20 +19,31 @@ export function modelLabel(m: { name: string; label?: string }): string {
   return m.label ?? m.name;
 }
 
-/** Expands the grid in a fixed order: models, then datasets, then seeds. */
+/** A variant's training: the base with each key the variant gives replaced whole. */
+export function variantTraining(base: TrainingSpec, override: Record<string, unknown>): Record<string, unknown> {
+  return { ...base, ...override };
+}
+
+/**
+ * Expands the grid in a fixed order: models, then variants, then datasets, then seeds. Variants'
+ * training is already resolved by `validateExperiment`.
+ */
 export function expandRuns(config: ExperimentConfig): RunSpec[] {
   const runs: RunSpec[] = [];
+  const variants = config.variants ?? [undefined];
   for (const m of config.models) {
-    for (const d of config.datasets) {
-      for (const seed of config.seeds) {
-        runs.push({
-          name: `${modelLabel(m)}--${d.name}--s${seed}`,
-          model: { name: m.name, args: m.args },
-          dataset: d,
-          seed,
-          training: config.training,
-          distance: config.analyses.distance,
-        });
+    for (const v of variants) {
+      for (const d of config.datasets) {
+        for (const seed of config.seeds) {
+          runs.push({
+            name: [modelLabel(m), ...(v ? [v.label] : []), d.name, `s${seed}`].join('--'),
+            model: { name: m.name, args: m.args },
+            dataset: d,
+            seed,
+            training: v ? (variantTraining(config.training, v.training) as TrainingSpec) : config.training,
+            distance: config.analyses.distance,
+          });
+        }
       }
     }
   }
