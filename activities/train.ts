@@ -37,19 +37,6 @@ export interface TrainDeps {
   backend?: BackendPreference;
 }
 
-function toRecord(m: EpochMetrics): EpochRecord {
-  return {
-    learningRate: m.learningRate,
-    epoch: m.epoch,
-    step: m.step,
-    trainLoss: m.trainLoss,
-    trainAccuracy: m.trainAccuracy,
-    valLoss: m.valLoss,
-    valAccuracy: m.valAccuracy,
-    seconds: m.seconds,
-  };
-}
-
 async function listCheckpoints(store: ArtifactStore, runId: string, signal: AbortSignal): Promise<Checkpoint[]> {
   const keys = (await store.list(`${runPrefix(runId)}/checkpoints/`, { signal })).filter((k) => k.endsWith('.json'));
   const out: Checkpoint[] = [];
@@ -160,7 +147,7 @@ export function createTrain(deps: TrainDeps) {
         let bestRef: SnapshotRef | undefined = latest?.earlyStopping?.best;
 
         const saveCheckpoint = async (state: TrainState, metrics: EpochMetrics) => {
-          history = [...history.filter((h) => h.epoch < state.epoch), toRecord(metrics)];
+          history = [...history.filter((h) => h.epoch < state.epoch), { ...metrics }];
           current = { epoch: state.epoch, batch: 0, batches: current.batches };
           const es = state.earlyStopping;
           // The stopping epoch is always stored: a retry must find that training is over.

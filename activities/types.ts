@@ -4,6 +4,7 @@
  */
 import type { RunSpec } from '../config/grid.js';
 import type { ObjectRef, SnapshotRef } from '../artifacts/refs.js';
+import type { EpochMetrics } from '../ml/train/loop.js';
 
 /** Who produced an artifact, for lineage manifests. */
 export interface Producer {
@@ -36,17 +37,8 @@ export interface TrainInput extends Producer {
   data: DownloadResult;
 }
 
-export interface EpochRecord {
-  epoch: number;
-  step: number;
-  trainLoss: number;
-  trainAccuracy: number;
-  valLoss: number;
-  valAccuracy: number;
-  seconds: number;
-  /** The scheduled learning rate of the epoch (absent in records written before schedules existed). */
-  learningRate?: number;
-}
+/** One epoch's metrics as the training loop reports them (and checkpoints and results record them). */
+export type EpochRecord = EpochMetrics;
 
 /** One try of the train activity: where it started, so a resumed run can be told from a fresh one. */
 export interface AttemptRecord {
