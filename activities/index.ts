@@ -8,6 +8,7 @@ import type { BackendPreference } from '../ml/backend.js';
 import { createDistance } from './distance.js';
 import { createDownload } from './download.js';
 import { createPlot } from './plot.js';
+import { createReport } from './report.js';
 import { createTrain } from './train.js';
 
 export interface ActivityDeps {
@@ -23,6 +24,7 @@ export const createActivities = (deps: ActivityDeps) => ({
   train: createTrain(deps),
   distance: createDistance(deps),
   plot: createPlot(deps),
+  report: createReport(deps),
 });
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -33,3 +33,8 @@ export function figureKey(runId: string, name: string): string {
 export function runIdOf(experimentId: string, runName: string): string {
   return `${experimentId}/${runName}`;
 }
+
+/** The experiment's HTML report, rewritten by nothing: one per experiment id. */
+export function reportKey(experimentId: string): string {
+  return `experiments/${experimentId}/report.html`;
+}

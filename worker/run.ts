@@ -60,7 +60,7 @@ export async function createWorkers(opts: WorkerSetOptions): Promise<Worker[]> {
       await Worker.create({
         ...common,
         taskQueue: opts.queues.analysis,
-        activities: { distance: activities.distance, plot: activities.plot },
+        activities: { distance: activities.distance, plot: activities.plot, report: activities.report },
         maxConcurrentActivityTaskExecutions: 2,
       }),
     );

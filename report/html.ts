@@ -1,0 +1,226 @@
+/**
+ * The static HTML report of an experiment: one self-contained page (no server, no external URLs, every
+ * figure inlined as SVG) with the runs table, the validation accuracy of all runs, each run's
+ * Differences figures, its config, and the keys and sha256 of everything it stored.
+ *
+ * Called by the `report` activity, which gathers the figures from the store; this module only turns
+ * plain data into a string, so it is tested without a store. Everything that comes from an experiment
+ * file (run names, labels, config values) or from the store is escaped or checked before it is written.
+ */
+
+export interface HtmlArtifact {
+  /** What the object is, e.g. `snapshot epoch 2` or `distance table`. */
+  label: string;
+  key: string;
+  sha256: string;
+  bytes: number;
+}
+
+export interface HtmlFigure {
+  title: string;
+  /** An SVG document as the renderer wrote it. */
+  svg: string;
+  /** Where the stored figure is, shown under it. */
+  path?: string;
+}
+
+export interface HtmlAttempt {
+  attempt: number;
+  startedFromEpoch: number;
+  resumed: boolean;
+}
+
+export interface HtmlRun {
+  name: string;
+  /** The run's stage: `completed`, `failed`, ... */
+  status: string;
+  error?: string;
+  /** How training ended: completed, stopped-early or diverged. */
+  trainingStatus?: string;
+  backend?: string;
+  /** Epochs trained (the length of the history). */
+  epochs?: number;
+  valAccuracy?: number;
+  testAccuracy?: number;
+  attempts: HtmlAttempt[];
+  /** The run's model, dataset and training, shown as JSON. */
+  config?: Record<string, unknown>;
+  artifacts: HtmlArtifact[];
+  figures: HtmlFigure[];
+}
+
+export interface HtmlReportInput {
+  title: string;
+  experimentId: string;
+  store: string;
+  status?: string;
+  /** paramtrail's version, from package.json. */
+  version: string;
+  /** The validation accuracy of all runs in one figure; absent when no run has a history. */
+  accuracy?: HtmlFigure;
+  runs: HtmlRun[];
+}
+
+const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
+/** Escapes text for HTML element content and quoted attribute values. */
+export function escapeHtml(value: unknown): string {
+  return String(value).replace(/[&<>"']/g, (c) => ESCAPES[c]);
+}
+
+/** An id safe in an HTML attribute and a URL fragment, derived from free text. */
+function slug(text: string, i: number): string {
+  return `run-${i}-${text.replace(/[^A-Za-z0-9_-]+/g, '-').slice(0, 60)}`;
+}
+
+// Markup that could run code or load something from elsewhere once an SVG is part of the page.
+const ACTIVE_SVG = /<script|<foreignObject|<iframe|\son[a-z]+\s*=|(?:href|src)\s*=\s*["']?\s*(?:javascript:|https?:|\/\/)/i;
+
+/**
+ * An SVG ready to sit inside the page. Vega's SVGs name their clip paths `clip1`, `clip2`, ... in
+ * every figure, and ids are global to a page: without a per-figure prefix the second figure would
+ * clip with the first one's rectangles. An SVG holding anything active is shown as an image instead,
+ * where browsers never run it.
+ */
+export function inlineSvg(svg: string, prefix: string): string {
+  const body = svg.replace(/^\s*<\?xml[^>]*\?>\s*/, '').replace(/<!DOCTYPE[^>]*>\s*/i, '');
+  if (!/^<svg[\s>]/.test(body) || ACTIVE_SVG.test(body)) {
+    const b64 = Buffer.from(svg, 'utf8').toString('base64');
+    return `<img alt="figure" src="data:image/svg+xml;base64,${b64}">`;
+  }
+  return body
+    .replace(/\sid="([^"]+)"/g, (_m, id: string) => ` id="${prefix}-${id}"`)
+    .replace(/url\(#([^)]+)\)/g, (_m, id: string) => `url(#${prefix}-${id})`)
+    .replace(/(\s(?:xlink:)?href=")#([^"]+)"/g, (_m, attr: string, id: string) => `${attr}#${prefix}-${id}"`);
+}
+
+const pct = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '–' : `${(100 * x).toFixed(2)}%`);
+
+function attemptsCell(attempts: HtmlAttempt[]): string {
+  if (attempts.length === 0) return '–';
+  const resumed = attempts.filter((a) => a.resumed).map((a) => `#${a.attempt} from epoch ${a.startedFromEpoch}`);
+  return escapeHtml(String(attempts.length)) + (resumed.length ? ` <span class="muted">(resumed: ${escapeHtml(resumed.join(', '))})</span>` : '');
+}
+
+function statusBadge(status: string): string {
+  const kind = status === 'completed' ? 'ok' : status === 'failed' || status === 'diverged' ? 'bad' : 'warn';
+  return `<span class="badge ${kind}">${escapeHtml(status)}</span>`;
+}
+
+function figureBlock(fig: HtmlFigure, prefix: string): string {
+  return `<figure>
+<div class="svg">${inlineSvg(fig.svg, prefix)}</div>
+<figcaption>${escapeHtml(fig.title)}${fig.path ? ` <code>${escapeHtml(fig.path)}</code>` : ''}</figcaption>
+</figure>`;
+}
+
+function runsTable(runs: HtmlRun[]): string {
+  const rows = runs.map(
+    (r, i) => `<tr>
+<td><a href="#${slug(r.name, i)}">${escapeHtml(r.name)}</a></td>
+<td>${statusBadge(r.status)}</td>
+<td>${r.trainingStatus ? statusBadge(r.trainingStatus) : '–'}</td>
+<td>${escapeHtml(r.backend ?? '–')}</td>
+<td class="num">${escapeHtml(r.epochs ?? '–')}</td>
+<td class="num">${pct(r.valAccuracy)}</td>
+<td class="num">${pct(r.testAccuracy)}</td>
+<td>${attemptsCell(r.attempts)}</td>
+</tr>`,
+  );
+  return `<table class="runs">
+<thead><tr><th>run</th><th>status</th><th>training</th><th>backend</th><th>epochs</th><th>final val acc</th><th>test acc</th><th>attempts</th></tr></thead>
+<tbody>
+${rows.join('\n')}
+</tbody>
+</table>`;
+}
+
+function runSection(r: HtmlRun, i: number): string {
+  const id = slug(r.name, i);
+  const figures = r.figures.map((f, j) => figureBlock(f, `${id}-f${j}`)).join('\n');
+  const artifacts = r.artifacts.length
+    ? `<table class="artifacts">
+<thead><tr><th>artifact</th><th>key</th><th>sha256</th><th>bytes</th></tr></thead>
+<tbody>
+${r.artifacts
+  .map((a) => `<tr><td>${escapeHtml(a.label)}</td><td><code>${escapeHtml(a.key)}</code></td><td><code class="sha">${escapeHtml(a.sha256)}</code></td><td class="num">${escapeHtml(a.bytes)}</td></tr>`)
+  .join('\n')}
+</tbody>
+</table>`
+    : '<p class="muted">No stored artifacts.</p>';
+  return `<section class="run" id="${id}">
+<h3>${escapeHtml(r.name)} ${statusBadge(r.status)}</h3>
+${r.error ? `<p class="error">${escapeHtml(r.error)}</p>` : ''}
+${figures || '<p class="muted">No Differences figure for this run.</p>'}
+${r.config ? `<details><summary>config</summary><pre>${escapeHtml(JSON.stringify(r.config, null, 2))}</pre></details>` : ''}
+<details><summary>artifacts (${r.artifacts.length})</summary>
+${artifacts}
+</details>
+</section>`;
+}
+
+const CSS = `
+:root { color-scheme: light; --fg: #1d2330; --muted: #6b7280; --line: #e3e6eb; --bg: #ffffff; --panel: #f7f8fa; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 15px/1.5 system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif; color: var(--fg); background: var(--bg); }
+main { max-width: 1180px; margin: 0 auto; padding: 28px 24px 64px; }
+h1 { font-size: 1.6rem; margin: 0 0 4px; }
+h2 { font-size: 1.2rem; margin: 36px 0 12px; padding-bottom: 4px; border-bottom: 1px solid var(--line); }
+h3 { font-size: 1.05rem; margin: 0 0 10px; word-break: break-all; }
+dl.meta { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; margin: 12px 0 0; color: var(--muted); }
+dl.meta dt { font-weight: 600; } dl.meta dd { margin: 0; word-break: break-all; }
+table { border-collapse: collapse; width: 100%; font-size: 0.9rem; }
+th, td { text-align: left; padding: 6px 10px; border-bottom: 1px solid var(--line); vertical-align: top; }
+th { background: var(--panel); font-weight: 600; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+code { font: 0.82rem/1.4 ui-monospace, "DejaVu Sans Mono", monospace; word-break: break-all; }
+code.sha { color: var(--muted); }
+.badge { display: inline-block; padding: 0 8px; border-radius: 10px; font-size: 0.78rem; font-weight: 600; vertical-align: middle; }
+.badge.ok { background: #e3f4e8; color: #1b6b34; } .badge.bad { background: #fde8e8; color: #9b1c1c; } .badge.warn { background: #fdf3d8; color: #8a5a00; }
+.muted { color: var(--muted); }
+.error { color: #9b1c1c; background: #fde8e8; padding: 6px 10px; border-radius: 4px; }
+section.run { margin: 18px 0; padding: 16px 18px; border: 1px solid var(--line); border-radius: 6px; background: var(--bg); }
+figure { margin: 0 0 12px; }
+figure .svg { overflow-x: auto; }
+figure svg, figure img { max-width: 100%; height: auto; }
+figcaption { font-size: 0.82rem; color: var(--muted); }
+details { margin: 8px 0; } summary { cursor: pointer; font-weight: 600; }
+pre { background: var(--panel); padding: 10px 12px; border-radius: 4px; overflow-x: auto; font: 0.82rem/1.45 ui-monospace, "DejaVu Sans Mono", monospace; }
+`;
+
+/** The whole report page. Deterministic: the same input gives the same bytes, so a retried write finds its own object. */
+export function reportToHtml(input: HtmlReportInput): string {
+  const accuracy = input.accuracy
+    ? figureBlock(input.accuracy, 'accuracy')
+    : '<p class="muted">No run has a training history yet.</p>';
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escapeHtml(input.title)} · paramtrail report</title>
+<style>${CSS}</style>
+</head>
+<body>
+<main>
+<header>
+<h1>${escapeHtml(input.title)}</h1>
+<dl class="meta">
+<dt>experiment</dt><dd><code>${escapeHtml(input.experimentId)}</code></dd>
+${input.status ? `<dt>status</dt><dd>${statusBadge(input.status)}</dd>` : ''}
+<dt>store</dt><dd><code>${escapeHtml(input.store)}</code></dd>
+<dt>paramtrail</dt><dd>${escapeHtml(input.version)}</dd>
+<dt>runs</dt><dd>${input.runs.length}</dd>
+</dl>
+</header>
+<h2>Runs</h2>
+${runsTable(input.runs)}
+<h2>Validation accuracy of all runs</h2>
+${accuracy}
+<h2>Per run</h2>
+${input.runs.map(runSection).join('\n')}
+</main>
+</body>
+</html>
+`;
+}
