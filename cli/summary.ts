@@ -32,6 +32,9 @@ export interface ExperimentReport {
   status: string;
   store: string;
   runs: RunReport[];
+  /** The stored HTML report, once the experiment has finished. */
+  report?: { key: string; sha256: string; bytes: number; path: string };
+  reportError?: { type?: string; message: string };
 }
 
 export function reportRun(r: RunSummary): RunReport {
@@ -65,7 +68,16 @@ export function reportRun(r: RunSummary): RunReport {
 }
 
 export function reportExperiment(p: ExperimentProgress | ExperimentResult, status: string): ExperimentReport {
-  return { experimentId: p.experimentId, name: p.name, status, store: p.store, runs: p.runs.map(reportRun) };
+  const done = p as Partial<ExperimentResult>;
+  return {
+    experimentId: p.experimentId,
+    name: p.name,
+    status,
+    store: p.store,
+    runs: p.runs.map(reportRun),
+    ...(done.report ? { report: done.report } : {}),
+    ...(done.reportError ? { reportError: done.reportError } : {}),
+  };
 }
 
 const pct = (x: number | undefined) => (x === undefined ? '-' : `${(100 * x).toFixed(2)}%`);
@@ -84,5 +96,7 @@ export function formatReport(r: ExperimentReport): string {
     for (const a of resumed) lines.push(`  attempt ${a.attempt} resumed from epoch ${a.startedFromEpoch}`);
     for (const f of run.figures?.filter((f) => f.format === 'svg') ?? []) lines.push(`  figure (p=${f.p}): ${f.path}`);
   }
+  if (r.report) lines.push('', `report: ${r.report.path}`);
+  if (r.reportError) lines.push('', `report not written: ${r.reportError.message}`);
   return lines.join('\n');
 }

@@ -1,9 +1,11 @@
 /**
  * `experimentWorkflow`: expands an experiment's grid into child `runWorkflow`s and runs them in a
  * sliding window of `execution.concurrency`. A failed run is recorded and never fails its siblings.
- * The `progress` query tells the CLI where every run is.
+ * The `progress` query tells the CLI where every run is. At the end, the `report` activity writes the
+ * experiment's HTML report; a report that cannot be written is recorded, never a failed experiment.
  */
-import { defineQuery, executeChild, setHandler } from '@temporalio/workflow';
+import { defineQuery, executeChild, proxyActivities, setHandler } from '@temporalio/workflow';
+import type { Activities } from '../activities/index.js';
 import { expandRuns } from '../config/grid.js';
 import { runWorkflow } from './run.js';
 import type { ExperimentInput, ExperimentProgress, ExperimentResult, RunSummary } from './types.js';
@@ -64,5 +66,17 @@ export async function experimentWorkflow(input: ExperimentInput): Promise<Experi
   await Promise.all(window);
 
   const failed = runs.some((r) => r.stage !== 'completed');
-  return { ...progress(), status: failed ? 'completed-with-failures' : 'completed' };
+  const status: ExperimentResult['status'] = failed ? 'completed-with-failures' : 'completed';
+
+  const { report } = proxyActivities<Activities>({
+    taskQueue: input.queues.analysis,
+    startToCloseTimeout: '30 minutes',
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: input.config.execution.maxAttempts, nonRetryableErrorTypes: ['ObjectConflict', 'IntegrityError'] },
+  });
+  try {
+    const written = await report({ experimentId: input.experimentId, result: { ...progress(), status }, specs });
+    return { ...progress(), status, report: written };
+  } catch (err) {
+    return { ...progress(), status, reportError: rootCause(err) };
+  }
 }

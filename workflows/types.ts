@@ -65,4 +65,8 @@ export interface ExperimentProgress {
 export interface ExperimentResult extends ExperimentProgress {
   /** `completed` when every run completed; a failed run never stops its siblings. */
   status: 'completed' | 'completed-with-failures';
+  /** The HTML report, `experiments/<experiment id>/report.html`; absent when it could not be written. */
+  report?: { key: string; sha256: string; bytes: number; path: string };
+  /** Why the report could not be written (the runs' results stand regardless). */
+  reportError?: { type?: string; message: string };
 }

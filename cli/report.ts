@@ -1,0 +1,72 @@
+/**
+ * `paramtrail report <experiment-id> [--out FILE]`: where a finished experiment's HTML report is, or
+ * (with --out) a copy of it at FILE, read from the store and checked against its sha256. The report
+ * itself is written by the experiment workflow's last step; this command only finds it.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { openStore } from '../artifacts/open.js';
+import type { ExperimentResult } from '../workflows/types.js';
+import { connect } from './connect.js';
+
+// The same codes as cli/main.ts's EXIT (not imported: main.ts imports this module).
+const OK = 0;
+const FAILED = 1;
+const USAGE = 2;
+
+export const REPORT_USAGE = 'usage: paramtrail report <experiment-id> [--out FILE]';
+
+export async function cmdReport(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, allowPositionals: true, options: { out: { type: 'string', short: 'o' } } });
+  } catch (err) {
+    console.error(`report: ${(err as Error).message}\n${REPORT_USAGE}`);
+    return USAGE;
+  }
+  const { values, positionals } = parsed;
+  if (positionals.length !== 1) {
+    console.error(`report: expected one experiment id, found ${positionals.length}\n${REPORT_USAGE}`);
+    return USAGE;
+  }
+  const experimentId = positionals[0];
+  const { client, connection } = await connect(env, { startEmbedded: false });
+  try {
+    const handle = client.workflow.getHandle(experimentId);
+    let state: string;
+    try {
+      state = (await handle.describe()).status.name;
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) {
+        console.error(`no experiment with id ${experimentId}`);
+        return FAILED;
+      }
+      throw err;
+    }
+    if (state !== 'COMPLETED') {
+      console.error(`experiment ${experimentId} is ${state.toLowerCase()}: the report is written when it completes`);
+      return FAILED;
+    }
+    const result = (await handle.result()) as ExperimentResult;
+    if (!result.report) {
+      const why = result.reportError ? `: ${result.reportError.message}` : ' (it finished before experiments wrote reports)';
+      console.error(`experiment ${experimentId} has no report${why}`);
+      return FAILED;
+    }
+    if (values.out === undefined) {
+      console.log(result.report.path);
+      return OK;
+    }
+    const store = openStore(result.store, env);
+    const html = await store.get(result.report.key, { sha256: result.report.sha256 });
+    const out = resolve(values.out);
+    await mkdir(dirname(out), { recursive: true });
+    await writeFile(out, html);
+    console.log(out);
+    return OK;
+  } finally {
+    await connection.close();
+  }
+}
