@@ -70,7 +70,7 @@ export function escapeHtml(value: unknown): string {
 
 /** An id safe in an HTML attribute and a URL fragment, derived from free text. */
 function slug(text: string, i: number): string {
-  return `run-${i}-${text.replace(/[^A-Za-z0-9_-]+/g, '-').slice(0, 60)}`;
+  return `run-${i}-${text.replace(/[^A-Za-z0-9_-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 60)}`;
 }
 
 // Markup that could run code or load something from elsewhere once an SVG is part of the page.
@@ -175,7 +175,7 @@ th { background: var(--panel); font-weight: 600; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 code { font: 0.82rem/1.4 ui-monospace, "DejaVu Sans Mono", monospace; word-break: break-all; }
 code.sha { color: var(--muted); }
-.badge { display: inline-block; padding: 0 8px; border-radius: 10px; font-size: 0.78rem; font-weight: 600; vertical-align: middle; }
+.badge { display: inline-block; white-space: nowrap; padding: 0 8px; border-radius: 10px; font-size: 0.78rem; font-weight: 600; vertical-align: middle; }
 .badge.ok { background: #e3f4e8; color: #1b6b34; } .badge.bad { background: #fde8e8; color: #9b1c1c; } .badge.warn { background: #fdf3d8; color: #8a5a00; }
 .muted { color: var(--muted); }
 .error { color: #9b1c1c; background: #fde8e8; padding: 6px 10px; border-radius: 4px; }
