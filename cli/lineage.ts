@@ -1,0 +1,202 @@
+/**
+ * `paramtrail lineage <artifact-key | sha256> [--json | --dot]`: what an artifact was made from and
+ * what was made from it, read from the lineage manifests (`manifests/<hh>/<sha256>.json`, written by
+ * the activities beside every object they store). Called by cli/main.ts.
+ *
+ * Upstream follows each manifest's `inputs`; downstream has no index of its own, so every manifest in
+ * the store is read once and inverted. That is one listing and one read per stored artifact: fine for a
+ * study's store, and the price of keeping manifests write-once.
+ */
+import { isSha256Hex } from '../artifacts/hash.js';
+import { manifestKey, type ArtifactManifest } from '../artifacts/manifest.js';
+import { openStore } from '../artifacts/open.js';
+import { InvalidKeyError, validateKey, type ArtifactStore } from '../artifacts/store.js';
+import { workerConfigFromEnv } from '../worker/config.js';
+import { EXIT } from './main.js';
+import { parseOr, usageExit } from './verify.js';
+
+const HELP = `usage: paramtrail lineage <artifact-key | sha256> [--json | --dot]
+
+Walks the lineage manifests both ways from one artifact: upstream, what it was computed from (down to
+the dataset files); downstream, everything computed from it (distance tables, figures, ...).
+
+  --json   print the two trees as JSON
+  --dot    print the graph in Graphviz dot (e.g. | dot -Tsvg > lineage.svg)
+
+Reads the store the worker configuration names (PARAMTRAIL_STORE, or the embedded stack's).
+Exit status: 0 when the artifact has a manifest, 1 when it has none, 2 on a usage error.`;
+
+export interface LineageNode {
+  key: string;
+  sha256: string;
+  kind?: string;
+  producer?: { experimentId: string; runId: string; activity: string; attempt: number; workflowId: string };
+  createdAt?: string;
+  /** Set when the node was already shown elsewhere in the same tree; its branches are not repeated. */
+  repeated?: boolean;
+  /** Upstream trees: what it was computed from. */
+  inputs?: LineageNode[];
+  /** Downstream trees: what was computed from it. */
+  outputs?: LineageNode[];
+}
+
+export interface LineageReport {
+  artifact: LineageNode;
+  upstream: LineageNode[];
+  downstream: LineageNode[];
+}
+
+/** Every manifest in the store, by artifact sha256, and the manifests that consume each sha256. */
+export interface ManifestIndex {
+  bySha: Map<string, ArtifactManifest>;
+  consumers: Map<string, ArtifactManifest[]>;
+}
+
+export async function loadManifests(store: ArtifactStore): Promise<ManifestIndex> {
+  const keys = (await store.list('manifests/')).filter((k) => k.endsWith('.json'));
+  const bySha = new Map<string, ArtifactManifest>();
+  const consumers = new Map<string, ArtifactManifest[]>();
+  let next = 0;
+  const read = async () => {
+    while (next < keys.length) {
+      const key = keys[next++];
+      const m = JSON.parse(new TextDecoder().decode(await store.get(key))) as ArtifactManifest;
+      bySha.set(m.artifact.sha256, m);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(4, keys.length) }, read));
+  for (const m of [...bySha.values()].sort((a, b) => a.artifact.key.localeCompare(b.artifact.key))) {
+    for (const input of m.inputs) {
+      const list = consumers.get(input.sha256) ?? [];
+      if (!list.includes(m)) list.push(m);
+      consumers.set(input.sha256, list);
+    }
+  }
+  return { bySha, consumers };
+}
+
+function nodeOf(key: string, sha256: string, m: ArtifactManifest | undefined): LineageNode {
+  if (!m) return { key, sha256 };
+  const { experimentId, runId, activity, attempt, workflowId } = m.producer;
+  return { key: m.artifact.key, sha256, kind: m.kind, producer: { experimentId, runId, activity, attempt, workflowId }, createdAt: m.createdAt };
+}
+
+function upstream(index: ManifestIndex, sha256: string, seen: Set<string>): LineageNode[] {
+  const m = index.bySha.get(sha256);
+  return (m?.inputs ?? []).map((input) => {
+    const node = nodeOf(input.key, input.sha256, index.bySha.get(input.sha256));
+    if (seen.has(input.sha256)) return { ...node, repeated: true };
+    seen.add(input.sha256);
+    return { ...node, inputs: upstream(index, input.sha256, seen) };
+  });
+}
+
+function downstream(index: ManifestIndex, sha256: string, seen: Set<string>): LineageNode[] {
+  return (index.consumers.get(sha256) ?? []).map((m) => {
+    const node = nodeOf(m.artifact.key, m.artifact.sha256, m);
+    if (seen.has(m.artifact.sha256)) return { ...node, repeated: true };
+    seen.add(m.artifact.sha256);
+    return { ...node, outputs: downstream(index, m.artifact.sha256, seen) };
+  });
+}
+
+/** The lineage of the artifact with this sha256, or undefined when no manifest names it. */
+export function lineageOf(index: ManifestIndex, sha256: string): LineageReport | undefined {
+  const m = index.bySha.get(sha256);
+  if (!m) return undefined;
+  return {
+    artifact: nodeOf(m.artifact.key, sha256, m),
+    upstream: upstream(index, sha256, new Set([sha256])),
+    downstream: downstream(index, sha256, new Set([sha256])),
+  };
+}
+
+/** Resolves a key or a sha256 to the sha256 its manifest is filed under. */
+async function resolveSha(store: ArtifactStore, target: string): Promise<string | { error: string }> {
+  if (isSha256Hex(target.toLowerCase())) return target.toLowerCase();
+  try {
+    validateKey(target);
+  } catch (err) {
+    if (err instanceof InvalidKeyError) return { error: `lineage: expected an artifact key or a sha256, found ${JSON.stringify(target)}` };
+    throw err;
+  }
+  const ref = await store.head(target);
+  if (!ref) return { error: `no object ${target} in ${store.location}` };
+  return ref.sha256;
+}
+
+function label(n: LineageNode): string {
+  const who = n.producer ? ` by ${n.producer.activity} in ${n.producer.runId}` : '';
+  return `${n.key} (${n.kind ?? 'no manifest'}, sha256 ${n.sha256.slice(0, 12)}${who})${n.repeated ? ' [shown above]' : ''}`;
+}
+
+function drawTree(nodes: LineageNode[], field: 'inputs' | 'outputs', indent: string, lines: string[]): void {
+  nodes.forEach((n, i) => {
+    const last = i === nodes.length - 1;
+    lines.push(`${indent}${last ? '└─ ' : '├─ '}${label(n)}`);
+    drawTree(n[field] ?? [], field, indent + (last ? '   ' : '│  '), lines);
+  });
+}
+
+export function formatLineage(r: LineageReport): string {
+  const lines = [label(r.artifact), '', 'made from:'];
+  if (r.upstream.length === 0) lines.push('   (nothing: a source artifact)');
+  drawTree(r.upstream, 'inputs', '', lines);
+  lines.push('', 'used to make:');
+  if (r.downstream.length === 0) lines.push('   (nothing yet)');
+  drawTree(r.downstream, 'outputs', '', lines);
+  return lines.join('\n');
+}
+
+/** Graphviz: one node per artifact, an edge from each input to what it made. */
+export function lineageDot(r: LineageReport): string {
+  const nodes = new Map<string, LineageNode>();
+  const edges = new Set<string>();
+  const id = (sha: string) => `"${sha.slice(0, 16)}"`;
+  nodes.set(r.artifact.sha256, r.artifact);
+  const walk = (parent: LineageNode, children: LineageNode[] | undefined, up: boolean) => {
+    for (const c of children ?? []) {
+      if (!nodes.has(c.sha256) || !c.repeated) nodes.set(c.sha256, c);
+      edges.add(up ? `${id(c.sha256)} -> ${id(parent.sha256)}` : `${id(parent.sha256)} -> ${id(c.sha256)}`);
+      walk(c, up ? c.inputs : c.outputs, up);
+    }
+  };
+  walk(r.artifact, r.upstream, true);
+  walk(r.artifact, r.downstream, false);
+  const esc = (s: string) => s.replace(/\\/g, '\\\\').replace(/"/g, '\\"');
+  const lines = ['digraph lineage {', '  rankdir=LR;', '  node [shape=box, fontname="monospace"];'];
+  for (const n of nodes.values()) {
+    const extra = n.sha256 === r.artifact.sha256 ? ', style=bold' : '';
+    lines.push(`  ${id(n.sha256)} [label="${esc(`${n.kind ?? '?'}\n${n.key}`)}"${extra}];`);
+  }
+  for (const e of edges) lines.push(`  ${e};`);
+  lines.push('}');
+  return lines.join('\n');
+}
+
+export async function cmdLineage(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const parsed = parseOr({
+    args: argv,
+    allowPositionals: true,
+    options: { json: { type: 'boolean' }, dot: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+  });
+  if (parsed instanceof Error) return usageExit(HELP, `lineage: ${parsed.message}`);
+  const { values, positionals } = parsed;
+  if (values.help) return usageExit(HELP, undefined);
+  if (positionals.length !== 1) return usageExit(HELP, 'lineage: expected one artifact key or sha256');
+  if (values.json && values.dot) return usageExit(HELP, 'lineage: --json and --dot are alternatives, found both');
+
+  const store = openStore(workerConfigFromEnv(env).store, env);
+  const sha = await resolveSha(store, positionals[0]);
+  if (typeof sha !== 'string') {
+    console.error(sha.error);
+    return EXIT.failed;
+  }
+  const report = lineageOf(await loadManifests(store), sha);
+  if (!report) {
+    console.error(`no lineage manifest for sha256 ${sha} (expected ${manifestKey(sha)} in ${store.location})`);
+    return EXIT.failed;
+  }
+  console.log(values.json ? JSON.stringify(report, null, 2) : values.dot ? lineageDot(report) : formatLineage(report));
+  return EXIT.ok;
+}

@@ -1,0 +1,232 @@
+/**
+ * `paramtrail verify <experiment-id> [--json]`: re-hashes every artifact an experiment names and lists
+ * the missing and altered ones. Called by cli/main.ts.
+ *
+ * What is checked: every reference in the experiment's result (dataset files, snapshots, final weights,
+ * distance tables, figures), and everything under the experiment's `runs/<experiment id>/` folder
+ * (checkpoints and attempt records) together with every object those JSON files point at. An experiment
+ * that did not complete (failed, cancelled) has no result; its `runs/` folder is still checked, so a
+ * checkpoint naming a snapshot that was never stored whole shows up as missing.
+ *
+ * Also exports the helpers `lineage` and the tests share: how to load an experiment's result and how to
+ * collect the references in a JSON value.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { isSha256Hex } from '../artifacts/hash.js';
+import { openStore } from '../artifacts/open.js';
+import type { ObjectRef } from '../artifacts/refs.js';
+import { IntegrityError, ObjectNotFoundError, type ArtifactStore } from '../artifacts/store.js';
+import { runPrefix } from '../activities/keys.js';
+import type { ExperimentProgress, ExperimentResult } from '../workflows/types.js';
+import { connect } from './connect.js';
+import { EXIT } from './main.js';
+
+const HELP = `usage: paramtrail verify <experiment-id> [--json]
+
+Re-hashes every artifact the experiment names (dataset files, snapshots, final weights, distance
+tables, figures, checkpoints and attempt records under runs/<experiment-id>/ and what they point at)
+in the store, and lists the missing and altered ones.
+
+  --json   print a machine-readable report
+
+Exit status: 0 when every artifact verifies, 1 when any is missing or altered (or the experiment is
+unknown), 2 on a usage error.`;
+
+/** One artifact to check: a reference, and where it was named (for the report). */
+export interface NamedRef extends ObjectRef {
+  /** e.g. `run mlp-fashion-mnist: snapshot epoch 2`, or the JSON object naming it. */
+  from: string;
+}
+
+export interface VerifyProblem {
+  key: string;
+  sha256?: string;
+  problem: 'missing' | 'altered' | 'unreadable';
+  detail: string;
+  from: string;
+}
+
+export interface VerifyReport {
+  experimentId: string;
+  /** The experiment's workflow state: COMPLETED, RUNNING, FAILED, CANCELED, ... */
+  state: string;
+  store: string;
+  checked: number;
+  ok: boolean;
+  problems: VerifyProblem[];
+}
+
+/** Prints help or a usage error; returns the exit code, or undefined when the arguments were fine. */
+export function usageExit(help: string, message: string | undefined): number {
+  if (message === undefined) {
+    console.log(help);
+    return EXIT.ok;
+  }
+  console.error(`${message}\n\n${help}`);
+  return EXIT.usage;
+}
+
+/** parseArgs that turns a parse error into a usage message instead of a throw. */
+export function parseOr<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> | Error {
+  try {
+    return parseArgs(config);
+  } catch (err) {
+    return err as Error;
+  }
+}
+
+export interface LoadedExperiment {
+  state: string;
+  /** The result when it completed, else progress when it is running, else undefined. */
+  result?: ExperimentResult | ExperimentProgress;
+}
+
+/** Returns undefined when Temporal knows no workflow with that id. */
+export async function loadExperiment(client: Client, experimentId: string): Promise<LoadedExperiment | undefined> {
+  const handle = client.workflow.getHandle(experimentId);
+  let state: string;
+  try {
+    state = (await handle.describe()).status.name;
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return undefined;
+    throw err;
+  }
+  if (state === 'COMPLETED') return { state, result: (await handle.result()) as ExperimentResult };
+  if (state === 'RUNNING') return { state, result: await handle.query<ExperimentProgress>('progress') };
+  return { state };
+}
+
+/** Every `{ key, sha256 }` object inside a JSON value, in the order met, each tagged with its path. */
+export function collectRefs(value: unknown, from: string, out: NamedRef[] = [], path = ''): NamedRef[] {
+  if (Array.isArray(value)) {
+    value.forEach((v, i) => collectRefs(v, from, out, `${path}[${i}]`));
+  } else if (value && typeof value === 'object') {
+    const o = value as Record<string, unknown>;
+    if (typeof o.key === 'string' && typeof o.sha256 === 'string' && isSha256Hex(o.sha256)) {
+      out.push({ key: o.key, sha256: o.sha256, bytes: typeof o.bytes === 'number' ? o.bytes : -1, from: `${from}${path ? ` ${path}` : ''}` });
+    }
+    for (const [k, v] of Object.entries(o)) collectRefs(v, from, out, path ? `${path}.${k}` : k);
+  }
+  return out;
+}
+
+/** The references an experiment's result names, run by run. */
+export function resultRefs(result: ExperimentResult | ExperimentProgress): NamedRef[] {
+  const refs: NamedRef[] = [];
+  for (const run of result.runs) {
+    if (run.result) collectRefs(run.result, `run ${run.name}:`, refs);
+  }
+  return refs;
+}
+
+async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+/** Checks one reference against the store; undefined when it verifies. */
+export async function checkRef(store: ArtifactStore, ref: NamedRef): Promise<VerifyProblem | undefined> {
+  const base = { key: ref.key, sha256: ref.sha256, from: ref.from };
+  if (!(await store.head(ref.key))) return { ...base, problem: 'missing', detail: `not in ${store.location}` };
+  try {
+    const bytes = await store.get(ref.key, { sha256: ref.sha256 });
+    if (ref.bytes >= 0 && bytes.byteLength !== ref.bytes) {
+      return { ...base, problem: 'altered', detail: `expected ${ref.bytes} bytes, found ${bytes.byteLength}` };
+    }
+    return undefined;
+  } catch (err) {
+    if (err instanceof IntegrityError) return { ...base, problem: 'altered', detail: `expected sha256 ${err.expectedSha256}, found ${err.foundSha256}` };
+    if (err instanceof ObjectNotFoundError) return { ...base, problem: 'missing', detail: err.message };
+    throw err;
+  }
+}
+
+/**
+ * Verifies an experiment's artifacts in a store: the result's references, plus the experiment's
+ * `runs/` folder (each JSON object there must parse, and every reference inside must verify).
+ */
+export async function verifyExperiment(
+  store: ArtifactStore,
+  experimentId: string,
+  loaded: LoadedExperiment,
+): Promise<VerifyReport> {
+  const refs = loaded.result ? resultRefs(loaded.result) : [];
+  const problems: VerifyProblem[] = [];
+  // Per-run indexes: not content-addressed, so there is no hash to hold them to, but they must be
+  // readable JSON, and what they point at must be whole.
+  const indexKeys = await store.list(`${runPrefix(experimentId)}/`);
+  let indexes = 0;
+  for (const key of indexKeys.filter((k) => k.endsWith('.json'))) {
+    indexes++;
+    let value: unknown;
+    try {
+      value = JSON.parse(new TextDecoder().decode(await store.get(key)));
+    } catch (err) {
+      problems.push({ key, problem: 'unreadable', detail: `expected JSON, found ${(err as Error).message}`, from: 'runs folder' });
+      continue;
+    }
+    collectRefs(value, key, refs);
+  }
+  // One check per (key, sha256): a snapshot is named by the result, its checkpoint and the final ref.
+  const unique = new Map<string, NamedRef>();
+  for (const r of refs) if (!unique.has(`${r.key}@${r.sha256}`)) unique.set(`${r.key}@${r.sha256}`, r);
+  const found = await mapLimit([...unique.values()], 4, (r) => checkRef(store, r));
+  for (const p of found) if (p) problems.push(p);
+  return {
+    experimentId,
+    state: loaded.state,
+    store: store.location,
+    checked: unique.size + indexes,
+    ok: problems.length === 0,
+    problems,
+  };
+}
+
+export function formatVerifyReport(r: VerifyReport): string {
+  const lines = [`experiment ${r.experimentId} (${r.state.toLowerCase()}), store ${r.store}`];
+  if (r.ok) {
+    lines.push(`all ${r.checked} artifacts verify`);
+  } else {
+    lines.push(`${r.problems.length} of ${r.checked} artifacts do not verify:`);
+    for (const p of r.problems) lines.push(`  ${p.problem.toUpperCase()} ${p.key}: ${p.detail} (named by ${p.from})`);
+  }
+  return lines.join('\n');
+}
+
+export async function cmdVerify(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const parsed = parseOr({ args: argv, allowPositionals: true, options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+  if (parsed instanceof Error) return usageExit(HELP, `verify: ${parsed.message}`);
+  const { values, positionals } = parsed;
+  if (values.help) return usageExit(HELP, undefined);
+  if (positionals.length !== 1) return usageExit(HELP, 'verify: expected one experiment id');
+  const experimentId = positionals[0];
+
+  const { client, connection, config } = await connect(env, { startEmbedded: false });
+  try {
+    const loaded = await loadExperiment(client, experimentId);
+    if (!loaded) {
+      console.error(`no experiment with id ${experimentId}`);
+      return EXIT.failed;
+    }
+    const store = openStore(config.store, env);
+    if (loaded.result && loaded.result.store !== store.location) {
+      // The worker configuration names the store; an experiment run against another one is checked
+      // here anyway, and every one of its artifacts will then be reported missing.
+      console.error(`note: the experiment recorded store ${loaded.result.store}; checking ${store.location}`);
+    }
+    const report = await verifyExperiment(store, experimentId, loaded);
+    console.log(values.json ? JSON.stringify(report, null, 2) : formatVerifyReport(report));
+    return report.ok ? EXIT.ok : EXIT.failed;
+  } finally {
+    await connection.close();
+  }
+}

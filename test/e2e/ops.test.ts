@@ -1,0 +1,276 @@
+/**
+ * The operator commands on a real Temporal server, a real worker process and a local store:
+ * `verify` finds a snapshot altered by one byte (and the readers refuse it), `lineage` walks the
+ * manifests both ways, and `cancel` stops a training run without leaving partial objects behind.
+ *
+ * Each command runs as its own process, as a user would run it, through the exported `cmdX` function.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { stringify } from 'yaml';
+import { sha256Hex } from '../../artifacts/hash.js';
+import { LocalStore } from '../../artifacts/local.js';
+import { snapshotFromArrow } from '../../artifacts/snapshot.js';
+import { IntegrityError } from '../../artifacts/store.js';
+import { workerCommand } from '../../cli/connect.js';
+import { PROJECT_ROOT } from '../../infra/tools.js';
+import type { LineageNode, LineageReport } from '../../cli/lineage.js';
+import type { VerifyReport } from '../../cli/verify.js';
+import { FASHION_MNIST_SOURCES, requireFashionMnist, tempDir } from '../support/fixtures.js';
+import { runCli, spawnWorker, type CliResult, type Spawned } from '../support/processes.js';
+import { startTestTemporal } from '../support/temporal.js';
+
+const COMMANDS = {
+  verify: ['../../cli/verify.ts', 'cmdVerify'],
+  lineage: ['../../cli/lineage.ts', 'cmdLineage'],
+  cancel: ['../../cli/cancel.ts', 'cmdCancel'],
+  schedule: ['../../cli/schedule.ts', 'cmdSchedule'],
+} as const;
+
+/** Runs `paramtrail <command> ...args` in a process of its own through the command's exported function. */
+function runCommand(command: keyof typeof COMMANDS, args: string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
+  const [file, fn] = COMMANDS[command];
+  const [node, , loader] = workerCommand();
+  const url = new URL(file, import.meta.url).href;
+  const code = `const m = await import(${JSON.stringify(url)}); process.exitCode = await m.${fn}(JSON.parse(process.env.OPS_TEST_ARGV), process.env);`;
+  const child = spawn(node, ['--import', loader, '--input-type=module', '-e', code], {
+    cwd: PROJECT_ROOT,
+    env: { ...env, OPS_TEST_ARGV: JSON.stringify(args) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  return new Promise((resolve) => child.on('exit', (c) => resolve({ code: c, stdout, stderr })));
+}
+
+async function writeExperiment(value: unknown): Promise<string> {
+  const file = join(await tempDir(), `${randomUUID()}.yaml`);
+  await writeFile(file, stringify(value));
+  return file;
+}
+
+/** Every key in a lineage tree, following `field` (inputs upstream, outputs downstream). */
+function keysIn(nodes: LineageNode[], field: 'inputs' | 'outputs', out: LineageNode[] = []): LineageNode[] {
+  for (const n of nodes) {
+    out.push(n);
+    keysIn(n[field] ?? [], field, out);
+  }
+  return out;
+}
+
+async function filesUnder(dir: string): Promise<string[]> {
+  if (!existsSync(dir)) return [];
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
+}
+
+interface Stack {
+  temporal: TestWorkflowEnvironment;
+  worker: Spawned;
+  env: NodeJS.ProcessEnv;
+  storeDir: string;
+}
+
+async function startStack(): Promise<Stack> {
+  requireFashionMnist();
+  const temporal = await startTestTemporal();
+  const dir = await tempDir();
+  const storeDir = join(dir, 'store');
+  const env = {
+    ...process.env,
+    TEMPORAL_ADDRESS: temporal.address,
+    PARAMTRAIL_TASK_QUEUE: `ops-${randomUUID().slice(0, 8)}`,
+    PARAMTRAIL_STORE: `file://${storeDir}`,
+    PARAMTRAIL_STATE_DIR: join(dir, 'state'),
+    // One training slot: the other engineers and CI share the machine.
+    PARAMTRAIL_TRAIN_SLOTS: '1',
+  };
+  return { temporal, worker: spawnWorker(env), env, storeDir };
+}
+
+async function stopStack(s: Stack | undefined): Promise<void> {
+  s?.worker.child.kill('SIGTERM');
+  await s?.worker.exited;
+  await s?.temporal.teardown();
+}
+
+describe('usage', () => {
+  for (const command of Object.keys(COMMANDS).filter((c) => c !== 'schedule') as Array<keyof typeof COMMANDS>) {
+    test(`${command} --help prints usage and exits 0; no arguments exits 2`, async () => {
+      const env = { ...process.env, TEMPORAL_ADDRESS: '127.0.0.1:9' };
+      const help = await runCommand(command, ['--help'], env);
+      assert.equal(help.code, 0, help.stderr);
+      assert.match(help.stdout, new RegExp(`^usage: paramtrail ${command}`));
+      const bad = await runCommand(command, [], env);
+      assert.equal(bad.code, 2, bad.stderr);
+      assert.match(bad.stderr, /expected one/);
+    });
+  }
+});
+
+describe('verify and lineage on a finished experiment', () => {
+  let stack: Stack;
+  let report: {
+    experimentId: string;
+    runs: Array<{ snapshots: Array<{ epoch: number; key: string; sha256: string }>; distanceTable: { key: string; sha256: string }; figures: Array<{ key: string }> }>;
+  };
+
+  before(async () => {
+    stack = await startStack();
+    const file = await writeExperiment({
+      name: 'ops-test',
+      models: [{ name: 'mlp', args: { hidden: [16] } }],
+      datasets: [{ name: 'fashion-mnist', subset: { train: 400, test: 100 }, sources: FASHION_MNIST_SOURCES }],
+      training: { epochs: 2, batchSize: 32, optimizer: { name: 'sgd', learningRate: 0.1 } },
+      execution: { heartbeatTimeout: '10s' },
+    });
+    const res = await runCli(['run', file, '--json'], stack.env);
+    assert.equal(res.code, 0, `stderr:\n${res.stderr}\nworker:\n${stack.worker.output()}`);
+    report = JSON.parse(res.stdout);
+  });
+
+  after(() => stopStack(stack));
+
+  test('lineage of the distance table reaches its snapshots and the dataset files', async () => {
+    const run = report.runs[0];
+    const res = await runCommand('lineage', [run.distanceTable.key, '--json'], stack.env);
+    assert.equal(res.code, 0, res.stderr);
+    const lineage = JSON.parse(res.stdout) as LineageReport;
+    assert.equal(lineage.artifact.kind, 'distance-table');
+    assert.equal(lineage.artifact.sha256, run.distanceTable.sha256);
+    const up = keysIn(lineage.upstream, 'inputs');
+    for (const s of run.snapshots) assert.ok(up.some((n) => n.key === s.key && n.kind === 'snapshot'), `upstream names snapshot ${s.key}`);
+    const datasetFiles = up.filter((n) => n.kind === 'dataset-file');
+    assert.ok(datasetFiles.length >= 2, `upstream names the dataset files, found ${datasetFiles.map((n) => n.key)}`);
+    for (const d of datasetFiles) assert.ok(existsSync(join(stack.storeDir, d.key)), `${d.key} is in the store`);
+    const down = keysIn(lineage.downstream, 'outputs');
+    for (const f of run.figures) assert.ok(down.some((n) => n.key === f.key && n.kind === 'figure'), `downstream names figure ${f.key}`);
+  });
+
+  test('lineage of a snapshot, by sha256, reaches the table and the figures downstream; --dot and the tree agree', async () => {
+    const run = report.runs[0];
+    const snap = run.snapshots[1];
+    const res = await runCommand('lineage', [snap.sha256, '--json'], stack.env);
+    assert.equal(res.code, 0, res.stderr);
+    const lineage = JSON.parse(res.stdout) as LineageReport;
+    assert.equal(lineage.artifact.key, snap.key);
+    const down = keysIn(lineage.downstream, 'outputs').map((n) => n.key);
+    assert.ok(down.includes(run.distanceTable.key), 'downstream names the distance table');
+    for (const f of run.figures) assert.ok(down.includes(f.key), `downstream names figure ${f.key}`);
+    assert.ok(keysIn(lineage.upstream, 'inputs').every((n) => n.kind === 'dataset-file'), 'a trained snapshot comes from the data');
+
+    const dot = await runCommand('lineage', [snap.key, '--dot'], stack.env);
+    assert.equal(dot.code, 0, dot.stderr);
+    assert.match(dot.stdout, /^digraph lineage \{/);
+    assert.ok(dot.stdout.includes(`"${snap.sha256.slice(0, 16)}" -> "${run.distanceTable.sha256.slice(0, 16)}"`), 'an edge from the snapshot to the table');
+
+    const tree = await runCommand('lineage', [snap.key], stack.env);
+    assert.equal(tree.code, 0, tree.stderr);
+    assert.match(tree.stdout, /made from:/);
+    assert.ok(tree.stdout.includes(run.distanceTable.key));
+  });
+
+  test('lineage of something with no manifest exits 1', async () => {
+    const res = await runCommand('lineage', ['0'.repeat(64)], stack.env);
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, /no lineage manifest for sha256 0{64}/);
+  });
+
+  test('verify passes, then names a snapshot altered by one byte, which its readers refuse', async () => {
+    const ok = await runCommand('verify', [report.experimentId, '--json'], stack.env);
+    assert.equal(ok.code, 0, `${ok.stdout}\n${ok.stderr}`);
+    const clean = JSON.parse(ok.stdout) as VerifyReport;
+    assert.equal(clean.ok, true);
+    assert.deepEqual(clean.problems, []);
+    // Snapshots, table, figures, dataset files, optimizer states, checkpoints and attempts.
+    assert.ok(clean.checked >= 3 + 1 + 2 + 2 + 2, `checked ${clean.checked}`);
+
+    const snap = report.runs[0].snapshots[1];
+    const path = join(stack.storeDir, snap.key);
+    const bytes = new Uint8Array(await readFile(path));
+    bytes[Math.floor(bytes.length / 2)] ^= 0x01;
+    await chmod(path, 0o644);
+    await writeFile(path, bytes);
+
+    const bad = await runCommand('verify', [report.experimentId], stack.env);
+    assert.equal(bad.code, 1, `${bad.stdout}\n${bad.stderr}`);
+    assert.match(bad.stdout, new RegExp(`ALTERED ${snap.key}: expected sha256 ${snap.sha256}, found sha256 ${sha256Hex(bytes)}`));
+    const badJson = JSON.parse((await runCommand('verify', [report.experimentId, '--json'], stack.env)).stdout) as VerifyReport;
+    assert.deepEqual(
+      badJson.problems.map((p) => [p.problem, p.key]),
+      [['altered', snap.key]],
+      'the one altered object and nothing else',
+    );
+
+    const store = new LocalStore(stack.storeDir);
+    await assert.rejects(store.get(snap.key, { sha256: snap.sha256 }), (err) => err instanceof IntegrityError && err.key === snap.key);
+    assert.throws(() => snapshotFromArrow(bytes, { source: snap.key }));
+  });
+
+  test('verify of an unknown experiment exits 1', async () => {
+    const res = await runCommand('verify', ['no-such-experiment'], stack.env);
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, /no experiment with id no-such-experiment/);
+  });
+});
+
+describe('cancel stops a training experiment cleanly', () => {
+  let stack: Stack;
+  before(async () => {
+    stack = await startStack();
+  });
+  after(() => stopStack(stack));
+
+  test('the workflow closes CANCELLED and every checkpoint names whole objects', { timeout: 300_000 }, async () => {
+    const file = await writeExperiment({
+      name: 'ops-cancel',
+      models: [{ name: 'lenet5' }],
+      datasets: [{ name: 'fashion-mnist', subset: { train: 3000, test: 200 }, sources: FASHION_MNIST_SOURCES }],
+      training: { epochs: 200, batchSize: 32, optimizer: { name: 'sgd', learningRate: 0.05 } },
+      execution: { heartbeatTimeout: '10s' },
+    });
+    const experimentId = `ops-cancel-${randomUUID().slice(0, 8)}`;
+    const started = await runCli(['run', file, '--detach', '--json', '--id', experimentId], stack.env);
+    assert.equal(started.code, 0, started.stderr);
+
+    // Training has started once its first trained epoch is checkpointed.
+    const checkpoints = join(stack.storeDir, 'runs', experimentId);
+    const deadline = Date.now() + 240_000;
+    while (!(await filesUnder(checkpoints)).some((f) => /checkpoints\/epoch-0*[1-9]\d*\.json$/.test(f))) {
+      assert.ok(Date.now() < deadline, `no trained checkpoint appeared; worker:\n${stack.worker.output()}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+
+    const res = await runCommand('cancel', [experimentId, '--json'], stack.env);
+    assert.equal(res.code, 0, `${res.stdout}\n${res.stderr}\nworker:\n${stack.worker.output()}`);
+    assert.deepEqual(JSON.parse(res.stdout), { experimentId, state: 'CANCELLED', cancelRequested: true });
+    const desc = await stack.temporal.client.workflow.getHandle(experimentId).describe();
+    assert.equal(desc.status.name, 'CANCELLED');
+
+    // Every checkpoint names objects that exist and hash to what it says.
+    const verify = await runCommand('verify', [experimentId, '--json'], stack.env);
+    assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+    const ckpts = (await filesUnder(checkpoints)).filter((f) => f.includes('/checkpoints/'));
+    assert.ok(ckpts.length >= 2, `checkpoints: ${ckpts}`);
+    for (const f of ckpts) {
+      const c = JSON.parse(await readFile(f, 'utf8')) as { weights: { key: string; sha256: string }; optimizer: { key: string; sha256: string } };
+      for (const ref of [c.weights, c.optimizer]) {
+        assert.equal(sha256Hex(await readFile(join(stack.storeDir, ref.key))), ref.sha256, `${relative(stack.storeDir, f)} names ${ref.key}`);
+      }
+    }
+    // Content-addressed objects hash to their names: none was left half written under its final key.
+    for (const f of await filesUnder(join(stack.storeDir, 'tensors'))) {
+      const name = f.split('/').at(-1)!;
+      if (!/^[0-9a-f]{64}/.test(name)) continue;
+      assert.equal(sha256Hex(await readFile(f)), name.slice(0, 64), `${relative(stack.storeDir, f)} is whole`);
+    }
+  });
+});
