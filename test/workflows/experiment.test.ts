@@ -116,6 +116,16 @@ describe('experimentWorkflow on real Temporal and S3', () => {
       assert.equal(res.train.history.length, 3);
       assert.ok(res.train.history[2].trainLoss < res.train.history[0].trainLoss, 'training lowered the loss');
     }
+    assert.ok(result.report, `the experiment wrote its report: ${JSON.stringify(result.reportError)}`);
+    assert.equal(result.report.key, `experiments/${result.experimentId}/report.html`);
+    assert.equal(result.report.path, store.locate(result.report.key));
+    const html = new TextDecoder().decode(await assertStored(result.report));
+    for (const run of result.runs) assert.ok(html.includes(run.name), `the report names run ${run.name}`);
+    const differences = result.runs.flatMap((r) => r.result!.plot.figures.filter((f) => f.format === 'svg'));
+    assert.equal(html.match(/<svg[\s>]/g)?.length, 1 + differences.length, 'the accuracy figure and every Differences figure, inlined');
+    const reportManifest = await readManifest(store, result.report.sha256);
+    assert.equal(reportManifest?.kind, 'report');
+    assert.equal(reportManifest?.producer.activity, 'report');
   });
 
   test('a second experiment on the same data downloads nothing', async () => {
