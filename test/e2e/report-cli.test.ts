@@ -1,0 +1,102 @@
+/**
+ * `paramtrail report` on a real Temporal dev server and a real local store: after a one-run experiment
+ * completes, the command prints where its report is, and with --out copies the stored page (checked
+ * against its sha256) to the given file; an unknown experiment and a bad command line fail clearly.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Worker } from '@temporalio/worker';
+import { LocalStore } from '../../artifacts/local.js';
+import { cmdReport } from '../../cli/report.js';
+import { createWorkers, runWorkers } from '../../worker/run.js';
+import { experimentWorkflow } from '../../workflows/index.js';
+import { queueNames, type ExperimentResult } from '../../workflows/types.js';
+import { requireFashionMnist, tempDir, tinyExperiment } from '../support/fixtures.js';
+import { startTestTemporal } from '../support/temporal.js';
+
+/** Runs `fn` with console.log and console.error captured. */
+async function captured(fn: () => Promise<number>): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const { log, error } = console;
+  console.log = (...a: unknown[]) => void out.push(a.join(' '));
+  console.error = (...a: unknown[]) => void err.push(a.join(' '));
+  try {
+    return { code: await fn(), out: out.join('\n'), err: err.join('\n') };
+  } finally {
+    Object.assign(console, { log, error });
+  }
+}
+
+describe('paramtrail report', () => {
+  let temporal: TestWorkflowEnvironment;
+  let workers: Worker[];
+  let running: Promise<void>;
+  let dir: string;
+  let store: LocalStore;
+  let env: NodeJS.ProcessEnv;
+  const queues = queueNames(`report-${randomUUID()}`);
+
+  before(async () => {
+    requireFashionMnist();
+    dir = await tempDir();
+    store = new LocalStore(join(dir, 'store'));
+    temporal = await startTestTemporal();
+    env = { ...process.env, TEMPORAL_ADDRESS: temporal.address, TEMPORAL_NAMESPACE: temporal.namespace ?? 'default', PARAMTRAIL_STATE_DIR: join(dir, 'state') };
+    workers = await createWorkers({
+      connection: temporal.nativeConnection,
+      namespace: temporal.namespace ?? 'default',
+      queues,
+      roles: ['workflows', 'train', 'analysis'],
+      deps: { store },
+    });
+    running = runWorkers(workers);
+  });
+
+  after(async () => {
+    for (const w of workers ?? []) w.shutdown();
+    await running;
+    await temporal?.teardown();
+  });
+
+  test('prints the stored report, or copies it with --out', async () => {
+    const config = tinyExperiment({ seeds: [1] });
+    const experimentId = `${config.name}-${randomUUID()}`;
+    const result: ExperimentResult = await temporal.client.workflow.execute(experimentWorkflow, {
+      workflowId: experimentId,
+      taskQueue: queues.workflows,
+      args: [{ experimentId, config, queues, store: store.location }],
+    });
+    assert.ok(result.report, `report written: ${JSON.stringify(result.reportError)}`);
+
+    const printed = await captured(() => cmdReport([experimentId], env));
+    assert.equal(printed.code, 0, printed.err);
+    assert.equal(printed.out, result.report.path);
+
+    const out = join(dir, 'copies', 'report.html');
+    const copied = await captured(() => cmdReport([experimentId, '--out', out], env));
+    assert.equal(copied.code, 0, copied.err);
+    assert.equal(copied.out, out);
+    const html = await readFile(out, 'utf8');
+    assert.deepEqual(new TextEncoder().encode(html), await store.get(result.report.key, { sha256: result.report.sha256 }));
+    assert.ok(html.includes(result.runs[0].name));
+  });
+
+  test('an unknown experiment fails with its id named', async () => {
+    const res = await captured(() => cmdReport(['no-such-experiment'], env));
+    assert.equal(res.code, 1);
+    assert.match(res.err, /no experiment with id no-such-experiment/);
+  });
+
+  test('a bad command line is a usage error', async () => {
+    for (const argv of [[], ['a', 'b'], ['a', '--bogus']]) {
+      const res = await captured(() => cmdReport(argv, env));
+      assert.equal(res.code, 2, JSON.stringify(argv));
+      assert.match(res.err, /usage: paramtrail report/);
+    }
+  });
+});
