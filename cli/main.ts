@@ -4,6 +4,7 @@
  *
  *   paramtrail run <file> [--detach] [--json] [--id ID]
  *   paramtrail status <experiment-id> [--json]
+ *   paramtrail report <experiment-id> [--out FILE]
  *   paramtrail worker [--task-queue workflows|train|analysis|all]
  *   paramtrail dev up [--s3] | down | status [--json]
  */
@@ -20,12 +21,14 @@ import { experimentWorkflow } from '../workflows/index.js';
 import { queueNames, type ExperimentProgress, type ExperimentResult } from '../workflows/types.js';
 import { connect, workerCommand } from './connect.js';
 import { followProgress } from './progress.js';
+import { cmdReport } from './report.js';
 import { formatReport, reportExperiment } from './summary.js';
 
 const USAGE = `usage: paramtrail <command>
 
   run <file> [--detach] [--json] [--id ID]   validate and run an experiment file
   status <experiment-id> [--json]            where an experiment is, or what it produced
+  report <experiment-id> [--out FILE]        where its HTML report is, or a copy of it
   worker [--task-queue Q]                    run a worker (Q: workflows, train, analysis, all)
   dev up [--s3] | down | status [--json]     the embedded stack (Temporal dev server, store, worker)
 
@@ -170,6 +173,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
         return await cmdRun(rest, env);
       case 'status':
         return await cmdStatus(rest, env);
+      case 'report':
+        return await cmdReport(rest, env);
       case 'worker': {
         // Loaded on demand: the worker pulls in TensorFlow.js and every activity, which `run` does not need.
         const { workerMain } = await import('../worker/main.js');
