@@ -103,7 +103,7 @@ async function stopStack(s: Stack | undefined): Promise<void> {
 }
 
 describe('usage', () => {
-  for (const command of Object.keys(COMMANDS).filter((c) => c !== 'schedule') as Array<keyof typeof COMMANDS>) {
+  for (const command of Object.keys(COMMANDS) as Array<keyof typeof COMMANDS>) {
     test(`${command} --help prints usage and exits 0; no arguments exits 2`, async () => {
       const env = { ...process.env, TEMPORAL_ADDRESS: '127.0.0.1:9' };
       const help = await runCommand(command, ['--help'], env);
@@ -297,5 +297,84 @@ describe('cancel stops a training experiment cleanly', () => {
     assert.deepEqual(JSON.parse(cancelled.stdout), { experimentId, state: 'CANCELLED', cancelRequested: true });
     const desc = await stack.temporal.client.workflow.getHandle(experimentId).describe();
     assert.equal(desc.status.name, 'CANCELLED');
+  });
+});
+
+describe('schedule: create, trigger, see the experiment complete, delete', () => {
+  let stack: Stack;
+  let executed: { workflowId: string; result: { experimentId: string } } | undefined;
+  before(async () => {
+    stack = await startStack();
+  });
+  after(() => stopStack(stack));
+
+  test('a triggered execution completes as an experiment of its own workflow id', { timeout: 300_000 }, async () => {
+    const file = await writeExperiment({
+      name: 'ops-schedule',
+      models: [{ name: 'mlp', args: { hidden: [8] } }],
+      datasets: [{ name: 'fashion-mnist', subset: { train: 200, test: 100 }, sources: FASHION_MNIST_SOURCES }],
+      training: { epochs: 1, batchSize: 32, optimizer: { name: 'sgd', learningRate: 0.1 } },
+      execution: { heartbeatTimeout: '10s' },
+    });
+    const scheduleId = `ops-sched-${randomUUID().slice(0, 8)}`;
+    const bad = await runCommand('schedule', ['create', file, '--every', 'often', '--id', scheduleId], stack.env);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--every: expected a duration/);
+
+    // Daily: nothing runs on its own during the test; the execution comes from trigger.
+    const created = await runCommand('schedule', ['create', file, '--every', '1d', '--id', scheduleId, '--json'], stack.env);
+    assert.equal(created.code, 0, created.stderr);
+    const report = JSON.parse(created.stdout);
+    assert.equal(report.scheduleId, scheduleId);
+    assert.equal(report.paused, false);
+    assert.deepEqual(report.every, [86_400_000]);
+    assert.equal(report.overlap, 'SKIP');
+
+    const again = await runCommand('schedule', ['create', file, '--every', '1d', '--id', scheduleId], stack.env);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /already exists/);
+
+    const listed = await runCommand('schedule', ['list', '--json'], stack.env);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.ok(JSON.parse(listed.stdout).some((s: { scheduleId: string }) => s.scheduleId === scheduleId));
+
+    const triggered = await runCommand('schedule', ['trigger', scheduleId], stack.env);
+    assert.equal(triggered.code, 0, triggered.stderr);
+    let workflowId: string | undefined;
+    const deadline = Date.now() + 60_000;
+    while (!workflowId) {
+      assert.ok(Date.now() < deadline, 'the trigger started no execution');
+      const d = await runCommand('schedule', ['describe', scheduleId, '--json'], stack.env);
+      assert.equal(d.code, 0, d.stderr);
+      workflowId = (JSON.parse(d.stdout).recent as Array<{ workflowId: string }>)[0]?.workflowId;
+      if (!workflowId) await new Promise((r) => setTimeout(r, 500));
+    }
+    assert.ok(workflowId.startsWith(`${scheduleId}-`), `execution ${workflowId} is named after the schedule`);
+    const result = (await stack.temporal.client.workflow.getHandle(workflowId).result()) as { status: string; experimentId: string };
+    assert.equal(result.status, 'completed', JSON.stringify(result));
+    executed = { workflowId, result };
+    const status = await runCli(['status', workflowId, '--json'], stack.env);
+    assert.equal(status.code, 0, status.stderr);
+    assert.equal(JSON.parse(status.stdout).status, 'completed');
+
+    const paused = await runCommand('schedule', ['pause', scheduleId, '--note', 'maintenance'], stack.env);
+    assert.equal(paused.code, 0, paused.stderr);
+    const described = JSON.parse((await runCommand('schedule', ['describe', scheduleId, '--json'], stack.env)).stdout);
+    assert.equal(described.paused, true);
+    assert.equal(described.note, 'maintenance');
+    assert.equal((await runCommand('schedule', ['unpause', scheduleId], stack.env)).code, 0);
+
+    const deleted = await runCommand('schedule', ['delete', scheduleId], stack.env);
+    assert.equal(deleted.code, 0, deleted.stderr);
+    const gone = await runCommand('schedule', ['describe', scheduleId], stack.env);
+    assert.equal(gone.code, 1);
+    assert.match(gone.stderr, new RegExp(`no schedule with id ${scheduleId}`));
+  });
+
+  // The experiment workflow takes its id from its input, which is the same for every execution of a
+  // schedule; it needs to take workflowInfo().workflowId when started by a schedule.
+  test('each scheduled execution is its own experiment id', { todo: 'workflows/experiment.ts uses input.experimentId, fixed at schedule creation' }, () => {
+    assert.ok(executed, 'the triggered execution above completed');
+    assert.equal(executed.result.experimentId, executed.workflowId);
   });
 });
