@@ -1,7 +1,8 @@
 /**
  * The operator commands on a real Temporal server, a real worker process and a local store:
  * `verify` finds a snapshot altered by one byte (and the readers refuse it), `lineage` walks the
- * manifests both ways, and `cancel` stops a training run without leaving partial objects behind.
+ * manifests both ways, `cancel` stops a training run without leaving partial objects behind, and
+ * `schedule` creates, triggers, pauses and deletes a Temporal Schedule whose execution completes.
  *
  * Each command runs as its own process, as a user would run it, through the exported `cmdX` function.
  */
@@ -308,7 +309,7 @@ describe('schedule: create, trigger, see the experiment complete, delete', () =>
   });
   after(() => stopStack(stack));
 
-  test('a triggered execution completes as an experiment of its own workflow id', { timeout: 300_000 }, async () => {
+  test('a triggered execution completes under a workflow id named after the schedule', { timeout: 300_000 }, async () => {
     const file = await writeExperiment({
       name: 'ops-schedule',
       models: [{ name: 'mlp', args: { hidden: [8] } }],
