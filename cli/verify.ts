@@ -111,9 +111,11 @@ export function collectRefs(value: unknown, from: string, out: NamedRef[] = [], 
   return out;
 }
 
-/** The references an experiment's result names, run by run. */
+/** The references an experiment's result names: its own, then run by run. */
 export function resultRefs(result: ExperimentResult | ExperimentProgress): NamedRef[] {
-  const refs: NamedRef[] = [];
+  const { runs: _runs, ...rest } = result;
+  // Experiment-level artifacts (e.g. a written report), then each run's.
+  const refs: NamedRef[] = collectRefs(rest, 'experiment:');
   for (const run of result.runs) {
     if (run.result) collectRefs(run.result, `run ${run.name}:`, refs);
   }
