@@ -1,6 +1,6 @@
 /**
- * `paramtrail lineage <artifact-key | sha256> [--json | --dot]`: what an artifact was made from and
- * what was made from it, read from the lineage manifests (`manifests/<hh>/<sha256>.json`, written by
+ * `paramtrail lineage <artifact-key | sha256 | run-id | experiment-id> [--json | --dot]`: what an
+ * artifact (or everything a run or experiment produced) was made from and what was made from it, read from the lineage manifests (`manifests/<hh>/<sha256>.json`, written by
  * the activities beside every object they store). Called by cli/main.ts.
  *
  * Upstream follows each manifest's `inputs`; downstream has no index of its own, so every manifest in
@@ -15,16 +15,17 @@ import { workerConfigFromEnv } from '../worker/config.js';
 import { EXIT } from './main.js';
 import { parseOr, usageExit } from './verify.js';
 
-const HELP = `usage: paramtrail lineage <artifact-key | sha256> [--json | --dot]
+const HELP = `usage: paramtrail lineage <artifact-key | sha256 | run-id | experiment-id> [--json | --dot]
 
 Walks the lineage manifests both ways from one artifact: upstream, what it was computed from (down to
 the dataset files); downstream, everything computed from it (distance tables, figures, ...).
+A run id (<experiment-id>/<run-name>) or experiment id lists everything it produced and what it used.
 
   --json   print the two trees as JSON
   --dot    print the graph in Graphviz dot (e.g. | dot -Tsvg > lineage.svg)
 
 Reads the store the worker configuration names (PARAMTRAIL_STORE, or the embedded stack's).
-Exit status: 0 when the artifact has a manifest, 1 when it has none, 2 on a usage error.`;
+Exit status: 0 when the artifact (or run, or experiment) has manifests, 1 when it has none, 2 on a usage error.`;
 
 export interface LineageNode {
   key: string;
@@ -111,8 +112,41 @@ export function lineageOf(index: ManifestIndex, sha256: string): LineageReport |
   };
 }
 
+/**
+ * The lineage of a run or an experiment (by run id or experiment id): downstream, every artifact it
+ * produced, each with what was made from it elsewhere; upstream, the artifacts it used that something
+ * else produced (a snapshot it started from, dataset files first stored by another run).
+ */
+export function lineageOfProducer(index: ManifestIndex, id: string): LineageReport | undefined {
+  const mine = [...index.bySha.values()]
+    .filter((m) => m.producer.runId === id || m.producer.experimentId === id)
+    .sort((a, b) => a.artifact.key.localeCompare(b.artifact.key));
+  if (mine.length === 0) return undefined;
+  const own = new Set(mine.map((m) => m.artifact.sha256));
+  const isExperiment = mine.some((m) => m.producer.experimentId === id && m.producer.runId !== id);
+  const external = new Map<string, { key: string; sha256: string }>();
+  for (const m of mine) for (const i of m.inputs) if (!own.has(i.sha256)) external.set(i.sha256, i);
+  const seen = new Set(own);
+  const upstreamNodes = [...external.values()].map((i) => {
+    seen.add(i.sha256);
+    return { ...nodeOf(i.key, i.sha256, index.bySha.get(i.sha256)), inputs: upstream(index, i.sha256, seen) };
+  });
+  const downstreamNodes = mine.map((m) => ({
+    ...nodeOf(m.artifact.key, m.artifact.sha256, m),
+    outputs: (index.consumers.get(m.artifact.sha256) ?? [])
+      .filter((c) => !own.has(c.artifact.sha256))
+      .map((c) => ({ ...nodeOf(c.artifact.key, c.artifact.sha256, c), outputs: downstream(index, c.artifact.sha256, seen) })),
+  }));
+  // The run or experiment itself is the root: it has no bytes, so its sha256 stands for its id.
+  return {
+    artifact: { key: id, sha256: '', kind: isExperiment ? 'experiment' : 'run' },
+    upstream: upstreamNodes,
+    downstream: downstreamNodes,
+  };
+}
+
 /** Resolves a key or a sha256 to the sha256 its manifest is filed under. */
-async function resolveSha(store: ArtifactStore, target: string): Promise<string | { error: string }> {
+async function resolveSha(store: ArtifactStore, target: string): Promise<string | { error: string; maybeProducer?: boolean }> {
   if (isSha256Hex(target.toLowerCase())) return target.toLowerCase();
   try {
     validateKey(target);
@@ -121,11 +155,12 @@ async function resolveSha(store: ArtifactStore, target: string): Promise<string 
     throw err;
   }
   const ref = await store.head(target);
-  if (!ref) return { error: `no object ${target} in ${store.location}` };
+  if (!ref) return { error: `no object, run or experiment ${target} in ${store.location}`, maybeProducer: true };
   return ref.sha256;
 }
 
 function label(n: LineageNode): string {
+  if (n.sha256 === '') return `${n.kind} ${n.key}`;
   const who = n.producer ? ` by ${n.producer.activity} in ${n.producer.runId}` : '';
   return `${n.key} (${n.kind ?? 'no manifest'}, sha256 ${n.sha256.slice(0, 12)}${who})${n.repeated ? ' [shown above]' : ''}`;
 }
@@ -152,7 +187,7 @@ export function formatLineage(r: LineageReport): string {
 export function lineageDot(r: LineageReport): string {
   const nodes = new Map<string, LineageNode>();
   const edges = new Set<string>();
-  const id = (sha: string) => `"${sha.slice(0, 16)}"`;
+  const id = (sha: string) => (sha === '' ? '"root"' : `"${sha.slice(0, 16)}"`);
   nodes.set(r.artifact.sha256, r.artifact);
   const walk = (parent: LineageNode, children: LineageNode[] | undefined, up: boolean) => {
     for (const c of children ?? []) {
@@ -187,15 +222,22 @@ export async function cmdLineage(argv: string[], env: NodeJS.ProcessEnv): Promis
   if (values.json && values.dot) return usageExit(HELP, 'lineage: --json and --dot are alternatives, found both');
 
   const store = openStore(workerConfigFromEnv(env).store, env);
-  const sha = await resolveSha(store, positionals[0]);
+  const target = positionals[0];
+  const sha = await resolveSha(store, target);
+  let report: LineageReport | undefined;
   if (typeof sha !== 'string') {
-    console.error(sha.error);
-    return EXIT.failed;
-  }
-  const report = lineageOf(await loadManifests(store), sha);
-  if (!report) {
-    console.error(`no lineage manifest for sha256 ${sha} (expected ${manifestKey(sha)} in ${store.location})`);
-    return EXIT.failed;
+    // Not a stored object: a run id or experiment id names the artifacts its activities produced.
+    report = sha.maybeProducer ? lineageOfProducer(await loadManifests(store), target) : undefined;
+    if (!report) {
+      console.error(sha.error);
+      return EXIT.failed;
+    }
+  } else {
+    report = lineageOf(await loadManifests(store), sha);
+    if (!report) {
+      console.error(`no lineage manifest for sha256 ${sha} (expected ${manifestKey(sha)} in ${store.location})`);
+      return EXIT.failed;
+    }
   }
   console.log(values.json ? JSON.stringify(report, null, 2) : values.dot ? lineageDot(report) : formatLineage(report));
   return EXIT.ok;

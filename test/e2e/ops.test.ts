@@ -121,7 +121,7 @@ describe('verify and lineage on a finished experiment', () => {
   let stack: Stack;
   let report: {
     experimentId: string;
-    runs: Array<{ snapshots: Array<{ epoch: number; key: string; sha256: string }>; distanceTable: { key: string; sha256: string }; figures: Array<{ key: string }> }>;
+    runs: Array<{ runId: string; snapshots: Array<{ epoch: number; key: string; sha256: string }>; distanceTable: { key: string; sha256: string }; figures: Array<{ key: string }> }>;
   };
 
   before(async () => {
@@ -177,6 +177,24 @@ describe('verify and lineage on a finished experiment', () => {
     assert.equal(tree.code, 0, tree.stderr);
     assert.match(tree.stdout, /made from:/);
     assert.ok(tree.stdout.includes(run.distanceTable.key));
+  });
+
+  test('lineage of a run id lists what the run produced; of an experiment id, the same', async () => {
+    const run = report.runs[0];
+    for (const [id, kind] of [[run.runId, 'run'], [report.experimentId, 'experiment']]) {
+      const res = await runCommand('lineage', [id, '--json'], stack.env);
+      assert.equal(res.code, 0, res.stderr);
+      const lineage = JSON.parse(res.stdout) as LineageReport;
+      assert.deepEqual([lineage.artifact.key, lineage.artifact.kind], [id, kind]);
+      const made = lineage.downstream.map((n) => n.key);
+      for (const key of [...run.snapshots.map((s) => s.key), run.distanceTable.key, ...run.figures.map((f) => f.key)]) {
+        assert.ok(made.includes(key), `${id} produced ${key}`);
+      }
+      assert.ok(lineage.downstream.every((n) => n.producer?.experimentId === report.experimentId), 'only its own artifacts');
+    }
+    const none = await runCommand('lineage', [`${report.experimentId}/no-such-run`], stack.env);
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /no object, run or experiment/);
   });
 
   test('lineage of something with no manifest exits 1', async () => {
