@@ -8,7 +8,7 @@
  */
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { connect } from './connect.js';
-import { EXIT } from './main.js';
+import { EXIT } from './exit.js';
 import { parseOr, usageExit } from './verify.js';
 
 const HELP = `usage: paramtrail cancel <experiment-id> [--json] [--no-wait]

@@ -12,7 +12,7 @@ import { manifestKey, type ArtifactManifest } from '../artifacts/manifest.js';
 import { openStore } from '../artifacts/open.js';
 import { InvalidKeyError, validateKey, type ArtifactStore } from '../artifacts/store.js';
 import { workerConfigFromEnv } from '../worker/config.js';
-import { EXIT } from './main.js';
+import { EXIT } from './exit.js';
 import { parseOr, usageExit } from './verify.js';
 
 const HELP = `usage: paramtrail lineage <artifact-key | sha256 | run-id | experiment-id> [--json | --dot]

@@ -5,23 +5,29 @@
  *   paramtrail run <file> [--detach] [--json] [--id ID]
  *   paramtrail status <experiment-id> [--json]
  *   paramtrail report <experiment-id> [--out FILE]
+ *   paramtrail verify | lineage | cancel | schedule ...
  *   paramtrail worker [--task-queue workflows|train|analysis|all]
  *   paramtrail dev up [--s3] | down | status [--json]
  */
 import { readFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { WorkflowNotFoundError } from '@temporalio/client';
 import { experimentFromYaml, InvalidExperimentError } from '../config/experiment.js';
 import { devDown, devStatus, devUp } from '../infra/dev.js';
 import { DATASETS } from '../ml/data/datasets.js';
 import { MODELS } from '../ml/models/registry.js';
 import { workerConfigFromEnv } from '../worker/config.js';
 import { experimentWorkflow } from '../workflows/index.js';
-import { queueNames, type ExperimentProgress, type ExperimentResult } from '../workflows/types.js';
+import { queueNames, type ExperimentResult } from '../workflows/types.js';
 import { connect, workerCommand } from './connect.js';
+import { EXIT } from './exit.js';
+import { loadExperiment } from './experiment.js';
 import { followProgress } from './progress.js';
+import { cmdCancel } from './cancel.js';
+import { cmdLineage } from './lineage.js';
 import { cmdReport } from './report.js';
+import { cmdSchedule } from './schedule.js';
+import { cmdVerify } from './verify.js';
 import { formatReport, reportExperiment } from './summary.js';
 
 const USAGE = `usage: paramtrail <command>
@@ -29,13 +35,16 @@ const USAGE = `usage: paramtrail <command>
   run <file> [--detach] [--json] [--id ID]   validate and run an experiment file
   status <experiment-id> [--json]            where an experiment is, or what it produced
   report <experiment-id> [--out FILE]        where its HTML report is, or a copy of it
+  verify <experiment-id> [--json]            re-hash every artifact; non-zero exit if any is missing or altered
+  lineage <key|sha256|run-id|experiment-id> [--json|--dot]   what made an artifact, and what it made
+  cancel <experiment-id> [--json] [--no-wait]                stop an experiment cleanly
+  schedule create|list|describe|pause|unpause|trigger|delete ...   scheduled reruns (see schedule --help)
   worker [--task-queue Q]                    run a worker (Q: workflows, train, analysis, all)
   dev up [--s3] | down | status [--json]     the embedded stack (Temporal dev server, store, worker)
 
 Without TEMPORAL_ADDRESS, run and status use the embedded stack under .paramtrail/, starting it if needed.`;
 
-/** Exit codes scripts can rely on. */
-export const EXIT = { ok: 0, failed: 1, usage: 2, invalid: 3 } as const;
+export { EXIT };
 
 class UsageError extends Error {}
 
@@ -115,24 +124,17 @@ async function cmdStatus(argv: string[], env: NodeJS.ProcessEnv): Promise<number
   if (positionals.length !== 1) throw new UsageError('status: expected one experiment id');
   const { client, connection } = await connect(env, { startEmbedded: false });
   try {
-    const handle = client.workflow.getHandle(positionals[0]);
-    let desc;
-    try {
-      desc = await handle.describe();
-    } catch (err) {
-      if (err instanceof WorkflowNotFoundError) {
-        console.error(`no experiment with id ${positionals[0]}`);
-        return EXIT.failed;
-      }
-      throw err;
+    const loaded = await loadExperiment(client, positionals[0]);
+    if (!loaded) {
+      console.error(`no experiment with id ${positionals[0]}`);
+      return EXIT.failed;
     }
-    const state = desc.status.name;
+    const { state, result } = loaded;
     let report;
     if (state === 'COMPLETED') {
-      const result = (await handle.result()) as ExperimentResult;
-      report = reportExperiment(result, result.status);
+      report = reportExperiment(result!, (result as ExperimentResult).status);
     } else if (state === 'RUNNING') {
-      report = reportExperiment(await handle.query<ExperimentProgress>('progress'), 'running');
+      report = reportExperiment(result!, 'running');
     } else {
       report = { experimentId: positionals[0], status: state.toLowerCase(), runs: [] };
     }
@@ -175,6 +177,14 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
         return await cmdStatus(rest, env);
       case 'report':
         return await cmdReport(rest, env);
+      case 'verify':
+        return await cmdVerify(rest, env);
+      case 'lineage':
+        return await cmdLineage(rest, env);
+      case 'cancel':
+        return await cmdCancel(rest, env);
+      case 'schedule':
+        return await cmdSchedule(rest, env);
       case 'worker': {
         // Loaded on demand: the worker pulls in TensorFlow.js and every activity, which `run` does not need.
         const { workerMain } = await import('../worker/main.js');

@@ -6,15 +6,14 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { WorkflowNotFoundError } from '@temporalio/client';
 import { openStore } from '../artifacts/open.js';
 import type { ExperimentResult } from '../workflows/types.js';
 import { connect } from './connect.js';
+import { loadExperiment } from './experiment.js';
 
-// The same codes as cli/main.ts's EXIT (not imported: main.ts imports this module).
-const OK = 0;
-const FAILED = 1;
-const USAGE = 2;
+import { EXIT } from './exit.js';
+
+const { ok: OK, failed: FAILED, usage: USAGE } = EXIT;
 
 export const REPORT_USAGE = 'usage: paramtrail report <experiment-id> [--out FILE]';
 
@@ -34,22 +33,17 @@ export async function cmdReport(argv: string[], env: NodeJS.ProcessEnv): Promise
   const experimentId = positionals[0];
   const { client, connection } = await connect(env, { startEmbedded: false });
   try {
-    const handle = client.workflow.getHandle(experimentId);
-    let state: string;
-    try {
-      state = (await handle.describe()).status.name;
-    } catch (err) {
-      if (err instanceof WorkflowNotFoundError) {
-        console.error(`no experiment with id ${experimentId}`);
-        return FAILED;
-      }
-      throw err;
+    const loaded = await loadExperiment(client, experimentId);
+    if (!loaded) {
+      console.error(`no experiment with id ${experimentId}`);
+      return FAILED;
     }
+    const { state } = loaded;
     if (state !== 'COMPLETED') {
       console.error(`experiment ${experimentId} is ${state.toLowerCase()}: the report is written when it completes`);
       return FAILED;
     }
-    const result = (await handle.result()) as ExperimentResult;
+    const result = loaded.result as ExperimentResult;
     if (!result.report) {
       const why = result.reportError ? `: ${result.reportError.message}` : ' (it finished before experiments wrote reports)';
       console.error(`experiment ${experimentId} has no report${why}`);

@@ -14,7 +14,7 @@ import { MODELS } from '../ml/models/registry.js';
 import { experimentWorkflow } from '../workflows/index.js';
 import { queueNames, type ExperimentInput } from '../workflows/types.js';
 import { connect } from './connect.js';
-import { EXIT } from './main.js';
+import { EXIT } from './exit.js';
 import { parseOr, usageExit } from './verify.js';
 
 const HELP = `usage: paramtrail schedule <subcommand>
@@ -134,7 +134,8 @@ async function create(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
     const queues = queueNames(wc.queuePrefix);
     // The workflow reads its experiment id from its input, which is the same for every execution of a
     // schedule; the schedule id stands in until the workflow takes its own workflow id instead.
-    const input: ExperimentInput = { experimentId: scheduleId, config, queues, store: wc.store };
+    // No experimentId: each execution takes its own workflow id (<schedule id>-<time>) as its id.
+    const input: ExperimentInput = { config, queues, store: wc.store };
     try {
       await client.schedule.create({
         scheduleId,

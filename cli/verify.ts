@@ -12,7 +12,6 @@
  * collect the references in a JSON value.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { isSha256Hex } from '../artifacts/hash.js';
 import { openStore } from '../artifacts/open.js';
 import type { ObjectRef } from '../artifacts/refs.js';
@@ -20,7 +19,8 @@ import { IntegrityError, ObjectNotFoundError, type ArtifactStore } from '../arti
 import { runPrefix } from '../activities/keys.js';
 import type { ExperimentProgress, ExperimentResult } from '../workflows/types.js';
 import { connect } from './connect.js';
-import { EXIT } from './main.js';
+import { loadExperiment, type LoadedExperiment } from './experiment.js';
+import { EXIT } from './exit.js';
 
 const HELP = `usage: paramtrail verify <experiment-id> [--json]
 
@@ -74,27 +74,6 @@ export function parseOr<T extends ParseArgsConfig>(config: T): ReturnType<typeof
   } catch (err) {
     return err as Error;
   }
-}
-
-export interface LoadedExperiment {
-  state: string;
-  /** The result when it completed, else progress when it is running, else undefined. */
-  result?: ExperimentResult | ExperimentProgress;
-}
-
-/** Returns undefined when Temporal knows no workflow with that id. */
-export async function loadExperiment(client: Client, experimentId: string): Promise<LoadedExperiment | undefined> {
-  const handle = client.workflow.getHandle(experimentId);
-  let state: string;
-  try {
-    state = (await handle.describe()).status.name;
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError) return undefined;
-    throw err;
-  }
-  if (state === 'COMPLETED') return { state, result: (await handle.result()) as ExperimentResult };
-  if (state === 'RUNNING') return { state, result: await handle.query<ExperimentProgress>('progress') };
-  return { state };
 }
 
 /** Every `{ key, sha256 }` object inside a JSON value, in the order met, each tagged with its path. */

@@ -4,7 +4,7 @@
  * The `progress` query tells the CLI where every run is. At the end, the `report` activity writes the
  * experiment's HTML report; a report that cannot be written is recorded, never a failed experiment.
  */
-import { defineQuery, executeChild, proxyActivities, setHandler } from '@temporalio/workflow';
+import { defineQuery, executeChild, isCancellation, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import { expandRuns } from '../config/grid.js';
 import { runWorkflow } from './run.js';
@@ -19,7 +19,10 @@ function rootCause(err: unknown): { type?: string; message: string } {
   return { type: e?.type, message: e?.message ?? String(err) };
 }
 
-export async function experimentWorkflow(input: ExperimentInput): Promise<ExperimentResult> {
+export async function experimentWorkflow(params: ExperimentInput): Promise<ExperimentResult> {
+  // A schedule starts every execution with the same input; each gets its own id from its workflow id,
+  // `<schedule id>-<ISO time>`, less the time's colons, since ids become object keys (portable names).
+  const input = { ...params, experimentId: params.experimentId ?? workflowInfo().workflowId.replace(/:/g, '') };
   const specs = expandRuns(input.config);
   const runs: RunSummary[] = specs.map((spec) => {
     const runId = `${input.experimentId}/${spec.name}`;
@@ -52,6 +55,8 @@ export async function experimentWorkflow(input: ExperimentInput): Promise<Experi
       });
       summary.stage = 'completed';
     } catch (err) {
+      // Cancelling the experiment cancels its runs: that ends the experiment, it is not a failed run.
+      if (isCancellation(err)) throw err;
       summary.stage = 'failed';
       summary.error = rootCause(err);
     }

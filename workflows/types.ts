@@ -18,7 +18,8 @@ export function queueNames(prefix: string): QueueNames {
 }
 
 export interface ExperimentInput {
-  experimentId: string;
+  /** Omitted by schedules: each execution then takes its workflow id as its experiment id. */
+  experimentId?: string;
   /** Validated by the client before the workflow starts. */
   config: ExperimentConfig;
   queues: QueueNames;

@@ -307,10 +307,7 @@ describe('cancel stops a training experiment cleanly', () => {
     }
   });
 
-  // Known defect: the experiment workflow catches every error of a child run, a CancelledFailure
-  // included, and so completes instead of closing as cancelled. It needs to rethrow when
-  // isCancellation(err) in workflows/experiment.ts; until then this test reports the gap.
-  test('the experiment closes as CANCELLED and cancel exits 0', { todo: 'workflows/experiment.ts swallows CancelledFailure from its runs' }, async () => {
+  test('the experiment closes as CANCELLED and cancel exits 0', async () => {
     assert.ok(cancelled, 'the cancel above ran');
     assert.equal(cancelled.code, 0, cancelled.stdout + cancelled.stderr);
     assert.deepEqual(JSON.parse(cancelled.stdout), { experimentId, state: 'CANCELLED', cancelRequested: true });
@@ -390,10 +387,9 @@ describe('schedule: create, trigger, see the experiment complete, delete', () =>
     assert.match(gone.stderr, new RegExp(`no schedule with id ${scheduleId}`));
   });
 
-  // The experiment workflow takes its id from its input, which is the same for every execution of a
-  // schedule; it needs to take workflowInfo().workflowId when started by a schedule.
-  test('each scheduled execution is its own experiment id', { todo: 'workflows/experiment.ts uses input.experimentId, fixed at schedule creation' }, () => {
+  test('each scheduled execution is its own experiment id', () => {
     assert.ok(executed, 'the triggered execution above completed');
-    assert.equal(executed.result.experimentId, executed.workflowId);
+    assert.equal(executed.result.experimentId, executed.workflowId.replace(/:/g, ''));
+    assert.match(executed.result.experimentId, /^ops-sched-[0-9a-f]{8}-\d{4}-\d\d-\d\dT\d{6}Z$/);
   });
 });

@@ -1,0 +1,11 @@
+/** Exit codes of every paramtrail command, which scripts can rely on. */
+export const EXIT = {
+  /** Done; for run, every run completed. */
+  ok: 0,
+  /** A run or check failed, or the named thing does not exist. */
+  failed: 1,
+  /** The command line was wrong. */
+  usage: 2,
+  /** The experiment file is invalid; nothing was started. */
+  invalid: 3,
+} as const;

@@ -1,0 +1,28 @@
+/**
+ * Where an experiment is, as the commands that take an experiment id need it: its Temporal state and,
+ * when completed, its result, or while running, its progress.
+ */
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import type { ExperimentProgress, ExperimentResult } from '../workflows/types.js';
+
+export interface LoadedExperiment {
+  state: string;
+  /** The result when it completed, else progress when it is running, else undefined. */
+  result?: ExperimentResult | ExperimentProgress;
+}
+
+/** Returns undefined when Temporal knows no workflow with that id. */
+export async function loadExperiment(client: Client, experimentId: string): Promise<LoadedExperiment | undefined> {
+  const handle = client.workflow.getHandle(experimentId);
+  let state: string;
+  try {
+    state = (await handle.describe()).status.name;
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return undefined;
+    throw err;
+  }
+  if (state === 'COMPLETED') return { state, result: (await handle.result()) as ExperimentResult };
+  if (state === 'RUNNING') return { state, result: await handle.query<ExperimentProgress>('progress') };
+  return { state };
+}
+
