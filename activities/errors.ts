@@ -3,10 +3,7 @@
  * `type` that workflows and the CLI can match; anything else is a plain error that Temporal retries.
  */
 import { ApplicationFailure } from '@temporalio/common';
-
-/** Failure types that no retry can fix. Workflows list them as non-retryable too. */
-export const NON_RETRYABLE_TYPES = ['InvalidExperiment', 'IntegrityError', 'DatasetChecksumMismatch', 'ObjectConflict'] as const;
-export type NonRetryableType = (typeof NON_RETRYABLE_TYPES)[number];
+import type { NonRetryableType } from './failures.js';
 
 export function failForGood(type: NonRetryableType, message: string, cause?: unknown): ApplicationFailure {
   return ApplicationFailure.create({ message, type, nonRetryable: true, cause: cause instanceof Error ? cause : undefined });

@@ -7,7 +7,7 @@
 import { defineQuery, executeChild, isCancellation, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import { expandRuns } from '../config/grid.js';
-import { runWorkflow } from './run.js';
+import { retryPolicy, runWorkflow } from './run.js';
 import type { ExperimentInput, ExperimentProgress, ExperimentResult, RunSummary } from './types.js';
 
 export const progressQuery = defineQuery<ExperimentProgress>('progress');
@@ -76,7 +76,7 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
   const { report } = proxyActivities<Activities>({
     taskQueue: input.queues.analysis,
     startToCloseTimeout: '30 minutes',
-    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: input.config.execution.maxAttempts, nonRetryableErrorTypes: ['ObjectConflict', 'IntegrityError'] },
+    retry: retryPolicy(input.config.execution.maxAttempts),
   });
   try {
     const written = await report({ experimentId: input.experimentId, result: { ...progress(), status }, specs });

@@ -4,10 +4,19 @@
  */
 import { defineQuery, proxyActivities, setHandler, type ActivityOptions } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
+import { NON_RETRYABLE_TYPES } from '../activities/failures.js';
 import type { RunInput, RunResult, RunStage } from './types.js';
 
-// Kept in step with activities/errors.ts NON_RETRYABLE_TYPES (workflows cannot import its runtime code).
-const NON_RETRYABLE = ['InvalidExperiment', 'IntegrityError', 'DatasetChecksumMismatch', 'ObjectConflict'];
+/** How every activity of paramtrail is retried: backing off to a minute, never for bad input or data. */
+export function retryPolicy(maximumAttempts: number): NonNullable<ActivityOptions['retry']> {
+  return {
+    initialInterval: '1s',
+    backoffCoefficient: 2,
+    maximumInterval: '1m',
+    maximumAttempts,
+    nonRetryableErrorTypes: [...NON_RETRYABLE_TYPES],
+  };
+}
 
 export const runStageQuery = defineQuery<RunStage>('stage');
 
@@ -17,13 +26,7 @@ function activityOptions(input: RunInput, taskQueue: string, startToCloseTimeout
     startToCloseTimeout,
     // A worker that dies stops heartbeating; this is how soon another worker takes the attempt over.
     heartbeatTimeout: input.execution.heartbeatTimeout as ActivityOptions['heartbeatTimeout'],
-    retry: {
-      initialInterval: '1s',
-      backoffCoefficient: 2,
-      maximumInterval: '1m',
-      maximumAttempts: input.execution.maxAttempts,
-      nonRetryableErrorTypes: NON_RETRYABLE,
-    },
+    retry: retryPolicy(input.execution.maxAttempts),
   };
 }
 
