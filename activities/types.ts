@@ -116,6 +116,8 @@ export interface TrainHeartbeat {
 export interface DistanceInput extends Producer {
   snapshots: SnapshotRef[];
   p: Array<number | 'inf'>;
+  /** Tolerance of the share of parameters changed; exact (0, 0) when omitted. */
+  changed?: { atol: number; rtol: number };
 }
 
 export interface DistanceResult {
@@ -126,6 +128,8 @@ export interface DistanceResult {
 export interface PlotInput extends Producer {
   runName: string;
   table: ObjectRef;
+  /** The run's other analyses, each drawn as its own figure(s). */
+  analyses?: RunAnalysesResult;
 }
 
 export interface FigureRef extends ObjectRef {
@@ -137,4 +141,165 @@ export interface FigureRef extends ObjectRef {
 
 export interface PlotResult {
   figures: FigureRef[];
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Analyses beyond distances. Each activity reads stored snapshots, stores its rows as an Arrow record
+// table (artifacts/records.ts) with a lineage manifest, and returns the table's reference plus the few
+// numbers a summary shows. Specs come from the experiment file (config/experiment.ts AnalysesSpec).
+
+/** Features of the probe set at a model's layers, stored as one Arrow snapshot-format file. */
+export interface FeaturesInput extends Producer {
+  run: RunSpec;
+  data: DownloadResult;
+  /** The weights the features are computed with (a run's final or initial snapshot). */
+  snapshot: SnapshotRef;
+}
+
+export interface FeatureLayer {
+  layer: string;
+  /** 0-based order among the layers with parameters, as in the distance table. */
+  depth: number;
+  /** Features per example after pooling. */
+  features: number;
+}
+
+export interface FeaturesResult {
+  /**
+   * The features file: snapshot codec, kind `features`, one tensor per layer named `<layer>/features`
+   * of shape [n, features], plus `__probe__/labels` (float32 class ids) of shape [n].
+   */
+  features: ObjectRef;
+  /** The probe set's indices into the test split and labels, content-addressed (the same object for every run). */
+  probe: ObjectRef;
+  snapshot: SnapshotRef;
+  examples: number;
+  /** Every layer with parameters, by depth; `penultimate` names the input of the classifier. */
+  layers: FeatureLayer[];
+  penultimate: string;
+}
+
+export interface CorrelationInput extends Producer {
+  features: FeaturesResult;
+  spec: { layer: string; bins: number };
+}
+
+export interface CorrelationResult {
+  table: ObjectRef;
+  layer: string;
+  features: number;
+  /** Mean |r| over the off-diagonal pairs with a defined r; NaN when none. */
+  meanAbs: number;
+  /** Features with zero variance over the probe set (their r is undefined and left out). */
+  constant: number;
+}
+
+export interface CompareInput extends Producer {
+  a: { runId: string; name: string; features: FeaturesResult };
+  b: { runId: string; name: string; features: FeaturesResult };
+  /** Layers to compare (names or prefix*); all when omitted. */
+  layers?: string[];
+}
+
+export interface CompareResult {
+  a: string;
+  b: string;
+  /** CKA of every (layer of a, layer of b): table of kind `cka-matrix`. */
+  table: ObjectRef;
+  /** CKA between layers of the same name and depth, by depth. */
+  diagonal: Array<{ layer: string; depth: number; cka: number }>;
+  /** Mean |r| of the cross-correlation of the two penultimate feature sets. */
+  penultimateMeanAbs: number;
+}
+
+export interface PerturbInput extends Producer {
+  /** theta1: the trained weights perturbed. */
+  snapshot: SnapshotRef;
+  /** The run's initial weights (used by `reinit-layer`). */
+  initial: SnapshotRef;
+  perturbation: import('../config/experiment.js').PerturbationSpec;
+  label: string;
+  /** Seed of the noise; the run's seed. */
+  seed: number;
+}
+
+export interface PerturbResult {
+  /** The perturbed weights, the start of the retraining. */
+  perturbed: SnapshotRef;
+  /** Parameters changed by the perturbation. */
+  changed: number;
+}
+
+export interface NormsInput extends Producer {
+  label: string;
+  original: SnapshotRef;
+  perturbed: SnapshotRef;
+  retrained: SnapshotRef;
+  p: number | 'inf';
+}
+
+/** |theta1|, |theta_perturbed|, |theta2| and |theta1 - theta2|, |theta_perturbed - theta2| per layer and whole model. */
+export interface NormsResult {
+  table: ObjectRef;
+  label: string;
+  model: { theta1: number; perturbed: number; theta2: number; distance: number; relative: number };
+}
+
+export interface PerturbationOutcome {
+  label: string;
+  kind: string;
+  /** The retraining run's id (`<experiment>/<run>--<label>`) and its result. */
+  runId: string;
+  perturb: PerturbResult;
+  train: TrainResult;
+  norms: NormsResult;
+}
+
+export interface ReinitInput extends Producer {
+  run: RunSpec;
+  data: DownloadResult;
+  initial: SnapshotRef;
+  final: SnapshotRef;
+  /** Layers to reset (names or prefix*); all with parameters when omitted. */
+  layers?: string[];
+}
+
+export interface ReinitResult {
+  table: ObjectRef;
+  baseline: { loss: number; accuracy: number };
+  layers: Array<{ layer: string; depth: number; loss: number; accuracy: number }>;
+}
+
+export interface SmoothnessInput extends Producer {
+  features: FeaturesResult;
+  spec: { trees: number; maxFeatures: 'sqrt' | 'all' | number; layers?: string[] };
+  seed: number;
+}
+
+export interface SmoothnessResult {
+  table: ObjectRef;
+  layers: Array<{ layer: string; depth: number; alpha: number }>;
+}
+
+/** Everything a run's analyses produced; absent keys were not asked for (or had nothing to work on). */
+export interface RunAnalysesResult {
+  features?: FeaturesResult;
+  correlation?: CorrelationResult;
+  reinit?: ReinitResult;
+  smoothness?: SmoothnessResult;
+  perturb?: PerturbationOutcome[];
+}
+
+export interface AggregateInput {
+  experimentId: string;
+  runs: Array<{ runId: string; name: string; group: string; table: ObjectRef }>;
+  /** Minkowski order to gather ('1', '2', 'inf'); the first of the experiment's. */
+  p: string;
+}
+
+/** Per group, against (init | previous) and normalised depth: the mean of the per-run per-parameter distances (DEPTH_PROFILE_TABLE). */
+export interface AggregateResult {
+  table: ObjectRef;
+  groups: string[];
+  runs: number;
 }

@@ -2,7 +2,7 @@
  * `paramtrail`: the command researchers type. A Temporal client (plus `worker`, which starts the
  * worker process); it validates experiment files before anything starts.
  *
- *   paramtrail run <file> [--detach] [--json] [--id ID]
+ *   paramtrail run <file> [--size SIZE] [--detach] [--json] [--id ID]
  *   paramtrail status <experiment-id> [--json]
  *   paramtrail report <experiment-id> [--out FILE]
  *   paramtrail verify | lineage | cancel | schedule ...
@@ -32,7 +32,8 @@ import { formatReport, reportExperiment } from './summary.js';
 
 const USAGE = `usage: paramtrail <command>
 
-  run <file> [--detach] [--json] [--id ID]   validate and run an experiment file
+  run <file> [--size SIZE] [--detach] [--json] [--id ID]
+                                             validate and run an experiment file (SIZE: one of its sizes)
   status <experiment-id> [--json]            where an experiment is, or what it produced
   report <experiment-id> [--out FILE]        where its HTML report is, or a copy of it
   verify <experiment-id> [--json]            re-hash every artifact; non-zero exit if any is missing or altered
@@ -59,7 +60,7 @@ async function cmdRun(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { detach: { type: 'boolean' }, json: { type: 'boolean' }, id: { type: 'string' } },
+    options: { detach: { type: 'boolean' }, json: { type: 'boolean' }, id: { type: 'string' }, size: { type: 'string' } },
   });
   if (positionals.length !== 1) throw new UsageError('run: expected one experiment file');
   const file = positionals[0];
@@ -69,11 +70,11 @@ async function cmdRun(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   } catch (err) {
     throw new InvalidExperimentError(`${file}: cannot read: ${(err as Error).message}`);
   }
-  const config = experimentFromYaml(text, file, registries());
+  const config = experimentFromYaml(text, file, registries(), { size: values.size });
 
   const { client, connection, config: wc, embedded } = await connect(env, { startEmbedded: true });
   try {
-    const experimentId = values.id ?? newExperimentId(config.name);
+    const experimentId = values.id ?? newExperimentId(config.size ? `${config.name}-${config.size}` : config.name);
     const queues = queueNames(wc.queuePrefix);
     const handle = await client.workflow.start(experimentWorkflow, {
       workflowId: experimentId,

@@ -19,8 +19,9 @@ import { parseOr, usageExit } from './verify.js';
 
 const HELP = `usage: paramtrail schedule <subcommand>
 
-  create <file> (--cron EXPR | --every DURATION) [--overlap POLICY] [--id ID] [--paused] [--json]
-      validate an experiment file and rerun it on a schedule; ID defaults to the experiment's name.
+  create <file> (--cron EXPR | --every DURATION) [--size SIZE] [--overlap POLICY] [--id ID] [--paused] [--json]
+      validate an experiment file and rerun it on a schedule; ID defaults to the experiment's name
+      (and size). SIZE: one of the file's sizes.
       DURATION: e.g. 30m, 6h, 1d. POLICY (when a rerun is due while the last still runs):
       skip (default), buffer-one, buffer-all, cancel-other, terminate-other, allow-all
   list [--json]                     every schedule
@@ -100,6 +101,7 @@ async function create(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
     allowPositionals: true,
     options: {
       cron: { type: 'string' },
+      size: { type: 'string' },
       every: { type: 'string' },
       overlap: { type: 'string', default: 'skip' },
       id: { type: 'string' },
@@ -126,8 +128,8 @@ async function create(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   } catch (err) {
     throw new InvalidExperimentError(`${file}: cannot read: ${(err as Error).message}`);
   }
-  const config = experimentFromYaml(text, file, registries());
-  const scheduleId = values.id ?? config.name;
+  const config = experimentFromYaml(text, file, registries(), { size: values.size });
+  const scheduleId = values.id ?? (config.size ? `${config.name}-${config.size}` : config.name);
 
   const { client, connection, config: wc } = await connect(env, { startEmbedded: true });
   try {

@@ -8,9 +8,12 @@
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { INITIALIZER_NAMES, PARAMETRIC_INITIALIZER_NAMES } from '../ml/train/names.js';
-import { modelLabel, variantTraining } from './grid.js';
+import { modelLabel, perturbationLabel, variantTraining } from './grid.js';
 
-export { expandRuns, modelLabel, type RunSpec } from './grid.js';
+export { expandRuns, modelLabel, perturbationLabel, type RunSpec } from './grid.js';
+
+/** A layer name, or a prefix ending in `*` matching every layer that starts with it. */
+const LayerPattern = z.string().regex(/^[A-Za-z0-9_-]+\*?$/, 'expected a layer name or a prefix ending in *');
 
 /** Durations as Temporal understands them: "30s", "5m", "1h", "250ms". */
 const Duration = z.string().regex(/^\d+(\.\d+)?(ms|s|m|h|d)$/, 'expected a duration such as "30s", "5m" or "1h"');
@@ -163,7 +166,7 @@ export const InitSpec = z
         sha256: z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits').optional(),
         run: z.string().regex(/^[^/]+\/[^/]+$/, 'expected "<experiment id>/<run name>"').optional(),
         epoch: z.number().int().min(0).optional(),
-        layers: z.array(z.string().regex(/^[A-Za-z0-9_-]+\*?$/, 'expected a layer name or a prefix ending in *')).min(1).optional(),
+        layers: z.array(LayerPattern).min(1).optional(),
       })
       .strict()
       .superRefine((f, ctx) => {
@@ -209,9 +212,9 @@ export const TrainingSpec = z
      */
     freeze: z
       .object({
-        layers: z.array(z.string().regex(/^[A-Za-z0-9_-]+\*?$/, 'expected a layer name or a prefix ending in *')).min(1).optional(),
+        layers: z.array(LayerPattern).min(1).optional(),
         /** Instead of `layers`: every layer but these is frozen (fine-tuning a new classifier: `except: [fc]`). */
-        except: z.array(z.string().regex(/^[A-Za-z0-9_-]+\*?$/, 'expected a layer name or a prefix ending in *')).min(1).optional(),
+        except: z.array(LayerPattern).min(1).optional(),
         batchNorm: z.enum(['frozen', 'trainable']).default('frozen'),
       })
       .strict()
@@ -249,12 +252,137 @@ export const TrainingSpec = z
   .strict();
 export type TrainingSpec = z.infer<typeof TrainingSpec>;
 
+/**
+ * Distances of every snapshot to the initial weights and to the previous snapshot, per layer and for the
+ * whole model: raw Minkowski distance, per-parameter mean and relative |W_t - W_0| / |W_0|, and the share
+ * of parameters changed, |delta| > atol + rtol |w_ref|. Always computed (the run's basic figure).
+ */
 export const DistanceSpec = z
   .object({
     /** Minkowski orders; "inf" for the maximum norm. */
     p: z.array(z.union([z.number().min(1), z.literal('inf')])).min(1).default([1]),
+    /** Tolerance of "changed": a parameter changed when |w - w_ref| > atol + rtol |w_ref|. */
+    changed: z
+      .object({ atol: z.number().min(0).default(0), rtol: z.number().min(0).default(0) })
+      .strict()
+      .default({ atol: 0, rtol: 0 }),
   })
   .strict();
+export type DistanceSpec = z.infer<typeof DistanceSpec>;
+
+/**
+ * The probe set: a seeded subset of the test split (the same examples for every run of every experiment
+ * with the same dataset and size), stored once, through which the final (and initial) weights are run
+ * to get the features correlation, CKA and smoothness use.
+ */
+export const ProbeSpec = z
+  .object({
+    /** Number of test examples (capped by the test split). */
+    size: z.number().int().min(2).max(100_000).default(1000),
+    /**
+     * How a convolution layer's activations [n, h, w, c] become features: `mean` (default) averages over
+     * the spatial positions to [n, c]; `flatten` keeps [n, h * w * c] (exact, and large).
+     */
+    pool: z.enum(['mean', 'flatten']).default('mean'),
+  })
+  .strict();
+export type ProbeSpec = z.infer<typeof ProbeSpec>;
+
+/** Within one model: the feature-feature Pearson matrix of a layer, its mean |r| off the diagonal and histogram. */
+export const CorrelationSpec = z
+  .object({
+    /** `penultimate` (default: the features the classifier reads) or a layer name. */
+    layer: z.string().min(1).default('penultimate'),
+    /** Histogram bins of r over [-1, 1]. */
+    bins: z.number().int().min(2).max(1000).default(20),
+  })
+  .strict();
+
+/** Across two runs of the experiment: linear CKA between every pair of layers, and the correlation of their penultimate features. */
+export const CompareSpec = z
+  .object({
+    /**
+     * Which runs are compared: `same-model` (default: every pair of runs of one model on one dataset,
+     * differing in seed, initialiser or optimiser variant), `all` (every pair), or explicit pairs of run names.
+     */
+    pairs: z.union([z.enum(['same-model', 'all']), z.array(z.tuple([z.string().min(1), z.string().min(1)])).min(1)]).default('same-model'),
+    /** Layers to compare (names or prefixes ending in *); every layer with parameters when omitted. */
+    layers: z.array(LayerPattern).min(1).optional(),
+    /** Upper bound on compared pairs: a guard against an `all` that grows quadratically with the grid. */
+    maxPairs: z.number().int().min(1).default(200),
+  })
+  .strict();
+
+const Label = z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'expected lowercase letters, digits and dashes');
+
+/** One way to perturb trained weights before retraining them; `label` names it in run names and figures. */
+export const PerturbationSpec = z.discriminatedUnion('kind', [
+  /** theta -> -theta for every parameter. */
+  z.object({ kind: z.literal('sign-flip'), label: Label.optional() }).strict(),
+  /** theta -> theta + value for every parameter. */
+  z.object({ kind: z.literal('offset'), value: z.number().default(1e-6), label: Label.optional() }).strict(),
+  /** theta -> theta + N(0, scale^2), drawn from the run's seed. */
+  z.object({ kind: z.literal('noise'), scale: z.number().positive(), label: Label.optional() }).strict(),
+  /** One layer (or the layers matching a prefix*) back to its initial weights. */
+  z.object({ kind: z.literal('reinit-layer'), layer: LayerPattern, label: Label.optional() }).strict(),
+]);
+export type PerturbationSpec = z.infer<typeof PerturbationSpec>;
+
+/**
+ * Perturb-and-retrain: each perturbation is applied to the run's final weights theta1, the result is
+ * retrained with the run's own training options (for `epochs`, default the run's), and the norms
+ * |theta1|, |theta2|, |theta1 - theta2| are reported per layer and for the whole model.
+ */
+export const PerturbSpec = z
+  .object({
+    perturbations: z.array(PerturbationSpec).min(1),
+    /** Epochs of retraining; the run's own epochs when omitted. */
+    epochs: z.number().int().min(1).max(10_000).optional(),
+    /** Minkowski order of the norms. */
+    p: z.union([z.number().min(1), z.literal('inf')]).default(2),
+  })
+  .strict();
+
+/** Re-initialisation robustness: each layer in turn reset to its initial weights, the model evaluated on the test split. */
+export const ReinitSpec = z
+  .object({
+    /** Layers to reset (names or prefixes ending in *); every layer with parameters when omitted. */
+    layers: z.array(LayerPattern).min(1).optional(),
+  })
+  .strict();
+
+/** Per-layer smoothness: the weak-type Besov alpha of a random-forest wavelet decomposition of the layer's probe features against the labels. */
+export const SmoothnessSpec = z
+  .object({
+    trees: z.number().int().min(1).max(1000).default(10),
+    /** Features tried at each split: `sqrt` of their number (default), `all`, or a fraction. */
+    maxFeatures: z.union([z.enum(['sqrt', 'all']), z.number().positive().max(1)]).default('sqrt'),
+    /** Layers (names or prefixes ending in *); every layer with parameters when omitted. */
+    layers: z.array(LayerPattern).min(1).optional(),
+  })
+  .strict();
+
+/**
+ * Which analyses run, beyond the distances every run gets. Each present key turns one on; each is an
+ * activity on the analysis queue and can be re-run later on the stored snapshots without retraining.
+ */
+export const AnalysesSpec = z
+  .object({
+    distance: DistanceSpec.default({ p: [1], changed: { atol: 0, rtol: 0 } }),
+    probe: ProbeSpec.default({ size: 1000, pool: 'mean' }),
+    correlation: CorrelationSpec.optional(),
+    compare: CompareSpec.optional(),
+    perturb: PerturbSpec.optional(),
+    reinit: ReinitSpec.optional(),
+    smoothness: SmoothnessSpec.optional(),
+    /**
+     * The gathered figure: per-layer distances to init and to previous averaged over all runs (and by
+     * residual vs plain where models say so), with layer depth normalised to [0, 1].
+     */
+    aggregate: z.boolean().default(false),
+  })
+  .strict();
+export type AnalysesSpec = z.infer<typeof AnalysesSpec>;
 
 export const ExecutionSpec = z
   .object({
@@ -268,12 +396,18 @@ export const ExecutionSpec = z
   .strict();
 export type ExecutionSpec = z.infer<typeof ExecutionSpec>;
 
-const NamedModel = ModelSpec.extend({ label: z.string().regex(/^[a-z0-9][a-z0-9-]*$/).optional() }).strict();
+const NamedModel = ModelSpec.extend({
+  label: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'expected lowercase letters, digits and dashes').optional(),
+  /** The group gathered figures average it in (e.g. `residual` or `plain`); its label when omitted. */
+  group: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'expected lowercase letters, digits and dashes').optional(),
+}).strict();
 
 export const ExperimentConfig = z
   .object({
     name: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'expected lowercase letters, digits and dashes'),
     description: z.string().optional(),
+    /** The size chosen from the file's `sizes` (set when the file is read, see `applySize`). */
+    size: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'expected lowercase letters, digits and dashes').optional(),
     /** Grid axes: every model is trained on every dataset with every seed. */
     models: z.array(NamedModel).min(1),
     datasets: z.array(DatasetSpec).min(1),
@@ -295,10 +429,7 @@ export const ExperimentConfig = z
       )
       .min(1)
       .optional(),
-    analyses: z
-      .object({ distance: DistanceSpec.default({ p: [1] }) })
-      .strict()
-      .default({ distance: { p: [1] } }),
+    analyses: AnalysesSpec.default(AnalysesSpec.parse({})),
     execution: ExecutionSpec.default({ concurrency: 2, heartbeatTimeout: '60s', maxAttempts: 5 }),
   })
   .strict();
@@ -320,15 +451,50 @@ export interface Registries {
   datasets: ReadonlySet<string>;
 }
 
-/** Parses and validates an experiment file's text; `source` names it in messages. */
-export function experimentFromYaml(text: string, source: string, registries: Registries): ExperimentConfig {
+const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** `over` laid on `base`: mappings merge key by key, everything else (lists included) is replaced whole. */
+export function mergeSize(base: unknown, over: unknown): unknown {
+  if (!isPlainObject(base) || !isPlainObject(over)) return over;
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) out[k] = k in base ? mergeSize(base[k], v) : v;
+  return out;
+}
+
+/**
+ * Resolves an experiment file's `sizes`: a mapping from size name (`paper`, `cpu`, `smoke`, ...) to
+ * overrides laid on the rest of the file (mappings merge, lists and values replace). The chosen size is
+ * recorded as `size`. A file with sizes needs one chosen; a file without takes none.
+ */
+export function applySize(raw: unknown, size: string | undefined, source: string): unknown {
+  if (!isPlainObject(raw) || raw.sizes === undefined) {
+    if (size !== undefined) throw new InvalidExperimentError(`${source}: --size ${size}: this experiment file has no "sizes"`);
+    return raw;
+  }
+  const { sizes, ...rest } = raw;
+  if (!isPlainObject(sizes) || Object.keys(sizes).length === 0 || Object.values(sizes).some((v) => v !== null && !isPlainObject(v))) {
+    throw new InvalidExperimentError(`${source}: invalid experiment:\nsizes: expected a mapping from size name to the fields it overrides`);
+  }
+  const names = Object.keys(sizes);
+  const bad = names.find((n) => !/^[a-z0-9][a-z0-9-]*$/.test(n));
+  if (bad) throw new InvalidExperimentError(`${source}: invalid experiment:\nsizes.${bad}: expected lowercase letters, digits and dashes`);
+  if (size === undefined) throw new InvalidExperimentError(`${source}: this experiment comes in sizes ${names.join(', ')}; choose one with --size`);
+  if (!(size in sizes)) throw new InvalidExperimentError(`${source}: --size ${size}: expected one of ${names.join(', ')}`);
+  return { ...(mergeSize(rest, sizes[size] ?? {}) as Record<string, unknown>), size };
+}
+
+/**
+ * Parses and validates an experiment file's text; `source` names it in messages. `size` picks one of
+ * the file's `sizes`.
+ */
+export function experimentFromYaml(text: string, source: string, registries: Registries, options: { size?: string } = {}): ExperimentConfig {
   let raw: unknown;
   try {
     raw = parseYaml(text);
   } catch (err) {
     throw new InvalidExperimentError(`${source}: not valid YAML: ${(err as Error).message}`);
   }
-  return validateExperiment(raw, source, registries);
+  return validateExperiment(applySize(raw, options.size, source), source, registries);
 }
 
 export function validateExperiment(raw: unknown, source: string, registries: Registries): ExperimentConfig {
@@ -374,6 +540,9 @@ export function validateExperiment(raw: unknown, source: string, registries: Reg
   const variantLabels = config.variants?.map((v) => v.label) ?? [];
   const dupVariant = variantLabels.find((l, i) => variantLabels.indexOf(l) !== i);
   if (dupVariant) problems.push(`variants: two variants share the label "${dupVariant}"`);
+  const perturbations = config.analyses.perturb?.perturbations.map(perturbationLabel) ?? [];
+  const dupPerturbation = perturbations.find((l, i) => perturbations.indexOf(l) !== i);
+  if (dupPerturbation) problems.push(`analyses.perturb.perturbations: two perturbations share the label "${dupPerturbation}"; give one a distinct "label"`);
   const labels = config.models.map(modelLabel);
   const dup = labels.find((l, i) => labels.indexOf(l) !== i);
   if (dup) problems.push(`models: two models share the label "${dup}"; give one a distinct "label"`);

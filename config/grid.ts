@@ -2,7 +2,7 @@
  * Expansion of an experiment's grid into runs. Dependency-free so that `experimentWorkflow` can
  * import it: the workflow, not the client, decides which runs exist.
  */
-import type { DatasetSpec, ExperimentConfig, ModelSpec, TrainingSpec } from './experiment.js';
+import type { AnalysesSpec, DatasetSpec, ExperimentConfig, ModelSpec, PerturbationSpec, TrainingSpec } from './experiment.js';
 
 /** One cell of the grid: everything a run needs, and nothing about where it runs. */
 export interface RunSpec {
@@ -12,11 +12,30 @@ export interface RunSpec {
   dataset: DatasetSpec;
   seed: number;
   training: TrainingSpec;
-  distance: { p: Array<number | 'inf'> };
+  /** Which group the gathered figures put the run in (the model's `group`, else its label). */
+  group: string;
+  analyses: AnalysesSpec;
 }
 
 export function modelLabel(m: { name: string; label?: string }): string {
   return m.label ?? m.name;
+}
+
+/** A perturbation's name in run names and figures: its label, or one derived from its kind and value. */
+export function perturbationLabel(p: PerturbationSpec): string {
+  if (p.label) return p.label;
+  const num = (x: number) =>
+    (x !== 0 && (Math.abs(x) < 1e-3 || Math.abs(x) >= 1e4) ? x.toExponential() : String(x)).replace(/[^0-9a-z]+/gi, '-').replace(/^-|-$/g, '').toLowerCase();
+  switch (p.kind) {
+    case 'sign-flip':
+      return 'sign-flip';
+    case 'offset':
+      return `offset-${num(p.value)}`;
+    case 'noise':
+      return `noise-${num(p.scale)}`;
+    case 'reinit-layer':
+      return `reinit-${p.layer.replace('*', '').toLowerCase().replace(/_/g, '-')}`;
+  }
 }
 
 /** A variant's training: the base with each key the variant gives replaced whole. */
@@ -41,7 +60,8 @@ export function expandRuns(config: ExperimentConfig): RunSpec[] {
             dataset: d,
             seed,
             training: v ? (variantTraining(config.training, v.training) as TrainingSpec) : config.training,
-            distance: config.analyses.distance,
+            group: m.group ?? modelLabel(m),
+            analyses: config.analyses,
           });
         }
       }

@@ -44,7 +44,7 @@ export async function runWorkflow(input: RunInput): Promise<RunResult> {
     stage = 'train';
     const trained = await train({ ...producer, run: input.run, data });
     stage = 'distance';
-    const table = await distance({ ...producer, snapshots: trained.snapshots, p: input.run.distance.p });
+    const table = await distance({ ...producer, snapshots: trained.snapshots, p: input.run.analyses.distance.p });
     stage = 'plot';
     // A diverged run is analysed on the snapshots it stored before diverging; one that diverged in its
     // first epoch has only its initial weights, and a figure of nothing but the zero baseline is skipped.

@@ -4,7 +4,7 @@
  */
 import type { ExecutionSpec, ExperimentConfig } from '../config/experiment.js';
 import type { RunSpec } from '../config/grid.js';
-import type { DistanceResult, DownloadResult, PlotResult, TrainResult } from '../activities/types.js';
+import type { AggregateResult, CompareResult, DistanceResult, DownloadResult, PlotResult, RunAnalysesResult, TrainResult } from '../activities/types.js';
 
 /** Task queues: workflows on one, training and analysis activities on their own, so each can scale. */
 export interface QueueNames {
@@ -43,6 +43,8 @@ export interface RunResult {
   download: DownloadResult;
   train: TrainResult;
   distance: DistanceResult;
+  /** The analyses the experiment file asked for (besides distances). */
+  analyses?: RunAnalysesResult;
   plot: PlotResult;
 }
 
@@ -68,6 +70,12 @@ export interface ExperimentResult extends ExperimentProgress {
   status: 'completed' | 'completed-with-failures';
   /** The HTML report, `experiments/<experiment id>/report.html`; absent when it could not be written. */
   report?: { key: string; sha256: string; bytes: number; path: string };
+  /** Linear CKA and feature correlation between pairs of runs (analyses.compare). */
+  compare?: CompareResult[];
+  /** The gathered depth profile (analyses.aggregate). */
+  aggregate?: AggregateResult;
+  /** Experiment-level analyses that failed; the runs' results stand regardless. */
+  analysisErrors?: Array<{ analysis: string; message: string }>;
   /** Why the report could not be written (the runs' results stand regardless). */
   reportError?: { type?: string; message: string };
 }

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { experimentFromYaml, InvalidExperimentError, validateExperiment } from '../../config/experiment.js';
-import { expandRuns } from '../../config/grid.js';
+import { expandRuns, perturbationLabel } from '../../config/grid.js';
 
 const registries = { models: new Set(['mlp', 'lenet5']), datasets: new Set(['fashion-mnist', 'mnist']) };
 
@@ -29,7 +29,8 @@ test('the grid expands models x datasets x seeds in order, with defaults applied
   );
   assert.equal(runs[0].training.batchSize, 64);
   assert.equal(runs[0].dataset.validationSplit, 0.1);
-  assert.deepEqual(runs[0].distance.p, [1]);
+  assert.deepEqual(runs[0].analyses.distance.p, [1]);
+  assert.equal(runs[0].group, 'mlp');
 });
 
 test('variants replace the training keys they give, and name the runs', () => {
@@ -89,4 +90,70 @@ test('errors name the file and every wrong field at once', () => {
     () => validateExperiment({ ...base, models: [{ name: 'mlp' }, { name: 'mlp' }] }, 'f', registries),
     /two models share the label "mlp"/,
   );
+});
+
+test('sizes lay their overrides on the file: mappings merge, lists replace', () => {
+  const text = `
+name: sized
+models: [{ name: mlp, args: { hidden: [64] } }]
+datasets: [{ name: mnist, subset: { train: 1000, test: 500 } }]
+training: { epochs: 10, optimizer: { name: sgd, learningRate: 0.1 } }
+sizes:
+  paper: {}
+  cpu:
+    models: [{ name: mlp, args: { hidden: [8] } }]
+    datasets: [{ name: mnist, subset: { train: 100 } }]
+    training: { epochs: 2 }
+`;
+  const cpu = experimentFromYaml(text, 'sized.yaml', registries, { size: 'cpu' });
+  assert.equal(cpu.size, 'cpu');
+  assert.deepEqual(cpu.models[0].args, { hidden: [8] });
+  assert.deepEqual(cpu.datasets[0].subset, { train: 100 });
+  assert.equal(cpu.training.epochs, 2);
+  assert.equal(cpu.training.optimizer.learningRate, 0.1);
+  const paper = experimentFromYaml(text, 'sized.yaml', registries, { size: 'paper' });
+  assert.equal(paper.training.epochs, 10);
+  assert.deepEqual(paper.models[0].args, { hidden: [64] });
+  assert.throws(() => experimentFromYaml(text, 'sized.yaml', registries), /sized\.yaml: this experiment comes in sizes paper, cpu; choose one with --size/);
+  assert.throws(() => experimentFromYaml(text, 'sized.yaml', registries, { size: 'gpu' }), /--size gpu: expected one of paper, cpu/);
+  const plain = 'name: plain\nmodels: [{ name: mlp }]\ndatasets: [{ name: mnist }]\ntraining: { epochs: 1, optimizer: { name: sgd, learningRate: 0.1 } }\n';
+  assert.throws(() => experimentFromYaml(plain, 'plain.yaml', registries, { size: 'cpu' }), /--size cpu: this experiment file has no "sizes"/);
+  assert.throws(() => experimentFromYaml(plain + 'sizes: [cpu]\n', 'plain.yaml', registries, { size: 'cpu' }), /sizes: expected a mapping/);
+  // A size's own mistake is reported like any other field's.
+  const broken = text.replace('training: { epochs: 2 }', 'training: { epochs: -2 }');
+  assert.throws(() => experimentFromYaml(broken, 'sized.yaml', registries, { size: 'cpu' }), /training\.epochs/);
+});
+
+test('analyses: defaults, perturbation labels, and clear errors', () => {
+  const config = validateExperiment({ ...base, models: [{ name: 'mlp' }], datasets: [{ name: 'mnist' }] }, 'a.yaml', registries);
+  assert.deepEqual(config.analyses.distance, { p: [1], changed: { atol: 0, rtol: 0 } });
+  assert.deepEqual(config.analyses.probe, { size: 1000, pool: 'mean' });
+  assert.equal(config.analyses.aggregate, false);
+  assert.equal(config.analyses.perturb, undefined);
+  const full = validateExperiment(
+    {
+      ...base,
+      models: [{ name: 'mlp', group: 'plain' }],
+      datasets: [{ name: 'mnist' }],
+      analyses: {
+        correlation: {},
+        compare: { pairs: 'all' },
+        perturb: { perturbations: [{ kind: 'sign-flip' }, { kind: 'offset' }, { kind: 'noise', scale: 0.01 }, { kind: 'reinit-layer', layer: 'dense_1' }] },
+        reinit: {},
+        smoothness: { trees: 5 },
+        aggregate: true,
+      },
+    },
+    'a.yaml',
+    registries,
+  );
+  assert.deepEqual(full.analyses.perturb!.perturbations.map(perturbationLabel), ['sign-flip', 'offset-1e-6', 'noise-0-01', 'reinit-dense-1']);
+  assert.equal(full.analyses.correlation!.layer, 'penultimate');
+  assert.equal(expandRuns(full)[0].group, 'plain');
+  assert.throws(
+    () => validateExperiment({ ...base, analyses: { perturb: { perturbations: [{ kind: 'offset', value: 1e-6 }, { kind: 'offset' }] } } }, 'a.yaml', registries),
+    /analyses\.perturb\.perturbations: two perturbations share the label "offset-1e-6"/,
+  );
+  assert.throws(() => validateExperiment({ ...base, analyses: { perturb: { perturbations: [{ kind: 'flip' }] } } }, 'a.yaml', registries), /analyses\.perturb\.perturbations\.0\.kind/);
+  assert.throws(() => validateExperiment({ ...base, analyses: { probe: { size: 1 } } }, 'a.yaml', registries), /analyses\.probe\.size/);
 });
