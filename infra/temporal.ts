@@ -4,7 +4,8 @@
  * Called by `infra/dev.ts` (the embedded stack behind `paramtrail dev up`, detached and persisted in
  * SQLite) and by tests that want a server of their own (in memory, on a free port). The server is ready
  * when `startTemporalDevServer` resolves: its frontend has answered a `DescribeNamespace` call for the
- * namespace it serves.
+ * namespace it serves. It starts with paramtrail's search attributes registered (`workflows/search.ts`), so
+ * runs can be listed by model, dataset and status from the first run on.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
@@ -12,6 +13,7 @@ import { createServer } from 'node:net';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Connection } from '@temporalio/client';
+import { searchAttributeFlags } from '../workflows/search.js';
 import { resolveTool } from './tools.js';
 
 export interface TemporalDevServer {
@@ -156,7 +158,7 @@ export async function startTemporalDevServer(opts: StartTemporalDevServerArgs): 
   const binary = opts.binary ?? resolveTool('temporal', opts.env);
   const port = opts.port || (await freePort());
   const uiPort = opts.headless ? undefined : opts.uiPort || (await freePort());
-  const args = ['server', 'start-dev', '--ip', HOST, '--port', String(port), '--log-level', 'warn'];
+  const args = ['server', 'start-dev', '--ip', HOST, '--port', String(port), '--log-level', 'warn', ...searchAttributeFlags()];
   if (opts.dbFile) {
     mkdirSync(dirname(opts.dbFile), { recursive: true });
     args.push('--db-filename', opts.dbFile);

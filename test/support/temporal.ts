@@ -3,10 +3,12 @@
  * environment with the CLI that `infra/setup.mjs` installed (never a download at test time).
  *
  * Usage: `const env = await startTestTemporal(); try { ... env.client ... env.nativeConnection ... }
- * finally { await env.teardown(); }`. Each call starts its own in-memory server on a free port.
+ * finally { await env.teardown(); }`. Each call starts its own in-memory server on a free port, with
+ * paramtrail's search attributes registered as `paramtrail dev up` registers them.
  */
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { resolveTool } from '../../infra/tools.js';
+import { SEARCH_ATTRIBUTE_KEYS } from '../../workflows/search.js';
 
 export async function startTestTemporal(env: NodeJS.ProcessEnv = process.env): Promise<TestWorkflowEnvironment> {
   return TestWorkflowEnvironment.createLocal({
@@ -16,6 +18,7 @@ export async function startTestTemporal(env: NodeJS.ProcessEnv = process.env): P
       // In memory and headless by default. Errors only: the dev server warns at every start about
       // things that do not matter to a test (a generated cluster id), cluttering the test report.
       log: { format: 'pretty', level: 'error' },
+      searchAttributes: [...SEARCH_ATTRIBUTE_KEYS],
     },
   });
 }
