@@ -5,7 +5,7 @@
  *   paramtrail run <file> [--size SIZE] [--detach] [--json] [--id ID]
  *   paramtrail status <experiment-id> [--json]
  *   paramtrail report <experiment-id> [--out FILE]
- *   paramtrail verify | lineage | cancel | schedule ...
+ *   paramtrail verify | lineage | cancel | schedule | ls ...
  *   paramtrail worker [--task-queue workflows|train|analysis|all]
  *   paramtrail dev up [--s3] | down | status [--json]
  */
@@ -25,6 +25,7 @@ import { loadExperiment } from './experiment.js';
 import { followProgress } from './progress.js';
 import { cmdCancel } from './cancel.js';
 import { cmdLineage } from './lineage.js';
+import { cmdLs } from './ls.js';
 import { cmdReport } from './report.js';
 import { cmdSchedule } from './schedule.js';
 import { cmdVerify } from './verify.js';
@@ -40,6 +41,7 @@ const USAGE = `usage: paramtrail <command>
   lineage <key|sha256|run-id|experiment-id> [--json|--dot]   what made an artifact, and what it made
   cancel <experiment-id> [--json] [--no-wait]                stop an experiment cleanly
   schedule create|list|describe|pause|unpause|trigger|delete ...   scheduled reruns (see schedule --help)
+  ls [--model M] [--dataset D] [--status S] [--experiment E] [--json]   find runs by their search attributes
   worker [--task-queue Q]                    run a worker (Q: workflows, train, analysis, all)
   dev up [--s3] | down | status [--json]     the embedded stack (Temporal dev server, store, worker)
 
@@ -186,6 +188,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
         return await cmdCancel(rest, env);
       case 'schedule':
         return await cmdSchedule(rest, env);
+      case 'ls':
+        return await cmdLs(rest, env);
       case 'worker': {
         // Loaded on demand: the worker pulls in TensorFlow.js and every activity, which `run` does not need.
         const { workerMain } = await import('../worker/main.js');
