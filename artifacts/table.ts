@@ -1,6 +1,10 @@
 /**
  * The per-layer distance table as an Arrow IPC file: one row per (epoch, reference, p, layer).
  *
+ * Format versions: 1 held the raw distance only; 2 adds the per-parameter mean distance, the
+ * relative change |W_t - W_ref|_p / |W_ref|_p and the share of parameters changed. The reader takes
+ * both, filling the columns a version-1 file lacks with NaN (unknown, never a made-up zero).
+ *
  * The `distance` activity writes it with `distanceTableToArrow` and stores the bytes; the `plot`
  * activity and the report read it back with `distanceTableFromArrow`. Being plain Arrow, the same
  * file opens in pyarrow or pandas with typed columns (Utf8, Int32, Float64) and no extra code.
@@ -27,7 +31,7 @@ export const FORMAT_VERSION_KEY = 'paramtrail.format_version';
 /** Schema metadata key of the run (or gathering of runs) the table was computed for. */
 export const RUN_ID_KEY = 'paramtrail.run_id';
 /** The format version this module writes and the newest it reads. */
-export const DISTANCE_TABLE_FORMAT_VERSION = 1;
+export const DISTANCE_TABLE_FORMAT_VERSION = 2;
 
 /** One per-layer distance of one snapshot from its reference. */
 export interface DistanceRow {
@@ -46,7 +50,17 @@ export interface DistanceRow {
   depth: number;
   /** Number of scalar parameters measured. */
   params: number;
+  /** |W_t - W_ref|_p over the row's parameters. */
   distance: number;
+  /** distance / params (ml/metrics/change.ts `layerChanges`); NaN in version-1 files. */
+  meanDistance: number;
+  /** distance / |W_ref|_p in the same p; NaN in version-1 files. */
+  relative: number;
+  /**
+   * Share of the row's parameters with |w_t - w_ref| > atol + rtol |w_ref| (the tolerance is the
+   * activity's input, recorded in the table's lineage); NaN in version-1 files.
+   */
+  changed: number;
 }
 
 const AGAINST = ['init', 'previous'] as const;
@@ -62,7 +76,18 @@ const COLUMNS = [
   { name: 'depth', type: () => new Int32(), typeId: Type.Int },
   { name: 'params', type: () => new Int32(), typeId: Type.Int },
   { name: 'distance', type: () => new Float64(), typeId: Type.Float },
+  { name: 'meanDistance', type: () => new Float64(), typeId: Type.Float },
+  { name: 'relative', type: () => new Float64(), typeId: Type.Float },
+  { name: 'changed', type: () => new Float64(), typeId: Type.Float },
 ] as const satisfies ReadonlyArray<{ name: keyof DistanceRow; type: () => unknown; typeId: Type }>;
+
+/** Number of leading `COLUMNS` a file of each format version holds. */
+const COLUMNS_IN_VERSION: Record<number, number> = { 1: 9, 2: 12 };
+
+/** The columns a file of `version` holds; a version newer than this module's writes the newest set. */
+function columnsOf(version: number): ReadonlyArray<(typeof COLUMNS)[number]> {
+  return COLUMNS.slice(0, COLUMNS_IN_VERSION[version] ?? COLUMNS.length);
+}
 
 type ColumnName = (typeof COLUMNS)[number]['name'];
 
@@ -86,14 +111,17 @@ function checkRow(row: DistanceRow, index: number): void {
   checkInt32(index, 'referenceEpoch', row.referenceEpoch, 0);
   checkInt32(index, 'depth', row.depth, -1);
   checkInt32(index, 'params', row.params, 0);
-  // NaN is allowed: it records a diverged run (see ml/metrics/minkowski.ts).
-  if (typeof row.distance !== 'number') throw rowError(index, 'distance', 'a number', row.distance);
+  // NaN is allowed: it records a diverged run (see ml/metrics/minkowski.ts), or a value a version-1 file lacks.
+  for (const field of ['distance', 'meanDistance', 'relative', 'changed'] as const) {
+    if (typeof row[field] !== 'number') throw rowError(index, field, 'a number', row[field]);
+  }
 }
 
 /**
  * Encodes rows as an Arrow IPC file whose schema metadata says it is a distance table, its format
  * version and `meta.runId`. Rows are checked first, so a bad row fails here with its index rather
- * than as a puzzling value in a reader.
+ * than as a puzzling value in a reader. `formatVersion: 1` writes the version-1 columns only (what
+ * older readers expect); the default is the newest version.
  */
 export function distanceTableToArrow(rows: DistanceRow[], meta: { runId: string; formatVersion?: number }): Uint8Array {
   rows.forEach(checkRow);
@@ -107,12 +135,13 @@ export function distanceTableToArrow(rows: DistanceRow[], meta: { runId: string;
     [RUN_ID_KEY, meta.runId],
   ]);
   // Rows are facts, never missing values: every column is non-nullable.
+  const columns = columnsOf(version);
   const schema = new Schema(
-    COLUMNS.map((c) => new Field(c.name, c.type(), false)),
+    columns.map((c) => new Field(c.name, c.type(), false)),
     metadata,
   );
   const vectors = Object.fromEntries(
-    COLUMNS.map((c) => [c.name, vectorFromArray(rows.map((r) => r[c.name]), c.type())]),
+    columns.map((c) => [c.name, vectorFromArray(rows.map((r) => r[c.name]), c.type())]),
   );
   // Arrow's column-map constructor infers a nullable schema when there are no rows, so an empty
   // table is written as the schema alone (readers see zero rows and the same typed columns).
@@ -153,9 +182,11 @@ function readTable(bytes: Uint8Array): { table: Table; meta: { runId: string; fo
 
 /** Decodes a file written by `distanceTableToArrow`; any other Arrow table is rejected by name. */
 export function distanceTableFromArrow(bytes: Uint8Array): DistanceRow[] {
-  const { table } = readTable(bytes);
-  const columns = {} as Record<ColumnName, { get(i: number): unknown }>;
-  for (const c of COLUMNS) {
+  const { table, meta } = readTable(bytes);
+  // Columns a file of an older version lacks read as NaN on every row.
+  const missing = { get: (_i: number): unknown => Number.NaN };
+  const columns = Object.fromEntries(COLUMNS.map((c) => [c.name, missing])) as unknown as Record<ColumnName, { get(i: number): unknown }>;
+  for (const c of columnsOf(meta.formatVersion)) {
     const field = table.schema.fields.find((f) => f.name === c.name);
     const column = table.getChild(c.name);
     if (field === undefined || column === null) {
@@ -181,6 +212,9 @@ export function distanceTableFromArrow(bytes: Uint8Array): DistanceRow[] {
       depth: columns.depth.get(i),
       params: columns.params.get(i),
       distance: columns.distance.get(i),
+      meanDistance: columns.meanDistance.get(i),
+      relative: columns.relative.get(i),
+      changed: columns.changed.get(i),
     } as DistanceRow;
     checkRow(row, i);
     rows.push(row);

@@ -15,7 +15,9 @@ function rows(runId: string): DistanceRow[] {
   for (let epoch = 1; epoch <= 3; epoch++) {
     for (const against of ['init', 'previous'] as const) {
       ['conv1', 'conv2', 'dense1', 'dense2'].forEach((layer, depth) => {
-        out.push({ runId, epoch, against, referenceEpoch: against === 'init' ? 0 : epoch - 1, p: '2', layer, depth, params: 100 * (depth + 1), distance: (epoch * (depth + 1)) / (against === 'init' ? 1 : epoch) });
+        const distance = (epoch * (depth + 1)) / (against === 'init' ? 1 : epoch);
+        const params = 100 * (depth + 1);
+        out.push({ runId, epoch, against, referenceEpoch: against === 'init' ? 0 : epoch - 1, p: '2', layer, depth, params, distance, meanDistance: distance / params, relative: distance / 10, changed: 1 });
       });
     }
   }

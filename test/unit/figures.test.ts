@@ -31,9 +31,12 @@ function distanceRows(epochs: number, opts: { p?: string; runId?: string } = {})
           depth,
           params,
           distance: params * 0.01 * (against === 'init' ? epoch : 1 / epoch),
+          meanDistance: 0.01 * (against === 'init' ? epoch : 1 / epoch),
+          relative: 0.1,
+          changed: 1,
         });
       });
-      rows.push({ runId: opts.runId ?? 'lenet5-a', epoch, against, referenceEpoch: 0, p: opts.p ?? '1', layer: '__model__', depth: -1, params: 51542, distance: 1 });
+      rows.push({ runId: opts.runId ?? 'lenet5-a', epoch, against, referenceEpoch: 0, p: opts.p ?? '1', layer: '__model__', depth: -1, params: 51542, distance: 1, meanDistance: 1 / 51542, relative: 0.1, changed: 1 });
     }
   }
   return rows;
