@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { INITIALIZER_NAMES, PARAMETRIC_INITIALIZER_NAMES } from '../ml/train/names.js';
-import { modelLabel, perturbationLabel, variantTraining } from './grid.js';
+import { comparePairs, expandRuns, modelLabel, orderByDependencies, perturbationLabel, variantTraining } from './grid.js';
 
 export { expandRuns, modelLabel, perturbationLabel, type RunSpec } from './grid.js';
 
@@ -156,7 +156,10 @@ export const InitSpec = z
     /**
      * Start from a stored weight snapshot (fine-tuning, "pretrained"), named either by store key
      * (`{ key, sha256? }`: a run result's `final.key`, optionally pinned by sha256) or by run and epoch
-     * (`{ run: <experiment id>/<run name>, epoch }`: that run's checkpoint of that epoch). With `layers`
+     * (`{ run: <experiment id>/<run name>, epoch }`: that run's checkpoint of that epoch), or by a run of
+     * this experiment (`{ run: <run name>, epoch? }`, its final weights by default; the run name may use
+     * `{model}`, `{variant}`, `{dataset}` and `{seed}` for the run being started, e.g.
+     * `{model}--sgd--{dataset}--s{seed}`), which then trains first. With `layers`
      * (names or `prefix*`) only those layers are loaded and the rest keep the seeded initialisers above,
      * e.g. a new classifier head. Every loaded tensor must match the model's variable name and shape.
      */
@@ -164,7 +167,7 @@ export const InitSpec = z
       .object({
         key: z.string().min(1).optional(),
         sha256: z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits').optional(),
-        run: z.string().regex(/^[^/]+\/[^/]+$/, 'expected "<experiment id>/<run name>"').optional(),
+        run: z.string().regex(/^([^/]+\/)?[^/]+$/, 'expected "<experiment id>/<run name>" or, for a run of this experiment, "<run name>"').optional(),
         epoch: z.number().int().min(0).optional(),
         layers: z.array(LayerPattern).min(1).optional(),
       })
@@ -173,7 +176,9 @@ export const InitSpec = z
         if ((f.key === undefined) === (f.run === undefined)) {
           ctx.addIssue({ code: 'custom', message: 'expected either "key" or "run" (with "epoch"), found ' + (f.key ? 'both' : 'neither') });
         }
-        if (f.run !== undefined && f.epoch === undefined) ctx.addIssue({ code: 'custom', path: ['epoch'], message: 'expected the epoch of the snapshot of "run"' });
+        if (f.run !== undefined && f.run.includes('/') && f.epoch === undefined) {
+          ctx.addIssue({ code: 'custom', path: ['epoch'], message: 'expected the epoch of the snapshot of "run" (only a run of this experiment defaults to its final weights)' });
+        }
         if (f.key !== undefined && f.epoch !== undefined) ctx.addIssue({ code: 'custom', path: ['epoch'], message: 'applies to "run" only; a key names one snapshot' });
         if (f.run !== undefined && f.sha256 !== undefined) ctx.addIssue({ code: 'custom', path: ['sha256'], message: 'applies to "key" only; a run checkpoint pins its own sha256' });
       })
@@ -392,6 +397,11 @@ export const ExecutionSpec = z
     heartbeatTimeout: Duration.default('60s'),
     /** Attempts per activity before the run fails. */
     maxAttempts: z.number().int().min(1).max(100).default(5),
+    /**
+     * Runs the experiment workflow starts before it continues as new (a fresh history), so grids of any
+     * size complete; it also continues when Temporal suggests it.
+     */
+    continueAsNewAfter: z.number().int().min(1).max(100_000).default(500),
   })
   .strict();
 export type ExecutionSpec = z.infer<typeof ExecutionSpec>;
@@ -430,7 +440,7 @@ export const ExperimentConfig = z
       .min(1)
       .optional(),
     analyses: AnalysesSpec.default(AnalysesSpec.parse({})),
-    execution: ExecutionSpec.default({ concurrency: 2, heartbeatTimeout: '60s', maxAttempts: 5 }),
+    execution: ExecutionSpec.default(ExecutionSpec.parse({})),
   })
   .strict();
 export type ExperimentConfig = z.infer<typeof ExperimentConfig>;
@@ -540,6 +550,28 @@ export function validateExperiment(raw: unknown, source: string, registries: Reg
   const variantLabels = config.variants?.map((v) => v.label) ?? [];
   const dupVariant = variantLabels.find((l, i) => variantLabels.indexOf(l) !== i);
   if (dupVariant) problems.push(`variants: two variants share the label "${dupVariant}"`);
+  if (problems.length === 0) {
+    const specs = expandRuns(config);
+    try {
+      orderByDependencies(specs);
+    } catch (err) {
+      problems.push((err as Error).message);
+    }
+    const names = new Set(specs.map((s) => s.name));
+    for (const s of specs) {
+      const from = s.training.init.from;
+      if (from?.run === s.name) problems.push(`training.init.from.run: run "${s.name}" starts from itself`);
+    }
+    if (config.analyses.compare) {
+      const pairs = comparePairs(config, specs);
+      pairs.forEach(([a, b], i) => {
+        for (const n of [a, b]) if (!names.has(n)) problems.push(`analyses.compare.pairs.${i}: "${n}" is not a run of this experiment (runs: ${[...names].join(', ')})`);
+      });
+      if (pairs.length > config.analyses.compare.maxPairs) {
+        problems.push(`analyses.compare: ${pairs.length} pairs of runs to compare, above maxPairs ${config.analyses.compare.maxPairs}; raise maxPairs or list the pairs`);
+      }
+    }
+  }
   const perturbations = config.analyses.perturb?.perturbations.map(perturbationLabel) ?? [];
   const dupPerturbation = perturbations.find((l, i) => perturbations.indexOf(l) !== i);
   if (dupPerturbation) problems.push(`analyses.perturb.perturbations: two perturbations share the label "${dupPerturbation}"; give one a distinct "label"`);

@@ -44,6 +44,71 @@ export function variantTraining(base: TrainingSpec, override: Record<string, unk
 }
 
 /**
+ * A snapshot reference to another run of the same experiment: `init.from.run` without an experiment id,
+ * after its placeholders `{model}`, `{variant}`, `{dataset}` and `{seed}` are filled in for each run.
+ */
+export function isSameExperimentRun(run: string): boolean {
+  return !run.includes('/');
+}
+
+function fillRunTemplate(template: string, parts: { model: string; variant?: string; dataset: string; seed: number }): string {
+  return template
+    .replaceAll('{model}', parts.model)
+    .replaceAll('{variant}', parts.variant ?? '')
+    .replaceAll('{dataset}', parts.dataset)
+    .replaceAll('{seed}', String(parts.seed));
+}
+
+/** The runs a run starts from (same-experiment `init.from.run`), by name. */
+export function runDependencies(spec: RunSpec): string[] {
+  const from = spec.training.init?.from?.run;
+  return from !== undefined && isSameExperimentRun(from) ? [from] : [];
+}
+
+/**
+ * Orders runs so that every run comes after the runs it starts from (a stable topological order: the
+ * grid order wherever dependencies allow). Throws on a reference to an unknown run or a cycle.
+ */
+export function orderByDependencies(specs: readonly RunSpec[]): RunSpec[] {
+  const byName = new Map(specs.map((s) => [s.name, s]));
+  const out: RunSpec[] = [];
+  const state = new Map<string, 'visiting' | 'done'>();
+  const visit = (s: RunSpec, path: string[]) => {
+    const st = state.get(s.name);
+    if (st === 'done') return;
+    if (st === 'visiting') throw new Error(`training.init.from.run: runs start from each other in a cycle: ${[...path, s.name].join(' -> ')}`);
+    state.set(s.name, 'visiting');
+    for (const dep of runDependencies(s)) {
+      const d = byName.get(dep);
+      if (!d) throw new Error(`training.init.from.run: run "${s.name}" starts from "${dep}", which is not a run of this experiment`);
+      visit(d, [...path, s.name]);
+    }
+    state.set(s.name, 'done');
+    out.push(s);
+  };
+  for (const s of specs) visit(s, []);
+  return out;
+}
+
+/**
+ * The pairs of runs `analyses.compare` compares, by run name: `same-model` pairs runs of one model
+ * label on one dataset (differing in variant or seed), `all` every pair, or the file's explicit list.
+ */
+export function comparePairs(config: ExperimentConfig, specs: readonly RunSpec[]): Array<[string, string]> {
+  const spec = config.analyses.compare;
+  if (!spec) return [];
+  if (Array.isArray(spec.pairs)) return spec.pairs.map(([a, b]) => [a, b]);
+  const key = (s: RunSpec) => `${s.name.split('--')[0]}|${s.dataset.name}`;
+  const pairs: Array<[string, string]> = [];
+  for (let i = 0; i < specs.length; i++) {
+    for (let j = i + 1; j < specs.length; j++) {
+      if (spec.pairs === 'all' || key(specs[i]!) === key(specs[j]!)) pairs.push([specs[i]!.name, specs[j]!.name]);
+    }
+  }
+  return pairs;
+}
+
+/**
  * Expands the grid in a fixed order: models, then variants, then datasets, then seeds. Variants'
  * training is already resolved by `validateExperiment`.
  */
@@ -54,12 +119,18 @@ export function expandRuns(config: ExperimentConfig): RunSpec[] {
     for (const v of variants) {
       for (const d of config.datasets) {
         for (const seed of config.seeds) {
+          let training = v ? (variantTraining(config.training, v.training) as TrainingSpec) : config.training;
+          const from = training.init?.from;
+          if (from?.run !== undefined && isSameExperimentRun(from.run)) {
+            const run = fillRunTemplate(from.run, { model: modelLabel(m), variant: v?.label, dataset: d.name, seed });
+            training = { ...training, init: { ...training.init, from: { ...from, run } } };
+          }
           runs.push({
             name: [modelLabel(m), ...(v ? [v.label] : []), d.name, `s${seed}`].join('--'),
             model: { name: m.name, args: m.args },
             dataset: d,
             seed,
-            training: v ? (variantTraining(config.training, v.training) as TrainingSpec) : config.training,
+            training,
             group: m.group ?? modelLabel(m),
             analyses: config.analyses,
           });

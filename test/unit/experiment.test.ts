@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { experimentFromYaml, InvalidExperimentError, validateExperiment } from '../../config/experiment.js';
-import { expandRuns, perturbationLabel } from '../../config/grid.js';
+import { comparePairs, expandRuns, orderByDependencies, perturbationLabel } from '../../config/grid.js';
 
 const registries = { models: new Set(['mlp', 'lenet5']), datasets: new Set(['fashion-mnist', 'mnist']) };
 
@@ -156,4 +156,54 @@ test('analyses: defaults, perturbation labels, and clear errors', () => {
   );
   assert.throws(() => validateExperiment({ ...base, analyses: { perturb: { perturbations: [{ kind: 'flip' }] } } }, 'a.yaml', registries), /analyses\.perturb\.perturbations\.0\.kind/);
   assert.throws(() => validateExperiment({ ...base, analyses: { probe: { size: 1 } } }, 'a.yaml', registries), /analyses\.probe\.size/);
+});
+
+test('a run may start from another run of the experiment: placeholders, order, and clear errors', () => {
+  const config = validateExperiment(
+    {
+      ...base,
+      models: [{ name: 'mlp' }],
+      datasets: [{ name: 'mnist' }],
+      seeds: [0],
+      // The pretrained variant comes first in the grid but must train after the run it starts from.
+      variants: [
+        { label: 'pretrained', training: { init: { kernel: 'glorot-uniform', bias: 'zeros', from: { run: '{model}--scratch--{dataset}--s{seed}' } } } },
+        { label: 'scratch' },
+      ],
+    },
+    'deps.yaml',
+    registries,
+  );
+  const runs = expandRuns(config);
+  assert.equal(runs[0].training.init.from!.run, 'mlp--scratch--mnist--s0');
+  assert.deepEqual(orderByDependencies(runs).map((r) => r.name), ['mlp--scratch--mnist--s0', 'mlp--pretrained--mnist--s0']);
+  const unknown = { ...base, variants: [{ label: 'x', training: { init: { from: { run: 'nope' } } } }] };
+  assert.throws(() => validateExperiment(unknown, 'deps.yaml', registries), /starts from "nope", which is not a run of this experiment/);
+  const cycle = {
+    ...base,
+    models: [{ name: 'mlp' }],
+    datasets: [{ name: 'mnist' }],
+    seeds: [0],
+    variants: [
+      { label: 'a', training: { init: { from: { run: 'mlp--b--mnist--s0' } } } },
+      { label: 'b', training: { init: { from: { run: 'mlp--a--mnist--s0' } } } },
+    ],
+  };
+  assert.throws(() => validateExperiment(cycle, 'deps.yaml', registries), /in a cycle: mlp--a--mnist--s0 -> mlp--b--mnist--s0 -> mlp--a--mnist--s0/);
+});
+
+test('compare pairs: same-model by default, explicit names checked, and a cap', () => {
+  const config = validateExperiment({ ...base, analyses: { compare: {} } }, 'c.yaml', registries);
+  const pairs = comparePairs(config, expandRuns(config));
+  // 2 models x 2 datasets, each with 2 seeds: one pair per (model, dataset).
+  assert.deepEqual(pairs, [
+    ['mlp--fashion-mnist--s0', 'mlp--fashion-mnist--s1'],
+    ['mlp--mnist--s0', 'mlp--mnist--s1'],
+    ['lenet--fashion-mnist--s0', 'lenet--fashion-mnist--s1'],
+    ['lenet--mnist--s0', 'lenet--mnist--s1'],
+  ]);
+  const all = validateExperiment({ ...base, analyses: { compare: { pairs: 'all' } } }, 'c.yaml', registries);
+  assert.equal(comparePairs(all, expandRuns(all)).length, 28);
+  assert.throws(() => validateExperiment({ ...base, analyses: { compare: { pairs: 'all', maxPairs: 10 } } }, 'c.yaml', registries), /28 pairs of runs to compare, above maxPairs 10/);
+  assert.throws(() => validateExperiment({ ...base, analyses: { compare: { pairs: [['mlp--mnist--s0', 'zzz']] } } }, 'c.yaml', registries), /analyses\.compare\.pairs\.0: "zzz" is not a run/);
 });

@@ -417,7 +417,9 @@ test('weights from a snapshot: all or chosen layers; a tensor that does not fit 
   assert.match(from({ layers: ['fc1'] }), /init\.from: expected either "key" or "run" \(with "epoch"\), found neither/);
   assert.match(from({ key: 'k', run: 'e/r', epoch: 1 }), /found both/);
   assert.match(from({ run: 'e/r' }), /init\.from\.epoch: expected the epoch of the snapshot of "run"/);
-  assert.match(from({ run: 'r', epoch: 1 }), /init\.from\.run: expected "<experiment id>\/<run name>"/);
+  assert.match(from({ run: 'a/b/c', epoch: 1 }), /init\.from\.run: expected "<experiment id>\/<run name>" or, for a run of this experiment, "<run name>"/);
+  // A run of the same experiment: its final weights unless an epoch is given.
+  assert.deepEqual(TrainingSpec.parse({ epochs: 1, optimizer: { name: 'sgd', learningRate: 0.1 }, init: { from: { run: 'r' } } }).init.from, { run: 'r' });
   assert.deepEqual(TrainingSpec.parse({ epochs: 1, optimizer: { name: 'sgd', learningRate: 0.1 }, init: { from: { run: 'e/r', epoch: 3 } } }).init.from, { run: 'e/r', epoch: 3 });
 });
 
