@@ -1,10 +1,17 @@
 /**
  * Vega-Lite specs of paramtrail's figures, built from plain rows.
  *
- * Called by the `plot` activity (one distance figure per run) and by the report (accuracy of all runs
- * together). Specs are pure data: `report/render.ts` turns them into SVG and PNG, and the same spec
- * opens unchanged in the Vega editor when a figure needs a closer look.
+ * Called by the `plot` activity (per run: the distance figure, share changed, relative change, and the
+ * figures of the run's analyses) and by the `report` activity (across runs: validation accuracy, the
+ * gathered depth profile, CKA heatmaps, perturbation norms, smoothness). Specs are pure data:
+ * `report/render.ts` turns them into SVG and PNG, and the same spec opens unchanged in the Vega editor
+ * when a figure needs a closer look.
+ *
+ * Every figure orders layers by depth (the 0-based order among layers with parameters), never by name,
+ * and leaves out whole-model rows (depth -1). Builders check their rows and throw with what they
+ * expected and what they found, so a bad table fails where it is read rather than as an odd picture.
  */
+import type { CkaRow, CorrelationRow, DepthProfileRow } from '../artifacts/analysis-tables.js';
 import type { DistanceRow } from '../artifacts/table.js';
 import { MODEL_LAYER } from '../ml/metrics/minkowski.js';
 import type { VegaLiteSpec } from './render.js';
@@ -69,15 +76,7 @@ export function distanceFigureSpec(rows: DistanceRow[], opts: DistanceFigureOpti
   if (layerRows.length === 0) throw distanceInputError('per-layer rows', 'only whole-model rows');
 
   // Depth orders the x axis; the name is only the label. A layer listed at two depths is a bug upstream.
-  const depthOf = new Map<string, number>();
-  for (const r of layerRows) {
-    const known = depthOf.get(r.layer);
-    if (known !== undefined && known !== r.depth) {
-      throw distanceInputError(`one depth per layer`, `layer "${r.layer}" at depths ${known} and ${r.depth}`);
-    }
-    depthOf.set(r.layer, r.depth);
-  }
-  const layers = [...depthOf.entries()].sort((a, b) => a[1] - b[1]).map(([name]) => name);
+  const layers = layersByDepth(layerRows, 'distance figure');
   const epochs = distinct(layerRows.map((r) => r.epoch)).sort((a, b) => a - b);
   const discrete = epochs.length <= MAX_DISCRETE_EPOCHS;
 
@@ -187,4 +186,471 @@ export function accuracyFigureSpec(history: AccuracyPoint[], opts: { title: stri
     },
     config: { view: { stroke: null }, axis: { grid: true, gridOpacity: 0.5 } },
   } as VegaLiteSpec;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Figures of the analyses beyond distances.
+
+const SCHEMA = 'https://vega.github.io/schema/vega-lite/v6.json';
+const CONFIG = { view: { stroke: null }, axis: { grid: true, gridOpacity: 0.5 } };
+/** Viridis without its palest end, so the last series stays visible on white (as in the distance figure). */
+const VIRIDIS = { name: 'viridis', extent: [0, 0.85] };
+const LAYER_AXIS = { labelAngle: -45, labelOverlap: false, labelLimit: 140 };
+
+function figureError(figure: string, expected: string, found: string): Error {
+  return new Error(`${figure}: expected ${expected}; found ${found}`);
+}
+
+function titleOf(text: string, subtitle?: string) {
+  return { text, anchor: 'start' as const, fontSize: 14, ...(subtitle ? { subtitle, subtitleColor: '#555' } : {}) };
+}
+
+/** Formats a number for a title: 4 significant digits, or `NaN` / `∞` as they are. */
+function short(x: number): string {
+  if (Number.isNaN(x)) return 'NaN';
+  if (!Number.isFinite(x)) return x > 0 ? '∞' : '-∞';
+  return Number(x.toPrecision(4)).toString();
+}
+
+/**
+ * Layer names in depth order, checking that each layer has one depth. Rows of the whole model
+ * (depth < 0) must be filtered out before.
+ */
+function layersByDepth(rows: Iterable<{ layer: string; depth: number }>, figure: string): string[] {
+  const depthOf = new Map<string, number>();
+  for (const r of rows) {
+    const known = depthOf.get(r.layer);
+    if (known !== undefined && known !== r.depth) {
+      throw figureError(figure, 'one depth per layer', `layer "${r.layer}" at depths ${known} and ${r.depth}`);
+    }
+    depthOf.set(r.layer, r.depth);
+  }
+  return [...depthOf.entries()].sort((a, b) => a[1] - b[1]).map(([name]) => name);
+}
+
+function layerWidth(layers: number): number {
+  return Math.max(MIN_PANEL_WIDTH, LAYER_STEP * layers);
+}
+
+/** Histogram of the feature-feature Pearson r of one layer (CORRELATION_TABLE rows), S4. */
+export function correlationFigureSpec(rows: CorrelationRow[], opts: { title: string; meanAbs?: number }): VegaLiteSpec {
+  const figure = 'correlation figure';
+  if (rows.length === 0) throw figureError(figure, 'at least one histogram bin', 'none');
+  const layers = distinct(rows.map((r) => r.layer));
+  if (layers.length > 1) throw figureError(figure, 'bins of a single layer', `layers ${layers.join(', ')}`);
+  rows.forEach((r, i) => {
+    if (!(r.binEnd > r.binStart)) throw figureError(figure, `binEnd > binStart in bin ${i}`, `[${r.binStart}, ${r.binEnd}]`);
+  });
+  const lo = Math.min(-1, ...rows.map((r) => r.binStart));
+  const hi = Math.max(1, ...rows.map((r) => r.binEnd));
+  return {
+    $schema: SCHEMA,
+    title: titleOf(`${opts.title}: feature correlation at ${layers[0]}`, opts.meanAbs === undefined ? undefined : `mean |r| off the diagonal = ${short(opts.meanAbs)}`),
+    data: { values: rows.map(({ binStart, binEnd, count }) => ({ binStart, binEnd, count })) },
+    width: 420,
+    height: 220,
+    mark: { type: 'bar', color: '#4c78a8', stroke: 'white', strokeWidth: 0.5 },
+    encoding: {
+      x: { field: 'binStart', type: 'quantitative', bin: 'binned', title: 'Pearson r between two features', scale: { domain: [lo, hi] } },
+      x2: { field: 'binEnd' },
+      y: { field: 'count', type: 'quantitative', title: 'feature pairs' },
+      tooltip: [
+        { field: 'binStart', type: 'quantitative', title: 'from', format: '.3f' },
+        { field: 'binEnd', type: 'quantitative', title: 'to', format: '.3f' },
+        { field: 'count', type: 'quantitative', title: 'pairs' },
+      ],
+    },
+    config: CONFIG,
+  } as VegaLiteSpec;
+}
+
+/** Above this many layers on either side, the CKA heatmap leaves the numbers out of its cells. */
+const MAX_LABELLED_CKA_LAYERS = 12;
+const CKA_CELL = 22;
+
+/**
+ * Linear CKA between every layer of run A (x, input to output) and every layer of run B (y, input at
+ * the bottom), colour fixed to [0, 1] so heatmaps of different pairs read alike. Undefined values (NaN)
+ * are left as empty cells.
+ */
+export function ckaFigureSpec(rows: CkaRow[], opts: { title: string; a: string; b: string }): VegaLiteSpec {
+  const figure = 'CKA figure';
+  if (rows.length === 0) throw figureError(figure, 'at least one (layer of A, layer of B) value', 'none');
+  const layersA = layersByDepth(rows.map((r) => ({ layer: r.layerA, depth: r.depthA })), `${figure} (layers of ${opts.a})`);
+  const layersB = layersByDepth(rows.map((r) => ({ layer: r.layerB, depth: r.depthB })), `${figure} (layers of ${opts.b})`);
+  const labelled = layersA.length <= MAX_LABELLED_CKA_LAYERS && layersB.length <= MAX_LABELLED_CKA_LAYERS;
+  const x = { field: 'layerA', type: 'ordinal' as const, sort: layersA, scale: { domain: layersA }, title: `layer of ${opts.a} (input → output)`, axis: LAYER_AXIS };
+  // Deepest layer at the top, so matching depths run along the rising diagonal.
+  const yDomain = [...layersB].reverse();
+  const y = { field: 'layerB', type: 'ordinal' as const, sort: yDomain, scale: { domain: yDomain }, title: `layer of ${opts.b}` };
+  return {
+    $schema: SCHEMA,
+    title: titleOf(`${opts.title}: linear CKA`, `${opts.a} against ${opts.b}`),
+    data: { values: rows.map(({ layerA, depthA, layerB, depthB, cka }) => ({ layerA, depthA, layerB, depthB, cka })) },
+    width: Math.max(200, CKA_CELL * layersA.length),
+    height: Math.max(200, CKA_CELL * layersB.length),
+    transform: [{ filter: 'isFinite(datum.cka)' }],
+    encoding: { x, y },
+    layer: [
+      {
+        mark: { type: 'rect' },
+        encoding: {
+          color: { field: 'cka', type: 'quantitative', title: 'CKA', scale: { domain: [0, 1], scheme: 'viridis' } },
+          tooltip: [
+            { field: 'layerA', type: 'nominal', title: opts.a },
+            { field: 'layerB', type: 'nominal', title: opts.b },
+            { field: 'cka', type: 'quantitative', title: 'CKA', format: '.3f' },
+          ],
+        },
+      },
+      ...(labelled
+        ? [
+            {
+              mark: { type: 'text', fontSize: 9 },
+              encoding: {
+                text: { field: 'cka', type: 'quantitative', format: '.2f' },
+                // Dark text on viridis' light (high) end, light text on its dark end.
+                color: { condition: { test: 'datum.cka > 0.6', value: '#111' }, value: '#fff' },
+              },
+            },
+          ]
+        : []),
+    ],
+    config: { ...CONFIG, axis: { grid: false } },
+  } as VegaLiteSpec;
+}
+
+/** One perturbation of one run: the whole-model norms after retraining (NormsResult.model). */
+export interface PerturbationNormsPoint {
+  run: string;
+  /** The perturbation's label (config/grid.ts perturbationLabel). */
+  label: string;
+  /** |theta1|: the trained weights that were perturbed. */
+  theta1: number;
+  /** |theta2|: the perturbed copy after retraining. */
+  theta2: number;
+  /** |theta1 - theta2|. */
+  distance: number;
+}
+
+/** Legend labels of the perturbation norms, in bar order. */
+export const NORM_MEASURES = { theta1: '|θ₁|', theta2: '|θ₂|', distance: '|θ₁ − θ₂|' } as const;
+
+/**
+ * S4's perturb-and-retrain norms: per perturbation label, grouped bars of |theta1|, |theta2| and
+ * |theta1 - theta2|; one panel per run when there are several. The y axis is logarithmic by default,
+ * because a constant offset of 1e-6 lands orders of magnitude closer than a sign flip, and both must
+ * be readable on one axis; non-positive and non-finite values cannot sit on it and are left out.
+ */
+export function perturbationNormsFigureSpec(points: PerturbationNormsPoint[], opts: { title: string; p?: string; logScale?: boolean }): VegaLiteSpec {
+  const figure = 'perturbation norms figure';
+  if (points.length === 0) throw figureError(figure, 'at least one perturbation', 'none');
+  const logScale = opts.logScale ?? true;
+  const runs = distinct(points.map((p) => p.run));
+  const labels = distinct(points.map((p) => p.label));
+  const measures = Object.values(NORM_MEASURES);
+  const values = points.flatMap((p) =>
+    (Object.keys(NORM_MEASURES) as Array<keyof typeof NORM_MEASURES>).map((k) => ({ run: p.run, label: p.label, measure: NORM_MEASURES[k], value: p[k] })),
+  );
+  const pLabel = opts.p === undefined ? '' : ` (p = ${opts.p === 'inf' ? '∞' : opts.p})`;
+  const unit = {
+    width: Math.max(200, 3 * 16 * labels.length + 40),
+    height: 220,
+    ...(logScale ? { transform: [{ filter: 'isFinite(datum.value) && datum.value > 0' }] } : {}),
+    mark: { type: 'bar' as const },
+    encoding: {
+      x: { field: 'label', type: 'nominal' as const, sort: labels, scale: { domain: labels }, title: 'perturbation', axis: { labelAngle: -30 } },
+      xOffset: { field: 'measure', type: 'nominal' as const, sort: measures, scale: { domain: measures } },
+      // Bars side by side, never stacked: a stack starts at zero, which a log axis cannot place.
+      y: { field: 'value', type: 'quantitative' as const, stack: null, title: `norm${pLabel}`, scale: logScale ? { type: 'log' as const } : { zero: true } },
+      color: { field: 'measure', type: 'nominal' as const, title: null, scale: { domain: measures, range: ['#4c78a8', '#72b7b2', '#e45756'] } },
+      tooltip: [
+        { field: 'run', type: 'nominal' as const },
+        { field: 'label', type: 'nominal' as const, title: 'perturbation' },
+        { field: 'measure', type: 'nominal' as const },
+        { field: 'value', type: 'quantitative' as const, format: '.4g' },
+      ],
+    },
+  };
+  const title = titleOf(`${opts.title}: perturb and retrain`, 'norms of the trained weights θ₁, the retrained perturbed copy θ₂, and their distance');
+  if (runs.length === 1) return { $schema: SCHEMA, title, data: { values }, ...unit, config: CONFIG } as VegaLiteSpec;
+  return {
+    $schema: SCHEMA,
+    title,
+    data: { values },
+    facet: { column: { field: 'run', type: 'nominal', sort: runs, title: null, header: { labelFontSize: 12, labelLimit: 240 } } },
+    spec: unit,
+    resolve: { scale: { y: 'shared' } },
+    config: CONFIG,
+  } as VegaLiteSpec;
+}
+
+/** Per layer of one perturbation (NORMS_TABLE rows plus the label). */
+export interface PerturbationLayerPoint {
+  label: string;
+  layer: string;
+  depth: number;
+  /** |theta1 - theta2| / |theta1| over the layer. */
+  relative: number;
+}
+
+/**
+ * Per layer, how far retraining landed from the original relative to the layer's norm, one line per
+ * perturbation: where a perturbation's damage stays. Log y axis; whole-model rows are left out.
+ */
+export function perturbationLayersFigureSpec(points: PerturbationLayerPoint[], opts: { title: string }): VegaLiteSpec {
+  const figure = 'perturbation layers figure';
+  const layerPoints = points.filter((p) => p.depth >= 0);
+  if (layerPoints.length === 0) throw figureError(figure, 'per-layer rows', points.length ? 'only whole-model rows' : 'none');
+  const layers = layersByDepth(layerPoints, figure);
+  const labels = distinct(layerPoints.map((p) => p.label));
+  return {
+    $schema: SCHEMA,
+    title: titleOf(`${opts.title}: per-layer distance after retraining`, '|θ₁ − θ₂| / |θ₁| of each layer'),
+    data: { values: layerPoints.map(({ label, layer, depth, relative }) => ({ label, layer, depth, relative })) },
+    width: layerWidth(layers.length),
+    height: 220,
+    transform: [{ filter: 'isFinite(datum.relative) && datum.relative > 0' }],
+    mark: { type: 'line', point: { size: 20 }, strokeWidth: 1.5 },
+    encoding: {
+      x: { field: 'layer', type: 'ordinal', sort: layers, scale: { domain: layers }, title: 'layer (input → output)', axis: LAYER_AXIS },
+      y: { field: 'relative', type: 'quantitative', title: 'relative distance |θ₁ − θ₂| / |θ₁|', scale: { type: 'log' } },
+      color: { field: 'label', type: 'nominal', title: 'perturbation', scale: { domain: labels, scheme: 'tableau10' } },
+      tooltip: [
+        { field: 'label', type: 'nominal', title: 'perturbation' },
+        { field: 'layer', type: 'nominal' },
+        { field: 'relative', type: 'quantitative', format: '.4g' },
+      ],
+    },
+    config: CONFIG,
+  } as VegaLiteSpec;
+}
+
+/** What `reinitFigureSpec` draws: ReinitResult's numbers. Accuracies are fractions in [0, 1]. */
+export interface ReinitFigureInput {
+  baseline: { accuracy: number };
+  layers: Array<{ layer: string; depth: number; accuracy: number }>;
+}
+
+/**
+ * Re-initialisation robustness (Zhang, Bengio and Singer): test accuracy with one layer at a time reset
+ * to its initial weights, against layer depth, with the trained model's accuracy as a dashed rule.
+ */
+export function reinitFigureSpec(input: ReinitFigureInput, opts: { title: string }): VegaLiteSpec {
+  const figure = 're-initialisation figure';
+  if (input.layers.length === 0) throw figureError(figure, 'at least one reset layer', 'none');
+  const inUnit = (x: number) => Number.isNaN(x) || (x >= 0 && x <= 1);
+  input.layers.forEach((l, i) => {
+    if (!inUnit(l.accuracy)) throw figureError(figure, `accuracy in [0, 1] for layer ${i} ("${l.layer}")`, String(l.accuracy));
+  });
+  if (!(input.baseline.accuracy >= 0 && input.baseline.accuracy <= 1)) throw figureError(figure, 'a baseline accuracy in [0, 1]', String(input.baseline.accuracy));
+  const layers = layersByDepth(input.layers, figure);
+  const x = { field: 'layer', type: 'ordinal' as const, sort: layers, scale: { domain: layers }, title: 'layer reset to its initial weights (input → output)', axis: LAYER_AXIS };
+  const y = { type: 'quantitative' as const, title: 'test accuracy', scale: { domain: [0, 1] }, axis: { format: '.0%' } };
+  return {
+    $schema: SCHEMA,
+    title: titleOf(`${opts.title}: re-initialisation robustness`, `trained model: ${(100 * input.baseline.accuracy).toFixed(2)}% test accuracy (dashed)`),
+    width: layerWidth(layers.length),
+    height: 220,
+    layer: [
+      {
+        data: { values: input.layers.map(({ layer, depth, accuracy }) => ({ layer, depth, accuracy })) },
+        transform: [{ filter: 'isFinite(datum.accuracy)' }],
+        mark: { type: 'line', point: { size: 24 }, strokeWidth: 1.5, color: '#4c78a8' },
+        encoding: {
+          x,
+          y: { field: 'accuracy', ...y },
+          tooltip: [
+            { field: 'layer', type: 'nominal' },
+            { field: 'accuracy', type: 'quantitative', format: '.2%' },
+          ],
+        },
+      },
+      {
+        data: { values: [{ baseline: input.baseline.accuracy }] },
+        mark: { type: 'rule', strokeDash: [6, 4], color: '#e45756', strokeWidth: 1.5 },
+        encoding: { y: { field: 'baseline', ...y } },
+      },
+    ],
+    config: CONFIG,
+  } as VegaLiteSpec;
+}
+
+/** One layer's smoothness in one run (SmoothnessResult.layers plus the run's name). */
+export interface SmoothnessPoint {
+  run: string;
+  layer: string;
+  depth: number;
+  alpha: number;
+}
+
+/**
+ * S2's per-layer smoothness: the weak-type Besov alpha of each layer's features against the labels,
+ * one line per run. With one run the x axis names the layers; with several (whose layers may differ)
+ * it is the layer depth.
+ */
+export function smoothnessFigureSpec(points: SmoothnessPoint[], opts: { title: string }): VegaLiteSpec {
+  const figure = 'smoothness figure';
+  const layerPoints = points.filter((p) => p.depth >= 0);
+  if (layerPoints.length === 0) throw figureError(figure, 'per-layer alphas', points.length ? 'only whole-model rows' : 'none');
+  const runs = distinct(layerPoints.map((p) => p.run));
+  const single = runs.length === 1;
+  const layers = single ? layersByDepth(layerPoints, figure) : [];
+  return {
+    $schema: SCHEMA,
+    title: titleOf(`${opts.title}: layer smoothness`, 'weak-type Besov α of each layer’s features against the labels'),
+    data: { values: layerPoints.map(({ run, layer, depth, alpha }) => ({ run, layer, depth, alpha })) },
+    width: single ? layerWidth(layers.length) : 420,
+    height: 240,
+    transform: [{ filter: 'isFinite(datum.alpha)' }],
+    mark: { type: 'line', point: { size: 20 }, strokeWidth: 1.5 },
+    encoding: {
+      x: single
+        ? { field: 'layer', type: 'ordinal', sort: layers, scale: { domain: layers }, title: 'layer (input → output)', axis: LAYER_AXIS }
+        : { field: 'depth', type: 'quantitative', title: 'layer depth (input → output)', axis: { tickMinStep: 1, format: 'd' } },
+      y: { field: 'alpha', type: 'quantitative', title: 'smoothness α' },
+      color: { field: 'run', type: 'nominal', title: 'run', scale: { domain: [...runs].sort(), scheme: 'tableau10' } },
+      tooltip: [
+        { field: 'run', type: 'nominal' },
+        { field: 'layer', type: 'nominal' },
+        { field: 'depth', type: 'quantitative' },
+        { field: 'alpha', type: 'quantitative', title: 'α', format: '.4f' },
+      ],
+    },
+    config: CONFIG,
+  } as VegaLiteSpec;
+}
+
+/** Panel titles of the gathered depth profile, by `against`, in panel order. */
+export const DEPTH_PROFILE_PANELS = {
+  init: 'gathered differences to initial weights',
+  previous: 'gathered differences to previous snapshot',
+} as const;
+
+/**
+ * S0's gathered figures ("Gathered init differences", "Gathered next differences") side by side: the
+ * mean per-parameter distance at each normalised depth in [0, 1], one line per group (DEPTH_PROFILE_TABLE
+ * rows). A panel whose reference has no rows is left out.
+ */
+export function depthProfileFigureSpec(rows: DepthProfileRow[], opts: { title: string; p?: string; logScale?: boolean }): VegaLiteSpec {
+  const figure = 'depth profile figure';
+  if (rows.length === 0) throw figureError(figure, 'at least one row', 'none');
+  rows.forEach((r, i) => {
+    if (!Object.hasOwn(DEPTH_PROFILE_PANELS, r.against)) {
+      throw figureError(figure, `against to be one of ${Object.keys(DEPTH_PROFILE_PANELS).join(', ')} in row ${i}`, JSON.stringify(r.against));
+    }
+    if (!(r.depth >= 0 && r.depth <= 1)) throw figureError(figure, `a normalised depth in [0, 1] in row ${i}`, String(r.depth));
+  });
+  const groups = distinct(rows.map((r) => r.group)).sort();
+  const pLabel = opts.p === undefined ? '' : ` (p = ${opts.p === 'inf' ? '∞' : opts.p})`;
+  const panels = (Object.keys(DEPTH_PROFILE_PANELS) as Array<keyof typeof DEPTH_PROFILE_PANELS>).filter((a) => rows.some((r) => r.against === a));
+  const panel = (against: keyof typeof DEPTH_PROFILE_PANELS) => ({
+    title: DEPTH_PROFILE_PANELS[against],
+    width: 300,
+    height: 220,
+    transform: [
+      { filter: { field: 'against', equal: against } },
+      { filter: opts.logScale ? 'isFinite(datum.mean) && datum.mean > 0' : 'isFinite(datum.mean)' },
+    ],
+    mark: { type: 'line' as const, point: { size: 14 }, strokeWidth: 1.5 },
+    encoding: {
+      x: { field: 'depth', type: 'quantitative' as const, title: 'normalised layer depth (input → output)', scale: { domain: [0, 1] } },
+      y: { field: 'mean', type: 'quantitative' as const, title: `mean per-parameter distance${pLabel}`, scale: opts.logScale ? { type: 'log' as const } : { zero: true } },
+      color: { field: 'group', type: 'nominal' as const, title: 'group', scale: { domain: groups, scheme: 'tableau10' } },
+      tooltip: [
+        { field: 'group', type: 'nominal' as const },
+        { field: 'depth', type: 'quantitative' as const, title: 'normalised depth', format: '.2f' },
+        { field: 'mean', type: 'quantitative' as const, format: '.4g' },
+        { field: 'runs', type: 'quantitative' as const, title: 'runs averaged' },
+      ],
+    },
+  });
+  return {
+    $schema: SCHEMA,
+    title: { text: `${opts.title}: gathered per-layer differences`, subtitle: 'averaged over runs, layer depth normalised to [0, 1]', subtitleColor: '#555', anchor: 'start', fontSize: 15, offset: 14 },
+    data: { values: rows.map(({ group, against, depth, mean, runs }) => ({ group, against, depth, mean, runs })) },
+    hconcat: panels.map(panel),
+    config: CONFIG,
+  } as VegaLiteSpec;
+}
+
+/** One layer's value at one epoch, measured against the initial weights. */
+export interface LayerEpochPoint {
+  epoch: number;
+  layer: string;
+  depth: number;
+  value: number;
+}
+
+interface LayerEpochAxis {
+  title: string;
+  subtitle?: string;
+  y: Record<string, unknown>;
+  format: string;
+  logScale?: boolean;
+}
+
+/** One line per epoch across the layers in depth order, coloured early (dark) to late (light): the init panel of the distance figure, for another measure. */
+function layerEpochSpec(points: LayerEpochPoint[], figure: string, axis: LayerEpochAxis): VegaLiteSpec {
+  const layerPoints = points.filter((p) => p.depth >= 0);
+  if (layerPoints.length === 0) throw figureError(figure, 'per-layer rows', points.length ? 'only whole-model rows' : 'none');
+  const layers = layersByDepth(layerPoints, figure);
+  const epochs = distinct(layerPoints.map((p) => p.epoch)).sort((a, b) => a - b);
+  const discrete = epochs.length <= MAX_DISCRETE_EPOCHS;
+  return {
+    $schema: SCHEMA,
+    title: titleOf(axis.title, axis.subtitle),
+    data: { values: layerPoints.map(({ epoch, layer, depth, value }) => ({ epoch, layer, depth, value })) },
+    width: layerWidth(layers.length),
+    height: 220,
+    transform: [{ filter: axis.logScale ? 'isFinite(datum.value) && datum.value > 0' : 'isFinite(datum.value)' }],
+    mark: { type: 'line', point: { size: 16 }, strokeWidth: 1.5 },
+    encoding: {
+      x: { field: 'layer', type: 'ordinal', sort: layers, scale: { domain: layers }, title: 'layer (input → output)', axis: LAYER_AXIS },
+      y: { field: 'value', type: 'quantitative', ...axis.y },
+      color: {
+        field: 'epoch',
+        type: discrete ? 'ordinal' : 'quantitative',
+        title: 'epoch',
+        scale: { scheme: VIRIDIS, ...(discrete ? { domain: epochs } : {}) },
+      },
+      detail: { field: 'epoch', type: 'ordinal' },
+      tooltip: [
+        { field: 'layer', type: 'nominal' },
+        { field: 'epoch', type: 'ordinal' },
+        { field: 'value', type: 'quantitative', format: axis.format },
+      ],
+    },
+    config: CONFIG,
+  } as VegaLiteSpec;
+}
+
+/**
+ * S4's share of parameters changed since the initial weights, per layer and epoch; `value` is a
+ * fraction in [0, 1] (NaN for a diverged layer, left out). The tolerance is stated in the subtitle.
+ */
+export function changedShareFigureSpec(points: LayerEpochPoint[], opts: { title: string; tolerance?: { atol: number; rtol: number } }): VegaLiteSpec {
+  const figure = 'changed share figure';
+  points.forEach((p, i) => {
+    if (!(Number.isNaN(p.value) || (p.value >= 0 && p.value <= 1))) throw figureError(figure, `a share in [0, 1] in point ${i} (layer "${p.layer}")`, String(p.value));
+  });
+  const tol = opts.tolerance;
+  return layerEpochSpec(points, figure, {
+    title: `${opts.title}: share of parameters changed since initialisation`,
+    subtitle: `changed: |w_t − w_0| > atol + rtol·|w_0|${tol ? ` with atol = ${tol.atol}, rtol = ${tol.rtol}` : ''}`,
+    y: { title: 'parameters changed', scale: { domain: [0, 1] }, axis: { format: '.0%' } },
+    format: '.2%',
+  });
+}
+
+/** The lazy-training diagnostic per layer and epoch: |W_t − W_0|_p / |W_0|_p. Log y axis when asked. */
+export function relativeChangeFigureSpec(points: LayerEpochPoint[], opts: { title: string; p?: string; logScale?: boolean }): VegaLiteSpec {
+  const pLabel = opts.p === undefined ? '' : ` (p = ${opts.p === 'inf' ? '∞' : opts.p})`;
+  return layerEpochSpec(points, 'relative change figure', {
+    title: `${opts.title}: relative change per layer${pLabel}`,
+    subtitle: '|W_t − W_0| / |W_0|: small values mean the layer barely left its initial weights',
+    y: { title: 'relative change', scale: opts.logScale ? { type: 'log' } : { zero: true } },
+    format: '.4g',
+    ...(opts.logScale ? { logScale: true } : {}),
+  });
 }

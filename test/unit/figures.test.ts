@@ -1,11 +1,28 @@
 /**
- * The distance and accuracy figures, checked on the SVG that Vega actually renders and the PNG
- * that resvg makes of it.
+ * The figures of report/figures.ts, checked on the SVG that Vega actually renders (marks, labels, layer
+ * order) and the PNG that resvg makes of it, each built from a few hand-made rows.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { DistanceRow } from '../../artifacts/table.js';
-import { DISTANCE_PANELS, accuracyFigureSpec, distanceFigureSpec } from '../../report/figures.js';
+import type { CkaRow, CorrelationRow, DepthProfileRow } from '../../artifacts/analysis-tables.js';
+import {
+  DEPTH_PROFILE_PANELS,
+  DISTANCE_PANELS,
+  NORM_MEASURES,
+  accuracyFigureSpec,
+  changedShareFigureSpec,
+  ckaFigureSpec,
+  correlationFigureSpec,
+  depthProfileFigureSpec,
+  distanceFigureSpec,
+  perturbationLayersFigureSpec,
+  perturbationNormsFigureSpec,
+  reinitFigureSpec,
+  relativeChangeFigureSpec,
+  smoothnessFigureSpec,
+  type LayerEpochPoint,
+} from '../../report/figures.js';
 import { renderSvg, svgToPng } from '../../report/render.js';
 
 const LAYERS: Array<[string, number]> = [
@@ -168,5 +185,192 @@ describe('svgToPng', () => {
 
   it('rejects a scale that is not a positive number', () => {
     assert.throws(() => svgToPng('<svg xmlns="http://www.w3.org/2000/svg" width="1" height="1"/>', { scale: 0 }), /expected a positive finite scale; found 0/);
+  });
+});
+
+/** Marks of one kind: Vega draws each mark set as a `<g class="mark-<type> role-mark ...">` group. */
+function markItems(svg: string, type: string): string {
+  const groups = [...svg.matchAll(new RegExp(`<g class="mark-${type} role-mark[^"]*"[^>]*>(.*?)</g>`, 'gs'))];
+  return groups.map((m) => m[1]).join('');
+}
+
+/** Layer labels of the x axis, in the order drawn (the first occurrence of each known name). */
+function labelsIn(svg: string, names: string[]): string[] {
+  return texts(svg).filter((t) => names.includes(t));
+}
+
+const LAYER_NAMES = LAYERS.map(([n]) => n);
+
+describe('correlation figure', () => {
+  const bins: CorrelationRow[] = [-1, -0.5, 0, 0.5].map((binStart, i) => ({ layer: 'dense_z', binStart, binEnd: binStart + 0.5, count: [1, 4, 9, 2][i] }));
+
+  it('draws one bar per bin and names the layer and mean |r|', async () => {
+    const svg = await renderSvg(correlationFigureSpec(bins, { title: 'lenet5-a', meanAbs: 0.123456 }));
+    assert.equal(markItems(svg, 'rect').match(/<path/g)?.length, 4);
+    const all = texts(svg);
+    assert.ok(all.includes('lenet5-a: feature correlation at dense_z'));
+    assert.ok(all.includes('mean |r| off the diagonal = 0.1235'));
+    assert.ok(all.includes('feature pairs'));
+  });
+
+  it('rejects bins of two layers and an empty bin', () => {
+    assert.throws(() => correlationFigureSpec([...bins, { ...bins[0], layer: 'conv_a' }], { title: 'x' }), /expected bins of a single layer; found layers dense_z, conv_a/);
+    assert.throws(() => correlationFigureSpec([{ ...bins[0], binEnd: -1 }], { title: 'x' }), /expected binEnd > binStart in bin 0; found \[-1, -1\]/);
+    assert.throws(() => correlationFigureSpec([], { title: 'x' }), /correlation figure: expected at least one histogram bin; found none/);
+  });
+});
+
+describe('CKA heatmap', () => {
+  const rows: CkaRow[] = LAYER_NAMES.flatMap((layerA, depthA) => LAYER_NAMES.map((layerB, depthB) => ({ layerA, depthA, layerB, depthB, cka: depthA === depthB ? 1 : 0.25 })));
+
+  it('draws a cell per layer pair, layers in depth order on both axes, with values in the cells', async () => {
+    const svg = await renderSvg(ckaFigureSpec(rows, { title: 'pair', a: 'resnet-a', b: 'resnet-b' }));
+    assert.equal(markItems(svg, 'rect').match(/<path/g)?.length, 16);
+    const labels = labelsIn(svg, LAYER_NAMES);
+    // x axis input to output, y axis output (top) to input (bottom).
+    assert.deepEqual(labels, [...LAYER_NAMES, ...[...LAYER_NAMES].reverse()]);
+    const all = texts(svg);
+    assert.equal(all.filter((t) => t === '1.00').length, 4, 'the diagonal cells');
+    assert.equal(all.filter((t) => t === '0.25').length, 12);
+    assert.ok(all.includes('layer of resnet-a (input → output)') && all.includes('layer of resnet-b'));
+    assert.ok(all.includes('CKA'), 'colour legend');
+  });
+
+  it('leaves undefined values as empty cells and labels none when there are many layers', async () => {
+    const many: CkaRow[] = [];
+    for (let i = 0; i < 14; i++) for (let j = 0; j < 14; j++) many.push({ layerA: `a${i}`, depthA: i, layerB: `b${j}`, depthB: j, cka: i === 0 && j === 0 ? NaN : 0.5 });
+    const svg = await renderSvg(ckaFigureSpec(many, { title: 'pair', a: 'x', b: 'y' }));
+    assert.equal(markItems(svg, 'rect').match(/<path/g)?.length, 14 * 14 - 1);
+    assert.ok(!texts(svg).includes('0.50'));
+  });
+
+  it('rejects a layer at two depths', () => {
+    const bad = rows.map((r, i) => (i === 5 ? { ...r, depthB: 9 } : r));
+    assert.throws(() => ckaFigureSpec(bad, { title: 'x', a: 'A', b: 'B' }), /CKA figure \(layers of B\): expected one depth per layer; found layer "conv_a" at depths 1 and 9/);
+  });
+});
+
+describe('perturbation figures', () => {
+  const points = ['lenet5-a', 'lenet5-b'].flatMap((run) => [
+    { run, label: 'sign-flip', theta1: 100, theta2: 120, distance: 150 },
+    { run, label: 'offset-1e-6', theta1: 100, theta2: 100.5, distance: 0.02 },
+  ]);
+
+  it('draws three bars per perturbation, one panel per run, on a log axis', async () => {
+    const svg = await renderSvg(perturbationNormsFigureSpec(points, { title: 'S4', p: '2' }));
+    assert.equal(markItems(svg, 'rect').match(/<path/g)?.length, 2 * 2 * 3);
+    const all = texts(svg);
+    for (const m of Object.values(NORM_MEASURES)) assert.ok(all.includes(m), `legend names ${m}`);
+    assert.ok(all.includes('lenet5-a') && all.includes('lenet5-b'), 'a header per run');
+    assert.equal(all.filter((t) => t === 'sign-flip').length, 2);
+    assert.ok(all.includes('norm (p = 2)'));
+    assert.ok(all.includes('0.01') || all.includes('0.02'), 'the log axis reaches down to the small distance');
+  });
+
+  it('draws a single run without panels and leaves out a zero distance on the log axis', async () => {
+    const one = [{ run: 'r', label: 'identity', theta1: 5, theta2: 5, distance: 0 }];
+    const svg = await renderSvg(perturbationNormsFigureSpec(one, { title: 'S4' }));
+    assert.equal(markItems(svg, 'rect').match(/<path/g)?.length, 2);
+    const linear = await renderSvg(perturbationNormsFigureSpec(one, { title: 'S4', logScale: false }));
+    assert.equal(markItems(linear, 'rect').match(/<path/g)?.length, 3);
+  });
+
+  it('draws the per-layer relative distance, one line per perturbation, without the whole model', async () => {
+    const layers = LAYER_NAMES.flatMap((layer, depth) => [
+      { label: 'sign-flip', layer, depth, relative: 1.5 },
+      { label: 'offset-1e-6', layer, depth, relative: 1e-4 * (depth + 1) },
+    ]);
+    const svg = await renderSvg(perturbationLayersFigureSpec([...layers, { label: 'sign-flip', layer: '__model__', depth: -1, relative: 1.5 }], { title: 'lenet5-a' }));
+    assert.equal(svg.match(/<g class="mark-line role-mark[^"]*"[^>]*><path/g)?.length, 2);
+    assert.deepEqual(labelsIn(svg, LAYER_NAMES), LAYER_NAMES);
+    assert.ok(!svg.includes('__model__'));
+    assert.throws(() => perturbationNormsFigureSpec([], { title: 'x' }), /expected at least one perturbation; found none/);
+    assert.throws(() => perturbationLayersFigureSpec([{ label: 'a', layer: '__model__', depth: -1, relative: 1 }], { title: 'x' }), /expected per-layer rows; found only whole-model rows/);
+  });
+});
+
+describe('re-initialisation figure', () => {
+  const input = { baseline: { accuracy: 0.9 }, layers: LAYER_NAMES.map((layer, depth) => ({ layer, depth, accuracy: 0.1 + 0.2 * depth })) };
+
+  it('draws accuracy per reset layer in depth order and the trained accuracy as a rule', async () => {
+    const svg = await renderSvg(reinitFigureSpec(input, { title: 'lenet5-a' }));
+    assert.equal(svg.match(/<g class="mark-line role-mark[^"]*"[^>]*><path/g)?.length, 1);
+    assert.equal(markItems(svg, 'rule').match(/<line|<path/g)?.length, 1, 'one baseline rule');
+    assert.deepEqual(labelsIn(svg, LAYER_NAMES), LAYER_NAMES);
+    assert.ok(texts(svg).includes('trained model: 90.00% test accuracy (dashed)'));
+  });
+
+  it('rejects accuracies given as percentages', () => {
+    assert.throws(() => reinitFigureSpec({ ...input, layers: [{ layer: 'a', depth: 0, accuracy: 85 }] }, { title: 'x' }), /expected accuracy in \[0, 1\] for layer 0 \("a"\); found 85/);
+    assert.throws(() => reinitFigureSpec({ ...input, baseline: { accuracy: 90 } }, { title: 'x' }), /expected a baseline accuracy in \[0, 1\]; found 90/);
+    assert.throws(() => reinitFigureSpec({ ...input, layers: [] }, { title: 'x' }), /expected at least one reset layer; found none/);
+  });
+});
+
+describe('smoothness figure', () => {
+  const point = (run: string, scale: number) => LAYER_NAMES.map((layer, depth) => ({ run, layer, depth, alpha: scale * (depth + 1) }));
+
+  it('names the layers for one run', async () => {
+    const svg = await renderSvg(smoothnessFigureSpec(point('resnet12', 0.02), { title: 'S2' }));
+    assert.equal(svg.match(/<g class="mark-line role-mark[^"]*"[^>]*><path/g)?.length, 1);
+    assert.deepEqual(labelsIn(svg, LAYER_NAMES), LAYER_NAMES);
+    assert.ok(texts(svg).includes('smoothness α'));
+  });
+
+  it('draws one line per run against depth for several runs', async () => {
+    const svg = await renderSvg(smoothnessFigureSpec([...point('resnet12', 0.02), ...point('plain12', 0.01), ...point('plain12-noise', 0.001)], { title: 'S2' }));
+    assert.equal(svg.match(/<g class="mark-line role-mark[^"]*"[^>]*><path/g)?.length, 3);
+    const all = texts(svg);
+    for (const run of ['resnet12', 'plain12', 'plain12-noise']) assert.ok(all.includes(run), `legend names ${run}`);
+    assert.ok(all.includes('layer depth (input → output)'));
+    assert.throws(() => smoothnessFigureSpec([], { title: 'x' }), /smoothness figure: expected per-layer alphas; found none/);
+  });
+});
+
+describe('gathered depth profile', () => {
+  const rows: DepthProfileRow[] = ['plain', 'residual'].flatMap((group, g) =>
+    (['init', 'previous'] as const).flatMap((against) => [0, 0.25, 0.5, 0.75, 1].map((depth) => ({ group, against, depth, mean: g === 0 ? 0.1 + depth : 1.1 - depth, runs: 3 }))),
+  );
+
+  it('draws both panels with one line per group', async () => {
+    const svg = await renderSvg(depthProfileFigureSpec(rows, { title: 'S0', p: '1' }));
+    assert.equal(linePaths(svg, 'concat_0'), 2);
+    assert.equal(linePaths(svg, 'concat_1'), 2);
+    const all = texts(svg);
+    assert.ok(all.includes(DEPTH_PROFILE_PANELS.init) && all.includes(DEPTH_PROFILE_PANELS.previous));
+    assert.ok(all.includes('plain') && all.includes('residual'));
+    assert.ok(all.includes('mean per-parameter distance (p = 1)'));
+    assert.ok(all.includes('normalised layer depth (input → output)'));
+  });
+
+  it('leaves out a reference with no rows and rejects depths outside [0, 1]', async () => {
+    const svg = await renderSvg(depthProfileFigureSpec(rows.filter((r) => r.against === 'previous'), { title: 'S0' }));
+    assert.ok(!texts(svg).includes(DEPTH_PROFILE_PANELS.init));
+    assert.equal(linePaths(svg, 'concat_0'), 2);
+    assert.throws(() => depthProfileFigureSpec([{ ...rows[0], depth: 3 }], { title: 'x' }), /expected a normalised depth in \[0, 1\] in row 0; found 3/);
+    assert.throws(() => depthProfileFigureSpec([{ ...rows[0], against: 'best' }], { title: 'x' }), /expected against to be one of init, previous in row 0; found "best"/);
+  });
+});
+
+describe('share changed and relative change', () => {
+  const points = (value: (epoch: number, depth: number) => number): LayerEpochPoint[] =>
+    [1, 2, 3].flatMap((epoch) => [...LAYERS.map(([layer], depth) => ({ epoch, layer, depth, value: value(epoch, depth) })), { epoch, layer: '__model__', depth: -1, value: 0.5 }]);
+
+  it('draws the share changed per layer, one line per epoch, with the tolerance stated', async () => {
+    const svg = await renderSvg(changedShareFigureSpec(points((e, d) => Math.min(1, 0.2 * e + 0.1 * d)), { title: 'resnet18', tolerance: { atol: 1e-8, rtol: 0 } }));
+    assert.equal(svg.match(/<g class="mark-line role-mark[^"]*"[^>]*><path/g)?.length, 3);
+    assert.deepEqual(labelsIn(svg, LAYER_NAMES), LAYER_NAMES);
+    const all = texts(svg);
+    assert.ok(all.some((t) => t.includes('atol = 1e-8, rtol = 0')));
+    assert.ok(all.includes('100%') && all.includes('parameters changed'));
+    assert.ok(!svg.includes('__model__'));
+    assert.throws(() => changedShareFigureSpec(points(() => 12), { title: 'x' }), /expected a share in \[0, 1\] in point 0 \(layer "conv_b"\); found 12/);
+  });
+
+  it('draws the relative change per layer, on a log axis when asked', async () => {
+    const svg = await renderSvg(relativeChangeFigureSpec(points((e, d) => 0.001 * e * 10 ** d), { title: 'resnet18', p: '2', logScale: true }));
+    assert.equal(svg.match(/<g class="mark-line role-mark[^"]*"[^>]*><path/g)?.length, 3);
+    assert.ok(texts(svg).includes('resnet18: relative change per layer (p = 2)'));
+    assert.throws(() => relativeChangeFigureSpec([], { title: 'x' }), /relative change figure: expected per-layer rows; found none/);
   });
 });
