@@ -31,6 +31,10 @@ export interface ArtifactManifest {
   /** The artifacts this one was computed from. */
   inputs: ObjectRef[];
   attrs: Record<string, unknown>;
+  /** The code that produced it: paramtrail's version and git commit (with a digest of uncommitted changes). */
+  code?: { version: string; commit?: string; dirty?: string };
+  /** Runtime versions: node, and the libraries that shape numbers (tfjs, apache-arrow). */
+  runtime?: Record<string, string>;
   createdAt: string;
 }
 

@@ -13,6 +13,10 @@ export interface RunReport {
   backend?: string;
   /** How training ended: completed, stopped-early or diverged (the run itself still completes). */
   trainingStatus?: string;
+  /** The training's reuse key, and the run whose training was reused instead of training again. */
+  configHash?: string;
+  codeVersion?: string;
+  reusedFrom?: string;
   stoppedAtEpoch?: number;
   divergedAtEpoch?: number;
   bestEpoch?: number;
@@ -24,6 +28,8 @@ export interface RunReport {
   history?: Array<{ epoch: number; trainLoss: number; trainAccuracy: number; valLoss: number; valAccuracy: number }>;
   training?: { attempts: Array<{ attempt: number; startedFromEpoch: number; resumed: boolean; worker: string }> };
   dataset?: { fetched: number; cached: number };
+  /** Every analysis the run made: table keys and their headline numbers. */
+  analyses?: NonNullable<RunSummary['result']>['analyses'];
 }
 
 export interface ExperimentReport {
@@ -35,6 +41,9 @@ export interface ExperimentReport {
   /** The stored HTML report, once the experiment has finished. */
   report?: { key: string; sha256: string; bytes: number; path: string };
   reportError?: { type?: string; message: string };
+  compare?: ExperimentResult['compare'];
+  aggregate?: ExperimentResult['aggregate'];
+  analysisErrors?: ExperimentResult['analysisErrors'];
 }
 
 export function reportRun(r: RunSummary): RunReport {
@@ -49,6 +58,9 @@ export function reportRun(r: RunSummary): RunReport {
       ? {
           backend: res.train.backend,
           trainingStatus: res.train.status,
+          configHash: res.configHash,
+          codeVersion: res.codeVersion,
+          ...(res.reusedFrom ? { reusedFrom: res.reusedFrom } : {}),
           ...(res.train.stoppedAtEpoch !== undefined ? { stoppedAtEpoch: res.train.stoppedAtEpoch } : {}),
           ...(res.train.divergedAtEpoch !== undefined ? { divergedAtEpoch: res.train.divergedAtEpoch } : {}),
           ...(res.train.bestEpoch !== undefined ? { bestEpoch: res.train.bestEpoch } : {}),
@@ -62,6 +74,7 @@ export function reportRun(r: RunSummary): RunReport {
             attempts: res.train.attempts.map(({ attempt, startedFromEpoch, resumed, worker }) => ({ attempt, startedFromEpoch, resumed, worker })),
           },
           dataset: { fetched: res.download.fetched, cached: res.download.cached },
+          ...(res.analyses ? { analyses: res.analyses } : {}),
         }
       : {}),
   };
@@ -77,6 +90,9 @@ export function reportExperiment(p: ExperimentProgress | ExperimentResult, statu
     runs: p.runs.map(reportRun),
     ...(done.report ? { report: done.report } : {}),
     ...(done.reportError ? { reportError: done.reportError } : {}),
+    ...(done.compare ? { compare: done.compare.map(({ a, b, table, diagonal, penultimateMeanAbs }) => ({ a, b, table, diagonal, penultimateMeanAbs })) } : {}),
+    ...(done.aggregate ? { aggregate: done.aggregate } : {}),
+    ...(done.analysisErrors ? { analysisErrors: done.analysisErrors } : {}),
   };
 }
 
@@ -90,12 +106,14 @@ export function formatReport(r: ExperimentReport): string {
     if (last) {
       lines.push(`  epoch ${last.epoch}: val acc ${pct(last.valAccuracy)}, test acc ${pct(run.test?.accuracy)} (backend ${run.backend})`);
     }
+    if (run.reusedFrom) lines.push(`  training reused from ${run.reusedFrom} (same configuration, data and code; --force retrains)`);
     if (run.trainingStatus === 'diverged') lines.push(`  diverged at epoch ${run.divergedAtEpoch}: a non-finite loss`);
     if (run.trainingStatus === 'stopped-early') lines.push(`  stopped early at epoch ${run.stoppedAtEpoch}; best epoch ${run.bestEpoch}`);
     const resumed = run.training?.attempts.filter((a) => a.resumed) ?? [];
     for (const a of resumed) lines.push(`  attempt ${a.attempt} resumed from epoch ${a.startedFromEpoch}`);
     for (const f of run.figures?.filter((f) => f.format === 'svg') ?? []) lines.push(`  figure (p=${f.p}): ${f.path}`);
   }
+  for (const e of r.analysisErrors ?? []) lines.push(`analysis ${e.analysis} failed: ${e.message}`);
   if (r.report) lines.push('', `report: ${r.report.path}`);
   if (r.reportError) lines.push('', `report not written: ${r.reportError.message}`);
   return lines.join('\n');
