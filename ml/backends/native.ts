@@ -16,6 +16,7 @@ import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
+import { FUSED_BATCH_NORM_TRAIN, FUSED_BATCH_NORM_TRAIN_GRAD, registerFusedBatchNormGradient } from '../kernels/batchnorm.js';
 
 /** The backend name tfjs-node registers, and the one recorded with every run that uses it. */
 export const NATIVE_BACKEND = 'tensorflow';
@@ -67,6 +68,8 @@ interface NativeModules {
 /** The parts of tfjs-node's backend class that run a TensorFlow op by name. */
 interface NativeKernelBackend extends tf.KernelBackend {
   executeSingleOutput(name: string, opAttrs: unknown[], inputs: tf.TensorInfo[]): tf.Tensor;
+  executeMultipleOutputs(name: string, opAttrs: unknown[], inputs: tf.TensorInfo[], numOutputs: number): tf.Tensor[];
+  binding: { TF_ATTR_FLOAT: number; TF_ATTR_STRING: number; TF_ATTR_BOOL: number };
 }
 
 /** A kernel of the 'tensorflow' backend only: TensorFlow's fused ReluGrad(gradients, features). */
@@ -101,6 +104,55 @@ function installNativeGradients(mod: NativeModules): void {
 }
 
 /**
+ * Registers TensorFlow's fused training-mode batch norm (FusedBatchNormV3 and FusedBatchNormGradV3) as
+ * the kernels of ml/kernels/batchnorm.ts. FusedBatchNormV3 also updates the running statistics:
+ * with exponential_avg_factor = momentum it returns (1 - momentum) * running + momentum * batch, the
+ * batch variance taken unbiased (n / (n - 1), or 1 when n = 1), which is PyTorch's rule. On the CPU its
+ * opaque outputs are the batch mean, the biased batch variance and an empty tensor, which the gradient
+ * kernel takes back.
+ */
+function installFusedBatchNorm(mod: NativeModules): void {
+  const attrs = (backend: NativeKernelBackend, dtype: tf.DataType, epsilon: number) => [
+    mod.createTensorsTypeOpAttr('T', dtype),
+    mod.createTensorsTypeOpAttr('U', 'float32'),
+    { name: 'epsilon', type: backend.binding.TF_ATTR_FLOAT, value: epsilon },
+    { name: 'data_format', type: backend.binding.TF_ATTR_STRING, value: 'NHWC' },
+    { name: 'is_training', type: backend.binding.TF_ATTR_BOOL, value: true },
+  ];
+  tf.registerKernel({
+    kernelName: FUSED_BATCH_NORM_TRAIN,
+    backendName: NATIVE_BACKEND,
+    kernelFunc: ({ inputs, backend, attrs: a = {} }) => {
+      const { x, scale, offset, mean, variance } = inputs as Record<string, tf.TensorInfo>;
+      const b = backend as NativeKernelBackend;
+      const opAttrs = [
+        ...attrs(b, x!.dtype, a['epsilon'] as number),
+        { name: 'exponential_avg_factor', type: b.binding.TF_ATTR_FLOAT, value: a['momentum'] as number },
+      ];
+      return b.executeMultipleOutputs('FusedBatchNormV3', opAttrs, [x!, scale!, offset!, mean!, variance!], 6);
+    },
+  });
+  tf.registerKernel({
+    kernelName: FUSED_BATCH_NORM_TRAIN_GRAD,
+    backendName: NATIVE_BACKEND,
+    kernelFunc: ({ inputs, backend, attrs: a = {} }) => {
+      const { dy, x, scale, reserve1, reserve2, reserve3 } = inputs as Record<string, tf.TensorInfo>;
+      const b = backend as NativeKernelBackend;
+      const out = b.executeMultipleOutputs(
+        'FusedBatchNormGradV3',
+        attrs(b, x!.dtype, a['epsilon'] as number),
+        [dy!, x!, scale!, reserve1!, reserve2!, reserve3!],
+        5,
+      );
+      // The last two outputs are placeholders TensorFlow defines for the GPU kernel.
+      tf.dispose(out.slice(3));
+      return out.slice(0, 3);
+    },
+  });
+  registerFusedBatchNormGradient();
+}
+
+/**
  * Registers the 'tensorflow' backend from the built addon and makes it the active backend. Answers false,
  * leaving the active backend as it was, when the addon is not built or does not initialise (`onMissing`
  * receives the reason). Idempotent.
@@ -127,6 +179,7 @@ export async function loadNativeBackend(
       // Priority 0: registering must not change which backend code that never asks for one gets.
       tf.registerBackend(NATIVE_BACKEND, () => new NodeJSKernelBackend(binding, build.package), 0);
       installNativeGradients(mod);
+      installFusedBatchNorm(mod);
     }
     if (!(await tf.setBackend(NATIVE_BACKEND))) throw new Error(`tfjs could not initialise the '${NATIVE_BACKEND}' backend`);
   } catch (err) {

@@ -17,6 +17,7 @@
  */
 import * as tfc from '@tensorflow/tfjs-core';
 import * as tf from '@tensorflow/tfjs-layers';
+import { fusedBatchNormAvailable, fusedBatchNormTraining } from '../kernels/batchnorm.js';
 import { deriveRng } from '../rng.js';
 
 type Shape = Array<number | null>;
@@ -125,6 +126,8 @@ export interface BatchNormArgs {
  * Training mode normalises by the batch's mean and biased variance and updates the running statistics
  * with the unbiased variance, as torch.nn.BatchNorm2d does. Inference mode, and training mode when the
  * layer's `trainable` is false (a frozen layer), normalises by the running statistics and updates nothing.
+ * On a backend with fused batch-norm kernels (the native one) training mode runs them instead of tfjs ops;
+ * the results agree to float32 rounding (test/unit/native-batchnorm.test.ts).
  */
 export class BatchNorm extends tf.layers.Layer {
   static readonly className = 'BatchNorm';
@@ -168,6 +171,16 @@ export class BatchNorm extends tf.layers.Layer {
     const movingVariance = this.movingVariance!.read();
     if (kwargs['training'] !== true || !this.trainable) {
       return tfc.batchNorm(x, movingMean, movingVariance, beta, gamma, this.epsilon);
+    }
+    if (fusedBatchNormAvailable()) {
+      // The native backend's fused kernels (ml/kernels/batchnorm.ts): the same statistics and update,
+      // in two TensorFlow kernels instead of some twenty element-wise ones.
+      return tfc.tidy(() => {
+        const fused = fusedBatchNormTraining(x, gamma, beta, movingMean, movingVariance, this.epsilon, this.momentum);
+        this.movingMean!.write(fused.runningMean);
+        this.movingVariance!.write(fused.runningVariance);
+        return fused.y;
+      });
     }
     return tfc.tidy(() => {
       const axes = x.shape.slice(0, -1).map((_, i) => i);
