@@ -59,18 +59,44 @@ export function sourcesFor(def: DatasetDef, file: DatasetFile, override?: string
   return (override ?? def.sources).map((base) => (base.endsWith('/') ? base : base + '/') + file.name);
 }
 
+/**
+ * What the download activity heartbeats, for `paramtrail run`'s progress bar and for a person reading
+ * `temporal workflow describe`: which file of the dataset it is on and, while a file arrives, how many
+ * of its bytes have come.
+ */
+export interface DownloadHeartbeat {
+  dataset: string;
+  /** The file being made available, and its position among the dataset's files (from 0). */
+  file: string;
+  index: number;
+  files: number;
+  /** Bytes of this file received so far; absent while the store is being checked for it. */
+  received?: number;
+  /** The file's size: the registry's, else the response's Content-Length; absent when neither is known. */
+  total?: number;
+}
+
 /** Called as a body arrives, so a download of a large archive (CIFAR: 170 MB) keeps heartbeating. */
-type Progress = (received: number) => void;
-const PROGRESS_EVERY = 4 * 1024 * 1024;
+type Progress = (received: number, total: number | undefined) => void;
+/** Often enough for a progress bar to move on a slow link; the SDK throttles what reaches the server. */
+const PROGRESS_EVERY = 1024 * 1024;
+
+function contentLength(res: Response): number | undefined {
+  const n = Number(res.headers.get('content-length'));
+  return Number.isSafeInteger(n) && n > 0 ? n : undefined;
+}
 
 async function fetchSource(url: string, deps: DownloadDeps, signal: AbortSignal, progress?: Progress): Promise<Uint8Array> {
   if (url.startsWith('file://')) {
-    return new Uint8Array(await readFile(fileURLToPath(url), { signal }));
+    const bytes = new Uint8Array(await readFile(fileURLToPath(url), { signal }));
+    progress?.(bytes.length, bytes.length);
+    return bytes;
   }
   const limit = AbortSignal.timeout(deps.sourceTimeoutMs ?? 300_000);
   const res = await (deps.fetch ?? fetch)(url, { signal: AbortSignal.any([signal, limit]) });
   if (!res.ok) throw new Error(`HTTP ${res.status} ${res.statusText}`);
   if (!res.body || !progress) return new Uint8Array(await res.arrayBuffer());
+  const total = contentLength(res);
   const chunks: Uint8Array[] = [];
   let received = 0;
   let reported = 0;
@@ -78,10 +104,12 @@ async function fetchSource(url: string, deps: DownloadDeps, signal: AbortSignal,
     chunks.push(chunk);
     received += chunk.length;
     if (received - reported >= PROGRESS_EVERY) {
-      progress(received);
+      progress(received, total);
       reported = received;
     }
   }
+  // The last part, so a bar ends full.
+  if (received !== reported) progress(received, total);
   const bytes = new Uint8Array(received);
   let at = 0;
   for (const c of chunks) {
@@ -166,14 +194,15 @@ export function createDownload(deps: DownloadDeps) {
     let cached = 0;
     try {
       for (const [index, file] of def.files.entries()) {
-        ctx.heartbeat({ file: file.name, index, files: def.files.length });
+        const where = { dataset: def.name, file: file.name, index, files: def.files.length };
+        ctx.heartbeat({ ...where, total: file.bytes } satisfies DownloadHeartbeat);
         const existing = await findStored(deps.store, file, signal);
         if (existing) {
           files.push({ ...existing, role: file.role, name: file.name, source: 'store' });
           cached++;
           continue;
         }
-        const progress = (received: number) => ctx.heartbeat({ file: file.name, index, files: def.files.length, received });
+        const progress: Progress = (received, total) => ctx.heartbeat({ ...where, received, total: file.bytes ?? total } satisfies DownloadHeartbeat);
         const { bytes, source } = await fetchVerified(def, file, sourcesFor(def, file, input.dataset.sources), deps, signal, progress);
         const sha256 = sha256Hex(bytes);
         const ref = await deps.store.put(contentKey(DATASET_PREFIX, sha256), bytes, { contentType: 'application/octet-stream', signal });
