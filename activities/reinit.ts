@@ -95,7 +95,8 @@ export function createReinit(deps: ReinitDeps) {
             row = { layer, depth, loss: metrics.loss, accuracy: metrics.accuracy };
           }
           rows.push(row);
-          ctx.heartbeat({ done: rows, layers: layers.length } satisfies ReinitHeartbeat);
+          // A copy: heartbeats may be sent (serialised) after later layers are pushed.
+          ctx.heartbeat({ done: [...rows], layers: layers.length } satisfies ReinitHeartbeat);
         }
         const meta = { runId: input.runId, baselineLoss: String(baseline.loss), baselineAccuracy: String(baseline.accuracy) };
         const table = await putContentAddressed(store, TABLE_PREFIX, recordsToArrow(REINIT_TABLE, rows, meta), '.arrow', { signal });

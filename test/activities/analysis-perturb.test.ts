@@ -1,0 +1,226 @@
+/**
+ * The distance (table version 2), perturb, norms and reinit activities in a MockActivityEnvironment on
+ * a tiny run trained on real Fashion-MNIST and a real local store: the new distance columns against an
+ * independent count, a sign flip (every non-zero parameter changed, distance 2 |theta1|), a tiny offset,
+ * seeded noise, a layer put back to its initial weights, a retraining from perturbed weights, and
+ * re-initialisation robustness (one row per layer, the baseline being the run's own test metrics).
+ */
+import assert from 'node:assert/strict';
+import { before, test } from 'node:test';
+import { ApplicationFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { NORMS_TABLE, REINIT_TABLE } from '../../artifacts/analysis-tables.js';
+import { LocalStore } from '../../artifacts/local.js';
+import { readManifest } from '../../artifacts/manifest.js';
+import { recordsFromArrow } from '../../artifacts/records.js';
+import type { SnapshotRef } from '../../artifacts/refs.js';
+import { snapshotFromArrow, type NamedTensor } from '../../artifacts/snapshot.js';
+import { distanceTableFromArrow } from '../../artifacts/table.js';
+import { expandRuns } from '../../config/grid.js';
+import { createActivities } from '../../activities/index.js';
+import { createDistance } from '../../activities/distance.js';
+import { createNorms, createPerturb } from '../../activities/perturb.js';
+import { createReinit, type ReinitHeartbeat } from '../../activities/reinit.js';
+import type { DownloadResult, NormsInput, PerturbInput, TrainResult } from '../../activities/types.js';
+import { FASHION_MNIST_SOURCES, requireFashionMnist, tempDir, tinyExperiment } from '../support/fixtures.js';
+
+function runIn<A extends unknown[], R>(env: MockActivityEnvironment, fn: (...args: A) => Promise<R>, ...args: A): Promise<R> {
+  return env.run(fn as never, ...(args as unknown as never[])) as Promise<R>;
+}
+
+const dataset = { name: 'fashion-mnist', subset: { train: 300, test: 200 }, sources: FASHION_MNIST_SOURCES };
+const training = { epochs: 2, batchSize: 32, optimizer: { name: 'sgd', learningRate: 0.05, momentum: 0.9 } };
+const run = expandRuns(tinyExperiment({ datasets: [dataset], training }))[0]!;
+
+let store: LocalStore;
+let data: DownloadResult;
+let trained: TrainResult;
+let theta1: NamedTensor[];
+let theta0: NamedTensor[];
+const producer = { experimentId: 'pt', runId: 'pt/run' };
+
+async function tensorsOf(ref: SnapshotRef): Promise<NamedTensor[]> {
+  return snapshotFromArrow(await store.get(ref.key, { sha256: ref.sha256 })).tensors;
+}
+
+const perturb = (input: Omit<PerturbInput, 'snapshot' | 'initial' | 'experimentId' | 'runId' | 'seed'> & { seed?: number }) =>
+  runIn(new MockActivityEnvironment(), createPerturb({ store }), {
+    ...producer,
+    snapshot: trained.final,
+    initial: trained.snapshots[0]!,
+    seed: 4,
+    ...input,
+  });
+
+const norms = (input: Omit<NormsInput, 'experimentId' | 'runId'>) => runIn(new MockActivityEnvironment(), createNorms({ store }), { ...producer, ...input });
+
+before(async () => {
+  requireFashionMnist();
+  store = new LocalStore(await tempDir());
+  const activities = createActivities({ store });
+  data = await runIn(new MockActivityEnvironment(), activities.download, { ...producer, dataset: run.dataset });
+  trained = await runIn(new MockActivityEnvironment(), activities.train, { ...producer, run, data });
+  theta1 = await tensorsOf(trained.final);
+  theta0 = await tensorsOf(trained.snapshots[0]!);
+});
+
+test('the distance table holds the per-parameter mean, the relative change and the share changed', async () => {
+  const distance = createDistance({ store });
+  const result = await runIn(new MockActivityEnvironment(), distance, { ...producer, snapshots: trained.snapshots, p: [1, 2] });
+  const rows = distanceTableFromArrow(await store.get(result.table.key, { sha256: result.table.sha256 }));
+  assert.equal(result.rows, rows.length);
+  // Independently: the first layer's kernel and bias, epoch 2 against init, p = 2.
+  const fc1 = (ts: NamedTensor[]) => ts.filter((t) => t.layer === 'fc1');
+  const [w2, w0] = [fc1(theta1), fc1(theta0)];
+  let d2 = 0;
+  let n2 = 0;
+  let changed = 0;
+  let params = 0;
+  w2.forEach((t, j) =>
+    t.values.forEach((v, i) => {
+      const r = w0[j]!.values[i]!;
+      d2 += (v - r) ** 2;
+      n2 += r * r;
+      changed += v !== r ? 1 : 0;
+      params++;
+    }),
+  );
+  const row = rows.find((r) => r.layer === 'fc1' && r.epoch === 2 && r.against === 'init' && r.p === '2')!;
+  assert.equal(row.params, params);
+  assert.ok(Math.abs(row.distance - Math.sqrt(d2)) <= 1e-9 * Math.sqrt(d2));
+  assert.equal(row.meanDistance, row.distance / params);
+  assert.ok(Math.abs(row.relative - Math.sqrt(d2) / Math.sqrt(n2)) <= 1e-9);
+  assert.equal(row.changed, changed / params);
+  assert.ok(row.changed > 0.5, 'training moved most of the first layer');
+  // Epoch 0 against itself: nothing changed. p = 1 and p = 2 rows share the share changed.
+  for (const r of rows.filter((r) => r.epoch === 0)) assert.deepEqual([r.distance, r.changed], [0, 0]);
+  const p1 = rows.find((r) => r.layer === 'fc1' && r.epoch === 2 && r.against === 'init' && r.p === '1')!;
+  assert.equal(p1.changed, row.changed);
+
+  // A tolerance larger than any move counts nothing as changed.
+  const loose = await runIn(new MockActivityEnvironment(), distance, { ...producer, snapshots: trained.snapshots, p: [1], changed: { atol: 1e3, rtol: 0 } });
+  const looseRows = distanceTableFromArrow(await store.get(loose.table.key));
+  assert.ok(looseRows.every((r) => r.changed === 0));
+  assert.deepEqual((await readManifest(store, loose.table.sha256))!.attrs.changed, { atol: 1e3, rtol: 0 });
+});
+
+test('a sign flip changes every non-zero parameter and lands at distance 2 |theta1|', async () => {
+  const result = await perturb({ perturbation: { kind: 'sign-flip' }, label: 'sign-flip' });
+  const nonZero = theta1.reduce((n, t) => n + t.values.filter((v) => v !== 0).length, 0);
+  assert.equal(result.changed, nonZero);
+  const flipped = await tensorsOf(result.perturbed);
+  assert.deepEqual(flipped.map((t) => `${t.layer}/${t.name}`), theta1.map((t) => `${t.layer}/${t.name}`));
+  flipped.forEach((t, j) => assert.deepEqual(Array.from(t.values), Array.from(theta1[j]!.values, (v) => -v)));
+  assert.deepEqual(result.perturbed.epoch, trained.final.epoch);
+  const manifest = (await readManifest(store, result.perturbed.sha256))!;
+  assert.equal(manifest.kind, 'perturbed-snapshot');
+  assert.deepEqual(manifest.inputs.map((i) => i.sha256), [trained.final.sha256]);
+
+  // Before any retraining (theta2 = the perturbed start): |theta1 - theta2| = 2 |theta1|, exactly.
+  for (const p of [1, 2] as const) {
+    const n = await norms({ label: 'sign-flip', original: trained.final, perturbed: result.perturbed, retrained: result.perturbed, p });
+    const { rows, meta } = recordsFromArrow(NORMS_TABLE, await store.get(n.table.key, { sha256: n.table.sha256 }));
+    assert.deepEqual(meta, { runId: producer.runId, label: 'sign-flip', p: String(p) });
+    assert.deepEqual(rows.map((r) => [r.layer, r.depth]), [['fc1', 0], ['out', 1], ['__model__', -1]]);
+    for (const r of rows) {
+      assert.equal(r.distance, 2 * r.theta1, `${r.layer} p=${p}`);
+      assert.equal(r.perturbed, r.theta1);
+      assert.equal(r.relative, 2);
+    }
+    const model = rows.at(-1)!;
+    assert.deepEqual(n.model, { theta1: model.theta1, perturbed: model.perturbed, theta2: model.theta2, distance: model.distance, relative: model.relative });
+  }
+});
+
+test('retraining from the flipped weights: theta2 moves away from the start, and the norms say by how much', async () => {
+  const flipped = await perturb({ perturbation: { kind: 'sign-flip' }, label: 'sign-flip' });
+  const retrainRun = expandRuns(
+    tinyExperiment({ datasets: [dataset], training: { ...training, epochs: 1, init: { from: { key: flipped.perturbed.key, sha256: flipped.perturbed.sha256 } } } }),
+  )[0]!;
+  const activities = createActivities({ store });
+  const retrained = await runIn(new MockActivityEnvironment(), activities.train, { ...producer, runId: 'pt/run--sign-flip', run: retrainRun, data });
+  const start = await tensorsOf(retrained.snapshots[0]!);
+  assert.deepEqual(Array.from(start[0]!.values.subarray(0, 5)), Array.from(theta1[0]!.values.subarray(0, 5), (v) => -v), 'the retraining starts at the perturbed weights');
+  const n = await norms({ label: 'sign-flip', original: trained.final, perturbed: flipped.perturbed, retrained: retrained.final, p: 2 });
+  assert.ok(n.model.theta2 > 0 && n.model.theta2 !== n.model.perturbed, 'retraining moved the weights');
+  assert.ok(n.model.distance > 0 && Number.isFinite(n.model.distance));
+  assert.equal(n.model.relative, n.model.distance / n.model.theta1);
+  const manifest = (await readManifest(store, n.table.sha256))!;
+  assert.deepEqual(manifest.inputs.map((i) => i.sha256), [trained.final.sha256, flipped.perturbed.sha256, retrained.final.sha256]);
+});
+
+test('an offset of 1e-6 moves the weights by a tiny relative distance', async () => {
+  const result = await perturb({ perturbation: { kind: 'offset', value: 1e-6 }, label: 'offset-1e-6' });
+  const params = theta1.reduce((n, t) => n + t.values.length, 0);
+  assert.ok(result.changed > 0.99 * params, `expected nearly every parameter changed; found ${result.changed} of ${params}`);
+  const n = await norms({ label: 'offset-1e-6', original: trained.final, perturbed: result.perturbed, retrained: result.perturbed, p: 1 });
+  assert.ok(n.model.relative > 0 && n.model.relative < 1e-4, `relative distance ${n.model.relative}`);
+  // Per parameter, the distance is the offset up to float32 rounding.
+  assert.ok(Math.abs(n.model.distance / params - 1e-6) < 1e-7, `mean move ${n.model.distance / params}`);
+});
+
+test('noise is the same for the same seed and label, another for another seed, of the given scale', async () => {
+  const spec = { perturbation: { kind: 'noise' as const, scale: 0.01 }, label: 'noise-0-01' };
+  const a = await perturb(spec);
+  const b = await perturb(spec);
+  const c = await perturb({ ...spec, seed: 5 });
+  assert.equal(a.perturbed.sha256, b.perturbed.sha256);
+  assert.notEqual(a.perturbed.sha256, c.perturbed.sha256);
+  const noisy = await tensorsOf(a.perturbed);
+  let sq = 0;
+  let n = 0;
+  noisy.forEach((t, j) => t.values.forEach((v, i) => { sq += (v - theta1[j]!.values[i]!) ** 2; n++; }));
+  const std = Math.sqrt(sq / n);
+  assert.ok(Math.abs(std - 0.01) < 0.001, `noise standard deviation ${std}, expected about 0.01`);
+});
+
+test('reinit-layer puts that layer back to its initial weights and leaves the others trained', async () => {
+  const result = await perturb({ perturbation: { kind: 'reinit-layer', layer: 'fc1' }, label: 'reinit-fc1' });
+  const out = await tensorsOf(result.perturbed);
+  out.forEach((t, j) => {
+    const expected = t.layer === 'fc1' ? theta0[j]! : theta1[j]!;
+    assert.deepEqual(Array.from(t.values), Array.from(expected.values), `${t.layer}/${t.name}`);
+  });
+  const manifest = (await readManifest(store, result.perturbed.sha256))!;
+  assert.deepEqual(manifest.inputs.map((i) => i.sha256), [trained.final.sha256, trained.snapshots[0]!.sha256]);
+
+  await assert.rejects(perturb({ perturbation: { kind: 'reinit-layer', layer: 'conv*' }, label: 'reinit-conv' }), (err: unknown) => {
+    assert.ok(err instanceof ApplicationFailure);
+    assert.equal(err.type, 'InvalidExperiment');
+    assert.equal(err.nonRetryable, true);
+    assert.match(err.message, /"conv\*" matches no layer of the snapshot \(layers: fc1, out\)/);
+    return true;
+  });
+});
+
+test('reinit robustness: one row per layer, the baseline is the run test metrics, heartbeats per layer', async () => {
+  const reinit = createReinit({ store });
+  const env = new MockActivityEnvironment();
+  const beats: ReinitHeartbeat[] = [];
+  env.on('heartbeat', (d: ReinitHeartbeat) => beats.push(d));
+  const input = { ...producer, run, data, initial: trained.snapshots[0]!, final: trained.final };
+  const result = await runIn(env, reinit, input);
+  assert.deepEqual(result.baseline, trained.test);
+  assert.deepEqual(result.layers.map((l) => [l.layer, l.depth]), [['fc1', 0], ['out', 1]]);
+  for (const l of result.layers) assert.ok(l.accuracy >= 0 && l.accuracy <= 1 && Number.isFinite(l.loss));
+  assert.ok(result.layers[0]!.accuracy < result.baseline.accuracy, 'a trained layer put back to its initial weights hurts');
+  assert.deepEqual(beats.map((b) => b.done.length), [1, 2]);
+  const { rows, meta } = recordsFromArrow(REINIT_TABLE, await store.get(result.table.key, { sha256: result.table.sha256 }));
+  assert.deepEqual(rows, result.layers);
+  assert.deepEqual(meta, { runId: producer.runId, baselineLoss: String(trained.test.loss), baselineAccuracy: String(trained.test.accuracy) });
+
+  // A retry skips the layers its heartbeat says are done (the marker value shows it was not recomputed).
+  const marker = { layer: 'fc1', depth: 0, loss: 9, accuracy: 0.125 };
+  const resumed = await runIn(new MockActivityEnvironment({ heartbeatDetails: { done: [marker], layers: 2 } }), reinit, input);
+  assert.deepEqual(resumed.layers, [marker, result.layers[1]]);
+
+  // Only the layers asked for; a pattern that matches nothing is bad input.
+  const out = await runIn(new MockActivityEnvironment(), reinit, { ...input, layers: ['ou*'] });
+  assert.deepEqual(out.layers, [result.layers[1]]);
+  await assert.rejects(runIn(new MockActivityEnvironment(), reinit, { ...input, layers: ['conv1'] }), /"conv1" matches no layer with parameters \(layers: fc1, out\)/);
+
+  // Cancelled after the first layer: ends as cancelled, not with a partial table.
+  const cancelled = new MockActivityEnvironment();
+  cancelled.on('heartbeat', () => cancelled.cancel());
+  await assert.rejects(runIn(cancelled, reinit, input), (err: Error) => err.name === 'CancelledFailure');
+});
