@@ -1,9 +1,11 @@
 /**
  * Live progress while `paramtrail run` waits: each run's stage from the experiment's `progress` query,
- * and for a training run its epoch and batch from the train activity's last heartbeat.
+ * for a downloading run a bar of the bytes received from the download activity's last heartbeat, and
+ * for a training run its epoch and batch from the train activity's.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { defaultPayloadConverter, type Client, type WorkflowHandle } from '@temporalio/client';
+import type { DownloadHeartbeat } from '../activities/download.js';
 import type { TrainHeartbeat } from '../activities/types.js';
 import type { ExperimentProgress } from '../workflows/types.js';
 
@@ -15,19 +17,44 @@ export interface RunLine {
   detail?: string;
 }
 
-async function trainProgress(client: Client, workflowId: string): Promise<TrainHeartbeat | undefined> {
+/** The last heartbeat of the workflow's pending activity of this type, if it has sent one. */
+async function lastHeartbeat<T>(client: Client, workflowId: string, activityType: string): Promise<T | undefined> {
   try {
     const desc = await client.workflow.getHandle(workflowId).describe();
     for (const pa of desc.raw.pendingActivities ?? []) {
       const payload = pa.heartbeatDetails?.payloads?.[0];
-      if (pa.activityType?.name === 'train' && payload) {
-        return defaultPayloadConverter.fromPayload<TrainHeartbeat>(payload as never);
+      if (pa.activityType?.name === activityType && payload) {
+        return defaultPayloadConverter.fromPayload<T>(payload as never);
       }
     }
   } catch {
     // The child may not exist yet, or be closing: progress is best effort.
   }
   return undefined;
+}
+
+const BAR_WIDTH = 20;
+
+/** `[#######-------------]` for a fraction in [0, 1] (clamped). */
+export function progressBar(fraction: number, width = BAR_WIDTH): string {
+  const filled = Math.round(Math.min(1, Math.max(0, fraction)) * width);
+  return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}]`;
+}
+
+function megabytes(bytes: number): string {
+  return (bytes / 1e6).toFixed(1);
+}
+
+/**
+ * A download heartbeat for the live line: `file 2/4 t10k-images-idx3-ubyte.gz [####------] 21% 0.9/4.4 MB`,
+ * without the bar when the size is unknown, and only the file while the store is checked for it.
+ */
+export function downloadDetail(hb: DownloadHeartbeat): string {
+  const file = `file ${hb.index + 1}/${hb.files} ${hb.file}`;
+  if (hb.received === undefined) return file;
+  if (!hb.total) return `${file} ${megabytes(hb.received)} MB`;
+  const fraction = hb.received / hb.total;
+  return `${file} ${progressBar(fraction)} ${Math.floor(Math.min(1, fraction) * 100)}% ${megabytes(hb.received)}/${megabytes(hb.total)} MB`;
 }
 
 export async function progressLines(client: Client, p: ExperimentProgress): Promise<RunLine[]> {
@@ -41,8 +68,12 @@ export async function progressLines(client: Client, p: ExperimentProgress): Prom
       } catch {
         // Not started yet.
       }
+      if (text === 'download') {
+        const hb = await lastHeartbeat<DownloadHeartbeat>(client, run.workflowId, 'download');
+        if (hb) detail = downloadDetail(hb);
+      }
       if (text === 'train') {
-        const hb = await trainProgress(client, run.workflowId);
+        const hb = await lastHeartbeat<TrainHeartbeat>(client, run.workflowId, 'train');
         if (hb) {
           text = `train epoch ${hb.epoch}/${hb.epochs}`;
           if (hb.batches) detail = `batch ${hb.batch}/${hb.batches}`;
@@ -57,7 +88,8 @@ export async function progressLines(client: Client, p: ExperimentProgress): Prom
 
 /**
  * Prints a line whenever a run's stage or epoch changes, checking once a second until `signal` aborts.
- * On a terminal (`live`), a status line below them also shows each training run's batch.
+ * On a terminal (`live`), a status line below them also shows each downloading run's bar and each
+ * training run's batch.
  */
 export async function followProgress(
   client: Client,
