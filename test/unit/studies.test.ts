@@ -1,0 +1,212 @@
+/**
+ * The five shipped studies (experiments/s0..s4-*.yaml): each validates at every size against the real
+ * model and dataset registries, every model's arguments pass its builder's schema, the sizes expand to
+ * the same grid shape with the same analyses, cpu and smoke have the same run names, smoke stays a few
+ * batches on data available offline, and the paper size is the write-up's configuration.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { experimentFromYaml, expandRuns, type ExperimentConfig, type RunSpec } from '../../config/experiment.js';
+import { perturbationLabel } from '../../config/grid.js';
+import { MODELS } from '../../ml/models/registry.js';
+import { resolveResNetArgs, type ResNetInput } from '../../ml/models/resnet.js';
+import { registries } from '../support/fixtures.js';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const STUDIES = ['s0-depth-residual', 's1-regularisation', 's2-smoothness', 's3-mlp-tricks', 's4-parameter-dynamics'] as const;
+type Study = (typeof STUDIES)[number];
+const SIZES = ['paper', 'cpu', 'smoke'] as const;
+type Size = (typeof SIZES)[number];
+
+function load(study: Study, size: Size): ExperimentConfig {
+  const file = join('experiments', `${study}.yaml`);
+  return experimentFromYaml(readFileSync(join(ROOT, file), 'utf8'), file, registries(), { size });
+}
+
+const runsOf = (study: Study, size: Size): RunSpec[] => expandRuns(load(study, size));
+
+/** Which analyses a config turns on, with the choices that shape the grid (perturbation labels). */
+function analysesShape(config: ExperimentConfig) {
+  const a = config.analyses;
+  return {
+    p: a.distance.p,
+    correlation: a.correlation !== undefined,
+    compare: a.compare?.pairs ?? null,
+    perturb: a.perturb?.perturbations.map(perturbationLabel) ?? null,
+    reinit: a.reinit !== undefined,
+    smoothness: a.smoothness !== undefined,
+    aggregate: a.aggregate,
+  };
+}
+
+/** A run's name with its dataset part removed: the cell of the grid it fills for that dataset. */
+const cell = (run: RunSpec) => run.name.replace(`--${run.dataset.name}--`, '--');
+
+for (const study of STUDIES) {
+  test(`${study}: validates at every size, and every model's arguments pass its builder's schema`, () => {
+    for (const size of SIZES) {
+      const config = load(study, size);
+      assert.equal(config.size, size);
+      assert.equal(config.name, study, 'the experiment is named after its file');
+      for (const run of expandRuns(config)) {
+        const parsed = MODELS.get(run.model.name)!.argsSchema.safeParse(run.model.args);
+        assert.ok(parsed.success, `${study} --size ${size}: ${run.name}: ${parsed.success ? '' : parsed.error.message}`);
+      }
+    }
+  });
+
+  test(`${study}: the sizes have one grid shape and the same analyses`, () => {
+    const [paper, cpu, smoke] = SIZES.map((size) => load(study, size));
+    for (const [size, config] of [['cpu', cpu], ['smoke', smoke]] as const) {
+      assert.deepEqual(config!.models.map((m) => [m.label, m.group]), paper!.models.map((m) => [m.label, m.group]), `${size}: models`);
+      assert.deepEqual(config!.variants?.map((v) => v.label), paper!.variants?.map((v) => v.label), `${size}: variants`);
+      assert.deepEqual(config!.seeds, paper!.seeds, `${size}: seeds`);
+      assert.deepEqual(analysesShape(config!), analysesShape(paper!), `${size}: analyses`);
+      assert.equal(Boolean(config!.training.earlyStopping), Boolean(paper!.training.earlyStopping), `${size}: early stopping`);
+      assert.equal(Boolean(config!.training.augment), Boolean(paper!.training.augment), `${size}: augmentation`);
+    }
+    // Every dataset of every size holds the same cells (model x variant x seed).
+    const cells = (size: Size) => {
+      const byDataset = new Map<string, string[]>();
+      for (const run of runsOf(study, size)) byDataset.set(run.dataset.name, [...(byDataset.get(run.dataset.name) ?? []), cell(run)]);
+      return [...byDataset.values()];
+    };
+    const reference = cells('paper')[0]!;
+    for (const size of SIZES) for (const list of cells(size)) assert.deepEqual(list, reference, `${size}: cells of each dataset`);
+  });
+
+  test(`${study}: cpu and smoke runs correspond one to one; smoke is a few batches of offline data`, () => {
+    const cpu = runsOf(study, 'cpu');
+    const smoke = runsOf(study, 'smoke');
+    assert.deepEqual(smoke.map((r) => r.name), cpu.map((r) => r.name));
+    assert.equal(new Set(cpu.map((r) => r.name)).size, cpu.length, 'run names are unique');
+    for (const run of [...cpu, ...smoke]) {
+      // The one dataset this machine and CI have without a network (Debian's dataset-fashion-mnist).
+      assert.equal(run.dataset.name, 'fashion-mnist', `${run.name}: dataset`);
+      assert.ok(run.dataset.subset?.train !== undefined && run.dataset.subset.test !== undefined, `${run.name}: cpu and smoke use subsets`);
+    }
+    for (const run of smoke) {
+      assert.equal(run.training.epochs, 1, `${run.name}: smoke epochs`);
+      const batches = Math.ceil((run.dataset.subset!.train! * (1 - run.dataset.validationSplit)) / run.training.batchSize);
+      assert.ok(batches <= 8, `${run.name}: smoke trains ${batches} batches, expected at most 8`);
+      assert.ok(run.analyses.probe.size <= run.dataset.subset!.test!, `${run.name}: probe within the test subset`);
+      if (run.analyses.perturb) assert.equal(run.analyses.perturb.epochs, 1, `${run.name}: smoke retraining epochs`);
+    }
+  });
+}
+
+const resnet = (run: RunSpec) => resolveResNetArgs(run.model.args as ResNetInput);
+const byLabel = (runs: RunSpec[]) => new Map(runs.map((r) => [r.name.split('--')[0]!, r]));
+
+test('s0 paper: basic ResNet-18/34/68 and bottleneck ResNet-26/50/101, residual and plain, 128 wide, on CIFAR-10 with L1 distances gathered', () => {
+  const config = load('s0-depth-residual', 'paper');
+  const runs = byLabel(expandRuns(config));
+  const expected: Array<[string, 'basic' | 'bottleneck', number]> = [
+    ['basic-shallow', 'basic', 8], ['basic-mid', 'basic', 16], ['basic-deep', 'basic', 33],
+    ['bottleneck-shallow', 'bottleneck', 8], ['bottleneck-mid', 'bottleneck', 16], ['bottleneck-deep', 'bottleneck', 33],
+  ];
+  assert.equal(runs.size, 12);
+  for (const [role, block, blocks] of expected) {
+    for (const residual of [true, false]) {
+      const run = runs.get(`${role}-${residual ? 'residual' : 'plain'}`)!;
+      const args = resnet(run);
+      assert.equal(args.block, block);
+      assert.equal(args.blocks.reduce((a, b) => a + b, 0), blocks, `${run.name}: blocks`);
+      assert.equal(args.residual, residual);
+      assert.ok(args.widths.every((w) => w === 128) && args.expansion === 1, `${run.name}: every block convolution 128 wide`);
+      assert.equal(run.group, residual ? 'residual' : 'plain');
+      assert.equal(run.dataset.name, 'cifar-10');
+    }
+  }
+  assert.deepEqual(config.analyses.distance.p, [1]);
+  assert.equal(config.analyses.aggregate, true);
+  assert.equal(config.training.snapshotEvery, 1);
+  // cpu keeps the contrast: the same blocks per depth ratio 1 : 2 : 4 and both groups at each depth.
+  const cpu = expandRuns(load('s0-depth-residual', 'cpu'));
+  assert.deepEqual(cpu.map((r) => resnet(r).blocks.reduce((a, b) => a + b, 0)), [3, 3, 6, 6, 12, 12, 3, 3, 6, 6, 12, 12]);
+  assert.deepEqual(cpu.map((r) => resnet(r).residual), Array.from({ length: 12 }, (_, i) => i % 2 === 0));
+});
+
+test('s1 paper: the 3-conv + 2-dense CNN with and without batch norm, dropout 0.3 and augmentation, on Imagenette', () => {
+  const config = load('s1-regularisation', 'paper');
+  const runs = expandRuns(config);
+  const cells = runs.map((r) => {
+    const args = MODELS.get('cnn')!.argsSchema.parse(r.model.args) as { batchNorm: boolean; dropout: number; filters: number[]; hidden: number };
+    assert.deepEqual([args.filters, args.hidden], [[32, 64, 128], 512], `${r.name}: the write-up's widths`);
+    return `${args.batchNorm ? 'bn' : '-'} ${args.dropout} ${r.training.augment ? 'aug' : '-'}`;
+  });
+  // The write-up's five cells (base, +BN, +dropout, +augmentation, all three) are among the eight.
+  for (const c of ['- 0 -', 'bn 0 -', '- 0.3 -', '- 0 aug', 'bn 0.3 aug']) assert.ok(cells.includes(c), `missing cell ${c}`);
+  assert.equal(new Set(cells).size, 8);
+  const augment = runs.find((r) => r.training.augment)!.training.augment!;
+  assert.deepEqual(augment, { flip: true, rotation: { degrees: 10 }, colorJitter: { brightness: 0.2, contrast: 0.2, saturation: 0.2 } });
+  assert.ok(runs.every((r) => r.dataset.name === 'imagenette'));
+});
+
+test('s2 paper: ResNet12 and Plain12 with ReLU and tanh, Adam 1e-3, 20 % validation, patience 5, smoothness with 10 trees', () => {
+  const config = load('s2-smoothness', 'paper');
+  const runs = expandRuns(config);
+  assert.deepEqual(
+    runs.map((r) => [resnet(r).name, resnet(r).residual, resnet(r).activation]),
+    [['resnet12', true, 'relu'], ['plain12', false, 'relu'], ['resnet12', true, 'tanh'], ['plain12', false, 'tanh']],
+  );
+  for (const r of runs) {
+    const args = resnet(r);
+    assert.deepEqual(args.stem, { filters: 4, kernelSize: 4, strides: 2, maxPool: false });
+    assert.deepEqual(args.widths, [4, 8, 16, 32, 64]);
+    assert.equal(r.dataset.name, 'cifar-10');
+    assert.equal(r.dataset.validationSplit, 0.2);
+    assert.deepEqual([r.training.optimizer.name, r.training.optimizer.learningRate], ['adam', 0.001]);
+    assert.equal(r.training.earlyStopping?.patience, 5);
+  }
+  assert.deepEqual(config.analyses.smoothness, { trees: 10, maxFeatures: 'sqrt' });
+});
+
+test('s3 paper: the 784-64-10 sigmoid MLP, its tricks and its topologies, on normalised MNIST with early stopping', () => {
+  const config = load('s3-mlp-tricks', 'paper');
+  const runs = new Map(expandRuns(config).map((r) => [r.name, r]));
+  const mlp = (r: RunSpec) => MODELS.get('mlp')!.argsSchema.parse(r.model.args) as { hidden: number[]; activation: string };
+  const run = (name: string) => {
+    const r = runs.get(`${name}--mnist--s0`);
+    assert.ok(r, `missing run ${name}`);
+    return r;
+  };
+  const base = run('mlp-64-sigmoid--base');
+  assert.deepEqual(mlp(base), { hidden: [64], activation: 'sigmoid' });
+  assert.deepEqual([base.training.optimizer.learningRate, base.training.optimizer.momentum], [0.1, 0]);
+  assert.equal(run('mlp-64-sigmoid--improved-init').training.init.kernel, 'lecun-normal');
+  const momentum = run('mlp-64-sigmoid--momentum').training.optimizer;
+  assert.deepEqual([momentum.learningRate, momentum.momentum], [0.02, 0.9]);
+  for (const [label, hidden] of [['mlp-64', [64]], ['mlp-32', [32]], ['mlp-128', [128]], ['mlp-60-60', [60, 60]], ['mlp-64x10', Array(10).fill(64)]] as const) {
+    const r = run(`${label}-tanh--all-tricks`);
+    assert.deepEqual(mlp(r).hidden, hidden);
+    assert.equal(r.training.init.kernel, 'lecun-normal');
+    assert.equal(r.training.optimizer.momentum, 0.9);
+  }
+  for (const r of runs.values()) {
+    assert.equal(r.dataset.normalize, 'global');
+    assert.ok(r.training.earlyStopping, `${r.name}: early stopping`);
+  }
+});
+
+test('s4 paper: LeNet-5, ResNet-18, VGG-19 x CIFAR-10, MNIST, Fashion-MNIST x kaiming init x SGD / Adam; every-5-epoch norms, correlation, perturb', () => {
+  const config = load('s4-parameter-dynamics', 'paper');
+  const runs = expandRuns(config);
+  assert.deepEqual(config.models.map((m) => [m.label, m.name]), [['lenet5', 'lenet5'], ['resnet18', 'resnet'], ['vgg19', 'vgg']]);
+  assert.equal(resnet(runs.find((r) => r.model.name === 'resnet')!).name, 'torchvision-resnet18');
+  assert.equal(runs.find((r) => r.model.name === 'vgg')!.model.args.depth, 19);
+  assert.deepEqual(config.datasets.map((d) => d.name), ['cifar-10', 'mnist', 'fashion-mnist']);
+  const combos = new Set(runs.map((r) => `${r.training.init.kernel as string} ${r.training.optimizer.name}`));
+  assert.deepEqual([...combos].sort(), ['kaiming-normal adam', 'kaiming-normal sgd', 'kaiming-uniform adam', 'kaiming-uniform sgd']);
+  assert.equal(runs.length, 3 * 3 * 4);
+  assert.equal(config.training.snapshotEvery, 5);
+  assert.equal(config.training.epochs % 5, 0, 'the last epoch is a snapshot');
+  assert.deepEqual(config.analyses.distance.p, [2]);
+  assert.equal(config.analyses.correlation?.layer, 'penultimate');
+  assert.ok(config.analyses.compare);
+  const perturbations = config.analyses.perturb!.perturbations;
+  assert.ok(perturbations.some((p) => p.kind === 'sign-flip'));
+  assert.ok(perturbations.some((p) => p.kind === 'offset' && p.value === 1e-6));
+});
