@@ -57,9 +57,9 @@ export interface FeaturePlan {
   classifier: string;
 }
 
-/** A (examples x features) matrix of one layer. */
+/** A (examples x features) matrix of one layer, in float32 as the activations come out of tfjs. */
 export interface LayerFeatures extends FeatureSource {
-  features: FeatureMatrix;
+  features: FeatureMatrix & { values: Float32Array };
 }
 
 export interface ModelFeatures {
@@ -200,7 +200,7 @@ export async function modelFeatures(model: tfl.LayersModel, split: Split, args: 
       buffers.push(new Float32Array(0));
     });
   }
-  const matrix = (i: number): FeatureMatrix => ({ values: buffers[i]!, rows: n, cols: widths[i]! });
+  const matrix = (i: number): LayerFeatures['features'] => ({ values: buffers[i]!, rows: n, cols: widths[i]! });
   const layers = plan.layers.map((source, i) => ({ ...source, features: matrix(i) }));
   const penultimate = plan.penultimate.depth >= 0 ? layers[plan.penultimate.depth]! : { ...plan.penultimate, features: matrix(outputs.length - 1) };
   return { layers, penultimate };
