@@ -208,8 +208,10 @@ export function besovAlpha(x: FeatureMatrix, labels: ArrayLike<number>, args: Sm
   const y = oneHot(labels);
   const forest = fitForest(x, y, { trees: args.trees, maxFeatures: args.maxFeatures ?? 'sqrt', seed: args.seed });
   const wavelets = forest.trees.reduce((s, t) => s + t.nodes - 1, 0);
+  if (args.maxTerms !== undefined && !(Number.isInteger(args.maxTerms) && args.maxTerms >= 1)) {
+    throw new RangeError(`besovAlpha: expected maxTerms to be an integer >= 1; found ${args.maxTerms}`);
+  }
   const maxTerms = Math.min(args.maxTerms ?? wavelets, wavelets);
-  if (!(maxTerms >= 0)) throw new RangeError(`besovAlpha: expected maxTerms >= 1; found ${args.maxTerms}`);
   const gridPoints = args.gridPoints ?? 40;
   if (!Number.isInteger(gridPoints) || gridPoints < 2) throw new RangeError(`besovAlpha: expected gridPoints to be an integer >= 2; found ${gridPoints}`);
   const terms = geometricTerms(maxTerms, gridPoints);
