@@ -1,0 +1,238 @@
+/**
+ * What orchestration costs: an experiment of many tiny real runs through paramtrail (a Temporal dev
+ * server, a local store, worker processes) against the same trainings in a plain loop in one process,
+ * measured in the same invocation on the same data.
+ *
+ * Run: npm run bench:orchestration [-- --runs 100 --workers 2 --train 256 --batch 64 --concurrency C]
+ *
+ * Each run is an MLP (one hidden layer of 32) trained for one epoch on `--train` Fashion-MNIST examples
+ * (a few batches), one seed per run. The plain loop loads the data once, then per run builds the model,
+ * trains it with ml/train and evaluates it on the test subset: what a script would do. paramtrail does
+ * the same trainings plus what it is for: every run's download check, snapshots and checkpoints in the
+ * store, lineage manifests, distances and a figure, and at the end the experiment's HTML report. Both
+ * wall times include loading the data; neither includes starting processes (the workers are polling
+ * before the clock starts). Prints both times and the ratio, for the runs alone and with the report.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Client, Connection } from '@temporalio/client';
+import { sha256Hex } from '../artifacts/hash.js';
+import { LocalStore } from '../artifacts/local.js';
+import { loadRunData } from '../activities/data.js';
+import { contentKey, DATASET_PREFIX } from '../activities/keys.js';
+import type { DownloadResult } from '../activities/types.js';
+import { workerCommand } from '../cli/connect.js';
+import { validateExperiment, type ExperimentConfig } from '../config/experiment.js';
+import { startTemporalDevServer } from '../infra/temporal.js';
+import { PROJECT_ROOT } from '../infra/tools.js';
+import { selectBackend } from '../ml/backend.js';
+import { DATASETS, getDataset } from '../ml/data/datasets.js';
+import { buildModel, MODELS } from '../ml/models/registry.js';
+import { evaluate, train } from '../ml/train/loop.js';
+import { experimentWorkflow } from '../workflows/index.js';
+import { queueNames, type ExperimentProgress, type ExperimentResult } from '../workflows/types.js';
+
+const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
+
+function options() {
+  const { values } = parseArgs({
+    options: {
+      runs: { type: 'string', default: '100' },
+      workers: { type: 'string', default: '2' },
+      train: { type: 'string', default: '256' },
+      batch: { type: 'string', default: '64' },
+      concurrency: { type: 'string' },
+    },
+  });
+  const int = (name: string, v: string | undefined) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`--${name}: expected a positive integer, found ${JSON.stringify(v)}`);
+    return n;
+  };
+  const workers = int('workers', values.workers);
+  return {
+    runs: int('runs', values.runs),
+    workers,
+    train: int('train', values.train),
+    batch: int('batch', values.batch),
+    // Two runs in flight per worker: one trains while the other's analyses run on the same worker.
+    concurrency: int('concurrency', values.concurrency ?? String(2 * workers)),
+  };
+}
+
+type Options = ReturnType<typeof options>;
+
+function experiment(o: Options): ExperimentConfig {
+  return validateExperiment(
+    {
+      name: 'bench-orchestration',
+      models: [{ name: 'mlp', args: { hidden: [32] } }],
+      datasets: [{ name: 'fashion-mnist', subset: { train: o.train, test: 100 }, validationSplit: 0.1, sources: [`file://${FASHION_MNIST_DIR}/`] }],
+      seeds: Array.from({ length: o.runs }, (_, i) => i),
+      training: { epochs: 1, batchSize: o.batch, optimizer: { name: 'sgd', learningRate: 0.05 } },
+      execution: { concurrency: o.concurrency, heartbeatTimeout: '30s', maxAttempts: 3 },
+    },
+    'benchmark experiment',
+    { models: new Set(MODELS.keys()), datasets: new Set(DATASETS.keys()) },
+  );
+}
+
+/** The dataset's raw files put in a store of the loop's own, as the download activity would have. */
+async function storedDataset(store: LocalStore): Promise<DownloadResult> {
+  const def = getDataset('fashion-mnist');
+  const files = [];
+  for (const file of def.files) {
+    const bytes = new Uint8Array(await readFile(join(FASHION_MNIST_DIR, file.name)));
+    const ref = await store.put(contentKey(DATASET_PREFIX, sha256Hex(bytes)), bytes);
+    files.push({ ...ref, role: file.role, name: file.name, source: 'file' });
+  }
+  return { dataset: def.name, files, fetched: files.length, cached: 0 };
+}
+
+/** The same trainings in one process: load once, then build, train and evaluate each run. */
+async function plainLoop(config: ExperimentConfig, dir: string): Promise<number> {
+  const t0 = performance.now();
+  const store = new LocalStore(join(dir, 'loop-store'));
+  const spec = config.datasets[0]!;
+  const data = await loadRunData(store, spec, await storedDataset(store));
+  for (const seed of config.seeds) {
+    const model = buildModel(config.models[0]!, { inputShape: data.def.inputShape, numClasses: data.def.numClasses });
+    await train({
+      model,
+      data: { train: data.train, val: data.val, inputShape: data.def.inputShape, numClasses: data.def.numClasses },
+      epochs: config.training.epochs,
+      batchSize: config.training.batchSize,
+      optimizer: config.training.optimizer,
+      init: config.training.init,
+      seed,
+      onEpoch: async () => undefined,
+    });
+    await evaluate(model, data.test, config.training.batchSize);
+    model.dispose();
+  }
+  return (performance.now() - t0) / 1000;
+}
+
+interface Worker {
+  child: ChildProcess;
+  output: () => string;
+}
+
+/** A worker process serving every queue; resolves once it has said it is polling. */
+async function startWorker(env: NodeJS.ProcessEnv): Promise<Worker> {
+  const [cmd, ...args] = workerCommand(['--task-queue', 'all']);
+  const child = spawn(cmd!, args, { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  await new Promise<void>((resolve, reject) => {
+    const check = setInterval(() => {
+      if (/paramtrail worker \S+: /.test(out)) {
+        clearInterval(check);
+        resolve();
+      } else if (child.exitCode !== null) {
+        clearInterval(check);
+        reject(new Error(`expected the worker to start polling, found it exited (${child.exitCode}):\n${out}`));
+      }
+    }, 100);
+  });
+  return { child, output: () => out };
+}
+
+/** Wall seconds until every run completed, and until the experiment (with its report) completed. */
+async function throughParamtrail(config: ExperimentConfig, o: Options, dir: string): Promise<{ runs: number; total: number; result: ExperimentResult }> {
+  const temporal = await startTemporalDevServer({ env: process.env, headless: true });
+  const workers: Worker[] = [];
+  const storeDir = join(dir, 'store');
+  try {
+    const prefix = 'bench';
+    const env = {
+      ...process.env,
+      TEMPORAL_ADDRESS: temporal.address,
+      PARAMTRAIL_TASK_QUEUE: prefix,
+      PARAMTRAIL_STORE: `file://${storeDir}`,
+      PARAMTRAIL_STATE_DIR: join(dir, 'state'),
+      PARAMTRAIL_TRAIN_SLOTS: '1',
+    };
+    for (let i = 0; i < o.workers; i++) workers.push(await startWorker(env));
+    const connection = await Connection.connect({ address: temporal.address });
+    try {
+      const client = new Client({ connection });
+      const experimentId = `bench-${Date.now()}`;
+      const t0 = performance.now();
+      const handle = await client.workflow.start(experimentWorkflow, {
+        workflowId: experimentId,
+        taskQueue: queueNames(prefix).workflows,
+        args: [{ experimentId, config, queues: queueNames(prefix), store: `file://${storeDir}` }],
+      });
+      // When the last run closes, from the progress query (the report follows it).
+      let runsDone: number | undefined;
+      const watching = (async () => {
+        while (runsDone === undefined) {
+          try {
+            const p = await handle.query<ExperimentProgress>('progress');
+            if (p.runs.length === config.seeds.length && p.runs.every((r) => r.stage === 'completed' || r.stage === 'failed')) {
+              runsDone = (performance.now() - t0) / 1000;
+            }
+          } catch {
+            // Not answering between tasks; ask again.
+          }
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      })();
+      const result = await handle.result();
+      const total = (performance.now() - t0) / 1000;
+      runsDone ??= total;
+      await watching;
+      return { runs: runsDone, total, result };
+    } finally {
+      await connection.close();
+    }
+  } catch (err) {
+    for (const w of workers) console.error(w.output().split('\n').slice(-20).join('\n'));
+    throw err;
+  } finally {
+    for (const w of workers) {
+      w.child.kill('SIGTERM');
+      if (w.child.exitCode === null) await new Promise((r) => w.child.once('exit', r));
+    }
+    await temporal.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  if (!existsSync(join(FASHION_MNIST_DIR, 'train-images-idx3-ubyte.gz'))) {
+    throw new Error(`expected Fashion-MNIST in ${FASHION_MNIST_DIR}, found nothing: run "npm run setup"`);
+  }
+  const o = options();
+  const config = experiment(o);
+  const dir = await mkdtemp(join(tmpdir(), 'paramtrail-bench-'));
+  try {
+    const backend = await selectBackend('auto');
+    console.log(
+      `orchestration: ${o.runs} runs of an MLP (32 hidden), 1 epoch of ${o.train} Fashion-MNIST examples ` +
+        `(90 % trained, batch ${o.batch}), backend ${backend}; ${o.workers} worker process(es), concurrency ${o.concurrency}, ` +
+        `${availableParallelism()} cores`,
+    );
+    const loop = await plainLoop(config, dir);
+    console.log(`  plain loop, one process     ${loop.toFixed(1).padStart(7)} s`);
+    const pt = await throughParamtrail(config, o, dir);
+    if (pt.result.status !== 'completed') {
+      throw new Error(`expected every run to complete, found ${pt.result.runs.filter((r) => r.stage !== 'completed').length} not completed`);
+    }
+    const ratio = (t: number) => `${(t / loop).toFixed(2)}x, overhead ${(((t - loop) / loop) * 100).toFixed(0)} %`;
+    console.log(`  paramtrail, runs completed  ${pt.runs.toFixed(1).padStart(7)} s  (${ratio(pt.runs)})`);
+    console.log(`  paramtrail, with report     ${pt.total.toFixed(1).padStart(7)} s  (${ratio(pt.total)})`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});
