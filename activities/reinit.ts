@@ -64,6 +64,10 @@ export function createReinit(deps: ReinitDeps) {
     const ctx = Context.current();
     const signal = ctx.cancellationSignal;
     const before = activityInfo().heartbeatDetails as ReinitHeartbeat | undefined;
+    // Besides the beat after each layer, beat on a timer with the same progress: evaluating a large test
+    // split takes a while, and evaluate() yields between batches so the timer fires.
+    let details: ReinitHeartbeat = before ?? { done: [], layers: 0 };
+    const ticker = setInterval(() => ctx.heartbeat(details), 1000);
     try {
       const { run } = input;
       await selectBackend(deps.backend ?? 'cpu', (note) => ctx.log.info(note));
@@ -96,7 +100,8 @@ export function createReinit(deps: ReinitDeps) {
           }
           rows.push(row);
           // A copy: heartbeats may be sent (serialised) after later layers are pushed.
-          ctx.heartbeat({ done: [...rows], layers: layers.length } satisfies ReinitHeartbeat);
+          details = { done: [...rows], layers: layers.length };
+          ctx.heartbeat(details);
         }
         const meta = { runId: input.runId, baselineLoss: String(baseline.loss), baselineAccuracy: String(baseline.accuracy) };
         const table = await putContentAddressed(store, TABLE_PREFIX, recordsToArrow(REINIT_TABLE, rows, meta), '.arrow', { signal });
@@ -115,6 +120,8 @@ export function createReinit(deps: ReinitDeps) {
       }
     } catch (err) {
       throw classify(err);
+    } finally {
+      clearInterval(ticker);
     }
   };
 }
