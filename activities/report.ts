@@ -1,24 +1,47 @@
 /**
- * The `report` activity: at the end of an experiment, renders the validation accuracy of all runs,
- * reads every run's Differences SVGs from the store, and stores the self-contained HTML report at
- * `experiments/<experiment id>/report.html`. Called by `experimentWorkflow` on the analysis queue;
- * `paramtrail report` prints or copies what it stored.
+ * The `report` activity: at the end of an experiment, draws the experiment-level figures (validation
+ * accuracy of all runs, the gathered depth profile, a CKA heatmap per compared pair, perturbation norms
+ * and smoothness across runs), stores each as SVG and PNG under `experiments/<experiment id>/figures/`,
+ * reads every run's figures (Differences and its analyses) from the store, and stores the
+ * self-contained HTML report at `experiments/<experiment id>/report.html`. Called by
+ * `experimentWorkflow` on the analysis queue; `paramtrail report` prints or copies what it stored.
  */
 import { readFile } from 'node:fs/promises';
 import { Context } from '@temporalio/activity';
+import { CKA_TABLE, DEPTH_PROFILE_TABLE } from '../artifacts/analysis-tables.js';
+import { recordsFromArrow } from '../artifacts/records.js';
 import type { ObjectRef } from '../artifacts/refs.js';
 import type { ArtifactStore } from '../artifacts/store.js';
 import type { RunSpec } from '../config/grid.js';
-import { accuracyFigureSpec, type AccuracyPoint } from '../report/figures.js';
-import { reportToHtml, type HtmlArtifact, type HtmlFigure, type HtmlRun } from '../report/html.js';
-import { renderSvg } from '../report/render.js';
+import {
+  accuracyFigureSpec,
+  ckaFigureSpec,
+  depthProfileFigureSpec,
+  perturbationNormsFigureSpec,
+  smoothnessFigureSpec,
+  type AccuracyPoint,
+  type PerturbationNormsPoint,
+  type SmoothnessPoint,
+} from '../report/figures.js';
+import { reportToHtml, type HtmlArtifact, type HtmlFigure, type HtmlFinal, type HtmlPair, type HtmlRun } from '../report/html.js';
+import { renderSvg, svgToPng, type VegaLiteSpec } from '../report/render.js';
 import { classify } from './errors.js';
+import { getJson } from './json.js';
 import { reportKey } from './keys.js';
 import { recordLineage } from './lineage.js';
-import type { DistanceResult, PlotResult, TrainResult } from './types.js';
+import { figureTitle } from './plot.js';
+import type { AggregateResult, CompareResult, DistanceResult, PlotResult, RunAnalysesResult, TrainResult } from './types.js';
 
 export interface ReportDeps {
   store: ArtifactStore;
+}
+
+/** What the report needs of a run's result (a `RunResult` has all of it). */
+export interface ReportRunResult {
+  train: TrainResult;
+  distance: DistanceResult;
+  plot: PlotResult;
+  analyses?: RunAnalysesResult;
 }
 
 /** A run as the experiment workflow tracks it; only refs and numbers, never the objects themselves. */
@@ -27,13 +50,26 @@ export interface ReportRunSource {
   runId: string;
   stage: string;
   error?: { type?: string; message: string };
-  result?: { train: TrainResult; distance: DistanceResult; plot: PlotResult };
+  result?: ReportRunResult;
+  /** Where the result is stored when the workflow moved it out of its state (read when `result` is absent). */
+  resultRef?: ObjectRef;
 }
 
 export interface ReportInput {
   experimentId: string;
   /** The experiment's progress or result. */
-  result: { name: string; store: string; status?: string; runs: ReportRunSource[] };
+  result: {
+    name: string;
+    store: string;
+    status?: string;
+    runs: ReportRunSource[];
+    /** Pairs of runs compared by CKA and feature correlation (analyses.compare). */
+    compare?: CompareResult[];
+    /** The gathered depth profile (analyses.aggregate). */
+    aggregate?: AggregateResult;
+    /** Experiment-level analyses that failed. */
+    analysisErrors?: Array<{ analysis: string; message: string }>;
+  };
   /** Each run's spec, matched to its run by name, for the config shown in the report. */
   specs?: RunSpec[];
 }
@@ -41,6 +77,11 @@ export interface ReportInput {
 export interface ReportResult extends ObjectRef {
   /** Where a person opens it: a file path for the local store, an s3:// URL otherwise. */
   path: string;
+}
+
+/** Experiment-level figures: `experiments/<experiment id>/figures/<name>`, beside the report. */
+export function experimentFigureKey(experimentId: string, name: string): string {
+  return `experiments/${experimentId}/figures/${name}`;
 }
 
 let version: Promise<string> | undefined;
@@ -54,41 +95,110 @@ function paramtrailVersion(): Promise<string> {
   return version;
 }
 
-function runArtifacts(res: NonNullable<ReportRunSource['result']>): HtmlArtifact[] {
-  const artifacts: HtmlArtifact[] = res.train.snapshots.map((s) => ({ label: `snapshot epoch ${s.epoch}`, key: s.key, sha256: s.sha256, bytes: s.bytes }));
+const artifact = (label: string, ref: ObjectRef): HtmlArtifact => ({ label, key: ref.key, sha256: ref.sha256, bytes: ref.bytes });
+
+function runArtifacts(res: ReportRunResult): HtmlArtifact[] {
+  const artifacts: HtmlArtifact[] = res.train.snapshots.map((s) => artifact(`snapshot epoch ${s.epoch}`, s));
   if (!res.train.snapshots.some((s) => s.key === res.train.final.key)) {
-    artifacts.push({ label: `final weights (epoch ${res.train.final.epoch})`, key: res.train.final.key, sha256: res.train.final.sha256, bytes: res.train.final.bytes });
+    artifacts.push(artifact(`final weights (epoch ${res.train.final.epoch})`, res.train.final));
   }
-  const t = res.distance.table;
-  artifacts.push({ label: 'distance table', key: t.key, sha256: t.sha256, bytes: t.bytes });
-  for (const f of res.plot.figures) artifacts.push({ label: `figure p=${f.p} (${f.format})`, key: f.key, sha256: f.sha256, bytes: f.bytes });
+  artifacts.push(artifact('distance table', res.distance.table));
+  const a = res.analyses ?? {};
+  if (a.features) artifacts.push(artifact('probe features', a.features.features), artifact('probe set', a.features.probe));
+  if (a.correlation) artifacts.push(artifact(`correlation table (${a.correlation.layer})`, a.correlation.table));
+  if (a.reinit) artifacts.push(artifact('re-initialisation table', a.reinit.table));
+  if (a.smoothness) artifacts.push(artifact('smoothness table', a.smoothness.table));
+  for (const o of a.perturb ?? []) {
+    artifacts.push(artifact(`${o.label}: perturbed weights`, o.perturb.perturbed), artifact(`${o.label}: retrained weights`, o.train.final), artifact(`${o.label}: norms table`, o.norms.table));
+  }
+  for (const f of res.plot.figures) artifacts.push(artifact(`figure ${figureTitle(f.p)} (${f.format})`, f));
   return artifacts;
 }
+
+/**
+ * The row of S3's table: the last epoch trained, or early stopping's best epoch, whose weights the run
+ * kept. Epoch 0 (the initial weights evaluated) is not a result of training and is never chosen.
+ */
+export function finalOf(train: TrainResult): HtmlFinal | undefined {
+  const trained = train.history.filter((h) => h.epoch > 0);
+  if (trained.length === 0) return undefined;
+  const last = trained.at(-1)!;
+  const best = train.bestEpoch === undefined ? undefined : trained.find((h) => h.epoch === train.bestEpoch);
+  const row = best ?? last;
+  return {
+    epoch: row.epoch,
+    epochs: last.epoch,
+    best: best !== undefined && best.epoch !== last.epoch,
+    trainLoss: row.trainLoss,
+    valLoss: row.valLoss,
+    trainAccuracy: row.trainAccuracy,
+    valAccuracy: row.valAccuracy,
+  };
+}
+
+/** Mean of the finite values; NaN when there is none. */
+function finiteMean(values: number[]): number {
+  const finite = values.filter((v) => Number.isFinite(v));
+  return finite.length ? finite.reduce((s, v) => s + v, 0) / finite.length : NaN;
+}
+
+/** A name safe in a store key: letters, digits, dot, dash and underscore. */
+const keySafe = (text: string) => text.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 60) || 'x';
 
 export function createReport(deps: ReportDeps) {
   return async function report(input: ReportInput): Promise<ReportResult> {
     const signal = Context.current().cancellationSignal;
     try {
-      const specs = new Map((input.specs ?? []).map((s) => [s.name, s]));
+      const experimentId = input.experimentId;
+      const producer = { experimentId, runId: '' };
+      const get = (ref: ObjectRef) => deps.store.get(ref.key, { sha256: ref.sha256, signal });
       const inputs: ObjectRef[] = [];
+      /** Renders, stores as SVG and PNG with lineage, and returns the figure for the page. */
+      const draw = async (name: string, title: string, spec: VegaLiteSpec, from: ObjectRef[]): Promise<HtmlFigure> => {
+        const svg = await renderSvg(spec);
+        const svgRef = await deps.store.put(experimentFigureKey(experimentId, `${name}.svg`), new TextEncoder().encode(svg), { contentType: 'image/svg+xml', signal });
+        const pngRef = await deps.store.put(experimentFigureKey(experimentId, `${name}.png`), svgToPng(svg), { contentType: 'image/png', signal });
+        for (const [ref, format] of [[svgRef, 'svg'], [pngRef, 'png']] as const) {
+          await recordLineage(deps.store, producer, ref, 'figure', from, { format, figure: name }, signal);
+        }
+        inputs.push(svgRef, pngRef);
+        return { title, svg, path: deps.store.locate(svgRef.key) };
+      };
+
+      const specs = new Map((input.specs ?? []).map((s) => [s.name, s]));
       const runs: HtmlRun[] = [];
       const history: AccuracyPoint[] = [];
+      const norms: PerturbationNormsPoint[] = [];
+      const normTables: ObjectRef[] = [];
+      const smoothness: SmoothnessPoint[] = [];
+      const smoothnessTables: ObjectRef[] = [];
       for (const r of input.result.runs) {
-        const res = r.result;
+        const res = r.result ?? (r.resultRef ? await getJson<ReportRunResult>(deps.store, r.resultRef.key, { sha256: r.resultRef.sha256, signal }) : undefined);
+        if (r.resultRef && !r.result) inputs.push(r.resultRef);
         const spec = specs.get(r.name);
         const figures: HtmlFigure[] = [];
         for (const f of res?.plot.figures.filter((f) => f.format === 'svg') ?? []) {
-          const svg = new TextDecoder().decode(await deps.store.get(f.key, { sha256: f.sha256, signal }));
-          figures.push({ title: `Differences, p = ${f.p === 'inf' ? '∞' : f.p}`, svg, path: f.path });
+          const svg = new TextDecoder().decode(await get(f));
+          figures.push({ title: figureTitle(f.p), svg, path: f.path });
           inputs.push({ key: f.key, sha256: f.sha256, bytes: f.bytes });
         }
+        const final = res ? finalOf(res.train) : undefined;
         if (res) {
           inputs.push(res.distance.table);
-          // NaN accuracies (a diverged epoch) cannot be drawn; the table still shows how the run ended.
+          // NaN accuracies (a diverged epoch; null once through JSON) cannot be drawn; the tables still show how the run ended.
           for (const h of res.train.history) {
             if (Number.isFinite(h.valAccuracy) && Number.isFinite(h.trainAccuracy)) {
               history.push({ run: r.name, epoch: h.epoch, valAccuracy: h.valAccuracy, trainAccuracy: h.trainAccuracy });
             }
+          }
+          for (const o of res.analyses?.perturb ?? []) {
+            norms.push({ run: r.name, label: o.label, theta1: o.norms.model.theta1, theta2: o.norms.model.theta2, distance: o.norms.model.distance });
+            normTables.push(o.norms.table);
+          }
+          const sm = res.analyses?.smoothness;
+          if (sm && sm.layers.length) {
+            smoothness.push(...sm.layers.map((l) => ({ run: r.name, ...l })));
+            smoothnessTables.push(sm.table);
           }
         }
         runs.push({
@@ -100,8 +210,10 @@ export function createReport(deps: ReportDeps) {
                 trainingStatus: res.train.status,
                 backend: res.train.backend,
                 epochs: res.train.history.length,
-                valAccuracy: res.train.history.at(-1)?.valAccuracy,
+                valAccuracy: final?.valAccuracy ?? res.train.history.at(-1)?.valAccuracy,
                 testAccuracy: res.train.test.accuracy,
+                testLoss: res.train.test.loss,
+                ...(final ? { final } : {}),
               }
             : {}),
           attempts: res?.train.attempts.map(({ attempt, startedFromEpoch, resumed }) => ({ attempt, startedFromEpoch, resumed })) ?? [],
@@ -110,20 +222,56 @@ export function createReport(deps: ReportDeps) {
           figures,
         });
       }
+
+      const title = input.result.name;
       const accuracy = history.length
-        ? { title: 'Validation accuracy per epoch, every run', svg: await renderSvg(accuracyFigureSpec(history, { title: `${input.result.name}: validation accuracy` })) }
+        ? await draw('accuracy', 'Validation accuracy per epoch, every run', accuracyFigureSpec(history, { title: `${title}: validation accuracy` }), [])
         : undefined;
+
+      let gathered: HtmlFigure | undefined;
+      const aggregate = input.result.aggregate;
+      if (aggregate) {
+        const { rows, meta } = recordsFromArrow(DEPTH_PROFILE_TABLE, await get(aggregate.table));
+        inputs.push(aggregate.table);
+        if (rows.length) {
+          const p = meta.p;
+          gathered = await draw('depth-profile', `Mean per-parameter distance by normalised depth, averaged over ${aggregate.runs} runs per group`, depthProfileFigureSpec(rows, { title, ...(p ? { p } : {}) }), [aggregate.table]);
+        }
+      }
+
+      const pairs: HtmlPair[] = [];
+      const heatmaps: HtmlFigure[] = [];
+      for (const [i, c] of (input.result.compare ?? []).entries()) {
+        pairs.push({ a: c.a, b: c.b, meanDiagonalCka: finiteMean(c.diagonal.map((d) => d.cka)), layers: c.diagonal.length, penultimateMeanAbs: c.penultimateMeanAbs });
+        const { rows } = recordsFromArrow(CKA_TABLE, await get(c.table));
+        inputs.push(c.table);
+        if (rows.length) {
+          const name = `cka-${String(i + 1).padStart(2, '0')}-${keySafe(c.a)}--${keySafe(c.b)}`;
+          heatmaps.push(await draw(name, `Linear CKA, ${c.a} against ${c.b}`, ckaFigureSpec(rows, { title, a: c.a, b: c.b }), [c.table]));
+        }
+      }
+
+      const perturbation = norms.length
+        ? await draw('perturbation-norms', 'Perturb and retrain: |θ₁|, |θ₂| and |θ₁ − θ₂| of every perturbed run', perturbationNormsFigureSpec(norms, { title }), normTables)
+        : undefined;
+      const smooth = smoothness.length ? await draw('smoothness', 'Layer smoothness against depth, every run', smoothnessFigureSpec(smoothness, { title }), smoothnessTables) : undefined;
+
       const html = reportToHtml({
-        title: input.result.name,
-        experimentId: input.experimentId,
+        title,
+        experimentId,
         store: input.result.store,
         ...(input.result.status ? { status: input.result.status } : {}),
         version: await paramtrailVersion(),
         ...(accuracy ? { accuracy } : {}),
+        ...(gathered ? { gathered } : {}),
+        ...(pairs.length ? { comparisons: { pairs, figures: heatmaps } } : {}),
+        ...(perturbation ? { perturbation } : {}),
+        ...(smooth ? { smoothness: smooth } : {}),
+        ...(input.result.analysisErrors?.length ? { analysisErrors: input.result.analysisErrors } : {}),
         runs,
       });
-      const ref = await deps.store.put(reportKey(input.experimentId), new TextEncoder().encode(html), { contentType: 'text/html; charset=utf-8', signal });
-      await recordLineage(deps.store, { experimentId: input.experimentId, runId: '' }, ref, 'report', inputs, { runs: runs.length }, signal);
+      const ref = await deps.store.put(reportKey(experimentId), new TextEncoder().encode(html), { contentType: 'text/html; charset=utf-8', signal });
+      await recordLineage(deps.store, producer, ref, 'report', inputs, { runs: runs.length }, signal);
       return { key: ref.key, sha256: ref.sha256, bytes: ref.bytes, path: deps.store.locate(ref.key) };
     } catch (err) {
       throw classify(err);

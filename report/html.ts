@@ -1,7 +1,10 @@
 /**
  * The static HTML report of an experiment: one self-contained page (no server, no external URLs, every
- * figure inlined as SVG) with the runs table, the validation accuracy of all runs, each run's
- * Differences figures, its config, and the keys and sha256 of everything it stored.
+ * figure inlined as SVG) with the runs table, the final losses and accuracies of every run (S3's table),
+ * the experiment-level figures (validation accuracy of all runs, the gathered depth profile, CKA heatmaps
+ * with a table of the compared pairs, perturbation norms and smoothness across runs), the analyses that
+ * failed, and per run its figures (Differences and every analysis), config, and the keys and sha256 of
+ * everything it stored.
  *
  * Called by the `report` activity, which gathers the figures from the store; this module only turns
  * plain data into a string, so it is tested without a store. Everything that comes from an experiment
@@ -30,6 +33,19 @@ export interface HtmlAttempt {
   resumed: boolean;
 }
 
+/** A run's final metrics: the last epoch trained, or the best epoch under early stopping. */
+export interface HtmlFinal {
+  epoch: number;
+  /** Epochs trained in all; more than `epoch` when early stopping restored an earlier best epoch. */
+  epochs: number;
+  /** True when `epoch` is early stopping's best epoch rather than the last one. */
+  best: boolean;
+  trainLoss: number;
+  valLoss: number;
+  trainAccuracy: number;
+  valAccuracy: number;
+}
+
 export interface HtmlRun {
   name: string;
   /** The run's stage: `completed`, `failed`, ... */
@@ -42,6 +58,9 @@ export interface HtmlRun {
   epochs?: number;
   valAccuracy?: number;
   testAccuracy?: number;
+  testLoss?: number;
+  /** The row of the final-metrics table; absent for a run without a history. */
+  final?: HtmlFinal;
   attempts: HtmlAttempt[];
   /** The run's model, dataset and training, shown as JSON. */
   config?: Record<string, unknown>;
@@ -58,7 +77,29 @@ export interface HtmlReportInput {
   version: string;
   /** The validation accuracy of all runs in one figure; absent when no run has a history. */
   accuracy?: HtmlFigure;
+  /** S0's gathered per-layer differences across runs (the aggregate analysis). */
+  gathered?: HtmlFigure;
+  /** Pairs of runs compared by CKA and feature correlation, with a heatmap each. */
+  comparisons?: { pairs: HtmlPair[]; figures: HtmlFigure[] };
+  /** Perturb-and-retrain norms of every run that was perturbed. */
+  perturbation?: HtmlFigure;
+  /** Layer smoothness of every run that measured it. */
+  smoothness?: HtmlFigure;
+  /** Experiment-level analyses that failed; the runs' results stand regardless. */
+  analysisErrors?: Array<{ analysis: string; message: string }>;
   runs: HtmlRun[];
+}
+
+/** One compared pair of runs. */
+export interface HtmlPair {
+  a: string;
+  b: string;
+  /** Mean linear CKA between layers of the same name and depth; NaN when none is defined. */
+  meanDiagonalCka: number;
+  /** Layers on the diagonal. */
+  layers: number;
+  /** Mean |r| of the cross-correlation of the two penultimate feature sets. */
+  penultimateMeanAbs: number;
 }
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
@@ -94,7 +135,9 @@ export function inlineSvg(svg: string, prefix: string): string {
     .replace(/(\s(?:xlink:)?href=")#([^"]+)"/g, (_m, attr: string, id: string) => `${attr}#${prefix}-${id}"`);
 }
 
-const pct = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '–' : `${(100 * x).toFixed(2)}%`);
+const pct = (x: number | undefined) => (typeof x !== 'number' || !Number.isFinite(x) ? '–' : `${(100 * x).toFixed(2)}%`);
+/** Losses and other unbounded numbers: four decimals, or a dash for a missing or non-finite value (JSON turns NaN into null). */
+const num = (x: number | undefined, digits = 4) => (typeof x !== 'number' || !Number.isFinite(x) ? '–' : x.toFixed(digits));
 
 function attemptsCell(attempts: HtmlAttempt[]): string {
   if (attempts.length === 0) return '–';
@@ -135,6 +178,64 @@ ${rows.join('\n')}
 </table>`;
 }
 
+function finalsTable(runs: HtmlRun[]): string {
+  const rows = runs
+    .map((r, i) => ({ r, i }))
+    .filter(({ r }) => r.final)
+    .map(({ r, i }) => {
+      const f = r.final!;
+      const epoch = f.best ? `${escapeHtml(f.epoch)} <span class="muted">(best of ${escapeHtml(f.epochs)})</span>` : escapeHtml(f.epoch);
+      return `<tr>
+<td><a href="#${slug(r.name, i)}">${escapeHtml(r.name)}</a></td>
+<td class="num">${epoch}</td>
+<td class="num">${num(f.trainLoss)}</td>
+<td class="num">${num(f.valLoss)}</td>
+<td class="num">${pct(f.trainAccuracy)}</td>
+<td class="num">${pct(f.valAccuracy)}</td>
+<td class="num">${num(r.testLoss)}</td>
+<td class="num">${pct(r.testAccuracy)}</td>
+</tr>`;
+    });
+  if (rows.length === 0) return '<p class="muted">No run has a training history yet.</p>';
+  return `<table class="finals">
+<thead><tr><th>run</th><th>epoch</th><th>train loss</th><th>validation loss</th><th>train acc</th><th>validation acc</th><th>test loss</th><th>test acc</th></tr></thead>
+<tbody>
+${rows.join('\n')}
+</tbody>
+</table>`;
+}
+
+function pairsTable(pairs: HtmlPair[]): string {
+  return `<table class="pairs">
+<thead><tr><th>run A</th><th>run B</th><th>mean CKA, same layers</th><th>layers</th><th>penultimate mean |r|</th></tr></thead>
+<tbody>
+${pairs
+  .map((p) => `<tr><td>${escapeHtml(p.a)}</td><td>${escapeHtml(p.b)}</td><td class="num">${num(p.meanDiagonalCka, 3)}</td><td class="num">${escapeHtml(p.layers)}</td><td class="num">${num(p.penultimateMeanAbs, 3)}</td></tr>`)
+  .join('\n')}
+</tbody>
+</table>`;
+}
+
+function errorsList(errors: Array<{ analysis: string; message: string }>): string {
+  return `<ul class="errors">
+${errors.map((e) => `<li class="error"><strong>${escapeHtml(e.analysis)}</strong>: ${escapeHtml(e.message)}</li>`).join('\n')}
+</ul>`;
+}
+
+/** The experiment-level figures after the accuracy one, each under its heading; nothing for an analysis not run. */
+function acrossRuns(input: HtmlReportInput): string {
+  const parts: string[] = [];
+  if (input.gathered) parts.push(`<h2>Gathered differences across runs</h2>\n${figureBlock(input.gathered, 'gathered')}`);
+  if (input.comparisons && (input.comparisons.pairs.length || input.comparisons.figures.length)) {
+    parts.push(`<h2>Comparisons between runs</h2>
+${input.comparisons.pairs.length ? pairsTable(input.comparisons.pairs) : ''}
+${input.comparisons.figures.map((f, j) => figureBlock(f, `cka-${j}`)).join('\n')}`);
+  }
+  if (input.perturbation) parts.push(`<h2>Perturb and retrain</h2>\n${figureBlock(input.perturbation, 'perturbation')}`);
+  if (input.smoothness) parts.push(`<h2>Layer smoothness</h2>\n${figureBlock(input.smoothness, 'smoothness')}`);
+  return parts.join('\n');
+}
+
 function runSection(r: HtmlRun, i: number): string {
   const id = slug(r.name, i);
   const figures = r.figures.map((f, j) => figureBlock(f, `${id}-f${j}`)).join('\n');
@@ -151,7 +252,7 @@ ${r.artifacts
   return `<section class="run" id="${id}">
 <h3>${escapeHtml(r.name)} ${statusBadge(r.status)}</h3>
 ${r.error ? `<p class="error">${escapeHtml(r.error)}</p>` : ''}
-${figures || '<p class="muted">No Differences figure for this run.</p>'}
+${figures || '<p class="muted">No figures for this run.</p>'}
 ${r.config ? `<details><summary>config</summary><pre>${escapeHtml(JSON.stringify(r.config, null, 2))}</pre></details>` : ''}
 <details><summary>artifacts (${r.artifacts.length})</summary>
 ${artifacts}
@@ -179,6 +280,7 @@ code.sha { color: var(--muted); }
 .badge.ok { background: #e3f4e8; color: #1b6b34; } .badge.bad { background: #fde8e8; color: #9b1c1c; } .badge.warn { background: #fdf3d8; color: #8a5a00; }
 .muted { color: var(--muted); }
 .error { color: #9b1c1c; background: #fde8e8; padding: 6px 10px; border-radius: 4px; }
+ul.errors { list-style: none; padding: 0; margin: 12px 0; } ul.errors li { margin: 4px 0; word-break: break-word; }
 section.run { margin: 18px 0; padding: 16px 18px; border: 1px solid var(--line); border-radius: 6px; background: var(--bg); }
 figure { margin: 0 0 12px; }
 figure .svg { overflow-x: auto; }
@@ -213,10 +315,14 @@ ${input.status ? `<dt>status</dt><dd>${statusBadge(input.status)}</dd>` : ''}
 <dt>runs</dt><dd>${input.runs.length}</dd>
 </dl>
 </header>
+${input.analysisErrors?.length ? `<h2>Analyses that failed</h2>\n${errorsList(input.analysisErrors)}` : ''}
 <h2>Runs</h2>
 ${runsTable(input.runs)}
+<h2>Final losses and accuracies</h2>
+${finalsTable(input.runs)}
 <h2>Validation accuracy of all runs</h2>
 ${accuracy}
+${acrossRuns(input)}
 <h2>Per run</h2>
 ${input.runs.map(runSection).join('\n')}
 </main>
