@@ -7,7 +7,8 @@
  * Called by the run workflow after `features`; re-runnable on any stored features file. Every layer
  * uses the same forest seed, so a layer's alpha does not depend on which other layers were asked for.
  * A layer whose features are not all finite (a diverged model) gets alpha NaN rather than failing the
- * run. Progress is heartbeated per layer with the alphas done so far; a retry takes those from the
+ * run. Progress is heartbeated per tree with the alphas of the layers done so far (the event loop gets
+ * a turn between trees, so cancellation is seen within a layer); a retry takes those alphas from the
  * heartbeat and computes only the rest (the estimate is deterministic, so nothing changes).
  */
 import { activityInfo, Context } from '@temporalio/activity';
@@ -15,8 +16,10 @@ import { SMOOTHNESS_TABLE, type SmoothnessRow } from '../artifacts/analysis-tabl
 import { featuresFromArrow, type FeaturesFile } from '../artifacts/features.js';
 import { recordsToArrow } from '../artifacts/records.js';
 import { putContentAddressed, type ArtifactStore } from '../artifacts/store.js';
-import { candidateFeatures } from '../ml/metrics/forest.js';
-import { besovAlpha } from '../ml/metrics/smoothness.js';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { candidateFeatures, forestTrees, type Tree } from '../ml/metrics/forest.js';
+import type { FeatureMatrix } from '../ml/metrics/gram.js';
+import { forestAlpha, smoothnessTargets } from '../ml/metrics/smoothness.js';
 import { classify, failForGood } from './errors.js';
 import { TABLE_PREFIX } from './keys.js';
 import { recordLineage } from './lineage.js';
@@ -55,6 +58,21 @@ function checkSpec(spec: SmoothnessInput['spec']): void {
   } catch (err) {
     throw failForGood('InvalidExperiment', `analyses.smoothness.${(err as Error).message}`, err);
   }
+}
+
+/**
+ * besovAlpha of ml/metrics/smoothness.ts, growing the forest a tree at a time and giving the event loop
+ * a turn between trees, so heartbeats go out and a cancellation is seen during a long layer.
+ */
+async function layerAlpha(x: FeatureMatrix, labels: Float32Array, spec: SmoothnessInput['spec'], seed: number, between: () => void): Promise<number> {
+  const y = smoothnessTargets(x, labels);
+  const trees: Tree[] = [];
+  for (const tree of forestTrees(x, y, { trees: spec.trees, maxFeatures: spec.maxFeatures, seed })) {
+    trees.push(tree);
+    await nextTurn();
+    between();
+  }
+  return forestAlpha({ trees, features: x.cols, outputs: y.outputs }, x, y.values).alpha;
 }
 
 function allFinite(values: Float32Array): boolean {
@@ -97,7 +115,10 @@ export function createSmoothness(deps: SmoothnessDeps) {
         }
         let alpha = NaN;
         if (features.cols > 0 && allFinite(features.values)) {
-          alpha = besovAlpha(features, file.labels, { trees: input.spec.trees, maxFeatures: input.spec.maxFeatures, seed: input.seed }).alpha;
+          alpha = await layerAlpha(features, file.labels, input.spec, input.seed, () => {
+            ctx.heartbeat({ done: rows, layers: layers.length } satisfies SmoothnessHeartbeat);
+            signal.throwIfAborted();
+          });
         } else {
           ctx.log.warn('smoothness undefined: layer has no features or non-finite ones', { layer, features: features.cols });
         }

@@ -341,8 +341,12 @@ export function checkFiniteFeatures(x: FeatureMatrix, what: string): void {
   }
 }
 
-/** Grows a regression forest of `args.trees` trees on features `x` (rows x cols) and targets `y`. */
-export function fitForest(x: FeatureMatrix, y: Targets, args: ForestArgs): Forest {
+/**
+ * Grows the trees of the forest one at a time, checking the inputs first: a caller that must stay
+ * responsive (an activity heartbeating, watching for cancellation) yields between trees. Tree t
+ * depends only on the inputs, the seed and t.
+ */
+export function* forestTrees(x: FeatureMatrix, y: Targets, args: ForestArgs): Generator<Tree, void, undefined> {
   checkFeatures(x, 'fitForest features');
   if (x.rows < 1 || x.cols < 1) throw new RangeError(`fitForest: expected at least 1 example and 1 feature; found ${x.rows} x ${x.cols}`);
   checkFiniteFeatures(x, 'fitForest');
@@ -352,9 +356,9 @@ export function fitForest(x: FeatureMatrix, y: Targets, args: ForestArgs): Fores
   if (!Number.isInteger(minLeaf) || minLeaf < 1) throw new RangeError(`fitForest: expected minSamplesLeaf to be an integer >= 1; found ${minLeaf}`);
   const maxDepth = args.maxDepth ?? Infinity;
   if (!(maxDepth >= 0)) throw new RangeError(`fitForest: expected maxDepth >= 0; found ${maxDepth}`);
+  const mtry = candidateFeatures(args.maxFeatures ?? 'sqrt', x.cols);
   const n = x.rows;
   const d = x.cols;
-  const trees: Tree[] = [];
   for (let t = 0; t < args.trees; t++) {
     const rng = deriveRng(args.seed, 'forest', t);
     const sample = new Int32Array(n);
@@ -365,7 +369,7 @@ export function fitForest(x: FeatureMatrix, y: Targets, args: ForestArgs): Fores
       d,
       y: y.values,
       k: y.outputs,
-      mtry: candidateFeatures(args.maxFeatures ?? 'sqrt', d),
+      mtry,
       minLeaf,
       maxDepth,
       rng,
@@ -376,9 +380,13 @@ export function fitForest(x: FeatureMatrix, y: Targets, args: ForestArgs): Fores
       sumAll: new Float64Array(y.outputs),
       featureOrder: Int32Array.from({ length: d }, (_, i) => i),
     };
-    trees.push(growTree(g, sample));
+    yield growTree(g, sample);
   }
-  return { trees, features: d, outputs: y.outputs };
+}
+
+/** Grows a regression forest of `args.trees` trees on features `x` (rows x cols) and targets `y`. */
+export function fitForest(x: FeatureMatrix, y: Targets, args: ForestArgs): Forest {
+  return { trees: [...forestTrees(x, y, args)], features: x.cols, outputs: y.outputs };
 }
 
 /** The leaf of `tree` that example `row` of `x` falls in. */

@@ -193,11 +193,8 @@ export function decayExponent(terms: readonly number[], errors: readonly number[
   return -(count * sxy - sx * sy) / denominator;
 }
 
-/**
- * The weak-type Besov alpha of `labels` (class ids, one per example) over features `x` (rows x cols,
- * row-major): fits the forest to the one-hot labels and fits the decay of its N-term approximation error.
- */
-export function besovAlpha(x: FeatureMatrix, labels: ArrayLike<number>, args: SmoothnessArgs): SmoothnessEstimate {
+/** Checks a layer's features and labels for `besovAlpha` and returns the one-hot targets. */
+export function smoothnessTargets(x: FeatureMatrix, labels: ArrayLike<number>): { values: Float64Array; outputs: number } {
   checkFeatures(x, 'besovAlpha features');
   if (x.rows < 2) throw new RangeError(`besovAlpha: expected at least 2 examples; found ${x.rows}`);
   if (x.cols < 1) throw new RangeError(`besovAlpha: expected at least 1 feature; found ${x.cols}`);
@@ -205,16 +202,35 @@ export function besovAlpha(x: FeatureMatrix, labels: ArrayLike<number>, args: Sm
     throw new RangeError(`besovAlpha: expected one label per example (${x.rows}); found ${labels.length} labels`);
   }
   checkFiniteFeatures(x, 'besovAlpha');
-  const y = oneHot(labels);
-  const forest = fitForest(x, y, { trees: args.trees, maxFeatures: args.maxFeatures ?? 'sqrt', seed: args.seed });
-  const wavelets = forest.trees.reduce((s, t) => s + t.nodes - 1, 0);
+  return oneHot(labels);
+}
+
+/** Checks the N-term fit's options; returns the grid size. */
+function checkFitArgs(args: Pick<SmoothnessArgs, 'maxTerms' | 'gridPoints'>): number {
   if (args.maxTerms !== undefined && !(Number.isInteger(args.maxTerms) && args.maxTerms >= 1)) {
     throw new RangeError(`besovAlpha: expected maxTerms to be an integer >= 1; found ${args.maxTerms}`);
   }
-  const maxTerms = Math.min(args.maxTerms ?? wavelets, wavelets);
   const gridPoints = args.gridPoints ?? 40;
   if (!Number.isInteger(gridPoints) || gridPoints < 2) throw new RangeError(`besovAlpha: expected gridPoints to be an integer >= 2; found ${gridPoints}`);
-  const terms = geometricTerms(maxTerms, gridPoints);
-  const errors = nTermErrors(forest, x, y.values, terms);
+  return gridPoints;
+}
+
+/** The alpha of a forest already grown on `x` and the one-hot targets `y` (see `besovAlpha`). */
+export function forestAlpha(forest: Forest, x: FeatureMatrix, y: Float64Array, args: Pick<SmoothnessArgs, 'maxTerms' | 'gridPoints'> = {}): SmoothnessEstimate {
+  const gridPoints = checkFitArgs(args);
+  const wavelets = forest.trees.reduce((s, t) => s + t.nodes - 1, 0);
+  const terms = geometricTerms(Math.min(args.maxTerms ?? wavelets, wavelets), gridPoints);
+  const errors = nTermErrors(forest, x, y, terms);
   return { alpha: decayExponent(terms, errors), wavelets, terms, errors };
+}
+
+/**
+ * The weak-type Besov alpha of `labels` (class ids, one per example) over features `x` (rows x cols,
+ * row-major): fits the forest to the one-hot labels and fits the decay of its N-term approximation error.
+ */
+export function besovAlpha(x: FeatureMatrix, labels: ArrayLike<number>, args: SmoothnessArgs): SmoothnessEstimate {
+  const y = smoothnessTargets(x, labels);
+  checkFitArgs(args); // before the forest is grown, not after
+  const forest = fitForest(x, y, { trees: args.trees, maxFeatures: args.maxFeatures ?? 'sqrt', seed: args.seed });
+  return forestAlpha(forest, x, y.values, args);
 }

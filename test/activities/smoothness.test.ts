@@ -3,7 +3,7 @@
  * written with the features codec: a row per selected layer with the alpha of ml/metrics/smoothness.ts
  * (larger for features that cluster by label than for unrelated ones, NaN for a diverged layer), the
  * table's metadata and lineage, layer selection, heartbeats that let a retry skip finished layers,
- * cancellation, and failures that name what was expected.
+ * cancellation between layers and between the trees of one, and failures that name what was expected.
  */
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
@@ -94,7 +94,10 @@ describe('smoothness activity', () => {
     assert.equal(manifest?.kind, 'smoothness-table');
     assert.deepEqual(manifest?.inputs.map((i) => i.sha256), [features.features.sha256, features.probe.sha256]);
 
-    assert.deepEqual(beats.map((b) => b.done.length), [0, 1, 2, 3], 'a heartbeat before each layer and one at the end');
+    const done = beats.map((b) => b.done.length);
+    assert.deepEqual([...new Set(done)], [0, 1, 2, 3], 'finished layers only accumulate');
+    // Before each layer, after each of its 5 trees (the diverged layer grows none), and at the end.
+    assert.deepEqual([0, 1, 2, 3].map((k) => done.filter((c) => c === k).length), [6, 6, 1, 1]);
     assert.ok(beats.every((b) => b.layers === 3));
   });
 
@@ -129,6 +132,16 @@ describe('smoothness activity', () => {
     assert.equal(resumed.layers[0].alpha, 0.123);
     const fresh = await runIn(new MockActivityEnvironment(), smoothness, input());
     assert.equal(resumed.layers[1].alpha, fresh.layers[1].alpha);
+  });
+
+  test('a cancellation is seen between the trees of a layer', async () => {
+    const env = new MockActivityEnvironment();
+    let beats = 0;
+    env.on('heartbeat', () => {
+      if (++beats === 3) env.cancel();
+    });
+    await assert.rejects(runIn(env, smoothness, input({ trees: 50 })), (err: Error) => err.name === 'CancelledFailure');
+    assert.equal(beats, 3, 'no tree is grown after the cancellation');
   });
 
   test('bad specs and files that are no features file fail for good, naming what was expected', async () => {
