@@ -18,7 +18,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { backend_util } from '@tensorflow/tfjs-core';
 import type { TensorInfo } from '@tensorflow/tfjs-core';
-import { allFloat32, float32Values, type FastKernel, type KernelArgs } from './common.js';
+import { allFloat32, float32Output, float32Values, type FastKernel, type KernelArgs } from './common.js';
 
 type Shape4 = [number, number, number, number];
 type ConvPad = 'valid' | 'same' | number | backend_util.ExplicitPadding;
@@ -101,7 +101,7 @@ export const conv2DFast: FastKernel = {
         }
       }
     }
-    return backend.makeTensorInfo(info.outShape, 'float32', y);
+    return float32Output(backend, info.outShape, y);
   },
 };
 
@@ -161,7 +161,7 @@ export const conv2DBackpropFilterFast: FastKernel = {
         }
       }
     }
-    return backend.makeTensorInfo(info.filterShape, 'float32', Float32Array.from(acc));
+    return float32Output(backend, info.filterShape, Float32Array.from(acc));
   },
 };
 
@@ -223,7 +223,7 @@ export const conv2DBackpropInputFast: FastKernel = {
         }
       }
     }
-    return backend.makeTensorInfo(info.inShape, 'float32', dx);
+    return float32Output(backend, info.inShape, dx);
   },
 };
 
@@ -247,6 +247,8 @@ export const fusedConv2DFast: FastKernel = {
   kernelName: 'FusedConv2D',
   run(args: KernelArgs): TensorInfo | null {
     const { inputs, backend, attrs } = args;
+    // The cpu backend's only: it calls that backend's Add and activation kernels.
+    if (!('data' in backend)) return null;
     const activation = (attrs['activation'] as string | undefined) ?? 'linear';
     if (!isNHWC(attrs['dataFormat']) || !(activation in ACTIVATION_KERNELS)) return null;
     const { x, filter, bias, preluActivationWeights } = inputs;

@@ -10,7 +10,7 @@
  */
 import { backend_util } from '@tensorflow/tfjs-core';
 import type { TensorInfo } from '@tensorflow/tfjs-core';
-import { allFloat32, float32Values, type FastKernel, type KernelArgs } from './common.js';
+import { allFloat32, float32Output, float32Values, type FastKernel, type KernelArgs } from './common.js';
 
 export const avgPoolGradFast: FastKernel = {
   kernelName: 'AvgPoolGrad',
@@ -54,6 +54,6 @@ export const avgPoolGradFast: FastKernel = {
         }
       }
     }
-    return backend.makeTensorInfo(x.shape, 'float32', dx);
+    return float32Output(backend, x.shape, dx);
   },
 };

@@ -1,0 +1,49 @@
+/**
+ * The 'wasm' tensor backend: @tensorflow/tfjs-backend-wasm (XNNPACK kernels compiled to WebAssembly,
+ * SIMD where the runtime has it; one thread under Node, which gives its worker threads no shared memory
+ * here), with the training kernels it lacks registered from ml/kernels/.
+ *
+ * tfjs-backend-wasm 4.22.0 has every kernel a training step of the model zoo needs except
+ * Conv2DBackpropFilter (the filter gradient of every convolution); paramtrail's flat-array kernel, which
+ * reads and writes the wasm heap through ml/kernels/common.ts, fills the gap. Its output is a
+ * deterministic function of its inputs, as are the wasm kernels on one thread, so a seed gives the same
+ * weights on every run (test/unit/wasm-train.test.ts).
+ *
+ * The package is imported on demand, not at the top: importing it registers 'wasm' at a higher priority
+ * than 'cpu', which would change the backend of any process that never chooses one.
+ *
+ * Called by ml/backend.ts (selectBackend), the wasm tests and bench/train.ts.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { withFallback, type FastKernel } from '../kernels/common.js';
+import { conv2DBackpropFilterFast } from '../kernels/conv2d.js';
+
+/** The backend name tfjs-backend-wasm registers, and the one recorded with every run that uses it. */
+export const WASM_BACKEND = 'wasm';
+
+/** The kernels registered on the wasm backend, which has none of these names. */
+export const WASM_KERNELS: readonly FastKernel[] = [conv2DBackpropFilterFast];
+
+let registered = false;
+
+/** What a wasm kernel of ours does with a case it does not implement: there is no built-in to fall back to. */
+function unsupported(kernelName: string): tf.KernelFunc {
+  return ({ inputs, attrs }) => {
+    const shapes = Object.entries(inputs).map(([k, t]) => `${k} ${t?.dtype} [${t?.shape.join(', ')}]`).join(', ');
+    throw new Error(`${kernelName} on the wasm backend: expected float32 NHWC tensors, found ${shapes} with data format ${String(attrs?.['dataFormat'] ?? 'NHWC')}`);
+  };
+}
+
+/** Registers the wasm backend and our kernels for it (once), makes it active and returns its name. */
+export async function initWasmBackend(): Promise<string> {
+  if (!registered) {
+    await import('@tensorflow/tfjs-backend-wasm');
+    for (const kernel of WASM_KERNELS) {
+      if (tf.getKernel(kernel.kernelName, WASM_BACKEND)) throw new Error(`the wasm backend already has a ${kernel.kernelName} kernel; ours would replace it`);
+      tf.registerKernel({ kernelName: kernel.kernelName, backendName: WASM_BACKEND, kernelFunc: withFallback(kernel, unsupported(kernel.kernelName)) });
+    }
+    registered = true;
+  }
+  if (!(await tf.setBackend(WASM_BACKEND))) throw new Error(`could not initialise the tfjs '${WASM_BACKEND}' backend`);
+  return tf.getBackend();
+}
