@@ -5,10 +5,19 @@
  */
 import type { ArtifactStore } from '../artifacts/store.js';
 import type { BackendPreference } from '../ml/backend.js';
+import { createAggregate } from './aggregate.js';
+import { createCompare } from './compare.js';
+import { createCorrelation } from './correlation.js';
 import { createDistance } from './distance.js';
 import { createDownload } from './download.js';
+import { createFeatures } from './features.js';
+import { createNorms, createPerturb } from './perturb.js';
 import { createPlot } from './plot.js';
+import { createReinit } from './reinit.js';
 import { createReport } from './report.js';
+import { createGetRunResult, createPutRunResult } from './results.js';
+import { createLookupRun, createRememberRun } from './reuse.js';
+import { createSmoothness } from './smoothness.js';
 import { createTrain } from './train.js';
 
 export interface ActivityDeps {
@@ -23,8 +32,23 @@ export const createActivities = (deps: ActivityDeps) => ({
   download: createDownload(deps),
   train: createTrain(deps),
   distance: createDistance(deps),
+  features: createFeatures(deps),
+  correlation: createCorrelation(deps),
+  compare: createCompare(deps),
+  smoothness: createSmoothness(deps),
+  perturb: createPerturb(deps),
+  norms: createNorms(deps),
+  reinit: createReinit(deps),
+  aggregate: createAggregate(deps),
+  lookupRun: createLookupRun(deps),
+  rememberRun: createRememberRun(deps),
+  putRunResult: createPutRunResult(deps),
+  getRunResult: createGetRunResult(deps),
   plot: createPlot(deps),
   report: createReport(deps),
 });
+
+/** Activities of the train queue (the rest run on the analysis queue). */
+export const TRAIN_ACTIVITIES = ['download', 'train'] as const;
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -45,8 +45,10 @@ export function createPerturb(deps: PerturbDeps) {
       const outcome = perturbTensors(theta1.tensors, input.perturbation, { seed: input.seed, label: input.label, ...(initial ? { initial } : {}) });
       ctx.heartbeat({ stage: 'store' });
       // Same layers and names in the same order as theta1: the retraining loads it like any snapshot.
+      // Its metadata derives from theta1 and the perturbation alone, so perturbing the same weights
+      // again (a rerun reusing the training) gives the same object, and the retraining is reused too.
       const bytes = snapshotToArrow({
-        runId: input.runId,
+        runId: theta1.runId,
         epoch: theta1.epoch,
         step: theta1.step,
         kind: 'weights',

@@ -238,7 +238,7 @@ export interface NormsInput extends Producer {
   p: number | 'inf';
 }
 
-/** |theta1|, |theta_perturbed|, |theta2| and |theta1 - theta2|, |theta_perturbed - theta2| per layer and whole model. */
+/** |theta1|, |theta_perturbed|, |theta2| and |theta1 - theta2| per layer and whole model (NORMS_TABLE). */
 export interface NormsResult {
   table: ObjectRef;
   label: string;

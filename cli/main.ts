@@ -2,7 +2,7 @@
  * `paramtrail`: the command researchers type. A Temporal client (plus `worker`, which starts the
  * worker process); it validates experiment files before anything starts.
  *
- *   paramtrail run <file> [--size SIZE] [--detach] [--json] [--id ID]
+ *   paramtrail run <file> [--size SIZE] [--force] [--detach] [--json] [--id ID]
  *   paramtrail status <experiment-id> [--json]
  *   paramtrail report <experiment-id> [--out FILE]
  *   paramtrail verify | lineage | cancel | schedule | ls ...
@@ -33,8 +33,10 @@ import { formatReport, reportExperiment } from './summary.js';
 
 const USAGE = `usage: paramtrail <command>
 
-  run <file> [--size SIZE] [--detach] [--json] [--id ID]
-                                             validate and run an experiment file (SIZE: one of its sizes)
+  run <file> [--size SIZE] [--force] [--detach] [--json] [--id ID]
+                                             validate and run an experiment file (SIZE: one of its sizes);
+                                             finished trainings with the same configuration, data and code
+                                             are reused unless --force
   status <experiment-id> [--json]            where an experiment is, or what it produced
   report <experiment-id> [--out FILE]        where its HTML report is, or a copy of it
   verify <experiment-id> [--json]            re-hash every artifact; non-zero exit if any is missing or altered
@@ -62,7 +64,7 @@ async function cmdRun(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { detach: { type: 'boolean' }, json: { type: 'boolean' }, id: { type: 'string' }, size: { type: 'string' } },
+    options: { detach: { type: 'boolean' }, json: { type: 'boolean' }, id: { type: 'string' }, size: { type: 'string' }, force: { type: 'boolean' } },
   });
   if (positionals.length !== 1) throw new UsageError('run: expected one experiment file');
   const file = positionals[0];
@@ -81,7 +83,7 @@ async function cmdRun(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     const handle = await client.workflow.start(experimentWorkflow, {
       workflowId: experimentId,
       taskQueue: queues.workflows,
-      args: [{ experimentId, config, queues, store: wc.store }],
+      args: [{ experimentId, config, queues, store: wc.store, ...(values.force ? { force: true } : {}) }],
     });
     if (!values.json) {
       console.log(`started ${experimentId} on ${embedded ? 'the embedded stack' : wc.address}; store ${wc.store}`);

@@ -5,7 +5,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode, Worker, type NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { createActivities, type ActivityDeps } from '../activities/index.js';
+import { createActivities, TRAIN_ACTIVITIES, type ActivityDeps } from '../activities/index.js';
 import type { QueueNames } from '../workflows/types.js';
 import type { Role } from './config.js';
 
@@ -60,7 +60,7 @@ export async function createWorkers(opts: WorkerSetOptions): Promise<Worker[]> {
       await Worker.create({
         ...common,
         taskQueue: opts.queues.analysis,
-        activities: { distance: activities.distance, plot: activities.plot, report: activities.report },
+        activities: Object.fromEntries(Object.entries(activities).filter(([name]) => !(TRAIN_ACTIVITIES as readonly string[]).includes(name))),
         maxConcurrentActivityTaskExecutions: 2,
       }),
     );

@@ -1,16 +1,40 @@
 /**
  * `experimentWorkflow`: expands an experiment's grid into child `runWorkflow`s and runs them in a
  * sliding window of `execution.concurrency`. A failed run is recorded and never fails its siblings.
- * The `progress` query tells the CLI where every run is. At the end, the `report` activity writes the
- * experiment's HTML report; a report that cannot be written is recorded, never a failed experiment.
+ * Runs that start from another run's snapshot (`init.from.run` naming a run of this experiment) start
+ * once that run has finished, from its stored weights.
+ *
+ * A grid of thousands of runs would grow one workflow history without bound: after
+ * `execution.continueAsNewAfter` runs (or when Temporal suggests it) the window drains and the workflow
+ * continues as new, carrying the finished runs' summaries (their full results moved to the store) and
+ * the index of the next run.
+ *
+ * After every run: the experiment-level analyses (CKA and feature correlation between pairs of runs,
+ * the gathered depth profile), then the `report` activity writes the HTML report. Neither can fail the
+ * experiment; what failed is recorded. The `progress` query tells the CLI where every run is.
  */
-import { defineQuery, executeChild, isCancellation, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import {
+  continueAsNew,
+  defineQuery,
+  executeChild,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
-import { expandRuns } from '../config/grid.js';
+import type { AggregateResult, CompareResult } from '../activities/types.js';
+import { comparePairs, expandRuns, orderByDependencies, runDependencies, type RunSpec } from '../config/grid.js';
 import { retryPolicy, runWorkflow } from './run.js';
-import type { ExperimentInput, ExperimentProgress, ExperimentResult, RunSummary } from './types.js';
+import { runSearchAttributes } from './search.js';
+import type { ExperimentInput, ExperimentProgress, ExperimentResult, RunResult, RunSummary } from './types.js';
 
 export const progressQuery = defineQuery<ExperimentProgress>('progress');
+
+/** Above this many runs, the progress query leaves full results out. */
+const MAX_QUERY_RESULTS = 100;
+
+const briefOf = (r: RunResult): NonNullable<RunSummary['brief']> => ({ trainingStatus: r.train.status, testAccuracy: r.train.test.accuracy, backend: r.train.backend });
 
 /** The innermost cause is the one a person can act on (e.g. the activity's own message). */
 function rootCause(err: unknown): { type?: string; message: string } {
@@ -19,40 +43,78 @@ function rootCause(err: unknown): { type?: string; message: string } {
   return { type: e?.type, message: e?.message ?? String(err) };
 }
 
+/** A run that starts from another run of this experiment, pointed at that run's stored weights. */
+function resolveFrom(spec: RunSpec, done: ReadonlyMap<string, RunResult>): RunSpec {
+  const from = spec.training.init.from;
+  if (!from?.run || runDependencies(spec).length === 0) return spec;
+  const source = done.get(from.run)!;
+  const snap = from.epoch === undefined ? source.train.final : source.train.snapshots.find((s) => s.epoch === from.epoch);
+  if (!snap) {
+    throw new Error(`training.init.from: run "${from.run}" stored no snapshot of epoch ${from.epoch} (epochs: ${source.train.snapshots.map((s) => s.epoch).join(', ')})`);
+  }
+  const { run: _run, epoch: _epoch, ...rest } = from;
+  return { ...spec, training: { ...spec.training, init: { ...spec.training.init, from: { ...rest, key: snap.key, sha256: snap.sha256 } } } };
+}
+
 export async function experimentWorkflow(params: ExperimentInput): Promise<ExperimentResult> {
   // A schedule starts every execution with the same input; each gets its own id from its workflow id,
   // `<schedule id>-<ISO time>`, less the time's colons, since ids become object keys (portable names).
   const input = { ...params, experimentId: params.experimentId ?? workflowInfo().workflowId.replace(/:/g, '') };
-  const specs = expandRuns(input.config);
-  const runs: RunSummary[] = specs.map((spec) => {
-    const runId = `${input.experimentId}/${spec.name}`;
-    return { name: spec.name, runId, workflowId: runId, stage: 'pending' };
-  });
-  const progress = (): ExperimentProgress => ({
-    experimentId: input.experimentId,
-    name: input.config.name,
-    store: input.store,
-    runs,
-  });
-  setHandler(progressQuery, progress);
+  const { config } = input;
+  const specs = orderByDependencies(expandRuns(config));
+  const runs: RunSummary[] =
+    input.continued?.runs ??
+    specs.map((spec) => {
+      const runId = `${input.experimentId}/${spec.name}`;
+      return { name: spec.name, runId, workflowId: runId, stage: 'pending' };
+    });
+  const progress = (): ExperimentProgress => ({ experimentId: input.experimentId, name: config.name, store: input.store, runs });
+  // A query's answer is capped like any payload: a large grid answers with briefs instead of results.
+  setHandler(progressQuery, () =>
+    runs.length <= MAX_QUERY_RESULTS ? progress() : { ...progress(), runs: runs.map(({ result, ...r }) => (result ? { ...r, brief: briefOf(result) } : r)) },
+  );
 
+  const { report, compare, aggregate, putRunResult, getRunResult } = proxyActivities<Activities>({
+    taskQueue: input.queues.analysis,
+    startToCloseTimeout: '1 hour',
+    retry: retryPolicy(config.execution.maxAttempts),
+  });
+
+  // Results of finished runs, by name: what dependants start from and what the final analyses read.
+  const results = new Map<string, RunResult>();
+  const resultOf = async (summary: RunSummary): Promise<RunResult | undefined> => {
+    if (summary.result) return summary.result;
+    if (!summary.resultRef) return undefined;
+    const cached = results.get(summary.name);
+    if (cached) return cached;
+    const loaded = await getRunResult({ experimentId: input.experimentId, runId: summary.runId, ref: summary.resultRef });
+    results.set(summary.name, loaded);
+    return loaded;
+  };
+  for (const r of runs) if (r.result) results.set(r.name, r.result);
+
+  const finished = new Map<string, Promise<void>>();
   const startRun = async (i: number): Promise<void> => {
-    const summary = runs[i];
-    summary.stage = 'download';
+    const summary = runs[i]!;
     try {
+      // Dependencies come earlier in the order, so they are already running or done.
+      for (const dep of runDependencies(specs[i]!)) {
+        await finished.get(dep);
+        const depSummary = runs.find((r) => r.name === dep)!;
+        const depResult = await resultOf(depSummary);
+        if (!depResult) throw new Error(`starts from run "${dep}", which ${depSummary.stage === 'failed' ? 'failed' : 'did not finish'}`);
+      }
+      const depResults = new Map<string, RunResult>();
+      for (const dep of runDependencies(specs[i]!)) depResults.set(dep, (await resultOf(runs.find((r) => r.name === dep)!))!);
+      const spec = resolveFrom(specs[i]!, depResults);
+      summary.stage = 'download';
       summary.result = await executeChild(runWorkflow, {
         workflowId: summary.workflowId,
         taskQueue: input.queues.workflows,
-        args: [
-          {
-            experimentId: input.experimentId,
-            runId: summary.runId,
-            run: specs[i],
-            queues: input.queues,
-            execution: input.config.execution,
-          },
-        ],
+        typedSearchAttributes: runSearchAttributes(input.experimentId, summary.runId, spec),
+        args: [{ experimentId: input.experimentId, runId: summary.runId, run: spec, queues: input.queues, execution: config.execution, force: input.force }],
       });
+      results.set(summary.name, summary.result);
       summary.stage = 'completed';
     } catch (err) {
       // Cancelling the experiment cancels its runs: that ends the experiment, it is not a failed run.
@@ -62,26 +124,87 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
     }
   };
 
+  // Runs finished before this execution count as finished; the rest start in order.
+  for (const r of runs) if (r.stage === 'completed' || r.stage === 'failed') finished.set(r.name, Promise.resolve());
   const window = new Set<Promise<void>>();
-  for (let i = 0; i < specs.length; i++) {
-    if (window.size >= input.config.execution.concurrency) await Promise.race(window);
+  const first = input.continued?.next ?? 0;
+  for (let i = first; i < specs.length; i++) {
+    const startedHere = i - first;
+    if (startedHere > 0 && (startedHere >= config.execution.continueAsNewAfter || workflowInfo().continueAsNewSuggested)) {
+      await Promise.all(window);
+      // The carried state must stay well under Temporal's payload limit whatever the grid's size:
+      // finished results go to the store, and the summaries keep their references.
+      for (const r of runs) {
+        if (!r.result) continue;
+        r.resultRef = await putRunResult({ experimentId: input.experimentId, runId: r.runId, result: r.result });
+        r.brief = briefOf(r.result);
+        delete r.result;
+      }
+      await continueAsNew<typeof experimentWorkflow>({ ...input, continued: { next: i, runs, executions: (input.continued?.executions ?? 1) + 1 } });
+    }
+    if (window.size >= config.execution.concurrency) await Promise.race(window);
     const p: Promise<void> = startRun(i).finally(() => window.delete(p));
     window.add(p);
+    finished.set(specs[i]!.name, p);
   }
   await Promise.all(window);
 
   const failed = runs.some((r) => r.stage !== 'completed');
   const status: ExperimentResult['status'] = failed ? 'completed-with-failures' : 'completed';
+  const analysisErrors: NonNullable<ExperimentResult['analysisErrors']> = [];
+  const extra: Pick<ExperimentResult, 'compare' | 'aggregate' | 'analysisErrors'> = {};
 
-  const { report } = proxyActivities<Activities>({
-    taskQueue: input.queues.analysis,
-    startToCloseTimeout: '30 minutes',
-    retry: retryPolicy(input.config.execution.maxAttempts),
-  });
+  // Experiment-level analyses: on the runs that completed; one that fails is recorded, never fatal.
+  const pairs = comparePairs(config, specs);
+  if (pairs.length) {
+    const compared: CompareResult[] = [];
+    for (const [a, b] of pairs) {
+      const ra = runs.find((r) => r.name === a)!;
+      const rb = runs.find((r) => r.name === b)!;
+      const fa = (await resultOf(ra))?.analyses?.features;
+      const fb = (await resultOf(rb))?.analyses?.features;
+      if (!fa || !fb) {
+        analysisErrors.push({ analysis: `compare ${a} ${b}`, message: `${!fa ? a : b} has no probe features (it failed or diverged in its first epoch)` });
+        continue;
+      }
+      try {
+        compared.push(
+          await compare({
+            experimentId: input.experimentId,
+            runId: input.experimentId,
+            a: { runId: ra.runId, name: a, features: fa },
+            b: { runId: rb.runId, name: b, features: fb },
+            layers: config.analyses.compare?.layers,
+          }),
+        );
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        analysisErrors.push({ analysis: `compare ${a} ${b}`, message: rootCause(err).message });
+      }
+    }
+    extra.compare = compared;
+  }
+  if (config.analyses.aggregate) {
+    const tables: Array<{ runId: string; name: string; group: string; table: RunResult['distance']['table'] }> = [];
+    for (const [i, r] of runs.entries()) {
+      const res = await resultOf(r);
+      if (res) tables.push({ runId: r.runId, name: r.name, group: specs[i]!.group, table: res.distance.table });
+    }
+    try {
+      const p = config.analyses.distance.p[0]!;
+      extra.aggregate = (await aggregate({ experimentId: input.experimentId, runs: tables, p: p === 'inf' ? 'inf' : String(p) })) as AggregateResult;
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      analysisErrors.push({ analysis: 'aggregate', message: rootCause(err).message });
+    }
+  }
+  if (analysisErrors.length) extra.analysisErrors = analysisErrors;
+
   try {
-    const written = await report({ experimentId: input.experimentId, result: { ...progress(), status }, specs });
-    return { ...progress(), status, report: written };
+    const written = await report({ experimentId: input.experimentId, result: { ...progress(), status, ...extra }, specs });
+    return { ...progress(), status, ...extra, report: written };
   } catch (err) {
-    return { ...progress(), status, reportError: rootCause(err) };
+    if (isCancellation(err)) throw err;
+    return { ...progress(), status, ...extra, reportError: rootCause(err) };
   }
 }

@@ -1,10 +1,19 @@
 /**
- * `runWorkflow`: one cell of an experiment's grid, download -> train -> distance -> plot.
+ * `runWorkflow`: one cell of an experiment's grid, download -> train -> distance -> analyses -> plot.
  * Only references travel between the steps; the tensors stay in the store.
+ *
+ * The analyses the experiment file asks for run after training, on the stored snapshots, and are
+ * independent of each other: probe features (then within-model correlation and smoothness on them),
+ * re-initialisation robustness, and perturb-and-retrain (each perturbation of the final weights is
+ * retrained by the train activity like any run, under `<run id>--<label>`, then measured). A failed
+ * analysis fails the run: the experiment records it and goes on with the other runs.
  */
-import { defineQuery, proxyActivities, setHandler, type ActivityOptions } from '@temporalio/workflow';
+import { defineQuery, isCancellation, proxyActivities, setHandler, type ActivityOptions } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import { NON_RETRYABLE_TYPES } from '../activities/failures.js';
+import type { DownloadResult, PerturbationOutcome, RunAnalysesResult, TrainResult } from '../activities/types.js';
+import { perturbationLabel, type RunSpec } from '../config/grid.js';
+import { upsertRunStatus } from './search.js';
 import type { RunInput, RunResult, RunStage } from './types.js';
 
 /** How every activity of paramtrail is retried: backing off to a minute, never for bad input or data. */
@@ -30,29 +39,112 @@ function activityOptions(input: RunInput, taskQueue: string, startToCloseTimeout
   };
 }
 
+/** The retraining of a perturbed copy: the run's own options, from the perturbed weights, for `epochs`. */
+function retrainSpec(run: RunSpec, label: string, from: { key: string; sha256: string }, epochs: number | undefined): RunSpec {
+  const { init } = run.training;
+  return {
+    ...run,
+    name: `${run.name}--${label}`,
+    training: {
+      ...run.training,
+      epochs: epochs ?? run.training.epochs,
+      // Early stopping would pick "the best epoch" of a retraining whose point is where it lands.
+      earlyStopping: undefined,
+      init: { kernel: init.kernel, bias: init.bias, from: { key: from.key, sha256: from.sha256 } },
+    },
+  };
+}
+
 export async function runWorkflow(input: RunInput): Promise<RunResult> {
   let stage: RunStage = 'pending';
   setHandler(runStageQuery, () => stage);
 
   const { download, train } = proxyActivities<Activities>(activityOptions(input, input.queues.train, '7 days'));
-  const { distance, plot } = proxyActivities<Activities>(activityOptions(input, input.queues.analysis, '1 hour'));
+  const { distance, plot, features, correlation, smoothness, reinit, perturb, norms, lookupRun, rememberRun } = proxyActivities<Activities>(
+    activityOptions(input, input.queues.analysis, '1 hour'),
+  );
   const producer = { experimentId: input.experimentId, runId: input.runId };
+  const { analyses } = input.run;
+
+  /** Trains `run`, or reuses a finished training with the same reuse key unless forced. */
+  const trainOrReuse = async (runId: string, run: RunSpec, data: DownloadResult) => {
+    const { configHash, codeVersion, found } = await lookupRun({ experimentId: input.experimentId, runId, run, data });
+    if (found && !input.force) return { train: found.train, reusedFrom: found.runId, configHash, codeVersion };
+    const trained = await train({ experimentId: input.experimentId, runId, run, data });
+    await rememberRun({ experimentId: input.experimentId, runId, configHash, codeVersion, train: trained });
+    return { train: trained, reusedFrom: undefined, configHash, codeVersion };
+  };
 
   try {
     stage = 'download';
+    upsertRunStatus('downloading');
     const data = await download({ ...producer, dataset: input.run.dataset });
     stage = 'train';
-    const trained = await train({ ...producer, run: input.run, data });
+    upsertRunStatus('training');
+    const training = await trainOrReuse(input.runId, input.run, data);
+    const trained = training.train;
     stage = 'distance';
-    const table = await distance({ ...producer, snapshots: trained.snapshots, p: input.run.analyses.distance.p });
+    upsertRunStatus('analysing');
+    const table = await distance({ ...producer, snapshots: trained.snapshots, p: analyses.distance.p, changed: analyses.distance.changed });
+
+    stage = 'analyses';
+    const initial = trained.snapshots[0]!;
+    const result: RunAnalysesResult = {};
+    const probeBased = async () => {
+      const needFeatures = analyses.correlation || analyses.smoothness || analyses.compare;
+      if (!needFeatures) return;
+      result.features = await features({ ...producer, run: input.run, data, snapshot: trained.final });
+      const steps: Array<Promise<void>> = [];
+      if (analyses.correlation) {
+        steps.push(correlation({ ...producer, features: result.features, spec: analyses.correlation }).then((r) => void (result.correlation = r)));
+      }
+      if (analyses.smoothness) {
+        steps.push(smoothness({ ...producer, features: result.features, spec: analyses.smoothness, seed: input.run.seed }).then((r) => void (result.smoothness = r)));
+      }
+      await Promise.all(steps);
+    };
+    const reinitialised = async () => {
+      if (!analyses.reinit) return;
+      result.reinit = await reinit({ ...producer, run: input.run, data, initial, final: trained.final, layers: analyses.reinit.layers });
+    };
+    const perturbed = async () => {
+      const spec = analyses.perturb;
+      if (!spec) return;
+      // Sequentially: each retraining is a training, and trainings are what a worker has the fewest slots for.
+      const outcomes: PerturbationOutcome[] = [];
+      for (const perturbation of spec.perturbations) {
+        const label = perturbationLabel(perturbation);
+        const runId = `${input.runId}--${label}`;
+        const start = await perturb({ ...producer, snapshot: trained.final, initial, perturbation, label, seed: input.run.seed });
+        const retrained: TrainResult = (await trainOrReuse(runId, retrainSpec(input.run, label, start.perturbed, spec.epochs), data)).train;
+        const measured = await norms({ ...producer, label, original: trained.final, perturbed: start.perturbed, retrained: retrained.final, p: spec.p });
+        outcomes.push({ label, kind: perturbation.kind, runId, perturb: start, train: retrained, norms: measured });
+      }
+      result.perturb = outcomes;
+    };
+    // A run that diverged in its first epoch has nothing but its initial weights to analyse.
+    if (trained.snapshots.length > 1) await Promise.all([probeBased(), reinitialised(), perturbed()]);
+
     stage = 'plot';
-    // A diverged run is analysed on the snapshots it stored before diverging; one that diverged in its
-    // first epoch has only its initial weights, and a figure of nothing but the zero baseline is skipped.
-    const figures = trained.snapshots.length > 1 ? await plot({ ...producer, runName: input.run.name, table: table.table }) : { figures: [] };
+    // A figure of nothing but the zero baseline is skipped.
+    const figures = trained.snapshots.length > 1 ? await plot({ ...producer, runName: input.run.name, table: table.table, analyses: result }) : { figures: [] };
     stage = 'completed';
-    return { runId: input.runId, name: input.run.name, download: data, train: trained, distance: table, plot: figures };
+    upsertRunStatus(trained.status === 'diverged' ? 'diverged' : 'completed');
+    return {
+      runId: input.runId,
+      name: input.run.name,
+      download: data,
+      configHash: training.configHash,
+      codeVersion: training.codeVersion,
+      ...(training.reusedFrom ? { reusedFrom: training.reusedFrom } : {}),
+      train: trained,
+      distance: table,
+      ...(Object.keys(result).length ? { analyses: result } : {}),
+      plot: figures,
+    };
   } catch (err) {
     stage = 'failed';
+    upsertRunStatus(isCancellation(err) ? 'cancelled' : 'failed');
     throw err;
   }
 }

@@ -2,6 +2,7 @@
  * Inputs, results and query shapes of paramtrail's workflows. Types only: the CLI, the worker and the
  * workflows share them without pulling code into the workflow bundle.
  */
+import type { ObjectRef } from '../artifacts/refs.js';
 import type { ExecutionSpec, ExperimentConfig } from '../config/experiment.js';
 import type { RunSpec } from '../config/grid.js';
 import type { AggregateResult, CompareResult, DistanceResult, DownloadResult, PlotResult, RunAnalysesResult, TrainResult } from '../activities/types.js';
@@ -25,6 +26,10 @@ export interface ExperimentInput {
   queues: QueueNames;
   /** The store's location, recorded so a summary says where every key lives. */
   store: string;
+  /** Retrain every run even when a finished training with the same configuration, data and code exists. */
+  force?: boolean;
+  /** Set by the workflow itself when it continues as new: where the previous execution stopped. */
+  continued?: { next: number; runs: RunSummary[]; executions: number };
 }
 
 export interface RunInput {
@@ -33,14 +38,21 @@ export interface RunInput {
   run: RunSpec;
   queues: QueueNames;
   execution: ExecutionSpec;
+  /** Train even when an identical finished training could be reused. */
+  force?: boolean;
 }
 
-export type RunStage = 'pending' | 'download' | 'train' | 'distance' | 'plot' | 'completed' | 'failed';
+export type RunStage = 'pending' | 'download' | 'train' | 'distance' | 'analyses' | 'plot' | 'completed' | 'failed';
 
 export interface RunResult {
   runId: string;
   name: string;
   download: DownloadResult;
+  /** sha256 of what the training depends on (configuration, dataset bytes, code version): its reuse key. */
+  configHash: string;
+  codeVersion: string;
+  /** The run whose training this one reused instead of training again (same configHash). */
+  reusedFrom?: string;
   train: TrainResult;
   distance: DistanceResult;
   /** The analyses the experiment file asked for (besides distances). */
@@ -55,7 +67,11 @@ export interface RunSummary {
   workflowId: string;
   stage: RunStage;
   error?: { type?: string; message: string };
+  /** The run's result; in a grid too large to carry along, moved to the store (`resultRef`). */
   result?: RunResult;
+  resultRef?: ObjectRef;
+  /** What a listing shows of a run whose result is in the store. */
+  brief?: { trainingStatus: string; testAccuracy: number; backend: string };
 }
 
 export interface ExperimentProgress {

@@ -92,7 +92,8 @@ test('SIGKILL of the worker after the first snapshot: the run resumes and ends b
   const clean: ExperimentResult = await temporal.client.workflow.execute(experimentWorkflow, {
     workflowId: cleanId,
     taskQueue: queues.workflows,
-    args: [{ experimentId: cleanId, config, queues, store: store.location }],
+    // Forced: the crashed run's finished training has the same reuse key, and must not stand in for this one.
+    args: [{ experimentId: cleanId, config, queues, store: store.location, force: true }],
   });
   assert.equal(clean.status, 'completed');
   const cleanTrain = clean.runs[0].result!.train;

@@ -1,0 +1,216 @@
+/**
+ * Every analysis through the real pipeline (a Temporal dev server, in-process workers, a local store,
+ * real Fashion-MNIST, the CPU backend): an experiment of two seeds asking for every analysis ends with
+ * each result present and readable; a rerun reuses both trainings and reproduces every analysis table's
+ * rows; `force` retrains to the same weights; a snapshot altered in the store is not reused; a
+ * run that starts from another run's weights trains after it, from its final snapshot; and a grid run
+ * with a continue-as-new threshold of one run completes across several executions.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Worker } from '@temporalio/worker';
+import { CKA_TABLE, CORRELATION_TABLE, DEPTH_PROFILE_TABLE, NORMS_TABLE, REINIT_TABLE, SMOOTHNESS_TABLE } from '../../artifacts/analysis-tables.js';
+import { LocalStore } from '../../artifacts/local.js';
+import { recordsFromArrow, type RecordTableSpec } from '../../artifacts/records.js';
+import { snapshotFromArrow } from '../../artifacts/snapshot.js';
+import { distanceTableFromArrow } from '../../artifacts/table.js';
+import { createWorkers, runWorkers } from '../../worker/run.js';
+import { experimentWorkflow } from '../../workflows/index.js';
+import { queueNames, type ExperimentResult } from '../../workflows/types.js';
+import { tempDir, tinyExperiment, requireFashionMnist } from '../support/fixtures.js';
+import { startTestTemporal } from '../support/temporal.js';
+
+describe('analyses, reuse and continue-as-new on a real Temporal server', () => {
+  let temporal: TestWorkflowEnvironment;
+  let workers: Worker[];
+  let running: Promise<void>;
+  let store: LocalStore;
+  let root: string;
+  const queues = queueNames(`an-${randomUUID()}`);
+
+  before(async () => {
+    requireFashionMnist();
+    root = await tempDir();
+    store = new LocalStore(root);
+    temporal = await startTestTemporal();
+    workers = await createWorkers({
+      connection: temporal.nativeConnection,
+      namespace: temporal.namespace ?? 'default',
+      queues,
+      roles: ['workflows', 'train', 'analysis'],
+      deps: { store, backend: 'cpu' },
+      trainSlots: 2,
+    });
+    running = runWorkers(workers);
+  });
+
+  after(async () => {
+    for (const w of workers ?? []) w.shutdown();
+    await running;
+    await temporal?.teardown();
+  });
+
+  function execute(config: ReturnType<typeof tinyExperiment>, extra: { force?: boolean } = {}): Promise<ExperimentResult> {
+    const experimentId = `${config.name}-${randomUUID().slice(0, 8)}`;
+    return temporal.client.workflow.execute(experimentWorkflow, {
+      workflowId: experimentId,
+      taskQueue: queues.workflows,
+      args: [{ experimentId, config, queues, store: store.location, ...extra }],
+    });
+  }
+
+  async function rows<R extends Record<string, string | number>>(spec: RecordTableSpec<R>, ref: { key: string; sha256: string }): Promise<R[]> {
+    return recordsFromArrow(spec, await store.get(ref.key, { sha256: ref.sha256 })).rows;
+  }
+
+  /** Every tensor's sha256: snapshots of different runs differ in metadata (run id, epoch), not in weights. */
+  async function tensorHashes(ref: { key: string; sha256: string }): Promise<string[]> {
+    return snapshotFromArrow(await store.get(ref.key, { sha256: ref.sha256 })).tensors.map((t) => `${t.layer}/${t.name}:${t.sha256}`);
+  }
+
+  const everything = () =>
+    tinyExperiment({
+      name: 'every-analysis',
+      models: [{ name: 'mlp', args: { hidden: [16, 16] } }],
+      seeds: [0, 1],
+      analyses: {
+        distance: { p: [1, 2], changed: { atol: 0, rtol: 0 } },
+        probe: { size: 64 },
+        correlation: { bins: 10 },
+        compare: {},
+        perturb: { perturbations: [{ kind: 'sign-flip' }, { kind: 'offset', value: 1e-6 }], epochs: 1 },
+        reinit: {},
+        smoothness: { trees: 3 },
+        aggregate: true,
+      },
+    });
+
+  let first: ExperimentResult;
+
+  test('every analysis the file asks for is computed, stored and readable', async () => {
+    first = await execute(everything());
+    assert.equal(first.status, 'completed', JSON.stringify(first.runs.map((r) => r.error)));
+    assert.equal(first.analysisErrors, undefined);
+    for (const run of first.runs) {
+      const res = run.result!;
+      const a = res.analyses!;
+      assert.equal(res.reusedFrom, undefined);
+      assert.match(res.configHash, /^[0-9a-f]{64}$/);
+      // Features: every layer with parameters, 64 probe examples.
+      assert.equal(a.features!.examples, 64);
+      assert.deepEqual(a.features!.layers.map((l) => l.depth), [0, 1, 2]);
+      const hist = await rows(CORRELATION_TABLE, a.correlation!.table);
+      assert.equal(hist.length, 10);
+      assert.ok(a.correlation!.meanAbs > 0 && a.correlation!.meanAbs <= 1, `mean |r| ${a.correlation!.meanAbs}`);
+      const reinit = await rows(REINIT_TABLE, a.reinit!.table);
+      assert.equal(reinit.length, 3);
+      assert.equal(a.reinit!.baseline.accuracy, res.train.test.accuracy, 'the baseline is the trained model');
+      const smooth = await rows(SMOOTHNESS_TABLE, a.smoothness!.table);
+      assert.equal(smooth.length, a.smoothness!.layers.length);
+      assert.ok(smooth.every((r) => Number.isFinite(r.alpha)), JSON.stringify(smooth));
+      assert.deepEqual(a.perturb!.map((p) => p.label), ['sign-flip', 'offset-1e-6']);
+      const [flip, offset] = a.perturb!;
+      assert.equal(flip.runId, `${run.runId}--sign-flip`);
+      assert.deepEqual(await tensorHashes(flip.train.snapshots[0]!), await tensorHashes(flip.perturb.perturbed), 'the retraining starts from the perturbed weights');
+      const norms = await rows(NORMS_TABLE, flip.norms.table);
+      const model = norms.find((r) => r.layer === '__model__')!;
+      assert.ok(Math.abs(model.perturbed - model.theta1) < 1e-9 * model.theta1, 'a sign flip keeps the norm');
+      assert.ok(offset.norms.model.relative < flip.norms.model.relative, 'a small offset lands closer than a sign flip');
+      // Each analysis has a figure.
+      assert.ok(res.plot.figures.length > 2, JSON.stringify(res.plot.figures.map((f) => f.key)));
+    }
+    assert.equal(first.compare!.length, 1);
+    const cka = await rows(CKA_TABLE, first.compare![0]!.table);
+    assert.equal(cka.length, 9);
+    assert.ok(cka.every((r) => r.cka >= -1e-9 && r.cka <= 1 + 1e-9));
+    const profile = await rows(DEPTH_PROFILE_TABLE, first.aggregate!.table);
+    assert.deepEqual([...new Set(profile.map((r) => r.against))].sort(), ['init', 'previous']);
+    assert.ok(first.report, JSON.stringify(first.reportError));
+  });
+
+  test('a rerun reuses both trainings and reproduces every table', async () => {
+    const again = await execute(everything());
+    assert.equal(again.status, 'completed');
+    for (const [i, run] of again.runs.entries()) {
+      const before = first.runs[i]!.result!;
+      const res = run.result!;
+      assert.equal(res.reusedFrom, first.runs[i]!.runId);
+      assert.equal(res.configHash, before.configHash);
+      assert.deepEqual(res.train.snapshots, before.train.snapshots);
+      // Tables name their run in their metadata; their rows must be the same.
+      assert.deepEqual(distanceTableFromArrow(await store.get(res.distance.table.key)).map(({ runId: _r, ...r }) => r), distanceTableFromArrow(await store.get(before.distance.table.key)).map(({ runId: _r, ...r }) => r));
+      assert.deepEqual(await rows(CORRELATION_TABLE, res.analyses!.correlation!.table), await rows(CORRELATION_TABLE, before.analyses!.correlation!.table));
+      assert.deepEqual(await rows(SMOOTHNESS_TABLE, res.analyses!.smoothness!.table), await rows(SMOOTHNESS_TABLE, before.analyses!.smoothness!.table));
+      assert.deepEqual(await rows(REINIT_TABLE, res.analyses!.reinit!.table), await rows(REINIT_TABLE, before.analyses!.reinit!.table));
+      // The retrainings of the perturbed copies are trainings too, and reused alike.
+      assert.deepEqual(res.analyses!.perturb!.map((p) => p.train.final.sha256), before.analyses!.perturb!.map((p) => p.train.final.sha256));
+    }
+  });
+
+  test('force retrains, to the same weights on the CPU backend', async () => {
+    const forced = await execute(everything(), { force: true });
+    assert.equal(forced.status, 'completed');
+    const res = forced.runs[0]!.result!;
+    assert.equal(res.reusedFrom, undefined);
+    assert.ok(res.train.attempts.every((a) => a.startedAt > first.runs[0]!.result!.train.attempts[0]!.startedAt), 'a fresh training');
+    const before = first.runs[0]!.result!.train.snapshots;
+    assert.equal(res.train.snapshots.length, before.length);
+    for (const [i, s] of res.train.snapshots.entries()) assert.deepEqual(await tensorHashes(s), await tensorHashes(before[i]!), `epoch ${s.epoch}`);
+  });
+
+  test('a training whose stored snapshot was altered is trained again, not reused', async () => {
+    const config = tinyExperiment({ name: 'altered', seeds: [7] });
+    const original = await execute(config);
+    const snap = original.runs[0]!.result!.train.snapshots.at(-1)!;
+    const path = join(root, snap.key);
+    const bytes = await readFile(path);
+    bytes[bytes.length - 100] ^= 0x01;
+    await writeFile(path, bytes);
+    const again = await execute(config);
+    assert.equal(again.status, 'completed', JSON.stringify(again.runs[0]!.error));
+    assert.equal(again.runs[0]!.result!.reusedFrom, undefined);
+  });
+
+  test('a run that starts from another run of the experiment trains after it, from its final weights', async () => {
+    const config = tinyExperiment({
+      name: 'pretrained',
+      variants: [
+        { label: 'tuned', training: { epochs: 1, init: { kernel: 'glorot-uniform', bias: 'zeros', from: { run: '{model}--base--{dataset}--s{seed}' } } } },
+        { label: 'base' },
+      ],
+    });
+    const result = await execute(config);
+    assert.equal(result.status, 'completed', JSON.stringify(result.runs.map((r) => r.error)));
+    const base = result.runs.find((r) => r.name.includes('--base--'))!.result!;
+    const tuned = result.runs.find((r) => r.name.includes('--tuned--'))!.result!;
+    assert.deepEqual(await tensorHashes(tuned.train.snapshots[0]!), await tensorHashes(base.train.final), 'epoch 0 of the tuned run is the base run final weights');
+  });
+
+  test('a grid continues as new every run and still completes with every result', async () => {
+    const config = tinyExperiment({
+      name: 'continued',
+      seeds: [11, 12, 13],
+      training: { epochs: 1, batchSize: 64, optimizer: { name: 'sgd', learningRate: 0.05 } },
+      execution: { concurrency: 1, heartbeatTimeout: '10s', maxAttempts: 3, continueAsNewAfter: 1 },
+    });
+    const experimentId = `continued-${randomUUID().slice(0, 8)}`;
+    const handle = await temporal.client.workflow.start(experimentWorkflow, {
+      workflowId: experimentId,
+      taskQueue: queues.workflows,
+      args: [{ experimentId, config, queues, store: store.location }],
+    });
+    const result = await handle.result();
+    assert.equal(result.status, 'completed');
+    assert.equal(result.runs.length, 3);
+    // Runs finished in earlier executions carry their result by reference.
+    assert.ok(result.runs.slice(0, 2).every((r) => r.resultRef && r.brief?.trainingStatus === 'completed'), JSON.stringify(result.runs.slice(0, 2)));
+    assert.ok(result.runs[2]!.result);
+    const first = temporal.client.workflow.getHandle(experimentId, handle.firstExecutionRunId);
+    assert.equal((await first.describe()).status.name, 'CONTINUED_AS_NEW');
+    assert.ok(result.report, JSON.stringify(result.reportError));
+  });
+});
