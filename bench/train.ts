@@ -1,15 +1,16 @@
 /**
- * Training throughput per tensor backend against a native peer: LeNet-5 on 28x28x1 and a narrow ResNet
+ * Training throughput per tensor backend against native peers: LeNet-5 on 28x28x1 and a narrow ResNet
  * (16 channels throughout, two basic blocks in each of three stages, batch norm, 32x32x3), batch 64, one
- * SGD step of forward, softmax cross-entropy, gradients and update. The peer is tf.keras from the same
- * TensorFlow wheel the native backend links (.tools/tensorflow/venv, made by `npm run setup:native`),
- * on the same models, batch and threads, with a tf.function step.
+ * SGD step of forward, softmax cross-entropy, gradients and update. The peers run the same models, batch
+ * and threads: tf.keras from the same TensorFlow wheel the native backend links (.tools/tensorflow/venv,
+ * made by `npm run setup:native`) with a tf.function step, and PyTorch in eager mode when
+ * `npm run setup:bench` has installed it (.tools/torch/venv).
  *
  * Run: npm run bench:train [-- --seconds S]   (node --import tsx bench/train.ts)
  * Prints images/s (best of three windows, see measure()) for each available backend ('tensorflow' when
- * built, 'cpu' with paramtrail's kernels) and for the peer, and each backend's ratio to the peer. Both
- * TensorFlow runtimes use TF_NUM_INTRAOP_THREADS / TF_NUM_INTEROP_THREADS when set (default: every
- * core); 'cpu' uses one thread.
+ * built, 'wasm', 'cpu' with paramtrail's kernels) and for each peer, and every row's ratio to each peer.
+ * Both TensorFlow runtimes use TF_NUM_INTRAOP_THREADS / TF_NUM_INTEROP_THREADS when set (default: every
+ * core), and torch the intra-op count (default: every core); 'wasm' and 'cpu' use one thread.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -20,6 +21,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend } from '../ml/backend.js';
 import { NATIVE_BACKEND, loadNativeBackend, nativeBuild } from '../ml/backends/native.js';
+import { WASM_BACKEND, initWasmBackend } from '../ml/backends/wasm.js';
 import { buildModel } from '../ml/models/registry.js';
 import { initializeWeights } from '../ml/train/init.js';
 import { modelVariables } from '../ml/train/weights.js';
@@ -29,6 +31,7 @@ const BATCH = 64;
 const CLASSES = 10;
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const PEER_PYTHON = join(ROOT, '.tools', 'tensorflow', 'venv', 'bin', 'python');
+const TORCH_PYTHON = join(ROOT, '.tools', 'torch', 'venv', 'bin', 'python');
 
 interface Bench {
   name: string;
@@ -166,19 +169,91 @@ for name, build, shape in (('LeNet-5 28x28x1', lenet, (28, 28, 1)), ('ResNet-16c
 print(json.dumps(out))
 `;
 
+/** The same two models and step in PyTorch (NCHW, its default layout); the same JSON line as the keras peer. */
+const TORCH_SCRIPT = String.raw`
+import json, sys, time, os
+import torch
+from torch import nn
+F = nn.functional
+batch, classes, seconds = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+# The TensorFlow runtimes use every core unless TF_NUM_INTRAOP_THREADS says otherwise; so does the peer.
+torch.set_num_threads(int(os.environ.get('TF_NUM_INTRAOP_THREADS') or os.cpu_count()))
+torch.manual_seed(1)
+
+def lenet():
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.AvgPool2d(2, 2),
+        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.AvgPool2d(2, 2), nn.Flatten(),
+        nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, classes))
+
+class Block(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.c1, self.b1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout)
+        self.c2, self.b2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout)
+        self.sc = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)) if stride != 1 or cin != cout else nn.Identity()
+    def forward(self, x):
+        return F.relu(self.b2(self.c2(F.relu(self.b1(self.c1(x))))) + self.sc(x))
+
+def resnet():
+    layers = [nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()]
+    for stride in (1, 2, 2):
+        layers += [Block(16, 16, stride), Block(16, 16, 1)]
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, classes))
+
+out = {'version': torch.__version__, 'threads': torch.get_num_threads(), 'rates': {}}
+for name, build, shape in (('LeNet-5 28x28x1', lenet, (1, 28, 28)), ('ResNet-16ch 32x32x3', resnet, (3, 32, 32))):
+    model = build().train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    x = torch.rand((batch,) + shape) * 2 - 1
+    y = torch.tensor([i % classes for i in range(batch)])
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss.item()
+    step(); step()
+    best = 0
+    for w in range(3):  # best of three windows, as measure() in bench/train.ts
+        n, t0 = 0, time.perf_counter()
+        while n < 1 or time.perf_counter() - t0 < seconds / 3:
+            step(); n += 1
+        best = max(best, n * batch / (time.perf_counter() - t0))
+    out['rates'][name] = best
+print(json.dumps(out))
+`;
+
+interface Peer {
+  /** The row label. */
+  name: string;
+  python: string;
+  script: string;
+  /** What to run when `python` is missing. */
+  setup: string;
+}
+
+const PEERS: Peer[] = [
+  { name: 'tf.keras', python: PEER_PYTHON, script: PEER_SCRIPT, setup: 'npm run setup:native' },
+  { name: 'torch', python: TORCH_PYTHON, script: TORCH_SCRIPT, setup: 'npm run setup:bench' },
+];
+
 interface PeerResult {
-  tensorflow: string;
-  intraop: number;
-  interop: number;
+  /** Library version, threads, and images/s keyed by bench name. */
+  detail: string;
   rates: Record<string, number>;
 }
 
-function runPeer(seconds: number): PeerResult | string {
-  if (!existsSync(PEER_PYTHON)) return `no peer: expected ${PEER_PYTHON} (run \`npm run setup:native\`)`;
-  const r = spawnSync(PEER_PYTHON, ['-', String(BATCH), String(CLASSES), String(seconds)], { input: PEER_SCRIPT, encoding: 'utf8' });
+function runPeer(peer: Peer, seconds: number): PeerResult | string {
+  if (!existsSync(peer.python)) return `peer ${peer.name}: unavailable, expected ${peer.python} (run \`${peer.setup}\`)`;
+  const r = spawnSync(peer.python, ['-', String(BATCH), String(CLASSES), String(seconds)], { input: peer.script, encoding: 'utf8' });
   const line = r.stdout?.trim().split('\n').pop();
-  if (r.status !== 0 || !line) return `the tf.keras peer failed (exit ${r.status ?? r.signal}): ${r.stderr?.trim().split('\n').slice(-5).join(' | ')}`;
-  return JSON.parse(line) as PeerResult;
+  if (r.status !== 0 || !line) return `peer ${peer.name}: failed (exit ${r.status ?? r.signal}): ${r.stderr?.trim().split('\n').slice(-5).join(' | ')}`;
+  const out = JSON.parse(line) as Record<string, unknown> & { rates: Record<string, number> };
+  const detail = peer.name === 'tf.keras'
+    ? `${out['tensorflow']} (intra-op threads ${out['intraop'] || 'default'}, inter-op ${out['interop'] || 'default'})`
+    : `${out['version']} (${out['threads']} threads)`;
+  return { detail, rates: out.rates };
 }
 
 function parseSeconds(argv: string[]): number {
@@ -196,6 +271,7 @@ async function main(): Promise<void> {
 
   const backends: Array<[string, () => Promise<boolean>]> = [
     [NATIVE_BACKEND, () => loadNativeBackend({ onMissing: (why) => console.log(`backend ${NATIVE_BACKEND}: unavailable, ${why}`) })],
+    [WASM_BACKEND, async () => (await initWasmBackend()) === WASM_BACKEND],
     ['cpu', async () => (await initBackend()) === 'cpu'],
   ];
   for (const [name, init] of backends) {
@@ -205,18 +281,26 @@ async function main(): Promise<void> {
     for (const bench of BENCHES) rows.push({ backend: name, bench: bench.name, rate: tfjsImagesPerSecond(bench, seconds) });
   }
 
-  const peer = runPeer(seconds);
-  if (typeof peer === 'string') console.log(peer);
-  else {
-    console.log(`peer tf.keras ${peer.tensorflow} (intra-op threads ${peer.intraop || 'default'}, inter-op ${peer.interop || 'default'})`);
-    for (const bench of BENCHES) rows.push({ backend: 'tf.keras (peer)', bench: bench.name, rate: peer.rates[bench.name]! });
+  const peers: Array<{ name: string; rates: Record<string, number> }> = [];
+  for (const peer of PEERS) {
+    const result = runPeer(peer, seconds);
+    if (typeof result === 'string') {
+      console.log(result);
+      continue;
+    }
+    console.log(`peer ${peer.name} ${result.detail}`);
+    peers.push({ name: peer.name, rates: result.rates });
+    for (const bench of BENCHES) rows.push({ backend: `${peer.name} (peer)`, bench: bench.name, rate: result.rates[bench.name]! });
   }
 
-  console.log(`\n${'model'.padEnd(22)} ${'backend'.padEnd(16)} ${'images/s'.padStart(9)}  vs peer`);
+  const header = peers.map((p) => `vs ${p.name}`.padStart(12)).join('');
+  console.log(`\n${'model'.padEnd(22)} ${'backend'.padEnd(16)} ${'images/s'.padStart(9)}${header}`);
   for (const row of rows) {
-    const p = typeof peer === 'string' ? undefined : peer.rates[row.bench];
-    const ratio = p ? `${(row.rate / p).toFixed(2)}x` : '-';
-    console.log(`${row.bench.padEnd(22)} ${row.backend.padEnd(16)} ${row.rate.toFixed(0).padStart(9)}  ${ratio}`);
+    const ratios = peers.map((p) => {
+      const rate = p.rates[row.bench];
+      return (rate ? `${(row.rate / rate).toFixed(2)}x` : '-').padStart(12);
+    });
+    console.log(`${row.bench.padEnd(22)} ${row.backend.padEnd(16)} ${row.rate.toFixed(0).padStart(9)}${ratios.join('')}`);
   }
 }
 
