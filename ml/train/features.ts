@@ -33,7 +33,7 @@ import type { Split } from '../data/datasets.js';
 export type FeaturePooling = 'mean' | 'flatten';
 
 /** Parameter-free layers that apply an element-wise activation (tfjs-layers class names). */
-const ACTIVATION_LAYERS = new Set(['Activation', 'ReLU', 'LeakyReLU', 'ELU', 'ThresholdedReLU', 'Softmax']);
+const ACTIVATION_LAYERS = new Set(['Activation', 'ReLU', 'LeakyReLU', 'ELU', 'ThresholdedReLU', 'Softmax', 'ScaledTanh']);
 
 /** Layers that are the identity at inference, looked through when naming the penultimate features. */
 const isInferenceIdentity = (layer: tfl.layers.Layer) => /Dropout$/.test(layer.getClassName()) || layer.getClassName() === 'GaussianNoise';

@@ -56,6 +56,27 @@ test('MLP hidden layers are named fc1..fcN in depth order', () => {
   model.dispose();
 });
 
+test('MLP activations: leaky ReLU and the improved sigmoid 1.7159 tanh(2x/3) by hand, same parameters for every activation', () => {
+  const x = tf.tensor2d([[-3, -0.5, 0, 0.5, 3]]);
+  const expected = {
+    'leaky-relu': [-0.03, -0.005, 0, 0.5, 3],
+    'improved-sigmoid': [-3, -0.5, 0, 0.5, 3].map((v) => 1.7159 * Math.tanh((2 * v) / 3)),
+  } as const;
+  for (const activation of ['leaky-relu', 'improved-sigmoid'] as const) {
+    const model = buildMlpModel({ hidden: [5], activation }, { inputShape: [1, 5, 1], numClasses: 2 });
+    assert.deepEqual(model.layers.map((l) => l.name), ['flatten', 'fc1', 'fc1_act', 'out']);
+    assert.deepEqual(modelToTensors(model).map((t) => `${t.layer}/${t.name}`), ['fc1/kernel', 'fc1/bias', 'out/kernel', 'out/bias']);
+    const act = model.getLayer('fc1_act');
+    const y = tf.tidy(() => Array.from((act.apply(x) as tf.Tensor).dataSync()));
+    y.forEach((v, i) => assert.ok(Math.abs(v - expected[activation][i]!) < 1e-6, `${activation}(${x.dataSync()[i]}) = ${v}, expected ${expected[activation][i]}`));
+    model.dispose();
+  }
+  // f(1) = 1 is the point of LeCun's constants.
+  assert.ok(Math.abs(1.7159 * Math.tanh(2 / 3) - 1) < 1e-4);
+  x.dispose();
+  assert.throws(() => MODELS.get('mlp')!.argsSchema.parse({ activation: 'swish' }), /activation/);
+});
+
 test('two models built in one process keep the same short variable names', () => {
   const a = buildModel({ name: 'lenet5', args: {} }, mnistLike);
   const b = buildModel({ name: 'lenet5', args: {} }, mnistLike);
