@@ -201,8 +201,13 @@ function figureError(figure: string, expected: string, found: string): Error {
   return new Error(`${figure}: expected ${expected}; found ${found}`);
 }
 
-function titleOf(text: string, subtitle?: string) {
-  return { text, anchor: 'start' as const, fontSize: 14, ...(subtitle ? { subtitle, subtitleColor: '#555' } : {}) };
+/**
+ * What the figure shows as the title, then the run (or experiment) and a detail as subtitle lines: a
+ * short title keeps Vega's figure narrow enough for two to sit side by side in the report, while the
+ * PNG alone still says whose figure it is.
+ */
+function titleOf(name: string, kind: string, detail?: string) {
+  return { text: kind, anchor: 'start' as const, fontSize: 14, subtitle: detail ? [name, detail] : name, subtitleColor: '#555', subtitleFontSize: 11 };
 }
 
 /** Formats a number for a title: 4 significant digits, or `NaN` / `∞` as they are. */
@@ -245,7 +250,7 @@ export function correlationFigureSpec(rows: CorrelationRow[], opts: { title: str
   const hi = Math.max(1, ...rows.map((r) => r.binEnd));
   return {
     $schema: SCHEMA,
-    title: titleOf(`${opts.title}: feature correlation at ${layers[0]}`, opts.meanAbs === undefined ? undefined : `mean |r| off the diagonal = ${short(opts.meanAbs)}`),
+    title: titleOf(opts.title, `feature correlation at ${layers[0]}`, opts.meanAbs === undefined ? undefined : `mean |r| off the diagonal = ${short(opts.meanAbs)}`),
     data: { values: rows.map(({ binStart, binEnd, count }) => ({ binStart, binEnd, count })) },
     width: 420,
     height: 220,
@@ -279,16 +284,19 @@ export function ckaFigureSpec(rows: CkaRow[], opts: { title: string; a: string; 
   const layersA = layersByDepth(rows.map((r) => ({ layer: r.layerA, depth: r.depthA })), `${figure} (layers of ${opts.a})`);
   const layersB = layersByDepth(rows.map((r) => ({ layer: r.layerB, depth: r.depthB })), `${figure} (layers of ${opts.b})`);
   const labelled = layersA.length <= MAX_LABELLED_CKA_LAYERS && layersB.length <= MAX_LABELLED_CKA_LAYERS;
-  const x = { field: 'layerA', type: 'ordinal' as const, sort: layersA, scale: { domain: layersA }, title: `layer of ${opts.a} (input → output)`, axis: LAYER_AXIS };
+  const width = Math.max(200, CKA_CELL * layersA.length);
+  const height = Math.max(200, CKA_CELL * layersB.length);
+  // Axis titles hold run names, which can be long: cut them at the plot's size rather than let them stretch the figure.
+  const x = { field: 'layerA', type: 'ordinal' as const, sort: layersA, scale: { domain: layersA }, title: `layer of ${opts.a} (input → output)`, axis: { ...LAYER_AXIS, titleLimit: Math.max(width, 360) } };
   // Deepest layer at the top, so matching depths run along the rising diagonal.
   const yDomain = [...layersB].reverse();
-  const y = { field: 'layerB', type: 'ordinal' as const, sort: yDomain, scale: { domain: yDomain }, title: `layer of ${opts.b}` };
+  const y = { field: 'layerB', type: 'ordinal' as const, sort: yDomain, scale: { domain: yDomain }, title: `layer of ${opts.b}`, axis: { titleLimit: Math.max(height, 300) } };
   return {
     $schema: SCHEMA,
-    title: titleOf(`${opts.title}: linear CKA`, `${opts.a} against ${opts.b}`),
+    title: titleOf(opts.title, 'linear CKA', `${opts.a} against ${opts.b}`),
     data: { values: rows.map(({ layerA, depthA, layerB, depthB, cka }) => ({ layerA, depthA, layerB, depthB, cka })) },
-    width: Math.max(200, CKA_CELL * layersA.length),
-    height: Math.max(200, CKA_CELL * layersB.length),
+    width,
+    height,
     transform: [{ filter: 'isFinite(datum.cka)' }],
     encoding: { x, y },
     layer: [
@@ -372,7 +380,7 @@ export function perturbationNormsFigureSpec(points: PerturbationNormsPoint[], op
       ],
     },
   };
-  const title = titleOf(`${opts.title}: perturb and retrain`, 'norms of the trained weights θ₁, the retrained perturbed copy θ₂, and their distance');
+  const title = titleOf(opts.title, 'perturb and retrain', '|θ₁| trained, |θ₂| perturbed and retrained, |θ₁ − θ₂|');
   if (runs.length === 1) return { $schema: SCHEMA, title, data: { values }, ...unit, config: CONFIG } as VegaLiteSpec;
   return {
     $schema: SCHEMA,
@@ -406,7 +414,7 @@ export function perturbationLayersFigureSpec(points: PerturbationLayerPoint[], o
   const labels = distinct(layerPoints.map((p) => p.label));
   return {
     $schema: SCHEMA,
-    title: titleOf(`${opts.title}: per-layer distance after retraining`, '|θ₁ − θ₂| / |θ₁| of each layer'),
+    title: titleOf(opts.title, 'per-layer distance after retraining', '|θ₁ − θ₂| / |θ₁| of each layer'),
     data: { values: layerPoints.map(({ label, layer, depth, relative }) => ({ label, layer, depth, relative })) },
     width: layerWidth(layers.length),
     height: 220,
@@ -414,7 +422,7 @@ export function perturbationLayersFigureSpec(points: PerturbationLayerPoint[], o
     mark: { type: 'line', point: { size: 20 }, strokeWidth: 1.5 },
     encoding: {
       x: { field: 'layer', type: 'ordinal', sort: layers, scale: { domain: layers }, title: 'layer (input → output)', axis: LAYER_AXIS },
-      y: { field: 'relative', type: 'quantitative', title: 'relative distance |θ₁ − θ₂| / |θ₁|', scale: { type: 'log' } },
+      y: { field: 'relative', type: 'quantitative', title: 'relative distance', scale: { type: 'log' } },
       color: { field: 'label', type: 'nominal', title: 'perturbation', scale: { domain: labels, scheme: 'tableau10' } },
       tooltip: [
         { field: 'label', type: 'nominal', title: 'perturbation' },
@@ -449,7 +457,7 @@ export function reinitFigureSpec(input: ReinitFigureInput, opts: { title: string
   const y = { type: 'quantitative' as const, title: 'test accuracy', scale: { domain: [0, 1] }, axis: { format: '.0%' } };
   return {
     $schema: SCHEMA,
-    title: titleOf(`${opts.title}: re-initialisation robustness`, `trained model: ${(100 * input.baseline.accuracy).toFixed(2)}% test accuracy (dashed)`),
+    title: titleOf(opts.title, 're-initialisation robustness', `trained model: ${(100 * input.baseline.accuracy).toFixed(2)}% test accuracy (dashed)`),
     width: layerWidth(layers.length),
     height: 220,
     layer: [
@@ -498,7 +506,7 @@ export function smoothnessFigureSpec(points: SmoothnessPoint[], opts: { title: s
   const layers = single ? layersByDepth(layerPoints, figure) : [];
   return {
     $schema: SCHEMA,
-    title: titleOf(`${opts.title}: layer smoothness`, 'weak-type Besov α of each layer’s features against the labels'),
+    title: titleOf(opts.title, 'layer smoothness', 'weak-type Besov α of the features against the labels'),
     data: { values: layerPoints.map(({ run, layer, depth, alpha }) => ({ run, layer, depth, alpha })) },
     width: single ? layerWidth(layers.length) : 420,
     height: 240,
@@ -509,7 +517,8 @@ export function smoothnessFigureSpec(points: SmoothnessPoint[], opts: { title: s
         ? { field: 'layer', type: 'ordinal', sort: layers, scale: { domain: layers }, title: 'layer (input → output)', axis: LAYER_AXIS }
         : { field: 'depth', type: 'quantitative', title: 'layer depth (input → output)', axis: { tickMinStep: 1, format: 'd' } },
       y: { field: 'alpha', type: 'quantitative', title: 'smoothness α' },
-      color: { field: 'run', type: 'nominal', title: 'run', scale: { domain: [...runs].sort(), scheme: 'tableau10' } },
+      // One run needs no legend: the title names it.
+      color: { field: 'run', type: 'nominal', title: 'run', scale: { domain: [...runs].sort(), scheme: 'tableau10' }, ...(single ? { legend: null } : {}) },
       tooltip: [
         { field: 'run', type: 'nominal' },
         { field: 'layer', type: 'nominal' },
@@ -583,6 +592,9 @@ export interface LayerEpochPoint {
 }
 
 interface LayerEpochAxis {
+  /** The run's name. */
+  name: string;
+  /** What the figure shows. */
   title: string;
   subtitle?: string;
   y: Record<string, unknown>;
@@ -599,7 +611,7 @@ function layerEpochSpec(points: LayerEpochPoint[], figure: string, axis: LayerEp
   const discrete = epochs.length <= MAX_DISCRETE_EPOCHS;
   return {
     $schema: SCHEMA,
-    title: titleOf(axis.title, axis.subtitle),
+    title: titleOf(axis.name, axis.title, axis.subtitle),
     data: { values: layerPoints.map(({ epoch, layer, depth, value }) => ({ epoch, layer, depth, value })) },
     width: layerWidth(layers.length),
     height: 220,
@@ -636,7 +648,8 @@ export function changedShareFigureSpec(points: LayerEpochPoint[], opts: { title:
   });
   const tol = opts.tolerance;
   return layerEpochSpec(points, figure, {
-    title: `${opts.title}: share of parameters changed since initialisation`,
+    name: opts.title,
+    title: 'share of parameters changed since initialisation',
     subtitle: `changed: |w_t − w_0| > atol + rtol·|w_0|${tol ? ` with atol = ${tol.atol}, rtol = ${tol.rtol}` : ''}`,
     y: { title: 'parameters changed', scale: { domain: [0, 1] }, axis: { format: '.0%' } },
     format: '.2%',
@@ -647,8 +660,9 @@ export function changedShareFigureSpec(points: LayerEpochPoint[], opts: { title:
 export function relativeChangeFigureSpec(points: LayerEpochPoint[], opts: { title: string; p?: string; logScale?: boolean }): VegaLiteSpec {
   const pLabel = opts.p === undefined ? '' : ` (p = ${opts.p === 'inf' ? '∞' : opts.p})`;
   return layerEpochSpec(points, 'relative change figure', {
-    title: `${opts.title}: relative change per layer${pLabel}`,
-    subtitle: '|W_t − W_0| / |W_0|: small values mean the layer barely left its initial weights',
+    name: opts.title,
+    title: `relative change per layer${pLabel}`,
+    subtitle: '|W_t − W_0| / |W_0|: small means the layer barely left its start',
     y: { title: 'relative change', scale: opts.logScale ? { type: 'log' } : { zero: true } },
     format: '.4g',
     ...(opts.logScale ? { logScale: true } : {}),

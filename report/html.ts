@@ -238,7 +238,7 @@ ${input.comparisons.figures.map((f, j) => figureBlock(f, `cka-${j}`)).join('\n')
 
 function runSection(r: HtmlRun, i: number): string {
   const id = slug(r.name, i);
-  const figures = r.figures.map((f, j) => figureBlock(f, `${id}-f${j}`)).join('\n');
+  const figures = r.figures.length ? `<div class="figures">\n${r.figures.map((f, j) => figureBlock(f, `${id}-f${j}`)).join('\n')}\n</div>` : '';
   const artifacts = r.artifacts.length
     ? `<table class="artifacts">
 <thead><tr><th>artifact</th><th>key</th><th>sha256</th><th>bytes</th></tr></thead>
@@ -283,6 +283,11 @@ code.sha { color: var(--muted); }
 ul.errors { list-style: none; padding: 0; margin: 12px 0; } ul.errors li { margin: 4px 0; word-break: break-word; }
 section.run { margin: 18px 0; padding: 16px 18px; border: 1px solid var(--line); border-radius: 6px; background: var(--bg); }
 figure { margin: 0 0 12px; }
+/* A run's figures side by side where they fit, so its analyses read as one panel. */
+.figures { display: flex; flex-wrap: wrap; gap: 8px 28px; align-items: flex-start; }
+.figures figure { max-width: 100%; }
+/* The figure sets the width; a long path in the caption wraps instead of widening it. */
+.figures figcaption { width: 0; min-width: 100%; }
 figure .svg { overflow-x: auto; }
 figure svg, figure img { max-width: 100%; height: auto; }
 figcaption { font-size: 0.82rem; color: var(--muted); }

@@ -1,8 +1,10 @@
 /**
- * The experiment report in a real browser: the `report` activity (in the SDK's activity test
- * environment, on a real local store holding Vega-rendered Differences figures) writes the page, and
- * headless Debian Chromium opens the stored file. Every figure must render with a non-zero size, the
- * page must log no errors, and a full-page screenshot is saved for a person to look at.
+ * The experiment report in a real browser: a real local store holds an experiment with every analysis
+ * (tables encoded as the analysis activities encode them, each run's figures drawn by the `plot`
+ * activity), the `report` activity (in the SDK's activity test environment) writes the page, and
+ * headless Debian Chromium opens the stored file. Every figure, per run and across runs, must render
+ * with a non-zero size, the page must log no errors, and a full-page screenshot is saved for a person
+ * to look at.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
@@ -12,12 +14,10 @@ import { pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { LocalStore } from '../../artifacts/local.js';
-import { createReport, type ReportInput, type ReportResult, type ReportRunSource } from '../../activities/report.js';
-import { figureKey, runIdOf } from '../../activities/keys.js';
-import type { FigureRef, TrainResult } from '../../activities/types.js';
+import { createReport, type ReportResult } from '../../activities/report.js';
 import { escapeHtml } from '../../report/html.js';
 import { findChromium, openInChromium } from '../support/browser.js';
-import { HOSTILE_NAME, sampleReportInput } from '../support/report-fixture.js';
+import { EXPERIMENT_FIGURES, HOSTILE_NAME, RUN_ANALYSIS_FIGURES, storeSampleExperiment } from '../support/report-fixture.js';
 
 const chromium = findChromium();
 
@@ -33,35 +33,8 @@ describe('the HTML report in headless Chromium', { skip: chromium ? false : 'Deb
     await rm(join(dir, 'store'), { recursive: true, force: true });
   });
 
-  /** Stores each sample run's figure as the plot activity would, and describes the runs as the workflow does. */
-  async function experiment(experimentId: string): Promise<ReportInput> {
-    const sample = await sampleReportInput();
-    const runs: ReportRunSource[] = [];
-    for (const [i, r] of sample.runs.entries()) {
-      const runId = runIdOf(experimentId, `run-${i}`);
-      const svg = await store.put(figureKey(runId, 'distance-p2.svg'), new TextEncoder().encode(r.figures[0].svg), { contentType: 'image/svg+xml' });
-      const figure: FigureRef = { ...svg, format: 'svg', p: '2', path: store.locate(svg.key) };
-      const snapshot = await store.put(`tensors/${runId}/epoch-0.arrow`, new TextEncoder().encode(`weights of ${r.name}`));
-      const table = await store.put(`tables/${runId}.arrow`, new TextEncoder().encode(`distances of ${r.name}`));
-      const train = {
-        runId,
-        backend: 'cpu',
-        status: i === 0 ? 'completed' : 'stopped-early',
-        snapshots: [{ ...snapshot, epoch: 0, step: 0 }],
-        final: { ...snapshot, epoch: 0, step: 0 },
-        data: {},
-        history: [1, 2, 3].map((epoch) => ({ epoch, trainLoss: 1 / epoch, trainAccuracy: 0.5 + 0.1 * epoch, valLoss: 1 / epoch, valAccuracy: 0.45 + 0.1 * epoch - 0.05 * i })),
-        test: { loss: 0.4, accuracy: 0.7 },
-        attempts: [{ attempt: 1, startedFromEpoch: 0, resumed: false, startedAt: '2026-11-23T00:00:00Z', worker: 'w', backend: 'cpu' }],
-      } as unknown as TrainResult;
-      runs.push({ name: r.name, runId, stage: 'completed', result: { train, distance: { table, rows: 24 }, plot: { figures: [figure] } } });
-    }
-    runs.push({ name: 'broken--fashion-mnist--s1', runId: runIdOf(experimentId, 'broken'), stage: 'failed', error: { type: 'DatasetChecksumMismatch', message: 'expected sha256 aa.., found bb..' } });
-    return { experimentId, result: { name: 'browser-check', store: store.location, status: 'completed-with-failures', runs } };
-  }
-
   it('renders every figure, logs no errors, and is captured in a screenshot', async () => {
-    const input = await experiment('browser-check-20261123-000000');
+    const input = await storeSampleExperiment(store, 'browser-check-20261123-000000');
     const written = (await new MockActivityEnvironment().run(createReport({ store }), input)) as ReportResult;
     assert.equal(written.key, 'experiments/browser-check-20261123-000000/report.html');
     assert.equal(written.path, store.locate(written.key));
@@ -72,8 +45,9 @@ describe('the HTML report in headless Chromium', { skip: chromium ? false : 'Deb
     const page = await openInChromium(chromium!, pathToFileURL(written.path).href, screenshot);
     assert.deepEqual(page.errors, [], `the page logged errors (driver ${page.driver})`);
     assert.equal(page.title, 'browser-check · paramtrail report');
-    // The accuracy figure and each completed run's Differences figure.
-    assert.equal(page.svgs.length, 3, JSON.stringify(page.svgs));
+    // The experiment-level figures, then each completed run's Differences figure and its analysis figures.
+    const completed = input.result.runs.filter((r) => r.result).length;
+    assert.equal(page.svgs.length, EXPERIMENT_FIGURES.length + completed * (1 + RUN_ANALYSIS_FIGURES.length), JSON.stringify(page.svgs));
     for (const [i, box] of page.svgs.entries()) {
       assert.ok(box.width > 100 && box.height > 100, `svg ${i} rendered at ${box.width} x ${box.height}`);
     }

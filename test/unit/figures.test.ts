@@ -65,9 +65,11 @@ function linePaths(svg: string, panel: string): number {
   return svg.match(re)?.length ?? 0;
 }
 
-/** Text of every `<text>` element, in document order. */
+/** Text of every `<text>` element, in document order; a multi-line text gives each `<tspan>` line. */
 function texts(svg: string): string[] {
-  return [...svg.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) => m[1]);
+  return [...svg.matchAll(/<text[^>]*>(.*?)<\/text>/gs)].flatMap((m) =>
+    m[1].includes('<tspan') ? [...m[1].matchAll(/<tspan[^>]*>([^<]*)<\/tspan>/g)].map((t) => t[1]) : [m[1]],
+  );
 }
 
 /** Width and height from a PNG's IHDR chunk. */
@@ -208,7 +210,7 @@ describe('correlation figure', () => {
     const svg = await renderSvg(correlationFigureSpec(bins, { title: 'lenet5-a', meanAbs: 0.123456 }));
     assert.equal(markItems(svg, 'rect').match(/<path/g)?.length, 4);
     const all = texts(svg);
-    assert.ok(all.includes('lenet5-a: feature correlation at dense_z'));
+    assert.ok(all.includes('feature correlation at dense_z') && all.includes('lenet5-a'), 'title and run');
     assert.ok(all.includes('mean |r| off the diagonal = 0.1235'));
     assert.ok(all.includes('feature pairs'));
   });
@@ -370,7 +372,7 @@ describe('share changed and relative change', () => {
   it('draws the relative change per layer, on a log axis when asked', async () => {
     const svg = await renderSvg(relativeChangeFigureSpec(points((e, d) => 0.001 * e * 10 ** d), { title: 'resnet18', p: '2', logScale: true }));
     assert.equal(svg.match(/<g class="mark-line role-mark[^"]*"[^>]*><path/g)?.length, 3);
-    assert.ok(texts(svg).includes('resnet18: relative change per layer (p = 2)'));
+    assert.ok(texts(svg).includes('relative change per layer (p = 2)') && texts(svg).includes('resnet18'));
     assert.throws(() => relativeChangeFigureSpec([], { title: 'x' }), /relative change figure: expected per-layer rows; found none/);
   });
 });

@@ -1,11 +1,23 @@
 /**
- * The HTML report page: its structure, that nothing from a run's name or config escapes into markup,
- * that figures are inlined (and an SVG holding anything active is not), and that it is self-contained.
+ * The HTML report: the page's structure (runs, final metrics, every experiment-level section, failed
+ * analyses), that nothing from a run's name or config escapes into markup, that figures are inlined (and
+ * an SVG holding anything active is not), and that it is self-contained; then the `plot` and `report`
+ * activities on a local store holding every analysis table: which figures they store, where, with what
+ * lineage, and that the page inlines all of them.
  */
-import { describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { LocalStore } from '../../artifacts/local.js';
+import { readManifest } from '../../artifacts/manifest.js';
+import { createReport, experimentFigureKey, finalOf, type ReportInput, type ReportResult } from '../../activities/report.js';
+import { figureTitle } from '../../activities/plot.js';
+import type { TrainResult } from '../../activities/types.js';
 import { escapeHtml, inlineSvg, reportToHtml } from '../../report/html.js';
-import { HOSTILE_CONFIG, HOSTILE_NAME, sampleReportInput } from '../support/report-fixture.js';
+import { ANALYSIS_ERROR, EXPERIMENT_FIGURES, HOSTILE_CONFIG, HOSTILE_NAME, RUN_ANALYSIS_FIGURES, sampleReportInput, storeSampleExperiment } from '../support/report-fixture.js';
 
 const input = await sampleReportInput();
 const html = reportToHtml(input);
@@ -29,9 +41,39 @@ describe('reportToHtml', () => {
     assert.ok(html.includes('&quot;fashion-mnist&quot;'), 'config as escaped JSON');
   });
 
+  it('has the final-metrics table: the best epoch under early stopping, losses, accuracies and test metrics', () => {
+    const finals = html.slice(html.indexOf('<table class="finals">'), html.indexOf('</table>', html.indexOf('<table class="finals">')));
+    assert.equal(finals.match(/<tr>/g)?.length, 1 + input.runs.length);
+    for (const h of ['train loss', 'validation loss', 'train acc', 'validation acc', 'test loss', 'test acc']) assert.ok(finals.includes(`<th>${h}</th>`), h);
+    const [first, second] = input.runs.map((r) => r.final!);
+    assert.ok(finals.includes(`<td class="num">${first.trainLoss.toFixed(4)}</td>`), 'train loss of the last epoch');
+    assert.ok(finals.includes(`<td class="num">${second.valLoss.toFixed(4)}</td>`), 'validation loss of the best epoch');
+    assert.ok(finals.includes('2 <span class="muted">(best of 3)</span>'), 'the best epoch is named as such');
+    assert.ok(finals.includes('<td class="num">1.6100</td>'), 'test loss');
+  });
+
+  it('has every experiment-level section, the pairs table and the failed analyses', () => {
+    for (const h of ['Analyses that failed', 'Gathered differences across runs', 'Comparisons between runs', 'Perturb and retrain', 'Layer smoothness']) {
+      assert.ok(html.includes(`<h2>${h}</h2>`), h);
+    }
+    const pairs = html.slice(html.indexOf('<table class="pairs">'), html.indexOf('</table>', html.indexOf('<table class="pairs">')));
+    assert.ok(pairs.includes('<td class="num">0.800</td>') && pairs.includes('<td class="num">0.125</td>'), 'mean diagonal CKA and penultimate mean |r|');
+    assert.ok(pairs.includes(escapeHtml(HOSTILE_NAME)));
+    assert.ok(html.includes(`<strong>compare a b</strong>: ${escapeHtml(ANALYSIS_ERROR.message)}`));
+    // Sections come in reading order: failures first, runs, then the figures across runs, then each run.
+    const order = ['Analyses that failed', 'Runs', 'Final losses and accuracies', 'Validation accuracy of all runs', 'Gathered differences across runs', 'Comparisons between runs', 'Perturb and retrain', 'Layer smoothness', 'Per run'].map((h) => html.indexOf(`<h2>${h}</h2>`));
+    assert.deepEqual([...order].sort((a, b) => a - b), order);
+  });
+
+  it('leaves out the sections of analyses that did not run', () => {
+    const bare = reportToHtml({ ...input, gathered: undefined, comparisons: undefined, perturbation: undefined, smoothness: undefined, analysisErrors: undefined });
+    for (const h of ['Analyses that failed', 'Gathered differences across runs', 'Comparisons between runs', 'Perturb and retrain', 'Layer smoothness']) assert.ok(!bare.includes(`<h2>${h}</h2>`), h);
+  });
+
   it('inlines every figure as SVG', () => {
     const svgs = html.match(/<svg[\s>]/g) ?? [];
-    assert.equal(svgs.length, 1 + input.runs.reduce((n, r) => n + r.figures.length, 0));
+    const experimentLevel = 1 + 1 + input.comparisons!.figures.length + 1 + 1;
+    assert.equal(svgs.length, experimentLevel + input.runs.reduce((n, r) => n + r.figures.length, 0));
     assert.ok(!html.includes('<?xml'), 'no XML prolog inside HTML');
     assert.ok(!html.includes('<img'), 'no figure fell back to an image');
   });
@@ -60,7 +102,7 @@ describe('reportToHtml', () => {
   });
 
   it('says so when no run has a history', () => {
-    const empty = reportToHtml({ ...input, accuracy: undefined, runs: [] });
+    const empty = reportToHtml({ title: input.title, experimentId: input.experimentId, store: input.store, version: input.version, runs: [] });
     assert.ok(empty.includes('No run has a training history yet.'));
     assert.ok(!empty.includes('<svg'));
   });
@@ -89,5 +131,81 @@ describe('escapeHtml', () => {
   it('escapes the five characters that matter in content and attributes', () => {
     assert.equal(escapeHtml(`<a href="x" title='y'>&</a>`), '&lt;a href=&quot;x&quot; title=&#39;y&#39;&gt;&amp;&lt;/a&gt;');
     assert.equal(escapeHtml(3), '3');
+  });
+});
+
+describe('finalOf', () => {
+  const history = [0, 1, 2, 3].map((epoch) => ({ epoch, step: epoch, trainLoss: 1 / (epoch + 1), trainAccuracy: 0.2 * epoch, valLoss: 2 / (epoch + 1), valAccuracy: 0.2 * epoch + 0.01, seconds: 1, learningRate: 0.1 }));
+  const train = (extra: Partial<TrainResult>) => ({ history, ...extra }) as TrainResult;
+
+  it('takes the last epoch, or the best one under early stopping, never epoch 0', () => {
+    const last = history[3];
+    assert.deepEqual(finalOf(train({})), { epoch: 3, epochs: 3, best: false, trainLoss: last.trainLoss, valLoss: last.valLoss, trainAccuracy: last.trainAccuracy, valAccuracy: last.valAccuracy });
+    assert.equal(finalOf(train({ bestEpoch: 1 }))?.valLoss, history[1].valLoss);
+    assert.equal(finalOf(train({ bestEpoch: 1 }))?.epoch, 1);
+    assert.equal(finalOf(train({ bestEpoch: 1 }))?.best, true);
+    assert.equal(finalOf(train({ bestEpoch: 3 }))?.best, false, 'the best epoch being the last is not called out');
+    assert.equal(finalOf(train({ history: history.slice(0, 1) })), undefined);
+  });
+});
+
+describe('plot and report activities on a stored experiment with every analysis', () => {
+  let dir: string;
+  let store: LocalStore;
+  let input: ReportInput;
+  let written: ReportResult;
+  let page: string;
+  const experimentId = 'every-analysis-20261123-000000';
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'paramtrail-report-'));
+    store = new LocalStore(join(dir, 'store'));
+    input = await storeSampleExperiment(store, experimentId);
+    written = (await new MockActivityEnvironment().run(createReport({ store }), input)) as ReportResult;
+    page = new TextDecoder().decode(await store.get(written.key, { sha256: written.sha256 }));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('plot stores each analysis figure of a run as SVG and PNG, after the Differences figure', () => {
+    for (const r of input.result.runs.filter((r) => r.result)) {
+      const figures = r.result!.plot.figures;
+      assert.deepEqual([...new Set(figures.map((f) => f.p))], ['2', ...RUN_ANALYSIS_FIGURES]);
+      for (const p of ['2', ...RUN_ANALYSIS_FIGURES]) {
+        assert.deepEqual(figures.filter((f) => f.p === p).map((f) => f.format), ['svg', 'png'], `figure ${p}`);
+      }
+      assert.ok(figures.every((f) => f.key.startsWith(`runs/${r.runId}/figures/`) && f.path === store.locate(f.key)));
+    }
+  });
+
+  it('plot records the tables each figure was drawn from', async () => {
+    const res = input.result.runs[0].result!;
+    const byP = (p: string) => res.plot.figures.find((f) => f.p === p && f.format === 'png')!;
+    const lineage = async (p: string) => (await readManifest(store, byP(p).sha256))!.inputs.map((i) => i.key);
+    assert.deepEqual(await lineage('2'), [res.distance.table.key]);
+    assert.deepEqual(await lineage('correlation'), [res.analyses!.correlation!.table.key]);
+    assert.deepEqual(await lineage('perturbation-norms'), res.analyses!.perturb!.map((o) => o.norms.table.key));
+  });
+
+  it('report stores every experiment-level figure as SVG and PNG beside the page', async () => {
+    for (const name of EXPERIMENT_FIGURES) {
+      for (const ext of ['svg', 'png']) {
+        const key = experimentFigureKey(experimentId, `${name}.${ext}`);
+        assert.ok(await store.head(key), `${key} is stored`);
+      }
+    }
+    const cka = await readManifest(store, (await store.head(experimentFigureKey(experimentId, `${EXPERIMENT_FIGURES[2]}.svg`)))!.sha256);
+    assert.deepEqual(cka?.inputs.map((i) => i.key), [input.result.compare![0].table.key]);
+  });
+
+  it('inlines every run figure and every experiment-level figure, with titles and the failed analysis', () => {
+    const runFigures = input.result.runs.reduce((n, r) => n + (r.result?.plot.figures.filter((f) => f.format === 'svg').length ?? 0), 0);
+    assert.equal(page.match(/<svg[\s>]/g)?.length, EXPERIMENT_FIGURES.length + runFigures);
+    for (const p of ['2', ...RUN_ANALYSIS_FIGURES]) assert.ok(page.includes(escapeHtml(figureTitle(p))), `caption ${figureTitle(p)}`);
+    assert.ok(page.includes(escapeHtml(ANALYSIS_ERROR.message)));
+    assert.ok(!page.includes('<script'), 'the hostile run name stays text');
+    assert.ok(page.includes('2 <span class="muted">(best of 3)</span>'), 'the early-stopped run reports its best epoch');
+    assert.ok(page.includes('perturbed weights') && page.includes('norms table'), 'perturbation artifacts are listed');
   });
 });
