@@ -58,11 +58,11 @@ export function canonicalJson(value: unknown): string {
 
 /**
  * The reuse key of a training. Left out: the run's name (a relabelled model trains the same), its
- * analyses and group (they do not change the weights), and the dataset's source URLs (the file hashes
- * pin the bytes).
+ * analyses and group (they do not change the weights), the dataset's label and source URLs (the file
+ * hashes pin the bytes).
  */
 export function trainingHash(run: RunSpec, data: DownloadResult, code: string): string {
-  const { sources: _sources, ...dataset } = run.dataset;
+  const { sources: _sources, label: _label, ...dataset } = run.dataset;
   const files = [...data.files].map((f) => [f.role, f.sha256]).sort();
   const basis = { model: run.model, dataset, seed: run.seed, training: run.training, files, code };
   return createHash('sha256').update(canonicalJson(basis)).digest('hex');

@@ -22,6 +22,11 @@ export const DatasetSpec = z
   .object({
     /** Registered dataset name, e.g. "fashion-mnist". */
     name: z.string().min(1),
+    /**
+     * The dataset's name in run names, when one dataset appears more than once with different options
+     * (e.g. `cifar-10-noise-50` for label noise 0.5); its name when omitted.
+     */
+    label: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'expected lowercase letters, digits and dashes').optional(),
     /** Seeded subset sizes; omit to use the whole split. */
     subset: z
       .object({
@@ -406,6 +411,17 @@ export const ExecutionSpec = z
   .strict();
 export type ExecutionSpec = z.infer<typeof ExecutionSpec>;
 
+/** Part of a grid cell, for `include` and `exclude`. */
+const CellPattern = z
+  .object({
+    model: z.string().min(1).optional(),
+    variant: z.string().min(1).optional(),
+    dataset: z.string().min(1).optional(),
+    seed: z.number().int().min(0).optional(),
+  })
+  .strict()
+  .refine((c) => Object.keys(c).length > 0, { message: 'expected at least one of model, variant, dataset, seed' });
+
 const NamedModel = ModelSpec.extend({
   label: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'expected lowercase letters, digits and dashes').optional(),
   /** The group gathered figures average it in (e.g. `residual` or `plain`); its label when omitted. */
@@ -440,6 +456,13 @@ export const ExperimentConfig = z
       .min(1)
       .optional(),
     analyses: AnalysesSpec.default(AnalysesSpec.parse({})),
+    /**
+     * Cells of the grid left out: each entry names some of model (label), variant (label), dataset
+     * (label) and seed, and removes every run matching all it names.
+     */
+    exclude: z.array(CellPattern).min(1).optional(),
+    /** When given, only the cells matching at least one entry (same form as `exclude`) run. */
+    include: z.array(CellPattern).min(1).optional(),
     execution: ExecutionSpec.default(ExecutionSpec.parse({})),
   })
   .strict();
@@ -547,11 +570,26 @@ export function validateExperiment(raw: unknown, source: string, registries: Reg
       }
     });
   }
+  const datasetLabels = config.datasets.map((d) => d.label ?? d.name);
+  const dupDataset = datasetLabels.find((l, i) => datasetLabels.indexOf(l) !== i);
+  if (dupDataset) problems.push(`datasets: two datasets share the name "${dupDataset}" in run names; give one a distinct "label"`);
+  for (const which of ['exclude', 'include'] as const) {
+    config[which]?.forEach((c, i) => {
+      const known = { model: config.models.map(modelLabel), variant: config.variants?.map((v) => v.label) ?? [], dataset: datasetLabels, seed: config.seeds };
+      for (const axis of ['model', 'variant', 'dataset', 'seed'] as const) {
+        const value = c[axis];
+        if (value !== undefined && !(known[axis] as Array<string | number>).includes(value)) {
+          problems.push(`${which}.${i}.${axis}: "${value}" is not a ${axis} of this experiment (${known[axis].join(', ') || 'none'})`);
+        }
+      }
+    });
+  }
   const variantLabels = config.variants?.map((v) => v.label) ?? [];
   const dupVariant = variantLabels.find((l, i) => variantLabels.indexOf(l) !== i);
   if (dupVariant) problems.push(`variants: two variants share the label "${dupVariant}"`);
   if (problems.length === 0) {
     const specs = expandRuns(config);
+    if (specs.length === 0) problems.push('include/exclude: no run of the grid is left');
     try {
       orderByDependencies(specs);
     } catch (err) {

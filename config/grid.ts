@@ -6,7 +6,7 @@ import type { AnalysesSpec, DatasetSpec, ExperimentConfig, ModelSpec, Perturbati
 
 /** One cell of the grid: everything a run needs, and nothing about where it runs. */
 export interface RunSpec {
-  /** Stable within the experiment: `<model label>[--<variant>]--<dataset>--s<seed>`. */
+  /** Stable within the experiment: `<model label>[--<variant>]--<dataset label>--s<seed>`. */
   name: string;
   model: ModelSpec;
   dataset: DatasetSpec;
@@ -115,18 +115,27 @@ export function comparePairs(config: ExperimentConfig, specs: readonly RunSpec[]
 export function expandRuns(config: ExperimentConfig): RunSpec[] {
   const runs: RunSpec[] = [];
   const variants = config.variants ?? [undefined];
+  type Cell = { model?: string; variant?: string; dataset?: string; seed?: number };
+  const matches = (c: Cell, cell: Required<Omit<Cell, 'variant'>> & { variant?: string }) =>
+    (c.model === undefined || c.model === cell.model) &&
+    (c.variant === undefined || c.variant === cell.variant) &&
+    (c.dataset === undefined || c.dataset === cell.dataset) &&
+    (c.seed === undefined || c.seed === cell.seed);
   for (const m of config.models) {
     for (const v of variants) {
       for (const d of config.datasets) {
         for (const seed of config.seeds) {
+          const cell = { model: modelLabel(m), variant: v?.label, dataset: d.label ?? d.name, seed };
+          if (config.exclude?.some((c) => matches(c, cell))) continue;
+          if (config.include && !config.include.some((c) => matches(c, cell))) continue;
           let training = v ? (variantTraining(config.training, v.training) as TrainingSpec) : config.training;
           const from = training.init?.from;
           if (from?.run !== undefined && isSameExperimentRun(from.run)) {
-            const run = fillRunTemplate(from.run, { model: modelLabel(m), variant: v?.label, dataset: d.name, seed });
+            const run = fillRunTemplate(from.run, { model: modelLabel(m), variant: v?.label, dataset: d.label ?? d.name, seed });
             training = { ...training, init: { ...training.init, from: { ...from, run } } };
           }
           runs.push({
-            name: [modelLabel(m), ...(v ? [v.label] : []), d.name, `s${seed}`].join('--'),
+            name: [modelLabel(m), ...(v ? [v.label] : []), d.label ?? d.name, `s${seed}`].join('--'),
             model: { name: m.name, args: m.args },
             dataset: d,
             seed,

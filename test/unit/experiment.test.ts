@@ -207,3 +207,25 @@ test('compare pairs: same-model by default, explicit names checked, and a cap', 
   assert.throws(() => validateExperiment({ ...base, analyses: { compare: { pairs: 'all', maxPairs: 10 } } }, 'c.yaml', registries), /28 pairs of runs to compare, above maxPairs 10/);
   assert.throws(() => validateExperiment({ ...base, analyses: { compare: { pairs: [['mlp--mnist--s0', 'zzz']] } } }, 'c.yaml', registries), /analyses\.compare\.pairs\.0: "zzz" is not a run/);
 });
+
+test('include and exclude pick cells of the grid; dataset labels name repeated datasets', () => {
+  const noisy = {
+    ...base,
+    models: [{ name: 'mlp' }, { name: 'lenet5', label: 'lenet' }],
+    datasets: [{ name: 'mnist' }, { name: 'mnist', label: 'mnist-noise-50', labelNoise: 0.5 }],
+    seeds: [0],
+    variants: [{ label: 'sgd' }, { label: 'adam', training: { optimizer: { name: 'adam', learningRate: 0.001 } } }],
+  };
+  const excluded = validateExperiment({ ...noisy, exclude: [{ model: 'lenet', dataset: 'mnist-noise-50' }, { variant: 'adam', seed: 0, model: 'mlp' }] }, 'x.yaml', registries);
+  assert.deepEqual(expandRuns(excluded).map((r) => r.name), [
+    'mlp--sgd--mnist--s0', 'mlp--sgd--mnist-noise-50--s0',
+    'lenet--sgd--mnist--s0', 'lenet--adam--mnist--s0',
+  ]);
+  assert.equal(expandRuns(excluded)[1].dataset.labelNoise, 0.5);
+  const included = validateExperiment({ ...noisy, include: [{ model: 'mlp', variant: 'adam' }] }, 'x.yaml', registries);
+  assert.deepEqual(expandRuns(included).map((r) => r.name), ['mlp--adam--mnist--s0', 'mlp--adam--mnist-noise-50--s0']);
+  assert.throws(() => validateExperiment({ ...noisy, exclude: [{ model: 'vgg' }] }, 'x.yaml', registries), /exclude\.0\.model: "vgg" is not a model of this experiment \(mlp, lenet\)/);
+  assert.throws(() => validateExperiment({ ...noisy, include: [{}] }, 'x.yaml', registries), /include\.0: expected at least one of model, variant, dataset, seed/);
+  assert.throws(() => validateExperiment({ ...noisy, include: [{ seed: 0 }], exclude: [{ seed: 0 }] }, 'x.yaml', registries), /no run of the grid is left/);
+  assert.throws(() => validateExperiment({ ...noisy, datasets: [{ name: 'mnist' }, { name: 'mnist' }] }, 'x.yaml', registries), /two datasets share the name "mnist" in run names/);
+});
