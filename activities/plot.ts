@@ -125,8 +125,14 @@ export function createPlot(deps: PlotDeps) {
         await draw('reinit', 'reinit', reinitFigureSpec(analyses.reinit, { title: input.runName }), [analyses.reinit.table]);
       }
       if (analyses.smoothness && analyses.smoothness.layers.length) {
-        const points = analyses.smoothness.layers.map((l) => ({ run: input.runName, ...l }));
-        await draw('smoothness', 'smoothness', smoothnessFigureSpec(points, { title: input.runName }), [analyses.smoothness.table]);
+        // Earlier snapshots (analyses.smoothness.epochs) are lines of their own beside the final weights.
+        const earlier = analyses.smoothnessAt ?? [];
+        const points = [
+          ...analyses.smoothness.layers.map((l) => ({ run: earlier.length ? 'final weights' : input.runName, ...l })),
+          ...earlier.flatMap((e) => e.smoothness.layers.map((l) => ({ run: `epoch ${e.epoch}`, ...l }))),
+        ];
+        const tables = [analyses.smoothness.table, ...earlier.map((e) => e.smoothness.table)];
+        await draw('smoothness', 'smoothness', smoothnessFigureSpec(points, { title: input.runName }), tables);
       }
       const outcomes = analyses.perturb ?? [];
       if (outcomes.length) {

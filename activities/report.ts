@@ -200,6 +200,10 @@ export function createReport(deps: ReportDeps) {
             smoothness.push(...sm.layers.map((l) => ({ run: r.name, ...l })));
             smoothnessTables.push(sm.table);
           }
+          for (const e of res.analyses?.smoothnessAt ?? []) {
+            smoothness.push(...e.smoothness.layers.map((l) => ({ run: `${r.name} @ epoch ${e.epoch}`, ...l })));
+            smoothnessTables.push(e.smoothness.table);
+          }
         }
         runs.push({
           name: r.name,

@@ -287,6 +287,8 @@ export interface RunAnalysesResult {
   correlation?: CorrelationResult;
   reinit?: ReinitResult;
   smoothness?: SmoothnessResult;
+  /** Smoothness of earlier snapshots (analyses.smoothness.epochs), by epoch. */
+  smoothnessAt?: Array<{ epoch: number; features: FeaturesResult; smoothness: SmoothnessResult }>;
   perturb?: PerturbationOutcome[];
 }
 

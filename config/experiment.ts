@@ -369,6 +369,11 @@ export const SmoothnessSpec = z
     maxFeatures: z.union([z.enum(['sqrt', 'all']), z.number().positive().max(1)]).default('sqrt'),
     /** Layers (names or prefixes ending in *); every layer with parameters when omitted. */
     layers: z.array(LayerPattern).min(1).optional(),
+    /**
+     * Snapshot epochs measured besides the final weights (S2 also measures epoch 5); an epoch the run
+     * stored no snapshot of (it stopped earlier, or it is not a snapshot epoch) is skipped.
+     */
+    epochs: z.array(z.number().int().min(0)).min(1).optional(),
   })
   .strict();
 

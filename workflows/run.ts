@@ -98,8 +98,24 @@ export async function runWorkflow(input: RunInput): Promise<RunResult> {
       if (analyses.correlation) {
         steps.push(correlation({ ...producer, features: result.features, spec: analyses.correlation }).then((r) => void (result.correlation = r)));
       }
-      if (analyses.smoothness) {
-        steps.push(smoothness({ ...producer, features: result.features, spec: analyses.smoothness, seed: input.run.seed }).then((r) => void (result.smoothness = r)));
+      const smoothSpec = analyses.smoothness;
+      if (smoothSpec) {
+        steps.push(smoothness({ ...producer, features: result.features, spec: smoothSpec, seed: input.run.seed }).then((r) => void (result.smoothness = r)));
+        const earlier = (smoothSpec.epochs ?? [])
+          .map((e) => trained.snapshots.find((s) => s.epoch === e))
+          .filter((s): s is NonNullable<typeof s> => s !== undefined && s.sha256 !== trained.final.sha256);
+        if (earlier.length) {
+          steps.push(
+            (async () => {
+              const at: NonNullable<RunAnalysesResult['smoothnessAt']> = [];
+              for (const snapshot of earlier) {
+                const f = await features({ ...producer, run: input.run, data, snapshot });
+                at.push({ epoch: snapshot.epoch, features: f, smoothness: await smoothness({ ...producer, features: f, spec: smoothSpec, seed: input.run.seed }) });
+              }
+              result.smoothnessAt = at;
+            })(),
+          );
+        }
       }
       await Promise.all(steps);
     };

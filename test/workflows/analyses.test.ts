@@ -84,7 +84,7 @@ describe('analyses, reuse and continue-as-new on a real Temporal server', () => 
         compare: {},
         perturb: { perturbations: [{ kind: 'sign-flip' }, { kind: 'offset', value: 1e-6 }], epochs: 1 },
         reinit: {},
-        smoothness: { trees: 3 },
+        smoothness: { trees: 3, epochs: [1] },
         aggregate: true,
       },
     });
@@ -112,6 +112,7 @@ describe('analyses, reuse and continue-as-new on a real Temporal server', () => 
       const smooth = await rows(SMOOTHNESS_TABLE, a.smoothness!.table);
       assert.equal(smooth.length, a.smoothness!.layers.length);
       assert.ok(smooth.every((r) => Number.isFinite(r.alpha)), JSON.stringify(smooth));
+      assert.deepEqual(a.smoothnessAt!.map((e) => [e.epoch, e.features.snapshot.epoch, e.smoothness.layers.length]), [[1, 1, smooth.length]]);
       assert.deepEqual(a.perturb!.map((p) => p.label), ['sign-flip', 'offset-1e-6']);
       const [flip, offset] = a.perturb!;
       assert.equal(flip.runId, `${run.runId}--sign-flip`);
