@@ -155,7 +155,10 @@ export function createTrain(deps: TrainDeps) {
           const meta = { runId, epoch: state.epoch, step: state.step, attrs };
           const weights = await storeWeights(state.epoch, state.step, state.weights);
           const optimizer = await putContentAddressed(store, TENSOR_PREFIX, snapshotToArrow({ ...meta, kind: 'optimizer', tensors: state.optimizer }), '.arrow', { signal });
-          const lineage = { epoch: state.epoch, step: state.step, model: run.model, seed: run.seed, training: run.training, backend };
+          const lineage = {
+            epoch: state.epoch, step: state.step, model: run.model, dataset: run.dataset.name, seed: run.seed, training: run.training, backend,
+            ...(input.configHash ? { configHash: input.configHash } : {}),
+          };
           await recordLineage(store, input, weights, 'snapshot', inputs, lineage, signal);
           if (es && bestRef?.epoch !== es.bestEpoch) {
             if (es.bestEpoch === state.epoch) {

@@ -35,6 +35,8 @@ export interface DownloadResult {
 export interface TrainInput extends Producer {
   run: RunSpec;
   data: DownloadResult;
+  /** The training's reuse key (activities/reuse.ts), recorded in its snapshots' manifests. */
+  configHash?: string;
 }
 
 /** One epoch's metrics as the training loop reports them (and checkpoints and results record them). */

@@ -70,7 +70,7 @@ export async function runWorkflow(input: RunInput): Promise<RunResult> {
   const trainOrReuse = async (runId: string, run: RunSpec, data: DownloadResult) => {
     const { configHash, codeVersion, found } = await lookupRun({ experimentId: input.experimentId, runId, run, data });
     if (found && !input.force) return { train: found.train, reusedFrom: found.runId, configHash, codeVersion };
-    const trained = await train({ experimentId: input.experimentId, runId, run, data });
+    const trained = await train({ experimentId: input.experimentId, runId, run, data, configHash });
     await rememberRun({ experimentId: input.experimentId, runId, configHash, codeVersion, train: trained });
     return { train: trained, reusedFrom: undefined, configHash, codeVersion };
   };
