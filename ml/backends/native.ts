@@ -158,7 +158,12 @@ function installFusedBatchNorm(mod: NativeModules): void {
  * receives the reason). Idempotent.
  */
 export async function loadNativeBackend(
-  options: { root?: string; onMissing?: (reason: string) => void } = {},
+  options: {
+    root?: string;
+    onMissing?: (reason: string) => void;
+    /** Turn on TensorFlow's oneDNN kernels unless TF_ENABLE_ONEDNN_OPTS is already set (default true). */
+    oneDnn?: boolean;
+  } = {},
 ): Promise<boolean> {
   const found = findNativeBuild(options.root);
   if ('missing' in found) {
@@ -171,6 +176,10 @@ export async function loadNativeBackend(
     if (!tf.findBackendFactory(NATIVE_BACKEND)) {
       const pkg = join(dir, 'node_modules', ...build.package.split('/'));
       const require = createRequire(join(pkg, 'package.json'));
+      // TensorFlow's oneDNN kernels (convolutions, their gradients, batch norm) halve a ResNet step here,
+      // but only the Python package turns them on by default; the C library reads this variable from its
+      // own environment, once, at its first op. An explicit setting, 0 included, is left as it is.
+      if (options.oneDnn !== false) process.env['TF_ENABLE_ONEDNN_OPTS'] ??= '1';
       // The addon first: a missing TF_*/TFE_* symbol or library fails here, before any kernel registers.
       const binding = require(join(dir, build.binding)) as unknown;
       require('./dist/register_all_kernels.js');
