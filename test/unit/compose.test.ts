@@ -28,11 +28,12 @@ const services = compose.services;
 /** Names that hold credentials; their values must come from env files. */
 const SECRET_NAME = /PASSWORD|PWD|SECRET|TOKEN|ACCESS_KEY|ROOT_USER/i;
 
-test('compose has the database, Temporal, its UI, MinIO, the bucket one-shot and two workers', () => {
+test('compose has the database, Temporal, its UI, MinIO, the bucket and search-attribute one-shots and two workers', () => {
   assert.deepEqual(Object.keys(services).sort(), [
     'create-bucket',
     'minio',
     'postgresql',
+    'search-attributes',
     'temporal',
     'temporal-ui',
     'worker-analysis',
