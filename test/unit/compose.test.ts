@@ -49,8 +49,9 @@ test('every image is pinned to a version tag', () => {
   }
 });
 
-test('workers run paramtrail on the train and analysis queues against Temporal and MinIO', () => {
-  for (const [name, queue] of [['worker-train', 'train'], ['worker-analysis', 'analysis']] as const) {
+test('workers run paramtrail on the workflow, train and analysis queues against Temporal and MinIO', () => {
+  // Every queue has a worker: a run whose workflow tasks nobody polls would wait forever.
+  for (const [name, queue] of [['worker-train', 'workflows,train'], ['worker-analysis', 'analysis']] as const) {
     const worker = services[name]!;
     assert.deepEqual(worker.command, ['worker', '--task-queue', queue]);
     assert.equal(worker.build?.context, '..');
