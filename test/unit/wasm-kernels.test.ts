@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import type { NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
-import { builtinKernel, initBackend } from '../../ml/backend.js';
+import { builtinKernel, initBackend, selectBackend } from '../../ml/backend.js';
 import { WASM_BACKEND, WASM_KERNELS, initWasmBackend } from '../../ml/backends/wasm.js';
 
 const RELATIVE_TOLERANCE = 1e-5;
@@ -60,8 +60,9 @@ function assertClose(actual: Float32Array, expected: Float32Array, label: string
   );
 }
 
-test('initWasmBackend registers our kernels on wasm', async () => {
-  await initWasmBackend();
+test('PARAMTRAIL_BACKEND=wasm (selectBackend) activates wasm with our kernels registered', async () => {
+  await initBackend();
+  assert.equal(await selectBackend('wasm'), WASM_BACKEND);
   assert.equal(tf.getBackend(), WASM_BACKEND);
   assert.deepEqual(WASM_KERNELS.map((k) => k.kernelName), ['Conv2DBackpropFilter', 'Conv2DBackpropInput']);
   for (const k of WASM_KERNELS) assert.ok(tf.getKernel(k.kernelName, WASM_BACKEND), `${k.kernelName} is not registered on wasm`);
