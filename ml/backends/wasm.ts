@@ -5,7 +5,8 @@
  *
  * tfjs-backend-wasm 4.22.0 has every kernel a training step of the model zoo needs except
  * Conv2DBackpropFilter (the filter gradient of every convolution), and its Conv2DBackpropInput is a slow
- * scalar loop; ml/kernels/im2col.ts provides both as matrix products on the wasm heap. Their outputs
+ * scalar loop; ml/kernels/im2col.ts provides both as matrix products on the wasm heap. Batch norm in
+ * training mode runs as two flat-loop kernels (ml/kernels/batchnorm.ts) instead of some twenty tfjs ops. Their outputs
  * are deterministic functions of their inputs, as are the wasm kernels on one thread, so a seed gives
  * the same weights on every run (test/unit/wasm-train.test.ts).
  *
@@ -15,7 +16,14 @@
  * Called by ml/backend.ts (selectBackend), the wasm tests and bench/train.ts.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { withFallback, type FastKernel } from '../kernels/common.js';
+import {
+  FUSED_BATCH_NORM_TRAIN,
+  FUSED_BATCH_NORM_TRAIN_GRAD,
+  fusedBatchNormTrainFlat,
+  fusedBatchNormTrainGradFlat,
+  registerFusedBatchNormGradient,
+} from '../kernels/batchnorm.js';
+import { withFallback, type FastKernel, type KernelArgs } from '../kernels/common.js';
 import { conv2DBackpropFilterMatMul, conv2DBackpropInputMatMul } from '../kernels/im2col.js';
 
 /** The backend name tfjs-backend-wasm registers, and the one recorded with every run that uses it. */
@@ -47,6 +55,10 @@ export async function initWasmBackend(): Promise<string> {
       const fallback = builtin?.kernelFunc ?? unsupported(kernel.kernelName);
       tf.registerKernel({ ...builtin, kernelName: kernel.kernelName, backendName: WASM_BACKEND, kernelFunc: withFallback(kernel, fallback) });
     }
+    // Training-mode batch norm in two kernels instead of tfjs's ops (ml/kernels/batchnorm.ts).
+    tf.registerKernel({ kernelName: FUSED_BATCH_NORM_TRAIN, backendName: WASM_BACKEND, kernelFunc: (args) => fusedBatchNormTrainFlat(args as unknown as KernelArgs) });
+    tf.registerKernel({ kernelName: FUSED_BATCH_NORM_TRAIN_GRAD, backendName: WASM_BACKEND, kernelFunc: (args) => fusedBatchNormTrainGradFlat(args as unknown as KernelArgs) });
+    registerFusedBatchNormGradient();
     registered = true;
   }
   if (!(await tf.setBackend(WASM_BACKEND))) throw new Error(`could not initialise the tfjs '${WASM_BACKEND}' backend`);

@@ -3,13 +3,16 @@
  * them. Built from tfjs ops, a batch-norm layer costs some twenty element-wise kernels forward and
  * backward over the whole activation (moments, normalise, the gradient of each); on the native backend
  * these dominate a ResNet's training step. TensorFlow has both halves fused (FusedBatchNormV3 and
- * FusedBatchNormGradV3), and ml/backends/native.ts registers them under the kernel names below.
+ * FusedBatchNormGradV3), and ml/backends/native.ts registers them under the kernel names below;
+ * ml/backends/wasm.ts registers the flat-loop versions at the end of this file.
  *
  * ml/models/layers.ts (BatchNorm) calls fusedBatchNormTraining() when fusedBatchNormAvailable() says the
- * active backend has the kernels, and its tfjs-op path otherwise, so backends without them (cpu, wasm)
- * compute exactly what they computed before.
+ * active backend has the kernels, and its tfjs-op path otherwise, so the backend without them (cpu)
+ * computes exactly what it computed before.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import type { TensorInfo } from '@tensorflow/tfjs-core';
+import { float32Output, float32Values, type KernelArgs } from './common.js';
 
 /**
  * Forward kernel. Inputs x [N, H, W, C], scale, offset, mean, variance ([C]: the running statistics).
@@ -104,4 +107,91 @@ export function fusedBatchNormTraining(
     runningMean: mean as tf.Tensor1D,
     runningVariance: variance as tf.Tensor1D,
   };
+}
+
+/**
+ * The forward kernel as flat loops over [rows, C] (every axis but the channel is a row), for the wasm
+ * backend, whose tfjs-op path spends most of a ResNet step in Tile and element-wise kernels of the
+ * batch-norm gradient. Statistics are summed in float64. Opaque outputs: the batch mean, 1 / sqrt(biased
+ * variance + epsilon), and one unused value.
+ */
+export function fusedBatchNormTrainFlat({ inputs, backend, attrs }: KernelArgs): TensorInfo[] {
+  const { x, scale, offset, mean, variance } = inputs as Record<string, TensorInfo>;
+  const epsilon = attrs['epsilon'] as number;
+  const momentum = attrs['momentum'] as number;
+  const channels = x!.shape[x!.shape.length - 1]!;
+  const xv = float32Values(backend, x!);
+  const gv = float32Values(backend, scale!);
+  const bv = float32Values(backend, offset!);
+  const mv = float32Values(backend, mean!);
+  const vv = float32Values(backend, variance!);
+  const rows = xv.length / channels;
+  const sum = new Float64Array(channels);
+  for (let i = 0; i < xv.length; i += channels) for (let c = 0; c < channels; c++) sum[c] += xv[i + c]!;
+  const batchMean = new Float32Array(channels);
+  for (let c = 0; c < channels; c++) batchMean[c] = sum[c]! / rows;
+  const sq = new Float64Array(channels);
+  for (let i = 0; i < xv.length; i += channels) {
+    for (let c = 0; c < channels; c++) {
+      const d = xv[i + c]! - batchMean[c]!;
+      sq[c] += d * d;
+    }
+  }
+  const invStd = new Float32Array(channels);
+  const runMean = new Float32Array(channels);
+  const runVar = new Float32Array(channels);
+  const unbias = rows > 1 ? rows / (rows - 1) : 1;
+  for (let c = 0; c < channels; c++) {
+    const biased = sq[c]! / rows;
+    invStd[c] = 1 / Math.sqrt(biased + epsilon);
+    runMean[c] = (1 - momentum) * mv[c]! + momentum * batchMean[c]!;
+    runVar[c] = (1 - momentum) * vv[c]! + momentum * biased * unbias;
+  }
+  const y = new Float32Array(xv.length);
+  for (let i = 0; i < xv.length; i += channels) {
+    for (let c = 0; c < channels; c++) y[i + c] = (xv[i + c]! - batchMean[c]!) * invStd[c]! * gv[c]! + bv[c]!;
+  }
+  // Outputs after every input is read: allocating may move the wasm heap under earlier views.
+  return [
+    float32Output(backend, [...x!.shape], y),
+    float32Output(backend, [channels], runMean),
+    float32Output(backend, [channels], runVar),
+    float32Output(backend, [channels], batchMean),
+    float32Output(backend, [channels], invStd),
+    float32Output(backend, [1], new Float32Array(1)),
+  ];
+}
+
+/** The backward kernel matching fusedBatchNormTrainFlat: dx, dgamma, dbeta, statistics in float64. */
+export function fusedBatchNormTrainGradFlat({ inputs, backend }: KernelArgs): TensorInfo[] {
+  const { dy, x, scale, reserve1, reserve2 } = inputs as Record<string, TensorInfo>;
+  const channels = x!.shape[x!.shape.length - 1]!;
+  const dyv = float32Values(backend, dy!);
+  const xv = float32Values(backend, x!);
+  const gv = float32Values(backend, scale!);
+  const mean = float32Values(backend, reserve1!);
+  const invStd = float32Values(backend, reserve2!);
+  const rows = xv.length / channels;
+  const dBeta = new Float64Array(channels);
+  const dGamma = new Float64Array(channels);
+  for (let i = 0; i < xv.length; i += channels) {
+    for (let c = 0; c < channels; c++) {
+      const g = dyv[i + c]!;
+      dBeta[c] += g;
+      dGamma[c] += g * (xv[i + c]! - mean[c]!) * invStd[c]!;
+    }
+  }
+  // dx = gamma * invStd * (dy - mean(dy) - xhat * mean(dy * xhat))
+  const dx = new Float32Array(xv.length);
+  for (let i = 0; i < xv.length; i += channels) {
+    for (let c = 0; c < channels; c++) {
+      const xhat = (xv[i + c]! - mean[c]!) * invStd[c]!;
+      dx[i + c] = gv[c]! * invStd[c]! * (dyv[i + c]! - dBeta[c]! / rows - (xhat * dGamma[c]!) / rows);
+    }
+  }
+  return [
+    float32Output(backend, [...x!.shape], dx),
+    float32Output(backend, [channels], Float32Array.from(dGamma)),
+    float32Output(backend, [channels], Float32Array.from(dBeta)),
+  ];
 }
