@@ -1,21 +1,25 @@
 /**
  * The `distance` activity: per-layer Minkowski distances of every snapshot of a run to the initial
- * weights and to the previous snapshot, for each requested p, stored as one Arrow table (version 2:
+ * weights, to the previous snapshot and to any named reference snapshots (`ref:<label>`), for each
+ * requested p, stored as one Arrow table (version 2:
  * with the per-parameter mean distance, the relative change and the share of parameters changed
  * beyond `input.changed`, all as ml/metrics/change.ts defines them).
  *
- * Loads one snapshot at a time (keeping the initial and the previous), so memory stays at three models.
+ * Loads one snapshot at a time (keeping the initial, the previous and the references), so memory stays
+ * at three models plus the references.
  */
 import { Context } from '@temporalio/activity';
+import type { ObjectRef } from '../artifacts/refs.js';
 import { distanceTableToArrow, type DistanceRow } from '../artifacts/table.js';
 import { snapshotFromArrow, type NamedTensor } from '../artifacts/snapshot.js';
 import { putContentAddressed, type ArtifactStore } from '../artifacts/store.js';
 import { layerChanges, layerShareChanged, type ChangeTolerance } from '../ml/metrics/change.js';
 import { formatMinkowskiP } from '../ml/metrics/minkowski.js';
 import { classify, failForGood } from './errors.js';
-import { TABLE_PREFIX } from './keys.js';
+import { getJson } from './json.js';
+import { checkpointKey, TABLE_PREFIX } from './keys.js';
 import { recordLineage } from './lineage.js';
-import type { DistanceInput, DistanceResult } from './types.js';
+import type { Checkpoint, DistanceInput, DistanceResult } from './types.js';
 
 export interface DistanceDeps {
   store: ArtifactStore;
@@ -38,6 +42,26 @@ export function createDistance(deps: DistanceDeps) {
           throw failForGood('InvalidExperiment', `${input.runId}: expected changed.${key} to be a finite number >= 0; found ${String(v)}`);
         }
       }
+      // Named references, resolved and loaded once: a stored snapshot by key, or a run's checkpoint.
+      const named: Array<{ label: string; ref: ObjectRef; epoch: number; tensors: NamedTensor[] }> = [];
+      for (const r of input.references ?? []) {
+        let ref: ObjectRef | undefined;
+        if (r.key !== undefined) {
+          ref = await deps.store.head(r.key, { signal });
+          if (!ref) throw failForGood('InvalidExperiment', `analyses.distance.references ${r.label}: expected a stored snapshot, found no object at "${r.key}"`);
+          if (r.sha256 && ref.sha256 !== r.sha256) {
+            throw failForGood('InvalidExperiment', `analyses.distance.references ${r.label}: expected sha256 ${r.sha256}, the object at "${r.key}" has ${ref.sha256}`);
+          }
+        } else {
+          const key = checkpointKey(r.run!, r.epoch!);
+          if (!(await deps.store.head(key, { signal }))) {
+            throw failForGood('InvalidExperiment', `analyses.distance.references ${r.label}: expected a checkpoint of run "${r.run}" at epoch ${r.epoch}, found no object at "${key}"`);
+          }
+          ref = (await getJson<Checkpoint>(deps.store, key, { signal })).weights;
+        }
+        const snap = snapshotFromArrow(await deps.store.get(ref.key, { sha256: ref.sha256, signal }));
+        named.push({ label: r.label, ref, epoch: snap.epoch, tensors: snap.tensors });
+      }
       const rows: DistanceRow[] = [];
       let init: { epoch: number; tensors: NamedTensor[] } | undefined;
       let prev: { epoch: number; tensors: NamedTensor[] } | undefined;
@@ -47,7 +71,11 @@ export function createDistance(deps: DistanceDeps) {
         const current = { epoch: ref.epoch, tensors: snapshotFromArrow(bytes).tensors };
         init ??= current;
         // Epoch 0 against itself is kept as the zero baseline of the "init" series; "previous" starts at epoch 1.
-        const against = prev ? ([['init', init], ['previous', prev]] as const) : ([['init', init]] as const);
+        const against: Array<readonly [DistanceRow['against'], { epoch: number; tensors: NamedTensor[] }]> = [
+          ['init', init],
+          ...(prev ? [['previous', prev] as const] : []),
+          ...named.map((n) => [`ref:${n.label}`, n] as const),
+        ];
         // The share changed does not depend on p: one pass per reference, shared by every p's rows.
         const shares = against.map(([, reference]) => new Map(layerShareChanged(reference.tensors, current.tensors, tolerance).map((s) => [s.layer, s.fraction])));
         for (const p of input.p) {
@@ -74,7 +102,7 @@ export function createDistance(deps: DistanceDeps) {
         prev = current;
       }
       const table = await putContentAddressed(deps.store, TABLE_PREFIX, distanceTableToArrow(rows, { runId: input.runId }), '.arrow', { signal });
-      await recordLineage(deps.store, input, table, 'distance-table', snapshots, { p: input.p.map(String), changed: tolerance }, signal);
+      await recordLineage(deps.store, input, table, 'distance-table', [...snapshots, ...named.map((n) => n.ref)], { p: input.p.map(String), changed: tolerance, references: named.map((n) => n.label) }, signal);
       return { table, rows: rows.length };
     } catch (err) {
       throw classify(err);

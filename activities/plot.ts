@@ -93,7 +93,8 @@ export function createPlot(deps: PlotDeps) {
       };
       const get = (ref: ObjectRef) => deps.store.get(ref.key, { sha256: ref.sha256, signal });
 
-      const rows = distanceTableFromArrow(await get(input.table));
+      // Named references (`ref:<label>`) are in the table for analysis; the figures show init and previous.
+      const rows = distanceTableFromArrow(await get(input.table)).filter((r) => r.against === 'init' || r.against === 'previous');
       const ps = [...new Set(rows.map((r) => r.p))];
       for (const p of ps) {
         const spec = distanceFigureSpec(

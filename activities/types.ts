@@ -120,6 +120,8 @@ export interface DistanceInput extends Producer {
   p: Array<number | 'inf'>;
   /** Tolerance of the share of parameters changed; exact (0, 0) when omitted. */
   changed?: { atol: number; rtol: number };
+  /** Named snapshots measured against besides init and previous (analyses.distance.references). */
+  references?: Array<{ label: string; key?: string; sha256?: string; run?: string; epoch?: number }>;
 }
 
 export interface DistanceResult {

@@ -38,8 +38,11 @@ export interface DistanceRow {
   runId: string;
   /** Epoch of the snapshot measured. */
   epoch: number;
-  /** What it is measured against: the initial weights (epoch 0) or the snapshot before it. */
-  against: 'init' | 'previous';
+  /**
+   * What it is measured against: the initial weights (epoch 0), the snapshot before it, or a named
+   * snapshot (`ref:<label>`, analyses.distance.references).
+   */
+  against: 'init' | 'previous' | `ref:${string}`;
   /** Epoch of the reference snapshot. */
   referenceEpoch: number;
   /** Order of the norm as text: '1', '2', 'inf'. */
@@ -104,7 +107,9 @@ function checkInt32(index: number, field: string, value: unknown, min: number): 
 
 function checkRow(row: DistanceRow, index: number): void {
   if (typeof row.runId !== 'string' || row.runId === '') throw rowError(index, 'runId', 'a non-empty string', row.runId);
-  if (!AGAINST.includes(row.against)) throw rowError(index, 'against', `one of ${AGAINST.join(', ')}`, row.against);
+  if (!AGAINST.includes(row.against as (typeof AGAINST)[number]) && !/^ref:[a-z0-9][a-z0-9-]*$/.test(String(row.against))) {
+    throw rowError(index, 'against', `one of ${AGAINST.join(', ')} or ref:<label>`, row.against);
+  }
   if (typeof row.p !== 'string' || row.p === '') throw rowError(index, 'p', "a non-empty string such as '1' or 'inf'", row.p);
   if (typeof row.layer !== 'string' || row.layer === '') throw rowError(index, 'layer', 'a non-empty string', row.layer);
   checkInt32(index, 'epoch', row.epoch, 0);

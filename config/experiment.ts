@@ -271,6 +271,27 @@ export const DistanceSpec = z
   .object({
     /** Minkowski orders; "inf" for the maximum norm. */
     p: z.array(z.union([z.number().min(1), z.literal('inf')])).min(1).default([1]),
+    /**
+     * Further snapshots every snapshot is measured against, each named by a label: a stored snapshot by
+     * `key` (optionally pinned by `sha256`) or another experiment's run checkpoint (`run:
+     * <experiment id>/<run name>`, `epoch`). Their rows have `against: ref:<label>`.
+     */
+    references: z
+      .array(
+        z
+          .object({
+            label: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'expected lowercase letters, digits and dashes'),
+            key: z.string().min(1).optional(),
+            sha256: z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits').optional(),
+            run: z.string().regex(/^[^/]+\/[^/]+$/, 'expected "<experiment id>/<run name>"').optional(),
+            epoch: z.number().int().min(0).optional(),
+          })
+          .strict()
+          .refine((r) => (r.key === undefined) !== (r.run === undefined), { message: 'expected either "key" or "run" with "epoch"' })
+          .refine((r) => r.run === undefined || r.epoch !== undefined, { message: 'expected the "epoch" of the run\'s checkpoint', path: ['epoch'] }),
+      )
+      .min(1)
+      .optional(),
     /** Tolerance of "changed": a parameter changed when |w - w_ref| > atol + rtol |w_ref|. */
     changed: z
       .object({ atol: z.number().min(0).default(0), rtol: z.number().min(0).default(0) })

@@ -85,7 +85,7 @@ export async function runWorkflow(input: RunInput): Promise<RunResult> {
     const trained = training.train;
     stage = 'distance';
     upsertRunStatus('analysing');
-    const table = await distance({ ...producer, snapshots: trained.snapshots, p: analyses.distance.p, changed: analyses.distance.changed });
+    const table = await distance({ ...producer, snapshots: trained.snapshots, p: analyses.distance.p, changed: analyses.distance.changed, references: analyses.distance.references });
 
     stage = 'analyses';
     const initial = trained.snapshots[0]!;

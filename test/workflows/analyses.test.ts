@@ -152,6 +152,28 @@ describe('analyses, reuse and continue-as-new on a real Temporal server', () => 
     }
   });
 
+  test('distances to a named snapshot: another experiment run, by run and epoch', async () => {
+    const source = first.runs[0]!;
+    const config = tinyExperiment({
+      name: 'referenced',
+      models: [{ name: 'mlp', args: { hidden: [16, 16] } }],
+      analyses: { distance: { p: [1], references: [{ label: 'earlier', run: source.runId, epoch: 2 }] } },
+    });
+    const result = await execute(config);
+    assert.equal(result.status, 'completed', JSON.stringify(result.runs[0]!.error));
+    const res = result.runs[0]!.result!;
+    // The same training (reused), so its final weights are the referenced ones: distance 0 at epoch 2.
+    assert.equal(res.reusedFrom, source.runId);
+    const refRows = distanceTableFromArrow(await store.get(res.distance.table.key)).filter((r) => r.against === 'ref:earlier');
+    assert.deepEqual([...new Set(refRows.map((r) => r.epoch))], [0, 1, 2]);
+    assert.ok(refRows.every((r) => r.referenceEpoch === 2));
+    assert.ok(refRows.filter((r) => r.epoch === 2).every((r) => r.distance === 0));
+    assert.ok(refRows.filter((r) => r.epoch === 0 && r.layer === '__model__').every((r) => r.distance > 0));
+    const missing = await execute(tinyExperiment({ name: 'referenced-missing', analyses: { distance: { references: [{ label: 'gone', run: 'nope/none', epoch: 1 }] } } }));
+    assert.equal(missing.status, 'completed-with-failures');
+    assert.match(missing.runs[0]!.error!.message, /references gone: expected a checkpoint of run "nope\/none" at epoch 1/);
+  });
+
   test('force retrains, to the same weights on the CPU backend', async () => {
     const forced = await execute(everything(), { force: true });
     assert.equal(forced.status, 'completed');
