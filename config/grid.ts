@@ -98,7 +98,7 @@ export function comparePairs(config: ExperimentConfig, specs: readonly RunSpec[]
   const spec = config.analyses.compare;
   if (!spec) return [];
   if (Array.isArray(spec.pairs)) return spec.pairs.map(([a, b]) => [a, b]);
-  const key = (s: RunSpec) => `${s.name.split('--')[0]}|${s.dataset.name}`;
+  const key = (s: RunSpec) => `${s.name.split('--')[0]}|${s.dataset.label ?? s.dataset.name}`;
   const pairs: Array<[string, string]> = [];
   for (let i = 0; i < specs.length; i++) {
     for (let j = i + 1; j < specs.length; j++) {

@@ -32,6 +32,7 @@ import {
   freePort,
   isAlive,
   isPortFree,
+  ensureSearchAttributes,
   startTemporalDevServer,
   terminateProcessGroup,
   waitForTemporal,
@@ -233,8 +234,10 @@ export async function devUp(opts: DevUpArgs): Promise<DevStackStatus> {
         );
       }
       if (current.running) {
-        // Alive pids might have been reused by other programs; the server must also answer.
+        // Alive pids might have been reused by other programs; the server must also answer. A stack
+        // started by an older paramtrail may lack search attributes added since: runs need them all.
         await waitForTemporal(previous.temporal.address, 'default', 10_000);
+        await ensureSearchAttributes(previous.temporal.address, 'default');
         return current;
       }
       // Something died: stop what is left and start the whole stack again on the same data.

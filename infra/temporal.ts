@@ -13,7 +13,7 @@ import { createServer } from 'node:net';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Connection } from '@temporalio/client';
-import { searchAttributeFlags } from '../workflows/search.js';
+import { SEARCH_ATTRIBUTE_KEYS, searchAttributeFlags } from '../workflows/search.js';
 import { resolveTool } from './tools.js';
 
 export interface TemporalDevServer {
@@ -153,7 +153,34 @@ export async function waitForTemporal(
   );
 }
 
-/** Starts `temporal server start-dev` and resolves once its frontend answers. */
+/** Temporal's IndexedValueType of each search attribute type paramtrail uses. */
+const INDEXED_VALUE_TYPES: Record<string, number> = { KEYWORD: 2 };
+
+/**
+ * Creates any of paramtrail's search attributes the namespace lacks; returns the names created.
+ * `start-dev --search-attribute` registers them only when it creates its database: a dev server
+ * restarted on an existing `--db-filename` comes up without them, and every run workflow would then
+ * fail its first task (BadSearchAttributes).
+ */
+export async function ensureSearchAttributes(address: string, namespace: string): Promise<string[]> {
+  const connection = await Connection.connect({ address, connectTimeout: 5_000 });
+  try {
+    const listed = await connection.operatorService.listSearchAttributes({ namespace });
+    const have = new Set(Object.keys(listed.customAttributes ?? {}));
+    const missing = SEARCH_ATTRIBUTE_KEYS.filter((k) => !have.has(k.name));
+    if (missing.length) {
+      await connection.operatorService.addSearchAttributes({
+        namespace,
+        searchAttributes: Object.fromEntries(missing.map((k) => [k.name, INDEXED_VALUE_TYPES[k.type]!])),
+      });
+    }
+    return missing.map((k) => k.name);
+  } finally {
+    await connection.close();
+  }
+}
+
+/** Starts `temporal server start-dev` and resolves once its frontend answers with paramtrail's search attributes. */
 export async function startTemporalDevServer(opts: StartTemporalDevServerArgs): Promise<TemporalDevServer> {
   const binary = opts.binary ?? resolveTool('temporal', opts.env);
   const port = opts.port || (await freePort());
@@ -209,6 +236,7 @@ export async function startTemporalDevServer(opts: StartTemporalDevServerArgs): 
 
   try {
     await waitForTemporal(address, NAMESPACE, opts.readyTimeoutMs ?? 60_000, () => exitReason);
+    await ensureSearchAttributes(address, NAMESPACE);
   } catch (err) {
     await stop().catch(() => undefined);
     throw err;

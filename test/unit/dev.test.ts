@@ -9,7 +9,10 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { Connection } from '@temporalio/client';
 import { devDown, devStatus, devUp } from '../../infra/dev.js';
-import { freePort, isAlive } from '../../infra/temporal.js';
+import { spawn } from 'node:child_process';
+import { ensureSearchAttributes, freePort, isAlive, waitForTemporal } from '../../infra/temporal.js';
+import { resolveTool } from '../../infra/tools.js';
+import { SEARCH_ATTRIBUTE_KEYS } from '../../workflows/search.js';
 
 // Stands in for the worker: a process that runs until it is signalled, and records its environment.
 const workerCommand = (envFile: string) => [
@@ -110,5 +113,30 @@ test('a worker that exits at once is reported with its log, and nothing is left 
     assert.equal(existsSync(join(stateDir, 'dev.json')), false);
   } finally {
     rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
+test("search attributes missing from a running server (one an older paramtrail started) are created", async () => {
+  const port = await freePort();
+  // A bare dev server, as one started before paramtrail registered its attributes.
+  const server = spawn(resolveTool('temporal', process.env), ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--headless', '--log-level', 'error'], { stdio: 'ignore' });
+  const address = `127.0.0.1:${port}`;
+  try {
+    await waitForTemporal(address, 'default', 60_000);
+    const list = async () => {
+      const connection = await Connection.connect({ address });
+      try {
+        return Object.keys((await connection.operatorService.listSearchAttributes({ namespace: 'default' })).customAttributes ?? {});
+      } finally {
+        await connection.close();
+      }
+    };
+    assert.ok(!(await list()).includes('ParamtrailStatus'), 'the bare server starts without them');
+    assert.deepEqual(await ensureSearchAttributes(address, 'default'), SEARCH_ATTRIBUTE_KEYS.map((k) => k.name));
+    const names = await list();
+    for (const key of SEARCH_ATTRIBUTE_KEYS) assert.ok(names.includes(key.name), `${key.name} missing from ${names.join(', ')}`);
+    assert.deepEqual(await ensureSearchAttributes(address, 'default'), [], 'a second call creates nothing');
+  } finally {
+    server.kill('SIGTERM');
   }
 });
