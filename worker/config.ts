@@ -28,7 +28,7 @@ const WorkerEnv = z.object({
   /** Trainings at once per worker process; JavaScript training is single-threaded, so 1 by default. */
   PARAMTRAIL_TRAIN_SLOTS: z.coerce.number().int().min(1).max(64).default(1),
   PARAMTRAIL_STATE_DIR: z.string().optional(),
-  /** auto: native TensorFlow when `npm run setup:native` built it, else the CPU backend; or force one. */
+  /** auto: native TensorFlow when `npm run setup:native` built it, else wasm; or force one (tensorflow, wasm, cpu). */
   PARAMTRAIL_BACKEND: z.enum(BACKEND_PREFERENCES as [BackendPreference, ...BackendPreference[]]).default('auto'),
 });
 
