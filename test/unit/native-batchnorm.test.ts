@@ -5,109 +5,22 @@
  * statistics, within 1e-5 of the largest magnitude in each result, for an image batch and a dense batch
  * with non-default momentum and epsilon; a frozen layer leaves its running statistics alone on both.
  * A wrong axis, a biased running variance or a momentum taken the wrong way round differs by far more.
+ * The cases and the comparison are in test/support/batchnorm.ts, shared with wasm-batchnorm.test.ts.
  *
  * Runs only where `npm run setup:native` has built the addon; elsewhere the test is skipped and says why
  * (in CI, or with PARAMTRAIL_REQUIRE_NATIVE=1, a missing build fails it).
  */
 import { test } from 'node:test';
-import assert from 'node:assert/strict';
-import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../../ml/backend.js';
-import { NATIVE_BACKEND, findNativeBuild, loadNativeBackend } from '../../ml/backends/native.js';
-import { fusedBatchNormAvailable } from '../../ml/kernels/batchnorm.js';
-import { BatchNorm } from '../../ml/models/layers.js';
+import { activateNativeBackend, nativeTestGuard } from '../support/backends.js';
+import { assertBatchNormMatchesCpu } from '../support/batchnorm.js';
 
-const RELATIVE_TOLERANCE = 1e-5;
+const native = nativeTestGuard('native-batchnorm.test');
 
-interface Case {
-  name: string;
-  shape: number[];
-  momentum?: number;
-  epsilon?: number;
-  trainable: boolean;
-}
-const CASES: Case[] = [
-  { name: 'image batch, defaults', shape: [4, 5, 5, 3], trainable: true },
-  { name: 'dense batch, momentum 0.3, epsilon 1e-3', shape: [6, 7], momentum: 0.3, epsilon: 1e-3, trainable: true },
-  { name: 'frozen image batch', shape: [4, 5, 5, 3], trainable: false },
-];
-const RESULTS = ['output', 'input gradient', 'gamma gradient', 'beta gradient', 'running mean', 'running variance'];
-
-/** Every result of one training-mode call of a fresh layer on the active backend, as plain arrays. */
-function run(c: Case, x: Float32Array, dy: Float32Array, init: Float32Array[]): Float32Array[] {
-  const layer = new BatchNorm({ name: 'bn', momentum: c.momentum, epsilon: c.epsilon });
-  const xv = tf.tidy(() => tf.variable(tf.tensor(x, c.shape), true, `bn_x_${tf.getBackend()}_${c.name}`));
-  const dyt = tf.tensor(dy, c.shape);
-  tf.dispose(layer.apply(xv, { training: false }) as tf.Tensor); // builds the variables
-  const initTensors = init.map((v) => tf.tensor1d(v));
-  layer.setWeights(initTensors);
-  tf.dispose(initTensors);
-  layer.trainable = c.trainable;
-  let y: Float32Array = new Float32Array(0);
-  const [gamma, beta] = layer.weights.slice(0, 2).map((w) => w.read() as tf.Variable);
-  const varList = c.trainable ? [xv, gamma!, beta!] : [xv];
-  const { grads, value } = tf.variableGrads(() => {
-    const out = layer.apply(xv, { training: true }) as tf.Tensor;
-    y = out.dataSync() as Float32Array;
-    return tf.sum(tf.mul(out, dyt)) as tf.Scalar;
-  }, varList);
-  const channels = c.shape[c.shape.length - 1]!;
-  const grad = (v: tf.Variable | undefined) => (v && grads[v.name] ? (grads[v.name]!.dataSync() as Float32Array) : new Float32Array(channels));
-  const stats = layer.getWeights().slice(2).map((w) => w.dataSync() as Float32Array);
-  const results = [y, grad(xv), c.trainable ? grad(gamma) : new Float32Array(channels), c.trainable ? grad(beta) : new Float32Array(channels), ...stats];
-  tf.dispose([value, dyt, xv, ...Object.values(grads)]);
-  layer.dispose();
-  return results;
-}
-
-function assertClose(actual: Float32Array, expected: Float32Array, what: string): void {
-  assert.equal(actual.length, expected.length, `${what}: expected ${expected.length} values, found ${actual.length}`);
-  const scale = expected.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-  let worst = 0;
-  let at = 0;
-  for (let i = 0; i < expected.length; i++) {
-    const d = Math.abs(actual[i]! - expected[i]!);
-    if (!(d <= worst)) [worst, at] = [d, i]; // NaN lands here too
-  }
-  assert.ok(
-    worst <= RELATIVE_TOLERANCE * scale,
-    `${what}: expected |native - cpu| <= ${RELATIVE_TOLERANCE} * ${scale.toPrecision(4)}, found ${worst} at index ${at} (native ${actual[at]}, cpu ${expected[at]})`,
-  );
-}
-
-const found = findNativeBuild();
-// CI builds the addon (`npm run setup:native` in .ci/run), so there a missing build is a failure.
-const required = process.env.CI === 'true' || process.env.PARAMTRAIL_REQUIRE_NATIVE === '1';
-if ('missing' in found && !required) console.log(`native-batchnorm.test: skipped because ${found.missing}`);
-
-test('BatchNorm trains alike through the native fused kernels and through tfjs ops on cpu', { skip: 'missing' in found && !required ? found.missing : false }, async () => {
-  if ('missing' in found) assert.fail(`the native backend is required here (CI or PARAMTRAIL_REQUIRE_NATIVE=1) but ${found.missing}`);
-  await initBackend();
-  assert.equal(fusedBatchNormAvailable(), false, 'the cpu backend must keep the tfjs-op path');
-  const random = (shape: number[], seed: number, lo = -1, hi = 1) =>
-    tf.tidy(() => tf.randomUniform(shape, lo, hi, 'float32', seed).dataSync() as Float32Array);
-  const inputs = CASES.map((c, i) => {
-    const channels = c.shape[c.shape.length - 1]!;
-    // Off-centre inputs, so a missing mean subtraction or a wrong variance shows.
-    const x = random(c.shape, 10 * i + 1, -1, 3);
-    const dy = random(c.shape, 10 * i + 2);
-    const init = [random([channels], 10 * i + 3, 0.5, 1.5), random([channels], 10 * i + 4), random([channels], 10 * i + 5), random([channels], 10 * i + 6, 0.5, 2)];
-    return { x, dy, init };
+test('BatchNorm trains alike through the native fused kernels and through tfjs ops on cpu', { skip: native.skip }, async () => {
+  native.assertBuilt();
+  await assertBatchNormMatchesCpu({
+    backend: 'native',
+    activate: activateNativeBackend,
+    kernels: 'the native backend must register the fused batch-norm kernels',
   });
-  const expected = CASES.map((c, i) => run(c, inputs[i]!.x, inputs[i]!.dy, inputs[i]!.init));
-  // A frozen layer's running statistics stay as they were.
-  CASES.forEach((c, i) => {
-    if (!c.trainable) for (const k of [4, 5]) assert.deepEqual(expected[i]![k], inputs[i]!.init[k - 2], `${c.name}: cpu ${RESULTS[k]} changed`);
-  });
-
-  const reasons: string[] = [];
-  assert.equal(await loadNativeBackend({ onMissing: (r) => reasons.push(r) }), true, `loadNativeBackend failed: ${reasons.join('; ')}`);
-  assert.equal(tf.getBackend(), NATIVE_BACKEND);
-  assert.equal(fusedBatchNormAvailable(), true, 'the native backend must register the fused batch-norm kernels');
-  const before = tf.memory().numTensors;
-  CASES.forEach((c, i) => {
-    const actual = run(c, inputs[i]!.x, inputs[i]!.dy, inputs[i]!.init);
-    RESULTS.forEach((what, k) => assertClose(actual[k]!, expected[i]![k]!, `${c.name} ${what}`));
-  });
-  assert.equal(tf.memory().numTensors, before, 'the fused batch norm leaked tensors');
 });

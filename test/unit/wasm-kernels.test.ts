@@ -14,9 +14,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
 import { builtinKernel, initBackend, selectBackend } from '../../ml/backend.js';
 import { WASM_BACKEND, WASM_KERNELS, initWasmBackend } from '../../ml/backends/wasm.js';
-
-const RELATIVE_TOLERANCE = 1e-5;
 import { Rng } from '../../ml/rng.js';
+import { assertClose } from '../support/backends.js';
+
+const wasm = { backend: 'wasm', nonZeroReference: true };
 
 type Shape4 = [number, number, number, number];
 type Pad = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
@@ -30,7 +31,6 @@ const CASES: ConvCase[] = [
   { x: [2, 11, 8, 3], f: [3, 3, 3, 5], strides: [3, 2], pad: 'valid' },
   { x: [2, 16, 16, 4], f: [4, 4, 4, 4], strides: [2, 2], pad: [[0, 0], [1, 1], [1, 1], [0, 0]] },
   { x: [2, 32, 32, 16], f: [3, 3, 16, 16], strides: [1, 1], pad: 'same' }, // a ResNet stage-1 convolution
-
 ];
 
 function randomValues(shape: number[], seed: number): Float32Array {
@@ -42,22 +42,6 @@ function randomValues(shape: number[], seed: number): Float32Array {
 
 function outShape(c: ConvCase): number[] {
   return tf.tidy(() => tf.conv2d(tf.zeros(c.x) as tf.Tensor4D, tf.zeros(c.f) as tf.Tensor4D, c.strides, c.pad).shape);
-}
-
-function assertClose(actual: Float32Array, expected: Float32Array, label: string): void {
-  assert.equal(actual.length, expected.length, `${label}: length`);
-  const scale = expected.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-  assert.ok(scale > 0, `${label}: the reference is all zeros`);
-  let worst = 0;
-  let at = 0;
-  for (let i = 0; i < expected.length; i++) {
-    const d = Math.abs(actual[i]! - expected[i]!);
-    if (!(d <= worst)) [worst, at] = [d, i]; // NaN lands here too
-  }
-  assert.ok(
-    worst <= RELATIVE_TOLERANCE * scale,
-    `${label}: expected |wasm - cpu| <= ${RELATIVE_TOLERANCE} * ${scale.toPrecision(4)}, found ${worst} at index ${at} (wasm ${actual[at]}, cpu ${expected[at]})`,
-  );
 }
 
 test('PARAMTRAIL_BACKEND=wasm (selectBackend) activates wasm with our kernels registered', async () => {
@@ -95,7 +79,7 @@ for (const [name, argsOf] of Object.entries(GRADIENTS)) {
     const before = tf.memory().numTensors;
     CASES.forEach((c, i) => {
       const actual = call(c, i, (inputs, attrs) => tf.engine().runKernel(name, inputs, attrs) as tf.Tensor);
-      assertClose(actual, expected[i]!, `${name} case ${i} ${JSON.stringify(c)}`);
+      assertClose(actual, expected[i]!, `${name} case ${i} ${JSON.stringify(c)}`, wasm);
     });
     assert.equal(tf.memory().numTensors, before, `the wasm ${name} leaked tensors`);
   });
@@ -116,8 +100,8 @@ test('both gradients of a convolution taken by tf.grads on wasm equal the cpu on
   const expected = grads();
   await initWasmBackend();
   const actual = grads();
-  assertClose(actual[0]!, expected[0]!, 'input gradient');
-  assertClose(actual[1]!, expected[1]!, 'filter gradient');
+  assertClose(actual[0]!, expected[0]!, 'input gradient', wasm);
+  assertClose(actual[1]!, expected[1]!, 'filter gradient', wasm);
 });
 
 test('an NCHW filter gradient on wasm fails and says what it expected; an NCHW input gradient falls back', async () => {
