@@ -15,15 +15,14 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, relative } from 'node:path';
+import { ROOT, SetupError, pipInstall, venvPython } from './install.mjs';
 
 // Pinned: the peer's figures are only comparable between runs of one version.
 const TORCH = '2.15.0';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const VENV = join(ROOT, '.tools', 'torch', 'venv');
-const PYTHON = join(VENV, 'bin', 'python');
+const PYTHON = venvPython(VENV);
 
 const args = process.argv.slice(2);
 for (const a of args) {
@@ -34,26 +33,8 @@ for (const a of args) {
 }
 const CHECK = args.includes('--check');
 
-class SetupError extends Error {}
-
 function say(state, detail) {
   console.log(`setup:bench: torch ${state.padEnd(9)} ${detail}`);
-}
-
-/** Runs a command; returns its stdout when `capture`, throws with the output's tail on failure. */
-function run(command, argv, { capture = false } = {}) {
-  const result = spawnSync(command, argv, {
-    cwd: ROOT,
-    encoding: 'utf8',
-    stdio: capture ? ['ignore', 'pipe', 'pipe'] : ['ignore', 'inherit', 'inherit'],
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  if (result.error) throw new SetupError(`could not run ${command}: ${result.error.message}`);
-  if (result.status !== 0) {
-    const tail = `${result.stdout ?? ''}${result.stderr ?? ''}`.trim().split('\n').slice(-20).join('\n');
-    throw new SetupError(`${command} ${argv.join(' ')} exited with ${result.status ?? result.signal}${tail ? `:\n${tail}` : ''}`);
-  }
-  return result.stdout ?? '';
 }
 
 /** The torch version the venv imports, or undefined when it has none (or a broken one). */
@@ -74,8 +55,7 @@ function main() {
   const python = process.env.PARAMTRAIL_TORCH_PYTHON ?? 'python3';
   say('install', `torch==${TORCH} into ${relative(ROOT, VENV)} (about 5.3 GB installed with its CUDA libraries)`);
   const t0 = performance.now();
-  if (!existsSync(PYTHON)) run(python, ['-m', 'venv', VENV]);
-  run(PYTHON, ['-m', 'pip', 'install', '--disable-pip-version-check', '-q', `torch==${TORCH}`]);
+  pipInstall(VENV, [`torch==${TORCH}`], { python });
   const now = installedTorch();
   if (!now) throw new SetupError(`pip installed torch==${TORCH} into ${VENV}, but \`import torch\` fails there`);
   say('installed', `${now} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);

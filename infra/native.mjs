@@ -25,10 +25,9 @@
  * Needs python3 3.8-3.11 (TensorFlow 2.12's wheels), a C++ compiler, make, and Node's headers
  * (<node prefix>/include/node, as Debian's nodejs package installs them).
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { ROOT, SetupError, pipInstall, run } from './install.mjs';
 
 // ---- Pinned versions. ----
 // TensorFlow 2.12 is the oldest release with Python 3.11 wheels, the nearest to the 2.9.1 that tfjs-node
@@ -39,7 +38,6 @@ const TFJS_NODE = '4.22.0'; // must equal the project's @tensorflow/tfjs: the ba
 const GOOGLE_PROTOBUF = '3.21.4'; // tfjs-node's dependency ^3.9.2, for its summary-writer protos
 const NAPI_VERSION = '8'; // the highest N-API version tfjs-node's package.json lists
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const TOOLS = join(ROOT, '.tools');
 const VENV = join(TOOLS, 'tensorflow', 'venv');
 const NATIVE = join(TOOLS, 'tfjs-node');
@@ -59,26 +57,8 @@ const NPM_PACKAGE = GPU ? '@tensorflow/tfjs-node-gpu' : '@tensorflow/tfjs-node';
 const PACKAGE_DIR = join(NATIVE, 'node_modules', ...NPM_PACKAGE.split('/'));
 const BINDING = join(PACKAGE_DIR, 'lib', `napi-v${NAPI_VERSION}`, 'tfjs_binding.node');
 
-class SetupError extends Error {}
-
 function say(item, state, detail) {
   console.log(`setup:native: ${item.padEnd(10)} ${state.padEnd(9)} ${detail}`);
-}
-
-/** Runs a command, streaming its output unless `capture`; throws with the output's tail on failure. */
-function run(command, argv, { capture = false, cwd = ROOT } = {}) {
-  const result = spawnSync(command, argv, {
-    cwd,
-    encoding: 'utf8',
-    stdio: capture ? ['ignore', 'pipe', 'pipe'] : ['ignore', 'inherit', 'inherit'],
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  if (result.error) throw new SetupError(`could not run ${command}: ${result.error.message}`);
-  if (result.status !== 0) {
-    const tail = `${result.stdout ?? ''}${result.stderr ?? ''}`.trim().split('\n').slice(-20).join('\n');
-    throw new SetupError(`${command} ${argv.join(' ')} exited with ${result.status ?? result.signal}${tail ? `:\n${tail}` : ''}`);
-  }
-  return result.stdout ?? '';
 }
 
 function readStamp() {
@@ -116,8 +96,7 @@ function installWheel() {
     throw new SetupError(`${WHEEL} ${TENSORFLOW} has wheels for Python 3.8-3.11; ${python} is ${version} (set PARAMTRAIL_TF_PYTHON to another interpreter)`);
   }
   say('wheel', 'install', `${WHEEL}==${TENSORFLOW} into ${relative(ROOT, VENV)} (about 1.8 GB installed with its dependencies)`);
-  if (!existsSync(join(VENV, 'bin', 'python'))) run(python, ['-m', 'venv', VENV]);
-  run(join(VENV, 'bin', 'python'), ['-m', 'pip', 'install', '--disable-pip-version-check', '-q', `${WHEEL}==${TENSORFLOW}`]);
+  pipInstall(VENV, [`${WHEEL}==${TENSORFLOW}`], { python });
   const dir = wheelDir();
   if (!dir) throw new SetupError(`pip installed ${WHEEL}==${TENSORFLOW} but ${VENV} has no tensorflow/libtensorflow_cc.so.2`);
   return dir;

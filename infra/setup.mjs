@@ -20,8 +20,8 @@
  */
 import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
-import { delimiter, dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { delimiter, dirname, join } from 'node:path';
+import { ROOT, SetupError, pipInstall as pipInstallInto, run as runCommand } from './install.mjs';
 
 // ---- Pinned versions: the only place they are written in this file (infra/tools.ts keeps a copy). ----
 const VERSIONS = {
@@ -35,7 +35,6 @@ const VERSIONS = {
 const DATASET_PACKAGE = 'dataset-fashion-mnist';
 const DATASET_FILE = '/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const TOOLS = join(ROOT, '.tools');
 const VENV = join(TOOLS, 'venv');
 const TOOLS_BIN = join(TOOLS, 'bin');
@@ -51,8 +50,6 @@ const CHECK = args.has('--check');
 const QUIET = args.has('--quiet');
 const env = process.env;
 
-class SetupError extends Error {}
-
 /** One status line per item: "ok", "installed" (with seconds) or "missing". */
 function report(item, state, detail, seconds) {
   if (QUIET && state === 'ok') return;
@@ -64,24 +61,9 @@ function note(message) {
   if (!QUIET) console.log(`setup: ${''.padEnd(14)} ${message}`);
 }
 
-/** Runs a command; with `capture`, returns its output, else streams it. Throws with the output on failure. */
-function run(command, argv, { capture = false, extraEnv = {}, cwd = ROOT } = {}) {
-  const result = spawnSync(command, argv, {
-    cwd,
-    env: { ...env, ...extraEnv },
-    encoding: 'utf8',
-    stdio: capture ? ['ignore', 'pipe', 'pipe'] : ['ignore', QUIET ? 'pipe' : 'inherit', QUIET ? 'pipe' : 'inherit'],
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  if (result.error) throw new SetupError(`could not run ${command}: ${result.error.message}`);
-  if (result.status !== 0) {
-    const full = `${result.stdout ?? ''}${result.stderr ?? ''}`.trim();
-    const output = full.split('\n').slice(-20).join('\n');
-    const err = new SetupError(`${command} ${argv.join(' ')} exited with ${result.status ?? result.signal}${output ? `:\n${output}` : ''}`);
-    err.output = full;
-    throw err;
-  }
-  return `${result.stdout ?? ''}`.trim();
+/** run() of infra/install.mjs, its output kept back under --quiet. */
+function run(command, argv, options = {}) {
+  return runCommand(command, argv, { env, quiet: QUIET, ...options });
 }
 
 function tryRun(command, argv) {
@@ -217,16 +199,8 @@ function temporalCli() {
   return true;
 }
 
-function ensureVenv() {
-  if (existsSync(join(VENV, 'bin', 'python'))) return;
-  const python = onPath('python3');
-  if (!python) throw new SetupError('expected python3 on PATH to create .tools/venv, found none');
-  run(python, ['-m', 'venv', VENV]);
-}
-
 function pipInstall(requirements) {
-  ensureVenv();
-  run(join(VENV, 'bin', 'python'), ['-m', 'pip', 'install', '--disable-pip-version-check', '--quiet', ...requirements]);
+  pipInstallInto(VENV, requirements, { python: onPath('python3'), env, quiet: QUIET });
 }
 
 function goInstall(target) {
