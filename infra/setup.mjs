@@ -263,24 +263,31 @@ function hasDistribution(name, version) {
     .some((d) => existsSync(join(lib, d, 'site-packages', `${name}-${version}.dist-info`)));
 }
 
+/** Whether this process may install Debian packages itself (as root, with apt-get). */
+function canApt() {
+  return process.getuid?.() === 0 && Boolean(onPath('apt-get'));
+}
+
+/** apt-get install of `pkg`, first updating the package lists when they do not know it. */
+function aptInstall(pkg, options = []) {
+  const apt = { DEBIAN_FRONTEND: 'noninteractive' };
+  const candidate = /Candidate:\s*(\S+)/.exec(tryRun('apt-cache', ['policy', pkg]) ?? '')?.[1];
+  if (!candidate || candidate === '(none)') {
+    note(`apt-get update (the package lists do not know ${pkg} yet)`);
+    run('apt-get', ['update', '-q'], { extraEnv: apt });
+  }
+  run('apt-get', ['install', '-y', '-q', ...options, pkg], { extraEnv: apt });
+}
+
 // ---- 5. Fashion-MNIST ----
 function fashionMnist() {
   if (existsSync(DATASET_FILE)) return report('fashion-mnist', 'ok', dirname(DATASET_FILE)), true;
-  const canApt = process.getuid?.() === 0 && onPath('apt-get');
-  if (CHECK || !canApt) {
+  if (CHECK || !canApt()) {
     report('fashion-mnist', 'missing', `${DATASET_FILE} not found`);
     note(`install it with: apt-get install ${DATASET_PACKAGE} (as root); runs that train on it fail until then`);
     return CHECK ? false : true; // not fatal for setup itself
   }
-  const { seconds } = timed(() => {
-    const apt = { DEBIAN_FRONTEND: 'noninteractive' };
-    const candidate = /Candidate:\s*(\S+)/.exec(tryRun('apt-cache', ['policy', DATASET_PACKAGE]) ?? '')?.[1];
-    if (!candidate || candidate === '(none)') {
-      note('apt-get update (the package lists do not know the dataset yet)');
-      run('apt-get', ['update', '-q'], { extraEnv: apt });
-    }
-    run('apt-get', ['install', '-y', '-q', '--no-install-recommends', DATASET_PACKAGE], { extraEnv: apt });
-  });
+  const { seconds } = timed(() => aptInstall(DATASET_PACKAGE, ['--no-install-recommends']));
   if (!existsSync(DATASET_FILE)) throw new SetupError(`expected ${DATASET_FILE} after installing ${DATASET_PACKAGE}, found no file`);
   report('fashion-mnist', 'installed', `${DATASET_PACKAGE} (${dirname(DATASET_FILE)})`, seconds);
   return true;
@@ -293,21 +300,12 @@ const CHROMIUM_BINARIES = ['/usr/lib/chromium/chromium', '/usr/bin/chromium'];
 function chromium() {
   const found = CHROMIUM_BINARIES.find((p) => existsSync(p));
   if (found) return report('chromium', 'ok', found), true;
-  const canApt = process.getuid?.() === 0 && onPath('apt-get');
-  if (CHECK || !canApt) {
+  if (CHECK || !canApt()) {
     report('chromium', 'missing', `${CHROMIUM_BINARIES.join(' or ')} not found`);
     note(`install it with: apt-get install ${CHROMIUM_PACKAGE} (as root); the report's browser test skips until then`);
     return CHECK ? false : true; // not fatal for setup itself
   }
-  const { seconds } = timed(() => {
-    const apt = { DEBIAN_FRONTEND: 'noninteractive' };
-    const candidate = /Candidate:\s*(\S+)/.exec(tryRun('apt-cache', ['policy', CHROMIUM_PACKAGE]) ?? '')?.[1];
-    if (!candidate || candidate === '(none)') {
-      note('apt-get update (the package lists do not know chromium yet)');
-      run('apt-get', ['update', '-q'], { extraEnv: apt });
-    }
-    run('apt-get', ['install', '-y', '-q', CHROMIUM_PACKAGE], { extraEnv: apt });
-  });
+  const { seconds } = timed(() => aptInstall(CHROMIUM_PACKAGE));
   const installed = CHROMIUM_BINARIES.find((p) => existsSync(p));
   if (!installed) throw new SetupError(`expected ${CHROMIUM_BINARIES.join(' or ')} after installing ${CHROMIUM_PACKAGE}, found neither`);
   report('chromium', 'installed', installed, seconds);
