@@ -8,15 +8,10 @@ import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
 import { LocalStore } from '../../artifacts/local.js';
 import { cmdReport } from '../../cli/report.js';
-import { createWorkers, runWorkers } from '../../worker/run.js';
-import { experimentWorkflow } from '../../workflows/index.js';
-import { queueNames, type ExperimentResult } from '../../workflows/types.js';
 import { requireFashionMnist, tempDir, tinyExperiment } from '../support/fixtures.js';
-import { startTestTemporal } from '../support/temporal.js';
+import { startTestStack, type TestStack } from '../support/stack.js';
 
 /** Runs `fn` with console.log and console.error captured. */
 async function captured(fn: () => Promise<number>): Promise<{ code: number; out: string; err: string }> {
@@ -33,44 +28,26 @@ async function captured(fn: () => Promise<number>): Promise<{ code: number; out:
 }
 
 describe('paramtrail report', () => {
-  let temporal: TestWorkflowEnvironment;
-  let workers: Worker[];
-  let running: Promise<void>;
+  let stack: TestStack;
   let dir: string;
   let store: LocalStore;
   let env: NodeJS.ProcessEnv;
-  const queues = queueNames(`report-${randomUUID()}`);
 
   before(async () => {
     requireFashionMnist();
     dir = await tempDir();
     store = new LocalStore(join(dir, 'store'));
-    temporal = await startTestTemporal();
+    stack = await startTestStack({ name: 'report', deps: { store } });
+    const { temporal } = stack;
     env = { ...process.env, TEMPORAL_ADDRESS: temporal.address, TEMPORAL_NAMESPACE: temporal.namespace ?? 'default', PARAMTRAIL_STATE_DIR: join(dir, 'state') };
-    workers = await createWorkers({
-      connection: temporal.nativeConnection,
-      namespace: temporal.namespace ?? 'default',
-      queues,
-      roles: ['workflows', 'train', 'analysis'],
-      deps: { store },
-    });
-    running = runWorkers(workers);
   });
 
-  after(async () => {
-    for (const w of workers ?? []) w.shutdown();
-    await running;
-    await temporal?.teardown();
-  });
+  after(() => stack?.stop());
 
   test('prints the stored report, or copies it with --out', async () => {
     const config = tinyExperiment({ seeds: [1] });
     const experimentId = `${config.name}-${randomUUID()}`;
-    const result: ExperimentResult = await temporal.client.workflow.execute(experimentWorkflow, {
-      workflowId: experimentId,
-      taskQueue: queues.workflows,
-      args: [{ experimentId, config, queues, store: store.location }],
-    });
+    const result = await stack.execute(config, { experimentId });
     assert.ok(result.report, `report written: ${JSON.stringify(result.reportError)}`);
 
     const printed = await captured(() => cmdReport([experimentId], env));

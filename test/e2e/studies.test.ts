@@ -14,18 +14,14 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
 import { LocalStore } from '../../artifacts/local.js';
 import { snapshotFromArrow } from '../../artifacts/snapshot.js';
 import { distanceTableFromArrow } from '../../artifacts/table.js';
 import { experimentFromYaml, expandRuns, perturbationLabel, type ExperimentConfig } from '../../config/experiment.js';
 import { comparePairs, runDependencies } from '../../config/grid.js';
-import { createWorkers, runWorkers } from '../../worker/run.js';
-import { experimentWorkflow } from '../../workflows/index.js';
-import { queueNames, type ExperimentResult, type RunResult } from '../../workflows/types.js';
+import type { ExperimentResult, RunResult } from '../../workflows/types.js';
 import { FASHION_MNIST_SOURCES, registries, requireFashionMnist, tempDir } from '../support/fixtures.js';
-import { startTestTemporal } from '../support/temporal.js';
+import { startTestStack, type TestStack } from '../support/stack.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const STUDIES = ['s0-depth-residual', 's1-regularisation', 's2-smoothness', 's3-mlp-tricks', 's4-parameter-dynamics'] as const;
@@ -43,48 +39,27 @@ async function loadSmoke(study: Study): Promise<ExperimentConfig> {
 }
 
 describe('the five studies at smoke size on a real Temporal server', () => {
-  let temporal: TestWorkflowEnvironment;
-  let workers: Worker[];
-  let running: Promise<void>;
+  let stack: TestStack;
   let store: LocalStore;
-  const queues = queueNames(`studies-${randomUUID()}`);
   const configs = new Map<Study, ExperimentConfig>();
   const results = new Map<Study, Promise<ExperimentResult>>();
 
   before(async () => {
     requireFashionMnist();
     store = new LocalStore(await tempDir());
-    temporal = await startTestTemporal();
-    workers = await createWorkers({
-      connection: temporal.nativeConnection,
-      namespace: temporal.namespace ?? 'default',
-      queues,
-      roles: ['workflows', 'train', 'analysis'],
-      // The native backend when it is built (as the cpu size assumes), else the fastest JS backend.
-      deps: { store, backend: 'auto' },
-      trainSlots: 2,
-    });
-    running = runWorkers(workers);
+    // The native backend when it is built (as the cpu size assumes), else the fastest JS backend.
+    stack = await startTestStack({ name: 'studies', deps: { store, backend: 'auto' }, trainSlots: 2 });
     for (const study of STUDIES) {
       const config = await loadSmoke(study);
       configs.set(study, config);
-      const experimentId = `${study}-${randomUUID().slice(0, 8)}`;
-      const result = temporal.client.workflow.execute(experimentWorkflow, {
-        workflowId: experimentId,
-        taskQueue: queues.workflows,
-        args: [{ experimentId, config, queues, store: store.location }],
-      });
+      const result = stack.execute(config, { experimentId: `${study}-${randomUUID().slice(0, 8)}` });
       // Awaited by its test; a rejection before then must not go unhandled.
       result.catch(() => undefined);
       results.set(study, result);
     }
   });
 
-  after(async () => {
-    for (const w of workers ?? []) w.shutdown();
-    await running;
-    await temporal?.teardown();
-  });
+  after(() => stack?.stop());
 
   async function tensorHashes(ref: { key: string; sha256: string }, layers?: (layer: string) => boolean): Promise<string[]> {
     const snapshot = snapshotFromArrow(await store.get(ref.key, { sha256: ref.sha256 }));

@@ -11,57 +11,29 @@ import { randomUUID } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
 import { CKA_TABLE, CORRELATION_TABLE, DEPTH_PROFILE_TABLE, NORMS_TABLE, REINIT_TABLE, SMOOTHNESS_TABLE } from '../../artifacts/analysis-tables.js';
 import { LocalStore } from '../../artifacts/local.js';
 import { recordsFromArrow, type RecordTableSpec } from '../../artifacts/records.js';
 import { snapshotFromArrow } from '../../artifacts/snapshot.js';
 import { distanceTableFromArrow } from '../../artifacts/table.js';
-import { createWorkers, runWorkers } from '../../worker/run.js';
 import { experimentWorkflow } from '../../workflows/index.js';
-import { queueNames, type ExperimentResult } from '../../workflows/types.js';
+import type { ExperimentResult } from '../../workflows/types.js';
 import { tempDir, tinyExperiment, requireFashionMnist } from '../support/fixtures.js';
-import { startTestTemporal } from '../support/temporal.js';
+import { startTestStack, type TestStack } from '../support/stack.js';
 
 describe('analyses, reuse and continue-as-new on a real Temporal server', () => {
-  let temporal: TestWorkflowEnvironment;
-  let workers: Worker[];
-  let running: Promise<void>;
+  let stack: TestStack;
   let store: LocalStore;
   let root: string;
-  const queues = queueNames(`an-${randomUUID()}`);
 
   before(async () => {
     requireFashionMnist();
     root = await tempDir();
     store = new LocalStore(root);
-    temporal = await startTestTemporal();
-    workers = await createWorkers({
-      connection: temporal.nativeConnection,
-      namespace: temporal.namespace ?? 'default',
-      queues,
-      roles: ['workflows', 'train', 'analysis'],
-      deps: { store, backend: 'cpu' },
-      trainSlots: 2,
-    });
-    running = runWorkers(workers);
+    stack = await startTestStack({ name: 'an', deps: { store, backend: 'cpu' }, trainSlots: 2 });
   });
 
-  after(async () => {
-    for (const w of workers ?? []) w.shutdown();
-    await running;
-    await temporal?.teardown();
-  });
-
-  function execute(config: ReturnType<typeof tinyExperiment>, extra: { force?: boolean } = {}): Promise<ExperimentResult> {
-    const experimentId = `${config.name}-${randomUUID().slice(0, 8)}`;
-    return temporal.client.workflow.execute(experimentWorkflow, {
-      workflowId: experimentId,
-      taskQueue: queues.workflows,
-      args: [{ experimentId, config, queues, store: store.location, ...extra }],
-    });
-  }
+  after(() => stack?.stop());
 
   async function rows<R extends Record<string, string | number>>(spec: RecordTableSpec<R>, ref: { key: string; sha256: string }): Promise<R[]> {
     return recordsFromArrow(spec, await store.get(ref.key, { sha256: ref.sha256 })).rows;
@@ -92,7 +64,7 @@ describe('analyses, reuse and continue-as-new on a real Temporal server', () => 
   let first: ExperimentResult;
 
   test('every analysis the file asks for is computed, stored and readable', async () => {
-    first = await execute(everything());
+    first = await stack.execute(everything());
     assert.equal(first.status, 'completed', JSON.stringify(first.runs.map((r) => r.error)));
     assert.equal(first.analysisErrors, undefined);
     for (const run of first.runs) {
@@ -134,7 +106,7 @@ describe('analyses, reuse and continue-as-new on a real Temporal server', () => 
   });
 
   test('a rerun reuses both trainings and reproduces every table', async () => {
-    const again = await execute(everything());
+    const again = await stack.execute(everything());
     assert.equal(again.status, 'completed');
     for (const [i, run] of again.runs.entries()) {
       const before = first.runs[i]!.result!;
@@ -159,7 +131,7 @@ describe('analyses, reuse and continue-as-new on a real Temporal server', () => 
       models: [{ name: 'mlp', args: { hidden: [16, 16] } }],
       analyses: { distance: { p: [1], references: [{ label: 'earlier', run: source.runId, epoch: 2 }] } },
     });
-    const result = await execute(config);
+    const result = await stack.execute(config);
     assert.equal(result.status, 'completed', JSON.stringify(result.runs[0]!.error));
     const res = result.runs[0]!.result!;
     // The same training (reused), so its final weights are the referenced ones: distance 0 at epoch 2.
@@ -169,13 +141,13 @@ describe('analyses, reuse and continue-as-new on a real Temporal server', () => 
     assert.ok(refRows.every((r) => r.referenceEpoch === 2));
     assert.ok(refRows.filter((r) => r.epoch === 2).every((r) => r.distance === 0));
     assert.ok(refRows.filter((r) => r.epoch === 0 && r.layer === '__model__').every((r) => r.distance > 0));
-    const missing = await execute(tinyExperiment({ name: 'referenced-missing', analyses: { distance: { references: [{ label: 'gone', run: 'nope/none', epoch: 1 }] } } }));
+    const missing = await stack.execute(tinyExperiment({ name: 'referenced-missing', analyses: { distance: { references: [{ label: 'gone', run: 'nope/none', epoch: 1 }] } } }));
     assert.equal(missing.status, 'completed-with-failures');
     assert.match(missing.runs[0]!.error!.message, /references gone: expected a checkpoint of run "nope\/none" at epoch 1/);
   });
 
   test('force retrains, to the same weights on the CPU backend', async () => {
-    const forced = await execute(everything(), { force: true });
+    const forced = await stack.execute(everything(), { force: true });
     assert.equal(forced.status, 'completed');
     const res = forced.runs[0]!.result!;
     assert.equal(res.reusedFrom, undefined);
@@ -187,13 +159,13 @@ describe('analyses, reuse and continue-as-new on a real Temporal server', () => 
 
   test('a training whose stored snapshot was altered is trained again, not reused', async () => {
     const config = tinyExperiment({ name: 'altered', seeds: [7] });
-    const original = await execute(config);
+    const original = await stack.execute(config);
     const snap = original.runs[0]!.result!.train.snapshots.at(-1)!;
     const path = join(root, snap.key);
     const bytes = await readFile(path);
     bytes[bytes.length - 100] ^= 0x01;
     await writeFile(path, bytes);
-    const again = await execute(config);
+    const again = await stack.execute(config);
     assert.equal(again.status, 'completed', JSON.stringify(again.runs[0]!.error));
     assert.equal(again.runs[0]!.result!.reusedFrom, undefined);
   });
@@ -206,7 +178,7 @@ describe('analyses, reuse and continue-as-new on a real Temporal server', () => 
         { label: 'base' },
       ],
     });
-    const result = await execute(config);
+    const result = await stack.execute(config);
     assert.equal(result.status, 'completed', JSON.stringify(result.runs.map((r) => r.error)));
     const base = result.runs.find((r) => r.name.includes('--base--'))!.result!;
     const tuned = result.runs.find((r) => r.name.includes('--tuned--'))!.result!;
@@ -221,10 +193,10 @@ describe('analyses, reuse and continue-as-new on a real Temporal server', () => 
       execution: { concurrency: 1, heartbeatTimeout: '10s', maxAttempts: 3, continueAsNewAfter: 1 },
     });
     const experimentId = `continued-${randomUUID().slice(0, 8)}`;
-    const handle = await temporal.client.workflow.start(experimentWorkflow, {
+    const handle = await stack.temporal.client.workflow.start(experimentWorkflow, {
       workflowId: experimentId,
-      taskQueue: queues.workflows,
-      args: [{ experimentId, config, queues, store: store.location }],
+      taskQueue: stack.queues.workflows,
+      args: [{ experimentId, config, queues: stack.queues, store: store.location }],
     });
     const result = await handle.result();
     assert.equal(result.status, 'completed');
@@ -232,7 +204,7 @@ describe('analyses, reuse and continue-as-new on a real Temporal server', () => 
     // Runs finished in earlier executions carry their result by reference.
     assert.ok(result.runs.slice(0, 2).every((r) => r.resultRef && r.brief?.trainingStatus === 'completed'), JSON.stringify(result.runs.slice(0, 2)));
     assert.ok(result.runs[2]!.result);
-    const first = temporal.client.workflow.getHandle(experimentId, handle.firstExecutionRunId);
+    const first = stack.temporal.client.workflow.getHandle(experimentId, handle.firstExecutionRunId);
     assert.equal((await first.describe()).status.name, 'CONTINUED_AS_NEW');
     assert.ok(result.report, JSON.stringify(result.reportError));
   });

@@ -8,57 +8,29 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
 import { readManifest } from '../../artifacts/manifest.js';
 import { S3Store } from '../../artifacts/s3.js';
 import { snapshotFromArrow } from '../../artifacts/snapshot.js';
 import { distanceTableFromArrow } from '../../artifacts/table.js';
-import { createWorkers, runWorkers } from '../../worker/run.js';
 import { experimentWorkflow } from '../../workflows/index.js';
-import { queueNames, type ExperimentResult } from '../../workflows/types.js';
+import { queueNames } from '../../workflows/types.js';
 import { FASHION_MNIST_DIR, requireFashionMnist, tinyExperiment } from '../support/fixtures.js';
 import { startTestS3, type TestS3 } from '../support/s3.js';
-import { startTestTemporal } from '../support/temporal.js';
+import { startTestStack, startTestWorkers, type TestStack } from '../support/stack.js';
 
 // At the top level: startTestS3 stops its server in an after() hook of the scope it is called in.
 const s3: TestS3 = await startTestS3();
 const store: S3Store = s3.store;
 
 describe('experimentWorkflow on real Temporal and S3', () => {
-  let temporal: TestWorkflowEnvironment;
-  let workers: Worker[];
-  let running: Promise<void>;
-  const queues = queueNames(`wf-${randomUUID()}`);
+  let stack: TestStack;
 
   before(async () => {
     requireFashionMnist();
-    temporal = await startTestTemporal();
-    workers = await createWorkers({
-      connection: temporal.nativeConnection,
-      namespace: temporal.namespace ?? 'default',
-      queues,
-      roles: ['workflows', 'train', 'analysis'],
-      deps: { store },
-      trainSlots: 2,
-    });
-    running = runWorkers(workers);
+    stack = await startTestStack({ name: 'wf', deps: { store }, trainSlots: 2 });
   });
 
-  after(async () => {
-    for (const w of workers ?? []) w.shutdown();
-    await running;
-    await temporal?.teardown();
-  });
-
-  async function runExperiment(config: ReturnType<typeof tinyExperiment>): Promise<ExperimentResult> {
-    const experimentId = `${config.name}-${randomUUID()}`;
-    return temporal.client.workflow.execute(experimentWorkflow, {
-      workflowId: experimentId,
-      taskQueue: queues.workflows,
-      args: [{ experimentId, config, queues, store: store.location }],
-    });
-  }
+  after(() => stack?.stop());
 
   async function assertStored(ref: { key: string; sha256: string; bytes: number }) {
     const head = await store.head(ref.key);
@@ -72,7 +44,7 @@ describe('experimentWorkflow on real Temporal and S3', () => {
     const config = tinyExperiment({
       models: [{ name: 'mlp', args: { hidden: [32] } }, { name: 'lenet5' }],
     });
-    const result = await runExperiment(config);
+    const result = await stack.execute(config);
     assert.equal(result.status, 'completed', JSON.stringify(result.runs.map((r) => r.error)));
     assert.equal(result.runs.length, 2);
     for (const run of result.runs) {
@@ -129,7 +101,7 @@ describe('experimentWorkflow on real Temporal and S3', () => {
   });
 
   test('a second experiment on the same data downloads nothing', async () => {
-    const result = await runExperiment(tinyExperiment({ seeds: [1] }));
+    const result = await stack.execute(tinyExperiment({ seeds: [1] }));
     assert.equal(result.status, 'completed');
     const dl = result.runs[0].result!.download;
     assert.equal(dl.fetched, 0);
@@ -162,20 +134,13 @@ describe('experimentWorkflow on real Temporal and S3', () => {
     const port = (server.address() as { port: number }).port;
 
     const qs = queueNames(`bad-${randomUUID()}`);
-    const ws = await createWorkers({
-      connection: temporal.nativeConnection,
-      namespace: 'default',
-      queues: qs,
-      roles: ['workflows', 'train', 'analysis'],
-      deps: { store: fresh },
-    });
-    const wsRunning = runWorkers(ws);
+    const workers = await startTestWorkers(stack.temporal, qs, { store: fresh });
     try {
       const config = tinyExperiment({
         datasets: [{ name: 'fashion-mnist', subset: { train: 600, test: 200 }, sources: [`http://127.0.0.1:${port}/`] }],
       });
       const experimentId = `corrupt-${randomUUID()}`;
-      const result = await temporal.client.workflow.execute(experimentWorkflow, {
+      const result = await stack.temporal.client.workflow.execute(experimentWorkflow, {
         workflowId: experimentId,
         taskQueue: qs.workflows,
         args: [{ experimentId, config, queues: qs, store: fresh.location }],
@@ -192,8 +157,7 @@ describe('experimentWorkflow on real Temporal and S3', () => {
       const still = await fresh.get(earlier.key, { sha256: earlier.sha256 });
       assert.equal(new TextDecoder().decode(still), 'results of an earlier run');
     } finally {
-      for (const w of ws) w.shutdown();
-      await wsRunning;
+      await workers.stop();
       server.close();
     }
   });
