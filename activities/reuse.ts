@@ -1,7 +1,8 @@
 /**
  * Reuse of finished trainings. A training's reuse key is the sha256 of its configuration (model,
  * dataset subset and options, seed, training options), the sha256 of every dataset file it reads, and
- * the code version of the worker. `lookupRun` finds a training with the same key stored by any earlier
+ * the version of the worker's compute code (activities/version.ts: the package version and a digest of
+ * ml/, activities/, artifacts/, config/ and the lock file, committed and uncommitted). `lookupRun` finds a training with the same key stored by any earlier
  * experiment, re-hashes every snapshot it names, and returns its result, so a rerun skips it; any
  * object missing or altered means "train again". `rememberRun` records a finished training under its key
  * (the first one stays: stored objects are never overwritten).
@@ -13,7 +14,7 @@ import type { RunSpec } from '../config/grid.js';
 import { classify } from './errors.js';
 import { getJson, putJson } from './json.js';
 import type { DownloadResult, Producer, TrainResult } from './types.js';
-import { codeVersion, formatCodeVersion } from './version.js';
+import { codeVersion, reuseCodeVersion } from './version.js';
 
 export interface LookupInput extends Producer {
   run: RunSpec;
@@ -74,7 +75,7 @@ export function createLookupRun(deps: { store: ArtifactStore }) {
   return async function lookupRun(input: LookupInput): Promise<LookupResult> {
     const signal = Context.current().cancellationSignal;
     try {
-      const code = formatCodeVersion(await codeVersion());
+      const code = reuseCodeVersion(await codeVersion());
       const configHash = trainingHash(input.run, input.data, code);
       const base = { configHash, codeVersion: code };
       if (!(await deps.store.head(reuseKey(configHash), { signal }))) return base;

@@ -6,6 +6,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
@@ -16,7 +17,16 @@ export interface CodeVersion {
   commit?: string;
   /** sha256 (16 hex) of `git diff HEAD` when the tree has uncommitted changes to tracked files. */
   dirty?: string;
+  /**
+   * sha256 (16 hex) of the code that shapes a run's numbers (`COMPUTE_PATHS` as committed, plus their
+   * uncommitted changes and new untracked files): what reuse compares, so a commit that touches only docs, the CLI or tests does
+   * not retrain anything.
+   */
+  compute?: string;
 }
+
+/** What a training's result depends on: the maths, the activities around it, the codecs and the libraries. */
+export const COMPUTE_PATHS = ['ml', 'activities', 'artifacts', 'config', 'package.json', 'package-lock.json'];
 
 const run = promisify(execFile);
 let cached: Promise<CodeVersion> | undefined;
@@ -39,10 +49,26 @@ export function codeVersion(): Promise<CodeVersion> {
     );
     const commit = (await git(['rev-parse', 'HEAD'], root))?.trim();
     if (!commit) return { version };
+    const digest = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 16);
     const diff = await git(['diff', 'HEAD', '--', '.'], root);
-    return diff ? { version, commit, dirty: createHash('sha256').update(diff).digest('hex').slice(0, 16) } : { version, commit };
+    const tree = await git(['ls-tree', '-r', 'HEAD', '--', ...COMPUTE_PATHS], root);
+    const computeDiff = await git(['diff', 'HEAD', '--', ...COMPUTE_PATHS], root);
+    // New files not yet added to git count too: their contents, by path.
+    const untracked = (await git(['ls-files', '--others', '--exclude-standard', '--', ...COMPUTE_PATHS], root))?.split('\n').filter(Boolean) ?? [];
+    const added = (await Promise.all(untracked.sort().map(async (f) => `${f}:${digest(await readFile(join(root, f), 'utf8').catch(() => ''))}`))).join('\n');
+    return {
+      version,
+      commit,
+      ...(diff ? { dirty: digest(diff) } : {}),
+      ...(tree !== undefined ? { compute: digest(`${tree}\n${computeDiff ?? ''}\n${added}`) } : {}),
+    };
   })();
   return cached;
+}
+
+/** What reuse compares: the version and the compute code's digest (the commit when there is none). */
+export function reuseCodeVersion(v: CodeVersion): string {
+  return v.compute ? `${v.version}+compute-${v.compute}` : formatCodeVersion(v);
 }
 
 /** One line: `0.1.0+1f29c3c0a1b2` or `0.1.0+1f29c3c0a1b2.dirty-<digest>`. */

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { canonicalJson, trainingHash } from '../../activities/reuse.js';
 import type { DownloadResult } from '../../activities/types.js';
-import { formatCodeVersion } from '../../activities/version.js';
+import { codeVersion, COMPUTE_PATHS, formatCodeVersion, reuseCodeVersion } from '../../activities/version.js';
 import { expandRuns } from '../../config/grid.js';
 import { tinyExperiment } from '../support/fixtures.js';
 
@@ -37,6 +37,14 @@ test('the training hash follows what changes the weights, and only that', () => 
   assert.notEqual(trainingHash({ ...run, training: { ...run.training, epochs: run.training.epochs + 1 } }, data, '0.1.0+abc'), h);
   assert.notEqual(trainingHash(run, { ...data, files: [data.files[0]!, { ...data.files[1]!, sha256: 'c'.repeat(64) }] }, '0.1.0+abc'), h);
   assert.notEqual(trainingHash(run, data, '0.1.0+abd'), h);
+});
+
+test('reuse compares the compute code digest, which this checkout has and which ignores docs', async () => {
+  const v = await codeVersion();
+  assert.match(v.compute ?? '', /^[0-9a-f]{16}$/, 'a git checkout has a compute digest');
+  assert.equal(reuseCodeVersion(v), `${v.version}+compute-${v.compute}`);
+  assert.equal(reuseCodeVersion({ version: '0.1.0', commit: 'abc' }), '0.1.0+abc', 'without one, the commit');
+  assert.ok(COMPUTE_PATHS.includes('ml') && !COMPUTE_PATHS.includes('docs') && !COMPUTE_PATHS.includes('cli'));
 });
 
 test('code versions read as version+commit with a digest of uncommitted changes', () => {
