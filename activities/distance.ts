@@ -5,6 +5,9 @@
  * with the per-parameter mean distance, the relative change and the share of parameters changed
  * beyond `input.changed`, all as ml/metrics/change.ts defines them).
  *
+ * Parameters only, as torch's `model.parameters()`: batch-norm running statistics are state, not weights
+ * (a running variance moves with the data, not with learning), so they are left out of every measure.
+ *
  * Loads one snapshot at a time (keeping the initial, the previous and the references), so memory stays
  * at three models plus the references.
  */
@@ -15,6 +18,7 @@ import { snapshotFromArrow, type NamedTensor } from '../artifacts/snapshot.js';
 import { putContentAddressed, type ArtifactStore } from '../artifacts/store.js';
 import { layerChanges, layerShareChanged, type ChangeTolerance } from '../ml/metrics/change.js';
 import { formatMinkowskiP } from '../ml/metrics/minkowski.js';
+import { isParameter } from '../ml/train/perturb.js';
 import { classify, failForGood } from './errors.js';
 import { getJson } from './json.js';
 import { checkpointKey, TABLE_PREFIX } from './keys.js';
@@ -60,7 +64,7 @@ export function createDistance(deps: DistanceDeps) {
           ref = (await getJson<Checkpoint>(deps.store, key, { signal })).weights;
         }
         const snap = snapshotFromArrow(await deps.store.get(ref.key, { sha256: ref.sha256, signal }));
-        named.push({ label: r.label, ref, epoch: snap.epoch, tensors: snap.tensors });
+        named.push({ label: r.label, ref, epoch: snap.epoch, tensors: snap.tensors.filter(isParameter) });
       }
       const rows: DistanceRow[] = [];
       let init: { epoch: number; tensors: NamedTensor[] } | undefined;
@@ -68,7 +72,7 @@ export function createDistance(deps: DistanceDeps) {
       for (const [i, ref] of snapshots.entries()) {
         ctx.heartbeat({ snapshot: i, snapshots: snapshots.length });
         const bytes = await deps.store.get(ref.key, { sha256: ref.sha256, signal });
-        const current = { epoch: ref.epoch, tensors: snapshotFromArrow(bytes).tensors };
+        const current = { epoch: ref.epoch, tensors: snapshotFromArrow(bytes).tensors.filter(isParameter) };
         init ??= current;
         // Epoch 0 against itself is kept as the zero baseline of the "init" series; "previous" starts at epoch 1.
         const against: Array<readonly [DistanceRow['against'], { epoch: number; tensors: NamedTensor[] }]> = [

@@ -14,7 +14,8 @@ import { LocalStore } from '../../artifacts/local.js';
 import { readManifest } from '../../artifacts/manifest.js';
 import { recordsFromArrow } from '../../artifacts/records.js';
 import type { SnapshotRef } from '../../artifacts/refs.js';
-import { snapshotFromArrow, type NamedTensor } from '../../artifacts/snapshot.js';
+import { snapshotFromArrow, snapshotToArrow, tensorSha256, type NamedTensor } from '../../artifacts/snapshot.js';
+import { putContentAddressed } from '../../artifacts/store.js';
 import { distanceTableFromArrow } from '../../artifacts/table.js';
 import { expandRuns } from '../../config/grid.js';
 import { createActivities } from '../../activities/index.js';
@@ -226,4 +227,31 @@ test('reinit robustness: one row per layer, the baseline is the run test metrics
   const cancelled = new MockActivityEnvironment();
   cancelled.on('heartbeat', (d: ReinitHeartbeat) => d.done.length > 0 && cancelled.cancel());
   await assert.rejects(runIn(cancelled, reinit, input), (err: Error) => err.name === 'CancelledFailure');
+});
+
+test('distances count parameters only: batch-norm running statistics are left out', async () => {
+  const bn = (gamma: number, mean: number): NamedTensor[] =>
+    [
+      ['gamma', gamma],
+      ['beta', 0],
+      ['moving_mean', mean],
+      ['moving_variance', mean + 1],
+    ].map(([name, v]) => {
+      const values = new Float32Array(4).fill(v as number);
+      return { layer: 'bn1', name: name as string, shape: [4], values, sha256: tensorSha256(values) };
+    });
+  const put = async (epoch: number, tensors: NamedTensor[]): Promise<SnapshotRef> => ({
+    ...(await putContentAddressed(store, 'tensors', snapshotToArrow({ runId: 'pt/bn', epoch, step: epoch, kind: 'weights', tensors }), '.arrow')),
+    epoch,
+    step: epoch,
+  });
+  // Only the running statistics move between epoch 0 and 1; gamma moves by 1 between 1 and 2.
+  const snapshots = [await put(0, bn(1, 0)), await put(1, bn(1, 5)), await put(2, bn(2, 9))];
+  const result = await runIn(new MockActivityEnvironment(), createDistance({ store }), { ...producer, runId: 'pt/bn', snapshots, p: [1] });
+  const rows = distanceTableFromArrow(await store.get(result.table.key)).filter((r) => r.against === 'init' && r.layer === 'bn1');
+  assert.deepEqual(rows.map((r) => [r.epoch, r.params, r.distance, r.changed]), [
+    [0, 8, 0, 0],
+    [1, 8, 0, 0],
+    [2, 8, 4, 0.5],
+  ]);
 });
