@@ -18,6 +18,7 @@ import {
   ckaFigureSpec,
   depthProfileFigureSpec,
   perturbationNormsFigureSpec,
+  lastLayerSmoothnessFigureSpec,
   smoothnessFigureSpec,
   type AccuracyPoint,
   type PerturbationNormsPoint,
@@ -259,6 +260,9 @@ export function createReport(deps: ReportDeps) {
         ? await draw('perturbation-norms', 'Perturb and retrain: |θ₁|, |θ₂| and |θ₁ − θ₂| of every perturbed run', perturbationNormsFigureSpec(norms, { title }), normTables)
         : undefined;
       const smooth = smoothness.length ? await draw('smoothness', 'Layer smoothness against depth, every run', smoothnessFigureSpec(smoothness, { title }), smoothnessTables) : undefined;
+      const lastSmooth = smoothness.length
+        ? await draw('smoothness-last-layer', 'Smoothness of the last layer, every run', lastLayerSmoothnessFigureSpec(smoothness, { title }), smoothnessTables)
+        : undefined;
 
       const html = reportToHtml({
         title,
@@ -271,6 +275,7 @@ export function createReport(deps: ReportDeps) {
         ...(pairs.length ? { comparisons: { pairs, figures: heatmaps } } : {}),
         ...(perturbation ? { perturbation } : {}),
         ...(smooth ? { smoothness: smooth } : {}),
+        ...(lastSmooth ? { smoothnessLastLayer: lastSmooth } : {}),
         ...(input.result.analysisErrors?.length ? { analysisErrors: input.result.analysisErrors } : {}),
         runs,
       });

@@ -530,6 +530,39 @@ export function smoothnessFigureSpec(points: SmoothnessPoint[], opts: { title: s
   } as VegaLiteSpec;
 }
 
+/**
+ * The smoothness of each run's last layer with parameters (S2: the classifier's alpha against label
+ * noise), one bar per run in the order given.
+ */
+export function lastLayerSmoothnessFigureSpec(points: SmoothnessPoint[], opts: { title: string }): VegaLiteSpec {
+  const figure = 'last-layer smoothness figure';
+  const runs = distinct(points.map((p) => p.run));
+  const last = runs.map((run) => {
+    const own = points.filter((p) => p.run === run && p.depth >= 0);
+    if (own.length === 0) throw figureError(figure, `per-layer alphas of run ${run}`, 'none');
+    return own.reduce((a, b) => (b.depth > a.depth ? b : a));
+  });
+  return {
+    $schema: SCHEMA,
+    title: titleOf(opts.title, 'smoothness of the last layer', 'weak-type Besov α of the last layer with parameters, per run'),
+    data: { values: last.map(({ run, layer, alpha }) => ({ run, layer, alpha })) },
+    width: Math.max(MIN_PANEL_WIDTH, 28 * last.length),
+    height: 220,
+    transform: [{ filter: 'isFinite(datum.alpha)' }],
+    mark: { type: 'bar' },
+    encoding: {
+      x: { field: 'run', type: 'nominal', sort: runs, title: 'run', axis: LAYER_AXIS },
+      y: { field: 'alpha', type: 'quantitative', title: 'smoothness α' },
+      tooltip: [
+        { field: 'run', type: 'nominal' },
+        { field: 'layer', type: 'nominal' },
+        { field: 'alpha', type: 'quantitative', title: 'α', format: '.4f' },
+      ],
+    },
+    config: CONFIG,
+  } as VegaLiteSpec;
+}
+
 /** Panel titles of the gathered depth profile, by `against`, in panel order. */
 export const DEPTH_PROFILE_PANELS = {
   init: 'gathered differences to initial weights',

@@ -85,6 +85,8 @@ export interface HtmlReportInput {
   perturbation?: HtmlFigure;
   /** Layer smoothness of every run that measured it. */
   smoothness?: HtmlFigure;
+  /** The last layer's smoothness per run (S2's alpha against label noise). */
+  smoothnessLastLayer?: HtmlFigure;
   /** Experiment-level analyses that failed; the runs' results stand regardless. */
   analysisErrors?: Array<{ analysis: string; message: string }>;
   runs: HtmlRun[];
@@ -232,7 +234,10 @@ ${input.comparisons.pairs.length ? pairsTable(input.comparisons.pairs) : ''}
 ${input.comparisons.figures.map((f, j) => figureBlock(f, `cka-${j}`)).join('\n')}`);
   }
   if (input.perturbation) parts.push(`<h2>Perturb and retrain</h2>\n${figureBlock(input.perturbation, 'perturbation')}`);
-  if (input.smoothness) parts.push(`<h2>Layer smoothness</h2>\n${figureBlock(input.smoothness, 'smoothness')}`);
+  if (input.smoothness) {
+    const last = input.smoothnessLastLayer ? `\n${figureBlock(input.smoothnessLastLayer, 'smoothness-last')}` : '';
+    parts.push(`<h2>Layer smoothness</h2>\n${figureBlock(input.smoothness, 'smoothness')}${last}`);
+  }
   return parts.join('\n');
 }
 

@@ -20,6 +20,7 @@ import {
   perturbationNormsFigureSpec,
   reinitFigureSpec,
   relativeChangeFigureSpec,
+  lastLayerSmoothnessFigureSpec,
   smoothnessFigureSpec,
   type LayerEpochPoint,
 } from '../../report/figures.js';
@@ -326,6 +327,23 @@ describe('smoothness figure', () => {
     for (const run of ['resnet12', 'plain12', 'plain12-noise']) assert.ok(all.includes(run), `legend names ${run}`);
     assert.ok(all.includes('layer depth (input → output)'));
     assert.throws(() => smoothnessFigureSpec([], { title: 'x' }), /smoothness figure: expected per-layer alphas; found none/);
+  });
+
+  it("bars each run's last layer, in the runs' order", async () => {
+    const spec = lastLayerSmoothnessFigureSpec([...point('noise-0', 0.02), ...point('noise-50', 0.01), ...point('noise-100', 0.001)], { title: 'S2' }) as {
+      data: { values: Array<{ run: string; layer: string; alpha: number }> };
+    };
+    const last = LAYER_NAMES.at(-1)!;
+    const n = LAYER_NAMES.length;
+    assert.deepEqual(spec.data.values, [
+      { run: 'noise-0', layer: last, alpha: 0.02 * n },
+      { run: 'noise-50', layer: last, alpha: 0.01 * n },
+      { run: 'noise-100', layer: last, alpha: 0.001 * n },
+    ]);
+    const svg = await renderSvg(spec as never);
+    assert.ok(svg.includes('mark-rect role-mark'), 'drawn as bars');
+    assert.deepEqual(labelsIn(svg, ['noise-0', 'noise-50', 'noise-100']), ['noise-0', 'noise-50', 'noise-100']);
+    assert.throws(() => lastLayerSmoothnessFigureSpec([{ run: 'x', layer: '__model__', depth: -1, alpha: 1 }], { title: 'x' }), /expected per-layer alphas of run x/);
   });
 });
 
