@@ -59,7 +59,7 @@ const PERTURBATIONS = [
 /** The analysis figures `plot` draws per run from the stored tables, by `FigureRef.p`, besides Differences. */
 export const RUN_ANALYSIS_FIGURES = ['relative-p2', 'changed', 'correlation', 'reinit', 'smoothness', 'perturbation-norms', 'perturbation-layers'];
 /** The experiment-level figures the report draws from the stored experiment, by name. */
-export const EXPERIMENT_FIGURES = ['accuracy', 'depth-profile', 'cka-01-mlp--fashion-mnist--s1--script-window.__pwned-1-script-lenet', 'perturbation-norms', 'smoothness'];
+export const EXPERIMENT_FIGURES = ['accuracy', 'depth-profile', 'cka-01-mlp--fashion-mnist--s1--script-window.__pwned-1-script-lenet', 'perturbation-norms', 'smoothness', 'smoothness-last-layer'];
 export const ANALYSIS_ERROR = { analysis: 'compare a b', message: 'b has no probe features (it failed <early>)' };
 
 /** Rows as the analysis activities store them and the report reads them back: through the Arrow codec. */
