@@ -2,7 +2,7 @@
  * Reuse of finished trainings. A training's reuse key is the sha256 of its configuration (model,
  * dataset subset and options, seed, training options), the sha256 of every dataset file it reads, and
  * the version of the worker's compute code (activities/version.ts: the package version and a digest of
- * ml/, activities/, artifacts/, config/ and the lock file, committed and uncommitted). `lookupRun` finds a training with the same key stored by any earlier
+ * what the weights depend on, COMPUTE_PATHS, committed and uncommitted). `lookupRun` finds a training with the same key stored by any earlier
  * experiment, re-hashes every snapshot it names, and returns its result, so a rerun skips it; any
  * object missing or altered means "train again". `rememberRun` records a finished training under its key
  * (the first one stays: stored objects are never overwritten).

@@ -25,8 +25,12 @@ export interface CodeVersion {
   compute?: string;
 }
 
-/** What a training's result depends on: the maths, the activities around it, the codecs and the libraries. */
-export const COMPUTE_PATHS = ['ml', 'activities', 'artifacts', 'config', 'package.json', 'package-lock.json'];
+/**
+ * What a training's weights depend on: the maths (models, data decoding, kernels, training loop), the
+ * train activity and its data preparation, the snapshot codec, the experiment schema's defaults and the
+ * locked library versions. Analyses, figures and reports are recomputed on every run anyway.
+ */
+export const COMPUTE_PATHS = ['ml', 'activities/train.ts', 'activities/data.ts', 'artifacts/snapshot.ts', 'config', 'package-lock.json'];
 
 const run = promisify(execFile);
 let cached: Promise<CodeVersion> | undefined;
