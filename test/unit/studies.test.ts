@@ -226,7 +226,7 @@ test('s2 paper: ResNet12 and Plain12 with ReLU and tanh, Adam 1e-3, 20 % validat
     assert.deepEqual([r.training.optimizer.name, r.training.optimizer.learningRate], ['adam', 0.001]);
     assert.equal(r.training.earlyStopping?.patience, 5);
   }
-  assert.deepEqual(config.analyses.smoothness, { trees: 10, maxFeatures: 'sqrt' });
+  assert.deepEqual(config.analyses.smoothness, { trees: 10, maxFeatures: 'sqrt', epochs: [5] }, 'the write-up also measures the 5th-epoch weights');
 });
 
 test('s2: the label-noise series 0, 25, 50, 75, 100 % on ResNet12, at every size', () => {
