@@ -90,8 +90,11 @@ function getInitializer(ref: InitializerRef | string): Initializer {
   return init;
 }
 
-/** Sets every weight of `model` from `seed`: kernels and biases per `args`, batch-norm variables to their usual constants. */
-export function initializeWeights(model: tfl.LayersModel, seed: number, args: InitArgs = {}): void {
+/**
+ * Sets every weight of `model` from `seed`: kernels and biases per `args`, batch-norm variables to their
+ * usual constants. `stream` names the family of random streams the draws come from (one per variable).
+ */
+export function initializeWeights(model: tfl.LayersModel, seed: number, args: InitArgs = {}, stream = 'init'): void {
   const kernel = getInitializer(args.kernel ?? 'glorot-uniform');
   const bias = getInitializer(args.bias ?? 'zeros');
   const vars = modelVariables(model);
@@ -100,7 +103,7 @@ export function initializeWeights(model: tfl.LayersModel, seed: number, args: In
       v.name === 'kernel' ? kernel : v.name === 'bias' ? bias : FIXED[v.name] ? getInitializer(FIXED[v.name]!) : undefined;
     if (!init) throw new Error(`no initialiser rule for variable ${v.layer}/${v.name}: expected kernel, bias or a batch-norm variable`);
     const size = v.shape.reduce((a, b) => a * b, 1);
-    return init(v.shape, size, deriveRng(seed, 'init', v.layer, v.name));
+    return init(v.shape, size, deriveRng(seed, stream, v.layer, v.name));
   });
   tf.tidy(() => vars.forEach((v, i) => v.variable.assign(tf.tensor(values[i]!, v.shape, 'float32'))));
 }

@@ -338,7 +338,10 @@ export async function train(args: TrainArgs): Promise<{ state: TrainState; histo
       esState = r.earlyStopping;
     } else {
       const t0 = performance.now();
-      initializeWeights(model, seed, args.init);
+      // Starting from a snapshot, the layers it does not provide (a new classifier) are drawn from streams
+      // of their own: the snapshot's run may have had this seed, and a "new" head equal to its initial
+      // head would not be new.
+      initializeWeights(model, seed, args.init, args.initialWeights ? 'init-from-snapshot' : 'init');
       if (args.initialWeights) weightsFromTensors(model, args.initialWeights.tensors, args.initialWeights.layers);
       epoch = 0;
       step = 0;

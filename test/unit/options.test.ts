@@ -519,3 +519,19 @@ training:
   });
   assert.deepEqual(config.training.earlyStopping, { patience: 5, minDelta: 0.001 });
 });
+
+test('starting from a snapshot, the layers it leaves out get fresh draws, not the seed s own initial ones', async () => {
+  const sgd: OptimizerSpec = { name: 'sgd', learningRate: 0.1, momentum: 0, nesterov: false, weightDecay: 0, decoupledWeightDecay: false, schedule: { name: 'constant' } };
+  // Epoch 0 of a plain run with seed 3: its initial weights.
+  const plain = await run({ optimizer: sgd, epochs: 0 });
+  const initial = plain.epochs[0]!.weights;
+  // The same seed, starting from those weights for fc1 only: the classifier must not repeat the plain run's.
+  const tuned = await run({ optimizer: sgd, epochs: 0, initialWeights: { tensors: initial, layers: ['fc1'] } });
+  const start = tuned.epochs[0]!.weights;
+  const pick = (ts: readonly NamedTensor[], layer: string) => bits(ts.filter((t) => t.layer === layer && t.name === 'kernel'));
+  assert.deepEqual(pick(start, 'fc1'), pick(initial, 'fc1'), 'the loaded layer is the snapshot s');
+  assert.notDeepEqual(pick(start, 'out'), pick(initial, 'out'), 'the new head is drawn afresh');
+  // And the fresh draws are themselves seeded: the same again gives the same head.
+  const again = await run({ optimizer: sgd, epochs: 0, initialWeights: { tensors: initial, layers: ['fc1'] } });
+  assert.deepEqual(pick(again.epochs[0]!.weights, 'out'), pick(start, 'out'));
+});
