@@ -120,7 +120,12 @@ describe('distance table', () => {
 
   it('rejects bad rows before writing, naming the row and field', () => {
     const bad = (patch: Partial<Record<keyof DistanceRow, unknown>>) => [rows[0], { ...rows[1], ...patch } as DistanceRow];
-    assert.throws(() => distanceTableToArrow(bad({ against: 'final' }), { runId: 'run-a' }), /distance row 1: expected against to be one of init, previous; found "final"/);
+    assert.throws(() => distanceTableToArrow(bad({ against: 'final' }), { runId: 'run-a' }), /distance row 1: expected against to be one of init, previous or ref:<label>; found "final"/);
+    assert.throws(() => distanceTableToArrow(bad({ against: 'ref:' }), { runId: 'run-a' }), /expected against to be one of init, previous or ref:<label>; found "ref:"/);
+    assert.throws(() => distanceTableToArrow(bad({ against: 'ref:Bad Label' }), { runId: 'run-a' }), /found "ref:Bad Label"/);
+    // A named reference round-trips.
+    const named = distanceTableFromArrow(distanceTableToArrow(bad({ against: 'ref:pretrained' }), { runId: 'run-a' }));
+    assert.equal(named[1]!.against, 'ref:pretrained');
     assert.throws(() => distanceTableToArrow(bad({ epoch: 1.5 }), { runId: 'run-a' }), /distance row 1: expected epoch to be an integer/);
     assert.throws(() => distanceTableToArrow(bad({ depth: -2 }), { runId: 'run-a' }), /expected depth to be an integer from -1/);
     assert.throws(() => distanceTableToArrow(bad({ params: 2 ** 31 }), { runId: 'run-a' }), /expected params to be an integer from 0 to 2\^31 - 1; found 2147483648/);
