@@ -14,6 +14,7 @@ import type { FeaturesLayer } from '../artifacts/features.js';
 import { recordsToArrow } from '../artifacts/records.js';
 import { putContentAddressed, type ArtifactStore } from '../artifacts/store.js';
 import { correlationSummary, crossCorrelation, linearCkaMatrix } from '../ml/metrics/index.js';
+import { matchesLayer } from '../ml/train/select.js';
 import { loadFeatures, MAX_CORRELATED_FEATURES } from './correlation.js';
 import { classify, failForGood } from './errors.js';
 import { TABLE_PREFIX } from './keys.js';
@@ -24,10 +25,8 @@ export interface CompareDeps {
   store: ArtifactStore;
 }
 
-const matches = (pattern: string, layer: string) => (pattern.endsWith('*') ? layer.startsWith(pattern.slice(0, -1)) : layer === pattern);
-
 function selected(layers: FeaturesLayer[], patterns: string[] | undefined): FeaturesLayer[] {
-  return patterns ? layers.filter((l) => patterns.some((p) => matches(p, l.layer))) : layers;
+  return patterns ? layers.filter((l) => patterns.some((p) => matchesLayer(p, l.layer))) : layers;
 }
 
 function probeMismatch(input: CompareInput, probeA: string, probeB: string): string {

@@ -14,11 +14,11 @@
 import { Context } from '@temporalio/activity';
 import type { ObjectRef } from '../artifacts/refs.js';
 import { distanceTableToArrow, type DistanceRow } from '../artifacts/table.js';
-import { snapshotFromArrow, type NamedTensor } from '../artifacts/snapshot.js';
+import { getSnapshot, type NamedTensor } from '../artifacts/snapshot.js';
 import { putContentAddressed, type ArtifactStore } from '../artifacts/store.js';
 import { layerChanges, layerShareChanged, type ChangeTolerance } from '../ml/metrics/change.js';
 import { formatMinkowskiP } from '../ml/metrics/minkowski.js';
-import { isParameter } from '../ml/train/perturb.js';
+import { isParameter } from '../ml/train/select.js';
 import { classify, failForGood } from './errors.js';
 import { getJson } from './json.js';
 import { checkpointKey, TABLE_PREFIX } from './keys.js';
@@ -63,7 +63,7 @@ export function createDistance(deps: DistanceDeps) {
           }
           ref = (await getJson<Checkpoint>(deps.store, key, { signal })).weights;
         }
-        const snap = snapshotFromArrow(await deps.store.get(ref.key, { sha256: ref.sha256, signal }));
+        const snap = await getSnapshot(deps.store, ref, signal);
         named.push({ label: r.label, ref, epoch: snap.epoch, tensors: snap.tensors.filter(isParameter) });
       }
       const rows: DistanceRow[] = [];
@@ -71,8 +71,7 @@ export function createDistance(deps: DistanceDeps) {
       let prev: { epoch: number; tensors: NamedTensor[] } | undefined;
       for (const [i, ref] of snapshots.entries()) {
         ctx.heartbeat({ snapshot: i, snapshots: snapshots.length });
-        const bytes = await deps.store.get(ref.key, { sha256: ref.sha256, signal });
-        const current = { epoch: ref.epoch, tensors: snapshotFromArrow(bytes).tensors.filter(isParameter) };
+        const current = { epoch: ref.epoch, tensors: (await getSnapshot(deps.store, ref, signal)).tensors.filter(isParameter) };
         init ??= current;
         // Epoch 0 against itself is kept as the zero baseline of the "init" series; "previous" starts at epoch 1.
         const against: Array<readonly [DistanceRow['against'], { epoch: number; tensors: NamedTensor[] }]> = [

@@ -14,7 +14,7 @@
  */
 import { Context } from '@temporalio/activity';
 import { featuresToArrow, probeToArrow } from '../artifacts/features.js';
-import { snapshotFromArrow } from '../artifacts/snapshot.js';
+import { getSnapshot } from '../artifacts/snapshot.js';
 import { putContentAddressed, type ArtifactStore } from '../artifacts/store.js';
 import type { DatasetSpec } from '../config/experiment.js';
 import { selectBackend, type BackendPreference } from '../ml/backend.js';
@@ -76,7 +76,7 @@ export function createFeatures(deps: FeaturesDeps) {
 
       const model = buildModel(run.model, { inputShape: data.def.inputShape, numClasses: data.def.numClasses });
       try {
-        const weights = snapshotFromArrow(await store.get(snapshot.key, { sha256: snapshot.sha256, signal }), { source: snapshot.key });
+        const weights = await getSnapshot(store, snapshot, signal);
         try {
           tensorsToModel(model, weights.tensors);
         } catch (err) {

@@ -15,11 +15,12 @@ import { Context } from '@temporalio/activity';
 import { NORMS_TABLE, type NormsRow } from '../artifacts/analysis-tables.js';
 import { recordsToArrow } from '../artifacts/records.js';
 import type { SnapshotRef } from '../artifacts/refs.js';
-import { snapshotFromArrow, snapshotToArrow, type DecodedSnapshot, type NamedTensor } from '../artifacts/snapshot.js';
+import { getSnapshot, snapshotToArrow, type DecodedSnapshot, type NamedTensor } from '../artifacts/snapshot.js';
 import { putContentAddressed, type ArtifactStore } from '../artifacts/store.js';
 import { layerNorms } from '../ml/metrics/change.js';
 import { formatMinkowskiP, layerDistances, MODEL_LAYER } from '../ml/metrics/minkowski.js';
-import { isParameter, perturbTensors } from '../ml/train/perturb.js';
+import { perturbTensors } from '../ml/train/perturb.js';
+import { isParameter } from '../ml/train/select.js';
 import { classify, failForGood } from './errors.js';
 import { TABLE_PREFIX, TENSOR_PREFIX } from './keys.js';
 import { recordLineage } from './lineage.js';
@@ -29,19 +30,15 @@ export interface PerturbDeps {
   store: ArtifactStore;
 }
 
-async function loadSnapshot(store: ArtifactStore, ref: SnapshotRef, signal: AbortSignal): Promise<DecodedSnapshot> {
-  return snapshotFromArrow(await store.get(ref.key, { sha256: ref.sha256, signal }));
-}
-
 export function createPerturb(deps: PerturbDeps) {
   return async function perturb(input: PerturbInput): Promise<PerturbResult> {
     const ctx = Context.current();
     const signal = ctx.cancellationSignal;
     try {
       ctx.heartbeat({ stage: 'load' });
-      const theta1 = await loadSnapshot(deps.store, input.snapshot, signal);
+      const theta1 = await getSnapshot(deps.store, input.snapshot, signal);
       const reinit = input.perturbation.kind === 'reinit-layer';
-      const initial = reinit ? (await loadSnapshot(deps.store, input.initial, signal)).tensors : undefined;
+      const initial = reinit ? (await getSnapshot(deps.store, input.initial, signal)).tensors : undefined;
       const outcome = perturbTensors(theta1.tensors, input.perturbation, { seed: input.seed, label: input.label, ...(initial ? { initial } : {}) });
       ctx.heartbeat({ stage: 'store' });
       // Same layers and names in the same order as theta1: the retraining loads it like any snapshot.
@@ -84,9 +81,9 @@ export function createNorms(deps: PerturbDeps) {
       const p = input.p;
       const pName = formatMinkowskiP(p);
       ctx.heartbeat({ stage: 'load' });
-      const theta1 = parameters(await loadSnapshot(deps.store, input.original, signal));
-      const perturbed = parameters(await loadSnapshot(deps.store, input.perturbed, signal));
-      const theta2 = parameters(await loadSnapshot(deps.store, input.retrained, signal));
+      const theta1 = parameters(await getSnapshot(deps.store, input.original, signal));
+      const perturbed = parameters(await getSnapshot(deps.store, input.perturbed, signal));
+      const theta2 = parameters(await getSnapshot(deps.store, input.retrained, signal));
       const byLayer = (rows: Array<{ layer: string; norm: number }>) => new Map(rows.map((r) => [r.layer, r.norm]));
       const normsPerturbed = byLayer(layerNorms(perturbed, p));
       const normsTheta2 = byLayer(layerNorms(theta2, p));

@@ -4,7 +4,7 @@
  * to its initial weights, evaluated, and restored; the rows (layer, depth, test loss and accuracy) are
  * stored as a REINIT_TABLE with the baseline in its metadata.
  *
- * A layer's parameters are reset, its batch-norm running statistics are not (ml/train/perturb.ts says
+ * A layer's parameters are reset, its batch-norm running statistics are not (ml/train/select.ts says
  * why). Depth is the layer's order among the layers with parameters, as in the distance table.
  *
  * Each layer's result travels in the heartbeat, so a retry after a lost worker skips the layers already
@@ -13,14 +13,13 @@
 import { activityInfo, Context } from '@temporalio/activity';
 import { REINIT_TABLE, type ReinitRow } from '../artifacts/analysis-tables.js';
 import { recordsToArrow } from '../artifacts/records.js';
-import type { SnapshotRef } from '../artifacts/refs.js';
-import { snapshotFromArrow, type NamedTensor } from '../artifacts/snapshot.js';
+import { getSnapshot, type NamedTensor } from '../artifacts/snapshot.js';
 import { putContentAddressed, type ArtifactStore } from '../artifacts/store.js';
 import { selectBackend, type BackendPreference } from '../ml/backend.js';
 import { groupLayers, pairLayers } from '../ml/metrics/pairs.js';
 import { buildModel } from '../ml/models/registry.js';
 import { evaluate, weightsFromTensors } from '../ml/train/loop.js';
-import { isParameter, matchesLayer } from '../ml/train/perturb.js';
+import { isParameter, matchesLayer } from '../ml/train/select.js';
 import { tensorsToModel } from '../ml/train/weights.js';
 import { loadRunData } from './data.js';
 import { classify, failForGood } from './errors.js';
@@ -38,10 +37,6 @@ export interface ReinitDeps {
 export interface ReinitHeartbeat {
   done: ReinitRow[];
   layers: number;
-}
-
-async function loadTensors(store: ArtifactStore, ref: SnapshotRef, signal: AbortSignal): Promise<NamedTensor[]> {
-  return snapshotFromArrow(await store.get(ref.key, { sha256: ref.sha256, signal })).tensors;
 }
 
 /** The layers to reset: every layer with parameters, or those the patterns match (each pattern must match one). */
@@ -71,8 +66,8 @@ export function createReinit(deps: ReinitDeps) {
     try {
       const { run } = input;
       await selectBackend(deps.backend ?? 'cpu', (note) => ctx.log.info(note));
-      const final = await loadTensors(store, input.final, signal);
-      const initial = await loadTensors(store, input.initial, signal);
+      const final = (await getSnapshot(store, input.final, signal)).tensors;
+      const initial = (await getSnapshot(store, input.initial, signal)).tensors;
       try {
         pairLayers(final, initial);
       } catch (err) {

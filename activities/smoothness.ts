@@ -20,6 +20,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { candidateFeatures, forestTrees, type Tree } from '../ml/metrics/forest.js';
 import type { FeatureMatrix } from '../ml/metrics/gram.js';
 import { forestAlpha, smoothnessTargets } from '../ml/metrics/smoothness.js';
+import { matchesLayer } from '../ml/train/select.js';
 import { classify, failForGood } from './errors.js';
 import { TABLE_PREFIX } from './keys.js';
 import { recordLineage } from './lineage.js';
@@ -34,8 +35,6 @@ export interface SmoothnessHeartbeat {
   done: SmoothnessRow[];
   layers: number;
 }
-
-const matchesLayer = (pattern: string, layer: string) => (pattern.endsWith('*') ? layer.startsWith(pattern.slice(0, -1)) : layer === pattern);
 
 /** The layers `patterns` name (all when omitted), by depth; every pattern must name at least one layer. */
 export function selectLayers(layers: readonly FeatureLayer[], patterns: readonly string[] | undefined): FeatureLayer[] {

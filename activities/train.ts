@@ -18,7 +18,7 @@
 import { hostname } from 'node:os';
 import { activityInfo, Context } from '@temporalio/activity';
 import type { ObjectRef, SnapshotRef } from '../artifacts/refs.js';
-import { snapshotFromArrow, snapshotToArrow, type NamedTensor } from '../artifacts/snapshot.js';
+import { getSnapshot, snapshotToArrow, type NamedTensor } from '../artifacts/snapshot.js';
 import { putContentAddressed, type ArtifactStore } from '../artifacts/store.js';
 import { selectBackend, type BackendPreference } from '../ml/backend.js';
 import { buildModel } from '../ml/models/registry.js';
@@ -45,8 +45,7 @@ async function listCheckpoints(store: ArtifactStore, runId: string, signal: Abor
 }
 
 async function loadTensors(store: ArtifactStore, ref: { key: string; sha256: string }, signal: AbortSignal): Promise<NamedTensor[]> {
-  const bytes = await store.get(ref.key, { sha256: ref.sha256, signal });
-  return snapshotFromArrow(bytes).tensors;
+  return (await getSnapshot(store, ref, signal)).tensors;
 }
 
 async function stateFromCheckpoint(store: ArtifactStore, cp: Checkpoint, signal: AbortSignal): Promise<TrainState> {

@@ -32,7 +32,7 @@ import {
   type Data,
 } from 'apache-arrow';
 import { createHash } from 'node:crypto';
-import { IntegrityError } from './store.js';
+import { IntegrityError, type ArtifactStore } from './store.js';
 
 export const SNAPSHOT_FORMAT_VERSION = 1;
 
@@ -305,4 +305,12 @@ export function snapshotFromArrow(
     attrs,
     tensors,
   };
+}
+
+/**
+ * Reads a stored snapshot and decodes it: the object's bytes are checked against the ref's sha256, and
+ * each tensor against its own.
+ */
+export async function getSnapshot(store: ArtifactStore, ref: { key: string; sha256: string }, signal?: AbortSignal): Promise<DecodedSnapshot> {
+  return snapshotFromArrow(await store.get(ref.key, { sha256: ref.sha256, signal }), { source: ref.key });
 }

@@ -30,6 +30,7 @@ import { augmentExample, augmentsAnything, type AugmentArgs } from './augment.js
 import { initializeWeights, type InitArgs } from './init.js';
 import { createOptimizer, learningRateAt, type OptimizerSpec } from './optimizers.js';
 import { BatchNorm, setDropoutStep } from '../models/layers.js';
+import { matchesLayer } from './select.js';
 import { modelToTensors, modelVariables, tensorsToModel } from './weights.js';
 
 export interface TrainState {
@@ -54,7 +55,6 @@ export class InvalidOptionError extends Error {
   override name = 'InvalidExperimentError';
 }
 
-const matchesLayer = (pattern: string, layer: string) => (pattern.endsWith('*') ? layer.startsWith(pattern.slice(0, -1)) : layer === pattern);
 
 /**
  * Sets the model's variables from stored tensors (a snapshot), keyed by layer and variable name.

@@ -18,19 +18,7 @@
  */
 import type { NamedTensor } from '../../artifacts/snapshot.js';
 import { deriveRng } from '../rng.js';
-
-/** Variable names of batch-norm running statistics: state, not parameters. */
-export const NON_PARAMETER_NAMES: ReadonlySet<string> = new Set(['moving_mean', 'moving_variance']);
-
-/** Whether a snapshot tensor is a trainable parameter (everything but batch-norm running statistics). */
-export function isParameter(t: Pick<NamedTensor, 'name'>): boolean {
-  return !NON_PARAMETER_NAMES.has(t.name);
-}
-
-/** A layer name, or a prefix ending in `*` matching every layer that starts with it. */
-export function matchesLayer(pattern: string, layer: string): boolean {
-  return pattern.endsWith('*') ? layer.startsWith(pattern.slice(0, -1)) : layer === pattern;
-}
+import { isParameter, matchesLayer } from './select.js';
 
 /** The perturbations, as config/experiment.ts's PerturbationSpec declares them (labels aside). */
 export type Perturbation =

@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { NamedTensor } from '../../artifacts/snapshot.js';
-import { isParameter, matchesLayer, perturbTensors } from '../../ml/train/perturb.js';
+import { perturbTensors } from '../../ml/train/perturb.js';
+import { isParameter, matchesLayer } from '../../ml/train/select.js';
 
 const t = (layer: string, name: string, values: number[]): NamedTensor => ({ layer, name, shape: [values.length], values: Float32Array.from(values) });
 

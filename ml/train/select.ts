@@ -1,0 +1,21 @@
+/**
+ * Which tensors and layers an option or analysis means: the experiment file's layer patterns (a name,
+ * or a prefix ending in `*`) and the line between parameters and batch-norm running statistics.
+ *
+ * Pure and dependency-free: training (init.from layers, freeze), perturbation, distances, re-init
+ * robustness, comparisons and smoothness all select through it, so a pattern means the same everywhere.
+ */
+import type { NamedTensor } from '../../artifacts/snapshot.js';
+
+/** A layer name, or a prefix ending in `*` matching every layer that starts with it. */
+export function matchesLayer(pattern: string, layer: string): boolean {
+  return pattern.endsWith('*') ? layer.startsWith(pattern.slice(0, -1)) : layer === pattern;
+}
+
+/** Variable names of batch-norm running statistics: state, not parameters. */
+export const NON_PARAMETER_NAMES: ReadonlySet<string> = new Set(['moving_mean', 'moving_variance']);
+
+/** Whether a snapshot tensor is a trainable parameter (everything but batch-norm running statistics). */
+export function isParameter(t: Pick<NamedTensor, 'name'>): boolean {
+  return !NON_PARAMETER_NAMES.has(t.name);
+}
