@@ -6,7 +6,6 @@
  * self-contained HTML report at `experiments/<experiment id>/report.html`. Called by
  * `experimentWorkflow` on the analysis queue; `paramtrail report` prints or copies what it stored.
  */
-import { readFile } from 'node:fs/promises';
 import { Context } from '@temporalio/activity';
 import { CKA_TABLE, DEPTH_PROFILE_TABLE } from '../artifacts/analysis-tables.js';
 import { recordsFromArrow } from '../artifacts/records.js';
@@ -30,6 +29,7 @@ import { classify } from './errors.js';
 import { getJson } from './json.js';
 import { reportKey } from './keys.js';
 import { recordLineage } from './lineage.js';
+import { codeVersion } from './version.js';
 import { figureTitle } from './plot.js';
 import type { AggregateResult, CompareResult, DistanceResult, PlotResult, RunAnalysesResult, TrainResult } from './types.js';
 
@@ -83,17 +83,6 @@ export interface ReportResult extends ObjectRef {
 /** Experiment-level figures: `experiments/<experiment id>/figures/<name>`, beside the report. */
 export function experimentFigureKey(experimentId: string, name: string): string {
   return `experiments/${experimentId}/figures/${name}`;
-}
-
-let version: Promise<string> | undefined;
-
-/** paramtrail's version, from its package.json; read once per process. */
-function paramtrailVersion(): Promise<string> {
-  version ??= readFile(new URL('../package.json', import.meta.url), 'utf8').then(
-    (text) => String((JSON.parse(text) as { version?: unknown }).version ?? 'unknown'),
-    () => 'unknown',
-  );
-  return version;
 }
 
 const artifact = (label: string, ref: ObjectRef): HtmlArtifact => ({ label, key: ref.key, sha256: ref.sha256, bytes: ref.bytes });
@@ -269,7 +258,7 @@ export function createReport(deps: ReportDeps) {
         experimentId,
         store: input.result.store,
         ...(input.result.status ? { status: input.result.status } : {}),
-        version: await paramtrailVersion(),
+        version: (await codeVersion()).version,
         ...(accuracy ? { accuracy } : {}),
         ...(gathered ? { gathered } : {}),
         ...(pairs.length ? { comparisons: { pairs, figures: heatmaps } } : {}),
