@@ -68,6 +68,7 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
       const runId = `${input.experimentId}/${spec.name}`;
       return { name: spec.name, runId, workflowId: runId, stage: 'pending' };
     });
+  const byName = new Map(runs.map((r) => [r.name, r]));
   const progress = (): ExperimentProgress => ({ experimentId: input.experimentId, name: config.name, store: input.store, runs });
   // A query's answer is capped like any payload: a large grid answers with briefs instead of results.
   setHandler(progressQuery, () =>
@@ -98,14 +99,14 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
     const summary = runs[i]!;
     try {
       // Dependencies come earlier in the order, so they are already running or done.
+      const depResults = new Map<string, RunResult>();
       for (const dep of runDependencies(specs[i]!)) {
         await finished.get(dep);
-        const depSummary = runs.find((r) => r.name === dep)!;
+        const depSummary = byName.get(dep)!;
         const depResult = await resultOf(depSummary);
         if (!depResult) throw new Error(`starts from run "${dep}", which ${depSummary.stage === 'failed' ? 'failed' : 'did not finish'}`);
+        depResults.set(dep, depResult);
       }
-      const depResults = new Map<string, RunResult>();
-      for (const dep of runDependencies(specs[i]!)) depResults.set(dep, (await resultOf(runs.find((r) => r.name === dep)!))!);
       const spec = resolveFrom(specs[i]!, depResults);
       summary.stage = 'download';
       summary.result = await executeChild(runWorkflow, {
@@ -159,8 +160,8 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
   if (pairs.length) {
     const compared: CompareResult[] = [];
     for (const [a, b] of pairs) {
-      const ra = runs.find((r) => r.name === a)!;
-      const rb = runs.find((r) => r.name === b)!;
+      const ra = byName.get(a)!;
+      const rb = byName.get(b)!;
       const fa = (await resultOf(ra))?.analyses?.features;
       const fb = (await resultOf(rb))?.analyses?.features;
       if (!fa || !fb) {
