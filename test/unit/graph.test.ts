@@ -1,0 +1,223 @@
+/**
+ * Graph-mode training (ml/graph) against eager training (ml/train) on the native backend: from the same
+ * initial weights and on the same batches, three graph steps leave the same weights, batch-norm running
+ * statistics and optimizer state as three eager steps (variableGrads + the optimizer's apply, as the loop
+ * runs them), and report the same losses and counts. Models: an MLP for every activation, LeNet-5, a small
+ * ResNet with batch norm and a projection shortcut (also with its stem frozen, batch norm included), and
+ * the CNN with batch norm after a dense layer and max-pooling, and a ResNet with a strided projection
+ * against the cpu backend (see `reference`); optimizers SGD with momentum, Nesterov and
+ * L2 decay, and Adam with decoupled decay. A model with dropout is refused with the reason.
+ *
+ * Tolerance: 1e-4 of the largest magnitude of each tensor. The two runs use the same TensorFlow kernels
+ * but not always the same ones (the graph's are fused and reordered by grappler and oneDNN), so results
+ * differ by float32 rounding, ~1e-6 after three steps; a wrong gradient, operand, momentum or decay
+ * differs by whole percents.
+ *
+ * Runs only where `npm run setup:native` has built the addon (see test/support/backends.ts).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import type { NamedTensor } from '../../artifacts/snapshot.js';
+import { createGraphTrainer } from '../../ml/graph/trainer.js';
+import { buildModel } from '../../ml/models/registry.js';
+import { initializeWeights } from '../../ml/train/init.js';
+import { freezeLayers, type FreezeArgs } from '../../ml/train/loop.js';
+import { createOptimizer, type OptimizerSpec } from '../../ml/train/optimizers.js';
+import { modelToTensors, modelVariables } from '../../ml/train/weights.js';
+import { initBackend } from '../../ml/backend.js';
+import { activateNativeBackend, nativeTestGuard, randomUniformValues } from '../support/backends.js';
+
+const TOLERANCE = 1e-4;
+const STEPS = 3;
+const BATCH = 6;
+const CLASSES = 5;
+
+const native = nativeTestGuard('graph.test');
+
+/** A stride-2 stem (explicit zero padding), then stages of widths 4 and 8: a stride-1 projection shortcut. */
+const RESNET = {
+  name: 'resnet',
+  args: {
+    preset: 'resnet18', blocks: [1, 1], width: 4, growth: 'doubling', strides: [1, 1],
+    stem: { filters: 4, kernelSize: 3, strides: 2, maxPool: false }, batchNorm: true, activation: 'relu',
+  },
+};
+/** A stride-2 second stage: a strided 1x1 projection shortcut. */
+const RESNET_STRIDED = { name: 'resnet', args: { ...RESNET.args, growth: 'constant', strides: [1, 2], stem: { filters: 4, kernelSize: 3, strides: 1, maxPool: false } } };
+
+interface ModelCase {
+  name: string;
+  spec: { name: string; args: Record<string, unknown> };
+  inputShape: [number, number, number];
+  freeze?: FreezeArgs;
+  /**
+   * The backend of the eager reference; 'tensorflow' unless its eager kernels are wrong for the model:
+   * TensorFlow 2.12's oneDNN filter gradient of a strided 1x1 convolution is intermittently wrong (the
+   * graph avoids that kernel), so that model's reference is the cpu backend.
+   */
+  reference?: 'cpu';
+  /** Optimizers to run (default all). */
+  optimizers?: string[];
+  /**
+   * Tensors left out of the comparison: the bias of a convolution or dense layer just before training-mode
+   * batch norm has an exact gradient of zero, so both runs hold float32 noise there.
+   */
+  noise?: RegExp;
+}
+
+const MODELS: ModelCase[] = [
+  ...(['sigmoid', 'relu', 'leaky-relu', 'tanh', 'improved-sigmoid'] as const).map((activation) => ({
+    name: `mlp ${activation}`,
+    spec: { name: 'mlp', args: { hidden: [12, 8], activation } },
+    inputShape: [6, 6, 1] as [number, number, number],
+  })),
+  { name: 'lenet5', spec: { name: 'lenet5', args: {} }, inputShape: [28, 28, 1] },
+  { name: 'resnet with batch norm and a projection', spec: RESNET, inputShape: [8, 8, 3] },
+  { name: 'resnet with a frozen stem and batch norm', spec: RESNET, inputShape: [8, 8, 3], freeze: { layers: ['conv1', 'bn1'], batchNorm: 'frozen' } },
+  { name: 'resnet with a strided projection', spec: RESNET_STRIDED, inputShape: [8, 8, 3], reference: 'cpu' },
+  {
+    name: 'cnn with batch norm and max-pooling',
+    spec: { name: 'cnn', args: { batchNorm: true, filters: [4, 4, 4], hidden: 8 } },
+    inputShape: [8, 8, 3],
+    // Adam turns the noise of those zero gradients into full-size steps of either sign.
+    optimizers: ['sgd momentum nesterov L2'],
+    noise: /^(conv\d|fc1)\/bias/,
+  },
+];
+
+const OPTIMIZERS: Array<{ name: string; spec: OptimizerSpec }> = [
+  { name: 'sgd momentum nesterov L2', spec: { name: 'sgd', learningRate: 0.05, momentum: 0.9, nesterov: true, weightDecay: 0.01 } },
+  { name: 'adam decoupled', spec: { name: 'adam', learningRate: 0.01, weightDecay: 0.1, decoupledWeightDecay: true } },
+];
+
+interface Outcome {
+  losses: number[];
+  correct: number[];
+  weights: NamedTensor[];
+  optimizer: NamedTensor[];
+}
+
+function build(c: ModelCase): tfl.LayersModel {
+  const model = buildModel(c.spec, { inputShape: c.inputShape, numClasses: CLASSES });
+  initializeWeights(model, 7);
+  if (c.freeze) freezeLayers(model, c.freeze);
+  return model;
+}
+
+function batches(c: ModelCase): Array<{ x: Float32Array; y: Int32Array }> {
+  return Array.from({ length: STEPS }, (_, s) => ({
+    x: randomUniformValues([BATCH, ...c.inputShape], 100 + s),
+    y: Int32Array.from({ length: BATCH }, (_, i) => (i * 3 + s) % CLASSES),
+  }));
+}
+
+/** The loop's eager step: variableGrads of the mean cross-entropy, then the optimizer's apply. */
+function eager(c: ModelCase, spec: OptimizerSpec): Outcome {
+  const model = build(c);
+  const params = modelVariables(model).filter((v) => v.trainable);
+  const optimizer = createOptimizer(spec, params);
+  const out: Outcome = { losses: [], correct: [], weights: [], optimizer: [] };
+  for (const b of batches(c)) {
+    tf.tidy(() => {
+      const x = tf.tensor4d(b.x, [BATCH, ...c.inputShape]);
+      const y = tf.tensor1d(b.y, 'int32');
+      let hits = 0;
+      const { value, grads } = tf.variableGrads(() => {
+        const logits = model.apply(x, { training: true }) as tf.Tensor;
+        hits = tf.sum(tf.cast(tf.equal(tf.argMax(logits, -1), y), 'int32')).dataSync()[0]!;
+        return tf.neg(tf.mean(tf.sum(tf.mul(tf.oneHot(y, CLASSES), tf.logSoftmax(logits)), -1))) as tf.Scalar;
+      }, params.map((p) => p.variable));
+      optimizer.apply(params.map((p) => grads[p.variable.name]!), spec.learningRate);
+      out.losses.push(value.dataSync()[0]!);
+      out.correct.push(hits);
+    });
+  }
+  out.weights = modelToTensors(model);
+  out.optimizer = optimizer.state();
+  optimizer.dispose();
+  model.dispose();
+  return out;
+}
+
+function graph(c: ModelCase, spec: OptimizerSpec): Outcome {
+  const model = build(c);
+  const optimizer = createOptimizer(spec, modelVariables(model).filter((v) => v.trainable));
+  const choice = createGraphTrainer({ model, optimizer: spec });
+  if ('unsupported' in choice) assert.fail(`${c.name}: expected graph mode, refused: ${choice.unsupported}`);
+  const trainer = choice.trainer;
+  const out: Outcome = { losses: [], correct: [], weights: [], optimizer: [] };
+  try {
+    trainer.loadFrom(model, optimizer);
+    for (const b of batches(c)) {
+      const x = tf.tensor4d(b.x, [BATCH, ...c.inputShape]);
+      const y = tf.tensor1d(b.y, 'int32');
+      const r = trainer.step(x, y, spec.learningRate);
+      tf.dispose([x, y]);
+      out.losses.push(r.loss);
+      out.correct.push(r.correct);
+    }
+    // Through the eager model and optimizer, as the loop reads them back.
+    trainer.readInto(model, optimizer);
+    out.weights = modelToTensors(model);
+    out.optimizer = optimizer.state();
+  } finally {
+    trainer.dispose();
+    optimizer.dispose();
+    model.dispose();
+  }
+  return out;
+}
+
+function assertTensorsClose(actual: NamedTensor[], expected: NamedTensor[], what: string, noise?: RegExp): void {
+  assert.deepEqual(actual.map((t) => `${t.layer}/${t.name}`), expected.map((t) => `${t.layer}/${t.name}`), `${what}: tensor names`);
+  expected.forEach((e, i) => {
+    const a = actual[i]!;
+    if (noise?.test(`${e.layer}/${e.name}`)) return;
+    const scale = e.values.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    let worst = 0;
+    let at = 0;
+    for (let k = 0; k < e.values.length; k++) {
+      const d = Math.abs(a.values[k]! - e.values[k]!);
+      if (!(d <= worst)) [worst, at] = [d, k];
+    }
+    assert.ok(
+      worst <= TOLERANCE * scale,
+      `${what} ${e.layer}/${e.name}: expected |graph - eager| <= ${TOLERANCE} * ${scale.toPrecision(4)}, found ${worst} at ${at} (graph ${a.values[at]}, eager ${e.values[at]})`,
+    );
+  });
+}
+
+for (const m of MODELS) {
+  for (const o of OPTIMIZERS.filter((o) => !m.optimizers || m.optimizers.includes(o.name))) {
+    test(`graph steps equal eager steps: ${m.name}, ${o.name}`, { skip: native.skip }, async () => {
+      native.assertBuilt();
+      if (m.reference === 'cpu') await initBackend();
+      const expected = eager(m, o.spec);
+      await activateNativeBackend();
+      const before = tf.memory().numTensors;
+      const actual = graph(m, o.spec);
+      assert.equal(tf.memory().numTensors, before, 'graph training leaked tensors');
+      actual.losses.forEach((l, i) => assert.ok(Math.abs(l - expected.losses[i]!) <= TOLERANCE * Math.abs(expected.losses[i]!), `loss of step ${i + 1}: graph ${l}, eager ${expected.losses[i]}`));
+      assert.deepEqual(actual.correct, expected.correct, 'examples classified right at each step');
+      // The weights moved: a graph that updated nothing would not match eager training that did.
+      assertTensorsClose(actual.weights, expected.weights, 'weights', m.noise);
+      assertTensorsClose(actual.optimizer, expected.optimizer, 'optimizer state', m.noise);
+      if (m.spec.name === 'resnet') {
+        const mean = actual.weights.find((t) => t.layer === 'layer1.0.bn1' && t.name === 'moving_mean')!;
+        assert.ok(mean.values.some((v) => v !== 0), 'the running mean of a trained batch norm moved');
+      }
+    });
+  }
+}
+
+test('a model with dropout is refused with the reason', { skip: native.skip }, async () => {
+  native.assertBuilt();
+  await activateNativeBackend();
+  const model = buildModel({ name: 'cnn', args: { dropout: 0.3, filters: [4, 4, 4], hidden: 8 } }, { inputShape: [8, 8, 3], numClasses: CLASSES });
+  const choice = createGraphTrainer({ model, optimizer: { name: 'sgd', learningRate: 0.1 } });
+  assert.ok('unsupported' in choice, 'expected the dropout model to be refused');
+  assert.match(choice.unsupported, /layer drop1 \(SeededDropout\).*rate 0, found 0\.3/);
+  model.dispose();
+});
