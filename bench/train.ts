@@ -8,7 +8,8 @@
  *
  * Run: npm run bench:train [-- --seconds S]   (node --import tsx bench/train.ts)
  * Prints images/s (best of three windows, see measure()) for each available backend ('tensorflow' when
- * built, 'wasm', 'cpu' with paramtrail's kernels) and for each peer, and every row's ratio to each peer.
+ * built, eager and as one graph per step (ml/graph), 'wasm', 'cpu' with paramtrail's kernels) and for each
+ * peer, and every row's ratio to each peer.
  * Both TensorFlow runtimes use TF_NUM_INTRAOP_THREADS / TF_NUM_INTEROP_THREADS when set (default: every
  * core), and torch the intra-op count (default: every core); 'wasm' and 'cpu' use one thread.
  */
@@ -26,6 +27,7 @@ import { buildModel } from '../ml/models/registry.js';
 import { initializeWeights } from '../ml/train/init.js';
 import { modelVariables } from '../ml/train/weights.js';
 import { createOptimizer } from '../ml/train/optimizers.js';
+import { createGraphTrainer } from '../ml/graph/trainer.js';
 
 const BATCH = 64;
 const CLASSES = 10;
@@ -95,6 +97,34 @@ function tfjsImagesPerSecond(bench: Bench, seconds: number): number {
     loss.dispose();
   };
   const rate = measure(step, seconds);
+  sgd.dispose();
+  tf.dispose([x, y]);
+  model.dispose();
+  return rate;
+}
+
+/**
+ * The same step as one TensorFlow session call per batch (ml/graph): the 'tensorflow (graph)' row, what
+ * the training loop runs on the native backend when the model has a graph form.
+ */
+function graphImagesPerSecond(bench: Bench, seconds: number): number | string {
+  const model: tfl.LayersModel = buildModel(bench.spec, { inputShape: bench.inputShape, numClasses: CLASSES });
+  initializeWeights(model, 1);
+  const spec = { name: 'sgd' as const, learningRate: 0.01 };
+  const sgd = createOptimizer(spec, modelVariables(model).filter((v) => v.trainable));
+  const choice = createGraphTrainer({ model, optimizer: spec });
+  if ('unsupported' in choice) {
+    sgd.dispose();
+    model.dispose();
+    return choice.unsupported;
+  }
+  const trainer = choice.trainer;
+  trainer.loadFrom(model, sgd);
+  const x = tf.randomUniform([BATCH, ...bench.inputShape], -1, 1, 'float32', 1);
+  const y = tf.tensor1d(Array.from({ length: BATCH }, (_, i) => i % CLASSES), 'int32');
+  // step() returns the loss as a number: it waits for the step, as the peer's .numpy() does.
+  const rate = measure(() => trainer.step(x, y, 0.01), seconds);
+  trainer.dispose();
   sgd.dispose();
   tf.dispose([x, y]);
   model.dispose();
@@ -282,6 +312,13 @@ async function main(): Promise<void> {
     const detail = name === NATIVE_BACKEND ? ` (${nativeBuild()?.package}, TensorFlow C library ${nativeBuild()?.tfVersion})` : '';
     console.log(`backend ${name}${detail}`);
     for (const bench of BENCHES) rows.push({ backend: name, bench: bench.name, rate: tfjsImagesPerSecond(bench, seconds) });
+    if (name === NATIVE_BACKEND) {
+      for (const bench of BENCHES) {
+        const rate = graphImagesPerSecond(bench, seconds);
+        if (typeof rate === 'string') console.log(`${bench.name}: no graph form (${rate})`);
+        else rows.push({ backend: `${name} (graph)`, bench: bench.name, rate });
+      }
+    }
   }
 
   const peers: Array<{ name: string; rates: Record<string, number> }> = [];
@@ -297,13 +334,13 @@ async function main(): Promise<void> {
   }
 
   const header = peers.map((p) => `vs ${p.name}`.padStart(12)).join('');
-  console.log(`\n${'model'.padEnd(22)} ${'backend'.padEnd(16)} ${'images/s'.padStart(9)}${header}`);
+  console.log(`\n${'model'.padEnd(22)} ${'backend'.padEnd(20)} ${'images/s'.padStart(9)}${header}`);
   for (const row of rows) {
     const ratios = peers.map((p) => {
       const rate = p.rates[row.bench];
       return (rate ? `${(row.rate / rate).toFixed(2)}x` : '-').padStart(12);
     });
-    console.log(`${row.bench.padEnd(22)} ${row.backend.padEnd(16)} ${row.rate.toFixed(0).padStart(9)}${ratios.join('')}`);
+    console.log(`${row.bench.padEnd(22)} ${row.backend.padEnd(20)} ${row.rate.toFixed(0).padStart(9)}${ratios.join('')}`);
   }
 }
 
