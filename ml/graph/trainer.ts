@@ -60,7 +60,12 @@ export function createGraphTrainer(args: GraphTrainerArgs): GraphTrainerChoice {
     if (err instanceof UnsupportedGraphError) return { unsupported: err.message };
     throw err;
   }
-  return { trainer: new GraphTrainer(graph, args.optimizer, tf.backend() as unknown as SessionBackend) };
+  try {
+    return { trainer: new GraphTrainer(graph, args.optimizer, tf.backend() as unknown as SessionBackend) };
+  } catch (err) {
+    // TensorFlow refused the graph (an op or attribute this library lacks): eager training still works.
+    return { unsupported: `TensorFlow did not load the step graph: ${(err as Error).message}` };
+  }
 }
 
 export class GraphTrainer {

@@ -19,6 +19,12 @@
  * Divergence: a batch with a non-finite loss, or an epoch with a non-finite validation loss, ends the
  * run as "diverged" at that epoch, without a further onEpoch; the caller keeps what it stored so far.
  *
+ * Engine: on the native 'tensorflow' backend, when the model and options have a graph form (ml/graph),
+ * every batch runs as one TensorFlow session call (GraphTrainer.step) instead of variableGrads and the
+ * optimizer's apply; the session's weights and optimizer state are copied back into the model and the
+ * optimizer before every evaluation and snapshot, so what onEpoch, resuming and early stopping see is
+ * the same. Otherwise, or with `engine: 'eager'`, training runs tfjs ops as before. The result says which.
+ *
  * Called by the train activity, which stores a snapshot in onEpoch and heartbeats in onBatch.
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -30,6 +36,7 @@ import { augmentExample, augmentsAnything, type AugmentArgs } from './augment.js
 import { initializeWeights, type InitArgs } from './init.js';
 import { createOptimizer, learningRateAt, type OptimizerSpec } from './optimizers.js';
 import { BatchNorm, setDropoutStep } from '../models/layers.js';
+import { createGraphTrainer, type GraphTrainer } from '../graph/trainer.js';
 import { matchesLayer } from './select.js';
 import { modelToTensors, modelVariables, tensorsToModel } from './weights.js';
 
@@ -190,6 +197,18 @@ export interface TrainArgs {
   onBatch?(epoch: number, batch: number, batches: number): void;
   /** Checked between batches: training stops by throwing signal.reason. */
   signal?: AbortSignal;
+  /**
+   * 'auto' (default): one TensorFlow graph per step where the backend and model allow it (see the module
+   * doc), eager otherwise. 'eager': always tfjs ops.
+   */
+  engine?: 'auto' | 'eager';
+}
+
+/** Which engine ran the training steps and, for eager, why there was no graph. */
+export interface TrainEngine {
+  mode: 'graph' | 'eager';
+  /** Why the steps ran eagerly (absent for graph). */
+  reason?: string;
 }
 
 function exampleSize(data: TrainData): number {
@@ -292,7 +311,7 @@ function nextEarlyStopping(
  * the best weights), the metrics of every epoch run, and how training ended; the model is left holding
  * the best weights under early stopping, the last weights otherwise.
  */
-export async function train(args: TrainArgs): Promise<{ state: TrainState; history: EpochMetrics[]; outcome: TrainOutcome }> {
+export async function train(args: TrainArgs): Promise<{ state: TrainState; history: EpochMetrics[]; outcome: TrainOutcome; engine: TrainEngine }> {
   const { model, data, epochs, batchSize, seed, signal } = args;
   if (!Number.isInteger(epochs) || epochs < 0) throw new Error(`epochs: expected a non-negative integer, found ${epochs}`);
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`batchSize: expected a positive integer, found ${batchSize}`);
@@ -313,6 +332,8 @@ export async function train(args: TrainArgs): Promise<{ state: TrainState; histo
   const params = modelVariables(model).filter((v) => v.trainable);
   const optimizer = createOptimizer(args.optimizer, params);
   const history: EpochMetrics[] = [];
+  let graph: GraphTrainer | undefined;
+  let engine: TrainEngine = { mode: 'eager', reason: "engine 'eager' was asked for" };
   try {
     let epoch: number;
     let step: number;
@@ -356,6 +377,19 @@ export async function train(args: TrainArgs): Promise<{ state: TrainState; histo
       await args.onEpoch(snapshot(), metrics);
     }
 
+    if ((args.engine ?? 'auto') === 'auto') {
+      const choice = createGraphTrainer({ model, optimizer: args.optimizer });
+      if ('trainer' in choice) {
+        graph = choice.trainer;
+        graph.loadFrom(model, optimizer);
+        engine = { mode: 'graph' };
+      } else {
+        engine = { mode: 'eager', reason: choice.unsupported };
+      }
+    }
+    /** Brings the model and optimizer up to date with the graph's session (a no-op for eager training). */
+    const syncFromGraph = () => graph?.readInto(model, optimizer);
+
     const n = data.train.n;
     const batches = Math.ceil(n / batchSize);
     const trainable = params.map((p) => p.variable);
@@ -380,7 +414,7 @@ export async function train(args: TrainArgs): Promise<{ state: TrainState; histo
         const end = Math.min(n, start + batchSize);
         // Dropout masks come from (seed, layer, step): a resumed run draws the masks the original would have.
         setDropoutStep(model, seed, step);
-        const [loss, right] = tf.tidy(() => {
+        const [loss, right] = graph ? graphStep(graph, batchTensors(data.train, order, start, end, data.inputShape, augment), lr) : tf.tidy(() => {
           const batch = batchTensors(data.train, order, start, end, data.inputShape, augment);
           let hits: tf.Tensor | undefined;
           const { value, grads } = tf.variableGrads(() => {
@@ -406,6 +440,7 @@ export async function train(args: TrainArgs): Promise<{ state: TrainState; histo
         correct += right;
         args.onBatch?.(current, b + 1, batches);
       }
+      syncFromGraph();
       const va = await evaluate(model, data.val, batchSize, signal);
       if (data.val.n > 0 && diverged(va.loss)) {
         divergedAt = current;
@@ -421,19 +456,33 @@ export async function train(args: TrainArgs): Promise<{ state: TrainState; histo
       await args.onEpoch(snapshot(), metrics);
     }
     if (divergedAt !== undefined) {
-      return { state: snapshot(), history, outcome: { status: 'diverged', epoch, divergedAtEpoch: divergedAt } };
+      // A batch diverged mid-epoch: the model and optimizer hold what the graph trained until then.
+      syncFromGraph();
+      return { state: snapshot(), history, outcome: { status: 'diverged', epoch, divergedAtEpoch: divergedAt }, engine };
     }
     const state = snapshot();
-    if (!esState) return { state, history, outcome: { status: 'completed', epoch } };
+    if (!esState) return { state, history, outcome: { status: 'completed', epoch }, engine };
     tensorsToModel(model, esState.best);
     return {
       state,
       history,
+      engine,
       outcome: esState.stopped
         ? { status: 'stopped-early', epoch, bestEpoch: esState.bestEpoch }
         : { status: 'completed', epoch, bestEpoch: esState.bestEpoch },
     };
   } finally {
+    graph?.dispose();
     optimizer.dispose();
+  }
+}
+
+/** One graph step on `batch`, whose tensors it frees. */
+function graphStep(graph: GraphTrainer, batch: { x: tf.Tensor; y: tf.Tensor }, lr: number): [number, number] {
+  try {
+    const r = graph.step(batch.x, batch.y, lr);
+    return [r.loss, r.correct];
+  } finally {
+    tf.dispose([batch.x, batch.y]);
   }
 }

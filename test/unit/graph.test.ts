@@ -6,7 +6,9 @@
  * ResNet with batch norm and a projection shortcut (also with its stem frozen, batch norm included), and
  * the CNN with batch norm after a dense layer and max-pooling, and a ResNet with a strided projection
  * against the cpu backend (see `reference`); optimizers SGD with momentum, Nesterov and
- * L2 decay, and Adam with decoupled decay. A model with dropout is refused with the reason.
+ * L2 decay, and Adam with decoupled decay. A model with dropout is refused with the reason. The training
+ * loop picks the graph on the native backend and ends two epochs where its eager steps end (weights,
+ * optimizer state, per-epoch metrics), and falls back to eager steps, saying why, for a dropout model.
  *
  * Tolerance: 1e-4 of the largest magnitude of each tensor. The two runs use the same TensorFlow kernels
  * but not always the same ones (the graph's are fused and reordered by grappler and oneDNN), so results
@@ -23,7 +25,7 @@ import type { NamedTensor } from '../../artifacts/snapshot.js';
 import { createGraphTrainer } from '../../ml/graph/trainer.js';
 import { buildModel } from '../../ml/models/registry.js';
 import { initializeWeights } from '../../ml/train/init.js';
-import { freezeLayers, type FreezeArgs } from '../../ml/train/loop.js';
+import { freezeLayers, train, type FreezeArgs, type TrainArgs, type TrainState } from '../../ml/train/loop.js';
 import { createOptimizer, type OptimizerSpec } from '../../ml/train/optimizers.js';
 import { modelToTensors, modelVariables } from '../../ml/train/weights.js';
 import { initBackend } from '../../ml/backend.js';
@@ -220,4 +222,59 @@ test('a model with dropout is refused with the reason', { skip: native.skip }, a
   assert.ok('unsupported' in choice, 'expected the dropout model to be refused');
   assert.match(choice.unsupported, /layer drop1 \(SeededDropout\).*rate 0, found 0\.3/);
   model.dispose();
+});
+
+/** Two epochs of the training loop on 40 random 8x8x3 examples (10 held out), with the given engine. */
+async function trainLoop(spec: { name: string; args: Record<string, unknown> }, engine: TrainArgs['engine']) {
+  const split = (n: number, seed: number) => ({
+    x: randomUniformValues([n, 8, 8, 3], seed, 0, 1),
+    y: Int32Array.from({ length: n }, (_, i) => (i * 7 + seed) % CLASSES),
+    n,
+  });
+  const model = buildModel(spec, { inputShape: [8, 8, 3], numClasses: CLASSES });
+  const states: TrainState[] = [];
+  const result = await train({
+    model,
+    data: { train: split(40, 1), val: split(10, 2), inputShape: [8, 8, 3], numClasses: CLASSES },
+    epochs: 2,
+    batchSize: 16,
+    optimizer: { name: 'sgd', learningRate: 0.02, momentum: 0.9 },
+    seed: 3,
+    engine,
+    onEpoch: async (state) => {
+      states.push(state);
+    },
+  });
+  model.dispose();
+  return { ...result, states };
+}
+
+test('the training loop trains in graph mode on the native backend, as its eager steps do', { skip: native.skip }, async () => {
+  native.assertBuilt();
+  await activateNativeBackend();
+  const eagerRun = await trainLoop(RESNET, 'eager');
+  const graphRun = await trainLoop(RESNET, 'auto');
+  assert.deepEqual(eagerRun.engine, { mode: 'eager', reason: "engine 'eager' was asked for" });
+  assert.deepEqual(graphRun.engine, { mode: 'graph' });
+  assert.deepEqual(graphRun.outcome, eagerRun.outcome);
+  assert.equal(graphRun.states.length, 3, 'onEpoch for epochs 0, 1 and 2');
+  graphRun.states.forEach((state, i) => {
+    assert.equal(state.step, eagerRun.states[i]!.step);
+    assertTensorsClose(state.weights, eagerRun.states[i]!.weights, `epoch ${i} weights`);
+    assertTensorsClose(state.optimizer, eagerRun.states[i]!.optimizer, `epoch ${i} optimizer state`);
+  });
+  graphRun.history.forEach((h, i) => {
+    const e = eagerRun.history[i]!;
+    for (const key of ['trainLoss', 'valLoss'] as const) assert.ok(Math.abs(h[key] - e[key]) <= TOLERANCE * Math.abs(e[key]), `epoch ${i} ${key}: graph ${h[key]}, eager ${e[key]}`);
+    assert.equal(h.trainAccuracy, e.trainAccuracy, `epoch ${i} train accuracy`);
+  });
+});
+
+test('the training loop trains a dropout model eagerly and says why', { skip: native.skip }, async () => {
+  native.assertBuilt();
+  await activateNativeBackend();
+  const run = await trainLoop({ name: 'cnn', args: { dropout: 0.3, filters: [4, 4, 4], hidden: 8 } }, 'auto');
+  assert.equal(run.engine.mode, 'eager');
+  assert.match(run.engine.reason ?? '', /SeededDropout/);
+  assert.equal(run.outcome.status, 'completed');
 });
