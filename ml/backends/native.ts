@@ -153,6 +153,53 @@ function installFusedBatchNorm(mod: NativeModules): void {
 }
 
 /**
+ * Computes the filter gradient of a strided 1x1 convolution as the stride-1 one of every s-th pixel of x.
+ * TensorFlow 2.12's oneDNN Conv2DBackpropFilter is wrong for a 1x1 filter at stride 2 (every ResNet
+ * projection shortcut): with few channels (input <= 4, output <= 8 here) and an even input height or
+ * width, it returns values off by tens of percent, and identical calls can return different values.
+ * Its forward Conv2D and Conv2DBackpropInput, and every other filter size and stride, are right. A 1x1
+ * filter at stride s reads only the pixels at multiples of s and pads nothing under 'same' or 'valid'
+ * alike, so the rewrite sums exactly the products the strided kernel should. Every strided 1x1 case takes
+ * it, not just the failing shapes: the shapes where oneDNN fails depend on which of its kernels it picks.
+ * ml/graph/step.ts writes the same rewrite into the step graph.
+ */
+function installConv2DBackpropFilter(): void {
+  const original = tf.getKernel(tf.Conv2DBackpropFilter, NATIVE_BACKEND);
+  const slice = tf.getKernel(tf.StridedSlice, NATIVE_BACKEND);
+  if (!original || !slice) {
+    throw new Error(`expected tfjs-node to register ${tf.Conv2DBackpropFilter} and ${tf.StridedSlice}, found no ${original ? tf.StridedSlice : tf.Conv2DBackpropFilter}`);
+  }
+  tf.unregisterKernel(tf.Conv2DBackpropFilter, NATIVE_BACKEND);
+  tf.registerKernel({
+    ...original,
+    kernelFunc: (args) => {
+      const a = args.attrs as unknown as tf.Conv2DBackpropFilterAttrs;
+      const [sh, sw] = typeof a.strides === 'number' ? [a.strides, a.strides] : a.strides;
+      const [fh, fw] = a.filterShape;
+      const pointwise = fh === 1 && fw === 1 && (sh > 1 || sw > 1) && (a.pad === 'same' || a.pad === 'valid') && a.dataFormat !== 'NCHW';
+      if (!pointwise) return original.kernelFunc(args);
+      const { x } = args.inputs as { x: tf.TensorInfo };
+      const sliceAttrs: tf.StridedSliceAttrs = {
+        begin: [0, 0, 0, 0],
+        end: x.shape,
+        strides: [1, sh, sw, 1],
+        beginMask: 0,
+        endMask: 0,
+        ellipsisMask: 0,
+        newAxisMask: 0,
+        shrinkAxisMask: 0,
+      };
+      const xs = slice.kernelFunc({ inputs: { x }, backend: args.backend, attrs: sliceAttrs as unknown as tf.NamedAttrMap }) as tf.Tensor;
+      try {
+        return original.kernelFunc({ ...args, inputs: { ...args.inputs, x: xs }, attrs: { ...args.attrs, strides: 1, pad: 'valid' } });
+      } finally {
+        xs.dispose();
+      }
+    },
+  });
+}
+
+/**
  * Registers the 'tensorflow' backend from the built addon and makes it the active backend. Answers false,
  * leaving the active backend as it was, when the addon is not built or does not initialise (`onMissing`
  * receives the reason). Idempotent.
@@ -189,6 +236,7 @@ export async function loadNativeBackend(
       tf.registerBackend(NATIVE_BACKEND, () => new NodeJSKernelBackend(binding, build.package), 0);
       installNativeGradients(mod);
       installFusedBatchNorm(mod);
+      installConv2DBackpropFilter();
     }
     if (!(await tf.setBackend(NATIVE_BACKEND))) throw new Error(`tfjs could not initialise the '${NATIVE_BACKEND}' backend`);
   } catch (err) {
