@@ -227,6 +227,9 @@ export async function loadNativeBackend(
       // but only the Python package turns them on by default; the C library reads this variable from its
       // own environment, once, at its first op. An explicit setting, 0 included, is left as it is.
       if (options.oneDnn !== false) process.env['TF_ENABLE_ONEDNN_OPTS'] ??= '1';
+      // Warnings and errors only: at level 0 the library prints INFO lines on stderr at load (oneDNN on, CPU
+      // features) and for every SavedModel a graph step loads. Read once, at its first log line.
+      process.env['TF_CPP_MIN_LOG_LEVEL'] ??= '1';
       // The addon first: a missing TF_*/TFE_* symbol or library fails here, before any kernel registers.
       const binding = require(join(dir, build.binding)) as unknown;
       require('./dist/register_all_kernels.js');
