@@ -157,7 +157,8 @@ function installFusedBatchNorm(mod: NativeModules): void {
  * TensorFlow 2.12's oneDNN Conv2DBackpropFilter is wrong for a 1x1 filter at stride 2 (every ResNet
  * projection shortcut): with few channels (input <= 4, output <= 8 here) and an even input height or
  * width, it returns values off by tens of percent, and identical calls can return different values.
- * Its forward Conv2D and Conv2DBackpropInput, and every other filter size and stride, are right. A 1x1
+ * Its forward Conv2D and Conv2DBackpropInput are right, and so is every other filter size and stride
+ * tried (1, 2, 3, 4 and 7 at strides 1 to 3, 'same' and 'valid', 3 to 16 channels, 8 to 34 pixels). A 1x1
  * filter at stride s reads only the pixels at multiples of s and pads nothing under 'same' or 'valid'
  * alike, so the rewrite sums exactly the products the strided kernel should. Every strided 1x1 case takes
  * it, not just the failing shapes: the shapes where oneDNN fails depend on which of its kernels it picks.
