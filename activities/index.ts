@@ -16,7 +16,7 @@ import { createPlot } from './plot.js';
 import { createReinit } from './reinit.js';
 import { createReport } from './report.js';
 import { createGetRunResult, createPutRunResult } from './results.js';
-import { createLookupRun, createRememberRun } from './reuse.js';
+import { createLookupRun } from './reuse.js';
 import { createSmoothness } from './smoothness.js';
 import { createTrain } from './train.js';
 
@@ -41,7 +41,6 @@ export const createActivities = (deps: ActivityDeps) => ({
   reinit: createReinit(deps),
   aggregate: createAggregate(deps),
   lookupRun: createLookupRun(deps),
-  rememberRun: createRememberRun(deps),
   putRunResult: createPutRunResult(deps),
   getRunResult: createGetRunResult(deps),
   plot: createPlot(deps),

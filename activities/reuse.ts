@@ -4,7 +4,7 @@
  * the version of the worker's compute code (activities/version.ts: the package version and a digest of
  * what the weights depend on, COMPUTE_PATHS, committed and uncommitted). `lookupRun` finds a training with the same key stored by any earlier
  * experiment, re-hashes every snapshot it names, and returns its result, so a rerun skips it; any
- * object missing or altered means "train again". `rememberRun` records a finished training under its key
+ * object missing or altered means "train again". `rememberTraining` (called by the train activity) records a finished training under its key
  * (the first one stays: stored objects are never overwritten).
  */
 import { Context } from '@temporalio/activity';
@@ -95,27 +95,24 @@ export function createLookupRun(deps: { store: ArtifactStore }) {
   };
 }
 
-export function createRememberRun(deps: { store: ArtifactStore }) {
-  return async function rememberRun(input: RememberInput): Promise<{ recorded: boolean }> {
-    const signal = Context.current().cancellationSignal;
-    try {
-      const entry: IndexEntry = {
-        configHash: input.configHash,
-        codeVersion: input.codeVersion,
-        runId: input.runId,
-        experimentId: input.experimentId,
-        train: input.train,
-        recordedAt: new Date().toISOString(),
-      };
-      try {
-        await putJson(deps.store, reuseKey(input.configHash), entry, signal);
-        return { recorded: true };
-      } catch (err) {
-        if (err instanceof ObjectConflictError) return { recorded: false };
-        throw err;
-      }
-    } catch (err) {
-      throw classify(err);
-    }
+/**
+ * Records a finished training under its reuse key; false when one is recorded already (the first one
+ * stays: stored objects are never overwritten). Called by the train activity as its last step.
+ */
+export async function rememberTraining(store: ArtifactStore, input: RememberInput, signal?: AbortSignal): Promise<boolean> {
+  const entry: IndexEntry = {
+    configHash: input.configHash,
+    codeVersion: input.codeVersion,
+    runId: input.runId,
+    experimentId: input.experimentId,
+    train: input.train,
+    recordedAt: new Date().toISOString(),
   };
+  try {
+    await putJson(store, reuseKey(input.configHash), entry, signal);
+    return true;
+  } catch (err) {
+    if (err instanceof ObjectConflictError) return false;
+    throw err;
+  }
 }

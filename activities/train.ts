@@ -12,6 +12,9 @@
  * and the epoch at which training stops is always checkpointed, so a retry continues or stays stopped
  * exactly. `snapshots` lists the trajectory up to the stop; `final` is the best epoch's weights.
  *
+ * Given the training's reuse key and code version, a finished training is recorded under the key
+ * (activities/reuse.ts) as the activity's last step, so later experiments can reuse it.
+ *
  * Divergence (a non-finite loss) is a result, not a failure: the run returns status "diverged" with the
  * epoch, its snapshots and `final` are those stored before it, and its test metrics are final's.
  */
@@ -27,6 +30,7 @@ import { tensorsToModel } from '../ml/train/weights.js';
 import { loadRunData } from './data.js';
 import { classify, failForGood } from './errors.js';
 import { recordLineage } from './lineage.js';
+import { rememberTraining } from './reuse.js';
 import { getJson, putJson } from './json.js';
 import { attemptKey, checkpointKey, runPrefix, TENSOR_PREFIX } from './keys.js';
 import type { AttemptRecord, Checkpoint, EpochRecord, TrainHeartbeat, TrainInput, TrainResult } from './types.js';
@@ -193,7 +197,7 @@ export function createTrain(deps: TrainDeps) {
 
         // Also when the checkpoint is already at the last epoch or stopped: the loop then trains no
         // further, and under early stopping leaves the best weights in the model.
-        const { outcome } = await train({
+        const { outcome, engine } = await train({
           model,
           data: { train: data.train, val: data.val, inputShape: data.def.inputShape, numClasses: data.def.numClasses },
           epochs,
@@ -228,9 +232,10 @@ export function createTrain(deps: TrainDeps) {
         const attemptKeys = await store.list(`${runPrefix(runId)}/attempts/`, { signal });
         const attempts: AttemptRecord[] = [];
         for (const key of attemptKeys) attempts.push(await getJson<AttemptRecord>(store, key, { signal }));
-        return {
+        const result: TrainResult = {
           runId,
           backend,
+          engine,
           status: outcome.status,
           ...(outcome.status === 'stopped-early' ? { stoppedAtEpoch: outcome.epoch } : {}),
           ...(outcome.status === 'diverged' ? { divergedAtEpoch: outcome.divergedAtEpoch } : {}),
@@ -242,6 +247,10 @@ export function createTrain(deps: TrainDeps) {
           test,
           attempts,
         };
+        if (input.configHash && input.codeVersion) {
+          await rememberTraining(store, { experimentId: input.experimentId, runId, configHash: input.configHash, codeVersion: input.codeVersion, train: result }, signal);
+        }
+        return result;
       } finally {
         model.dispose();
       }

@@ -4,7 +4,7 @@
  */
 import type { RunSpec } from '../config/grid.js';
 import type { ObjectRef, SnapshotRef } from '../artifacts/refs.js';
-import type { EpochMetrics } from '../ml/train/loop.js';
+import type { EpochMetrics, TrainEngine } from '../ml/train/loop.js';
 
 /** Who produced an artifact, for lineage manifests. */
 export interface Producer {
@@ -37,6 +37,11 @@ export interface TrainInput extends Producer {
   data: DownloadResult;
   /** The training's reuse key (activities/reuse.ts), recorded in its snapshots' manifests. */
   configHash?: string;
+  /**
+   * The code version the reuse key was computed with; given with `configHash`, the finished training is
+   * recorded under the key for later experiments to reuse.
+   */
+  codeVersion?: string;
 }
 
 /** One epoch's metrics as the training loop reports them (and checkpoints and results record them). */
@@ -87,6 +92,11 @@ export interface DataRecord {
 export interface TrainResult {
   runId: string;
   backend: string;
+  /**
+   * How the last attempt ran the training steps: `graph` (one TensorFlow session call a batch, on the
+   * native backend) or `eager` (tfjs ops), with the reason there was no graph.
+   */
+  engine?: TrainEngine;
   /**
    * completed: every epoch ran. stopped-early: early stopping ended training at `stoppedAtEpoch`.
    * diverged: a non-finite loss at `divergedAtEpoch`; snapshots and final stop at the last good epoch.

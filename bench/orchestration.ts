@@ -46,6 +46,7 @@ function options() {
       train: { type: 'string', default: '256' },
       batch: { type: 'string', default: '64' },
       concurrency: { type: 'string' },
+      figures: { type: 'boolean', default: false },
     },
   });
   const int = (name: string, v: string | undefined) => {
@@ -61,6 +62,7 @@ function options() {
     batch: int('batch', values.batch),
     // Two runs in flight per worker: one trains while the other's analyses run on the same worker.
     concurrency: int('concurrency', values.concurrency ?? String(2 * workers)),
+    figures: values.figures ?? false,
   };
 }
 
@@ -75,6 +77,7 @@ function experiment(o: Options): ExperimentConfig {
       seeds: Array.from({ length: o.runs }, (_, i) => i),
       training: { epochs: 1, batchSize: o.batch, optimizer: { name: 'sgd', learningRate: 0.05 } },
       execution: { concurrency: o.concurrency, heartbeatTimeout: '30s', maxAttempts: 3 },
+      analyses: { runFigures: o.figures },
     },
     'benchmark experiment',
     { models: new Set(MODELS.keys()), datasets: new Set(DATASETS.keys()) },

@@ -416,6 +416,12 @@ export const AnalysesSpec = z
      * residual vs plain where models say so), with layer depth normalised to [0, 1].
      */
     aggregate: z.boolean().default(false),
+    /**
+     * Each run's own figures (Differences and one per analysis), drawn as SVG and PNG when the run
+     * ends. A sweep of thousands of runs may turn them off: its tables, the experiment's figures and
+     * the report stay, and a run's figures can be drawn later from its stored tables.
+     */
+    runFigures: z.boolean().default(true),
   })
   .strict();
 export type AnalysesSpec = z.infer<typeof AnalysesSpec>;

@@ -1,6 +1,7 @@
 /**
  * `experimentWorkflow`: expands an experiment's grid into child `runWorkflow`s and runs them in a
  * sliding window of `execution.concurrency`. A failed run is recorded and never fails its siblings.
+ * Each dataset is downloaded once, before the first run that needs it, and its runs are handed the result.
  * Runs that start from another run's snapshot (`init.from.run` naming a run of this experiment) start
  * once that run has finished, from its stored weights.
  *
@@ -21,9 +22,10 @@ import {
   proxyActivities,
   setHandler,
   workflowInfo,
+  type ActivityOptions,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
-import type { AggregateResult, CompareResult } from '../activities/types.js';
+import type { AggregateResult, CompareResult, DownloadResult } from '../activities/types.js';
 import { comparePairs, expandRuns, orderByDependencies, runDependencies, type RunSpec } from '../config/grid.js';
 import { retryPolicy, runWorkflow } from './run.js';
 import { runSearchAttributes } from './search.js';
@@ -81,6 +83,25 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
     retry: retryPolicy(config.execution.maxAttempts),
   });
 
+  // Each dataset is downloaded (or found stored) once per execution, on the train queue where the
+  // trainings read it, and handed to its runs; a failed download fails the runs that need it.
+  const { download } = proxyActivities<Activities>({
+    taskQueue: input.queues.train,
+    startToCloseTimeout: '7 days',
+    heartbeatTimeout: config.execution.heartbeatTimeout as ActivityOptions['heartbeatTimeout'],
+    retry: retryPolicy(config.execution.maxAttempts),
+  });
+  const downloads = new Map<string, Promise<DownloadResult>>();
+  const downloadOnce = (dataset: RunSpec['dataset']): Promise<DownloadResult> => {
+    const key = JSON.stringify([dataset.name, dataset.sources ?? null]);
+    let p = downloads.get(key);
+    if (!p) {
+      p = download({ experimentId: input.experimentId, runId: input.experimentId, dataset });
+      downloads.set(key, p);
+    }
+    return p;
+  };
+
   // Results of finished runs, by name: what dependants start from and what the final analyses read.
   const results = new Map<string, RunResult>();
   const resultOf = async (summary: RunSummary): Promise<RunResult | undefined> => {
@@ -109,11 +130,12 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
       }
       const spec = resolveFrom(specs[i]!, depResults);
       summary.stage = 'download';
+      const data = await downloadOnce(spec.dataset);
       summary.result = await executeChild(runWorkflow, {
         workflowId: summary.workflowId,
         taskQueue: input.queues.workflows,
         typedSearchAttributes: runSearchAttributes(input.experimentId, summary.runId, spec),
-        args: [{ experimentId: input.experimentId, runId: summary.runId, run: spec, queues: input.queues, execution: config.execution, force: input.force }],
+        args: [{ experimentId: input.experimentId, runId: summary.runId, run: spec, queues: input.queues, execution: config.execution, force: input.force, data }],
       });
       results.set(summary.name, summary.result);
       summary.stage = 'completed';

@@ -60,25 +60,31 @@ export async function runWorkflow(input: RunInput): Promise<RunResult> {
   setHandler(runStageQuery, () => stage);
 
   const { download, train } = proxyActivities<Activities>(activityOptions(input, input.queues.train, '7 days'));
-  const { distance, plot, features, correlation, smoothness, reinit, perturb, norms, lookupRun, rememberRun } = proxyActivities<Activities>(
+  const { distance, plot, features, correlation, smoothness, reinit, perturb, norms, lookupRun } = proxyActivities<Activities>(
     activityOptions(input, input.queues.analysis, '1 hour'),
   );
   const producer = { experimentId: input.experimentId, runId: input.runId };
   const { analyses } = input.run;
 
-  /** Trains `run`, or reuses a finished training with the same reuse key unless forced. */
+  /**
+   * Trains `run`, or reuses a finished training with the same reuse key unless forced. The train
+   * activity records the finished training under its key itself: one task less per run.
+   */
   const trainOrReuse = async (runId: string, run: RunSpec, data: DownloadResult) => {
     const { configHash, codeVersion, found } = await lookupRun({ experimentId: input.experimentId, runId, run, data });
     if (found && !input.force) return { train: found.train, reusedFrom: found.runId, configHash, codeVersion };
-    const trained = await train({ experimentId: input.experimentId, runId, run, data, configHash });
-    await rememberRun({ experimentId: input.experimentId, runId, configHash, codeVersion, train: trained });
+    const trained = await train({ experimentId: input.experimentId, runId, run, data, configHash, codeVersion });
     return { train: trained, reusedFrom: undefined, configHash, codeVersion };
   };
 
   try {
-    stage = 'download';
-    upsertRunStatus('downloading');
-    const data = await download({ ...producer, dataset: input.run.dataset });
+    // An experiment downloads each dataset once and hands the result to its runs.
+    let data = input.data;
+    if (!data) {
+      stage = 'download';
+      upsertRunStatus('downloading');
+      data = await download({ ...producer, dataset: input.run.dataset });
+    }
     stage = 'train';
     upsertRunStatus('training');
     const training = await trainOrReuse(input.runId, input.run, data);
@@ -143,7 +149,7 @@ export async function runWorkflow(input: RunInput): Promise<RunResult> {
 
     stage = 'plot';
     // A figure of nothing but the zero baseline is skipped.
-    const figures = trained.snapshots.length > 1 ? await plot({ ...producer, runName: input.run.name, table: table.table, analyses: result }) : { figures: [] };
+    const figures = analyses.runFigures && trained.snapshots.length > 1 ? await plot({ ...producer, runName: input.run.name, table: table.table, analyses: result }) : { figures: [] };
     stage = 'completed';
     upsertRunStatus(trained.status === 'diverged' ? 'diverged' : 'completed');
     return {

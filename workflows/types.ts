@@ -40,6 +40,8 @@ export interface RunInput {
   execution: ExecutionSpec;
   /** Train even when an identical finished training could be reused. */
   force?: boolean;
+  /** The dataset's download, when the experiment has done it; the run downloads it itself otherwise. */
+  data?: DownloadResult;
 }
 
 export type RunStage = 'pending' | 'download' | 'train' | 'distance' | 'analyses' | 'plot' | 'completed' | 'failed';
