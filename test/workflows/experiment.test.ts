@@ -1,13 +1,15 @@
 /**
  * The pipeline on a real Temporal dev server and a real S3-compatible server (versitygw): experiments
  * run end to end, every object a result names exists with the sha256 it names, a second experiment
- * downloads nothing, and a corrupt dataset file fails its run for good without touching the store.
+ * downloads nothing, an experiment downloads each dataset once for all its runs, and a corrupt dataset
+ * file fails its run for good without touching the store.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
+import { reuseKey } from '../../activities/reuse.js';
 import { readManifest } from '../../artifacts/manifest.js';
 import { S3Store } from '../../artifacts/s3.js';
 import { snapshotFromArrow } from '../../artifacts/snapshot.js';
@@ -107,6 +109,28 @@ describe('experimentWorkflow on real Temporal and S3', () => {
     assert.equal(dl.fetched, 0);
     assert.equal(dl.cached, dl.files.length);
     assert.ok(dl.files.every((f) => f.source === 'store'));
+  });
+
+  test('the experiment downloads each dataset once for all its runs; without run figures no run draws any', async () => {
+    const experimentId = `once-${randomUUID().slice(0, 8)}`;
+    const config = tinyExperiment({ seeds: [10, 11, 12], training: { epochs: 1, batchSize: 64, optimizer: { name: 'sgd', learningRate: 0.05 } }, analyses: { runFigures: false } });
+    const result = await stack.execute(config, { experimentId });
+    assert.equal(result.status, 'completed', JSON.stringify(result.runs.map((r) => r.error)));
+    const scheduled = async (workflowId: string) => {
+      const { events } = await stack.temporal.client.workflow.getHandle(workflowId).fetchHistory();
+      return (events ?? []).flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType!.name!] : []));
+    };
+    assert.deepEqual((await scheduled(experimentId)).filter((n) => n === 'download'), ['download'], 'one download in the experiment');
+    for (const run of result.runs) {
+      const activities = await scheduled(run.workflowId);
+      assert.ok(!activities.includes('download'), `${run.name} downloads nothing itself: ${activities.join(', ')}`);
+      assert.ok(!activities.includes('plot'), `${run.name} draws no figure: ${activities.join(', ')}`);
+      assert.deepEqual(run.result!.plot.figures, []);
+      assert.deepEqual(run.result!.download, result.runs[0]!.result!.download, 'every run names the same dataset objects');
+      // The train activity recorded the training for reuse: the index entry names this run.
+      const entry = JSON.parse(new TextDecoder().decode(await store.get(reuseKey(run.result!.configHash)))) as { runId: string };
+      assert.equal(entry.runId, run.runId);
+    }
   });
 
   test('a dataset file whose sha256 does not match fails the run for good and leaves the store as it was', async () => {
