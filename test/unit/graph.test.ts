@@ -263,6 +263,17 @@ test('the training loop trains in graph mode on the native backend, as its eager
   });
 });
 
+test('graph training is bit-identical run to run with the same seed', { skip: native.skip }, async () => {
+  native.assertBuilt();
+  await activateNativeBackend();
+  const [a, b] = [await trainLoop(RESNET_STRIDED, 'auto'), await trainLoop(RESNET_STRIDED, 'auto')];
+  assert.deepEqual(a.engine, { mode: 'graph' });
+  const last = (r: typeof a) => r.states.at(-1)!;
+  assert.equal(last(a).weights.length, last(b).weights.length);
+  last(a).weights.forEach((t, i) => assert.deepEqual(t.values, last(b).weights[i]!.values, `${t.layer}/${t.name}`));
+  last(a).optimizer.forEach((t, i) => assert.deepEqual(t.values, last(b).optimizer[i]!.values, `optimizer ${t.layer}/${t.name}`));
+});
+
 test('the training loop trains a dropout model eagerly and says why', { skip: native.skip }, async () => {
   native.assertBuilt();
   await activateNativeBackend();
