@@ -3,18 +3,25 @@
  * server, a local store, worker processes) against the same trainings in a plain loop in one process,
  * measured in the same invocation on the same data.
  *
- * Run: npm run bench:orchestration [-- --runs 100 --workers 2 --train 256 --batch 64 --concurrency C]
+ * Run: npm run bench:orchestration [-- --runs 100 --workers 2 --train 256 --batch 64 --concurrency C --figures]
  *
  * Each run is an MLP (one hidden layer of 32) trained for one epoch on `--train` Fashion-MNIST examples
  * (a few batches), one seed per run. The plain loop loads the data once, then per run builds the model,
  * trains it with ml/train and evaluates it on the test subset: what a script would do. paramtrail does
- * the same trainings plus what it is for: every run's download check, snapshots and checkpoints in the
- * store, lineage manifests, distances and a figure, and at the end the experiment's HTML report. Both
- * wall times include loading the data; neither includes starting processes (the workers are polling
- * before the clock starts). Prints both times and the ratio, for the runs alone and with the report.
+ * the same trainings plus what it is for: a durable workflow per run, the reuse lookup, snapshots and
+ * checkpoints in the store with lineage manifests, the distance table, and at the end the experiment's
+ * HTML report. Per-run figures are off (`analyses.runFigures: false`, the setting for a large sweep;
+ * `--figures` draws them). Both wall times include loading the data; neither includes starting
+ * processes (the workers are polling before the clock starts). The runs' end is read from the
+ * experiment's history (its last child closing), not polled.
+ *
+ * Prints both times and the ratio, for the runs alone and with the report, and where the CPU went: the
+ * plain loop's per run, and paramtrail's workers' and Temporal server's per run, measured over the
+ * experiment (all processes share the machine's cores).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,7 +41,7 @@ import { DATASETS, getDataset } from '../ml/data/datasets.js';
 import { buildModel, MODELS } from '../ml/models/registry.js';
 import { evaluate, train } from '../ml/train/loop.js';
 import { experimentWorkflow } from '../workflows/index.js';
-import { queueNames, type ExperimentProgress, type ExperimentResult } from '../workflows/types.js';
+import { queueNames, type ExperimentResult } from '../workflows/types.js';
 
 const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
 
@@ -60,8 +67,9 @@ function options() {
     workers,
     train: int('train', values.train),
     batch: int('batch', values.batch),
-    // Two runs in flight per worker: one trains while the other's analyses run on the same worker.
-    concurrency: int('concurrency', values.concurrency ?? String(2 * workers)),
+    // Tiny runs are latency-bound: each hands off between the server and a worker several times (tens
+    // of ms each), so more runs are kept in flight than a worker has training slots.
+    concurrency: int('concurrency', values.concurrency ?? String(8 * workers)),
     figures: values.figures ?? false,
   };
 }
@@ -84,6 +92,28 @@ function experiment(o: Options): ExperimentConfig {
   );
 }
 
+/** CPU seconds (user + system) a process and its children have used so far, from /proc. */
+function cpuSeconds(pid: number): number {
+  const ticks = 100; // USER_HZ on Linux
+  const read = (p: number) => {
+    try {
+      const fields = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      // utime, stime, cutime, cstime: fields 14-17 of stat, 12-15 after the command.
+      return [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i]), 0);
+    } catch {
+      return 0;
+    }
+  };
+  const children = (() => {
+    try {
+      return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    } catch {
+      return [];
+    }
+  })();
+  return (read(pid) + children.reduce((sum, c) => sum + read(c), 0)) / ticks;
+}
+
 /** The dataset's raw files put in a store of the loop's own, as the download activity would have. */
 async function storedDataset(store: LocalStore): Promise<DownloadResult> {
   const def = getDataset('fashion-mnist');
@@ -97,8 +127,9 @@ async function storedDataset(store: LocalStore): Promise<DownloadResult> {
 }
 
 /** The same trainings in one process: load once, then build, train and evaluate each run. */
-async function plainLoop(config: ExperimentConfig, dir: string): Promise<number> {
+async function plainLoop(config: ExperimentConfig, dir: string): Promise<{ seconds: number; cpu: number }> {
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const store = new LocalStore(join(dir, 'loop-store'));
   const spec = config.datasets[0]!;
   const data = await loadRunData(store, spec, await storedDataset(store));
@@ -117,7 +148,8 @@ async function plainLoop(config: ExperimentConfig, dir: string): Promise<number>
     await evaluate(model, data.test, config.training.batchSize);
     model.dispose();
   }
-  return (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  return { seconds: (performance.now() - t0) / 1000, cpu: (cpu.user + cpu.system) / 1e6 };
 }
 
 interface Worker {
@@ -147,7 +179,21 @@ async function startWorker(env: NodeJS.ProcessEnv): Promise<Worker> {
 }
 
 /** Wall seconds until every run completed, and until the experiment (with its report) completed. */
-async function throughParamtrail(config: ExperimentConfig, o: Options, dir: string): Promise<{ runs: number; total: number; result: ExperimentResult }> {
+interface ParamtrailTimes {
+  /** Wall seconds until the last run closed, and until the experiment (with its report) completed. */
+  runs: number;
+  total: number;
+  /** CPU seconds over the experiment: every worker process together, and the Temporal server. */
+  workersCpu: number;
+  serverCpu: number;
+  result: ExperimentResult;
+}
+
+/** Epoch milliseconds of a history event. */
+const eventMs = (e: { eventTime?: { seconds?: unknown; nanos?: number | null } | null }) =>
+  Number(e.eventTime?.seconds ?? 0) * 1000 + (e.eventTime?.nanos ?? 0) / 1e6;
+
+async function throughParamtrail(config: ExperimentConfig, o: Options, dir: string): Promise<ParamtrailTimes> {
   const temporal = await startTemporalDevServer({ env: process.env, headless: true });
   const workers: Worker[] = [];
   const storeDir = join(dir, 'store');
@@ -166,32 +212,23 @@ async function throughParamtrail(config: ExperimentConfig, o: Options, dir: stri
     try {
       const client = new Client({ connection });
       const experimentId = `bench-${Date.now()}`;
+      const cpu = () => ({ workers: workers.reduce((sum, w) => sum + cpuSeconds(w.child.pid!), 0), server: cpuSeconds(temporal.pid) });
+      const cpu0 = cpu();
+      const started = Date.now();
       const t0 = performance.now();
       const handle = await client.workflow.start(experimentWorkflow, {
         workflowId: experimentId,
         taskQueue: queueNames(prefix).workflows,
         args: [{ experimentId, config, queues: queueNames(prefix), store: `file://${storeDir}` }],
       });
-      // When the last run closes, from the progress query (the report follows it).
-      let runsDone: number | undefined;
-      const watching = (async () => {
-        while (runsDone === undefined) {
-          try {
-            const p = await handle.query<ExperimentProgress>('progress');
-            if (p.runs.length === config.seeds.length && p.runs.every((r) => r.stage === 'completed' || r.stage === 'failed')) {
-              runsDone = (performance.now() - t0) / 1000;
-            }
-          } catch {
-            // Not answering between tasks; ask again.
-          }
-          await new Promise((r) => setTimeout(r, 200));
-        }
-      })();
       const result = await handle.result();
       const total = (performance.now() - t0) / 1000;
-      runsDone ??= total;
-      await watching;
-      return { runs: runsDone, total, result };
+      const cpu1 = cpu();
+      // The last run's end: the experiment recorded its child closing (the report follows it).
+      const { events } = await handle.fetchHistory();
+      const closed = (events ?? []).filter((e) => e.childWorkflowExecutionCompletedEventAttributes || e.childWorkflowExecutionFailedEventAttributes);
+      const runs = closed.length ? (eventMs(closed.at(-1)!) - started) / 1000 : total;
+      return { runs, total, workersCpu: cpu1.workers - cpu0.workers, serverCpu: cpu1.server - cpu0.server, result };
     } finally {
       await connection.close();
     }
@@ -221,7 +258,8 @@ async function main(): Promise<void> {
         `(90 % trained, batch ${o.batch}), backend ${backend}; ${o.workers} worker process(es), concurrency ${o.concurrency}, ` +
         `${availableParallelism()} cores`,
     );
-    const loop = await plainLoop(config, dir);
+    const plain = await plainLoop(config, dir);
+    const loop = plain.seconds;
     console.log(`  plain loop, one process     ${loop.toFixed(1).padStart(7)} s`);
     const pt = await throughParamtrail(config, o, dir);
     if (pt.result.status !== 'completed') {
@@ -230,6 +268,8 @@ async function main(): Promise<void> {
     const ratio = (t: number) => `${(t / loop).toFixed(2)}x, overhead ${(((t - loop) / loop) * 100).toFixed(0)} %`;
     console.log(`  paramtrail, runs completed  ${pt.runs.toFixed(1).padStart(7)} s  (${ratio(pt.runs)})`);
     console.log(`  paramtrail, with report     ${pt.total.toFixed(1).padStart(7)} s  (${ratio(pt.total)})`);
+    const perRun = (seconds: number) => `${((seconds / o.runs) * 1000).toFixed(0).padStart(5)} ms`;
+    console.log(`  CPU per run: plain loop ${perRun(plain.cpu)}; paramtrail workers ${perRun(pt.workersCpu)} + Temporal server ${perRun(pt.serverCpu)}`);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
