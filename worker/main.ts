@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { NativeConnection } from '@temporalio/worker';
 import { openStore } from '../artifacts/open.js';
+import { codeVersion } from '../activities/version.js';
 import { selectBackend } from '../ml/backend.js';
 import { queueNames } from '../workflows/types.js';
 import { ROLES, tlsOptions, workerConfigFromEnv, type Role } from './config.js';
@@ -32,6 +33,8 @@ export async function workerMain(argv: string[], env: NodeJS.ProcessEnv): Promis
   const roles = parseRoles(values['task-queue']);
   const config = workerConfigFromEnv(env);
   const store = openStore(config.store, env);
+  // Read before the native backend loads: it forks git (see activities/version.ts).
+  await codeVersion();
   // Chosen once at start, so the log says what this worker trains on; each run records it too.
   const backend = await selectBackend(config.backend, (note) => console.log(note));
   const connection = await NativeConnection.connect({ address: config.address, tls: tlsOptions(config) });

@@ -6,6 +6,7 @@
 import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode, Worker, type NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createActivities, TRAIN_ACTIVITIES, type ActivityDeps } from '../activities/index.js';
+import { codeVersion } from '../activities/version.js';
 import type { QueueNames } from '../workflows/types.js';
 import type { Role } from './config.js';
 
@@ -35,6 +36,9 @@ export interface WorkerSetOptions {
 
 /** Creates the Workers; call `run()` on each (or `runWorkers`). */
 export async function createWorkers(opts: WorkerSetOptions): Promise<Worker[]> {
+  // Before any activity trains: reading the code version forks git, and no process may fork once the
+  // native backend has run its kernels (activities/version.ts says why).
+  await codeVersion();
   const activities = createActivities(opts.deps);
   const common = { connection: opts.connection, namespace: opts.namespace, ...(opts.identity ? { identity: opts.identity } : {}) };
   const workers: Worker[] = [];
