@@ -34,7 +34,7 @@ import type { Split } from '../data/datasets.js';
 import { deriveRng } from '../rng.js';
 import { augmentExample, augmentsAnything, type AugmentArgs } from './augment.js';
 import { initializeWeights, type InitArgs } from './init.js';
-import { createOptimizer, learningRateAt, type OptimizerSpec } from './optimizers.js';
+import { createOptimizer, learningRateAt, type Optimizer, type OptimizerSpec } from './optimizers.js';
 import { BatchNorm, setDropoutStep } from '../models/layers.js';
 import { createGraphTrainer, type GraphTrainer } from '../graph/trainer.js';
 import { matchesLayer } from './select.js';
@@ -256,6 +256,39 @@ function batchTensors(
   return { x: tf.tensor4d(x, [n, ...shape]), y: tf.tensor1d(y, 'int32') };
 }
 
+/**
+ * One eager training step on the batch `x`, `y` at learning rate `lr`: gradients of the mean
+ * cross-entropy with respect to `trainable`, then the optimizer's update. Returns the batch's loss before
+ * the update and the number of examples it classified right. The loop's step (and the reference the
+ * graph engine and native kernels are tested against).
+ */
+export function eagerStep(
+  model: tfl.LayersModel,
+  trainable: tf.Variable[],
+  optimizer: Optimizer,
+  x: tf.Tensor,
+  y: tf.Tensor1D,
+  numClasses: number,
+  lr: number,
+): [number, number] {
+  return tf.tidy(() => {
+    let hits: tf.Tensor | undefined;
+    const { value, grads } = tf.variableGrads(() => {
+      const logits = model.apply(x, { training: true }) as tf.Tensor;
+      hits = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, -1), y), 'int32')));
+      return crossEntropy(logits, y, numClasses);
+    }, trainable);
+    optimizer.apply(trainable.map((v) => {
+      const g = grads[v.name];
+      if (!g) throw new Error(`no gradient for variable ${v.name}: is it connected to the loss?`);
+      return g;
+    }), lr);
+    const result: [number, number] = [value.dataSync()[0]!, hits!.dataSync()[0]!];
+    hits!.dispose();
+    return result;
+  });
+}
+
 /** Lets timers, heartbeats and cancellation run between batches (the tf ops themselves are synchronous). */
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -414,23 +447,15 @@ export async function train(args: TrainArgs): Promise<{ state: TrainState; histo
         const end = Math.min(n, start + batchSize);
         // Dropout masks come from (seed, layer, step): a resumed run draws the masks the original would have.
         setDropoutStep(model, seed, step);
-        const [loss, right] = graph ? graphStep(graph, batchTensors(data.train, order, start, end, data.inputShape, augment), lr) : tf.tidy(() => {
-          const batch = batchTensors(data.train, order, start, end, data.inputShape, augment);
-          let hits: tf.Tensor | undefined;
-          const { value, grads } = tf.variableGrads(() => {
-            const logits = model.apply(batch.x, { training: true }) as tf.Tensor;
-            hits = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, -1), batch.y), 'int32')));
-            return crossEntropy(logits, batch.y, data.numClasses);
-          }, trainable);
-          optimizer.apply(trainable.map((v) => {
-            const g = grads[v.name];
-            if (!g) throw new Error(`no gradient for variable ${v.name}: is it connected to the loss?`);
-            return g;
-          }), lr);
-          const result: [number, number] = [value.dataSync()[0]!, hits!.dataSync()[0]!];
-          hits!.dispose();
-          return result;
-        });
+        const batch = batchTensors(data.train, order, start, end, data.inputShape, augment);
+        let loss: number;
+        let right: number;
+        try {
+          if (graph) ({ loss, correct: right } = graph.step(batch.x, batch.y, lr));
+          else [loss, right] = eagerStep(model, trainable, optimizer, batch.x, batch.y, data.numClasses, lr);
+        } finally {
+          tf.dispose([batch.x, batch.y]);
+        }
         step += 1;
         if (diverged(loss)) {
           divergedAt = current;
@@ -478,11 +503,3 @@ export async function train(args: TrainArgs): Promise<{ state: TrainState; histo
 }
 
 /** One graph step on `batch`, whose tensors it frees. */
-function graphStep(graph: GraphTrainer, batch: { x: tf.Tensor; y: tf.Tensor }, lr: number): [number, number] {
-  try {
-    const r = graph.step(batch.x, batch.y, lr);
-    return [r.loss, r.correct];
-  } finally {
-    tf.dispose([batch.x, batch.y]);
-  }
-}

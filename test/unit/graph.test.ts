@@ -26,7 +26,7 @@ import type { NamedTensor } from '../../artifacts/snapshot.js';
 import { createGraphTrainer } from '../../ml/graph/trainer.js';
 import { buildModel } from '../../ml/models/registry.js';
 import { initializeWeights } from '../../ml/train/init.js';
-import { freezeLayers, train, type FreezeArgs, type TrainArgs, type TrainState } from '../../ml/train/loop.js';
+import { eagerStep, freezeLayers, train, type FreezeArgs, type TrainArgs, type TrainState } from '../../ml/train/loop.js';
 import { createOptimizer, type OptimizerSpec } from '../../ml/train/optimizers.js';
 import { modelToTensors, modelVariables } from '../../ml/train/weights.js';
 import { activateNativeBackend, nativeTestGuard, randomUniformValues } from '../support/backends.js';
@@ -109,26 +109,19 @@ function batches(c: ModelCase): Array<{ x: Float32Array; y: Int32Array }> {
   }));
 }
 
-/** The loop's eager step: variableGrads of the mean cross-entropy, then the optimizer's apply. */
+/** Eager steps as the training loop takes them (ml/train/loop.ts eagerStep). */
 function eager(c: ModelCase, spec: OptimizerSpec): Outcome {
   const model = build(c);
   const params = modelVariables(model).filter((v) => v.trainable);
   const optimizer = createOptimizer(spec, params);
   const out: Outcome = { losses: [], correct: [], weights: [], optimizer: [] };
   for (const b of batches(c)) {
-    tf.tidy(() => {
-      const x = tf.tensor4d(b.x, [BATCH, ...c.inputShape]);
-      const y = tf.tensor1d(b.y, 'int32');
-      let hits = 0;
-      const { value, grads } = tf.variableGrads(() => {
-        const logits = model.apply(x, { training: true }) as tf.Tensor;
-        hits = tf.sum(tf.cast(tf.equal(tf.argMax(logits, -1), y), 'int32')).dataSync()[0]!;
-        return tf.neg(tf.mean(tf.sum(tf.mul(tf.oneHot(y, CLASSES), tf.logSoftmax(logits)), -1))) as tf.Scalar;
-      }, params.map((p) => p.variable));
-      optimizer.apply(params.map((p) => grads[p.variable.name]!), spec.learningRate);
-      out.losses.push(value.dataSync()[0]!);
-      out.correct.push(hits);
-    });
+    const x = tf.tensor4d(b.x, [BATCH, ...c.inputShape]);
+    const y = tf.tensor1d(b.y, 'int32');
+    const [loss, hits] = eagerStep(model, params.map((p) => p.variable), optimizer, x, y, CLASSES, spec.learningRate);
+    tf.dispose([x, y]);
+    out.losses.push(loss);
+    out.correct.push(hits);
   }
   out.weights = modelToTensors(model);
   out.optimizer = optimizer.state();

@@ -27,6 +27,7 @@ import type { NamedTensor } from '../../artifacts/snapshot.js';
 import { initBackend } from '../../ml/backend.js';
 import { buildModel } from '../../ml/models/registry.js';
 import { initializeWeights } from '../../ml/train/init.js';
+import { eagerStep } from '../../ml/train/loop.js';
 import { createOptimizer, type OptimizerSpec } from '../../ml/train/optimizers.js';
 import { modelToTensors, modelVariables } from '../../ml/train/weights.js';
 import { activateNativeBackend, assertClose, nativeTestGuard, randomUniformValues } from '../support/backends.js';
@@ -130,7 +131,7 @@ interface Outcome {
   optimizer: NamedTensor[];
 }
 
-/** STEPS eager steps as the training loop takes them: variableGrads of the mean cross-entropy, then apply. */
+/** STEPS eager steps as the training loop takes them (ml/train/loop.ts eagerStep). */
 function eagerSteps(): Outcome {
   const model = buildModel(RESNET, { inputShape: INPUT, numClasses: CLASSES });
   initializeWeights(model, 7);
@@ -141,12 +142,7 @@ function eagerSteps(): Outcome {
     tf.tidy(() => {
       const x = tf.tensor4d(randomUniformValues([BATCH, ...INPUT], 100 + s), [BATCH, ...INPUT]);
       const y = tf.tensor1d(Int32Array.from({ length: BATCH }, (_, i) => (i * 3 + s) % CLASSES), 'int32');
-      const { value, grads } = tf.variableGrads(() => {
-        const logits = model.apply(x, { training: true }) as tf.Tensor;
-        return tf.neg(tf.mean(tf.sum(tf.mul(tf.oneHot(y, CLASSES), tf.logSoftmax(logits)), -1))) as tf.Scalar;
-      }, params.map((p) => p.variable));
-      optimizer.apply(params.map((p) => grads[p.variable.name]!), SGD.learningRate);
-      losses.push(value.dataSync()[0]!);
+      losses.push(eagerStep(model, params.map((p) => p.variable), optimizer, x, y, CLASSES, SGD.learningRate)[0]);
     });
   }
   const out = { losses, weights: modelToTensors(model), optimizer: optimizer.state() };
