@@ -11,7 +11,7 @@
  * Loads one snapshot at a time (keeping the initial, the previous and the references), so memory stays
  * at three models plus the references.
  */
-import { Context } from '@temporalio/activity';
+import { activityInfo, Context } from '@temporalio/activity';
 import type { ObjectRef } from '../artifacts/refs.js';
 import { distanceTableToArrow, type DistanceRow } from '../artifacts/table.js';
 import { getSnapshot, type NamedTensor } from '../artifacts/snapshot.js';
@@ -70,7 +70,7 @@ export function createDistance(deps: DistanceDeps) {
       let init: { epoch: number; tensors: NamedTensor[] } | undefined;
       let prev: { epoch: number; tensors: NamedTensor[] } | undefined;
       for (const [i, ref] of snapshots.entries()) {
-        ctx.heartbeat({ snapshot: i, snapshots: snapshots.length });
+        if (!activityInfo().isLocal) ctx.heartbeat({ snapshot: i, snapshots: snapshots.length });
         const current = { epoch: ref.epoch, tensors: (await getSnapshot(deps.store, ref, signal)).tensors.filter(isParameter) };
         init ??= current;
         // Epoch 0 against itself is kept as the zero baseline of the "init" series; "previous" starts at epoch 1.

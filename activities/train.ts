@@ -86,7 +86,9 @@ export function createTrain(deps: TrainDeps) {
     // dataset takes a while without batches, and the loop yields often enough for the timer to fire.
     const before = info.heartbeatDetails as TrainHeartbeat | undefined;
     let details: TrainHeartbeat = before ?? { epoch: 0, batch: 0, batches: 0, epochs: run.training.epochs, checkpointEpoch: -1 };
-    const ticker = setInterval(() => ctx.heartbeat(details), 1000);
+    // A local activity has no heartbeats (its workflow task is its liveness); it resumes from the store.
+    const sendBeat = info.isLocal ? () => undefined : () => ctx.heartbeat(details);
+    const ticker = setInterval(sendBeat, 1000);
     try {
       const backend = await selectBackend(deps.backend ?? 'cpu', (note) => ctx.log.info(note));
       const data = await loadRunData(store, run.dataset, input.data, signal, undefined, run.seed);
@@ -138,7 +140,7 @@ export function createTrain(deps: TrainDeps) {
         let current = { epoch: resume?.epoch ?? 0, batch: 0, batches: 0 };
         const beat = () => {
           details = { ...current, epochs, checkpointEpoch };
-          ctx.heartbeat(details);
+          sendBeat();
         };
 
         const attrs = { model: run.model.name, dataset: run.dataset.name, seed: String(run.seed) };

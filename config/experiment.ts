@@ -439,6 +439,15 @@ export const ExecutionSpec = z
      * size complete; it also continues when Temporal suggests it.
      */
     continueAsNewAfter: z.number().int().min(1).max(100_000).default(500),
+    /**
+     * Each run's training and distances as Temporal local activities, in the worker that runs the run's
+     * workflow (the workflow queue, served by train workers), instead of tasks on the train and analysis
+     * queues. Saves two task hand-offs and their history events per run: for sweeps of many runs of a
+     * second or less, where those cost more than the training. Retried, cancelled, checkpointed and
+     * reused as usual; the worker's train slots bound local trainings too. The other analyses stay on
+     * the analysis queue.
+     */
+    local: z.boolean().default(false),
   })
   .strict();
 export type ExecutionSpec = z.infer<typeof ExecutionSpec>;

@@ -9,6 +9,7 @@ import { createActivities, TRAIN_ACTIVITIES, type ActivityDeps } from '../activi
 import { codeVersion } from '../activities/version.js';
 import type { QueueNames } from '../workflows/types.js';
 import type { Role } from './config.js';
+import { withSlots } from './slots.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -43,7 +44,17 @@ export async function createWorkers(opts: WorkerSetOptions): Promise<Worker[]> {
   const common = { connection: opts.connection, namespace: opts.namespace, ...(opts.identity ? { identity: opts.identity } : {}) };
   const workers: Worker[] = [];
   if (opts.roles.includes('workflows')) {
-    workers.push(await Worker.create({ ...common, taskQueue: opts.queues.workflows, workflowBundle: await workflowBundle() }));
+    workers.push(
+      await Worker.create({
+        ...common,
+        taskQueue: opts.queues.workflows,
+        workflowBundle: await workflowBundle(),
+        // The steps a run workflow may run as local activities (execution.local, the reuse lookup);
+        // this worker polls no activity tasks. Local trainings take the process's train slots.
+        activities: { lookupRun: activities.lookupRun, train: withSlots(activities.train, opts.trainSlots ?? 1), distance: activities.distance },
+        enableNonLocalActivities: false,
+      }),
+    );
   }
   if (opts.roles.includes('train')) {
     workers.push(

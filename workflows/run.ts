@@ -8,7 +8,16 @@
  * retrained by the train activity like any run, under `<run id>--<label>`, then measured). A failed
  * analysis fails the run: the experiment records it and goes on with the other runs.
  */
-import { defineQuery, isCancellation, proxyActivities, setHandler, type ActivityOptions } from '@temporalio/workflow';
+import {
+  defineQuery,
+  isCancellation,
+  patched,
+  proxyActivities,
+  proxyLocalActivities,
+  setHandler,
+  type ActivityOptions,
+  type LocalActivityOptions,
+} from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import { NON_RETRYABLE_TYPES } from '../activities/failures.js';
 import type { DownloadResult, PerturbationOutcome, RunAnalysesResult, TrainResult } from '../activities/types.js';
@@ -39,6 +48,11 @@ function activityOptions(input: RunInput, taskQueue: string, startToCloseTimeout
   };
 }
 
+/** Local activities: run by the workflow's own worker, retried like the rest. */
+function localActivityOptions(input: RunInput, startToCloseTimeout: LocalActivityOptions['startToCloseTimeout']): LocalActivityOptions {
+  return { startToCloseTimeout, retry: retryPolicy(input.execution.maxAttempts) };
+}
+
 /** The retraining of a perturbed copy: the run's own options, from the perturbed weights, for `epochs`. */
 function retrainSpec(run: RunSpec, label: string, from: { key: string; sha256: string }, epochs: number | undefined): RunSpec {
   const { init } = run.training;
@@ -59,10 +73,16 @@ export async function runWorkflow(input: RunInput): Promise<RunResult> {
   let stage: RunStage = 'pending';
   setHandler(runStageQuery, () => stage);
 
-  const { download, train } = proxyActivities<Activities>(activityOptions(input, input.queues.train, '7 days'));
-  const { distance, plot, features, correlation, smoothness, reinit, perturb, norms, lookupRun } = proxyActivities<Activities>(
-    activityOptions(input, input.queues.analysis, '1 hour'),
-  );
+  const onTrain = proxyActivities<Activities>(activityOptions(input, input.queues.train, '7 days'));
+  const onAnalysis = proxyActivities<Activities>(activityOptions(input, input.queues.analysis, '1 hour'));
+  const { download } = onTrain;
+  const { plot, features, correlation, smoothness, reinit, perturb, norms } = onAnalysis;
+  // The reuse lookup reads one small index object: a local activity, no task hand-off (runs started
+  // before it was local keep their activity on replay).
+  const lookupRun = patched('lookup-run-local') ? proxyLocalActivities<Activities>(localActivityOptions(input, '10 minutes')).lookupRun : onAnalysis.lookupRun;
+  const local = input.execution.local ? proxyLocalActivities<Activities>(localActivityOptions(input, '7 days')) : undefined;
+  const train = local?.train ?? onTrain.train;
+  const distance = local?.distance ?? onAnalysis.distance;
   const producer = { experimentId: input.experimentId, runId: input.runId };
   const { analyses } = input.run;
 

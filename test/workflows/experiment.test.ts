@@ -133,6 +133,46 @@ describe('experimentWorkflow on real Temporal and S3', () => {
     }
   });
 
+  test('with execution.local, each run trains and measures in local activities, and a rerun reuses them', async () => {
+    const config = tinyExperiment({
+      seeds: [20, 21],
+      training: { epochs: 1, batchSize: 64, optimizer: { name: 'sgd', learningRate: 0.05 } },
+      analyses: { runFigures: false },
+      execution: { local: true },
+    });
+    /** Activity types a run's history ran on task queues, and as local activities (their markers). */
+    const steps = async (workflowId: string) => {
+      const { events } = await stack.temporal.client.workflow.getHandle(workflowId).fetchHistory();
+      const queued: string[] = [];
+      const local: string[] = [];
+      for (const e of events ?? []) {
+        if (e.activityTaskScheduledEventAttributes) queued.push(e.activityTaskScheduledEventAttributes.activityType!.name!);
+        const marker = e.markerRecordedEventAttributes;
+        if (marker?.markerName === 'core_local_activity') {
+          const data = JSON.parse(new TextDecoder().decode(marker.details!.data!.payloads![0]!.data!)) as { activity_type: string };
+          local.push(data.activity_type);
+        }
+      }
+      return { queued, local };
+    };
+    const first = await stack.execute(config);
+    assert.equal(first.status, 'completed', JSON.stringify(first.runs.map((r) => r.error)));
+    for (const run of first.runs) {
+      const { queued, local } = await steps(run.workflowId);
+      assert.deepEqual(queued, [], `${run.name} schedules no activity task`);
+      assert.deepEqual(local, ['lookupRun', 'train', 'distance']);
+      for (const s of run.result!.train.snapshots) await assertStored(s);
+      await assertStored(run.result!.distance.table);
+      assert.equal(run.result!.train.snapshots.length, 2);
+    }
+    const again = await stack.execute(config);
+    assert.equal(again.status, 'completed', JSON.stringify(again.runs.map((r) => r.error)));
+    for (const [i, run] of again.runs.entries()) {
+      assert.equal(run.result!.reusedFrom, first.runs[i]!.runId, `${run.name} reuses the first experiment's training`);
+      assert.deepEqual((await steps(run.workflowId)).local, ['lookupRun', 'distance']);
+    }
+  });
+
   test('a dataset file whose sha256 does not match fails the run for good and leaves the store as it was', async () => {
     // A fresh store, so nothing is cached, holding one object from "earlier".
     const bucket = `corrupt-${randomUUID().slice(0, 8)}`;

@@ -1,0 +1,36 @@
+/** withSlots: never more calls in progress than slots, waiting calls start first come first served, a failure frees its slot. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { withSlots } from '../../worker/slots.js';
+
+test('at most `slots` calls run at once, and the waiting ones start in call order', async () => {
+  let running = 0;
+  let most = 0;
+  const started: number[] = [];
+  const limited = withSlots(async (i: number) => {
+    started.push(i);
+    running++;
+    most = Math.max(most, running);
+    await sleep(5 + (i % 3));
+    running--;
+    return i * 2;
+  }, 2);
+  const results = await Promise.all(Array.from({ length: 9 }, (_, i) => limited(i)));
+  assert.deepEqual(results, [0, 2, 4, 6, 8, 10, 12, 14, 16]);
+  assert.equal(most, 2);
+  assert.deepEqual(started, [0, 1, 2, 3, 4, 5, 6, 7, 8]);
+});
+
+test('a call that throws frees its slot for the next', async () => {
+  const limited = withSlots(async (fail: boolean) => {
+    await sleep(1);
+    if (fail) throw new Error('no');
+    return 'ok';
+  }, 1);
+  const [a, b, c] = await Promise.allSettled([limited(true), limited(false), limited(true)]);
+  assert.equal(a.status, 'rejected');
+  assert.deepEqual(b, { status: 'fulfilled', value: 'ok' });
+  assert.equal(c.status, 'rejected');
+  assert.equal(await limited(false), 'ok');
+});

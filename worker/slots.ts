@@ -1,0 +1,18 @@
+/** A bound on how many calls of an async function are in progress at once. */
+
+/** `fn` with at most `slots` calls in progress; the rest wait their turn, first come first served. */
+export function withSlots<A extends unknown[], R>(fn: (...args: A) => Promise<R>, slots: number): (...args: A) => Promise<R> {
+  let free = slots;
+  const waiting: Array<() => void> = [];
+  return async (...args: A) => {
+    if (free > 0) free--;
+    else await new Promise<void>((resolve) => waiting.push(resolve));
+    try {
+      return await fn(...args);
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else free++;
+    }
+  };
+}
