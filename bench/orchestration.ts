@@ -3,7 +3,8 @@
  * server, a local store, worker processes) against the same trainings in a plain loop in one process,
  * measured in the same invocation on the same data.
  *
- * Run: npm run bench:orchestration [-- --runs 100 --workers 2 --train 256 --batch 64 --concurrency C --figures]
+ * Run: npm run bench:orchestration [-- --runs 100 --workers 2 --train 256 --batch 64 --concurrency C --figures
+ *                                      --mode local|queues|both]
  *
  * Each run is an MLP (one hidden layer of 32) trained for one epoch on `--train` Fashion-MNIST examples
  * (a few batches), one seed per run. The plain loop loads the data once, then per run builds the model,
@@ -15,16 +16,21 @@
  * processes (the workers are polling before the clock starts). The runs' end is read from the
  * experiment's history (its last child closing), not polled.
  *
- * Prints both times and the ratio, for the runs alone and with the report, and where the CPU went: the
- * plain loop's per run, and paramtrail's workers' and Temporal server's per run, measured over the
- * experiment (all processes share the machine's cores).
+ * paramtrail runs the experiment twice (`--mode both`, each time with a fresh store, server and workers):
+ * with `execution.local` (each run's training and distances as local activities in the run
+ * workflow's worker, the setting for sweeps of tiny runs) and with every step a task on the train and
+ * analysis queues (the default). The plain loop runs in a process of its own.
+ *
+ * Prints the times and ratios, for the runs alone and with the report; where the CPU went (the plain
+ * loop's per run, paramtrail's workers' and Temporal server's per run, measured over the experiment:
+ * all processes share the machine's cores); and where a run's wall time went, from the runs' histories.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { sha256Hex } from '../artifacts/hash.js';
@@ -54,8 +60,12 @@ function options() {
       batch: { type: 'string', default: '64' },
       concurrency: { type: 'string' },
       figures: { type: 'boolean', default: false },
+      mode: { type: 'string', default: 'both' },
+      'plain-loop': { type: 'boolean', default: false },
     },
   });
+  const mode = values.mode ?? 'both';
+  if (!['local', 'queues', 'both'].includes(mode)) throw new Error(`--mode: expected local, queues or both, found ${JSON.stringify(mode)}`);
   const int = (name: string, v: string | undefined) => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < 1) throw new Error(`--${name}: expected a positive integer, found ${JSON.stringify(v)}`);
@@ -71,12 +81,14 @@ function options() {
     // of ms each), so more runs are kept in flight than a worker has training slots.
     concurrency: int('concurrency', values.concurrency ?? String(8 * workers)),
     figures: values.figures ?? false,
+    modes: mode === 'both' ? [true, false] : [mode === 'local'],
+    plainLoop: values['plain-loop'] ?? false,
   };
 }
 
 type Options = ReturnType<typeof options>;
 
-function experiment(o: Options): ExperimentConfig {
+function experiment(o: Options, local: boolean): ExperimentConfig {
   return validateExperiment(
     {
       name: 'bench-orchestration',
@@ -84,7 +96,7 @@ function experiment(o: Options): ExperimentConfig {
       datasets: [{ name: 'fashion-mnist', subset: { train: o.train, test: 100 }, validationSplit: 0.1, sources: [`file://${FASHION_MNIST_DIR}/`] }],
       seeds: Array.from({ length: o.runs }, (_, i) => i),
       training: { epochs: 1, batchSize: o.batch, optimizer: { name: 'sgd', learningRate: 0.05 } },
-      execution: { concurrency: o.concurrency, heartbeatTimeout: '30s', maxAttempts: 3 },
+      execution: { concurrency: o.concurrency, heartbeatTimeout: '30s', maxAttempts: 3, local },
       analyses: { runFigures: o.figures },
     },
     'benchmark experiment',
@@ -187,16 +199,48 @@ interface ParamtrailTimes {
   workersCpu: number;
   serverCpu: number;
   result: ExperimentResult;
+  /** Mean milliseconds per run: each activity type from start to completion, and the run's workflow tasks. */
+  breakdown: Record<string, number>;
 }
 
 /** Epoch milliseconds of a history event. */
 const eventMs = (e: { eventTime?: { seconds?: unknown; nanos?: number | null } | null }) =>
   Number(e.eventTime?.seconds ?? 0) * 1000 + (e.eventTime?.nanos ?? 0) / 1e6;
 
+/** Where a run's time went, read from the runs' histories: mean ms per run of each activity and of workflow tasks. */
+async function runBreakdown(client: Client, result: ExperimentResult): Promise<Record<string, number>> {
+  const sums: Record<string, number> = {};
+  const add = (k: string, ms: number) => void (sums[k] = (sums[k] ?? 0) + ms);
+  for (const run of result.runs) {
+    const events = (await client.workflow.getHandle(run.workflowId).fetchHistory()).events ?? [];
+    const byId = new Map(events.map((e) => [String(e.eventId), e]));
+    for (const e of events) {
+      const done = e.activityTaskCompletedEventAttributes;
+      if (done) {
+        const started = byId.get(String(done.startedEventId))!;
+        const scheduled = byId.get(String(done.scheduledEventId))!;
+        const type = scheduled.activityTaskScheduledEventAttributes!.activityType!.name!;
+        add(`${type} (queued)`, eventMs(started) - eventMs(scheduled));
+        add(type, eventMs(e) - eventMs(started));
+      }
+      const wft = e.workflowTaskCompletedEventAttributes;
+      if (wft) {
+        const started = byId.get(String(wft.startedEventId))!;
+        const scheduled = byId.get(String(wft.scheduledEventId))!;
+        add('workflow tasks (queued)', eventMs(started) - eventMs(scheduled));
+        add('workflow tasks', eventMs(e) - eventMs(started));
+      }
+    }
+    add('run, start to close', eventMs(events.at(-1)!) - eventMs(events[0]!));
+  }
+  return Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / result.runs.length]));
+}
+
 async function throughParamtrail(config: ExperimentConfig, o: Options, dir: string): Promise<ParamtrailTimes> {
   const temporal = await startTemporalDevServer({ env: process.env, headless: true });
   const workers: Worker[] = [];
-  const storeDir = join(dir, 'store');
+  // A store of its own per experiment: nothing to reuse from another mode's trainings.
+  const storeDir = join(dir, `store-${config.execution.local ? 'local' : 'queues'}`);
   try {
     const prefix = 'bench';
     const env = {
@@ -225,10 +269,11 @@ async function throughParamtrail(config: ExperimentConfig, o: Options, dir: stri
       const total = (performance.now() - t0) / 1000;
       const cpu1 = cpu();
       // The last run's end: the experiment recorded its child closing (the report follows it).
-      const { events } = await handle.fetchHistory();
-      const closed = (events ?? []).filter((e) => e.childWorkflowExecutionCompletedEventAttributes || e.childWorkflowExecutionFailedEventAttributes);
+      const events = (await handle.fetchHistory()).events ?? [];
+      const closed = events.filter((e) => e.childWorkflowExecutionCompletedEventAttributes || e.childWorkflowExecutionFailedEventAttributes);
       const runs = closed.length ? (eventMs(closed.at(-1)!) - started) / 1000 : total;
-      return { runs, total, workersCpu: cpu1.workers - cpu0.workers, serverCpu: cpu1.server - cpu0.server, result };
+      const breakdown = await runBreakdown(client, result);
+      return { runs, total, workersCpu: cpu1.workers - cpu0.workers, serverCpu: cpu1.server - cpu0.server, result, breakdown };
     } finally {
       await connection.close();
     }
@@ -244,32 +289,54 @@ async function throughParamtrail(config: ExperimentConfig, o: Options, dir: stri
   }
 }
 
+/**
+ * The plain loop runs in a process of its own, as a script would: this process then never loads
+ * TensorFlow, and forks the server and workers with no TensorFlow threads of its own at work.
+ */
+async function plainLoopProcess(): Promise<{ seconds: number; cpu: number; backend: string }> {
+  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2), '--plain-loop'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const line = out.trim().split('\n').at(-1) ?? '';
+  if (code !== 0 || !line.startsWith('{')) throw new Error(`expected the plain loop to print its times, found exit ${code}:\n${out}`);
+  return JSON.parse(line) as { seconds: number; cpu: number; backend: string };
+}
+
 async function main(): Promise<void> {
   if (!existsSync(join(FASHION_MNIST_DIR, 'train-images-idx3-ubyte.gz'))) {
     throw new Error(`expected Fashion-MNIST in ${FASHION_MNIST_DIR}, found nothing: run "npm run setup"`);
   }
   const o = options();
-  const config = experiment(o);
   const dir = await mkdtemp(join(tmpdir(), 'paramtrail-bench-'));
   try {
-    const backend = await selectBackend('auto');
+    if (o.plainLoop) {
+      const backend = await selectBackend('auto');
+      console.log(JSON.stringify({ ...(await plainLoop(experiment(o, false), dir)), backend }));
+      return;
+    }
+    const plain = await plainLoopProcess();
+    const loop = plain.seconds;
     console.log(
       `orchestration: ${o.runs} runs of an MLP (32 hidden), 1 epoch of ${o.train} Fashion-MNIST examples ` +
-        `(90 % trained, batch ${o.batch}), backend ${backend}; ${o.workers} worker process(es), concurrency ${o.concurrency}, ` +
+        `(90 % trained, batch ${o.batch}), backend ${plain.backend}; ${o.workers} worker process(es), concurrency ${o.concurrency}, ` +
         `${availableParallelism()} cores`,
     );
-    const plain = await plainLoop(config, dir);
-    const loop = plain.seconds;
-    console.log(`  plain loop, one process     ${loop.toFixed(1).padStart(7)} s`);
-    const pt = await throughParamtrail(config, o, dir);
-    if (pt.result.status !== 'completed') {
-      throw new Error(`expected every run to complete, found ${pt.result.runs.filter((r) => r.stage !== 'completed').length} not completed`);
-    }
+    const perRun = (seconds: number) => `${((seconds / o.runs) * 1000).toFixed(0)} ms`;
+    console.log(`  plain loop, one process              ${loop.toFixed(1).padStart(6)} s   CPU per run ${perRun(plain.cpu)}`);
     const ratio = (t: number) => `${(t / loop).toFixed(2)}x, overhead ${(((t - loop) / loop) * 100).toFixed(0)} %`;
-    console.log(`  paramtrail, runs completed  ${pt.runs.toFixed(1).padStart(7)} s  (${ratio(pt.runs)})`);
-    console.log(`  paramtrail, with report     ${pt.total.toFixed(1).padStart(7)} s  (${ratio(pt.total)})`);
-    const perRun = (seconds: number) => `${((seconds / o.runs) * 1000).toFixed(0).padStart(5)} ms`;
-    console.log(`  CPU per run: plain loop ${perRun(plain.cpu)}; paramtrail workers ${perRun(pt.workersCpu)} + Temporal server ${perRun(pt.serverCpu)}`);
+    for (const local of o.modes) {
+      const pt = await throughParamtrail(experiment(o, local), o, dir);
+      if (pt.result.status !== 'completed') {
+        throw new Error(`expected every run to complete, found ${pt.result.runs.filter((r) => r.stage !== 'completed').length} not completed`);
+      }
+      const mode = local ? 'execution.local   ' : 'task queues       ';
+      console.log(`  paramtrail, ${mode} runs done ${pt.runs.toFixed(1).padStart(6)} s   (${ratio(pt.runs)}); with report ${pt.total.toFixed(1)} s (${ratio(pt.total)})`);
+      console.log(`    CPU per run: workers ${perRun(pt.workersCpu)} + Temporal server ${perRun(pt.serverCpu)}`);
+      console.log(`    wall per run (mean): ${Object.entries(pt.breakdown).map(([k, ms]) => `${k} ${ms.toFixed(0)} ms`).join(', ')}`);
+    }
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
