@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parse } from 'yaml';
+import { DEV_SERVER_DYNAMIC_CONFIG } from '../../infra/temporal.js';
 import { PROJECT_ROOT } from '../../infra/tools.js';
 
 const INFRA = join(PROJECT_ROOT, 'infra');
@@ -18,6 +19,7 @@ interface Service {
   command?: string[] | string;
   environment?: Record<string, string>;
   env_file?: string[];
+  volumes?: string[];
 }
 
 const compose = parse(readFileSync(join(INFRA, 'compose.yaml'), 'utf8'), { merge: true }) as {
@@ -81,4 +83,15 @@ test('no secret is written inline; each env file has a committed example naming 
   const workerExample = readFileSync(join(INFRA, 'worker.env.example'), 'utf8');
   assert.match(workerExample, /^AWS_ACCESS_KEY_ID=/m);
   assert.match(workerExample, /^AWS_SECRET_ACCESS_KEY=/m);
+});
+
+test("Temporal starts with the dev server's dynamic configuration, from a file it mounts", () => {
+  const temporal = services.temporal!;
+  const path = temporal.environment?.DYNAMIC_CONFIG_FILE_PATH;
+  assert.ok(path, 'DYNAMIC_CONFIG_FILE_PATH is set');
+  // auto-setup runs in /etc/temporal and reads the path relative to it.
+  const mount = (temporal.volumes ?? []).map((v) => v.split(':')).find(([, inContainer]) => inContainer === `/etc/temporal/${path}`);
+  assert.ok(mount, `a volume mounts a file at /etc/temporal/${path}: ${JSON.stringify(temporal.volumes)}`);
+  const file = parse(readFileSync(join(INFRA, mount[0]!), 'utf8')) as Record<string, Array<{ value: unknown }>>;
+  assert.deepEqual(Object.fromEntries(Object.entries(file).map(([k, v]) => [k, v[0]!.value])), DEV_SERVER_DYNAMIC_CONFIG);
 });
