@@ -9,14 +9,12 @@
  * `--children` child workflows of three no-op steps each, 16 at a time, the steps as activities on the
  * task queue and as local activities (ms of wall time and of server and worker CPU per child).
  */
-import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
-import { devServerDynamicConfigFlags, freePort, terminateProcessGroup } from '../infra/temporal.js';
-import { resolveTool } from '../infra/tools.js';
+import { DEV_SERVER_DYNAMIC_CONFIG, startTemporalDevServer } from '../infra/temporal.js';
+import { cpuSeconds } from './cpu.js';
 
 const WORKFLOWS = fileURLToPath(new URL('./handoff/workflows.ts', import.meta.url));
 const TASK_QUEUE = 'handoff';
@@ -31,45 +29,24 @@ function options() {
   return { activities: int('activities', values.activities), children: int('children', values.children) };
 }
 
-/** CPU seconds (user + system) a process has used so far, from /proc. */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
 interface Row {
   label: string;
   perActivityMs: number;
   children: Array<{ local: boolean; wallMs: number; serverMs: number; workerMs: number }>;
 }
 
-async function measure(label: string, dynamicConfig: string[], o: ReturnType<typeof options>): Promise<Row> {
-  const port = await freePort();
-  const address = `127.0.0.1:${port}`;
-  const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--headless', '--log-level', 'error', ...dynamicConfig];
-  const server = spawn(resolveTool('temporal', process.env), args, { stdio: 'ignore', detached: true });
-  let connection: Connection | undefined;
+async function measure(label: string, dynamicConfig: Record<string, number>, o: ReturnType<typeof options>): Promise<Row> {
+  const server = await startTemporalDevServer({ env: process.env, headless: true, dynamicConfig });
+  const connection = await Connection.connect({ address: server.address });
   let nativeConnection: NativeConnection | undefined;
   try {
-    for (let tries = 0; !connection; tries++) {
-      try {
-        connection = await Connection.connect({ address, connectTimeout: 1_000 });
-        await connection.workflowService.getSystemInfo({});
-      } catch (err) {
-        await connection?.close();
-        connection = undefined;
-        if (tries > 100) throw new Error(`expected a dev server at ${address}, found none: ${String(err)}`);
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    }
     const client = new Client({ connection });
-    nativeConnection = await NativeConnection.connect({ address });
+    nativeConnection = await NativeConnection.connect({ address: server.address });
     const worker = await Worker.create({
       connection: nativeConnection,
       taskQueue: TASK_QUEUE,
       workflowsPath: WORKFLOWS,
       activities: { noop: async () => undefined },
-      bundlerOptions: { logger: { trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error, log() {} } } as never,
     });
     return await worker.runUntil(async () => {
       const run = (type: string, id: string, wfArgs: unknown[]) => client.workflow.execute(type, { taskQueue: TASK_QUEUE, workflowId: id, args: wfArgs });
@@ -79,7 +56,7 @@ async function measure(label: string, dynamicConfig: string[], o: ReturnType<typ
       const perActivityMs = (performance.now() - t0) / o.activities;
       const children: Row['children'] = [];
       for (const local of [false, true]) {
-        const s0 = cpuSeconds(server.pid!);
+        const s0 = cpuSeconds(server.pid);
         const w0 = process.cpuUsage();
         t0 = performance.now();
         await run('fanOut', `fan-out-${local}`, [o.children, 3, local, 16]);
@@ -88,7 +65,7 @@ async function measure(label: string, dynamicConfig: string[], o: ReturnType<typ
         children.push({
           local,
           wallMs: wall / o.children,
-          serverMs: ((cpuSeconds(server.pid!) - s0) * 1000) / o.children,
+          serverMs: ((cpuSeconds(server.pid) - s0) * 1000) / o.children,
           workerMs: (w.user + w.system) / 1000 / o.children,
         });
       }
@@ -96,15 +73,15 @@ async function measure(label: string, dynamicConfig: string[], o: ReturnType<typ
     });
   } finally {
     await nativeConnection?.close();
-    await connection?.close();
-    await terminateProcessGroup(server.pid!);
+    await connection.close();
+    await server.stop();
   }
 }
 
 async function main(): Promise<void> {
   const o = options();
   Runtime.install({ logger: new DefaultLogger('WARN') });
-  const rows = [await measure('server defaults', [], o), await measure("paramtrail's dev server", devServerDynamicConfigFlags(), o)];
+  const rows = [await measure('server defaults', {}, o), await measure("paramtrail's dev server", DEV_SERVER_DYNAMIC_CONFIG, o)];
   console.log(`handoff: Temporal dev server (one history shard), one worker in this process; ${o.activities} sequential activities, ${o.children} children of 3 steps, 16 at a time`);
   for (const r of rows) {
     console.log(`  ${r.label.padEnd(24)} sequential no-op activity ${r.perActivityMs.toFixed(1).padStart(6)} ms`);

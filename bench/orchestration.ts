@@ -26,7 +26,7 @@
  * all processes share the machine's cores); and where a run's wall time went, from the runs' histories.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,6 +48,7 @@ import { buildModel, MODELS } from '../ml/models/registry.js';
 import { evaluate, train } from '../ml/train/loop.js';
 import { experimentWorkflow } from '../workflows/index.js';
 import { queueNames, type ExperimentResult } from '../workflows/types.js';
+import { cpuSeconds } from './cpu.js';
 
 const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
 
@@ -102,28 +103,6 @@ function experiment(o: Options, local: boolean): ExperimentConfig {
     'benchmark experiment',
     { models: new Set(MODELS.keys()), datasets: new Set(DATASETS.keys()) },
   );
-}
-
-/** CPU seconds (user + system) a process and its children have used so far, from /proc. */
-function cpuSeconds(pid: number): number {
-  const ticks = 100; // USER_HZ on Linux
-  const read = (p: number) => {
-    try {
-      const fields = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      // utime, stime, cutime, cstime: fields 14-17 of stat, 12-15 after the command.
-      return [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i]), 0);
-    } catch {
-      return 0;
-    }
-  };
-  const children = (() => {
-    try {
-      return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-    } catch {
-      return [];
-    }
-  })();
-  return (read(pid) + children.reduce((sum, c) => sum + read(c), 0)) / ticks;
 }
 
 /** The dataset's raw files put in a store of the loop's own, as the download activity would have. */

@@ -46,6 +46,8 @@ export interface StartTemporalDevServerArgs {
   detached?: boolean;
   /** How long to wait for the frontend to answer, in milliseconds (default 60 s). */
   readyTimeoutMs?: number;
+  /** Dynamic configuration to start with (default DEV_SERVER_DYNAMIC_CONFIG; `{}`: the server's defaults). */
+  dynamicConfig?: Record<string, number>;
 }
 
 const HOST = '127.0.0.1';
@@ -193,9 +195,9 @@ export const DEV_SERVER_DYNAMIC_CONFIG: Record<string, number> = {
   'history.visibilityProcessorMaxPollRPS': 10_000,
 };
 
-/** `--dynamic-config-value KEY=VALUE` for each entry of DEV_SERVER_DYNAMIC_CONFIG. */
-export function devServerDynamicConfigFlags(): string[] {
-  return Object.entries(DEV_SERVER_DYNAMIC_CONFIG).flatMap(([key, value]) => ['--dynamic-config-value', `${key}=${value}`]);
+/** `--dynamic-config-value KEY=VALUE` for each entry. */
+function dynamicConfigFlags(config: Record<string, number>): string[] {
+  return Object.entries(config).flatMap(([key, value]) => ['--dynamic-config-value', `${key}=${value}`]);
 }
 
 /** Starts `temporal server start-dev` and resolves once its frontend answers with paramtrail's search attributes. */
@@ -203,7 +205,7 @@ export async function startTemporalDevServer(opts: StartTemporalDevServerArgs): 
   const binary = opts.binary ?? resolveTool('temporal', opts.env);
   const port = opts.port || (await freePort());
   const uiPort = opts.headless ? undefined : opts.uiPort || (await freePort());
-  const args = ['server', 'start-dev', '--ip', HOST, '--port', String(port), '--log-level', 'warn', ...searchAttributeFlags(), ...devServerDynamicConfigFlags()];
+  const args = ['server', 'start-dev', '--ip', HOST, '--port', String(port), '--log-level', 'warn', ...searchAttributeFlags(), ...dynamicConfigFlags(opts.dynamicConfig ?? DEV_SERVER_DYNAMIC_CONFIG)];
   if (opts.dbFile) {
     mkdirSync(dirname(opts.dbFile), { recursive: true });
     args.push('--db-filename', opts.dbFile);
