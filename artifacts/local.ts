@@ -15,8 +15,8 @@
  * with objects and are skipped by `list()`.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { link, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { createReadStream, statSync } from 'node:fs';
+import { link, mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -98,9 +98,12 @@ export class LocalStore implements ArtifactStore {
     const tmp = `${path}~${randomBytes(6).toString('hex')}.tmp`;
     try {
       const handle = await open(tmp, 'wx');
+      let st: BigIntStats;
       try {
         await handle.writeFile(bytes, { signal });
         await handle.sync();
+        // The name linked below is this inode: its identity, size and mtime are the record's.
+        st = await handle.stat({ bigint: true });
       } finally {
         await handle.close();
       }
@@ -114,7 +117,7 @@ export class LocalStore implements ArtifactStore {
         return this.settle(ref, await hashFile(path));
       }
       await syncDir(dirname(path));
-      await this.writeRecord(path, sha256);
+      await this.writeRecord(path, sha256, st);
       return ref;
     } finally {
       await removeQuietly(tmp);
@@ -203,13 +206,19 @@ export class LocalStore implements ArtifactStore {
    * the record: whether a put conflicts is decided on the bytes actually stored.
    */
   private async existingSha(path: string, signal?: AbortSignal): Promise<string | undefined> {
+    // A stat of a local path answers from the inode cache: synchronously, so that the common case, a
+    // new key, costs no promise and no error object.
+    let st;
     try {
-      if ((await stat(path)).isDirectory()) {
-        throw new Error(`cannot store ${path}: a folder is there (a local store cannot hold both a key and keys beneath it)`);
-      }
+      st = statSync(path, { throwIfNoEntry: false });
     } catch (err) {
+      // A file where a folder of the key should be: makeParent names it.
       if (isMissing(err)) return undefined;
       throw err;
+    }
+    if (!st) return undefined;
+    if (st.isDirectory()) {
+      throw new Error(`cannot store ${path}: a folder is there (a local store cannot hold both a key and keys beneath it)`);
     }
     return hashFile(path, signal);
   }
@@ -244,20 +253,16 @@ export class LocalStore implements ArtifactStore {
   }
 
   /** Writes the record atomically (temp + rename), so a reader never sees half a record. */
-  private async writeRecord(path: string, sha256: string): Promise<void> {
-    const st = await stat(path, { bigint: true });
+  private async writeRecord(path: string, sha256: string, st?: BigIntStats): Promise<void> {
+    st ??= await stat(path, { bigint: true });
     const record: ShaRecord = { sha256, bytes: Number(st.size), ino: String(st.ino), mtimeNs: String(st.mtimeNs) };
     const tmp = `${path}${RECORD_SUFFIX}~${randomBytes(6).toString('hex')}.tmp`;
     try {
-      const handle = await open(tmp, 'wx');
-      try {
-        await handle.writeFile(JSON.stringify(record));
-      } finally {
-        await handle.close();
-      }
+      await writeFile(tmp, JSON.stringify(record), { flag: 'wx' });
       await rename(tmp, `${path}${RECORD_SUFFIX}`);
-    } finally {
+    } catch (err) {
       await removeQuietly(tmp);
+      throw err;
     }
   }
 }

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
@@ -258,6 +258,21 @@ describe('LocalStore specifics', () => {
     assert.equal(store.locate('a/b.bin'), join(root, 'a', 'b.bin'));
     await store.put('a/b.bin', bytesOf('x'));
     assert.deepEqual(await readFile(join(root, 'a', 'b.bin')), Buffer.from('x'));
+  });
+
+  test('put records the identity of the file it linked, so head answers from the record', async () => {
+    const store = new LocalStore(join(localRoot, 'specifics-3'));
+    await store.put('d/k', bytesOf('recorded'));
+    const st = await stat(store.locate('d/k'), { bigint: true });
+    const record = JSON.parse(await readFile(`${store.locate('d/k')}~sha256`, 'utf8')) as Record<string, unknown>;
+    assert.deepEqual(record, { sha256: sha256Hex(bytesOf('recorded')), bytes: 8, ino: String(st.ino), mtimeNs: String(st.mtimeNs) });
+  });
+
+  test('a key beneath a stored object is refused by name, and the object stays', async () => {
+    const store = new LocalStore(join(localRoot, 'specifics-4'));
+    await store.put('a/b', bytesOf('object'));
+    await assert.rejects(store.put('a/b/c', bytesOf('beneath')), /a folder was expected at .*a\/b, found a file/);
+    assert.deepEqual(await store.get('a/b'), bytesOf('object'));
   });
 
   test('head recomputes when its sha256 record is missing or stale', async () => {
