@@ -4,7 +4,7 @@
  * measured in the same invocation on the same data.
  *
  * Run: npm run bench:orchestration [-- --runs 100 --workers 2 --train 256 --batch 64 --concurrency C --figures
- *                                      --mode local|queues|both]
+ *                                      --mode local|queues|both --v8-defaults]
  *
  * Each run is an MLP (one hidden layer of 32) trained for one epoch on `--train` Fashion-MNIST examples
  * (a few batches), one seed per run. The plain loop loads the data once, then per run builds the model,
@@ -19,7 +19,9 @@
  * paramtrail runs the experiment twice (`--mode both`, each time with a fresh store, server and workers):
  * with `execution.local` (each run's training and distances as local activities in the run
  * workflow's worker, the setting for sweeps of tiny runs) and with every step a task on the train and
- * analysis queues (the default). The plain loop runs in a process of its own.
+ * analysis queues (the default). The plain loop runs in a process of its own, which then also runs
+ * every run's activities one after another without Temporal (lookupRun, train, distance on a local store),
+ * so paramtrail's own steps and Temporal's share of the overhead can be told apart.
  *
  * Prints the times and ratios, for the runs alone and with the report; where the CPU went (the plain
  * loop's per run, paramtrail's workers' and Temporal server's per run, measured over the experiment:
@@ -29,23 +31,28 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
+import { constants as perfConstants, PerformanceObserver } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { sha256Hex } from '../artifacts/hash.js';
 import { LocalStore } from '../artifacts/local.js';
 import { loadRunData } from '../activities/data.js';
+import { createActivities } from '../activities/index.js';
 import { contentKey, DATASET_PREFIX } from '../activities/keys.js';
 import type { DownloadResult } from '../activities/types.js';
 import { workerCommand } from '../cli/connect.js';
 import { validateExperiment, type ExperimentConfig } from '../config/experiment.js';
+import { expandRuns } from '../config/grid.js';
 import { startTemporalDevServer } from '../infra/temporal.js';
 import { PROJECT_ROOT } from '../infra/tools.js';
 import { selectBackend } from '../ml/backend.js';
 import { DATASETS, getDataset } from '../ml/data/datasets.js';
 import { buildModel, MODELS } from '../ml/models/registry.js';
 import { evaluate, train } from '../ml/train/loop.js';
+import { applyWorkerV8Flags } from '../worker/run.js';
 import { experimentWorkflow } from '../workflows/index.js';
 import { queueNames, type ExperimentResult } from '../workflows/types.js';
 import { cpuSeconds } from './cpu.js';
@@ -63,6 +70,7 @@ function options() {
       figures: { type: 'boolean', default: false },
       mode: { type: 'string', default: 'both' },
       'plain-loop': { type: 'boolean', default: false },
+      'v8-defaults': { type: 'boolean', default: false },
     },
   });
   const mode = values.mode ?? 'both';
@@ -84,6 +92,7 @@ function options() {
     figures: values.figures ?? false,
     modes: mode === 'both' ? [true, false] : [mode === 'local'],
     plainLoop: values['plain-loop'] ?? false,
+    v8Defaults: values['v8-defaults'] ?? false,
   };
 }
 
@@ -117,10 +126,41 @@ async function storedDataset(store: LocalStore): Promise<DownloadResult> {
   return { dataset: def.name, files, fetched: files.length, cached: 0 };
 }
 
-/** The same trainings in one process: load once, then build, train and evaluate each run. */
-async function plainLoop(config: ExperimentConfig, dir: string): Promise<{ seconds: number; cpu: number }> {
+interface LoopTimes {
+  seconds: number;
+  cpu: number;
+  /** Full (mark-compact) garbage collections while it ran. */
+  fullGcs: number;
+}
+
+/** Counts this process's full garbage collections from now on. */
+function fullGcCounter(): { count: () => number } {
+  let n = 0;
+  const observer = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) if (((e as { detail?: { kind?: number } }).detail)?.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) n++;
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  return {
+    count: () => {
+      observer.disconnect();
+      return n;
+    },
+  };
+}
+
+function measure(): () => LoopTimes {
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
+  const gcs = fullGcCounter();
+  return () => {
+    const cpu = process.cpuUsage(cpu0);
+    return { seconds: (performance.now() - t0) / 1000, cpu: (cpu.user + cpu.system) / 1e6, fullGcs: gcs.count() };
+  };
+}
+
+/** The same trainings in one process: load once, then build, train and evaluate each run. */
+async function plainLoop(config: ExperimentConfig, dir: string): Promise<LoopTimes> {
+  const done = measure();
   const store = new LocalStore(join(dir, 'loop-store'));
   const spec = config.datasets[0]!;
   const data = await loadRunData(store, spec, await storedDataset(store));
@@ -139,8 +179,34 @@ async function plainLoop(config: ExperimentConfig, dir: string): Promise<{ secon
     await evaluate(model, data.test, config.training.batchSize);
     model.dispose();
   }
-  const cpu = process.cpuUsage(cpu0);
-  return { seconds: (performance.now() - t0) / 1000, cpu: (cpu.user + cpu.system) / 1e6 };
+  return done();
+}
+
+/**
+ * What a run's activities cost without Temporal: lookupRun, train and distance of every run, one after
+ * another in this process on a local store of their own, as a worker's V8 is set up. Between this and
+ * the plain loop is what paramtrail's own steps cost (snapshots, checkpoints, manifests, the distance
+ * table); between this and the workers' CPU is what Temporal costs. `--v8-defaults` leaves V8 as a
+ * plain script has it, to see what the worker's settings change.
+ */
+async function activitiesLoop(config: ExperimentConfig, dir: string, v8Defaults: boolean): Promise<LoopTimes> {
+  if (!v8Defaults) applyWorkerV8Flags();
+  const store = new LocalStore(join(dir, 'activities-store'));
+  const data = await storedDataset(store);
+  const activities = createActivities({ store, backend: 'auto' });
+  const quiet = () => undefined;
+  const logger = { log: quiet, trace: quiet, debug: quiet, info: quiet, warn: console.warn, error: console.error };
+  // MockActivityEnvironment.run does not infer the activity's types.
+  const run = <A, R>(fn: (input: A) => Promise<R>, input: A) => new MockActivityEnvironment({}, { logger }).run(fn as never, input as never) as Promise<R>;
+  const done = measure();
+  for (const spec of expandRuns(config)) {
+    const producer = { experimentId: 'bench-activities', runId: `bench-activities/${spec.name}` };
+    const { configHash, codeVersion } = await run(activities.lookupRun, { ...producer, run: spec, data });
+    const trained = await run(activities.train, { ...producer, run: spec, data, configHash, codeVersion });
+    const { p, changed, references } = spec.analyses.distance;
+    await run(activities.distance, { ...producer, snapshots: trained.snapshots, p, changed, references });
+  }
+  return done();
 }
 
 interface Worker {
@@ -272,7 +338,7 @@ async function throughParamtrail(config: ExperimentConfig, o: Options, dir: stri
  * The plain loop runs in a process of its own, as a script would: this process then never loads
  * TensorFlow, and forks the server and workers with no TensorFlow threads of its own at work.
  */
-async function plainLoopProcess(): Promise<{ seconds: number; cpu: number; backend: string }> {
+async function plainLoopProcess(): Promise<{ plain: LoopTimes; activities: LoopTimes; backend: string }> {
   const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2), '--plain-loop'], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -281,7 +347,7 @@ async function plainLoopProcess(): Promise<{ seconds: number; cpu: number; backe
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
   const line = out.trim().split('\n').at(-1) ?? '';
   if (code !== 0 || !line.startsWith('{')) throw new Error(`expected the plain loop to print its times, found exit ${code}:\n${out}`);
-  return JSON.parse(line) as { seconds: number; cpu: number; backend: string };
+  return JSON.parse(line) as { plain: LoopTimes; activities: LoopTimes; backend: string };
 }
 
 async function main(): Promise<void> {
@@ -293,18 +359,24 @@ async function main(): Promise<void> {
   try {
     if (o.plainLoop) {
       const backend = await selectBackend('auto');
-      console.log(JSON.stringify({ ...(await plainLoop(experiment(o, false), dir)), backend }));
+      const plain = await plainLoop(experiment(o, false), dir);
+      const activities = await activitiesLoop(experiment(o, false), dir, o.v8Defaults);
+      console.log(JSON.stringify({ plain, activities, backend }));
       return;
     }
-    const plain = await plainLoopProcess();
+    const { plain, activities, backend } = await plainLoopProcess();
     const loop = plain.seconds;
     console.log(
       `orchestration: ${o.runs} runs of an MLP (32 hidden), 1 epoch of ${o.train} Fashion-MNIST examples ` +
-        `(90 % trained, batch ${o.batch}), backend ${plain.backend}; ${o.workers} worker process(es), concurrency ${o.concurrency}, ` +
+        `(90 % trained, batch ${o.batch}), backend ${backend}; ${o.workers} worker process(es), concurrency ${o.concurrency}, ` +
         `${availableParallelism()} cores`,
     );
     const perRun = (seconds: number) => `${((seconds / o.runs) * 1000).toFixed(0)} ms`;
-    console.log(`  plain loop, one process              ${loop.toFixed(1).padStart(6)} s   CPU per run ${perRun(plain.cpu)}`);
+    console.log(`  plain loop, one process              ${loop.toFixed(1).padStart(6)} s   CPU per run ${perRun(plain.cpu)}, ${plain.fullGcs} full GCs`);
+    console.log(
+      `  run activities, same process         ${activities.seconds.toFixed(1).padStart(6)} s   CPU per run ${perRun(activities.cpu)}, ${activities.fullGcs} full GCs ` +
+        `(lookupRun, train, distance; no Temporal; V8 ${o.v8Defaults ? 'defaults' : "as in a worker"})`,
+    );
     const ratio = (t: number) => `${(t / loop).toFixed(2)}x, overhead ${(((t - loop) / loop) * 100).toFixed(0)} %`;
     for (const local of o.modes) {
       const pt = await throughParamtrail(experiment(o, local), o, dir);
