@@ -34,9 +34,32 @@ export interface RunData {
 const decoded = new Map<string, { train: Split; test: Split }>();
 const MAX_CACHED = 2;
 
+interface Prepared {
+  train: Split;
+  val: Split;
+  test: Split;
+  normalization?: DataRecord['normalization'];
+}
+
+/**
+ * The subsets, split and normalisation are the same for every run of an experiment (they derive from
+ * DATA_SEED, not the run), so a worker prepares them once per dataset and spec, and its runs share them.
+ * Nothing that trains on or measures them writes to them.
+ */
+const prepared = new Map<string, Prepared>();
+const MAX_PREPARED = 2;
+
+function remember<V>(cache: Map<string, V>, max: number, key: string, value: V): V {
+  if (cache.size >= max) cache.delete(cache.keys().next().value!);
+  cache.set(key, value);
+  return value;
+}
+
+/** By name too: imagenette-32 and imagenette-64 decode the same archive to different sizes. */
+const decodeKey = (def: DatasetDef, data: DownloadResult) => [def.name, ...data.files.map((f) => f.sha256)].join(',');
+
 async function decodeAll(store: ArtifactStore, def: DatasetDef, data: DownloadResult, signal?: AbortSignal) {
-  // By name too: imagenette-32 and imagenette-64 decode the same archive to different sizes.
-  const cacheKey = [def.name, ...data.files.map((f) => f.sha256)].join(',');
+  const cacheKey = decodeKey(def, data);
   const hit = decoded.get(cacheKey);
   if (hit) return hit;
   const raw: RawFiles = {};
@@ -47,10 +70,27 @@ async function decodeAll(store: ArtifactStore, def: DatasetDef, data: DownloadRe
     const bytes = await store.get(ref.key, { sha256: file.sha256 ?? ref.sha256, signal });
     raw[file.role] = file.gzip ? new Uint8Array(gunzipSync(bytes)) : bytes;
   }
-  const splits = decodeDataset(def, raw);
-  if (decoded.size >= MAX_CACHED) decoded.delete(decoded.keys().next().value!);
-  decoded.set(cacheKey, splits);
-  return splits;
+  return remember(decoded, MAX_CACHED, cacheKey, decodeDataset(def, raw));
+}
+
+async function prepare(store: ArtifactStore, def: DatasetDef, spec: DatasetSpec, data: DownloadResult, signal?: AbortSignal): Promise<Prepared> {
+  const normalize = spec.normalize ?? 'none';
+  const cacheKey = JSON.stringify([decodeKey(def, data), spec.subset?.train ?? null, spec.subset?.test ?? null, spec.validationSplit, normalize]);
+  const hit = prepared.get(cacheKey);
+  if (hit) return hit;
+  const { train: fullTrain, test: fullTest } = await decodeAll(store, def, data, signal);
+  const trainN = Math.min(spec.subset?.train ?? fullTrain.n, fullTrain.n);
+  const testN = Math.min(spec.subset?.test ?? fullTest.n, fullTest.n);
+  const pool = take(fullTrain, seededSubset(fullTrain.n, trainN, DATA_SEED));
+  const { train: trainIdx, val: valIdx } = trainValSplit(pool.n, spec.validationSplit, DATA_SEED);
+  // take() copies, so normalising in place leaves the decode cache untouched.
+  const train = take(pool, trainIdx);
+  const val = take(pool, valIdx);
+  const test = take(fullTest, seededSubset(fullTest.n, testN, DATA_SEED));
+  if (normalize === 'none') return remember(prepared, MAX_PREPARED, cacheKey, { train, val, test });
+  const normalization = normalizationFromSplit(train, def.inputShape[2], normalize);
+  for (const split of [train, val, test]) normalizeSplit(split, normalization);
+  return remember(prepared, MAX_PREPARED, cacheKey, { train, val, test, normalization });
 }
 
 export async function loadRunData(
@@ -65,22 +105,9 @@ export async function loadRunData(
 ): Promise<RunData> {
   const def = datasets.get(spec.name);
   if (!def) throw failForGood('InvalidExperiment', `dataset.name: unknown dataset "${spec.name}"`);
-  const { train: fullTrain, test: fullTest } = await decodeAll(store, def, data, signal);
-  const trainN = Math.min(spec.subset?.train ?? fullTrain.n, fullTrain.n);
-  const testN = Math.min(spec.subset?.test ?? fullTest.n, fullTest.n);
-  const pool = take(fullTrain, seededSubset(fullTrain.n, trainN, DATA_SEED));
-  const { train: trainIdx, val: valIdx } = trainValSplit(pool.n, spec.validationSplit, DATA_SEED);
-  // take() copies, so normalising in place leaves the decode cache untouched.
-  let train = take(pool, trainIdx);
-  const val = take(pool, valIdx);
-  const test = take(fullTest, seededSubset(fullTest.n, testN, DATA_SEED));
-  const record: DataRecord = {};
-  const normalize = spec.normalize ?? 'none';
-  if (normalize !== 'none') {
-    const stats = normalizationFromSplit(train, def.inputShape[2], normalize);
-    for (const split of [train, val, test]) normalizeSplit(split, stats);
-    record.normalization = stats;
-  }
+  const { train: shared, val, test, normalization } = await prepare(store, def, spec, data, signal);
+  let train = shared;
+  const record: DataRecord = normalization ? { normalization } : {};
   const noise = spec.labelNoise ?? 0;
   if (noise > 0) {
     if (runSeed === undefined) throw new Error('dataset.labelNoise: expected the run seed to draw the noise from, found none');

@@ -108,6 +108,30 @@ test('md5-pinned MNIST files are verified by md5, stored under their sha256, and
   assert.equal(data.train.x.length, data.train.n * 784);
 });
 
+test('runs of one dataset spec share its prepared splits: normalised once, label noise on a copy per run', async () => {
+  const store = new LocalStore(await tempDir());
+  const { download } = await activitiesOn(store);
+  const dataset: DatasetSpec = { ...spec('mnist', 'mnist/'), normalize: 'per-channel' };
+  const result: DownloadResult = await runIn(download, input(dataset));
+  const first = await loadRunData(store, dataset, result, undefined, registry);
+  const train = { x: first.train.x.slice(), y: first.train.y.slice() };
+  const again = await loadRunData(store, dataset, result, undefined, registry);
+  assert.equal(again.train.x, first.train.x, 'the second run is handed the prepared split, not a copy');
+  assert.deepEqual(again.train.x, train.x, 'normalised once, not again for the second run');
+  assert.deepEqual(again.record, first.record);
+  const mean = first.train.x.reduce((s, v) => s + v, 0) / first.train.x.length;
+  assert.ok(Math.abs(mean) < 1e-4, `expected normalised training pixels (mean 0), found mean ${mean}`);
+
+  const noisy = await loadRunData(store, { ...dataset, labelNoise: 0.5 }, result, undefined, registry, 7);
+  assert.equal(noisy.record.labelNoise?.replaced, Math.round(0.5 * first.train.n));
+  assert.notDeepEqual(noisy.train.y, train.y);
+  assert.deepEqual(first.train.y, train.y, "one run's label noise leaves the shared labels as they were");
+  // A different subset is prepared on its own.
+  const fewer = await loadRunData(store, { ...dataset, subset: { train: 20, test: 4 } }, result, undefined, registry);
+  assert.equal(fewer.train.n + fewer.val.n, 20);
+  assert.equal(fewer.test.n, 4);
+});
+
 test('a second download finds md5-pinned files through the index and makes no request', async () => {
   const store = new LocalStore(await tempDir());
   const first = await runIn((await activitiesOn(store)).download, input(spec('mnist', 'mnist/')));
