@@ -40,19 +40,15 @@ export interface WorkerSetOptions {
  * V8 settings for a worker process, applied once by createWorkers. A worker's main thread alternates
  * CPU-bound training with short waits on the store and the server, and by default V8 uses those waits to
  * start incremental marking of the whole heap (~70 MB once TensorFlow.js and the SDK are loaded) long
- * before allocation needs it. Marking then starts when allocation needs it. `npm run bench:orchestration`
+ * before allocation needs it; with this off, marking starts when allocation needs it. `npm run bench:orchestration`
  * runs a run's activities in one process with these settings or, with `--v8-defaults`, without: 100 tiny
  * runs took 2 full collections and 134 ms of CPU per run against 43 and 202 ms.
  */
 export const WORKER_V8_FLAGS = ['--no-incremental-marking-task'] as const;
 
-let tuned = false;
-
-/** Sets WORKER_V8_FLAGS in this process (once); createWorkers calls it. */
+/** Sets WORKER_V8_FLAGS in this process; createWorkers calls it. */
 export function applyWorkerV8Flags(): void {
-  if (tuned) return;
   for (const flag of WORKER_V8_FLAGS) setFlagsFromString(flag);
-  tuned = true;
 }
 
 /** Creates the Workers; call `run()` on each (or `runWorkers`). */
