@@ -58,7 +58,7 @@ async function stateFromCheckpoint(store: ArtifactStore, cp: Checkpoint, signal:
     epoch: cp.epoch,
     step: cp.step,
     weights: await loadTensors(store, cp.weights, signal),
-    optimizer: await loadTensors(store, cp.optimizer, signal),
+    optimizer: cp.optimizer ? await loadTensors(store, cp.optimizer, signal) : [],
     rng: cp.rng,
     ...(es
       ? {
@@ -134,7 +134,7 @@ export function createTrain(deps: TrainDeps) {
           initialWeights = { tensors: await loadTensors(store, fromRef, signal), ...(from.layers ? { layers: from.layers } : {}) };
         }
         // What every snapshot of this attempt derives from: the dataset files and, when resuming, the checkpoint.
-        const inputs = [...input.data.files, ...(fromRef ? [fromRef] : []), ...(latest ? [latest.weights, latest.optimizer] : [])];
+        const inputs = [...input.data.files, ...(fromRef ? [fromRef] : []), ...(latest ? [latest.weights] : []), ...(latest?.optimizer ? [latest.optimizer] : [])];
         let history: EpochRecord[] = latest?.history ?? [];
         let checkpointEpoch = latest?.epoch ?? -1;
         let current = { epoch: resume?.epoch ?? 0, batch: 0, batches: 0 };
@@ -159,7 +159,11 @@ export function createTrain(deps: TrainDeps) {
           if (state.epoch % snapshotEvery !== 0 && state.epoch !== epochs && !es?.stopped) return beat();
           const meta = { runId, epoch: state.epoch, step: state.step, attrs };
           const weights = await storeWeights(state.epoch, state.step, state.weights);
-          const optimizer = await putContentAddressed(store, TENSOR_PREFIX, snapshotToArrow({ ...meta, kind: 'optimizer', tensors: state.optimizer }), '.arrow', { signal });
+          // An optimizer without state (SGD without momentum) stores nothing: a sweep of tiny runs would
+          // otherwise write an empty snapshot and its manifest at every checkpoint.
+          const optimizer = state.optimizer.length
+            ? await putContentAddressed(store, TENSOR_PREFIX, snapshotToArrow({ ...meta, kind: 'optimizer', tensors: state.optimizer }), '.arrow', { signal })
+            : undefined;
           const lineage = {
             epoch: state.epoch, step: state.step, model: run.model, dataset: run.dataset.name, seed: run.seed, training: run.training, backend,
             ...(input.configHash ? { configHash: input.configHash } : {}),
@@ -174,13 +178,13 @@ export function createTrain(deps: TrainDeps) {
               await recordLineage(store, input, bestRef, 'snapshot', inputs, { ...lineage, epoch: es.bestEpoch, step: es.bestStep }, signal);
             }
           }
-          await recordLineage(store, input, optimizer, 'optimizer-state', inputs, lineage, signal);
+          if (optimizer) await recordLineage(store, input, optimizer, 'optimizer-state', inputs, lineage, signal);
           const checkpoint: Checkpoint = {
             runId,
             epoch: state.epoch,
             step: state.step,
             weights,
-            optimizer,
+            ...(optimizer ? { optimizer } : {}),
             rng: state.rng,
             history,
             ...(es

@@ -64,7 +64,8 @@ export interface Checkpoint {
   epoch: number;
   step: number;
   weights: SnapshotRef;
-  optimizer: ObjectRef;
+  /** Absent when the optimizer keeps no state (SGD without momentum): there is nothing to restore. */
+  optimizer?: ObjectRef;
   rng: Record<string, number>;
   history: EpochRecord[];
   /** Early stopping's state after this epoch, when it is on: what a resumed attempt needs to continue exactly. */

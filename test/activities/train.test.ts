@@ -11,7 +11,8 @@ import { LocalStore } from '../../artifacts/local.js';
 import { snapshotFromArrow } from '../../artifacts/snapshot.js';
 import { expandRuns } from '../../config/grid.js';
 import { createActivities } from '../../activities/index.js';
-import type { DownloadResult, TrainHeartbeat, TrainResult } from '../../activities/types.js';
+import { checkpointKey } from '../../activities/keys.js';
+import type { Checkpoint, DownloadResult, TrainHeartbeat, TrainResult } from '../../activities/types.js';
 import { requireFashionMnist, tempDir, tinyExperiment } from '../support/fixtures.js';
 
 /** MockActivityEnvironment.run does not infer the result type; this keeps it. */
@@ -90,6 +91,33 @@ test('a retry resumes from the last snapshot and ends bit-identical to an uninte
     snapshotFromArrow(await store.get(resumed.snapshots[0].key)).tensors.slice(0, 1).map((t) => `${t.layer}/${t.name}:${t.sha256}`),
     'training moved the weights',
   );
+});
+
+test('SGD without momentum stores no optimizer state, and a retry still ends bit-identical; with momentum it stores the buffers', async () => {
+  const sgd = (momentum: number) =>
+    expandRuns(tinyExperiment({ training: { epochs: 3, batchSize: 32, optimizer: { name: 'sgd', learningRate: 0.05, momentum } } }))[0];
+  const checkpoints = async (runId: string) =>
+    Promise.all([0, 1, 2, 3].map(async (e) => JSON.parse(new TextDecoder().decode(await store.get(checkpointKey(runId, e)))) as Checkpoint));
+
+  const first = new MockActivityEnvironment({ attempt: 1 });
+  let lastBeat: TrainHeartbeat | undefined;
+  first.on('heartbeat', (d: TrainHeartbeat) => {
+    lastBeat = d;
+    if (d.checkpointEpoch === 1 && d.batch >= 3) first.cancel();
+  });
+  await assert.rejects(runIn(first, activities.train, { experimentId: 'sgd', runId: 'sgd/run', run: sgd(0), data }), (err: Error) => err.name === 'CancelledFailure');
+  const resumed = await runIn(new MockActivityEnvironment({ attempt: 2, heartbeatDetails: lastBeat }), activities.train, { experimentId: 'sgd', runId: 'sgd/run', run: sgd(0), data });
+  assert.deepEqual(resumed.attempts.map((a) => a.startedFromEpoch), [0, 1]);
+  const clean = await runIn(new MockActivityEnvironment(), activities.train, { experimentId: 'sgd', runId: 'sgd/clean', run: sgd(0), data });
+  assert.deepEqual(await weightsOf(resumed), await weightsOf(clean));
+  assert.deepEqual((await checkpoints('sgd/run')).map((cp) => cp.optimizer), [undefined, undefined, undefined, undefined]);
+
+  await runIn(new MockActivityEnvironment(), activities.train, { experimentId: 'sgd', runId: 'sgd/momentum', run: sgd(0.9), data });
+  for (const cp of await checkpoints('sgd/momentum')) {
+    const state = snapshotFromArrow(await store.get(cp.optimizer!.key, { sha256: cp.optimizer!.sha256 }));
+    assert.equal(state.tensors.length, state.tensors.filter((t) => t.name.includes('momentum')).length);
+    assert.ok(state.tensors.length > 0, `expected momentum buffers at epoch ${cp.epoch}`);
+  }
 });
 
 test('early stopping, a step schedule, normalisation and label noise: a retry ends bit-identical, final is the best epoch', async () => {

@@ -255,7 +255,8 @@ describe('cancel stops a training experiment cleanly', () => {
       name: 'ops-cancel',
       models: [{ name: 'lenet5' }],
       datasets: [{ name: 'fashion-mnist', subset: { train: 3000, test: 200 }, sources: FASHION_MNIST_SOURCES }],
-      training: { epochs: 200, batchSize: 32, optimizer: { name: 'sgd', learningRate: 0.05 } },
+      // Momentum, so that every checkpoint also names an optimizer-state object.
+      training: { epochs: 200, batchSize: 32, optimizer: { name: 'sgd', learningRate: 0.05, momentum: 0.9 } },
       execution: { heartbeatTimeout: '10s' },
     });
     experimentId = `ops-cancel-${randomUUID().slice(0, 8)}`;
