@@ -1,6 +1,6 @@
 /**
- * The `train` activity: trains one run, storing a checkpoint (weights snapshot, optimizer state and a
- * small JSON index) at epoch 0 and at every snapshot epoch.
+ * The `train` activity: trains one run, storing a checkpoint (weights snapshot, optimizer state when the
+ * optimizer has any, and a small JSON index) at epoch 0 and at every snapshot epoch.
  *
  * A retry, after a crash or a lost worker, resumes from the newest stored checkpoint with the optimizer
  * state and the epoch-derived shuffling order, so it ends with exactly the weights of an uninterrupted
