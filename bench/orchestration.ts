@@ -186,8 +186,10 @@ async function plainLoop(config: ExperimentConfig, dir: string): Promise<LoopTim
  * What a run's activities cost without Temporal: lookupRun, train and distance of every run, one after
  * another in this process on a local store of their own, as a worker's V8 is set up. Between this and
  * the plain loop is what paramtrail's own steps cost (snapshots, checkpoints, manifests, the distance
- * table); between this and the workers' CPU is what Temporal costs. `--v8-defaults` leaves V8 as a
- * plain script has it, to see what the worker's settings change.
+ * table); between this and the workers' CPU is what Temporal costs. It runs after the plain loop, so it
+ * finds the dataset decoded and its splits prepared, as a worker does after its first run: its time has
+ * no data loading, which the plain loop's includes once. `--v8-defaults` leaves V8 as a plain script
+ * has it, to see what the worker's settings change.
  */
 async function activitiesLoop(config: ExperimentConfig, dir: string, v8Defaults: boolean): Promise<LoopTimes> {
   if (!v8Defaults) applyWorkerV8Flags();
