@@ -19,7 +19,7 @@
  * paramtrail runs the experiment twice (`--mode both`, each time with a fresh store, server and workers):
  * with `execution.local` (each run's training and distances as local activities in the run
  * workflow's worker, the setting for sweeps of tiny runs) and with every step a task on the train and
- * analysis queues (the default). The plain loop runs in a process of its own, which then also runs
+ * analysis queues (the default). The plain loop runs in a process of its own; another process runs
  * every run's activities one after another without Temporal (lookupRun, train, distance on a local store),
  * so paramtrail's own steps and Temporal's share of the overhead can be told apart.
  *
@@ -52,9 +52,9 @@ import { selectBackend } from '../ml/backend.js';
 import { DATASETS, getDataset } from '../ml/data/datasets.js';
 import { buildModel, MODELS } from '../ml/models/registry.js';
 import { evaluate, train } from '../ml/train/loop.js';
-import { applyWorkerV8Flags } from '../worker/run.js';
 import { experimentWorkflow } from '../workflows/index.js';
 import { queueNames, type ExperimentResult } from '../workflows/types.js';
+import { WORKER_V8_FLAGS } from '../worker/config.js';
 import { cpuSeconds } from './cpu.js';
 
 const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
@@ -69,7 +69,7 @@ function options() {
       concurrency: { type: 'string' },
       figures: { type: 'boolean', default: false },
       mode: { type: 'string', default: 'both' },
-      'plain-loop': { type: 'boolean', default: false },
+      loop: { type: 'string' },
       'v8-defaults': { type: 'boolean', default: false },
     },
   });
@@ -91,7 +91,8 @@ function options() {
     concurrency: int('concurrency', values.concurrency ?? String(8 * workers)),
     figures: values.figures ?? false,
     modes: mode === 'both' ? [true, false] : [mode === 'local'],
-    plainLoop: values['plain-loop'] ?? false,
+    // Internal: the child process that runs one loop (plainLoopProcess starts it).
+    loop: values.loop as 'plain' | 'activities' | undefined,
     v8Defaults: values['v8-defaults'] ?? false,
   };
 }
@@ -184,17 +185,17 @@ async function plainLoop(config: ExperimentConfig, dir: string): Promise<LoopTim
 
 /**
  * What a run's activities cost without Temporal: lookupRun, train and distance of every run, one after
- * another in this process on a local store of their own, as a worker's V8 is set up. Between this and
- * the plain loop is what paramtrail's own steps cost (snapshots, checkpoints, manifests, the distance
- * table); between this and the workers' CPU is what Temporal costs. It runs after the plain loop, so it
- * finds the dataset decoded and its splits prepared, as a worker does after its first run: its time has
- * no data loading, which the plain loop's includes once. `--v8-defaults` leaves V8 as a plain script
- * has it, to see what the worker's settings change.
+ * another in a process of its own on a local store of their own, started with a worker's V8 options.
+ * Between this and the plain loop is what paramtrail's own steps cost (snapshots, checkpoints, manifests,
+ * the distance table); between this and the workers' CPU is what Temporal costs. The clock starts once
+ * the dataset is decoded and its splits prepared, as a worker finds them after its first run: its time
+ * has no data loading, which the plain loop's includes once. `--v8-defaults` starts it with V8 as a plain
+ * script has it, to see what the worker's options change.
  */
-async function activitiesLoop(config: ExperimentConfig, dir: string, v8Defaults: boolean): Promise<LoopTimes> {
-  if (!v8Defaults) applyWorkerV8Flags();
+async function activitiesLoop(config: ExperimentConfig, dir: string): Promise<LoopTimes> {
   const store = new LocalStore(join(dir, 'activities-store'));
   const data = await storedDataset(store);
+  await loadRunData(store, config.datasets[0]!, data);
   const activities = createActivities({ store, backend: 'auto' });
   const quiet = () => undefined;
   const logger = { log: quiet, trace: quiet, debug: quiet, info: quiet, warn: console.warn, error: console.error };
@@ -337,19 +338,20 @@ async function throughParamtrail(config: ExperimentConfig, o: Options, dir: stri
 }
 
 /**
- * The plain loop runs in a process of its own, as a script would: this process then never loads
- * TensorFlow, and forks the server and workers with no TensorFlow threads of its own at work.
+ * Each loop runs in a process of its own, as a script would: this process then never loads TensorFlow,
+ * and forks the server and workers with no TensorFlow threads of its own at work.
  */
-async function plainLoopProcess(): Promise<{ plain: LoopTimes; activities: LoopTimes; backend: string }> {
-  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2), '--plain-loop'], {
+async function loopProcess(loop: 'plain' | 'activities', o: Options): Promise<{ times: LoopTimes; backend: string }> {
+  const v8 = loop === 'activities' && !o.v8Defaults ? WORKER_V8_FLAGS : [];
+  const child = spawn(process.execPath, [...v8, ...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2), '--loop', loop], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
   const line = out.trim().split('\n').at(-1) ?? '';
-  if (code !== 0 || !line.startsWith('{')) throw new Error(`expected the plain loop to print its times, found exit ${code}:\n${out}`);
-  return JSON.parse(line) as { plain: LoopTimes; activities: LoopTimes; backend: string };
+  if (code !== 0 || !line.startsWith('{')) throw new Error(`expected the ${loop} loop to print its times, found exit ${code}:\n${out}`);
+  return JSON.parse(line) as { times: LoopTimes; backend: string };
 }
 
 async function main(): Promise<void> {
@@ -359,14 +361,14 @@ async function main(): Promise<void> {
   const o = options();
   const dir = await mkdtemp(join(tmpdir(), 'paramtrail-bench-'));
   try {
-    if (o.plainLoop) {
+    if (o.loop) {
       const backend = await selectBackend('auto');
-      const plain = await plainLoop(experiment(o, false), dir);
-      const activities = await activitiesLoop(experiment(o, false), dir, o.v8Defaults);
-      console.log(JSON.stringify({ plain, activities, backend }));
+      const times = await (o.loop === 'plain' ? plainLoop : activitiesLoop)(experiment(o, false), dir);
+      console.log(JSON.stringify({ times, backend }));
       return;
     }
-    const { plain, activities, backend } = await plainLoopProcess();
+    const { times: plain, backend } = await loopProcess('plain', o);
+    const { times: activities } = await loopProcess('activities', o);
     const loop = plain.seconds;
     console.log(
       `orchestration: ${o.runs} runs of an MLP (32 hidden), 1 epoch of ${o.train} Fashion-MNIST examples ` +
@@ -376,8 +378,8 @@ async function main(): Promise<void> {
     const perRun = (seconds: number) => `${((seconds / o.runs) * 1000).toFixed(0)} ms`;
     console.log(`  plain loop, one process              ${loop.toFixed(1).padStart(6)} s   CPU per run ${perRun(plain.cpu)}, ${plain.fullGcs} full GCs`);
     console.log(
-      `  run activities, same process         ${activities.seconds.toFixed(1).padStart(6)} s   CPU per run ${perRun(activities.cpu)}, ${activities.fullGcs} full GCs ` +
-        `(lookupRun, train, distance; no Temporal; V8 ${o.v8Defaults ? 'defaults' : "as in a worker"})`,
+      `  run activities, own process          ${activities.seconds.toFixed(1).padStart(6)} s   CPU per run ${perRun(activities.cpu)}, ${activities.fullGcs} full GCs ` +
+        `(lookupRun, train, distance; no Temporal; V8 ${o.v8Defaults ? 'defaults' : 'as a worker starts it'})`,
     );
     const ratio = (t: number) => `${(t / loop).toFixed(2)}x, overhead ${(((t - loop) / loop) * 100).toFixed(0)} %`;
     for (const local of o.modes) {

@@ -5,14 +5,20 @@
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import { devUp } from '../infra/dev.js';
-import { tlsOptions, workerConfigFromEnv, type WorkerConfig } from '../worker/config.js';
+import { tlsOptions, workerConfigFromEnv, WORKER_V8_FLAGS, type WorkerConfig } from '../worker/config.js';
 
 export const CLI_MAIN = fileURLToPath(new URL('./main.ts', import.meta.url));
 const TSX_LOADER = fileURLToPath(new URL('../node_modules/tsx/dist/loader.mjs', import.meta.url));
 
-/** argv that starts `paramtrail worker` as its own process. */
+/** argv that runs the CLI from this checkout as its own process, as bin/paramtrail does. */
+export function cliCommand(args: string[]): string[] {
+  return [process.execPath, '--import', TSX_LOADER, CLI_MAIN, ...args];
+}
+
+/** argv that starts `paramtrail worker` as its own process, with the worker's V8 options. */
 export function workerCommand(args: string[] = []): string[] {
-  return [process.execPath, '--import', TSX_LOADER, CLI_MAIN, 'worker', ...args];
+  const [node, ...rest] = cliCommand(['worker', ...args]);
+  return [node!, ...WORKER_V8_FLAGS, ...rest];
 }
 
 export interface Connected {

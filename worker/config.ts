@@ -12,6 +12,18 @@ import { PROJECT_ROOT } from '../infra/tools.js';
 export const ROLES = ['workflows', 'train', 'analysis'] as const;
 export type Role = (typeof ROLES)[number];
 
+/**
+ * V8 options a worker process starts with (cli/connect.ts's workerCommand and bin/paramtrail put them on
+ * node's command line; V8 reads them once, at start). A worker's main thread alternates CPU-bound
+ * training with short waits on the store and the server, and by default V8 uses those waits to start
+ * incremental marking of the whole heap (~70 MB once TensorFlow.js and the SDK are loaded) long before
+ * allocation needs it; with this off, marking starts when allocation needs it. `npm run bench:orchestration`
+ * runs a run's activities in one process with these options or, with `--v8-defaults`, without: 100 tiny
+ * runs took 2 full collections and 134 ms of CPU per run against 43 and 202 ms. Workers created in another
+ * process (tests, an embedded worker) run with that process's options.
+ */
+export const WORKER_V8_FLAGS = ['--no-incremental-marking-task'] as const;
+
 export const DEFAULT_STATE_DIR = join(PROJECT_ROOT, '.paramtrail');
 
 const WorkerEnv = z.object({

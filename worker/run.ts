@@ -4,7 +4,6 @@
  * which run workers in-process against a real server.
  */
 import { fileURLToPath } from 'node:url';
-import { setFlagsFromString } from 'node:v8';
 import { bundleWorkflowCode, Worker, type NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createActivities, TRAIN_ACTIVITIES, type ActivityDeps } from '../activities/index.js';
 import { codeVersion } from '../activities/version.js';
@@ -36,24 +35,8 @@ export interface WorkerSetOptions {
   identity?: string;
 }
 
-/**
- * V8 settings for a worker process, applied once by createWorkers. A worker's main thread alternates
- * CPU-bound training with short waits on the store and the server, and by default V8 uses those waits to
- * start incremental marking of the whole heap (~70 MB once TensorFlow.js and the SDK are loaded) long
- * before allocation needs it; with this off, marking starts when allocation needs it. `npm run bench:orchestration`
- * runs a run's activities in one process with these settings or, with `--v8-defaults`, without: 100 tiny
- * runs took 2 full collections and 134 ms of CPU per run against 43 and 202 ms.
- */
-export const WORKER_V8_FLAGS = ['--no-incremental-marking-task'] as const;
-
-/** Sets WORKER_V8_FLAGS in this process; createWorkers calls it. */
-export function applyWorkerV8Flags(): void {
-  for (const flag of WORKER_V8_FLAGS) setFlagsFromString(flag);
-}
-
 /** Creates the Workers; call `run()` on each (or `runWorkers`). */
 export async function createWorkers(opts: WorkerSetOptions): Promise<Worker[]> {
-  applyWorkerV8Flags();
   // Before any activity trains: reading the code version forks git, and no process may fork once the
   // native backend has run its kernels (activities/version.ts says why).
   await codeVersion();

@@ -19,7 +19,7 @@ import { sha256Hex } from '../../artifacts/hash.js';
 import { LocalStore } from '../../artifacts/local.js';
 import { snapshotFromArrow } from '../../artifacts/snapshot.js';
 import { IntegrityError } from '../../artifacts/store.js';
-import { workerCommand } from '../../cli/connect.js';
+import { cliCommand } from '../../cli/connect.js';
 import { PROJECT_ROOT } from '../../infra/tools.js';
 import type { LineageNode, LineageReport } from '../../cli/lineage.js';
 import type { VerifyReport } from '../../cli/verify.js';
@@ -37,7 +37,7 @@ const COMMANDS = {
 /** Runs `paramtrail <command> ...args` in a process of its own through the command's exported function. */
 function runCommand(command: keyof typeof COMMANDS, args: string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
   const [file, fn] = COMMANDS[command];
-  const [node, , loader] = workerCommand();
+  const [node, , loader] = cliCommand([]);
   const url = new URL(file, import.meta.url).href;
   const code = `const m = await import(${JSON.stringify(url)}); process.exitCode = await m.${fn}(JSON.parse(process.env.OPS_TEST_ARGV), process.env);`;
   const child = spawn(node, ['--import', loader, '--input-type=module', '-e', code], {

@@ -3,7 +3,7 @@
  * workers that a test can SIGKILL.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { workerCommand, CLI_MAIN } from '../../cli/connect.js';
+import { cliCommand, workerCommand } from '../../cli/connect.js';
 import { PROJECT_ROOT } from '../../infra/tools.js';
 
 export interface Spawned {
@@ -32,8 +32,8 @@ export interface CliResult {
 }
 
 export async function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
-  const [node, , loader] = workerCommand();
-  const child = spawn(node, ['--import', loader, CLI_MAIN, ...args], { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const [node, ...argv] = cliCommand(args);
+  const child = spawn(node!, argv, { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));
