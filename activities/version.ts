@@ -3,11 +3,11 @@
  * checkout, its commit, plus a digest of uncommitted changes (so two different dirty trees never pass
  * for the same code). Read once per process; recorded with every run and used in its reuse key.
  *
- * Reading it runs git in child processes, so a worker reads it at start, before any training: forking
- * while TensorFlow's oneDNN kernels are at work (the native backend) corrupts the parent's heap in
- * TensorFlow 2.12.1 (glibc aborts with "corrupted double-linked list" and the like: within seconds when
- * a process spawns every few milliseconds beside a loop of matMul; never with oneDNN off, nor with
- * signals alone). `createWorkers` (worker/run.ts) and the worker's start do it.
+ * Reading it runs git in child processes, so a worker reads it at start, before any training, and
+ * caches it: no run waits on git. (With the native backend, a child's exit signal arriving while
+ * TensorFlow's oneDNN kernels run used to corrupt the heap; infra/native.mjs builds the binding with
+ * signals blocked during TensorFlow calls, and test/unit/native-signals.test.ts trains under signals and
+ * child processes.) `createWorkers` (worker/run.ts) and the worker's start do it.
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';

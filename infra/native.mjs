@@ -17,6 +17,8 @@
  *                              and include/ serve the addon; its tf.keras is the peer of bench/train.ts
  *   .tools/tfjs-node/node_modules/@tensorflow/tfjs-node(-gpu)/   the npm package without its install script,
  *                              deps/ pointing into the wheel, lib/napi-v8/tfjs_binding.node built by node-gyp
+ *                              from its sources with one change: signals blocked in its entry points
+ *                              (patchBinding says why)
  *   .tools/tfjs-node/node_modules/google-protobuf/   the one dependency of tfjs-node's backend code that
  *                              the project does not already have (@tensorflow/tfjs resolves to the
  *                              project's own copy, so there is one tfjs engine, not two)
@@ -112,6 +114,57 @@ function unpackNpm(spec, dest) {
   run('tar', ['-xzf', join(tmp, name), '-C', dest, '--strip-components=1']);
 }
 
+/**
+ * Makes every call into the binding run with asynchronous signals blocked on the calling thread, so
+ * TensorFlow's threads, which start inside those calls, inherit the mask. TensorFlow 2.12.1's oneDNN
+ * kernels corrupt the heap when a signal handler runs on a thread that is executing them (glibc aborts
+ * with "corrupted size vs. prev_size" and the like): a worker that spawns a child (SIGCHLD when it
+ * exits), is profiled (SIGPROF) or gets SIGINT would crash mid-training. Blocked, such a signal waits on
+ * the main thread until the call returns, or goes to a thread that is not running TensorFlow (Node's,
+ * the Temporal SDK's). Faults (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS) and SIGABRT stay
+ * unblocked. Costs two rt_sigprocmask calls per op. test/unit/native.test.ts trains under a stream of
+ * signals.
+ */
+const SIGNAL_GUARD = `
+#include <signal.h>
+namespace tfnodejs {
+// Added by paramtrail's infra/native.mjs: see patchBinding() there.
+class SignalsBlocked {
+ public:
+  SignalsBlocked() {
+    sigset_t all;
+    sigfillset(&all);
+    for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT}) sigdelset(&all, sig);
+    pthread_sigmask(SIG_BLOCK, &all, &saved_);
+  }
+  ~SignalsBlocked() { pthread_sigmask(SIG_SETMASK, &saved_, nullptr); }
+  SignalsBlocked(const SignalsBlocked &) = delete;
+  SignalsBlocked &operator=(const SignalsBlocked &) = delete;
+ private:
+  sigset_t saved_;
+};
+}  // namespace tfnodejs
+`;
+const BINDING_PATCH = 'signals-blocked-1';
+
+function patchBinding(packageDir) {
+  const file = join(packageDir, 'binding', 'tfjs_binding.cc');
+  let src = readFileSync(file, 'utf8');
+  const include = '#include "utils.h"\n';
+  if (!src.includes(include)) throw new SetupError(`expected ${file} to include "utils.h", found no such line: the binding changed, review patchBinding()`);
+  src = src.replace(include, include + SIGNAL_GUARD);
+  // Every function JavaScript calls, and the module's init (which creates TensorFlow's eager context).
+  const entry = /^(static napi_value \w+\(napi_env env, (?:napi_callback_info info|napi_value exports)\) \{)$/gm;
+  const found = src.match(entry) ?? [];
+  const exported = [...src.matchAll(/\{"\w+", nullptr, (\w+),/g)].map((m) => m[1]).filter((fn) => fn !== 'nullptr');
+  for (const fn of [...exported, 'InitTFNodeJSBinding']) {
+    if (!found.some((line) => line.includes(` ${fn}(`))) throw new SetupError(`expected ${file} to define ${fn} as a napi entry point, found no such line: review patchBinding()`);
+  }
+  src = src.replace(entry, '$1\n  SignalsBlocked signals_blocked;');
+  writeFileSync(file, src);
+  return found.length;
+}
+
 /** Where Node's own headers are (node-gyp would otherwise download them from nodejs.org). */
 function nodeDir() {
   const prefix = resolve(dirname(process.execPath), '..');
@@ -133,7 +186,7 @@ function linkTo(target, link) {
 
 function buildAddon(tfDir) {
   const stamp = readStamp();
-  const wanted = { tensorflow: TENSORFLOW, wheel: WHEEL, package: NPM_PACKAGE, version: TFJS_NODE, napi: NAPI_VERSION };
+  const wanted = { tensorflow: TENSORFLOW, wheel: WHEEL, package: NPM_PACKAGE, version: TFJS_NODE, napi: NAPI_VERSION, patch: BINDING_PATCH };
   const same = stamp && Object.entries(wanted).every(([k, v]) => stamp[k] === v);
   if (same && existsSync(BINDING)) {
     say('addon', 'ok', `${relative(ROOT, BINDING)} (TensorFlow C library ${stamp.tfVersion})`);
@@ -143,6 +196,7 @@ function buildAddon(tfDir) {
   const t0 = performance.now();
   unpackNpm(`${NPM_PACKAGE}@${TFJS_NODE}`, PACKAGE_DIR);
   unpackNpm(`google-protobuf@${GOOGLE_PROTOBUF}`, join(NATIVE, 'node_modules', 'google-protobuf'));
+  const guarded = patchBinding(PACKAGE_DIR);
 
   // binding.gyp links -ltensorflow -ltensorflow_framework from deps/lib with rpath $ORIGIN/../../deps/lib.
   // The wheel's library is libtensorflow_cc.so.2 (soname too), so the addon records that name.
@@ -157,7 +211,7 @@ function buildAddon(tfDir) {
   ]) {
     linkTo(join(tfDir, file), join(lib, name));
   }
-  say('addon', 'build', `node-gyp for ${NPM_PACKAGE} ${TFJS_NODE} against ${WHEEL} ${TENSORFLOW}`);
+  say('addon', 'build', `node-gyp for ${NPM_PACKAGE} ${TFJS_NODE} against ${WHEEL} ${TENSORFLOW}, signals blocked in its ${guarded} entry points`);
   run(process.execPath, [
     nodeGyp(), 'rebuild', `--nodedir=${nodeDir()}`, '-j', '2',
     '--module_name=tfjs_binding', `--module_path=${dirname(BINDING)}`, `--napi_build_version=${NAPI_VERSION}`,

@@ -33,7 +33,7 @@ export async function workerMain(argv: string[], env: NodeJS.ProcessEnv): Promis
   const roles = parseRoles(values['task-queue']);
   const config = workerConfigFromEnv(env);
   const store = openStore(config.store, env);
-  // Read before the native backend loads: it forks git (see activities/version.ts).
+  // Read at start, before any training (see activities/version.ts).
   await codeVersion();
   // Chosen once at start, so the log says what this worker trains on; each run records it too.
   const backend = await selectBackend(config.backend, (note) => console.log(note));

@@ -37,8 +37,7 @@ export interface WorkerSetOptions {
 
 /** Creates the Workers; call `run()` on each (or `runWorkers`). */
 export async function createWorkers(opts: WorkerSetOptions): Promise<Worker[]> {
-  // Before any activity trains: reading the code version forks git, and no process may fork once the
-  // native backend has run its kernels (activities/version.ts says why).
+  // Before any activity trains: reading the code version runs git once, and every run records it.
   await codeVersion();
   const activities = createActivities(opts.deps);
   const common = { connection: opts.connection, namespace: opts.namespace, ...(opts.identity ? { identity: opts.identity } : {}) };
