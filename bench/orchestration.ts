@@ -91,7 +91,7 @@ function options() {
     concurrency: int('concurrency', values.concurrency ?? String(8 * workers)),
     figures: values.figures ?? false,
     modes: mode === 'both' ? [true, false] : [mode === 'local'],
-    // Internal: the child process that runs one loop (plainLoopProcess starts it).
+    // Internal: the child process that runs one loop (loopProcess starts it).
     loop: values.loop as 'plain' | 'activities' | undefined,
     v8Defaults: values['v8-defaults'] ?? false,
   };
