@@ -6,7 +6,7 @@
  * Reading it runs git in child processes, so a worker reads it at start, before any training, and
  * caches it: no run waits on git. (With the native backend, a child's exit signal arriving while
  * TensorFlow's oneDNN kernels run used to corrupt the heap; infra/native.mjs builds the binding with
- * signals blocked during TensorFlow calls, and test/unit/native-signals.test.ts trains under signals and
+ * signals blocked during TensorFlow calls, and test/unit/native-binding.test.ts trains under signals and
  * child processes.) `createWorkers` (worker/run.ts) and the worker's start do it.
  */
 import { execFile } from 'node:child_process';

@@ -17,8 +17,8 @@
  *                              and include/ serve the addon; its tf.keras is the peer of bench/train.ts
  *   .tools/tfjs-node/node_modules/@tensorflow/tfjs-node(-gpu)/   the npm package without its install script,
  *                              deps/ pointing into the wheel, lib/napi-v8/tfjs_binding.node built by node-gyp
- *                              from its sources with one change: signals blocked in its entry points
- *                              (patchBinding says why)
+ *                              from its sources with two changes: signals blocked in its entry points,
+ *                              and tensors made from JavaScript arrays copied (patchBinding says why)
  *   .tools/tfjs-node/node_modules/google-protobuf/   the one dependency of tfjs-node's backend code that
  *                              the project does not already have (@tensorflow/tfjs resolves to the
  *                              project's own copy, so there is one tfjs engine, not two)
@@ -122,8 +122,8 @@ function unpackNpm(spec, dest) {
  * exits), is profiled (SIGPROF) or gets SIGINT would crash mid-training. Blocked, such a signal waits on
  * the main thread until the call returns, or goes to a thread that is not running TensorFlow (Node's,
  * the Temporal SDK's). Faults (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS) and SIGABRT stay
- * unblocked. Costs two rt_sigprocmask calls per op. test/unit/native.test.ts trains under a stream of
- * signals.
+ * unblocked. Costs two rt_sigprocmask calls per op. test/unit/native-binding.test.ts trains under a
+ * stream of signals.
  */
 const SIGNAL_GUARD = `
 #include <signal.h>
@@ -145,8 +145,47 @@ class SignalsBlocked {
 };
 }  // namespace tfnodejs
 `;
-const BINDING_PATCH = 'signals-blocked-1';
+const BINDING_PATCH = 'signals-blocked,tensors-copied';
 
+/**
+ * Makes createTensor copy a typed array into memory TensorFlow owns. tfjs-node hands the array's own
+ * memory to TF_NewTensor (which shares it when it is 64-byte aligned, else copies) with a deallocator
+ * that deletes a napi reference to the array; TensorFlow runs that deallocator on whichever thread drops
+ * the tensor's last reference, and N-API may only be called on the JavaScript thread. Training a ResNet
+ * with batch norm, that was one of TensorFlow's pool threads at least 100 times in 10 runs (counted with the
+ * deallocator instrumented). Sharing also let TensorFlow see later writes to the array. The copy is one
+ * memcpy per tensor made from JavaScript data.
+ */
+const ZERO_COPY = `  // Sharing V8 memory with the underlying TensorFlow tensor requires adding an
+  // additional refcount. When the Tensor is deleted, the refcount will be
+  // reduced in the callback helper.
+  NapiAutoRef *auto_ref = new NapiAutoRef();
+  nstatus = auto_ref->Init(env, array_value);
+  if (nstatus != napi_ok) {
+    delete auto_ref;
+  }
+  ENSURE_NAPI_OK_RETVAL(env, nstatus, nullptr);
+`;
+const ZERO_COPY_TENSOR = `  TF_AutoTensor tensor(TF_NewTensor(dtype, shape, shape_length, array_data,
+                                    byte_size, DeallocTensor, auto_ref));
+`;
+const COPIED_TENSOR = `  // Added by paramtrail's infra/native.mjs: TensorFlow gets its own copy (see patchBinding() there).
+  TF_AutoTensor tensor(TF_AllocateTensor(dtype, shape, shape_length, byte_size));
+  memcpy(TF_TensorData(tensor.tensor), array_data, byte_size);
+`;
+const ZERO_COPY_FAILURE = `  if (TF_GetCode(tf_status.status) != TF_OK) {
+    delete auto_ref;
+    TFE_DeleteTensorHandle(tfe_tensor_handle);
+  }
+`;
+
+function replaceOnce(file, src, from, to) {
+  const at = src.indexOf(from);
+  if (at < 0 || src.indexOf(from, at + 1) >= 0) throw new SetupError(`expected ${file} to hold exactly one copy of:\n${from}found ${at < 0 ? 'none' : 'several'}: the binding changed, review patchBinding()`);
+  return src.slice(0, at) + to + src.slice(at + from.length);
+}
+
+/** Makes both changes to tfjs-node's sources in `packageDir`; returns how many entry points block signals. */
 function patchBinding(packageDir) {
   const file = join(packageDir, 'binding', 'tfjs_binding.cc');
   let src = readFileSync(file, 'utf8');
@@ -162,6 +201,13 @@ function patchBinding(packageDir) {
   }
   src = src.replace(entry, '$1\n  SignalsBlocked signals_blocked;');
   writeFileSync(file, src);
+
+  const backendFile = join(packageDir, 'binding', 'tfjs_backend.cc');
+  let backend = readFileSync(backendFile, 'utf8');
+  backend = replaceOnce(backendFile, backend, ZERO_COPY, '');
+  backend = replaceOnce(backendFile, backend, ZERO_COPY_TENSOR, COPIED_TENSOR);
+  backend = replaceOnce(backendFile, backend, ZERO_COPY_FAILURE, ZERO_COPY_FAILURE.replace('    delete auto_ref;\n', ''));
+  writeFileSync(backendFile, backend);
   return found.length;
 }
 

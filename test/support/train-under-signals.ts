@@ -1,5 +1,5 @@
 /**
- * The child process of test/unit/native-signals.test.ts: trains an MLP (28x28 inputs, 32 hidden, batch
+ * The child process of test/unit/native-binding.test.ts: trains an MLP (28x28 inputs, 32 hidden, batch
  * 64, as bench:orchestration's runs) on the native backend, one epoch at a time, alternating graph and
  * eager steps, while the test sends it SIGUSR2 and it spawns short-lived children of its own (each exit
  * is a SIGCHLD). Prints "ready" once the backend is up, then, after `SECONDS` (argv[2]) of training, one
