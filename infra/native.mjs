@@ -152,9 +152,9 @@ const BINDING_PATCH = 'signals-blocked,tensors-copied';
  * memory to TF_NewTensor (which shares it when it is 64-byte aligned, else copies) with a deallocator
  * that deletes a napi reference to the array; TensorFlow runs that deallocator on whichever thread drops
  * the tensor's last reference, and N-API may only be called on the JavaScript thread. Training a ResNet
- * with batch norm, that was one of TensorFlow's pool threads at least 100 times in 10 runs (counted with the
- * deallocator instrumented). Sharing also let TensorFlow see later writes to the array. The copy is one
- * memcpy per tensor made from JavaScript data.
+ * with batch norm, that was one of TensorFlow's pool threads at least 100 times in 10 runs (counted with
+ * the deallocator instrumented). Sharing also let TensorFlow see later writes to the array. The copy is
+ * one memcpy per tensor made from JavaScript data.
  */
 const ZERO_COPY = `  // Sharing V8 memory with the underlying TensorFlow tensor requires adding an
   // additional refcount. When the Tensor is deleted, the refcount will be
