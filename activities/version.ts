@@ -4,10 +4,10 @@
  * for the same code). Read once per process; recorded with every run and used in its reuse key.
  *
  * Reading it runs git in child processes, so a worker reads it at start, before any training, and
- * caches it: no run waits on git. (With the native backend, a child's exit signal arriving while
- * TensorFlow's oneDNN kernels run used to corrupt the heap; infra/native.mjs builds the binding with
- * signals blocked during TensorFlow calls, and test/unit/native-binding.test.ts trains under signals and
- * child processes.) `createWorkers` (worker/run.ts) and the worker's start do it.
+ * caches it: no run waits on git. (A child's exit is a signal to the worker; the native backend is
+ * built with signals blocked during TensorFlow calls, see infra/native.mjs, and
+ * test/unit/native-binding.test.ts trains under signals and child processes.) `createWorkers`
+ * (worker/run.ts) and the worker's start do it.
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';

@@ -18,9 +18,9 @@ export type Role = (typeof ROLES)[number];
  * training with short waits on the store and the server, and by default V8 uses those waits to start
  * incremental marking of the whole heap (~70 MB once TensorFlow.js and the SDK are loaded) long before
  * allocation needs it; with this off, marking starts when allocation needs it. `npm run bench:orchestration`
- * runs a run's activities in one process with these options or, with `--v8-defaults`, without: 100 tiny
- * runs took 2 full collections and 134 ms of CPU per run against 43 and 202 ms. Workers created in another
- * process (tests, an embedded worker) run with that process's options.
+ * runs a run's activities in a process started with these options or, with `--v8-defaults`, without: 100
+ * tiny runs took 1 full collection and 111 ms of CPU per run against 29 and 163 ms. Workers created in
+ * another process (tests, an embedded worker) run with that process's options.
  */
 export const WORKER_V8_FLAGS = ['--no-incremental-marking-task'] as const;
 

@@ -16,8 +16,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
-import { cliCommand } from '../../cli/connect.js';
 import * as tf from '@tensorflow/tfjs-core';
+import { cliCommand } from '../../cli/connect.js';
 import { activateNativeBackend, nativeTestGuard } from '../support/backends.js';
 
 const CHILD = fileURLToPath(new URL('../support/train-under-signals.ts', import.meta.url));
