@@ -448,6 +448,16 @@ export const ExecutionSpec = z
      * the analysis queue.
      */
     local: z.boolean().default(false),
+    /**
+     * Runs per run workflow. Above 1, consecutive runs of one grid cell (same model, dataset and
+     * optimiser; seeds and variants differ) that start from no other run share one workflow, which
+     * trains them one after another: Temporal's fixed cost per workflow (its start, history and
+     * visibility record, a few ms of server and worker CPU each) is paid once per pack. For sweeps of
+     * tiny runs, where that cost rivals the training. Each run keeps its id, artifacts, lineage, reuse
+     * and result; a failed run fails only itself. What is per workflow is shared: the pack's search
+     * attributes (its id, its status: the worst of its runs'), and `concurrency` then counts packs.
+     */
+    runsPerWorkflow: z.number().int().min(1).max(100).default(1),
   })
   .strict();
 export type ExecutionSpec = z.infer<typeof ExecutionSpec>;

@@ -149,3 +149,30 @@ export function expandRuns(config: ExperimentConfig): RunSpec[] {
   }
   return runs;
 }
+
+/**
+ * The runs that share a workflow (`execution.runsPerWorkflow`), as lists of indices into `specs`:
+ * consecutive runs with the same model, dataset and optimiser, at most `size` of them. A run that starts
+ * from another run of the experiment is always alone (it waits for that run, not for a pack).
+ */
+export function packRuns(specs: readonly RunSpec[], size: number): number[][] {
+  const packs: number[][] = [];
+  let open: number[] | undefined;
+  let openKey = '';
+  specs.forEach((spec, i) => {
+    if (size <= 1 || runDependencies(spec).length > 0) {
+      packs.push([i]);
+      open = undefined;
+      return;
+    }
+    const key = JSON.stringify([spec.model.name, spec.dataset.name, spec.training.optimizer.name]);
+    if (open && key === openKey && open.length < size) {
+      open.push(i);
+    } else {
+      open = [i];
+      openKey = key;
+      packs.push(open);
+    }
+  });
+  return packs;
+}

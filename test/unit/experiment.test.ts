@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { experimentFromYaml, InvalidExperimentError, validateExperiment } from '../../config/experiment.js';
-import { comparePairs, expandRuns, orderByDependencies, perturbationLabel } from '../../config/grid.js';
+import { comparePairs, expandRuns, orderByDependencies, packRuns, perturbationLabel } from '../../config/grid.js';
 
 const registries = { models: new Set(['mlp', 'lenet5']), datasets: new Set(['fashion-mnist', 'mnist']) };
 
@@ -228,4 +228,44 @@ test('include and exclude pick cells of the grid; dataset labels name repeated d
   assert.throws(() => validateExperiment({ ...noisy, include: [{}] }, 'x.yaml', registries), /include\.0: expected at least one of model, variant, dataset, seed/);
   assert.throws(() => validateExperiment({ ...noisy, include: [{ seed: 0 }], exclude: [{ seed: 0 }] }, 'x.yaml', registries), /no run of the grid is left/);
   assert.throws(() => validateExperiment({ ...noisy, datasets: [{ name: 'mnist' }, { name: 'mnist' }] }, 'x.yaml', registries), /two datasets share the name "mnist" in run names/);
+});
+
+test('runsPerWorkflow packs consecutive runs of one model, dataset and optimiser; a run that starts from another is alone', () => {
+  const config = validateExperiment(
+    {
+      ...base,
+      seeds: [0, 1, 2],
+      variants: [
+        { label: 'sgd' },
+        { label: 'adam', training: { optimizer: { name: 'adam', learningRate: 0.001 } } },
+        { label: 'warm', training: { init: { kernel: 'glorot-uniform', bias: 'zeros', from: { run: '{model}--sgd--{dataset}--s{seed}' } } } },
+      ],
+      execution: { runsPerWorkflow: 2 },
+    },
+    'packs.yaml',
+    registries,
+  );
+  assert.equal(config.execution.runsPerWorkflow, 2);
+  const specs = orderByDependencies(expandRuns(config));
+  const packs = packRuns(specs, config.execution.runsPerWorkflow);
+  // Every run is in exactly one pack, in the grid's order.
+  assert.deepEqual(packs.flat(), specs.map((_, i) => i));
+  for (const pack of packs) {
+    assert.ok(pack.length >= 1 && pack.length <= 2, `a pack of ${pack.length}`);
+    const keys = new Set(pack.map((i) => `${specs[i]!.model.name} ${specs[i]!.dataset.name} ${specs[i]!.training.optimizer.name}`));
+    assert.equal(keys.size, 1, `one model, dataset and optimiser per pack: ${pack.map((i) => specs[i]!.name).join(', ')}`);
+    if (pack.some((i) => specs[i]!.name.includes('--warm--'))) assert.equal(pack.length, 1, 'a run that starts from another run is alone');
+  }
+  const names = packs.map((p) => p.map((i) => specs[i]!.name));
+  assert.deepEqual(names.slice(0, 3), [
+    ['mlp--sgd--fashion-mnist--s0', 'mlp--sgd--fashion-mnist--s1'],
+    ['mlp--sgd--fashion-mnist--s2'],
+    ['mlp--sgd--mnist--s0', 'mlp--sgd--mnist--s1'],
+  ]);
+  // The default packs nothing.
+  assert.ok(packRuns(specs, 1).every((p) => p.length === 1));
+  assert.throws(
+    () => validateExperiment({ ...base, execution: { runsPerWorkflow: 0 } }, 'packs.yaml', registries),
+    /execution\.runsPerWorkflow/,
+  );
 });
