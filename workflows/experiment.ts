@@ -26,8 +26,9 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import type { AggregateResult, CompareResult, DownloadResult } from '../activities/types.js';
-import { comparePairs, expandRuns, orderByDependencies, runDependencies, type RunSpec } from '../config/grid.js';
-import { retryPolicy, runWorkflow } from './run.js';
+import { comparePairs, expandRuns, orderByDependencies, packRuns, runDependencies, type RunSpec } from '../config/grid.js';
+import { rootCause } from './failure.js';
+import { packWorkflow, retryPolicy, runWorkflow } from './run.js';
 import { runSearchAttributes } from './search.js';
 import type { ExperimentInput, ExperimentProgress, ExperimentResult, RunResult, RunSummary } from './types.js';
 
@@ -37,13 +38,6 @@ export const progressQuery = defineQuery<ExperimentProgress>('progress');
 const MAX_QUERY_RESULTS = 100;
 
 const briefOf = (r: RunResult): NonNullable<RunSummary['brief']> => ({ trainingStatus: r.train.status, testAccuracy: r.train.test.accuracy, backend: r.train.backend });
-
-/** The innermost cause is the one a person can act on (e.g. the activity's own message). */
-function rootCause(err: unknown): { type?: string; message: string } {
-  let e = err as { cause?: unknown; message?: string; type?: string } | undefined;
-  while (e && typeof e === 'object' && e.cause) e = e.cause as typeof e;
-  return { type: e?.type, message: e?.message ?? String(err) };
-}
 
 /** A run that starts from another run of this experiment, pointed at that run's stored weights. */
 function resolveFrom(spec: RunSpec, done: ReadonlyMap<string, RunResult>): RunSpec {
@@ -64,12 +58,19 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
   const input = { ...params, experimentId: params.experimentId ?? workflowInfo().workflowId.replace(/:/g, '') };
   const { config } = input;
   const specs = orderByDependencies(expandRuns(config));
+  // Each unit is one child workflow: a run alone, or a pack of runs (execution.runsPerWorkflow).
+  const units = packRuns(specs, config.execution.runsPerWorkflow);
+  const unitId = (unit: number[]) =>
+    unit.length === 1 ? `${input.experimentId}/${specs[unit[0]!]!.name}` : `${input.experimentId}/${specs[unit[0]!]!.name}..${specs[unit.at(-1)!]!.name}`;
   const runs: RunSummary[] =
     input.continued?.runs ??
-    specs.map((spec) => {
-      const runId = `${input.experimentId}/${spec.name}`;
-      return { name: spec.name, runId, workflowId: runId, stage: 'pending' };
-    });
+    units.flatMap((unit) =>
+      unit.map((i) => {
+        const spec = specs[i]!;
+        return { name: spec.name, runId: `${input.experimentId}/${spec.name}`, workflowId: unitId(unit), stage: 'pending' as const };
+      }),
+    );
+  // Summaries follow the units' order, which is the specs' order.
   const byName = new Map(runs.map((r) => [r.name, r]));
   const progress = (): ExperimentProgress => ({ experimentId: input.experimentId, name: config.name, store: input.store, runs });
   // A query's answer is capped like any payload: a large grid answers with briefs instead of results.
@@ -116,6 +117,12 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
   for (const r of runs) if (r.result) results.set(r.name, r.result);
 
   const finished = new Map<string, Promise<void>>();
+  const failRun = (summary: RunSummary, err: unknown) => {
+    // Cancelling the experiment cancels its runs: that ends the experiment, it is not a failed run.
+    if (isCancellation(err)) throw err;
+    summary.stage = 'failed';
+    summary.error = rootCause(err);
+  };
   const startRun = async (i: number): Promise<void> => {
     const summary = runs[i]!;
     try {
@@ -140,10 +147,35 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
       results.set(summary.name, summary.result);
       summary.stage = 'completed';
     } catch (err) {
-      // Cancelling the experiment cancels its runs: that ends the experiment, it is not a failed run.
-      if (isCancellation(err)) throw err;
-      summary.stage = 'failed';
-      summary.error = rootCause(err);
+      failRun(summary, err);
+    }
+  };
+  /** A pack: runs without dependencies that share a model, dataset and optimiser (packRuns). */
+  const startPack = async (unit: number[]): Promise<void> => {
+    const members = unit.map((i) => runs[i]!);
+    const workflowId = members[0]!.workflowId;
+    try {
+      for (const m of members) m.stage = 'download';
+      const data = await downloadOnce(specs[unit[0]!]!.dataset);
+      const packed = await executeChild(packWorkflow, {
+        workflowId,
+        taskQueue: input.queues.workflows,
+        typedSearchAttributes: runSearchAttributes(input.experimentId, workflowId, specs[unit[0]!]!),
+        args: [{ experimentId: input.experimentId, runs: unit.map((i) => ({ runId: runs[i]!.runId, run: specs[i]! })), queues: input.queues, execution: config.execution, force: input.force, data }],
+      });
+      packed.runs.forEach((r, k) => {
+        const summary = members[k]!;
+        if ('error' in r) {
+          summary.stage = 'failed';
+          summary.error = r.error;
+        } else {
+          summary.result = r.result;
+          results.set(summary.name, r.result);
+          summary.stage = 'completed';
+        }
+      });
+    } catch (err) {
+      for (const m of members) failRun(m, err);
     }
   };
 
@@ -151,7 +183,9 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
   for (const r of runs) if (r.stage === 'completed' || r.stage === 'failed') finished.set(r.name, Promise.resolve());
   const window = new Set<Promise<void>>();
   const first = input.continued?.next ?? 0;
-  for (let i = first; i < specs.length; i++) {
+  for (const unit of units) {
+    const i = unit[0]!;
+    if (i < first) continue;
     const startedHere = i - first;
     if (startedHere > 0 && (startedHere >= config.execution.continueAsNewAfter || workflowInfo().continueAsNewSuggested)) {
       await Promise.all(window);
@@ -166,9 +200,9 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
       await continueAsNew<typeof experimentWorkflow>({ ...input, continued: { next: i, runs, executions: (input.continued?.executions ?? 1) + 1 } });
     }
     if (window.size >= config.execution.concurrency) await Promise.race(window);
-    const p: Promise<void> = startRun(i).finally(() => window.delete(p));
+    const p: Promise<void> = (unit.length === 1 ? startRun(i) : startPack(unit)).finally(() => window.delete(p));
     window.add(p);
-    finished.set(specs[i]!.name, p);
+    for (const k of unit) finished.set(specs[k]!.name, p);
   }
   await Promise.all(window);
 

@@ -1,3 +1,3 @@
 /** Every workflow the worker registers. */
 export { experimentWorkflow, progressQuery } from './experiment.js';
-export { runWorkflow, runStageQuery } from './run.js';
+export { packProgressQuery, packWorkflow, runWorkflow, runStageQuery } from './run.js';

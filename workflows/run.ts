@@ -22,8 +22,9 @@ import type { Activities } from '../activities/index.js';
 import { NON_RETRYABLE_TYPES } from '../activities/failures.js';
 import type { DownloadResult, PerturbationOutcome, RunAnalysesResult, TrainResult } from '../activities/types.js';
 import { perturbationLabel, type RunSpec } from '../config/grid.js';
-import { upsertRunStatus } from './search.js';
-import type { RunInput, RunResult, RunStage } from './types.js';
+import { rootCause } from './failure.js';
+import { upsertRunStatus, type RunStatus } from './search.js';
+import type { PackInput, PackResult, PackRunResult, RunInput, RunResult, RunStage } from './types.js';
 
 /** How every activity of paramtrail is retried: backing off to a minute, never for bad input or data. */
 export function retryPolicy(maximumAttempts: number): NonNullable<ActivityOptions['retry']> {
@@ -37,6 +38,8 @@ export function retryPolicy(maximumAttempts: number): NonNullable<ActivityOption
 }
 
 export const runStageQuery = defineQuery<RunStage>('stage');
+/** A pack's runs that have finished (completed or failed), and the one it is on; its `stage` query answers for that one. */
+export const packProgressQuery = defineQuery<{ done: string[]; current?: string }>('packProgress');
 
 function activityOptions(input: RunInput, taskQueue: string, startToCloseTimeout: ActivityOptions['startToCloseTimeout']): ActivityOptions {
   return {
@@ -189,4 +192,32 @@ export async function runWorkflow(input: RunInput): Promise<RunResult> {
     upsertRunStatus(isCancellation(err) ? 'cancelled' : 'failed');
     throw err;
   }
+}
+
+/**
+ * `packWorkflow`: several runs of one grid cell in one workflow (`execution.runsPerWorkflow`), each
+ * exactly as `runWorkflow` runs it, one after another. A run that fails is recorded and the next one
+ * starts; the pack's status attribute ends as the worst of its runs' (failed, then diverged).
+ */
+export async function packWorkflow(input: PackInput): Promise<PackResult> {
+  const { runs, ...shared } = input;
+  const results: PackRunResult[] = [];
+  let current: string | undefined;
+  setHandler(packProgressQuery, () => ({ done: results.map((r) => r.runId), current }));
+  let status: RunStatus = 'completed';
+  for (const { runId, run } of runs) {
+    current = runId;
+    try {
+      const result = await runWorkflow({ ...shared, runId, run });
+      if (result.train.status === 'diverged' && status === 'completed') status = 'diverged';
+      results.push({ runId, result });
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      status = 'failed';
+      results.push({ runId, error: rootCause(err) });
+    }
+  }
+  current = undefined;
+  upsertRunStatus(status);
+  return { runs: results };
 }

@@ -44,6 +44,18 @@ export interface RunInput {
   data?: DownloadResult;
 }
 
+/** Runs that share one workflow (`execution.runsPerWorkflow`), trained one after another. */
+export interface PackInput extends Omit<RunInput, 'runId' | 'run'> {
+  runs: Array<{ runId: string; run: RunSpec }>;
+}
+
+/** Each run of a pack, in order: its result, or why it failed (it did not fail the others). */
+export type PackRunResult = { runId: string; result: RunResult } | { runId: string; error: { type?: string; message: string } };
+
+export interface PackResult {
+  runs: PackRunResult[];
+}
+
 export type RunStage = 'pending' | 'download' | 'train' | 'distance' | 'analyses' | 'plot' | 'completed' | 'failed';
 
 export interface RunResult {

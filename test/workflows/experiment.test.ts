@@ -15,6 +15,7 @@ import { S3Store } from '../../artifacts/s3.js';
 import { snapshotFromArrow } from '../../artifacts/snapshot.js';
 import { distanceTableFromArrow } from '../../artifacts/table.js';
 import { experimentWorkflow } from '../../workflows/index.js';
+import { ModelKey, RunKey, StatusKey } from '../../workflows/search.js';
 import { queueNames } from '../../workflows/types.js';
 import { FASHION_MNIST_DIR, requireFashionMnist, tinyExperiment } from '../support/fixtures.js';
 import { startTestS3, type TestS3 } from '../support/s3.js';
@@ -171,6 +172,51 @@ describe('experimentWorkflow on real Temporal and S3', () => {
       assert.equal(run.result!.reusedFrom, first.runs[i]!.runId, `${run.name} reuses the first experiment's training`);
       assert.deepEqual((await steps(run.workflowId)).local, ['lookupRun', 'distance']);
     }
+  });
+
+  test('with execution.runsPerWorkflow, runs share workflows, keep their own results, and a failed run fails only itself', async () => {
+    const missing = 'tensors/00/0000000000000000000000000000000000000000000000000000000000000000.arrow';
+    const config = tinyExperiment({
+      seeds: [40, 41],
+      training: { epochs: 1, batchSize: 64, optimizer: { name: 'sgd', learningRate: 0.05 } },
+      // Same model, dataset and optimiser, so the four runs may share workflows; one variant cannot train.
+      variants: [{ label: 'ok' }, { label: 'missing', training: { init: { kernel: 'glorot-uniform', bias: 'zeros', from: { key: missing } } } }],
+      analyses: { runFigures: false },
+      execution: { local: true, runsPerWorkflow: 3, maxAttempts: 1 },
+    });
+    const result = await stack.execute(config);
+    assert.equal(result.status, 'completed-with-failures');
+    assert.equal(result.runs.length, 4);
+    const byWorkflow = new Map<string, typeof result.runs>();
+    for (const run of result.runs) byWorkflow.set(run.workflowId, [...(byWorkflow.get(run.workflowId) ?? []), run]);
+    assert.deepEqual([...byWorkflow.values()].map((runs) => runs.length), [3, 1], 'a pack of three, then the last run alone');
+    const [packId, packed] = [...byWorkflow.entries()][0]!;
+    assert.ok(packed.some((r) => r.stage === 'failed') && packed.some((r) => r.stage === 'completed'), 'the pack holds a run that failed and one that completed');
+    for (const run of result.runs) {
+      assert.equal(run.runId, `${result.experimentId}/${run.name}`);
+      if (run.name.includes('--missing--')) {
+        assert.equal(run.stage, 'failed', `${run.name} cannot load its initial weights`);
+        assert.match(run.error!.message, /0000000000000000\.arrow|not found|no such/i);
+        assert.equal(run.result, undefined);
+        continue;
+      }
+      assert.equal(run.stage, 'completed', JSON.stringify(run.error));
+      for (const s of run.result!.train.snapshots) {
+        const snap = snapshotFromArrow(await assertStored(s));
+        assert.equal(snap.runId, run.runId, 'a packed run stores its snapshots under its own run id');
+        const manifest = await readManifest(store, s.sha256);
+        assert.equal(manifest?.producer.workflowId, run.workflowId);
+      }
+      await assertStored(run.result!.distance.table);
+    }
+    const seeds = result.runs.filter((r) => r.stage === 'completed').map((r) => r.result!.train.snapshots[0]!.sha256);
+    assert.equal(new Set(seeds).size, seeds.length, 'each run trains from its own seed');
+    // The pack is one workflow of its own type, with the search attributes every run carries.
+    const description = await stack.temporal.client.workflow.getHandle(packId).describe();
+    assert.equal(description.type, 'packWorkflow');
+    assert.equal(description.typedSearchAttributes.get(RunKey), packId);
+    assert.equal(description.typedSearchAttributes.get(StatusKey), 'failed', 'a pack reports the worst of its runs');
+    assert.equal(description.typedSearchAttributes.get(ModelKey), 'mlp');
   });
 
   test('a dataset file whose sha256 does not match fails the run for good and leaves the store as it was', async () => {
