@@ -25,6 +25,9 @@ optimizer, status and start/close time. Each flag keeps the runs whose attribute
   --limit N        at most N runs (default 100)
   --json           print the runs as a JSON array
 
+Runs that share a workflow (execution.runsPerWorkflow) are one row: RUN is the pack's workflow id,
+<experiment>/<first run>..<last run>, and STATUS the worst of its runs'.
+
 The runs carry the search attributes ParamtrailExperiment, ParamtrailRun, ParamtrailModel,
 ParamtrailDataset, ParamtrailOptimizer and ParamtrailStatus; the embedded dev server registers them,
 a cluster needs them created once (see the README, "Finding runs").
@@ -32,8 +35,8 @@ a cluster needs them created once (see the README, "Finding runs").
 Exit status: 0 when the query ran (even with no runs); 1 when the server refused it (e.g. the search
 attributes are not registered); 2 on a usage error.`;
 
-/** The workflow type of a run, as Temporal records it (the exported function's name). */
-export const RUN_WORKFLOW_TYPE = 'runWorkflow';
+/** The workflow types of runs, as Temporal records them (the exported functions' names): a run, a pack of runs. */
+export const RUN_WORKFLOW_TYPES = ['runWorkflow', 'packWorkflow'] as const;
 const DEFAULT_LIMIT = 100;
 /** gRPC status of a query the server cannot run. */
 const INVALID_ARGUMENT = 3;
@@ -78,7 +81,7 @@ export function lsQuery(filter: LsFilter): string {
   if (filter.status !== undefined && !(RUN_STATUSES as readonly string[]).includes(filter.status)) {
     throw new LsUsageError(`--status: expected one of ${RUN_STATUSES.join(', ')}, found ${JSON.stringify(filter.status)}`);
   }
-  const clauses = [`WorkflowType = "${RUN_WORKFLOW_TYPE}"`];
+  const clauses = [`(${RUN_WORKFLOW_TYPES.map((t) => `WorkflowType = "${t}"`).join(' OR ')})`];
   const terms: Array<[keyof LsFilter, string]> = [
     ['experiment', ExperimentKey.name],
     ['model', ModelKey.name],

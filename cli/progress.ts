@@ -57,11 +57,29 @@ export function downloadDetail(hb: DownloadHeartbeat): string {
   return `${file} ${progressBar(fraction)} ${Math.floor(Math.min(1, fraction) * 100)}% ${megabytes(hb.received)}/${megabytes(hb.total)} MB`;
 }
 
+async function packProgress(client: Client, workflowId: string): Promise<{ done: string[]; current?: string } | undefined> {
+  try {
+    return await client.workflow.getHandle(workflowId).query<{ done: string[]; current?: string }>('packProgress');
+  } catch {
+    return undefined; // Not started yet.
+  }
+}
+
 export async function progressLines(client: Client, p: ExperimentProgress): Promise<RunLine[]> {
   const lines: RunLine[] = [];
   for (const run of p.runs) {
     let text: string = run.stage;
     let detail: string | undefined;
+    // A run in a pack (execution.runsPerWorkflow) shares the pack's workflow, which answers for the run it is on.
+    const pack = run.workflowId !== run.runId && run.stage !== 'completed' && run.stage !== 'failed' ? await packProgress(client, run.workflowId) : undefined;
+    if (pack?.done.includes(run.runId)) {
+      lines.push({ name: run.name, text: 'finished, pack running' });
+      continue;
+    }
+    if (pack && pack.current !== run.runId) {
+      lines.push({ name: run.name, text: 'pending' });
+      continue;
+    }
     if (run.stage !== 'pending' && run.stage !== 'completed' && run.stage !== 'failed') {
       try {
         text = await client.workflow.getHandle(run.workflowId).query<string>('stage');
