@@ -3,8 +3,8 @@
  * server, a local store, worker processes) against the same trainings in a plain loop in one process,
  * measured in the same invocation on the same data.
  *
- * Run: npm run bench:orchestration [-- --runs 100 --workers 2 --train 256 --batch 64 --concurrency C --figures
- *                                      --mode local|queues|both --v8-defaults]
+ * Run: npm run bench:orchestration [-- --runs 100 --workers 2 --train 256 --batch 64 --concurrency C --pack N
+ *                                      --figures --mode local|queues|both --v8-defaults]
  *
  * Each run is an MLP (one hidden layer of 32) trained for one epoch on `--train` Fashion-MNIST examples
  * (a few batches), one seed per run. The plain loop loads the data once, then per run builds the model,
@@ -21,7 +21,10 @@
  * workflow's worker, the setting for sweeps of tiny runs) and with every step a task on the train and
  * analysis queues (the default). The plain loop runs in a process of its own; another process runs
  * every run's activities one after another without Temporal (lookupRun, train, distance on a local store),
- * so paramtrail's own steps and Temporal's share of the overhead can be told apart.
+ * so paramtrail's own steps and Temporal's share of the overhead can be told apart. `--pack N` runs N
+ * runs per workflow (`execution.runsPerWorkflow`). This machine's speed drifts by more than the target
+ * within a minute, so the plain loop runs again after each paramtrail experiment, and each ratio is
+ * against the mean of the plain loops just before and just after it.
  *
  * Prints the times and ratios, for the runs alone and with the report; where the CPU went (the plain
  * loop's per run, paramtrail's workers' and Temporal server's per run, measured over the experiment:
@@ -67,6 +70,7 @@ function options() {
       train: { type: 'string', default: '256' },
       batch: { type: 'string', default: '64' },
       concurrency: { type: 'string' },
+      pack: { type: 'string', default: '1' },
       figures: { type: 'boolean', default: false },
       mode: { type: 'string', default: 'both' },
       loop: { type: 'string' },
@@ -89,6 +93,7 @@ function options() {
     // Tiny runs are latency-bound: each hands off between the server and a worker several times (tens
     // of ms each), so more runs are kept in flight than a worker has training slots.
     concurrency: int('concurrency', values.concurrency ?? String(8 * workers)),
+    pack: int('pack', values.pack),
     figures: values.figures ?? false,
     modes: mode === 'both' ? [true, false] : [mode === 'local'],
     // Internal: the child process that runs one loop (loopProcess starts it).
@@ -107,7 +112,7 @@ function experiment(o: Options, local: boolean): ExperimentConfig {
       datasets: [{ name: 'fashion-mnist', subset: { train: o.train, test: 100 }, validationSplit: 0.1, sources: [`file://${FASHION_MNIST_DIR}/`] }],
       seeds: Array.from({ length: o.runs }, (_, i) => i),
       training: { epochs: 1, batchSize: o.batch, optimizer: { name: 'sgd', learningRate: 0.05 } },
-      execution: { concurrency: o.concurrency, heartbeatTimeout: '30s', maxAttempts: 3, local },
+      execution: { concurrency: o.concurrency, heartbeatTimeout: '30s', maxAttempts: 3, local, runsPerWorkflow: o.pack },
       analyses: { runFigures: o.figures },
     },
     'benchmark experiment',
@@ -247,7 +252,7 @@ interface ParamtrailTimes {
   workersCpu: number;
   serverCpu: number;
   result: ExperimentResult;
-  /** Mean milliseconds per run: each activity type from start to completion, and the run's workflow tasks. */
+  /** Mean milliseconds per run of each activity type and of workflow tasks; per workflow from start to close. */
   breakdown: Record<string, number>;
 }
 
@@ -255,12 +260,17 @@ interface ParamtrailTimes {
 const eventMs = (e: { eventTime?: { seconds?: unknown; nanos?: number | null } | null }) =>
   Number(e.eventTime?.seconds ?? 0) * 1000 + (e.eventTime?.nanos ?? 0) / 1e6;
 
-/** Where a run's time went, read from the runs' histories: mean ms per run of each activity and of workflow tasks. */
+/**
+ * Where a run's time went, read from the run workflows' histories (a pack's once): mean ms per run of
+ * each activity and of workflow tasks, and mean ms per workflow from start to close.
+ */
 async function runBreakdown(client: Client, result: ExperimentResult): Promise<Record<string, number>> {
   const sums: Record<string, number> = {};
   const add = (k: string, ms: number) => void (sums[k] = (sums[k] ?? 0) + ms);
-  for (const run of result.runs) {
-    const events = (await client.workflow.getHandle(run.workflowId).fetchHistory()).events ?? [];
+  const workflowIds = [...new Set(result.runs.map((r) => r.workflowId))];
+  let startToClose = 0;
+  for (const workflowId of workflowIds) {
+    const events = (await client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
     const byId = new Map(events.map((e) => [String(e.eventId), e]));
     for (const e of events) {
       const done = e.activityTaskCompletedEventAttributes;
@@ -279,9 +289,10 @@ async function runBreakdown(client: Client, result: ExperimentResult): Promise<R
         add('workflow tasks', eventMs(e) - eventMs(started));
       }
     }
-    add('run, start to close', eventMs(events.at(-1)!) - eventMs(events[0]!));
+    startToClose += eventMs(events.at(-1)!) - eventMs(events[0]!);
   }
-  return Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / result.runs.length]));
+  const perRun = Object.entries(sums).map(([k, v]) => [k, v / result.runs.length] as const);
+  return Object.fromEntries([...perRun, ['workflow, start to close', startToClose / workflowIds.length]]);
 }
 
 async function throughParamtrail(config: ExperimentConfig, o: Options, dir: string): Promise<ParamtrailTimes> {
@@ -369,28 +380,36 @@ async function main(): Promise<void> {
     }
     const { times: plain, backend } = await loopProcess('plain', o);
     const { times: activities } = await loopProcess('activities', o);
-    const loop = plain.seconds;
     console.log(
       `orchestration: ${o.runs} runs of an MLP (32 hidden), 1 epoch of ${o.train} Fashion-MNIST examples ` +
         `(90 % trained, batch ${o.batch}), backend ${backend}; ${o.workers} worker process(es), concurrency ${o.concurrency}, ` +
-        `${availableParallelism()} cores`,
+        `${o.pack} run(s) per workflow, ${availableParallelism()} cores`,
     );
     const perRun = (seconds: number) => `${((seconds / o.runs) * 1000).toFixed(0)} ms`;
-    console.log(`  plain loop, one process              ${loop.toFixed(1).padStart(6)} s   CPU per run ${perRun(plain.cpu)}, ${plain.fullGcs} full GCs`);
+    const plainLine = (times: LoopTimes, when: string) =>
+      console.log(`  plain loop, one process, ${when.padEnd(11)}${times.seconds.toFixed(1).padStart(6)} s   CPU per run ${perRun(times.cpu)}, ${times.fullGcs} full GCs`);
+    plainLine(plain, 'first');
     console.log(
       `  run activities, own process          ${activities.seconds.toFixed(1).padStart(6)} s   CPU per run ${perRun(activities.cpu)}, ${activities.fullGcs} full GCs ` +
         `(lookupRun, train, distance; no Temporal; V8 ${o.v8Defaults ? 'defaults' : 'as a worker starts it'})`,
     );
-    const ratio = (t: number) => `${(t / loop).toFixed(2)}x, overhead ${(((t - loop) / loop) * 100).toFixed(0)} %`;
+    // This machine's speed drifts by more than the target over a minute, so each paramtrail experiment
+    // is compared with the plain loop run just before it and again just after it (their mean).
+    let before = plain;
     for (const local of o.modes) {
       const pt = await throughParamtrail(experiment(o, local), o, dir);
       if (pt.result.status !== 'completed') {
         throw new Error(`expected every run to complete, found ${pt.result.runs.filter((r) => r.stage !== 'completed').length} not completed`);
       }
+      const { times: after } = await loopProcess('plain', o);
+      const loop = (before.seconds + after.seconds) / 2;
+      const ratio = (t: number) => `${(t / loop).toFixed(2)}x, overhead ${(((t - loop) / loop) * 100).toFixed(0)} %`;
       const mode = local ? 'execution.local   ' : 'task queues       ';
       console.log(`  paramtrail, ${mode} runs done ${pt.runs.toFixed(1).padStart(6)} s   (${ratio(pt.runs)}); with report ${pt.total.toFixed(1)} s (${ratio(pt.total)})`);
       console.log(`    CPU per run: workers ${perRun(pt.workersCpu)} + Temporal server ${perRun(pt.serverCpu)}`);
-      console.log(`    wall per run (mean): ${Object.entries(pt.breakdown).map(([k, ms]) => `${k} ${ms.toFixed(0)} ms`).join(', ')}`);
+      console.log(`    wall (mean): ${Object.entries(pt.breakdown).map(([k, ms]) => `${k} ${ms.toFixed(0)} ms`).join(', ')}`);
+      plainLine(after, 'again');
+      before = after;
     }
   } finally {
     await rm(dir, { recursive: true, force: true });
