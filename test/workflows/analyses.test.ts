@@ -208,4 +208,30 @@ describe('analyses, reuse and continue-as-new on a real Temporal server', () => 
     assert.equal((await first.describe()).status.name, 'CONTINUED_AS_NEW');
     assert.ok(result.report, JSON.stringify(result.reportError));
   });
+
+  test('a grid packed two runs per workflow continues as new between packs and keeps every run', async () => {
+    const config = tinyExperiment({
+      name: 'continued-packs',
+      seeds: [15, 16, 17],
+      training: { epochs: 1, batchSize: 64, optimizer: { name: 'sgd', learningRate: 0.05 } },
+      execution: { concurrency: 1, heartbeatTimeout: '10s', maxAttempts: 3, continueAsNewAfter: 1, runsPerWorkflow: 2, local: true },
+    });
+    const experimentId = `continued-packs-${randomUUID().slice(0, 8)}`;
+    const handle = await stack.temporal.client.workflow.start(experimentWorkflow, {
+      workflowId: experimentId,
+      taskQueue: stack.queues.workflows,
+      args: [{ experimentId, config, queues: stack.queues, store: store.location }],
+    });
+    const result = await handle.result();
+    assert.equal(result.status, 'completed', JSON.stringify(result.runs.map((r) => r.error)));
+    assert.deepEqual(
+      result.runs.map((r) => r.workflowId),
+      [`${experimentId}/mlp--fashion-mnist--s15..mlp--fashion-mnist--s16`, `${experimentId}/mlp--fashion-mnist--s15..mlp--fashion-mnist--s16`, `${experimentId}/mlp--fashion-mnist--s17`],
+    );
+    // The first pack finished in the first execution: its runs carry their results by reference.
+    assert.ok(result.runs.slice(0, 2).every((r) => r.resultRef && r.brief?.trainingStatus === 'completed'), JSON.stringify(result.runs.slice(0, 2)));
+    assert.ok(result.runs[2]!.result);
+    const first = stack.temporal.client.workflow.getHandle(experimentId, handle.firstExecutionRunId);
+    assert.equal((await first.describe()).status.name, 'CONTINUED_AS_NEW');
+  });
 });
