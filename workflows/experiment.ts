@@ -58,8 +58,9 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
   const input = { ...params, experimentId: params.experimentId ?? workflowInfo().workflowId.replace(/:/g, '') };
   const { config } = input;
   const specs = orderByDependencies(expandRuns(config));
-  // Each unit is one child workflow: a run alone, or a pack of runs (execution.runsPerWorkflow).
-  const units = packRuns(specs, config.execution.runsPerWorkflow);
+  // Each unit is one child workflow: a run alone, or a pack of runs (execution.runsPerWorkflow; absent
+  // from the input of experiments started before it existed, which replay with every run alone).
+  const units = packRuns(specs, config.execution.runsPerWorkflow ?? 1);
   const unitId = (unit: number[]) =>
     unit.length === 1 ? `${input.experimentId}/${specs[unit[0]!]!.name}` : `${input.experimentId}/${specs[unit[0]!]!.name}..${specs[unit.at(-1)!]!.name}`;
   const runs: RunSummary[] =
