@@ -1,0 +1,53 @@
+/**
+ * Records the workflow histories test/workflows/replay.test.ts replays: an experiment of two tiny runs
+ * as local activities that continues as new after each run (both executions' histories), and its first
+ * run's workflow. Run it on the version whose histories the next versions must keep replaying, then
+ * copy the files into test/workflows/histories/:
+ *
+ *   node --import tsx scripts/record-histories.ts <output folder>
+ *
+ * Starts its own Temporal dev server and workers (test/support/stack.ts) and a local store in a
+ * temporary folder; needs Fashion-MNIST (`npm run setup`).
+ */
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import proto from '@temporalio/proto';
+import { LocalStore } from '../artifacts/local.js';
+import { tinyExperiment } from '../test/support/fixtures.js';
+import { startTestStack } from '../test/support/stack.js';
+import { experimentWorkflow } from '../workflows/index.js';
+
+const out = process.argv[2];
+if (!out) throw new Error('usage: node --import tsx scripts/record-histories.ts <output folder>');
+await mkdir(out, { recursive: true });
+const storeDir = await mkdtemp(join(tmpdir(), 'paramtrail-histories-'));
+const store = new LocalStore(storeDir);
+const stack = await startTestStack({ name: 'histories', deps: { store }, trainSlots: 1 });
+/** As the server returns them: temporal.api.history.v1.History, binary protobuf. */
+const encode = (history: unknown) => proto.temporal.api.history.v1.History.encode(history as proto.temporal.api.history.v1.IHistory).finish();
+try {
+  const config = tinyExperiment({
+    name: 'replay',
+    seeds: [1, 2],
+    training: { epochs: 1, batchSize: 64, optimizer: { name: 'sgd', learningRate: 0.05 } },
+    analyses: { runFigures: false },
+    execution: { concurrency: 2, heartbeatTimeout: '10s', maxAttempts: 3, local: true, continueAsNewAfter: 1 },
+  });
+  const experimentId = 'replay-fixture';
+  const handle = await stack.temporal.client.workflow.start(experimentWorkflow, {
+    workflowId: experimentId,
+    taskQueue: stack.queues.workflows,
+    args: [{ experimentId, config, queues: stack.queues, store: store.location }],
+  });
+  const result = await handle.result();
+  if (result.status !== 'completed') throw new Error(`expected the experiment to complete, found ${result.status}`);
+  const first = stack.temporal.client.workflow.getHandle(experimentId, handle.firstExecutionRunId);
+  await writeFile(join(out, 'experiment-1.binpb'), encode(await first.fetchHistory()));
+  await writeFile(join(out, 'experiment-2.binpb'), encode(await handle.fetchHistory()));
+  await writeFile(join(out, 'run.binpb'), encode(await stack.temporal.client.workflow.getHandle(result.runs[0]!.workflowId).fetchHistory()));
+  console.log(`recorded 3 histories in ${out}`);
+} finally {
+  await stack.stop();
+  await rm(storeDir, { recursive: true, force: true });
+}

@@ -1,0 +1,29 @@
+/**
+ * Workflow code may change while experiments are running: a worker with the new code then replays the
+ * histories the old code wrote. These histories were recorded with scripts/record-histories.ts at commit
+ * 2a99d50a, before runs could share a workflow (an experiment of two local-activity runs that continued
+ * as new after each run, and one of its run workflows); the current workflows must replay them to the
+ * same commands, or Temporal would fail those experiments with a nondeterminism error.
+ */
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { test } from 'node:test';
+import proto from '@temporalio/proto';
+import { Worker } from '@temporalio/worker';
+import { workflowBundle } from '../../worker/run.js';
+
+const HISTORIES = new URL('./histories/', import.meta.url);
+
+for (const [file, type] of [
+  ['experiment-1.binpb', 'experimentWorkflow'],
+  ['experiment-2.binpb', 'experimentWorkflow'],
+  ['run.binpb', 'runWorkflow'],
+] as const) {
+  test(`${file}: a ${type} history from an earlier version replays on this code`, async () => {
+    // As the server returns them (temporal.api.history.v1.History, binary protobuf).
+    const history = proto.temporal.api.history.v1.History.decode(await readFile(new URL(file, HISTORIES)));
+    const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;
+    assert.equal(started?.workflowType?.name, type);
+    await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history);
+  });
+}
