@@ -9,7 +9,9 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { reuseKey } from '../../activities/reuse.js';
+import { listRuns } from '../../cli/ls.js';
 import { readManifest } from '../../artifacts/manifest.js';
 import { S3Store } from '../../artifacts/s3.js';
 import { snapshotFromArrow } from '../../artifacts/snapshot.js';
@@ -217,6 +219,14 @@ describe('experimentWorkflow on real Temporal and S3', () => {
     assert.equal(description.typedSearchAttributes.get(RunKey), packId);
     assert.equal(description.typedSearchAttributes.get(StatusKey), 'failed', 'a pack reports the worst of its runs');
     assert.equal(description.typedSearchAttributes.get(ModelKey), 'mlp');
+    // `paramtrail ls` lists the pack as one row beside the run alone (visibility catches up within seconds).
+    let rows: Awaited<ReturnType<typeof listRuns>> = [];
+    for (let i = 0; i < 50 && rows.length < 2; i++) {
+      rows = await listRuns(stack.temporal.client, { experiment: result.experimentId });
+      if (rows.length < 2) await sleep(200);
+    }
+    assert.deepEqual(rows.map((r) => r.runId).sort(), [...byWorkflow.keys()].sort());
+    assert.equal(rows.find((r) => r.runId === packId)?.status, 'failed');
   });
 
   test('a dataset file whose sha256 does not match fails the run for good and leaves the store as it was', async () => {
