@@ -67,11 +67,15 @@ async function packProgress(client: Client, workflowId: string): Promise<{ done:
 
 export async function progressLines(client: Client, p: ExperimentProgress): Promise<RunLine[]> {
   const lines: RunLine[] = [];
+  // A run in a pack (execution.runsPerWorkflow) shares the pack's workflow, which answers for the run it
+  // is on; asked once per pack.
+  const packs = new Map<string, Promise<{ done: string[]; current?: string } | undefined>>();
   for (const run of p.runs) {
     let text: string = run.stage;
     let detail: string | undefined;
-    // A run in a pack (execution.runsPerWorkflow) shares the pack's workflow, which answers for the run it is on.
-    const pack = run.workflowId !== run.runId && run.stage !== 'completed' && run.stage !== 'failed' ? await packProgress(client, run.workflowId) : undefined;
+    const inPack = run.workflowId !== run.runId && run.stage !== 'completed' && run.stage !== 'failed';
+    if (inPack && !packs.has(run.workflowId)) packs.set(run.workflowId, packProgress(client, run.workflowId));
+    const pack = inPack ? await packs.get(run.workflowId) : undefined;
     if (pack?.done.includes(run.runId)) {
       lines.push({ name: run.name, text: 'finished, pack running' });
       continue;

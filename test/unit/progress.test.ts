@@ -52,4 +52,5 @@ test('runs of a pack: finished ones, the one the pack is on (with its stage), an
     ['mlp--s0: finished, pack running', 'mlp--s1: distance', 'mlp--s2: pending', 'alone: completed'],
   );
   assert.ok(!queried.some((q) => q.startsWith('e/alone')), 'a run of its own that completed is not queried');
+  assert.equal(queried.filter((q) => q.endsWith('packProgress')).length, 1, 'the pack is asked once for all its runs');
 });
