@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { defaultPayloadConverter, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { DownloadHeartbeat } from '../activities/download.js';
 import type { TrainHeartbeat } from '../activities/types.js';
-import type { ExperimentProgress } from '../workflows/types.js';
+import type { ExperimentProgress, PackProgress } from '../workflows/types.js';
 
 export interface RunLine {
   name: string;
@@ -57,9 +57,9 @@ export function downloadDetail(hb: DownloadHeartbeat): string {
   return `${file} ${progressBar(fraction)} ${Math.floor(Math.min(1, fraction) * 100)}% ${megabytes(hb.received)}/${megabytes(hb.total)} MB`;
 }
 
-async function packProgress(client: Client, workflowId: string): Promise<{ done: string[]; current?: string } | undefined> {
+async function packProgress(client: Client, workflowId: string): Promise<PackProgress | undefined> {
   try {
-    return await client.workflow.getHandle(workflowId).query<{ done: string[]; current?: string }>('packProgress');
+    return await client.workflow.getHandle(workflowId).query<PackProgress>('packProgress');
   } catch {
     return undefined; // Not started yet.
   }
@@ -69,7 +69,7 @@ export async function progressLines(client: Client, p: ExperimentProgress): Prom
   const lines: RunLine[] = [];
   // A run in a pack (execution.runsPerWorkflow) shares the pack's workflow, which answers for the run it
   // is on; asked once per pack.
-  const packs = new Map<string, Promise<{ done: string[]; current?: string } | undefined>>();
+  const packs = new Map<string, Promise<PackProgress | undefined>>();
   for (const run of p.runs) {
     let text: string = run.stage;
     let detail: string | undefined;

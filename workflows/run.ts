@@ -24,7 +24,7 @@ import type { DownloadResult, PerturbationOutcome, RunAnalysesResult, TrainResul
 import { perturbationLabel, type RunSpec } from '../config/grid.js';
 import { rootCause } from './failure.js';
 import { upsertRunStatus, type RunStatus } from './search.js';
-import type { PackInput, PackResult, PackRunResult, RunInput, RunResult, RunStage } from './types.js';
+import type { PackInput, PackProgress, PackResult, PackRunResult, RunInput, RunResult, RunStage } from './types.js';
 
 /** How every activity of paramtrail is retried: backing off to a minute, never for bad input or data. */
 export function retryPolicy(maximumAttempts: number): NonNullable<ActivityOptions['retry']> {
@@ -38,8 +38,8 @@ export function retryPolicy(maximumAttempts: number): NonNullable<ActivityOption
 }
 
 export const runStageQuery = defineQuery<RunStage>('stage');
-/** A pack's runs that have finished (completed or failed), and the one it is on; its `stage` query answers for that one. */
-export const packProgressQuery = defineQuery<{ done: string[]; current?: string }>('packProgress');
+/** A pack's progress; its `stage` query answers for the run it is on. */
+export const packProgressQuery = defineQuery<PackProgress>('packProgress');
 
 function activityOptions(input: RunInput, taskQueue: string, startToCloseTimeout: ActivityOptions['startToCloseTimeout']): ActivityOptions {
   return {

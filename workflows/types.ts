@@ -52,6 +52,12 @@ export interface PackInput extends Omit<RunInput, 'runId' | 'run'> {
 /** Each run of a pack, in order: its result, or why it failed (it did not fail the others). */
 export type PackRunResult = { runId: string; result: RunResult } | { runId: string; error: { type?: string; message: string } };
 
+/** What a pack's `packProgress` query answers: its runs that have finished (completed or failed), and the one it is on. */
+export interface PackProgress {
+  done: string[];
+  current?: string;
+}
+
 export interface PackResult {
   runs: PackRunResult[];
 }
