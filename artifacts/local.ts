@@ -8,9 +8,12 @@
  * one key cannot overwrite each other: the loser compares and either returns the ref or conflicts. A torn
  * file is never visible under a key.
  *
- * Beside each object the store keeps `<name>~sha256`, a small JSON record of the sha256 and the identity
- * of the file it describes (inode, size, mtime), so `head()` answers without reading the object. A record
- * that does not match its file (e.g. left by an interrupted delete) is ignored and the hash recomputed.
+ * Beside each object of RECORD_MIN_BYTES or more the store keeps `<name>~sha256`, a small JSON record of
+ * the sha256 and the identity of the file it describes (inode, size, mtime), so `head()` answers without
+ * reading the object. A smaller object is hashed when asked about: that costs less than writing a second
+ * file at every put, and a sweep's checkpoints, manifests and small snapshots are most of its objects. A
+ * record that does not match its file (e.g. left by an interrupted delete) is ignored and the hash
+ * recomputed.
  * Names containing `~` are never keys (see validateKey), so temporary files and records cannot collide
  * with objects and are skipped by `list()`.
  */
@@ -34,6 +37,9 @@ import {
 } from './store.js';
 
 const RECORD_SUFFIX = '~sha256';
+
+/** Objects at least this large get a sha256 record; smaller ones are hashed on head(). */
+export const RECORD_MIN_BYTES = 1024 * 1024;
 
 interface ShaRecord {
   sha256: string;
@@ -98,12 +104,12 @@ export class LocalStore implements ArtifactStore {
     const tmp = `${path}~${randomBytes(6).toString('hex')}.tmp`;
     try {
       const handle = await open(tmp, 'wx');
-      let st: BigIntStats;
+      let st: BigIntStats | undefined;
       try {
         await handle.writeFile(bytes, { signal });
         await handle.sync();
         // The name linked below is this inode: its identity, size and mtime are the record's.
-        st = await handle.stat({ bigint: true });
+        if (bytes.byteLength >= RECORD_MIN_BYTES) st = await handle.stat({ bigint: true });
       } finally {
         await handle.close();
       }
@@ -117,7 +123,7 @@ export class LocalStore implements ArtifactStore {
         return this.settle(ref, await hashFile(path));
       }
       await syncDir(dirname(path));
-      await this.writeRecord(path, sha256, st);
+      if (st) await this.writeRecord(path, sha256, st);
       return ref;
     } finally {
       await removeQuietly(tmp);
@@ -148,6 +154,10 @@ export class LocalStore implements ArtifactStore {
       throw err;
     }
     if (!st.isFile()) return undefined;
+    if (st.size < RECORD_MIN_BYTES) {
+      const bytes = await readFile(path, { signal: opts.signal });
+      return { key, sha256: sha256Hex(bytes), bytes: bytes.byteLength };
+    }
     const record = await this.readRecord(path);
     if (record && sameFile(record, st)) return { key, sha256: record.sha256, bytes: record.bytes };
     const sha256 = await hashFile(path, opts.signal);

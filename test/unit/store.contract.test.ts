@@ -17,7 +17,7 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { sha256Hex } from '../../artifacts/hash.js';
-import { LocalStore } from '../../artifacts/local.js';
+import { LocalStore, RECORD_MIN_BYTES } from '../../artifacts/local.js';
 import { openStore } from '../../artifacts/open.js';
 import { S3Store } from '../../artifacts/s3.js';
 import {
@@ -260,12 +260,30 @@ describe('LocalStore specifics', () => {
     assert.deepEqual(await readFile(join(root, 'a', 'b.bin')), Buffer.from('x'));
   });
 
-  test('put records the identity of the file it linked, so head answers from the record', async () => {
+  test('put records the identity of a large file it linked, so head answers from the record', async () => {
     const store = new LocalStore(join(localRoot, 'specifics-3'));
-    await store.put('d/k', bytesOf('recorded'));
+    const large = new Uint8Array(randomBytes(RECORD_MIN_BYTES));
+    await store.put('d/k', large);
     const st = await stat(store.locate('d/k'), { bigint: true });
     const record = JSON.parse(await readFile(`${store.locate('d/k')}~sha256`, 'utf8')) as Record<string, unknown>;
-    assert.deepEqual(record, { sha256: sha256Hex(bytesOf('recorded')), bytes: 8, ino: String(st.ino), mtimeNs: String(st.mtimeNs) });
+    assert.deepEqual(record, { sha256: sha256Hex(large), bytes: RECORD_MIN_BYTES, ino: String(st.ino), mtimeNs: String(st.mtimeNs) });
+    // The record, not the bytes, answers: a record naming another hash for this very file is believed.
+    await writeFile(`${store.locate('d/k')}~sha256`, JSON.stringify({ ...record, sha256: 'ab'.repeat(32) }));
+    assert.equal((await store.head('d/k'))?.sha256, 'ab'.repeat(32));
+  });
+
+  test('a small object has no record: put writes one file, and head hashes the object', async () => {
+    const store = new LocalStore(join(localRoot, 'specifics-5'));
+    const small = new Uint8Array(randomBytes(RECORD_MIN_BYTES - 1));
+    await store.put('d/small', small);
+    assert.deepEqual(await readdir(join(store.root, 'd')), ['small']);
+    assert.deepEqual(await store.head('d/small'), { key: 'd/small', sha256: sha256Hex(small), bytes: small.byteLength });
+    assert.deepEqual(await readdir(join(store.root, 'd')), ['small']);
+    // Altered in place, it is hashed anew: head names what is stored now.
+    const altered = small.slice();
+    altered[0] = altered[0]! ^ 0xff;
+    await writeFile(store.locate('d/small'), altered);
+    assert.equal((await store.head('d/small'))?.sha256, sha256Hex(altered));
   });
 
   test('a key beneath a stored object is refused by name, and the object stays', async () => {
@@ -277,16 +295,18 @@ describe('LocalStore specifics', () => {
 
   test('head recomputes when its sha256 record is missing or stale', async () => {
     const store = new LocalStore(join(localRoot, 'specifics-2'));
-    await store.put('k', bytesOf('first'));
+    const first = new Uint8Array(randomBytes(RECORD_MIN_BYTES));
+    const second = new Uint8Array(randomBytes(RECORD_MIN_BYTES));
+    await store.put('k', first);
     await rm(`${store.locate('k')}~sha256`);
-    assert.equal((await store.head('k'))?.sha256, sha256Hex(bytesOf('first')));
+    assert.equal((await store.head('k'))?.sha256, sha256Hex(first));
     // A record left by an interrupted delete must not describe the next object at that key.
     const record = await readFile(`${store.locate('k')}~sha256`);
     await store.delete('k');
     await writeFile(`${store.locate('k')}~sha256`, record);
     await rm(store.locate('k'), { force: true });
-    await store.put('k', bytesOf('second'));
-    assert.equal((await store.head('k'))?.sha256, sha256Hex(bytesOf('second')));
+    await store.put('k', second);
+    assert.equal((await store.head('k'))?.sha256, sha256Hex(second));
   });
 });
 
