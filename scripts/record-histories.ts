@@ -1,8 +1,9 @@
 /**
  * Records the workflow histories test/workflows/replay.test.ts replays: an experiment of two tiny runs
- * as local activities that continues as new after each run (both executions' histories), and its first
- * run's workflow. Run it on the version whose histories the next versions must keep replaying, then
- * copy the files into test/workflows/histories/:
+ * as local activities that continues as new after each run (both executions' histories), its first
+ * run's workflow, and the workflow of a pack of two such runs (`execution.runsPerWorkflow`). Run it on
+ * the version whose histories the next versions must keep replaying, then copy the files into
+ * test/workflows/histories/:
  *
  *   node --import tsx scripts/record-histories.ts <output folder>
  *
@@ -46,7 +47,19 @@ try {
   await writeFile(join(out, 'experiment-1.binpb'), encode(await first.fetchHistory()));
   await writeFile(join(out, 'experiment-2.binpb'), encode(await handle.fetchHistory()));
   await writeFile(join(out, 'run.binpb'), encode(await stack.temporal.client.workflow.getHandle(result.runs[0]!.workflowId).fetchHistory()));
-  console.log(`recorded 3 histories in ${out}`);
+
+  const packed = { ...config, execution: { ...config.execution, continueAsNewAfter: 500, runsPerWorkflow: 2 } };
+  const packedResult = await stack.temporal.client.workflow.execute(experimentWorkflow, {
+    workflowId: 'replay-fixture-packed',
+    taskQueue: stack.queues.workflows,
+    args: [{ experimentId: 'replay-fixture-packed', config: packed, queues: stack.queues, store: store.location }],
+  });
+  const packId = packedResult.runs[0]!.workflowId;
+  if (packedResult.status !== 'completed' || packedResult.runs[1]?.workflowId !== packId) {
+    throw new Error(`expected both runs to complete in one pack, found ${JSON.stringify(packedResult.runs.map((r) => [r.workflowId, r.stage]))}`);
+  }
+  await writeFile(join(out, 'pack.binpb'), encode(await stack.temporal.client.workflow.getHandle(packId).fetchHistory()));
+  console.log(`recorded 4 histories in ${out}`);
 } finally {
   await stack.stop();
   await rm(storeDir, { recursive: true, force: true });

@@ -1,9 +1,10 @@
 /**
  * Workflow code may change while experiments are running: a worker with the new code then replays the
- * histories the old code wrote. These histories were recorded with scripts/record-histories.ts at commit
- * 2a99d50a, before runs could share a workflow (an experiment of two local-activity runs that continued
- * as new after each run, and one of its run workflows); the current workflows must replay them to the
- * same commands, or Temporal would fail those experiments with a nondeterminism error.
+ * histories the old code wrote. These histories were recorded with scripts/record-histories.ts: at
+ * commit 2a99d50a, before runs could share a workflow, an experiment of two local-activity runs that
+ * continued as new after each run, and one of its run workflows; at commit bc0aa608, when every run of a
+ * pack still set its own status, a pack of two runs. The current workflows must replay them to the same
+ * commands, or Temporal would fail those experiments with a nondeterminism error.
  */
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
@@ -18,6 +19,7 @@ for (const [file, type] of [
   ['experiment-1.binpb', 'experimentWorkflow'],
   ['experiment-2.binpb', 'experimentWorkflow'],
   ['run.binpb', 'runWorkflow'],
+  ['pack.binpb', 'packWorkflow'],
 ] as const) {
   test(`${file}: a ${type} history from an earlier version replays on this code`, async () => {
     // As the server returns them (temporal.api.history.v1.History, binary protobuf).
