@@ -73,6 +73,11 @@ function retrainSpec(run: RunSpec, label: string, from: { key: string; sha256: s
 }
 
 export async function runWorkflow(input: RunInput): Promise<RunResult> {
+  return runOne(input, upsertRunStatus);
+}
+
+/** One run, as `runWorkflow` runs it; `setStatus` records its status as it goes. */
+async function runOne(input: RunInput, setStatus: (status: RunStatus) => void): Promise<RunResult> {
   let stage: RunStage = 'pending';
   setHandler(runStageQuery, () => stage);
 
@@ -105,15 +110,15 @@ export async function runWorkflow(input: RunInput): Promise<RunResult> {
     let data = input.data;
     if (!data) {
       stage = 'download';
-      upsertRunStatus('downloading');
+      setStatus('downloading');
       data = await download({ ...producer, dataset: input.run.dataset });
     }
     stage = 'train';
-    upsertRunStatus('training');
+    setStatus('training');
     const training = await trainOrReuse(input.runId, input.run, data);
     const trained = training.train;
     stage = 'distance';
-    upsertRunStatus('analysing');
+    setStatus('analysing');
     const table = await distance({ ...producer, snapshots: trained.snapshots, p: analyses.distance.p, changed: analyses.distance.changed, references: analyses.distance.references });
 
     stage = 'analyses';
@@ -174,7 +179,7 @@ export async function runWorkflow(input: RunInput): Promise<RunResult> {
     // A figure of nothing but the zero baseline is skipped.
     const figures = analyses.runFigures && trained.snapshots.length > 1 ? await plot({ ...producer, runName: input.run.name, table: table.table, analyses: result }) : { figures: [] };
     stage = 'completed';
-    upsertRunStatus(trained.status === 'diverged' ? 'diverged' : 'completed');
+    setStatus(trained.status === 'diverged' ? 'diverged' : 'completed');
     return {
       runId: input.runId,
       name: input.run.name,
@@ -189,7 +194,7 @@ export async function runWorkflow(input: RunInput): Promise<RunResult> {
     };
   } catch (err) {
     stage = 'failed';
-    upsertRunStatus(isCancellation(err) ? 'cancelled' : 'failed');
+    setStatus(isCancellation(err) ? 'cancelled' : 'failed');
     throw err;
   }
 }
@@ -197,22 +202,31 @@ export async function runWorkflow(input: RunInput): Promise<RunResult> {
 /**
  * `packWorkflow`: several runs of one grid cell in one workflow (`execution.runsPerWorkflow`), each
  * exactly as `runWorkflow` runs it, one after another. A run that fails is recorded and the next one
- * starts; the pack's status attribute ends as the worst of its runs' (failed, then diverged).
+ * starts. The pack's status attribute is `training` while it runs and ends as the worst of its runs'
+ * (failed, then diverged): its runs do not each move it through their stages, which for a pack of tiny
+ * runs would be most of its history events and of the server's visibility writes. (Packs started
+ * before the `pack-status` patch replay with each run setting it.)
  */
 export async function packWorkflow(input: PackInput): Promise<PackResult> {
   const { runs, ...shared } = input;
   const results: PackRunResult[] = [];
   let current: string | undefined;
   setHandler(packProgressQuery, () => ({ done: results.map((r) => r.runId), current }));
+  const perPack = patched('pack-status');
+  if (perPack) upsertRunStatus('training');
+  const setStatus = perPack ? () => undefined : upsertRunStatus;
   let status: RunStatus = 'completed';
   for (const { runId, run } of runs) {
     current = runId;
     try {
-      const result = await runWorkflow({ ...shared, runId, run });
+      const result = await runOne({ ...shared, runId, run }, setStatus);
       if (result.train.status === 'diverged' && status === 'completed') status = 'diverged';
       results.push({ runId, result });
     } catch (err) {
-      if (isCancellation(err)) throw err;
+      if (isCancellation(err)) {
+        if (perPack) upsertRunStatus('cancelled');
+        throw err;
+      }
       status = 'failed';
       results.push({ runId, error: rootCause(err) });
     }

@@ -219,6 +219,17 @@ describe('experimentWorkflow on real Temporal and S3', () => {
     assert.equal(description.typedSearchAttributes.get(RunKey), packId);
     assert.equal(description.typedSearchAttributes.get(StatusKey), 'failed', 'a pack reports the worst of its runs');
     assert.equal(description.typedSearchAttributes.get(ModelKey), 'mlp');
+    // The pack sets its status twice, not once per stage of each run; the run alone (the last, whose
+    // initial weights are missing) goes through its own stages.
+    const statuses = async (workflowId: string) => {
+      const { events } = await stack.temporal.client.workflow.getHandle(workflowId).fetchHistory();
+      return (events ?? []).flatMap((e) => {
+        const field = e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields?.[StatusKey.name];
+        return field ? [JSON.parse(new TextDecoder().decode(field.data!)) as string] : [];
+      });
+    };
+    assert.deepEqual(await statuses(packId), ['training', 'failed']);
+    assert.deepEqual(await statuses([...byWorkflow.keys()][1]!), ['training', 'failed']);
     // `paramtrail ls` lists the pack as one row beside the run alone (visibility catches up within seconds).
     let rows: Awaited<ReturnType<typeof listRuns>> = [];
     for (let i = 0; i < 50 && rows.length < 2; i++) {
