@@ -28,7 +28,8 @@
  *
  * Prints the times and ratios, for the runs alone and with the report; where the CPU went (the plain
  * loop's per run, paramtrail's workers' and Temporal server's per run, measured over the experiment:
- * all processes share the machine's cores); and where a run's wall time went, from the runs' histories.
+ * all processes share the machine's cores); where a run's wall time went, from the runs' histories; and
+ * how many trainings each worker process ran (a pack's runs all go to the worker that took the pack).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -295,6 +296,16 @@ async function runBreakdown(client: Client, result: ExperimentResult): Promise<R
   return Object.fromEntries([...perRun, ['workflow, start to close', startToClose / workflowIds.length]]);
 }
 
+/** How many trainings each worker process ran (from each training's attempt records), most first. */
+function trainingsPerWorker(result: ExperimentResult): number[] {
+  const counts = new Map<string, number>();
+  for (const run of result.runs) {
+    const worker = run.result?.train.attempts.at(-1)?.worker;
+    if (worker) counts.set(worker, (counts.get(worker) ?? 0) + 1);
+  }
+  return [...counts.values()].sort((a, b) => b - a);
+}
+
 async function throughParamtrail(config: ExperimentConfig, o: Options, dir: string): Promise<ParamtrailTimes> {
   const temporal = await startTemporalDevServer({ env: process.env, headless: true });
   const workers: Worker[] = [];
@@ -408,6 +419,7 @@ async function main(): Promise<void> {
       console.log(`  paramtrail, ${mode} runs done ${pt.runs.toFixed(1).padStart(6)} s   (${ratio(pt.runs)}); with report ${pt.total.toFixed(1)} s (${ratio(pt.total)})`);
       console.log(`    CPU per run: workers ${perRun(pt.workersCpu)} + Temporal server ${perRun(pt.serverCpu)}`);
       console.log(`    wall (mean): ${Object.entries(pt.breakdown).map(([k, ms]) => `${k} ${ms.toFixed(0)} ms`).join(', ')}`);
+      console.log(`    trainings per worker process: ${trainingsPerWorker(pt.result).join(' / ')}`);
       plainLine(after, 'again');
       before = after;
     }
