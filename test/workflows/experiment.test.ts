@@ -16,6 +16,7 @@ import { S3Store } from '../../artifacts/s3.js';
 import { snapshotFromArrow } from '../../artifacts/snapshot.js';
 import { distanceTableFromArrow } from '../../artifacts/table.js';
 import { listRuns } from '../../cli/ls.js';
+import { expandRuns } from '../../config/grid.js';
 import { experimentWorkflow } from '../../workflows/index.js';
 import { ModelKey, RunKey, StatusKey } from '../../workflows/search.js';
 import { queueNames } from '../../workflows/types.js';
@@ -238,6 +239,36 @@ describe('experimentWorkflow on real Temporal and S3', () => {
     }
     assert.deepEqual(rows.map((r) => r.runId).sort(), [...byWorkflow.keys()].sort());
     assert.equal(rows.find((r) => r.runId === packId)?.status, 'failed');
+  });
+
+  test('a pack cancelled with its experiment ends with status cancelled', async () => {
+    const config = tinyExperiment({
+      seeds: [50, 51],
+      // Long enough to be cancelled in its first run.
+      training: { epochs: 500, batchSize: 32, optimizer: { name: 'sgd', learningRate: 0.01 } },
+      analyses: { runFigures: false },
+      execution: { local: true, runsPerWorkflow: 2, maxAttempts: 1 },
+    });
+    const experimentId = `pack-cancel-${randomUUID().slice(0, 8)}`;
+    const [first, last] = expandRuns(config);
+    const packId = `${experimentId}/${first!.name}..${last!.name}`;
+    const experiment = await stack.temporal.client.workflow.start(experimentWorkflow, {
+      workflowId: experimentId,
+      taskQueue: stack.queues.workflows,
+      args: [{ experimentId, config, queues: stack.queues, store: store.location }],
+    });
+    const pack = stack.temporal.client.workflow.getHandle(packId);
+    let status: unknown;
+    for (let i = 0; i < 100 && status !== 'training'; i++) {
+      status = (await pack.describe().catch(() => undefined))?.typedSearchAttributes.get(StatusKey);
+      if (status !== 'training') await sleep(200);
+    }
+    assert.equal(status, 'training', 'the pack says it is training while it runs');
+    await experiment.cancel();
+    await assert.rejects(experiment.result(), /cancel/i);
+    const closed = await pack.describe();
+    assert.equal(closed.status.name, 'CANCELLED');
+    assert.equal(closed.typedSearchAttributes.get(StatusKey), 'cancelled');
   });
 
   test('a dataset file whose sha256 does not match fails the run for good and leaves the store as it was', async () => {
