@@ -11,7 +11,7 @@
 import { gunzipSync } from 'node:zlib';
 import type { ArtifactStore } from '../artifacts/store.js';
 import type { DatasetSpec } from '../config/experiment.js';
-import { DATASETS, decodeDataset, type DatasetDef, type RawFiles, type Split } from '../ml/data/datasets.js';
+import { DATASETS, decodeDataset, type DatasetDef, type DecodedSplit, type RawFiles, type Split } from '../ml/data/datasets.js';
 import { seededSubset, take, trainValSplit } from '../ml/data/split.js';
 import { normalizationFromSplit, normalizeSplit, withLabelNoise } from '../ml/train/prepare.js';
 import { failForGood } from './errors.js';
@@ -30,8 +30,9 @@ export interface RunData {
   record: DataRecord;
 }
 
-// Decoding 60,000 images takes a while; a worker training several runs on one dataset does it once.
-const decoded = new Map<string, { train: Split; test: Split }>();
+// Decoding 60,000 images takes a while; a worker training several runs on one dataset does it once, and
+// keeps 8-bit pixels as bytes (a quarter of the memory of floats) until its runs' subsets are taken.
+const decoded = new Map<string, { train: DecodedSplit; test: DecodedSplit }>();
 const MAX_CACHED = 2;
 
 interface Prepared {

@@ -4,11 +4,11 @@
  * Each archive is a tar.gz of record files. A CIFAR-10 record is 1 label byte then 3072 pixel bytes; a
  * CIFAR-100 record is a coarse (superclass, 0-19) label byte, a fine (class, 0-99) label byte, then the
  * pixels. The pixels are channel-major: 1024 red, 1024 green, 1024 blue, each 32x32 row-major. Records
- * become NHWC float32 in [0, 1], the layout every model here takes.
+ * become NHWC bytes (a ByteSplit; `take` scales them to [0, 1]), the layout every model here takes.
  *
  * Called by ml/data/datasets.ts (decodeDataset) on the gunzipped archive. Pure.
  */
-import type { Split } from './datasets.js';
+import type { ByteSplit } from './datasets.js';
 import { tarFiles } from './tar.js';
 
 export const CIFAR_SIDE = 32;
@@ -47,7 +47,7 @@ export const CIFAR100_FORMAT: CifarFormat = {
 };
 
 /** Records of one or more record files, concatenated, as a split. `what` names the source in errors. */
-export function cifarRecordsToSplit(files: Uint8Array[], layout: CifarLayout, what: string[]): Split {
+export function cifarRecordsToSplit(files: Uint8Array[], layout: CifarLayout, what: string[]): ByteSplit {
   const recordBytes = layout.labelBytes + IMAGE_BYTES;
   let n = 0;
   files.forEach((f, i) => {
@@ -59,7 +59,7 @@ export function cifarRecordsToSplit(files: Uint8Array[], layout: CifarLayout, wh
     }
     n += f.length / recordBytes;
   });
-  const x = new Float32Array(n * IMAGE_BYTES);
+  const pixels = new Uint8Array(n * IMAGE_BYTES);
   const y = new Int32Array(n);
   let k = 0;
   files.forEach((f, i) => {
@@ -71,16 +71,16 @@ export function cifarRecordsToSplit(files: Uint8Array[], layout: CifarLayout, wh
         );
       }
       y[k] = label;
-      const pixels = r + layout.labelBytes;
+      const image = r + layout.labelBytes;
       const out = k * IMAGE_BYTES;
       // CHW in the file, HWC out: pixel p of channel c goes to (p * 3 + c).
       for (let c = 0; c < 3; c++) {
-        const plane = pixels + c * PIXELS;
-        for (let p = 0; p < PIXELS; p++) x[out + p * 3 + c] = f[plane + p]! / 255;
+        const plane = image + c * PIXELS;
+        for (let p = 0; p < PIXELS; p++) pixels[out + p * 3 + c] = f[plane + p]!;
       }
     }
   });
-  return { x, y, n };
+  return { pixels, y, n };
 }
 
 /** Finds a member by its path, also under a leading folder a repackaged archive may add. */
@@ -93,7 +93,7 @@ function member(files: Map<string, Uint8Array>, path: string, archive: string): 
 }
 
 /** Both splits of a CIFAR archive (the tar bytes, already gunzipped). */
-export function decodeCifar(tar: Uint8Array, format: CifarFormat, archive: string): { train: Split; test: Split } {
+export function decodeCifar(tar: Uint8Array, format: CifarFormat, archive: string): { train: ByteSplit; test: ByteSplit } {
   const files = tarFiles(tar);
   const split = (paths: string[]) =>
     cifarRecordsToSplit(

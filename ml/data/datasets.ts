@@ -65,6 +65,21 @@ export interface Split {
   n: number;
 }
 
+/**
+ * A split as its 8-bit pixels, a quarter of a Split's memory: example values are `pixels / 255`, which
+ * `take` (ml/data/split.ts) copies out as a Split. How a worker keeps a whole decoded dataset.
+ */
+export interface ByteSplit {
+  /** N*H*W*C bytes. */
+  pixels: Uint8Array;
+  /** N class indices in [0, numClasses). */
+  y: Int32Array;
+  n: number;
+}
+
+/** A decoded split: bytes where the format stores 8-bit pixels (IDX, CIFAR), floats for resized images. */
+export type DecodedSplit = Split | ByteSplit;
+
 export interface Checksum {
   algorithm: 'sha256' | 'md5';
   /** Lowercase hex digest. */
@@ -235,7 +250,7 @@ function decodeIdxFile(def: DatasetDef, role: FileRole, bytes: Uint8Array | unde
   }
 }
 
-function decodeSplit(def: DatasetDef, raw: RawFiles, images: FileRole, labels: FileRole): Split {
+function decodeSplit(def: DatasetDef, raw: RawFiles, images: FileRole, labels: FileRole): ByteSplit {
   const [h, w, c] = def.inputShape;
   const img = decodeIdxFile(def, images, raw[images]);
   const lab = decodeIdxFile(def, labels, raw[labels]);
@@ -265,9 +280,7 @@ function decodeSplit(def: DatasetDef, raw: RawFiles, images: FileRole, labels: F
     }
     y[i] = label;
   }
-  const x = new Float32Array(img.data.length);
-  for (let i = 0; i < x.length; i++) x[i] = img.data[i]! / 255;
-  return { x, y, n };
+  return { pixels: img.data, y, n };
 }
 
 /** The DEcompressed bytes of each file of a dataset, by role (the caller gunzips). */
@@ -284,8 +297,11 @@ function archiveOf(def: DatasetDef, raw: RawFiles): Uint8Array {
   return bytes;
 }
 
-/** Decodes every split, validating counts, dims and labels; errors name the file (and member) at fault. */
-export function decodeDataset(def: DatasetDef, raw: RawFiles, opts: DecodeOptions = {}): { train: Split; test: Split } {
+/**
+ * Decodes every split, validating counts, dims and labels; errors name the file (and member) at fault.
+ * 8-bit pixels stay bytes (ByteSplit): a worker keeps the whole dataset and copies out its runs' subsets.
+ */
+export function decodeDataset(def: DatasetDef, raw: RawFiles, opts: DecodeOptions = {}): { train: DecodedSplit; test: DecodedSplit } {
   switch (def.format) {
     case 'idx':
       return {

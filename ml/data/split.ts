@@ -5,7 +5,7 @@
  * Called by the train activity before training, and by tests to build small real datasets.
  */
 import { deriveRng } from '../rng.js';
-import type { Split } from './datasets.js';
+import type { DecodedSplit, Split } from './datasets.js';
 
 function permutation(n: number, seed: number, purpose: string): Int32Array {
   const order = new Int32Array(n);
@@ -34,10 +34,11 @@ export function trainValSplit(n: number, fraction: number, seed: number): { trai
   return { val: order.slice(0, nVal).sort(), train: order.slice(nVal).sort() };
 }
 
-/** The examples of `split` at `indices`, in that order (copied). */
-export function take(split: Split, indices: ArrayLike<number>): Split {
+/** The examples of `split` at `indices`, in that order (copied; a ByteSplit's pixels scaled to [0, 1]). */
+export function take(split: DecodedSplit, indices: ArrayLike<number>): Split {
   const n = indices.length;
-  const size = split.n === 0 ? 0 : split.x.length / split.n;
+  const values = 'x' in split ? split.x : split.pixels;
+  const size = split.n === 0 ? 0 : values.length / split.n;
   const x = new Float32Array(n * size);
   const y = new Int32Array(n);
   for (let i = 0; i < n; i++) {
@@ -45,7 +46,13 @@ export function take(split: Split, indices: ArrayLike<number>): Split {
     if (!(j >= 0 && j < split.n && Number.isInteger(j))) {
       throw new Error(`index ${j} at position ${i} is outside the split of ${split.n} examples`);
     }
-    x.set(split.x.subarray(j * size, (j + 1) * size), i * size);
+    if ('x' in split) {
+      x.set(split.x.subarray(j * size, (j + 1) * size), i * size);
+    } else {
+      const from = j * size;
+      const to = i * size;
+      for (let k = 0; k < size; k++) x[to + k] = split.pixels[from + k]! / 255;
+    }
     y[i] = split.y[j]!;
   }
   return { x, y, n };

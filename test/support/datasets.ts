@@ -2,12 +2,14 @@
  * Small dataset files in the real formats, built in memory for the format and download tests: IDX
  * files, ustar archives, CIFAR record files and archives with the real member names, baseline JPEGs
  * (a minimal encoder, so the tests need no image tool), an Imagenette-shaped archive, and a local HTTP
- * server that serves them.
+ * server that serves them; and accessors for a decoded split's bytes or floats.
  */
+import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
+import type { DecodedSplit } from '../../ml/data/datasets.js';
 
 export const md5Hex = (bytes: Uint8Array) => createHash('md5').update(bytes).digest('hex');
 
@@ -371,4 +373,16 @@ export async function serveFiles(files: Record<string, Uint8Array>): Promise<Fil
         server.close((err) => (err ? reject(err) : resolve()));
       }),
   };
+}
+
+/** A decoded split's bytes; fails the test when the decoder gave floats. */
+export function pixelsOf(split: DecodedSplit): Uint8Array {
+  assert.ok('pixels' in split, 'expected 8-bit pixels (a ByteSplit), found floats');
+  return split.pixels;
+}
+
+/** A decoded split's floats; fails the test when the decoder kept bytes. */
+export function floatsOf(split: DecodedSplit): Float32Array {
+  assert.ok('x' in split, 'expected floats (a Split), found 8-bit pixels');
+  return split.x;
 }

@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DATASETS, FILE_ROLES, decodeDataset, getDataset, type FileRole } from '../../ml/data/datasets.js';
 import { seededSubset, take, trainValSplit } from '../../ml/data/split.js';
+import { pixelsOf } from '../support/datasets.js';
 
 function idx(type: number, dims: number[], body: ArrayLike<number>): Uint8Array {
   const header = [0, 0, type, dims.length];
@@ -35,13 +36,16 @@ test('fashion-mnist is registered with four sha256-pinned files and the Debian m
   assert.throws(() => getDataset('cifar-1000'), /unknown dataset "cifar-1000": expected one of fashion-mnist/);
 });
 
-test('decodeDataset scales pixels to [0, 1] and keeps labels', () => {
+test('decodeDataset keeps 8-bit pixels as bytes that take scales to [0, 1], and keeps labels', () => {
   const { train, test: t } = decodeDataset(getDataset('fashion-mnist'), fakeRaw(3, 2));
   assert.equal(train.n, 3);
   assert.equal(t.n, 2);
-  assert.equal(train.x.length, 3 * 784);
-  assert.equal(train.x[784 * 2], Math.fround(100 / 255));
-  assert.equal(train.x[0], 0);
+  assert.equal(pixelsOf(train).length, 3 * 784);
+  assert.equal(pixelsOf(train)[784 * 2], 100);
+  const x = take(train, [0, 1, 2]).x;
+  assert.equal(x.length, 3 * 784);
+  assert.equal(x[784 * 2], Math.fround(100 / 255));
+  assert.equal(x[0], 0);
   assert.deepEqual([...train.y], [0, 3, 6]);
 });
 

@@ -14,6 +14,7 @@ import { CIFAR10_FORMAT, CIFAR100_FORMAT, cifarRecordsToSplit, decodeCifar } fro
 import { DATASETS, decodeDataset, fileChecksum, getDataset, imagenetteDef, type DatasetFile } from '../../ml/data/datasets.js';
 import { centerCropResize, decodeImagenette, IMAGENETTE_WNIDS } from '../../ml/data/imagenette.js';
 import { decodeJpeg, jpegSize } from '../../ml/data/jpeg.js';
+import { take } from '../../ml/data/split.js';
 import { readTar, tarFiles } from '../../ml/data/tar.js';
 import {
   cifar100Archive,
@@ -22,10 +23,12 @@ import {
   cifarRecords,
   classColour,
   encodeJpeg,
+  floatsOf,
   gzip,
   idxFile,
   imagenetteArchive,
   mnistFiles,
+  pixelsOf,
   rgbImage,
   tarArchive,
 } from '../support/datasets.js';
@@ -82,7 +85,7 @@ test('mnist decodes its IDX files like fashion-mnist', () => {
   assert.equal(train.n, 5);
   assert.equal(t.n, 3);
   assert.deepEqual([...train.y], [0, 3, 6, 9, 2]);
-  assert.equal(train.x[784 * 2 + 5], Math.fround(((2 * 40 + 5) % 256) / 255));
+  assert.equal(pixelsOf(train)[784 * 2 + 5], (2 * 40 + 5) % 256);
 });
 
 // ----------------------------------------------------------------------------------------------- tar
@@ -152,12 +155,16 @@ test('CIFAR records become NHWC floats: channel-major planes interleaved per pix
   const split = cifarRecordsToSplit([cifarRecords([[3], [7]])], CIFAR10_FORMAT, ['f']);
   assert.equal(split.n, 2);
   assert.deepEqual([...split.y], [3, 7]);
-  assert.equal(split.x.length, 2 * 32 * 32 * 3);
+  assert.equal(split.pixels.length, 2 * 32 * 32 * 3);
   // Example 1, row 2, column 5, channel 1 (green): file offset 1024 + 2*32+5 of its plane.
   const p = 2 * 32 + 5;
-  assert.equal(split.x[1 * 3072 + p * 3 + 1], Math.fround(cifarPixel(1, 1, p) / 255));
-  assert.equal(split.x[0 * 3072 + 1023 * 3 + 2], Math.fround(cifarPixel(0, 2, 1023) / 255));
-  assert.ok(split.x.every((v) => v >= 0 && v <= 1));
+  assert.equal(split.pixels[1 * 3072 + p * 3 + 1], cifarPixel(1, 1, p));
+  assert.equal(split.pixels[0 * 3072 + 1023 * 3 + 2], cifarPixel(0, 2, 1023));
+  // Taken out, they are the pixels scaled to [0, 1].
+  const x = take(split, [1, 0]).x;
+  assert.equal(x[0 * 3072 + p * 3 + 1], Math.fround(cifarPixel(1, 1, p) / 255));
+  assert.equal(x[1 * 3072 + 1023 * 3 + 2], Math.fround(cifarPixel(0, 2, 1023) / 255));
+  assert.ok(x.every((v) => v >= 0 && v <= 1));
 });
 
 test('cifar-10 reads data_batch_1..5 in order for train and test_batch for test', () => {
@@ -166,7 +173,7 @@ test('cifar-10 reads data_batch_1..5 in order for train and test_batch for test'
   assert.equal(t.n, 4);
   assert.deepEqual([...train.y], Array.from({ length: 15 }, (_, k) => k % 10));
   // Train example 7 is the second record of data_batch_3.
-  assert.equal(train.x[7 * 3072 + 100 * 3], Math.fround(cifarPixel(7, 0, 100) / 255));
+  assert.equal(train.pixels[7 * 3072 + 100 * 3], cifarPixel(7, 0, 100));
   assert.deepEqual([...t.y], [0, 1, 2, 3]);
 });
 
@@ -176,7 +183,7 @@ test('cifar-100 labels examples by their fine label, not the coarse one', () => 
   assert.equal(train.n, 25);
   assert.equal(t.n, 6);
   assert.deepEqual([...train.y], Array.from({ length: 25 }, (_, k) => (k * 7) % 100));
-  assert.equal(train.x[24 * 3072 + 3 * 3 + 2], Math.fround(cifarPixel(24, 2, 3) / 255));
+  assert.equal(pixelsOf(train)[24 * 3072 + 3 * 3 + 2], cifarPixel(24, 2, 3));
   // The fine label starts the pixels one byte later than in CIFAR-10.
   const asTen = cifarRecordsToSplit([cifarRecords([[1, 2]])], CIFAR100_FORMAT, ['f']);
   assert.deepEqual([...asTen.y], [2]);
@@ -277,12 +284,12 @@ test('imagenette: train/ and val/ folders, classes by sorted wnid, margins cropp
   assert.equal(t.n, 2);
   assert.deepEqual([...train.y], [0, 0, 2, 9]);
   assert.deepEqual([...t.y], [0, 1]);
-  assert.equal(train.x.length, 4 * 8 * 8 * 3);
+  assert.equal(floatsOf(train).length, 4 * 8 * 8 * 3);
   for (let k = 0; k < train.n; k++) {
     const want = classColour(train.y[k]!);
     for (let p = 0; p < 64; p++) {
       for (let c = 0; c < 3; c++) {
-        const v = train.x[k * 192 + p * 3 + c]! * 255;
+        const v = floatsOf(train)[k * 192 + p * 3 + c]! * 255;
         assert.ok(Math.abs(v - want[c]!) <= 4, `example ${k} pixel ${p} channel ${c}: ${v} vs ${want[c]}`);
       }
     }
@@ -301,7 +308,7 @@ test('imagenette takes a JPEG decoder that plugs in, and names the member a deco
   };
   const { train } = decodeDataset(imagenetteDef(2), { archive: tar }, { decodeJpeg: fake });
   assert.equal(calls.length, 2);
-  assert.deepEqual([...train.x.subarray(0, 3)], [1, 0, 0]);
+  assert.deepEqual([...floatsOf(train).subarray(0, 3)], [1, 0, 0]);
   assert.throws(
     () => decodeImagenette(tar, { size: 4, decodeJpeg: () => { throw new Error('boom'); } }, 'imagenette2-160.tgz'),
     /imagenette2-160\.tgz: imagenette2-160\/train\/n01440764\/n01440764_1000\.JPEG: boom/,
