@@ -3,22 +3,75 @@
  * for the `train` and `analysis` queues, any subset of them. Used by `paramtrail worker` and by tests,
  * which run workers in-process against a real server.
  */
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bundleWorkflowCode, Worker, type NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { bundleWorkflowCode, Worker, type NativeConnection, type WorkflowBundle } from '@temporalio/worker';
 import { createActivities, TRAIN_ACTIVITIES, type ActivityDeps } from '../activities/index.js';
 import { codeVersion } from '../activities/version.js';
+import { PROJECT_ROOT } from '../infra/tools.js';
 import type { QueueNames } from '../workflows/types.js';
 import type { Role } from './config.js';
 import { withSlots } from './slots.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
-let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+/** Where built workflow bundles are kept, one per version of the sources. */
+export const BUNDLE_CACHE = join(PROJECT_ROOT, 'node_modules', '.cache', 'paramtrail');
 
-/** Bundles the workflow code once per process (webpack takes seconds). */
-export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietBundlerLogger });
+/** The folders whose TypeScript the workflow bundle may include: the workflows and what they import. */
+const BUNDLED_SOURCES = ['workflows', 'config', 'activities', 'artifacts', 'ml', 'worker', 'cli', 'infra', 'report'];
+
+/**
+ * What the bundle is built from: every TypeScript file of BUNDLED_SOURCES (path and bytes) and the
+ * package lock (the SDK's workflow runtime and webpack). Any change to them builds a new bundle.
+ */
+export async function bundleSourcesHash(root = PROJECT_ROOT): Promise<string> {
+  const hash = createHash('sha256').update(await readFile(join(root, 'package-lock.json')));
+  for (const dir of BUNDLED_SOURCES) {
+    const files = (await readdir(join(root, dir), { recursive: true })).filter((f) => f.endsWith('.ts')).sort();
+    for (const file of files) hash.update(`${dir}/${file}\0`).update(await readFile(join(root, dir, file))).update('\0');
+  }
+  return hash.digest('hex').slice(0, 32);
+}
+
+let bundle: Promise<WorkflowBundle> | undefined;
+
+/**
+ * The workflow code, bundled once per version of its sources: webpack takes seconds of CPU and leaves
+ * tens of MB in the heap of every process that runs it, so the first worker of a version builds the
+ * bundle into BUNDLE_CACHE and every later one reads it. Once per process either way.
+ */
+export function workflowBundle(): Promise<WorkflowBundle> {
+  bundle ??= bundleSourcesHash().then((hash) => cachedBundle(BUNDLE_CACHE, hash));
   return bundle;
+}
+
+/**
+ * The bundle `workflows-<hash>.js` in `dir`, built and stored there first if it is not. A folder that
+ * cannot be written (a read-only install) only costs the build; older versions are removed.
+ */
+export async function cachedBundle(dir: string, hash: string): Promise<WorkflowBundle> {
+  const name = `workflows-${hash}.js`;
+  const file = join(dir, name);
+  const cached = await readFile(file, 'utf8').catch(() => undefined);
+  if (cached) return { code: cached };
+  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietBundlerLogger });
+  // Whole or not at all, also when workers starting together build it at once.
+  const tmp = `${file}.${process.pid}.tmp`;
+  try {
+    await mkdir(dir, { recursive: true });
+    await writeFile(tmp, code);
+    await rename(tmp, file);
+    for (const old of await readdir(dir)) {
+      if (/^workflows-[0-9a-f]+\.js$/.test(old) && old !== name) await rm(join(dir, old), { force: true });
+    }
+  } catch (err) {
+    await rm(tmp, { force: true }).catch(() => undefined);
+    console.warn(`paramtrail: could not keep the workflow bundle in ${dir} (${(err as Error).message}); each worker will build its own`);
+  }
+  return { code };
 }
 
 const noop = () => undefined;
