@@ -37,8 +37,9 @@ export function trainValSplit(n: number, fraction: number, seed: number): { trai
 /** The examples of `split` at `indices`, in that order (copied; a ByteSplit's pixels scaled to [0, 1]). */
 export function take(split: DecodedSplit, indices: ArrayLike<number>): Split {
   const n = indices.length;
-  const values = 'x' in split ? split.x : split.pixels;
-  const size = split.n === 0 ? 0 : values.length / split.n;
+  const floats = 'x' in split ? split.x : undefined;
+  const bytes = 'pixels' in split ? split.pixels : undefined;
+  const size = split.n === 0 ? 0 : (floats ?? bytes)!.length / split.n;
   const x = new Float32Array(n * size);
   const y = new Int32Array(n);
   for (let i = 0; i < n; i++) {
@@ -46,12 +47,10 @@ export function take(split: DecodedSplit, indices: ArrayLike<number>): Split {
     if (!(j >= 0 && j < split.n && Number.isInteger(j))) {
       throw new Error(`index ${j} at position ${i} is outside the split of ${split.n} examples`);
     }
-    if ('x' in split) {
-      x.set(split.x.subarray(j * size, (j + 1) * size), i * size);
+    if (floats) {
+      x.set(floats.subarray(j * size, (j + 1) * size), i * size);
     } else {
-      const from = j * size;
-      const to = i * size;
-      for (let k = 0; k < size; k++) x[to + k] = split.pixels[from + k]! / 255;
+      for (let k = 0, from = j * size, to = i * size; k < size; k++) x[to + k] = bytes![from + k]! / 255;
     }
     y[i] = split.y[j]!;
   }

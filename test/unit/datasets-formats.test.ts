@@ -151,7 +151,7 @@ test('readTar names the byte offset of a bad header and spots a truncated or sti
 
 // --------------------------------------------------------------------------------------------- CIFAR
 
-test('CIFAR records become NHWC floats: channel-major planes interleaved per pixel', () => {
+test('CIFAR records become NHWC bytes, scaled to [0, 1] when taken: channel-major planes interleaved per pixel', () => {
   const split = cifarRecordsToSplit([cifarRecords([[3], [7]])], CIFAR10_FORMAT, ['f']);
   assert.equal(split.n, 2);
   assert.deepEqual([...split.y], [3, 7]);
