@@ -2,7 +2,7 @@
  * Small experiments and folders shared by the activity, workflow and end-to-end tests. The data is the
  * real Fashion-MNIST from Debian's `dataset-fashion-mnist` (installed by `npm run setup`).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,8 +20,31 @@ export function requireFashionMnist(): void {
   }
 }
 
-export function tempDir(prefix = 'paramtrail-test-'): Promise<string> {
-  return mkdtemp(join(tmpdir(), prefix));
+const madeDirs: string[] = [];
+
+/**
+ * A new folder under the system's temporary folder, removed when the test file's process exits (each
+ * file runs in a process of its own): stores of trained runs take hundreds of MB. Set
+ * PARAMTRAIL_KEEP_TEST_DIRS=1 to keep them, to look into a failure.
+ */
+export async function tempDir(prefix = 'paramtrail-test-'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  if (!process.env.PARAMTRAIL_KEEP_TEST_DIRS) {
+    if (madeDirs.length === 0) process.once('exit', removeMadeDirs);
+    madeDirs.push(dir);
+  }
+  return dir;
+}
+
+function removeMadeDirs(): void {
+  for (const dir of madeDirs) {
+    try {
+      rmSync(dir, { recursive: true, force: true, maxRetries: 2 });
+    } catch (err) {
+      // A process the test started may still be writing there; the folder is only left behind.
+      console.error(`could not remove the test folder ${dir}: ${(err as Error).message}`);
+    }
+  }
 }
 
 export const registries = () => ({ models: new Set(MODELS.keys()), datasets: new Set(DATASETS.keys()) });
