@@ -417,7 +417,9 @@ export function buildStepGraph(model: tfl.LayersModel, spec: OptimizerSpec): Ste
     const out = node.outputTensors[0]!.id;
     const terms = pendingGrads.get(out);
     if (!terms) continue; // does not reach the loss
-    const dxs = back(g.sum(`grad/sum_${out}`, terms));
+    // Named by the tape position, not the tensor id (a process-wide counter): the same model and
+    // optimizer always give the same graph bytes, which is how ml/graph/trainer.ts reuses sessions.
+    const dxs = back(g.sum(`grad/sum_${i}`, terms));
     node.inputTensors.forEach((t, k) => {
       const dx = dxs[k];
       if (dx === undefined || !need[k]) return;

@@ -10,6 +10,11 @@
  * exactly the forms of ml/train/weights.ts (modelToTensors) and ml/train/optimizers.ts (state()), so the
  * eager model and optimizer can be brought up to date whenever something else needs them.
  *
+ * A disposed trainer's session is kept for the next trainer of the same graph (the same bytes: model,
+ * frozen layers and optimizer), up to IDLE_SESSIONS per process: a sweep of one architecture loads and
+ * optimises its step graph once per worker, not once per run. Reuse cannot change a result: load()
+ * assigns every variable of the graph, and the graph has no other state (no random ops).
+ *
  * Called by ml/train/loop.ts (when the backend is 'tensorflow' and the model is supported) and
  * bench/train.ts.
  */
@@ -18,6 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
+import { sha256Hex } from '../../artifacts/hash.js';
 import type { NamedTensor } from '../../artifacts/snapshot.js';
 import { NATIVE_BACKEND } from '../backends/native.js';
 import type { Optimizer, OptimizerSpec } from '../train/optimizers.js';
@@ -29,6 +35,23 @@ interface SessionBackend {
   loadSavedModelMetaGraph(path: string, tags: string): number;
   runSavedModel(id: number, inputs: tf.Tensor[], infos: Array<{ name: string }>, outputs: string[]): tf.Tensor[];
   deleteSavedModel(id: number): void;
+}
+
+/** Sessions kept loaded, unused, per process (each holds its graph's variables: weights and optimizer slots). */
+const IDLE_SESSIONS = 2;
+
+interface IdleSession {
+  key: string;
+  backend: SessionBackend;
+  session: number;
+}
+
+/** Unused sessions, oldest first. */
+const idle: IdleSession[] = [];
+
+/** Closes every unused session: their memory goes back, and the next trainer of each graph loads it anew. */
+export function closeIdleGraphSessions(): void {
+  for (const s of idle.splice(0)) s.backend.deleteSavedModel(s.session);
 }
 
 const ADAM_BETA1 = 0.9;
@@ -70,8 +93,12 @@ export function createGraphTrainer(args: GraphTrainerArgs): GraphTrainerChoice {
 
 export class GraphTrainer {
   private readonly session: number;
+  private readonly key: string;
+  /** Whether the session was an unused one of an earlier trainer of the same graph. */
+  readonly reused: boolean;
   /** Adam's step count (its bias corrections are computed from it in float64, as the eager optimizer does). */
   private adamStep = 0;
+  private loaded = false;
   private disposed = false;
 
   constructor(
@@ -79,6 +106,13 @@ export class GraphTrainer {
     private readonly spec: OptimizerSpec,
     private readonly backend: SessionBackend,
   ) {
+    this.key = sha256Hex(graph.bytes);
+    const i = idle.findIndex((s) => s.key === this.key && s.backend === backend);
+    this.reused = i >= 0;
+    if (this.reused) {
+      this.session = idle.splice(i, 1)[0]!.session;
+      return;
+    }
     const dir = mkdtempSync(join(tmpdir(), 'paramtrail-graph-'));
     try {
       writeFileSync(join(dir, 'saved_model.pb'), graph.bytes);
@@ -104,6 +138,11 @@ export class GraphTrainer {
     );
   }
 
+  /** Refuses to train or read before load(): a reused session still holds the variables of the trainer before. */
+  private requireLoaded(what: string): void {
+    if (!this.loaded) throw new Error(`graph trainer: ${what}() before load()`);
+  }
+
   /** The session's variables: the model's weights as modelToTensors gives them, then the optimizer's state() (any Adam step first). */
   load(weights: readonly NamedTensor[], optimizerState: readonly NamedTensor[]): void {
     const vars = this.graph.variables;
@@ -127,6 +166,7 @@ export class GraphTrainer {
     });
     try {
       tf.dispose(this.run(inputs, [this.graph.names.load.done]));
+      this.loaded = true;
     } finally {
       tf.dispose(inputs.map(([, t]) => t));
     }
@@ -137,6 +177,7 @@ export class GraphTrainer {
    * `lr`: the mean loss of the batch before the update and the number of examples it classified right.
    */
   step(x: tf.Tensor, y: tf.Tensor, lr: number): { loss: number; correct: number } {
+    this.requireLoaded('step');
     if (!(lr >= 0 && Number.isFinite(lr))) throw new Error(`learning rate: expected a finite non-negative number, found ${lr}`);
     const { feeds, fetches } = this.graph.names;
     const scalars: tf.Tensor[] = [];
@@ -165,6 +206,7 @@ export class GraphTrainer {
 
   /** The session's weights (modelToTensors' form) and optimizer state (the eager optimizer's state() form). */
   read(): { weights: NamedTensor[]; optimizer: NamedTensor[] } {
+    this.requireLoaded('read');
     const vars = this.graph.variables;
     const outs = this.run([], this.graph.names.read);
     const tensors = outs.map((t, i): NamedTensor => {
@@ -190,10 +232,11 @@ export class GraphTrainer {
     this.load(modelToTensors(model), optimizer.state());
   }
 
-  /** Closes the session (its graph and variables). Idempotent. */
+  /** Gives the session up: kept for the next trainer of this graph, closing the oldest unused one beyond IDLE_SESSIONS. Idempotent. */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    this.backend.deleteSavedModel(this.session);
+    idle.push({ key: this.key, backend: this.backend, session: this.session });
+    for (const s of idle.splice(0, Math.max(0, idle.length - IDLE_SESSIONS))) s.backend.deleteSavedModel(s.session);
   }
 }

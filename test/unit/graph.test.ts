@@ -23,7 +23,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { NamedTensor } from '../../artifacts/snapshot.js';
-import { createGraphTrainer } from '../../ml/graph/trainer.js';
+import { closeIdleGraphSessions, createGraphTrainer } from '../../ml/graph/trainer.js';
 import { buildModel } from '../../ml/models/registry.js';
 import { initializeWeights } from '../../ml/train/init.js';
 import { eagerStep, freezeLayers, train, type FreezeArgs, type TrainArgs, type TrainState } from '../../ml/train/loop.js';
@@ -130,13 +130,14 @@ function eager(c: ModelCase, spec: OptimizerSpec): Outcome {
   return out;
 }
 
-function graph(c: ModelCase, spec: OptimizerSpec): Outcome {
+/** Three graph steps; `reused` says whether the trainer took the session of an earlier trainer of the same graph. */
+function graph(c: ModelCase, spec: OptimizerSpec): Outcome & { reused: boolean } {
   const model = build(c);
   const optimizer = createOptimizer(spec, modelVariables(model).filter((v) => v.trainable));
   const choice = createGraphTrainer({ model, optimizer: spec });
   if ('unsupported' in choice) assert.fail(`${c.name}: expected graph mode, refused: ${choice.unsupported}`);
   const trainer = choice.trainer;
-  const out: Outcome = { losses: [], correct: [], weights: [], optimizer: [] };
+  const out = { losses: [] as number[], correct: [] as number[], weights: [] as NamedTensor[], optimizer: [] as NamedTensor[], reused: trainer.reused };
   try {
     trainer.loadFrom(model, optimizer);
     for (const b of batches(c)) {
@@ -199,6 +200,40 @@ for (const m of MODELS) {
     });
   }
 }
+
+test('a trainer of the same graph takes the session a disposed one left, and trains exactly as a newly loaded one', { skip: native.skip }, async () => {
+  native.assertBuilt();
+  await activateNativeBackend();
+  const c = MODELS.find((m) => m.name === 'resnet with batch norm and a projection')!;
+  const adam = OPTIMIZERS.find((o) => o.name === 'adam decoupled')!.spec;
+  closeIdleGraphSessions();
+  const fresh = graph(c, adam);
+  // Its session now holds the trained weights, batch-norm statistics, Adam's slots and step: all must be replaced.
+  const again = graph(c, adam);
+  assert.equal(fresh.reused, false, 'the first trainer loads its session');
+  assert.equal(again.reused, true, 'the second trainer of the same graph takes the first one\'s session');
+  assert.deepEqual(again.losses, fresh.losses, 'losses, bit for bit');
+  assert.deepEqual(again.correct, fresh.correct);
+  assert.deepEqual(again.weights, fresh.weights, 'weights and batch-norm statistics, bit for bit');
+  assert.deepEqual(again.optimizer, fresh.optimizer, 'optimizer state, bit for bit');
+  // Another optimizer is another graph: it does not take that session.
+  const sgd = OPTIMIZERS.find((o) => o.name === 'sgd momentum nesterov L2')!.spec;
+  assert.equal(graph(c, sgd).reused, false, 'a different graph loads its own session');
+
+  // A reused session refuses to train before load(): it still holds the last trainer's variables.
+  const model = build(c);
+  const choice = createGraphTrainer({ model, optimizer: adam });
+  assert.ok('trainer' in choice);
+  assert.equal(choice.trainer.reused, true);
+  const x = tf.zeros([BATCH, ...c.inputShape]);
+  const y = tf.zeros([BATCH], 'int32');
+  assert.throws(() => choice.trainer.step(x, y, 0.01), /graph trainer: step\(\) before load\(\)/);
+  assert.throws(() => choice.trainer.read(), /graph trainer: read\(\) before load\(\)/);
+  tf.dispose([x, y]);
+  choice.trainer.dispose();
+  model.dispose();
+  closeIdleGraphSessions();
+});
 
 test('a model with dropout is refused with the reason', { skip: native.skip }, async () => {
   native.assertBuilt();
