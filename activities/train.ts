@@ -151,12 +151,28 @@ export function createTrain(deps: TrainDeps) {
         // The best weights are stored once per best epoch, not at every checkpoint that still names them.
         let bestRef: SnapshotRef | undefined = latest?.earlyStopping?.best;
 
+        // A checkpoint is written while training goes on: the next epoch does not wait for the store (a
+        // large model's snapshots take seconds to reach S3). One is in flight at a time, its index is
+        // written after its snapshots (a retry finds only complete checkpoints), and the attempt waits
+        // for it before it lists its snapshots or ends, failed or not.
+        let writing: Promise<void> = Promise.resolve();
         const saveCheckpoint = async (state: TrainState, metrics: EpochMetrics) => {
+          await writing;
           history = [...history.filter((h) => h.epoch < state.epoch), { ...metrics }];
           current = { epoch: state.epoch, batch: 0, batches: current.batches };
-          const es = state.earlyStopping;
           // The stopping epoch is always stored: a retry must find that training is over.
-          if (state.epoch % snapshotEvery !== 0 && state.epoch !== epochs && !es?.stopped) return beat();
+          if (state.epoch % snapshotEvery !== 0 && state.epoch !== epochs && !state.earlyStopping?.stopped) return beat();
+          writing = writeCheckpoint(state, history);
+          // A failed write surfaces where `writing` is awaited next, not as an unhandled rejection.
+          writing.catch(() => undefined);
+        };
+        /** Rethrows `err` once the checkpoint in flight has settled: no write of this attempt outlives it. */
+        const settleWriting = async (err: unknown): Promise<never> => {
+          await writing.catch(() => undefined);
+          throw err;
+        };
+        const writeCheckpoint = async (state: TrainState, historySoFar: EpochRecord[]) => {
+          const es = state.earlyStopping;
           const meta = { runId, epoch: state.epoch, step: state.step, attrs };
           const weights = await storeWeights(state.epoch, state.step, state.weights);
           // An optimizer without state (SGD without momentum) stores nothing: a sweep of tiny runs would
@@ -186,7 +202,7 @@ export function createTrain(deps: TrainDeps) {
             weights,
             ...(optimizer ? { optimizer } : {}),
             rng: state.rng,
-            history,
+            history: historySoFar,
             ...(es
               ? {
                   earlyStopping: {
@@ -203,7 +219,7 @@ export function createTrain(deps: TrainDeps) {
 
         // Also when the checkpoint is already at the last epoch or stopped: the loop then trains no
         // further, and under early stopping leaves the best weights in the model.
-        const { outcome, engine } = await train({
+        const trained = await train({
           model,
           data: { train: data.train, val: data.val, inputShape: data.def.inputShape, numClasses: data.def.numClasses },
           epochs,
@@ -222,8 +238,12 @@ export function createTrain(deps: TrainDeps) {
             current = { epoch, batch, batches };
             beat();
           },
-        });
+        }).catch(settleWriting);
+        const { outcome, engine } = trained;
 
+        // The test split is evaluated while the last checkpoint is written (a diverged run's, after).
+        const early = outcome.status === 'diverged' ? undefined : await evaluate(model, data.test, batchSize, signal).catch(settleWriting);
+        await writing;
         const snapshots: SnapshotRef[] = (await listCheckpoints(store, runId, signal))
           .filter((cp) => cp.epoch <= outcome.epoch)
           .map((cp) => cp.weights);
@@ -234,7 +254,7 @@ export function createTrain(deps: TrainDeps) {
         } else if (outcome.bestEpoch !== undefined) {
           final = bestRef!;
         }
-        const test = await evaluate(model, data.test, batchSize, signal);
+        const test = early ?? (await evaluate(model, data.test, batchSize, signal));
         const attemptKeys = await store.list(`${runPrefix(runId)}/attempts/`, { signal });
         const attempts: AttemptRecord[] = [];
         for (const key of attemptKeys) attempts.push(await getJson<AttemptRecord>(store, key, { signal }));

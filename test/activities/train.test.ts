@@ -2,12 +2,15 @@
  * The train activity in a MockActivityEnvironment on real data and a real local store: heartbeats carry
  * progress, and a retry after a cancelled attempt resumes from the last stored checkpoint and ends with
  * the weights of an uninterrupted run, also with early stopping (whose best epoch falls between snapshot
- * epochs), a schedule, normalisation and label noise; a diverging run returns as "diverged".
+ * epochs), a schedule, normalisation and label noise; a diverging run returns as "diverged". The next
+ * epoch trains while a checkpoint is written, and a failed write fails the attempt once nothing is in
+ * flight.
  */
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { LocalStore } from '../../artifacts/local.js';
+import type { ArtifactStore } from '../../artifacts/store.js';
 import { snapshotFromArrow } from '../../artifacts/snapshot.js';
 import { expandRuns } from '../../config/grid.js';
 import { createActivities } from '../../activities/index.js';
@@ -33,6 +36,17 @@ before(async () => {
   activities = createActivities({ store });
   data = await runIn(new MockActivityEnvironment(), activities.download, { experimentId: 'e', runId: 'e/r', dataset: run.dataset });
 });
+
+/** The store with its puts passed through `put` (which calls the real one), everything else as it is. */
+function storeWithPut(put: (key: string, real: () => ReturnType<ArtifactStore['put']>) => ReturnType<ArtifactStore['put']>): ArtifactStore {
+  return new Proxy(store, {
+    get(target, prop) {
+      if (prop === 'put') return (key: string, bytes: Uint8Array, opts?: Parameters<ArtifactStore['put']>[2]) => put(key, () => target.put(key, bytes, opts));
+      const value = Reflect.get(target, prop, target) as unknown;
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
 
 async function weightsOf(result: TrainResult): Promise<string[]> {
   const snap = snapshotFromArrow(await store.get(result.final.key, { sha256: result.final.sha256 }));
@@ -189,6 +203,63 @@ test('a diverging run returns status diverged with the epoch, its snapshots so f
   assert.equal(result.final.epoch, 0);
   assert.deepEqual(result.history.map((h) => h.epoch), [0]);
   assert.ok(Number.isFinite(result.test.loss), `test loss of the last good weights: ${result.test.loss}`);
+});
+
+test('the next epoch trains while a checkpoint is written, and heartbeats count it stored only once it is', async () => {
+  const runId = 'overlap/run';
+  const env = new MockActivityEnvironment();
+  const beats: TrainHeartbeat[] = [];
+  let trainingOn!: () => void;
+  const epochOneTraining = new Promise<void>((resolve) => (trainingOn = resolve));
+  env.on('heartbeat', (d: TrainHeartbeat) => {
+    beats.push(d);
+    if (d.epoch === 1 && d.batch >= 3) trainingOn();
+  });
+  // The epoch-0 checkpoint's index is held until epoch 1 has trained three batches (or 20 s pass).
+  let released: 'by training' | 'by timeout' | undefined;
+  const slow = storeWithPut(async (key, real) => {
+    if (key === checkpointKey(runId, 0)) {
+      released = await Promise.race([epochOneTraining.then(() => 'by training' as const), new Promise<'by timeout'>((r) => setTimeout(() => r('by timeout'), 20_000).unref())]);
+    }
+    return real();
+  });
+  const result = await runIn(env, createActivities({ store: slow }).train, { experimentId: 'overlap', runId, run, data });
+  assert.equal(released, 'by training', 'epoch 1 trained while the epoch-0 checkpoint was being written');
+  assert.deepEqual(result.snapshots.map((s) => s.epoch), [0, 1, 2, 3]);
+  const whileWriting = beats.filter((b) => b.epoch === 1 && b.batch >= 1 && b.batch <= 3);
+  assert.ok(whileWriting.length > 0 && whileWriting.every((b) => b.checkpointEpoch === -1), 'a checkpoint being written is not reported as stored');
+  assert.equal(beats.at(-1)!.checkpointEpoch, 3);
+  // Trained as an attempt that waited for every write: the same weights as the uninterrupted run above.
+  const plain = await runIn(new MockActivityEnvironment(), activities.train, { experimentId: 'overlap', runId: 'overlap/plain', run, data });
+  assert.deepEqual(await weightsOf(result), await weightsOf(plain));
+});
+
+test('a checkpoint write that fails fails the attempt, once no write of it is in flight', async () => {
+  const runId = 'failing-write/run';
+  let inFlight = 0;
+  const failing = storeWithPut(async (key, real) => {
+    inFlight++;
+    try {
+      if (key === checkpointKey(runId, 1)) {
+        await new Promise((r) => setTimeout(r, 200));
+        throw new Error('disk full (injected)');
+      }
+      return await real();
+    } finally {
+      inFlight--;
+    }
+  });
+  await assert.rejects(
+    runIn(new MockActivityEnvironment(), createActivities({ store: failing }).train, { experimentId: 'failing-write', runId, run, data }),
+    (err: Error) => {
+      assert.match(err.message, /disk full \(injected\)/);
+      assert.equal(inFlight, 0, 'no put of the attempt is still running when it fails');
+      return true;
+    },
+  );
+  assert.ok(await store.head(checkpointKey(runId, 0)), 'the epoch-0 checkpoint is stored');
+  assert.equal(await store.head(checkpointKey(runId, 1)), undefined, 'the failed one is not');
+  assert.equal(await store.head(checkpointKey(runId, 2)), undefined, 'and nothing after it');
 });
 
 test('init from a stored snapshot by key or by run and epoch: chosen layers are loaded, the rest seeded; a missing key fails for good', async () => {
