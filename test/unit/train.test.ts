@@ -15,7 +15,7 @@ import { initBackend } from '../../ml/backend.js';
 import { decodeDataset, getDataset, type FileRole } from '../../ml/data/datasets.js';
 import { seededSubset, take, trainValSplit } from '../../ml/data/split.js';
 import { buildModel } from '../../ml/models/registry.js';
-import { train, type EpochMetrics, type TrainArgs, type TrainData, type TrainState } from '../../ml/train/loop.js';
+import { evaluate, train, type EpochMetrics, type TrainArgs, type TrainData, type TrainState } from '../../ml/train/loop.js';
 import { createOptimizer } from '../../ml/train/optimizers.js';
 import { modelToTensors, modelVariables, tensorsToModel } from '../../ml/train/weights.js';
 
@@ -160,6 +160,29 @@ test('resuming with another seed or mismatched state fails clearly', async () =>
     run('mlp', { optimizer: { name: 'sgd', learningRate: 0.1, momentum: 0.9 }, epochs: 2, resume: first.state }),
     /SGD state: expected 4 tensors .*found 9/,
   );
+});
+
+test('evaluate gives the loss and accuracy TensorFlow ops give on the same logits; NaN weights give a NaN loss', async () => {
+  const model = buildModel({ name: 'lenet5', args: {} }, ctx);
+  try {
+    await train({ model, data: small, batchSize: 32, seed: 42, epochs: 3, optimizer: { name: 'adam', learningRate: 0.003 }, onEpoch: async () => undefined });
+    const split = small.train; // 120 examples: batches of 50 leave a partial one
+    const ours = await evaluate(model, split, 50);
+    const [loss, hits] = tf.tidy(() => {
+      const logits = model.predict(tf.tensor4d(split.x, [split.n, 28, 28, 1])) as tf.Tensor;
+      const y = tf.tensor1d(split.y, 'int32');
+      const xent = tf.neg(tf.sum(tf.mul(tf.oneHot(y, 10), tf.logSoftmax(logits)), -1));
+      return [tf.mean(xent).dataSync()[0]!, tf.sum(tf.cast(tf.equal(tf.argMax(logits, -1), y), 'int32')).dataSync()[0]!];
+    });
+    assert.equal(ours.accuracy, hits / split.n);
+    assert.ok(Math.abs(ours.loss - loss) <= 1e-6 * loss, `loss: evaluate ${ours.loss}, TensorFlow ops ${loss}`);
+    assert.ok(ours.accuracy > 0.2 && ours.accuracy < 1, `a trained model, not a constant one: accuracy ${ours.accuracy}`);
+    assert.deepEqual(await evaluate(model, { ...split, n: 0 }, 50), { loss: NaN, accuracy: NaN });
+    tensorsToModel(model, modelToTensors(model).map((t) => ({ ...t, values: t.values.map(() => NaN) })));
+    assert.ok(Number.isNaN((await evaluate(model, split, 50)).loss), 'a diverged model evaluates to a NaN loss');
+  } finally {
+    model.dispose();
+  }
 });
 
 test('weights round-trip through named tensors; mismatches are named', () => {
