@@ -38,6 +38,11 @@ import {
 
 const RECORD_SUFFIX = '~sha256';
 
+/** Temporary names: unique in this process by a counter, across processes (and hosts sharing the folder) by a random prefix. */
+const TMP_PREFIX = randomBytes(6).toString('hex');
+let tmpCount = 0;
+const tmpSuffix = () => `${TMP_PREFIX}${(tmpCount++).toString(36)}`;
+
 /** Objects at least this large get a sha256 record; smaller ones are hashed on head(). */
 export const RECORD_MIN_BYTES = 1024 * 1024;
 
@@ -100,10 +105,14 @@ export class LocalStore implements ArtifactStore {
     const existing = await this.existingSha(path, signal);
     if (existing !== undefined) return this.settle(ref, existing);
 
-    await this.makeParent(key, path);
-    const tmp = `${path}~${randomBytes(6).toString('hex')}.tmp`;
+    const tmp = `${path}~${tmpSuffix()}.tmp`;
     try {
-      const handle = await open(tmp, 'wx');
+      const handle = await open(tmp, 'wx').catch(async (err: NodeJS.ErrnoException) => {
+        // The key's folder does not exist yet (or a file is in its way, which makeParent names).
+        if (err.code !== 'ENOENT' && err.code !== 'ENOTDIR') throw err;
+        await this.makeParent(key, path);
+        return open(tmp, 'wx');
+      });
       let st: BigIntStats | undefined;
       try {
         await handle.writeFile(bytes, { signal });
@@ -266,7 +275,7 @@ export class LocalStore implements ArtifactStore {
   private async writeRecord(path: string, sha256: string, st?: BigIntStats): Promise<void> {
     st ??= await stat(path, { bigint: true });
     const record: ShaRecord = { sha256, bytes: Number(st.size), ino: String(st.ino), mtimeNs: String(st.mtimeNs) };
-    const tmp = `${path}${RECORD_SUFFIX}~${randomBytes(6).toString('hex')}.tmp`;
+    const tmp = `${path}${RECORD_SUFFIX}~${tmpSuffix()}.tmp`;
     try {
       await writeFile(tmp, JSON.stringify(record), { flag: 'wx' });
       await rename(tmp, `${path}${RECORD_SUFFIX}`);
