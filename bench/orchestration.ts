@@ -21,7 +21,9 @@
  * workflow's worker, the setting for sweeps of tiny runs) and with every step a task on the train and
  * analysis queues (the default). The plain loop runs in a process of its own; another process runs
  * every run's activities one after another without Temporal (lookupRun, train, distance on a local store),
- * so paramtrail's own steps and Temporal's share of the overhead can be told apart. `--pack N` runs N
+ * so paramtrail's own steps and Temporal's share of the overhead can be told apart; then as many such
+ * processes as there are workers share the runs at once: what paramtrail would take with no
+ * orchestration at all. `--pack N` runs N
  * runs per workflow (`execution.runsPerWorkflow`). This machine's speed drifts by more than the target
  * within a minute, so the plain loop runs again after each paramtrail experiment, and each ratio is
  * against the mean of the plain loops just before and just after it.
@@ -75,6 +77,7 @@ function options() {
       figures: { type: 'boolean', default: false },
       mode: { type: 'string', default: 'both' },
       loop: { type: 'string' },
+      shard: { type: 'string' },
       'v8-defaults': { type: 'boolean', default: false },
     },
   });
@@ -99,6 +102,8 @@ function options() {
     modes: mode === 'both' ? [true, false] : [mode === 'local'],
     // Internal: the child process that runs one loop (loopProcess starts it).
     loop: values.loop as 'plain' | 'activities' | undefined,
+    // Internal: "i/n", the activities loop runs every n-th run from the i-th.
+    shard: values.shard,
     v8Defaults: values['v8-defaults'] ?? false,
   };
 }
@@ -198,7 +203,8 @@ async function plainLoop(config: ExperimentConfig, dir: string): Promise<LoopTim
  * has no data loading, which the plain loop's includes once. `--v8-defaults` starts it with V8 as a plain
  * script has it, to see what the worker's options change.
  */
-async function activitiesLoop(config: ExperimentConfig, dir: string): Promise<LoopTimes> {
+async function activitiesLoop(config: ExperimentConfig, dir: string, shard = '0/1'): Promise<LoopTimes> {
+  const [index, count] = shard.split('/').map(Number) as [number, number];
   const store = new LocalStore(join(dir, 'activities-store'));
   const data = await storedDataset(store);
   await loadRunData(store, config.datasets[0]!, data);
@@ -208,7 +214,7 @@ async function activitiesLoop(config: ExperimentConfig, dir: string): Promise<Lo
   // MockActivityEnvironment.run does not infer the activity's types.
   const run = <A, R>(fn: (input: A) => Promise<R>, input: A) => new MockActivityEnvironment({}, { logger }).run(fn as never, input as never) as Promise<R>;
   const done = measure();
-  for (const spec of expandRuns(config)) {
+  for (const spec of expandRuns(config).filter((_, i) => i % count === index)) {
     const producer = { experimentId: 'bench-activities', runId: `bench-activities/${spec.name}` };
     const { configHash, codeVersion } = await run(activities.lookupRun, { ...producer, run: spec, data });
     const trained = await run(activities.train, { ...producer, run: spec, data, configHash, codeVersion });
@@ -363,9 +369,10 @@ async function throughParamtrail(config: ExperimentConfig, o: Options, dir: stri
  * Each loop runs in a process of its own, as a script would: this process then never loads TensorFlow,
  * and forks the server and workers with no TensorFlow threads of its own at work.
  */
-async function loopProcess(loop: 'plain' | 'activities', o: Options): Promise<{ times: LoopTimes; backend: string }> {
+async function loopProcess(loop: 'plain' | 'activities', o: Options, shard?: string): Promise<{ times: LoopTimes; backend: string }> {
   const v8 = loop === 'activities' && !o.v8Defaults ? WORKER_V8_FLAGS : [];
-  const child = spawn(process.execPath, [...v8, ...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2), '--loop', loop], {
+  const args = [...v8, ...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2), '--loop', loop, ...(shard ? ['--shard', shard] : [])];
+  const child = spawn(process.execPath, args, {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let out = '';
@@ -385,12 +392,13 @@ async function main(): Promise<void> {
   try {
     if (o.loop) {
       const backend = await selectBackend('auto');
-      const times = await (o.loop === 'plain' ? plainLoop : activitiesLoop)(experiment(o, false), dir);
+      const times = o.loop === 'plain' ? await plainLoop(experiment(o, false), dir) : await activitiesLoop(experiment(o, false), dir, o.shard);
       console.log(JSON.stringify({ times, backend }));
       return;
     }
     const { times: plain, backend } = await loopProcess('plain', o);
     const { times: activities } = await loopProcess('activities', o);
+    const shards = (await Promise.all(Array.from({ length: o.workers }, (_, i) => loopProcess('activities', o, `${i}/${o.workers}`)))).map((r) => r.times);
     console.log(
       `orchestration: ${o.runs} runs of an MLP (32 hidden), 1 epoch of ${o.train} Fashion-MNIST examples ` +
         `(90 % trained, batch ${o.batch}), backend ${backend}; ${o.workers} worker process(es), concurrency ${o.concurrency}, ` +
@@ -403,6 +411,11 @@ async function main(): Promise<void> {
     console.log(
       `  run activities, own process          ${activities.seconds.toFixed(1).padStart(6)} s   CPU per run ${perRun(activities.cpu)}, ${activities.fullGcs} full GCs ` +
         `(lookupRun, train, distance; no Temporal; V8 ${o.v8Defaults ? 'defaults' : 'as a worker starts it'})`,
+    );
+    const shardSeconds = Math.max(...shards.map((t) => t.seconds));
+    console.log(
+      `  run activities, ${o.workers} processes at once ${shardSeconds.toFixed(1).padStart(6)} s   (${(shardSeconds / plain.seconds).toFixed(2)}x the first plain loop) ` +
+        `CPU per run ${perRun(shards.reduce((sum, t) => sum + t.cpu, 0))}: paramtrail's steps with no orchestration, as parallel as its workers`,
     );
     // This machine's speed drifts by more than the target over a minute, so each paramtrail experiment
     // is compared with the plain loop run just before it and again just after it (their mean).
