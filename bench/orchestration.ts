@@ -23,10 +23,10 @@
  * every run's activities one after another without Temporal (lookupRun, train, distance on a local store),
  * so paramtrail's own steps and Temporal's share of the overhead can be told apart; then as many such
  * processes as there are workers share the runs at once: what paramtrail would take with no
- * orchestration at all. `--pack N` runs N
- * runs per workflow (`execution.runsPerWorkflow`). This machine's speed drifts by more than the target
- * within a minute, so the plain loop runs again after each paramtrail experiment, and each ratio is
- * against the mean of the plain loops just before and just after it.
+ * orchestration at all. `--pack N` runs N runs per workflow (`execution.runsPerWorkflow`). This
+ * machine's speed drifts by more than the target within a minute, so the plain loop runs again after
+ * each paramtrail experiment, and each ratio is against the mean of the plain loops just before and
+ * just after it.
  *
  * Prints the times and ratios, for the runs alone and with the report; where the CPU went (the plain
  * loop's per run, paramtrail's workers' and Temporal server's per run, measured over the experiment:
