@@ -316,25 +316,33 @@ export async function evaluate(
     const out = tf.tidy(() => model.apply(batchTensors(split, all, start, end, inputShape).x, { training: false }) as tf.Tensor);
     const logits = out.dataSync() as Float32Array;
     out.dispose();
-    // Cross-entropy and hits from the logits in JavaScript (float64): a batch is one read of a few
-    // numbers per example, where TensorFlow ops for them cost a dozen op dispatches.
+    // Cross-entropy and hits from the logits in JavaScript: a batch is one read of a few numbers per
+    // example, where TensorFlow ops for them cost a dozen op dispatches. The batch's losses are summed in
+    // float32, as TensorFlow's Sum did: a loss beyond float32's range is infinite, so a run whose logits
+    // have blown up is diverged.
+    let batchLoss = 0;
     for (let i = 0; i < end - start; i++) {
       const row = logits.subarray(i * numClasses, (i + 1) * numClasses);
       const label = split.y[start + i]!;
       let max = -Infinity;
       let predicted = 0;
+      let finite = true;
       for (let k = 0; k < numClasses; k++) {
-        if (row[k]! > max) {
-          max = row[k]!;
+        const v = row[k]!;
+        if (!Number.isFinite(v)) finite = false;
+        if (v > max) {
+          max = v;
           predicted = k;
         }
       }
       let sum = 0;
       for (let k = 0; k < numClasses; k++) sum += Math.exp(row[k]! - max);
-      // -log softmax(row)[label]; NaN when any logit is NaN or infinite, as TensorFlow's.
-      lossSum += Math.log(sum) + max - row[label]!;
+      // -log softmax(row)[label]. Any NaN or infinite logit makes the loss NaN, as the TensorFlow ops did
+      // (0 x -inf in their one-hot product): such a model has diverged, whatever its label's logit.
+      batchLoss = Math.fround(batchLoss + (finite ? Math.log(sum) + max - row[label]! : NaN));
       if (predicted === label) correct++;
     }
+    lossSum += batchLoss;
   }
   return { loss: lossSum / split.n, accuracy: correct / split.n };
 }
