@@ -233,6 +233,8 @@ export function createTrain(deps: TrainDeps) {
           seed: run.seed,
           resume,
           signal,
+          // Evaluated as training ends, while the last checkpoint is written (a diverged run's, below).
+          test: data.test,
           onEpoch: saveCheckpoint,
           onBatch: (epoch, batch, batches) => {
             current = { epoch, batch, batches };
@@ -240,9 +242,6 @@ export function createTrain(deps: TrainDeps) {
           },
         }).catch(settleWriting);
         const { outcome, engine } = trained;
-
-        // The test split is evaluated while the last checkpoint is written (a diverged run's, after).
-        const early = outcome.status === 'diverged' ? undefined : await evaluate(model, data.test, batchSize, signal).catch(settleWriting);
         await writing;
         const snapshots: SnapshotRef[] = (await listCheckpoints(store, runId, signal))
           .filter((cp) => cp.epoch <= outcome.epoch)
@@ -254,7 +253,7 @@ export function createTrain(deps: TrainDeps) {
         } else if (outcome.bestEpoch !== undefined) {
           final = bestRef!;
         }
-        const test = early ?? (await evaluate(model, data.test, batchSize, signal));
+        const test = trained.test ?? (await evaluate(model, data.test, batchSize, signal));
         const attemptKeys = await store.list(`${runPrefix(runId)}/attempts/`, { signal });
         const attempts: AttemptRecord[] = [];
         for (const key of attemptKeys) attempts.push(await getJson<AttemptRecord>(store, key, { signal }));

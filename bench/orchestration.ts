@@ -57,7 +57,7 @@ import { PROJECT_ROOT } from '../infra/tools.js';
 import { selectBackend } from '../ml/backend.js';
 import { DATASETS, getDataset } from '../ml/data/datasets.js';
 import { buildModel, MODELS } from '../ml/models/registry.js';
-import { evaluate, train } from '../ml/train/loop.js';
+import { train } from '../ml/train/loop.js';
 import { experimentWorkflow } from '../workflows/index.js';
 import { queueNames, type ExperimentResult } from '../workflows/types.js';
 import { WORKER_V8_FLAGS } from '../worker/config.js';
@@ -186,9 +186,9 @@ async function plainLoop(config: ExperimentConfig, dir: string): Promise<LoopTim
       optimizer: config.training.optimizer,
       init: config.training.init,
       seed,
+      test: data.test,
       onEpoch: async () => undefined,
     });
-    await evaluate(model, data.test, config.training.batchSize);
     model.dispose();
   }
   return done();

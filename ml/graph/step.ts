@@ -2,7 +2,7 @@
  * The training step of a paramtrail model as one TensorFlow graph: the forward pass in training mode, mean
  * softmax cross-entropy, a hand-written backward pass, the batch-norm running-statistics update and the
  * optimizer update of ml/train/optimizers.ts, all on resource variables that live in the session between
- * runs. Three entry points are fetched by name:
+ * runs. Four entry points are fetched by name:
  *
  * - `load/done`: assigns every variable from placeholders `load/<i>` (model weights, then optimizer slots).
  * - `read/<i>`: every variable's value, in the same order.
@@ -10,6 +10,8 @@
  *   scalars `lr`, `lr_wd` (lr * weight decay, in float64 before rounding, as the eager optimizer computes
  *   it), `bc1` and `bc2` (Adam's bias corrections from the integer step). The updates run through control
  *   dependencies of these two outputs, since the session fetches outputs only.
+ * - `eval/logits`: the logits of `x` in inference mode (batch norm on its running statistics), for
+ *   evaluation; it updates nothing.
  *
  * Each variable is read once per step (one ReadVariableOp), and every assignment depends on that read
  * through its data, so every gradient sees the weights from before the update. Resource variables copy on
@@ -50,6 +52,8 @@ export interface StepGraph {
   names: {
     feeds: { x: T; y: T; lr: T; lrWd?: T; bc1?: T; bc2?: T };
     fetches: { loss: T; correct: T };
+    /** The logits [B, classes] of `x` in inference mode (batch norm on its running statistics), with no update. */
+    logits: T;
     load: { feeds: T[]; done: T };
     read: T[];
   };
@@ -168,8 +172,11 @@ export function buildStepGraph(model: tfl.LayersModel, spec: OptimizerSpec): Ste
     }
   };
 
-  /** Forward of one layer on its inputs; `need[i]` says whether input i's gradient is wanted. */
-  const forward = (layer: tfl.layers.Layer, inputs: T[], node: LayerNode, need: boolean[]): { y: T; back: Backward } => {
+  /**
+   * Forward of one layer on its inputs; `need[i]` says whether input i's gradient is wanted. In
+   * `inference` mode batch norm normalises with its running statistics and updates nothing.
+   */
+  const forward = (layer: tfl.layers.Layer, inputs: T[], node: LayerNode, need: boolean[], inference = false): { y: T; back: Backward } => {
     const cls = layer.getClassName();
     const cfg = layer.getConfig() as Config;
     const name = layer.name;
@@ -314,13 +321,13 @@ export function buildStepGraph(model: tfl.LayersModel, spec: OptimizerSpec): Ste
         return { y: x0, back: (dy) => [dy] };
       }
       case 'BatchNorm':
-        return batchNorm(layer as BatchNorm, x0, inShape, need[0]!);
+        return batchNorm(layer as BatchNorm, x0, inShape, need[0]!, inference);
       default:
         return unsupported(`layer ${name}: ${cls} has no graph form`);
     }
   };
 
-  const batchNorm = (layer: BatchNorm, x0: T, inShape: Array<number | null>, needX: boolean): { y: T; back: Backward } => {
+  const batchNorm = (layer: BatchNorm, x0: T, inShape: Array<number | null>, needX: boolean, inference: boolean): { y: T; back: Backward } => {
     const name = layer.name;
     const rank = inShape.length;
     if (rank !== 2 && rank !== 4) unsupported(`layer ${name} (BatchNorm): expected a 2-D or 4-D input, found [${inShape.join(', ')}]`);
@@ -329,8 +336,8 @@ export function buildStepGraph(model: tfl.LayersModel, spec: OptimizerSpec): Ste
     const beta = readOf(name, 'beta');
     const mean = readOf(name, 'moving_mean');
     const variance = readOf(name, 'moving_variance');
-    if (!layer.trainable) {
-      // Frozen: normalise with the running statistics, as y = x k + (beta - mean k), k = gamma / sqrt(var + eps).
+    if (!layer.trainable || inference) {
+      // Frozen, or inference: normalise with the running statistics, as y = x k + (beta - mean k), k = gamma / sqrt(var + eps).
       const k = g.mul(`${name}/k`, gamma, g.f('Rsqrt', `${name}/rsqrt`, [g.add(`${name}/var_eps`, variance, g.constF(`${name}/eps`, [layer.epsilon]))]));
       const y = g.add(name, g.mul(`${name}/scaled`, x0, k), g.sub(`${name}/shift`, beta, g.mul(`${name}/mean_k`, mean, k)));
       return { y, back: (dy) => [needX ? g.mul(`${name}/grad`, dy, k) : undefined] };
@@ -367,7 +374,7 @@ export function buildStepGraph(model: tfl.LayersModel, spec: OptimizerSpec): Ste
   // Forward, in an order where every layer's inputs exist (the model's own list, checked).
   const values = new Map<number, T>([[model.inputs[0]!.id, x]]);
   const needsGrad = new Map<number, boolean>([[model.inputs[0]!.id, false]]);
-  const tape: Array<{ node: LayerNode; back: Backward; need: boolean[] }> = [];
+  const tape: Array<{ layer: tfl.layers.Layer; node: LayerNode; back: Backward; need: boolean[] }> = [];
   let pending = (model.layers as tfl.layers.Layer[]).filter((l) => l.getClassName() !== 'InputLayer');
   while (pending.length > 0) {
     const next: tfl.layers.Layer[] = [];
@@ -386,7 +393,7 @@ export function buildStepGraph(model: tfl.LayersModel, spec: OptimizerSpec): Ste
       const { y, back } = forward(layer, inputs, node, need);
       values.set(node.outputTensors[0]!.id, y);
       needsGrad.set(node.outputTensors[0]!.id, hasTrainable || need.some(Boolean));
-      tape.push({ node, back, need });
+      tape.push({ layer, node, back, need });
     }
     if (next.length === pending.length) unsupported(`layers ${next.map((l) => l.name).join(', ')} take inputs no other layer produces`);
     pending = next;
@@ -397,6 +404,15 @@ export function buildStepGraph(model: tfl.LayersModel, spec: OptimizerSpec): Ste
   if (model.outputs[0]!.shape.length !== 2 || typeof classes !== 'number') {
     unsupported(`expected logits [N, classes], found [${model.outputs[0]!.shape.join(', ')}]`);
   }
+
+  // The same layers again in inference mode, for evaluation: fetching its logits runs no update. Where a
+  // layer computes the same in both modes, TensorFlow's optimiser merges the two forward passes.
+  const inferred = new Map<number, T>([[model.inputs[0]!.id, x]]);
+  for (const { layer, node } of tape) {
+    const inputs = node.inputTensors.map((t) => inferred.get(t.id)!);
+    inferred.set(node.outputTensors[0]!.id, forward(layer, inputs, node, inputs.map(() => false), true).y);
+  }
+  const evalLogits = g.op('Identity', 'eval/logits', [inferred.get(model.outputs[0]!.id)!], { T: { type: DT.float } });
 
   // Loss, accuracy and the logits' gradient (SparseSoftmaxCrossEntropyWithLogits returns both).
   const xent = g.op('SparseSoftmaxCrossEntropyWithLogits', 'loss/xent', [logits, labels], { T: { type: DT.float }, Tlabels: INT });
@@ -493,6 +509,6 @@ export function buildStepGraph(model: tfl.LayersModel, spec: OptimizerSpec): Ste
   const readFetches = allVariables.map((_, i) => g.op('ReadVariableOp', `read/${i}`, [allHandles[i]!], { dtype: { type: DT.float } }));
   return {
     bytes: g.toSavedModel(), variables: allVariables, modelVariableCount: vars.length, nodeCount: g.nodes.length,
-    names: { feeds, fetches, load: { feeds: loadFeeds, done: loadDone }, read: readFetches },
+    names: { feeds, fetches, logits: evalLogits, load: { feeds: loadFeeds, done: loadDone }, read: readFetches },
   };
 }

@@ -204,6 +204,20 @@ export class GraphTrainer {
     }
   }
 
+  /**
+   * The logits [B, classes] of the batch `x` [B, H, W, C] float32 in inference mode, from the session's
+   * current weights: what `model.apply(x, { training: false })` gives once readInto() has run.
+   */
+  logits(x: tf.Tensor): Float32Array {
+    this.requireLoaded('logits');
+    const [out] = this.run([[this.graph.names.feeds.x, x]], [this.graph.names.logits]);
+    try {
+      return out!.dataSync() as Float32Array;
+    } finally {
+      out!.dispose();
+    }
+  }
+
   /** The session's weights (modelToTensors' form) and optimizer state (the eager optimizer's state() form). */
   read(): { weights: NamedTensor[]; optimizer: NamedTensor[] } {
     this.requireLoaded('read');

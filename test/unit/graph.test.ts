@@ -26,7 +26,7 @@ import type { NamedTensor } from '../../artifacts/snapshot.js';
 import { closeIdleGraphSessions, createGraphTrainer } from '../../ml/graph/trainer.js';
 import { buildModel } from '../../ml/models/registry.js';
 import { initializeWeights } from '../../ml/train/init.js';
-import { eagerStep, freezeLayers, train, type FreezeArgs, type TrainArgs, type TrainState } from '../../ml/train/loop.js';
+import { eagerStep, evaluate, freezeLayers, train, type FreezeArgs, type TrainArgs, type TrainState } from '../../ml/train/loop.js';
 import { createOptimizer, type OptimizerSpec } from '../../ml/train/optimizers.js';
 import { modelToTensors, modelVariables } from '../../ml/train/weights.js';
 import { activateNativeBackend, nativeTestGuard, randomUniformValues } from '../support/backends.js';
@@ -201,6 +201,50 @@ for (const m of MODELS) {
   }
 }
 
+for (const m of MODELS) {
+  test(`graph logits are the eager model's in inference mode: ${m.name}`, { skip: native.skip }, async () => {
+    native.assertBuilt();
+    await activateNativeBackend();
+    const spec = OPTIMIZERS.find((o) => !m.optimizers || m.optimizers.includes(o.name))!.spec;
+    const model = build(m);
+    const optimizer = createOptimizer(spec, modelVariables(model).filter((v) => v.trainable));
+    const choice = createGraphTrainer({ model, optimizer: spec });
+    if ('unsupported' in choice) assert.fail(`${m.name}: expected graph mode, refused: ${choice.unsupported}`);
+    const trainer = choice.trainer;
+    const held = tf.tensor4d(randomUniformValues([7, ...m.inputShape], 900), [7, ...m.inputShape]);
+    try {
+      assert.throws(() => trainer.logits(held), /graph trainer: logits\(\) before load\(\)/);
+      trainer.loadFrom(model, optimizer);
+      // Trained a few steps first, so batch norm's running statistics are not its initial ones.
+      for (const b of batches(m)) {
+        const [x, y] = [tf.tensor4d(b.x, [BATCH, ...m.inputShape]), tf.tensor1d(b.y, 'int32')];
+        trainer.step(x, y, spec.learningRate);
+        tf.dispose([x, y]);
+      }
+      trainer.readInto(model, optimizer);
+      const before = tf.memory().numTensors;
+      const actual = trainer.logits(held);
+      assert.equal(tf.memory().numTensors, before, 'logits() leaked tensors');
+      const logitsOf = (training: boolean) => tf.tidy(() => (model.apply(held, { training }) as tf.Tensor).dataSync() as Float32Array);
+      const expected = logitsOf(false);
+      assert.equal(actual.length, 7 * CLASSES);
+      const scale = expected.reduce((mx, v) => Math.max(mx, Math.abs(v)), 0);
+      const worst = actual.reduce((mx, v, i) => Math.max(mx, Math.abs(v - expected[i]!)), 0);
+      assert.ok(worst <= TOLERANCE * scale, `|graph - eager| logits: expected <= ${TOLERANCE} * ${scale}, found ${worst}`);
+      if (m.spec.args['batchNorm']) {
+        // Batch statistics give other logits: the comparison above tells the two modes apart.
+        const training = logitsOf(true);
+        assert.ok(training.some((v, i) => Math.abs(v - expected[i]!) > 100 * TOLERANCE * scale), 'training-mode logits differ from inference-mode ones');
+      }
+    } finally {
+      held.dispose();
+      trainer.dispose();
+      optimizer.dispose();
+      model.dispose();
+    }
+  });
+}
+
 test('a trainer of the same graph takes the session a disposed one left, and trains exactly as a newly loaded one', { skip: native.skip }, async () => {
   native.assertBuilt();
   await activateNativeBackend();
@@ -246,7 +290,7 @@ test('a model with dropout is refused with the reason', { skip: native.skip }, a
 });
 
 /** Two epochs of the training loop on 40 random 8x8x3 examples (10 held out), with the given engine. */
-async function trainLoop(spec: { name: string; args: Record<string, unknown> }, engine: TrainArgs['engine']) {
+async function trainLoop(spec: { name: string; args: Record<string, unknown> }, engine: TrainArgs['engine'], extra: Partial<TrainArgs> = {}, keep?: (model: tfl.LayersModel) => Promise<void>) {
   const split = (n: number, seed: number) => ({
     x: randomUniformValues([n, 8, 8, 3], seed, 0, 1),
     y: Int32Array.from({ length: n }, (_, i) => (i * 7 + seed) % CLASSES),
@@ -265,7 +309,9 @@ async function trainLoop(spec: { name: string; args: Record<string, unknown> }, 
     onEpoch: async (state) => {
       states.push(state);
     },
+    ...extra,
   });
+  await keep?.(model);
   model.dispose();
   return { ...result, states };
 }
@@ -289,6 +335,28 @@ test('the training loop trains in graph mode on the native backend, as its eager
     for (const key of ['trainLoss', 'valLoss'] as const) assert.ok(Math.abs(h[key] - e[key]) <= TOLERANCE * Math.abs(e[key]), `epoch ${i} ${key}: graph ${h[key]}, eager ${e[key]}`);
     assert.equal(h.trainAccuracy, e.trainAccuracy, `epoch ${i} train accuracy`);
   });
+});
+
+test('the training loop evaluates its test split as training ends, on the best weights under early stopping', { skip: native.skip }, async () => {
+  native.assertBuilt();
+  await activateNativeBackend();
+  const test = { x: randomUniformValues([21, 8, 8, 3], 5, 0, 1), y: Int32Array.from({ length: 21 }, (_, i) => i % CLASSES), n: 21 };
+  // A learning rate that overshoots after the first epoch, so the best epoch is not the last.
+  const earlyStopping = { patience: 1, minDelta: 0 };
+  for (const engine of ['auto', 'eager'] as const) {
+    let after: { loss: number; accuracy: number } | undefined;
+    const run = await trainLoop(RESNET, engine, { test, earlyStopping, epochs: 4, optimizer: { name: 'sgd', learningRate: 0.5, momentum: 0.9 } }, async (model) => {
+      after = await evaluate(model, test, 16);
+    });
+    assert.equal(run.engine.mode, engine === 'auto' ? 'graph' : 'eager');
+    assert.ok(run.outcome.bestEpoch !== undefined && run.outcome.bestEpoch < run.outcome.epoch, `expected the best epoch before the last, found ${JSON.stringify(run.outcome)}`);
+    assert.ok(run.test, 'test metrics');
+    // The eager model evaluated afterwards holds the best weights: the graph's figures are of those too.
+    assert.ok(Math.abs(run.test.loss - after!.loss) <= TOLERANCE * after!.loss, `${engine}: test loss ${run.test.loss}, evaluated after ${after!.loss}`);
+    assert.equal(run.test.accuracy, after!.accuracy);
+  }
+  const plain = await trainLoop(RESNET, 'auto');
+  assert.equal(plain.test, undefined, 'no test split, no test metrics');
 });
 
 test('graph training is bit-identical run to run with the same seed', { skip: native.skip }, async () => {
