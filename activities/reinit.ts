@@ -16,11 +16,12 @@ import { recordsToArrow } from '../artifacts/records.js';
 import { getSnapshot, type NamedTensor } from '../artifacts/snapshot.js';
 import { putContentAddressed, type ArtifactStore } from '../artifacts/store.js';
 import { selectBackend, type BackendPreference } from '../ml/backend.js';
+import { createGraphTrainer } from '../ml/graph/trainer.js';
 import { groupLayers, pairLayers } from '../ml/metrics/pairs.js';
 import { buildModel } from '../ml/models/registry.js';
 import { evaluate, weightsFromTensors } from '../ml/train/loop.js';
 import { isParameter, matchesLayer } from '../ml/train/select.js';
-import { tensorsToModel } from '../ml/train/weights.js';
+import { modelToTensors, tensorsToModel } from '../ml/train/weights.js';
 import { loadRunData } from './data.js';
 import { classify, failForGood } from './errors.js';
 import { TABLE_PREFIX } from './keys.js';
@@ -76,10 +77,19 @@ export function createReinit(deps: ReinitDeps) {
       const layers = reinitLayers(final, input.layers);
       const data = await loadRunData(store, run.dataset, input.data, signal, undefined, run.seed);
       const model = buildModel(run.model, { inputShape: data.def.inputShape, numClasses: data.def.numClasses });
+      // On the native backend, evaluation runs in a step graph's session (its inference-mode forward
+      // pass); plain SGD's graph has no optimizer state, so loading the model's weights fills it.
+      const choice = createGraphTrainer({ model, optimizer: { name: 'sgd', learningRate: 0 } });
+      const graph = 'trainer' in choice ? choice.trainer : undefined;
       try {
         tensorsToModel(model, final);
         const batchSize = run.training.batchSize;
-        const baseline = await evaluate(model, data.test, batchSize, signal);
+        /** Test loss and accuracy of the weights the model holds now. */
+        const evaluateModel = () => {
+          graph?.load(modelToTensors(model), []);
+          return evaluate(model, data.test, batchSize, signal, graph);
+        };
+        const baseline = await evaluateModel();
         // Rows of an earlier attempt are kept only for layers this attempt would evaluate.
         const done = new Map((before?.done ?? []).filter((r) => layers.some((l) => l.layer === r.layer)).map((r) => [r.layer, r]));
         const rows: ReinitRow[] = [];
@@ -89,7 +99,7 @@ export function createReinit(deps: ReinitDeps) {
           if (row === undefined) {
             const of = (ts: NamedTensor[]) => ts.filter((t) => t.layer === layer && isParameter(t));
             weightsFromTensors(model, of(initial));
-            const metrics = await evaluate(model, data.test, batchSize, signal);
+            const metrics = await evaluateModel();
             weightsFromTensors(model, of(final));
             row = { layer, depth, loss: metrics.loss, accuracy: metrics.accuracy };
           }
@@ -111,6 +121,7 @@ export function createReinit(deps: ReinitDeps) {
         );
         return { table, baseline, layers: rows.map((r) => ({ layer: r.layer, depth: r.depth, loss: r.loss, accuracy: r.accuracy })) };
       } finally {
+        graph?.dispose();
         model.dispose();
       }
     } catch (err) {

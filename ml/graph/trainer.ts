@@ -49,6 +49,11 @@ interface IdleSession {
 /** Unused sessions, oldest first. */
 const idle: IdleSession[] = [];
 
+/** How many sessions are kept unused for a later trainer of their graph. */
+export function idleGraphSessionCount(): number {
+  return idle.length;
+}
+
 /** Closes every unused session: their memory goes back, and the next trainer of each graph loads it anew. */
 export function closeIdleGraphSessions(): void {
   for (const s of idle.splice(0)) s.backend.deleteSavedModel(s.session);

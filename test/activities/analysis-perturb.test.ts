@@ -23,11 +23,16 @@ import { createDistance } from '../../activities/distance.js';
 import { createNorms, createPerturb } from '../../activities/perturb.js';
 import { createReinit, type ReinitHeartbeat } from '../../activities/reinit.js';
 import type { DownloadResult, NormsInput, PerturbInput, TrainResult } from '../../activities/types.js';
+import { closeIdleGraphSessions, idleGraphSessionCount } from '../../ml/graph/trainer.js';
+import { selectBackend } from '../../ml/backend.js';
+import { nativeTestGuard } from '../support/backends.js';
 import { FASHION_MNIST_SOURCES, requireFashionMnist, tempDir, tinyExperiment } from '../support/fixtures.js';
 
 function runIn<A extends unknown[], R>(env: MockActivityEnvironment, fn: (...args: A) => Promise<R>, ...args: A): Promise<R> {
   return env.run(fn as never, ...(args as unknown as never[])) as Promise<R>;
 }
+
+const native = nativeTestGuard('analysis-perturb.test');
 
 const dataset = { name: 'fashion-mnist', subset: { train: 300, test: 200 }, sources: FASHION_MNIST_SOURCES };
 const training = { epochs: 2, batchSize: 32, optimizer: { name: 'sgd', learningRate: 0.05, momentum: 0.9 } };
@@ -227,6 +232,25 @@ test('reinit robustness: one row per layer, the baseline is the run test metrics
   const cancelled = new MockActivityEnvironment();
   cancelled.on('heartbeat', (d: ReinitHeartbeat) => d.done.length > 0 && cancelled.cancel());
   await assert.rejects(runIn(cancelled, reinit, input), (err: Error) => err.name === 'CancelledFailure');
+});
+
+test('reinit robustness on the native backend evaluates in a graph session, to the cpu backend figures', { skip: native.skip }, async () => {
+  native.assertBuilt();
+  const input = { ...producer, run, data, initial: trained.snapshots[0]!, final: trained.final };
+  try {
+    const cpu = await runIn(new MockActivityEnvironment(), createReinit({ store }), input);
+    closeIdleGraphSessions();
+    const graph = await runIn(new MockActivityEnvironment(), createReinit({ store, backend: 'tensorflow' }), input);
+    assert.equal(idleGraphSessionCount(), 1, 'the reinit activity evaluated in a graph session, which it left for reuse');
+    assert.deepEqual(graph.layers.map((l) => l.layer), cpu.layers.map((l) => l.layer));
+    for (const [a, b] of [[graph.baseline, cpu.baseline], ...graph.layers.map((l, i) => [l, cpu.layers[i]!] as const)] as const) {
+      assert.ok(Math.abs(a.loss - b.loss) <= 1e-5 * b.loss, `loss: native ${a.loss}, cpu ${b.loss}`);
+      assert.equal(a.accuracy, b.accuracy);
+    }
+  } finally {
+    closeIdleGraphSessions();
+    await selectBackend('cpu');
+  }
 });
 
 test('distances count parameters only: batch-norm running statistics are left out', async () => {
