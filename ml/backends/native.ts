@@ -213,6 +213,8 @@ export async function loadNativeBackend(
     oneDnn?: boolean;
   } = {},
 ): Promise<boolean> {
+  // Loaded and active already, as for every activity after a worker's first: nothing to read or switch.
+  if (loaded && options.root === undefined && tf.getBackend() === NATIVE_BACKEND) return true;
   const found = findNativeBuild(options.root);
   if ('missing' in found) {
     options.onMissing?.(found.missing);
