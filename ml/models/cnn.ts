@@ -54,6 +54,7 @@ export function buildCnnModel(args: CnnArgs, ctx: ModelContext): tf.LayersModel 
         filters: args.filters[i]!,
         kernelSize,
         padding: 'same',
+        kernelInitializer: 'zeros',
       }),
     );
     if (args.batchNorm) layers.push(new BatchNorm({ name: `bn${n}` }));
@@ -63,10 +64,10 @@ export function buildCnnModel(args: CnnArgs, ctx: ModelContext): tf.LayersModel 
     if (args.dropout > 0) layers.push(new SeededDropout({ name: `drop${n}`, rate: args.dropout }));
   });
   layers.push(tf.layers.flatten({ name: 'flatten' }));
-  layers.push(tf.layers.dense({ name: 'fc1', units: args.hidden }));
+  layers.push(tf.layers.dense({ name: 'fc1', units: args.hidden, kernelInitializer: 'zeros' }));
   if (args.batchNorm) layers.push(new BatchNorm({ name: 'bn4' }));
   layers.push(tf.layers.reLU({ name: 'relu4' }));
   if (args.dropout > 0) layers.push(new SeededDropout({ name: 'drop4', rate: args.dropout }));
-  layers.push(tf.layers.dense({ name: 'fc2', units: ctx.numClasses }));
+  layers.push(tf.layers.dense({ name: 'fc2', units: ctx.numClasses, kernelInitializer: 'zeros' }));
   return tf.sequential({ name: 'cnn', layers });
 }

@@ -24,15 +24,15 @@ export function buildLeNet5Model(args: LeNet5Args, ctx: ModelContext): tf.Layers
   return tf.sequential({
     name: 'lenet5',
     layers: [
-      tf.layers.conv2d({ name: 'conv1', inputShape: ctx.inputShape, filters: 6, kernelSize: 5, padding: 'same', activation }),
+      tf.layers.conv2d({ name: 'conv1', inputShape: ctx.inputShape, filters: 6, kernelSize: 5, padding: 'same', activation, kernelInitializer: 'zeros' }),
       tf.layers.averagePooling2d({ name: 'pool1', poolSize: 2, strides: 2 }),
-      tf.layers.conv2d({ name: 'conv2', filters: 16, kernelSize: 5, padding: 'valid', activation }),
+      tf.layers.conv2d({ name: 'conv2', filters: 16, kernelSize: 5, padding: 'valid', activation, kernelInitializer: 'zeros' }),
       tf.layers.averagePooling2d({ name: 'pool2', poolSize: 2, strides: 2 }),
       tf.layers.flatten({ name: 'flatten' }),
-      tf.layers.dense({ name: 'fc1', units: 120, activation }),
-      tf.layers.dense({ name: 'fc2', units: 84, activation }),
+      tf.layers.dense({ name: 'fc1', units: 120, activation, kernelInitializer: 'zeros' }),
+      tf.layers.dense({ name: 'fc2', units: 84, activation, kernelInitializer: 'zeros' }),
       // Logits: the training loss applies a numerically stable log-softmax.
-      tf.layers.dense({ name: 'fc3', units: ctx.numClasses }),
+      tf.layers.dense({ name: 'fc3', units: ctx.numClasses, kernelInitializer: 'zeros' }),
     ],
   });
 }

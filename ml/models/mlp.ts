@@ -50,13 +50,13 @@ export function buildMlpModel(args: MlpArgs, ctx: ModelContext): tf.LayersModel 
   args.hidden.forEach((units, i) => {
     const name = `fc${i + 1}`;
     if (args.activation === 'leaky-relu') {
-      layers.push(tf.layers.dense({ name, units }), tf.layers.leakyReLU({ name: `${name}_act`, alpha: 0.01 }));
+      layers.push(tf.layers.dense({ name, units, kernelInitializer: 'zeros' }), tf.layers.leakyReLU({ name: `${name}_act`, alpha: 0.01 }));
     } else if (args.activation === 'improved-sigmoid') {
-      layers.push(tf.layers.dense({ name, units }), new ScaledTanh({ name: `${name}_act` }));
+      layers.push(tf.layers.dense({ name, units, kernelInitializer: 'zeros' }), new ScaledTanh({ name: `${name}_act` }));
     } else {
-      layers.push(tf.layers.dense({ name, units, activation: args.activation }));
+      layers.push(tf.layers.dense({ name, units, activation: args.activation, kernelInitializer: 'zeros' }));
     }
   });
-  layers.push(tf.layers.dense({ name: 'out', units: ctx.numClasses }));
+  layers.push(tf.layers.dense({ name: 'out', units: ctx.numClasses, kernelInitializer: 'zeros' }));
   return tf.sequential({ name: 'mlp', layers });
 }

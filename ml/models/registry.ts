@@ -3,6 +3,10 @@
  * a fresh tfjs-layers model whose last layer outputs logits; layer names are stable and ordered by depth,
  * because snapshots and per-layer analyses are keyed by them.
  *
+ * Every model builds its kernels as zeros: tfjs's construction-time initialisers draw from an unseeded
+ * generator, ml/train/init.ts replaces every value with seeded ones anyway, and the throwaway draw cost
+ * 120 ms per ResNet-18 build. A model used without initialisation outputs constant logits, not noise.
+ *
  * Called by the CLI's validation of experiment files (argsSchema) and by the train activity (buildModel).
  */
 import type * as tf from '@tensorflow/tfjs-layers';

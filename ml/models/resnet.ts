@@ -209,7 +209,7 @@ export function buildResNetModel(args: ResNetArgs, ctx: ModelContext): tf.Layers
     let y = x;
     if (!same && pad > 0) y = tf.layers.zeroPadding2d({ name: `${name}_pad`, padding: pad }).apply(y) as Sym;
     return tf.layers
-      .conv2d({ name, filters, kernelSize, strides, padding: same ? 'same' : 'valid', useBias: !batchNorm })
+      .conv2d({ name, filters, kernelSize, strides, padding: same ? 'same' : 'valid', useBias: !batchNorm, kernelInitializer: 'zeros' })
       .apply(y) as Sym;
   };
   const norm = (x: Sym, name: string): Sym => (batchNorm ? (new BatchNorm({ name }).apply(x) as Sym) : x);
@@ -253,6 +253,6 @@ export function buildResNetModel(args: ResNetArgs, ctx: ModelContext): tf.Layers
   });
 
   x = tf.layers.globalAveragePooling2d({ name: 'avgpool' }).apply(x) as Sym;
-  const logits = tf.layers.dense({ name: 'fc', units: ctx.numClasses }).apply(x) as Sym;
+  const logits = tf.layers.dense({ name: 'fc', units: ctx.numClasses, kernelInitializer: 'zeros' }).apply(x) as Sym;
   return tf.model({ name: args.name, inputs: input, outputs: logits });
 }

@@ -87,6 +87,21 @@ test('two models built in one process keep the same short variable names', () =>
   b.dispose();
 });
 
+test('every model builds its kernels as zeros, for the seeded initialisers to fill', () => {
+  const small: Record<string, Record<string, unknown>> = {
+    mlp: {}, lenet5: {}, cnn: { batchNorm: true }, resnet: { preset: 'resnet18', blocks: [1, 1], width: 4 },
+    vgg: { depth: 11, widthMultiplier: 0.125, classifier: [16], avgPoolTo: 1 },
+  };
+  assert.deepEqual(Object.keys(small).sort(), [...MODELS.keys()].sort(), 'every registered model is checked');
+  for (const [name, args] of Object.entries(small)) {
+    const model = buildModel({ name, args }, { inputShape: [32, 32, 3], numClasses: 10 });
+    const kernels = modelToTensors(model).filter((t) => t.name === 'kernel');
+    assert.ok(kernels.length > 0, `${name}: has kernels`);
+    for (const k of kernels) assert.ok(k.values.every((v) => v === 0), `${name} ${k.layer}/kernel: expected zeros, found a drawn value`);
+    model.dispose();
+  }
+});
+
 test('buildModel rejects unknown models and invalid arguments, naming the field', () => {
   assert.deepEqual([...MODELS.keys()].sort(), ['cnn', 'lenet5', 'mlp', 'resnet', 'vgg']);
   assert.throws(() => buildModel({ name: 'resnet9000', args: {} }, mnistLike), /model\.name: unknown model "resnet9000": expected one of lenet5, mlp, cnn, vgg, resnet/);
