@@ -558,8 +558,8 @@ export async function train(
     let outcome: TrainOutcome = { status: 'completed', epoch };
     if (esState) {
       tensorsToModel(model, esState.best);
-      // The session too: the test split is evaluated on the best weights.
-      graph?.loadFrom(model, optimizer);
+      // The session too, when it evaluates the test split: on the best weights.
+      if (args.test) graph?.loadFrom(model, optimizer);
       outcome = esState.stopped ? { status: 'stopped-early', epoch, bestEpoch: esState.bestEpoch } : { status: 'completed', epoch, bestEpoch: esState.bestEpoch };
     }
     const test = args.test ? await evaluate(model, args.test, batchSize, signal, graph) : undefined;
