@@ -4,8 +4,9 @@
  *
  * A retry, after a crash or a lost worker, resumes from the newest stored checkpoint with the optimizer
  * state and the epoch-derived shuffling order, so it ends with exactly the weights of an uninterrupted
- * run. Each attempt leaves a record of where it started. Progress is heartbeated every batch; the
- * activity's cancellation reaches the training loop and every store call.
+ * run. Each attempt leaves a record of where it started (`attempts/attempt-NNNN.json`, numbered in the
+ * order they started). Progress is heartbeated every batch; the activity's cancellation reaches the
+ * training loop and every store call.
  *
  * Early stopping: every checkpoint also records early stopping's state, with the best epoch's weights
  * stored as a snapshot object (the same object as that epoch's snapshot when it is a snapshot epoch),
@@ -22,7 +23,7 @@ import { hostname } from 'node:os';
 import { activityInfo, Context } from '@temporalio/activity';
 import type { ObjectRef, SnapshotRef } from '../artifacts/refs.js';
 import { getSnapshot, snapshotToArrow, type NamedTensor } from '../artifacts/snapshot.js';
-import { putContentAddressed, type ArtifactStore } from '../artifacts/store.js';
+import { ObjectConflictError, putContentAddressed, type ArtifactStore } from '../artifacts/store.js';
 import { selectBackend, type BackendPreference } from '../ml/backend.js';
 import { buildModel } from '../ml/models/registry.js';
 import { evaluate, train, type EpochMetrics, type TrainState } from '../ml/train/loop.js';
@@ -75,6 +76,24 @@ async function stateFromCheckpoint(store: ArtifactStore, cp: Checkpoint, signal:
   };
 }
 
+/**
+ * Stores an attempt record under the run's next free number. Temporal's attempt number does not do: a
+ * local activity replayed after its worker died counts from 1 again, and a run that failed in its pack's
+ * activity is then tried by the run's own.
+ */
+async function recordAttempt(store: ArtifactStore, runId: string, record: AttemptRecord, signal: AbortSignal): Promise<void> {
+  const stored = (await store.list(`${runPrefix(runId)}/attempts/`, { signal })).length;
+  for (let n = stored + 1; ; n++) {
+    try {
+      await putJson(store, attemptKey(runId, n), record, signal);
+      return;
+    } catch (err) {
+      // Another attempt took the number meanwhile (a duplicate after a timeout): take the next.
+      if (!(err instanceof ObjectConflictError) || n > stored + 8) throw err;
+    }
+  }
+}
+
 export function createTrain(deps: TrainDeps) {
   const { store } = deps;
   return async function trainRun(input: TrainInput): Promise<TrainResult> {
@@ -105,13 +124,14 @@ export function createTrain(deps: TrainDeps) {
         const resume = latest ? await stateFromCheckpoint(store, latest, signal) : undefined;
         const attempt: AttemptRecord = {
           attempt: info.attempt,
+          activity: info.activityType,
           startedFromEpoch: resume?.epoch ?? 0,
           resumed: resume !== undefined,
           startedAt: new Date().toISOString(),
           worker: `${hostname()}:${process.pid}`,
           backend,
         };
-        await putJson(store, attemptKey(runId, info.attempt), attempt, signal);
+        await recordAttempt(store, runId, attempt, signal);
 
         const { epochs, batchSize, snapshotEvery } = run.training;
         // Weights to start from: only needed for a fresh start, and checked before any training.

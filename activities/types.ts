@@ -49,7 +49,10 @@ export type EpochRecord = EpochMetrics;
 
 /** One try of the train activity: where it started, so a resumed run can be told from a fresh one. */
 export interface AttemptRecord {
+  /** The activity's attempt number as Temporal counts it (a local activity replayed after a crash counts from 1 again). */
   attempt: number;
+  /** The activity that trained: `train`, or `trainPack` for a run trained in its pack's local activity. */
+  activity?: string;
   /** Epoch of the checkpoint it resumed from; 0 means it initialised the weights itself. */
   startedFromEpoch: number;
   resumed: boolean;

@@ -107,6 +107,28 @@ test('a retry resumes from the last snapshot and ends bit-identical to an uninte
   );
 });
 
+test('an attempt numbered 1 again (a local activity replayed after its worker died) records itself beside the first', async () => {
+  const runId = 'replayed/run';
+  const first = new MockActivityEnvironment({ attempt: 1 });
+  let lastBeat: TrainHeartbeat | undefined;
+  first.on('heartbeat', (d: TrainHeartbeat) => {
+    lastBeat = d;
+    if (d.checkpointEpoch === 1 && d.batch >= 3) first.cancel();
+  });
+  await assert.rejects(runIn(first, activities.train, { experimentId: 'replayed', runId, run, data }), (err: Error) => err.name === 'CancelledFailure');
+  assert.equal(lastBeat?.checkpointEpoch, 1);
+  const again = await runIn(new MockActivityEnvironment({ attempt: 1 }), activities.train, { experimentId: 'replayed', runId, run, data });
+  assert.deepEqual(
+    again.attempts.map((a) => [a.attempt, a.activity, a.startedFromEpoch, a.resumed]),
+    [
+      [1, 'unknown', 0, false],
+      [1, 'unknown', 1, true],
+    ],
+  );
+  assert.deepEqual(await store.list(`runs/${runId}/attempts/`), [`runs/${runId}/attempts/attempt-0001.json`, `runs/${runId}/attempts/attempt-0002.json`]);
+  assert.deepEqual(again.history.map((h) => h.epoch), [0, 1, 2, 3]);
+});
+
 test('SGD without momentum stores no optimizer state, and a retry still ends bit-identical; with momentum it stores the buffers', async () => {
   const sgd = (momentum: number) =>
     expandRuns(tinyExperiment({ training: { epochs: 3, batchSize: 32, optimizer: { name: 'sgd', learningRate: 0.05, momentum } } }))[0];
