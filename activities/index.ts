@@ -11,6 +11,7 @@ import { createCorrelation } from './correlation.js';
 import { createDistance } from './distance.js';
 import { createDownload } from './download.js';
 import { createFeatures } from './features.js';
+import { createTrainPack } from './pack.js';
 import { createNorms, createPerturb } from './perturb.js';
 import { createPlot } from './plot.js';
 import { createReinit } from './reinit.js';
@@ -28,26 +29,34 @@ export interface ActivityDeps {
   backend?: BackendPreference;
 }
 
-export const createActivities = (deps: ActivityDeps) => ({
-  download: createDownload(deps),
-  train: createTrain(deps),
-  distance: createDistance(deps),
-  features: createFeatures(deps),
-  correlation: createCorrelation(deps),
-  compare: createCompare(deps),
-  smoothness: createSmoothness(deps),
-  perturb: createPerturb(deps),
-  norms: createNorms(deps),
-  reinit: createReinit(deps),
-  aggregate: createAggregate(deps),
-  lookupRun: createLookupRun(deps),
-  putRunResult: createPutRunResult(deps),
-  getRunResult: createGetRunResult(deps),
-  plot: createPlot(deps),
-  report: createReport(deps),
-});
+export function createActivities(deps: ActivityDeps) {
+  const train = createTrain(deps);
+  const distance = createDistance(deps);
+  const lookupRun = createLookupRun(deps);
+  return {
+    download: createDownload(deps),
+    train,
+    distance,
+    trainPack: createTrainPack({ lookupRun, train, distance }),
+    features: createFeatures(deps),
+    correlation: createCorrelation(deps),
+    compare: createCompare(deps),
+    smoothness: createSmoothness(deps),
+    perturb: createPerturb(deps),
+    norms: createNorms(deps),
+    reinit: createReinit(deps),
+    aggregate: createAggregate(deps),
+    lookupRun,
+    putRunResult: createPutRunResult(deps),
+    getRunResult: createGetRunResult(deps),
+    plot: createPlot(deps),
+    report: createReport(deps),
+  };
+}
 
-/** Activities of the train queue (the rest run on the analysis queue). */
+/** Activities of the train queue (the rest run on the analysis queue, but for LOCAL_ACTIVITIES). */
 export const TRAIN_ACTIVITIES = ['download', 'train'] as const;
+/** Activities that only run as local activities, in the worker of the workflow that calls them. */
+export const LOCAL_ACTIVITIES = ['trainPack'] as const;
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -300,6 +300,35 @@ export interface SmoothnessResult {
 }
 
 /** Everything a run's analyses produced; absent keys were not asked for (or had nothing to work on). */
+/** The runs of a pack whose lookup, training and distances `trainPack` does, in order, in one local activity. */
+export interface TrainPackInput {
+  experimentId: string;
+  runs: Array<{ runId: string; run: RunSpec }>;
+  data: DownloadResult;
+  /** Train even when an identical finished training could be reused. */
+  force?: boolean;
+}
+
+/** A run whose steps `trainPack` did: what `lookupRun`, `train` (or the reused training) and `distance` returned. */
+export interface PackedRunSteps {
+  runId: string;
+  configHash: string;
+  codeVersion: string;
+  /** The run whose training was reused; absent when this run trained. */
+  reusedFrom?: string;
+  train: TrainResult;
+  distance: DistanceResult;
+}
+
+/**
+ * The leading runs of the input whose steps are done, in order: at least one, unless the first run's
+ * steps failed. `stoppedAt` names the run whose steps failed, which the workflow then runs on its own.
+ */
+export interface TrainPackResult {
+  runs: PackedRunSteps[];
+  stoppedAt?: { runId: string; message: string };
+}
+
 export interface RunAnalysesResult {
   features?: FeaturesResult;
   correlation?: CorrelationResult;

@@ -456,6 +456,8 @@ export const ExecutionSpec = z
      * tiny runs, where that cost rivals the training. Each run keeps its id, artifacts, lineage, reuse
      * and result; a failed run fails only itself. What is per workflow is shared: the pack's search
      * attributes (its id, its status: the worst of its runs'), and `concurrency` then counts packs.
+     * With `local`, the pack's lookups, trainings and distances run several runs per local activity
+     * (activities/pack.ts).
      */
     runsPerWorkflow: z.number().int().min(1).max(100).default(1),
   })

@@ -8,12 +8,13 @@ import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promise
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode, Worker, type NativeConnection, type WorkflowBundle } from '@temporalio/worker';
-import { createActivities, TRAIN_ACTIVITIES, type ActivityDeps } from '../activities/index.js';
+import { createActivities, LOCAL_ACTIVITIES, TRAIN_ACTIVITIES, type ActivityDeps } from '../activities/index.js';
+import { createTrainPack } from '../activities/pack.js';
 import { codeVersion } from '../activities/version.js';
 import { PROJECT_ROOT } from '../infra/tools.js';
 import type { QueueNames } from '../workflows/types.js';
 import type { Role } from './config.js';
-import { withSlots } from './slots.js';
+import { slotPool } from './slots.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -93,6 +94,9 @@ export async function createWorkers(opts: WorkerSetOptions): Promise<Worker[]> {
   // Before any activity trains: reading the code version runs git once, and every run records it.
   await codeVersion();
   const activities = createActivities(opts.deps);
+  // Trainings in this process, alone or in a pack's local activity, share its train slots.
+  const trainSlot = slotPool(opts.trainSlots ?? 1);
+  const train = trainSlot(activities.train);
   const common = { connection: opts.connection, namespace: opts.namespace, ...(opts.identity ? { identity: opts.identity } : {}) };
   const workers: Worker[] = [];
   if (opts.roles.includes('workflows')) {
@@ -103,7 +107,12 @@ export async function createWorkers(opts: WorkerSetOptions): Promise<Worker[]> {
         workflowBundle: await workflowBundle(),
         // The steps a run workflow may run as local activities (execution.local, the reuse lookup);
         // this worker polls no activity tasks. Local trainings take the process's train slots.
-        activities: { lookupRun: activities.lookupRun, train: withSlots(activities.train, opts.trainSlots ?? 1), distance: activities.distance },
+        activities: {
+          lookupRun: activities.lookupRun,
+          train,
+          distance: activities.distance,
+          trainPack: createTrainPack({ lookupRun: activities.lookupRun, train, distance: activities.distance }),
+        },
         enableNonLocalActivities: false,
       }),
     );
@@ -127,7 +136,7 @@ export async function createWorkers(opts: WorkerSetOptions): Promise<Worker[]> {
       await Worker.create({
         ...common,
         taskQueue: opts.queues.analysis,
-        activities: Object.fromEntries(Object.entries(activities).filter(([name]) => !(TRAIN_ACTIVITIES as readonly string[]).includes(name))),
+        activities: Object.fromEntries(Object.entries(activities).filter(([name]) => !([...TRAIN_ACTIVITIES, ...LOCAL_ACTIVITIES] as readonly string[]).includes(name))),
         maxConcurrentActivityTaskExecutions: 2,
       }),
     );

@@ -2,9 +2,14 @@
 
 /** `fn` with at most `slots` calls in progress; the rest wait their turn, first come first served. */
 export function withSlots<A extends unknown[], R>(fn: (...args: A) => Promise<R>, slots: number): (...args: A) => Promise<R> {
+  return slotPool(slots)(fn);
+}
+
+/** Wraps functions so that, together, at most `slots` of their calls are in progress. */
+export function slotPool(slots: number): <A extends unknown[], R>(fn: (...args: A) => Promise<R>) => (...args: A) => Promise<R> {
   let free = slots;
   const waiting: Array<() => void> = [];
-  return async (...args: A) => {
+  return <A extends unknown[], R>(fn: (...args: A) => Promise<R>) => async (...args: A) => {
     if (free > 0) free--;
     else await new Promise<void>((resolve) => waiting.push(resolve));
     try {

@@ -1,8 +1,8 @@
-/** withSlots: never more calls in progress than slots, waiting calls start first come first served, a failure frees its slot. */
+/** withSlots and slotPool: never more calls in progress than slots, waiting calls start first come first served, a failure frees its slot. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { withSlots } from '../../worker/slots.js';
+import { slotPool, withSlots } from '../../worker/slots.js';
 
 test('at most `slots` calls run at once, and the waiting ones start in call order', async () => {
   let running = 0;
@@ -33,4 +33,22 @@ test('a call that throws frees its slot for the next', async () => {
   assert.deepEqual(b, { status: 'fulfilled', value: 'ok' });
   assert.equal(c.status, 'rejected');
   assert.equal(await limited(false), 'ok');
+});
+
+test('functions wrapped by one slotPool share its slots', async () => {
+  let running = 0;
+  let most = 0;
+  const work = async (ms: number) => {
+    running++;
+    most = Math.max(most, running);
+    await sleep(ms);
+    running--;
+  };
+  const pool = slotPool(1);
+  const [a, b] = [pool(work), pool(async (ms: number) => work(ms))];
+  await Promise.all([a(5), b(5), a(3), b(3)]);
+  assert.equal(most, 1, 'one call at a time across both functions');
+  // Separate pools do not share.
+  await Promise.all([withSlots(work, 1)(5), withSlots(work, 1)(5)]);
+  assert.equal(most, 2);
 });

@@ -38,6 +38,22 @@ describe('experimentWorkflow on real Temporal and S3', () => {
 
   after(() => stack?.stop());
 
+  /** Activity types a workflow's history ran on task queues, and as local activities (their markers). */
+  async function steps(workflowId: string) {
+    const { events } = await stack.temporal.client.workflow.getHandle(workflowId).fetchHistory();
+    const queued: string[] = [];
+    const local: string[] = [];
+    for (const e of events ?? []) {
+      if (e.activityTaskScheduledEventAttributes) queued.push(e.activityTaskScheduledEventAttributes.activityType!.name!);
+      const marker = e.markerRecordedEventAttributes;
+      if (marker?.markerName === 'core_local_activity') {
+        const data = JSON.parse(new TextDecoder().decode(marker.details!.data!.payloads![0]!.data!)) as { activity_type: string };
+        local.push(data.activity_type);
+      }
+    }
+    return { queued, local };
+  }
+
   async function assertStored(ref: { key: string; sha256: string; bytes: number }) {
     const head = await store.head(ref.key);
     assert.ok(head, `${ref.key} is reported but not stored`);
@@ -144,21 +160,6 @@ describe('experimentWorkflow on real Temporal and S3', () => {
       analyses: { runFigures: false },
       execution: { local: true },
     });
-    /** Activity types a run's history ran on task queues, and as local activities (their markers). */
-    const steps = async (workflowId: string) => {
-      const { events } = await stack.temporal.client.workflow.getHandle(workflowId).fetchHistory();
-      const queued: string[] = [];
-      const local: string[] = [];
-      for (const e of events ?? []) {
-        if (e.activityTaskScheduledEventAttributes) queued.push(e.activityTaskScheduledEventAttributes.activityType!.name!);
-        const marker = e.markerRecordedEventAttributes;
-        if (marker?.markerName === 'core_local_activity') {
-          const data = JSON.parse(new TextDecoder().decode(marker.details!.data!.payloads![0]!.data!)) as { activity_type: string };
-          local.push(data.activity_type);
-        }
-      }
-      return { queued, local };
-    };
     const first = await stack.execute(config);
     assert.equal(first.status, 'completed', JSON.stringify(first.runs.map((r) => r.error)));
     for (const run of first.runs) {
@@ -195,6 +196,11 @@ describe('experimentWorkflow on real Temporal and S3', () => {
     assert.deepEqual([...byWorkflow.values()].map((runs) => runs.length), [3, 1], 'a pack of three, then the last run alone');
     const [packId, packed] = [...byWorkflow.entries()][0]!;
     assert.ok(packed.some((r) => r.stage === 'failed') && packed.some((r) => r.stage === 'completed'), 'the pack holds a run that failed and one that completed');
+    // The pack's lookups, trainings and distances go through trainPack; the run that fails there is
+    // tried again on its own (once: maxAttempts 1), then trainPack goes on with the rest.
+    const failedAt = packed.findIndex((r) => r.stage === 'failed');
+    const expected = ['trainPack', 'lookupRun', 'train', ...(failedAt < packed.length - 1 ? ['trainPack'] : [])];
+    assert.deepEqual(await steps(packId), { queued: [], local: expected }, `runs ${packed.map((r) => r.stage).join(', ')}`);
     for (const run of result.runs) {
       assert.equal(run.runId, `${result.experimentId}/${run.name}`);
       if (run.name.includes('--missing--')) {
