@@ -3,8 +3,9 @@
  * histories the old code wrote. These histories were recorded with scripts/record-histories.ts: at
  * commit 2a99d50a, before runs could share a workflow, an experiment of two local-activity runs that
  * continued as new after each run, and one of its run workflows; at commit bc0aa608, when every run of a
- * pack still set its own status, a pack of two runs. The current workflows must replay them to the same
- * commands, or Temporal would fail those experiments with a nondeterminism error.
+ * pack still set its own status, a pack of two runs; at commit d2757a3, when a local pack's runs first
+ * went through trainPack, a pack of two runs again (pack-2). The current workflows must replay them to
+ * the same commands, or Temporal would fail those experiments with a nondeterminism error.
  */
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
@@ -20,6 +21,7 @@ for (const [file, type] of [
   ['experiment-2.binpb', 'experimentWorkflow'],
   ['run.binpb', 'runWorkflow'],
   ['pack.binpb', 'packWorkflow'],
+  ['pack-2.binpb', 'packWorkflow'],
 ] as const) {
   test(`${file}: a ${type} history from an earlier version replays on this code`, async () => {
     // As the server returns them (temporal.api.history.v1.History, binary protobuf).
