@@ -14,7 +14,9 @@
  * HTML report. Per-run figures are off (`analyses.runFigures: false`, the setting for a large sweep;
  * `--figures` draws them). Both wall times include loading the data; neither includes starting
  * processes (the workers are polling before the clock starts). The runs' end is read from the
- * experiment's history (its last child closing), not polled.
+ * experiment's history (its last child closing), not polled. The stores and the workers' state live in
+ * a temporary folder under paramtrail's state folder (`.paramtrail`, where `paramtrail run` keeps its
+ * local store), removed at the end.
  *
  * paramtrail runs the experiment twice (`--mode both`, each time with a fresh store, server and workers):
  * with `execution.local` (each run's training and distances as local activities in the run
@@ -35,8 +37,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { availableParallelism, tmpdir } from 'node:os';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { constants as perfConstants, PerformanceObserver } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -60,7 +62,7 @@ import { buildModel, MODELS } from '../ml/models/registry.js';
 import { train } from '../ml/train/loop.js';
 import { experimentWorkflow } from '../workflows/index.js';
 import { queueNames, type ExperimentResult } from '../workflows/types.js';
-import { WORKER_V8_FLAGS } from '../worker/config.js';
+import { DEFAULT_STATE_DIR, WORKER_V8_FLAGS } from '../worker/config.js';
 import { cpuSeconds } from './cpu.js';
 
 const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
@@ -388,7 +390,11 @@ async function main(): Promise<void> {
     throw new Error(`expected Fashion-MNIST in ${FASHION_MNIST_DIR}, found nothing: run "npm run setup"`);
   }
   const o = options();
-  const dir = await mkdtemp(join(tmpdir(), 'paramtrail-bench-'));
+  // Where paramtrail keeps its local store by default (the state folder), not the system's temporary
+  // folder: creating files there can cost several times more once tests have churned through it.
+  const parent = join(process.env.PARAMTRAIL_STATE_DIR ?? DEFAULT_STATE_DIR, 'bench');
+  await mkdir(parent, { recursive: true });
+  const dir = await mkdtemp(join(parent, 'orchestration-'));
   try {
     if (o.loop) {
       const backend = await selectBackend('auto');
