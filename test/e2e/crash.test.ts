@@ -1,7 +1,8 @@
 /**
  * A worker process killed mid-training: a new worker takes the run over, training resumes from the last
  * stored checkpoint (not epoch 0), and every snapshot, the final one included, is bit-identical to the
- * same run without a crash.
+ * same run without a crash. Also for a pack of local runs, whose local activity the new worker runs
+ * again from attempt 1.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -11,6 +12,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { S3Store } from '../../artifacts/s3.js';
 import { snapshotFromArrow } from '../../artifacts/snapshot.js';
 import { experimentWorkflow } from '../../workflows/index.js';
+import type { TrainResult } from '../../activities/types.js';
 import { queueNames, type ExperimentResult } from '../../workflows/types.js';
 import { requireFashionMnist, tempDir, tinyExperiment, FASHION_MNIST_SOURCES } from '../support/fixtures.js';
 import { spawnWorker, type Spawned } from '../support/processes.js';
@@ -33,10 +35,8 @@ after(async () => {
   await temporal?.teardown();
 });
 
-test('SIGKILL of the worker after the first snapshot: the run resumes and ends bit-identical', { timeout: 600_000 }, async () => {
-  const prefix = `crash-${randomUUID().slice(0, 8)}`;
-  const queues = queueNames(prefix);
-  const workerEnv = {
+async function workerEnvFor(prefix: string): Promise<NodeJS.ProcessEnv> {
+  return {
     ...process.env,
     TEMPORAL_ADDRESS: temporal.address,
     PARAMTRAIL_TASK_QUEUE: prefix,
@@ -49,6 +49,41 @@ test('SIGKILL of the worker after the first snapshot: the run resumes and ends b
     // Bit-identical across processes is the CPU backend's promise; the native one's depends on threads.
     PARAMTRAIL_BACKEND: 'cpu',
   };
+}
+
+/** Kills `worker` once `runId` has stored its epoch-1 checkpoint. */
+async function killAfterEpoch1(worker: Spawned, runId: string): Promise<void> {
+  const deadline = Date.now() + 300_000;
+  for (;;) {
+    const keys = await store.list(`runs/${runId}/checkpoints/`);
+    if (keys.some((k) => k.endsWith('epoch-000001.json'))) break;
+    assert.ok(worker.child.exitCode === null, `the first worker exited early:\n${worker.output()}`);
+    assert.ok(Date.now() < deadline, `no checkpoint after epoch 1 in time; worker output:\n${worker.output()}`);
+    await sleep(50);
+  }
+  worker.child.kill('SIGKILL');
+  await worker.exited;
+}
+
+/** Every snapshot of `a` holds the weights of the same epoch's snapshot of `b`. */
+async function assertSameWeights(a: TrainResult, b: TrainResult): Promise<void> {
+  assert.deepEqual(a.snapshots.map((s) => s.epoch), b.snapshots.map((s) => s.epoch));
+  for (const [i, ref] of a.snapshots.entries()) {
+    const x = snapshotFromArrow(await store.get(ref.key, { sha256: ref.sha256 }));
+    const y = snapshotFromArrow(await store.get(b.snapshots[i]!.key, { sha256: b.snapshots[i]!.sha256 }));
+    assert.equal(x.epoch, y.epoch);
+    assert.deepEqual(
+      x.tensors.map((t) => `${t.layer}/${t.name}:${t.sha256}`),
+      y.tensors.map((t) => `${t.layer}/${t.name}:${t.sha256}`),
+      `${a.runId} epoch ${x.epoch}: weights differ from the uninterrupted run`,
+    );
+  }
+}
+
+test('SIGKILL of the worker after the first snapshot: the run resumes and ends bit-identical', { timeout: 600_000 }, async () => {
+  const prefix = `crash-${randomUUID().slice(0, 8)}`;
+  const queues = queueNames(prefix);
+  const workerEnv = await workerEnvFor(prefix);
   const config = tinyExperiment({
     models: [{ name: 'lenet5' }],
     datasets: [{ name: 'fashion-mnist', subset: { train: 1600, test: 200 }, sources: FASHION_MNIST_SOURCES }],
@@ -65,17 +100,7 @@ test('SIGKILL of the worker after the first snapshot: the run resumes and ends b
     taskQueue: queues.workflows,
     args: [{ experimentId: crashedId, config, queues, store: store.location }],
   });
-  const runId = `${crashedId}/lenet5--fashion-mnist--s0`;
-  const deadline = Date.now() + 300_000;
-  for (;;) {
-    const keys = await store.list(`runs/${runId}/checkpoints/`);
-    if (keys.some((k) => k.endsWith('epoch-000001.json'))) break;
-    assert.ok(first.child.exitCode === null, `the first worker exited early:\n${first.output()}`);
-    assert.ok(Date.now() < deadline, `no checkpoint after epoch 1 in time; worker output:\n${first.output()}`);
-    await sleep(50);
-  }
-  first.child.kill('SIGKILL');
-  await first.exited;
+  await killAfterEpoch1(first, `${crashedId}/lenet5--fashion-mnist--s0`);
 
   const second = spawnWorker(workerEnv);
   spawned.push(second);
@@ -99,15 +124,57 @@ test('SIGKILL of the worker after the first snapshot: the run resumes and ends b
   const cleanTrain = clean.runs[0].result!.train;
   assert.equal(cleanTrain.attempts.length, 1, `the uninterrupted run was retried: ${JSON.stringify(cleanTrain.attempts)}\n${second.output()}`);
   assert.deepEqual(train.snapshots.map((s) => s.epoch), [0, 1, 2, 3, 4, 5]);
-  for (const [i, ref] of train.snapshots.entries()) {
-    const a = snapshotFromArrow(await store.get(ref.key, { sha256: ref.sha256 }));
-    const b = snapshotFromArrow(await store.get(cleanTrain.snapshots[i].key, { sha256: cleanTrain.snapshots[i].sha256 }));
-    assert.equal(a.epoch, b.epoch);
-    assert.deepEqual(
-      a.tensors.map((t) => `${t.layer}/${t.name}:${t.sha256}`),
-      b.tensors.map((t) => `${t.layer}/${t.name}:${t.sha256}`),
-      `epoch ${a.epoch}: weights differ from the uninterrupted run`,
-    );
+  await assertSameWeights(train, cleanTrain);
+  second.child.kill('SIGTERM');
+  await second.exited;
+});
+
+test('SIGKILL of the worker running a pack of local runs: the new worker runs trainPack again, resuming the run it was on', { timeout: 600_000 }, async () => {
+  const prefix = `crash-pack-${randomUUID().slice(0, 8)}`;
+  const queues = queueNames(prefix);
+  const workerEnv = await workerEnvFor(prefix);
+  const config = tinyExperiment({
+    models: [{ name: 'lenet5' }],
+    datasets: [{ name: 'fashion-mnist', subset: { train: 400, test: 100 }, sources: FASHION_MNIST_SOURCES }],
+    seeds: [0, 1],
+    training: { epochs: 3, batchSize: 32, optimizer: { name: 'adam', learningRate: 0.001 } },
+    analyses: { runFigures: false },
+    execution: { concurrency: 1, heartbeatTimeout: '5s', maxAttempts: 5, local: true, runsPerWorkflow: 2 },
+  });
+  const first = spawnWorker(workerEnv);
+  spawned.push(first);
+  const crashedId = `crashed-pack-${randomUUID()}`;
+  const handle = await temporal.client.workflow.start(experimentWorkflow, {
+    workflowId: crashedId,
+    taskQueue: queues.workflows,
+    args: [{ experimentId: crashedId, config, queues, store: store.location }],
+  });
+  await killAfterEpoch1(first, `${crashedId}/lenet5--fashion-mnist--s0`);
+  // The pack's workflow task times out (10 s) and the new worker replays it: its local activity, which
+  // left no marker, starts again at attempt 1.
+  const second = spawnWorker(workerEnv);
+  spawned.push(second);
+  const crashed: ExperimentResult = await handle.result();
+  assert.equal(crashed.status, 'completed', `${JSON.stringify(crashed.runs.map((r) => r.error))}\n${second.output()}`);
+  const [resumed, after] = crashed.runs.map((r) => r.result!.train);
+  assert.equal(crashed.runs[0]!.workflowId, crashed.runs[1]!.workflowId, 'one pack');
+  assert.ok(resumed!.attempts.length >= 2, `expected a retry, found attempts ${JSON.stringify(resumed!.attempts)}`);
+  assert.ok(resumed!.attempts.every((a) => a.activity === 'trainPack' && a.attempt === 1), JSON.stringify(resumed!.attempts));
+  const last = resumed!.attempts.at(-1)!;
+  assert.ok(last.resumed && last.startedFromEpoch >= 1, `the retry must resume from a stored epoch, found ${JSON.stringify(last)}`);
+  assert.notEqual(last.worker, resumed!.attempts[0]!.worker, 'another worker process took the run over');
+  assert.deepEqual(after!.attempts.map((a) => a.worker), [last.worker], 'the second run trained once, on the new worker');
+
+  const cleanId = `clean-pack-${randomUUID()}`;
+  const clean: ExperimentResult = await temporal.client.workflow.execute(experimentWorkflow, {
+    workflowId: cleanId,
+    taskQueue: queues.workflows,
+    args: [{ experimentId: cleanId, config, queues, store: store.location, force: true }],
+  });
+  assert.equal(clean.status, 'completed');
+  for (const [i, run] of clean.runs.entries()) {
+    assert.equal(run.result!.train.attempts.length, 1);
+    await assertSameWeights(crashed.runs[i]!.result!.train, run.result!.train);
   }
   second.child.kill('SIGTERM');
   await second.exited;
