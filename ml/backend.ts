@@ -10,6 +10,7 @@
  *
  * Called by the worker (selectBackend), and by tests and benchmarks before any tensor is created.
  */
+import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 // tfjs-core's Node build registers no gradient functions; the tfjs-layers bundle registers all of them
@@ -88,9 +89,21 @@ export const BACKEND_PREFERENCES: readonly BackendPreference[] = ['auto', 'tenso
 export const AUTO_WITHOUT_NATIVE: 'wasm' | 'cpu' = 'wasm';
 
 /**
+ * TensorFlow's intra-op threads in this process, as its C library picks them when it starts:
+ * TF_NUM_INTRAOP_THREADS when that is a positive integer, else one per core the process may run on.
+ * oneDNN splits its sums by thread, so on the native backend this is part of what fixes the bits.
+ */
+export function intraOpThreads(env: NodeJS.ProcessEnv = process.env): number {
+  const text = env.TF_NUM_INTRAOP_THREADS?.trim() ?? '';
+  const n = Number(text);
+  return /^\d+$/.test(text) && n > 0 ? n : availableParallelism();
+}
+
+/**
  * Activates the preferred backend and returns what runs record: `cpu`, `wasm`, or `tensorflow` with the
- * TensorFlow version its C library reports. `auto` takes the native TensorFlow backend when
- * `npm run setup:native` has built it, else AUTO_WITHOUT_NATIVE; `tensorflow` fails when it is not built.
+ * TensorFlow version its C library reports and its intra-op threads (`tensorflow 2.12.1, 2 intra-op
+ * threads`). `auto` takes the native TensorFlow backend when `npm run setup:native` has built it, else
+ * AUTO_WITHOUT_NATIVE; `tensorflow` fails when it is not built.
  */
 export async function selectBackend(preference: BackendPreference, onNote?: (note: string) => void): Promise<string> {
   if (preference === 'cpu') return initBackend();
@@ -100,7 +113,8 @@ export async function selectBackend(preference: BackendPreference, onNote?: (not
   let why = '';
   if (await loadNativeBackend({ onMissing: (reason) => (why = reason) })) {
     const build = nativeBuild();
-    return build ? `tensorflow ${build.tfVersion}` : 'tensorflow';
+    const threads = intraOpThreads();
+    return `${build ? `tensorflow ${build.tfVersion}` : 'tensorflow'}, ${threads} intra-op thread${threads === 1 ? '' : 's'}`;
   }
   if (preference === 'tensorflow') throw new Error(`backend "tensorflow" was asked for, but ${why}`);
   onNote?.(`native TensorFlow backend not available (${why}); training on the ${AUTO_WITHOUT_NATIVE} backend`);

@@ -6,12 +6,15 @@
  * differs by whole units).
  *
  * Runs only where `npm run setup:native` has built the addon; elsewhere the test is skipped and says why
- * (in CI, or with PARAMTRAIL_REQUIRE_NATIVE=1, a missing build fails it).
+ * (in CI, or with PARAMTRAIL_REQUIRE_NATIVE=1, a missing build fails it). Runs on it record its version
+ * and intra-op thread count.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../../ml/backend.js';
+import { availableParallelism } from 'node:os';
+import { initBackend, intraOpThreads, selectBackend } from '../../ml/backend.js';
+import { nativeBuild } from '../../ml/backends/native.js';
 import { activateNativeBackend, assertClose, nativeTestGuard, randomUniformValues } from '../support/backends.js';
 
 interface Case {
@@ -60,4 +63,19 @@ test('the native backend matches the cpu backend on conv2d + relu forward and ba
     ['output', 'input gradient', 'filter gradient'].forEach((what, k) => assertClose(actual[k]!, expected[i]![k]!, `${c.name} ${what}`, { backend: 'native' }));
   });
   assert.equal(tf.memory().numTensors, before, 'the native kernels leaked tensors');
+});
+
+test('intraOpThreads reads TF_NUM_INTRAOP_THREADS as TensorFlow does: a positive integer, else every core', () => {
+  assert.equal(intraOpThreads({ TF_NUM_INTRAOP_THREADS: '1' }), 1);
+  assert.equal(intraOpThreads({ TF_NUM_INTRAOP_THREADS: ' 3 ' }), 3);
+  for (const unset of [undefined, '', '0', 'two', '1.5', '-2']) {
+    assert.equal(intraOpThreads({ TF_NUM_INTRAOP_THREADS: unset }), availableParallelism(), JSON.stringify(unset));
+  }
+});
+
+test('runs on the native backend record its intra-op threads with its version', { skip: native.skip }, async () => {
+  native.assertBuilt();
+  const threads = intraOpThreads();
+  assert.equal(await selectBackend('tensorflow'), `tensorflow ${nativeBuild()!.tfVersion}, ${threads} intra-op thread${threads === 1 ? '' : 's'}`);
+  await initBackend();
 });
