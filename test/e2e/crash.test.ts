@@ -13,6 +13,8 @@ import type { S3Store } from '../../artifacts/s3.js';
 import { snapshotFromArrow } from '../../artifacts/snapshot.js';
 import { experimentWorkflow } from '../../workflows/index.js';
 import type { TrainResult } from '../../activities/types.js';
+import type { ExperimentConfig } from '../../config/experiment.js';
+import { expandRuns } from '../../config/grid.js';
 import { queueNames, type ExperimentResult } from '../../workflows/types.js';
 import { requireFashionMnist, tempDir, tinyExperiment, FASHION_MNIST_SOURCES } from '../support/fixtures.js';
 import { spawnWorker, type Spawned } from '../support/processes.js';
@@ -80,10 +82,45 @@ async function assertSameWeights(a: TrainResult, b: TrainResult): Promise<void> 
   }
 }
 
-test('SIGKILL of the worker after the first snapshot: the run resumes and ends bit-identical', { timeout: 600_000 }, async () => {
-  const prefix = `crash-${randomUUID().slice(0, 8)}`;
+/**
+ * Runs `config` on a worker, kills the worker once the first run has stored its epoch-1 checkpoint, and
+ * lets a new worker finish; then runs it again without a crash (forced: the crashed runs' trainings
+ * have the same reuse keys and must not stand in for these), each run trained in one attempt.
+ */
+async function crashedAndClean(name: string, config: ExperimentConfig): Promise<{ crashed: ExperimentResult; clean: ExperimentResult }> {
+  const prefix = `${name}-${randomUUID().slice(0, 8)}`;
   const queues = queueNames(prefix);
   const workerEnv = await workerEnvFor(prefix);
+  const first = spawnWorker(workerEnv);
+  spawned.push(first);
+  const crashedId = `crashed-${name}-${randomUUID()}`;
+  const handle = await temporal.client.workflow.start(experimentWorkflow, {
+    workflowId: crashedId,
+    taskQueue: queues.workflows,
+    args: [{ experimentId: crashedId, config, queues, store: store.location }],
+  });
+  await killAfterEpoch1(first, `${crashedId}/${expandRuns(config)[0]!.name}`);
+  const second = spawnWorker(workerEnv);
+  spawned.push(second);
+  const crashed: ExperimentResult = await handle.result();
+  assert.equal(crashed.status, 'completed', `${JSON.stringify(crashed.runs.map((r) => r.error))}\n${second.output()}`);
+
+  const cleanId = `clean-${name}-${randomUUID()}`;
+  const clean: ExperimentResult = await temporal.client.workflow.execute(experimentWorkflow, {
+    workflowId: cleanId,
+    taskQueue: queues.workflows,
+    args: [{ experimentId: cleanId, config, queues, store: store.location, force: true }],
+  });
+  assert.equal(clean.status, 'completed');
+  for (const run of clean.runs) {
+    assert.equal(run.result!.train.attempts.length, 1, `the uninterrupted run was retried: ${JSON.stringify(run.result!.train.attempts)}\n${second.output()}`);
+  }
+  second.child.kill('SIGTERM');
+  await second.exited;
+  return { crashed, clean };
+}
+
+test('SIGKILL of the worker after the first snapshot: the run resumes and ends bit-identical', { timeout: 600_000 }, async () => {
   const config = tinyExperiment({
     models: [{ name: 'lenet5' }],
     datasets: [{ name: 'fashion-mnist', subset: { train: 1600, test: 200 }, sources: FASHION_MNIST_SOURCES }],
@@ -91,48 +128,17 @@ test('SIGKILL of the worker after the first snapshot: the run resumes and ends b
     // A dead worker's attempt is given up after this long; keep the test short.
     execution: { concurrency: 1, heartbeatTimeout: '5s', maxAttempts: 5 },
   });
-
-  const first = spawnWorker(workerEnv);
-  spawned.push(first);
-  const crashedId = `crashed-${randomUUID()}`;
-  const handle = await temporal.client.workflow.start(experimentWorkflow, {
-    workflowId: crashedId,
-    taskQueue: queues.workflows,
-    args: [{ experimentId: crashedId, config, queues, store: store.location }],
-  });
-  await killAfterEpoch1(first, `${crashedId}/lenet5--fashion-mnist--s0`);
-
-  const second = spawnWorker(workerEnv);
-  spawned.push(second);
-  const crashed: ExperimentResult = await handle.result();
-  assert.equal(crashed.status, 'completed', `${JSON.stringify(crashed.runs[0].error)}\n${second.output()}`);
-  const train = crashed.runs[0].result!.train;
+  const { crashed, clean } = await crashedAndClean('run', config);
+  const train = crashed.runs[0]!.result!.train;
   assert.ok(train.attempts.length >= 2, `expected a retry, found attempts ${JSON.stringify(train.attempts)}`);
   const last = train.attempts.at(-1)!;
   assert.ok(last.resumed && last.startedFromEpoch >= 1, `the retry must resume from a stored epoch, found ${JSON.stringify(last)}`);
-  assert.notEqual(last.worker, train.attempts[0].worker, 'another worker process took the run over');
-
-  // The same run without a crash.
-  const cleanId = `clean-${randomUUID()}`;
-  const clean: ExperimentResult = await temporal.client.workflow.execute(experimentWorkflow, {
-    workflowId: cleanId,
-    taskQueue: queues.workflows,
-    // Forced: the crashed run's finished training has the same reuse key, and must not stand in for this one.
-    args: [{ experimentId: cleanId, config, queues, store: store.location, force: true }],
-  });
-  assert.equal(clean.status, 'completed');
-  const cleanTrain = clean.runs[0].result!.train;
-  assert.equal(cleanTrain.attempts.length, 1, `the uninterrupted run was retried: ${JSON.stringify(cleanTrain.attempts)}\n${second.output()}`);
+  assert.notEqual(last.worker, train.attempts[0]!.worker, 'another worker process took the run over');
   assert.deepEqual(train.snapshots.map((s) => s.epoch), [0, 1, 2, 3, 4, 5]);
-  await assertSameWeights(train, cleanTrain);
-  second.child.kill('SIGTERM');
-  await second.exited;
+  await assertSameWeights(train, clean.runs[0]!.result!.train);
 });
 
 test('SIGKILL of the worker running a pack of local runs: the new worker runs trainPack again, resuming the run it was on', { timeout: 600_000 }, async () => {
-  const prefix = `crash-pack-${randomUUID().slice(0, 8)}`;
-  const queues = queueNames(prefix);
-  const workerEnv = await workerEnvFor(prefix);
   const config = tinyExperiment({
     models: [{ name: 'lenet5' }],
     datasets: [{ name: 'fashion-mnist', subset: { train: 400, test: 100 }, sources: FASHION_MNIST_SOURCES }],
@@ -141,21 +147,9 @@ test('SIGKILL of the worker running a pack of local runs: the new worker runs tr
     analyses: { runFigures: false },
     execution: { concurrency: 1, heartbeatTimeout: '5s', maxAttempts: 5, local: true, runsPerWorkflow: 2 },
   });
-  const first = spawnWorker(workerEnv);
-  spawned.push(first);
-  const crashedId = `crashed-pack-${randomUUID()}`;
-  const handle = await temporal.client.workflow.start(experimentWorkflow, {
-    workflowId: crashedId,
-    taskQueue: queues.workflows,
-    args: [{ experimentId: crashedId, config, queues, store: store.location }],
-  });
-  await killAfterEpoch1(first, `${crashedId}/lenet5--fashion-mnist--s0`);
   // The pack's workflow task times out (10 s) and the new worker replays it: its local activity, which
   // left no marker, starts again at attempt 1.
-  const second = spawnWorker(workerEnv);
-  spawned.push(second);
-  const crashed: ExperimentResult = await handle.result();
-  assert.equal(crashed.status, 'completed', `${JSON.stringify(crashed.runs.map((r) => r.error))}\n${second.output()}`);
+  const { crashed, clean } = await crashedAndClean('pack', config);
   const [resumed, after] = crashed.runs.map((r) => r.result!.train);
   assert.equal(crashed.runs[0]!.workflowId, crashed.runs[1]!.workflowId, 'one pack');
   assert.ok(resumed!.attempts.length >= 2, `expected a retry, found attempts ${JSON.stringify(resumed!.attempts)}`);
@@ -164,18 +158,5 @@ test('SIGKILL of the worker running a pack of local runs: the new worker runs tr
   assert.ok(last.resumed && last.startedFromEpoch >= 1, `the retry must resume from a stored epoch, found ${JSON.stringify(last)}`);
   assert.notEqual(last.worker, resumed!.attempts[0]!.worker, 'another worker process took the run over');
   assert.deepEqual(after!.attempts.map((a) => a.worker), [last.worker], 'the second run trained once, on the new worker');
-
-  const cleanId = `clean-pack-${randomUUID()}`;
-  const clean: ExperimentResult = await temporal.client.workflow.execute(experimentWorkflow, {
-    workflowId: cleanId,
-    taskQueue: queues.workflows,
-    args: [{ experimentId: cleanId, config, queues, store: store.location, force: true }],
-  });
-  assert.equal(clean.status, 'completed');
-  for (const [i, run] of clean.runs.entries()) {
-    assert.equal(run.result!.train.attempts.length, 1);
-    await assertSameWeights(crashed.runs[i]!.result!.train, run.result!.train);
-  }
-  second.child.kill('SIGTERM');
-  await second.exited;
+  for (const [i, run] of clean.runs.entries()) await assertSameWeights(crashed.runs[i]!.result!.train, run.result!.train);
 });
