@@ -56,7 +56,7 @@ import { validateExperiment, type ExperimentConfig } from '../config/experiment.
 import { expandRuns } from '../config/grid.js';
 import { startTemporalDevServer } from '../infra/temporal.js';
 import { PROJECT_ROOT } from '../infra/tools.js';
-import { selectBackend } from '../ml/backend.js';
+import { intraOpThreads, selectBackend } from '../ml/backend.js';
 import { DATASETS, getDataset } from '../ml/data/datasets.js';
 import { buildModel, MODELS } from '../ml/models/registry.js';
 import { train } from '../ml/train/loop.js';
@@ -424,7 +424,7 @@ async function main(): Promise<void> {
       `orchestration: ${o.runs} runs of an MLP (32 hidden), 1 epoch of ${o.train} Fashion-MNIST examples ` +
         `(90 % trained, batch ${o.batch}), backend ${backend}; ${o.workers} worker process(es), concurrency ${o.concurrency}, ` +
         `${o.pack} run(s) per workflow, ${availableParallelism()} cores; TensorFlow intra-op threads: ` +
-        `${process.env.TF_NUM_INTRAOP_THREADS ?? 'default'} in the processes training alone, ${sharedThreads(o)} in each of those side by side`,
+        `${intraOpThreads()} in the processes training alone, ${sharedThreads(o)} in each of those side by side`,
     );
     const perRun = (seconds: number) => `${((seconds / o.runs) * 1000).toFixed(0)} ms`;
     const plainLine = (times: LoopTimes, when: string) =>
