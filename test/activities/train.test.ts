@@ -12,7 +12,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { LocalStore } from '../../artifacts/local.js';
 import type { ArtifactStore } from '../../artifacts/store.js';
 import { snapshotFromArrow } from '../../artifacts/snapshot.js';
-import { expandRuns } from '../../config/grid.js';
+import { expandRuns, type RunSpec } from '../../config/grid.js';
 import { createActivities } from '../../activities/index.js';
 import { checkpointKey } from '../../activities/keys.js';
 import type { Checkpoint, DownloadResult, TrainHeartbeat, TrainResult } from '../../activities/types.js';
@@ -53,6 +53,24 @@ async function weightsOf(result: TrainResult): Promise<string[]> {
   return snap.tensors.map((t) => `${t.layer}/${t.name}:${t.sha256}`);
 }
 
+/**
+ * A first attempt of a training, cancelled at the first heartbeat for which `when` holds (by default
+ * partway through epoch 2, once the epoch-1 checkpoint is stored); returns the last heartbeat it sent.
+ */
+async function cancelledAttempt(
+  input: { experimentId: string; runId: string; run: RunSpec },
+  when: (d: TrainHeartbeat) => boolean = (d) => d.checkpointEpoch === 1 && d.batch >= 3,
+): Promise<TrainHeartbeat | undefined> {
+  const first = new MockActivityEnvironment({ attempt: 1 });
+  let lastBeat: TrainHeartbeat | undefined;
+  first.on('heartbeat', (d: TrainHeartbeat) => {
+    lastBeat = d;
+    if (when(d)) first.cancel();
+  });
+  await assert.rejects(runIn(first, activities.train, { ...input, data }), (err: Error) => err.name === 'CancelledFailure');
+  return lastBeat;
+}
+
 test('download stores each file under its sha256 and a second call fetches nothing', async () => {
   assert.equal(data.fetched, 4);
   const again = await runIn(new MockActivityEnvironment(), activities.download, { experimentId: 'e', runId: 'e/r', dataset: run.dataset });
@@ -77,14 +95,7 @@ test('heartbeats carry epoch, batch and the last stored checkpoint', async () =>
 
 test('a retry resumes from the last snapshot and ends bit-identical to an uninterrupted run', async () => {
   const runId = 'retry/run';
-  const first = new MockActivityEnvironment({ attempt: 1 });
-  let lastBeat: TrainHeartbeat | undefined;
-  first.on('heartbeat', (d: TrainHeartbeat) => {
-    lastBeat = d;
-    // Cancel partway through epoch 2, once the epoch-1 checkpoint is stored.
-    if (d.checkpointEpoch === 1 && d.batch >= 3) first.cancel();
-  });
-  await assert.rejects(runIn(first, activities.train, { experimentId: 'retry', runId, run, data }), (err: Error) => err.name === 'CancelledFailure');
+  const lastBeat = await cancelledAttempt({ experimentId: 'retry', runId, run });
   assert.equal(lastBeat?.checkpointEpoch, 1);
 
   const second = new MockActivityEnvironment({ attempt: 2, heartbeatDetails: lastBeat });
@@ -109,13 +120,7 @@ test('a retry resumes from the last snapshot and ends bit-identical to an uninte
 
 test('an attempt numbered 1 again (a local activity replayed after its worker died) records itself beside the first', async () => {
   const runId = 'replayed/run';
-  const first = new MockActivityEnvironment({ attempt: 1 });
-  let lastBeat: TrainHeartbeat | undefined;
-  first.on('heartbeat', (d: TrainHeartbeat) => {
-    lastBeat = d;
-    if (d.checkpointEpoch === 1 && d.batch >= 3) first.cancel();
-  });
-  await assert.rejects(runIn(first, activities.train, { experimentId: 'replayed', runId, run, data }), (err: Error) => err.name === 'CancelledFailure');
+  const lastBeat = await cancelledAttempt({ experimentId: 'replayed', runId, run });
   assert.equal(lastBeat?.checkpointEpoch, 1);
   const again = await runIn(new MockActivityEnvironment({ attempt: 1 }), activities.train, { experimentId: 'replayed', runId, run, data });
   assert.deepEqual(
@@ -135,13 +140,7 @@ test('SGD without momentum stores no optimizer state, and a retry still ends bit
   const checkpoints = async (runId: string) =>
     Promise.all([0, 1, 2, 3].map(async (e) => JSON.parse(new TextDecoder().decode(await store.get(checkpointKey(runId, e)))) as Checkpoint));
 
-  const first = new MockActivityEnvironment({ attempt: 1 });
-  let lastBeat: TrainHeartbeat | undefined;
-  first.on('heartbeat', (d: TrainHeartbeat) => {
-    lastBeat = d;
-    if (d.checkpointEpoch === 1 && d.batch >= 3) first.cancel();
-  });
-  await assert.rejects(runIn(first, activities.train, { experimentId: 'sgd', runId: 'sgd/run', run: sgd(0), data }), (err: Error) => err.name === 'CancelledFailure');
+  const lastBeat = await cancelledAttempt({ experimentId: 'sgd', runId: 'sgd/run', run: sgd(0) });
   const resumed = await runIn(new MockActivityEnvironment({ attempt: 2, heartbeatDetails: lastBeat }), activities.train, { experimentId: 'sgd', runId: 'sgd/run', run: sgd(0), data });
   assert.deepEqual(resumed.attempts.map((a) => a.startedFromEpoch), [0, 1]);
   const clean = await runIn(new MockActivityEnvironment(), activities.train, { experimentId: 'sgd', runId: 'sgd/clean', run: sgd(0), data });
@@ -168,14 +167,8 @@ test('early stopping, a step schedule, normalisation and label noise: a retry en
     },
   });
   const options = expandRuns(config)[0];
-  const first = new MockActivityEnvironment({ attempt: 1 });
-  let lastBeat: TrainHeartbeat | undefined;
-  first.on('heartbeat', (d: TrainHeartbeat) => {
-    lastBeat = d;
-    // Epoch 2's checkpoint holds the early-stopping state; cancel partway through epoch 3.
-    if (d.checkpointEpoch === 2 && d.epoch === 3 && d.batch >= 3) first.cancel();
-  });
-  await assert.rejects(runIn(first, activities.train, { experimentId: 'opts', runId: 'opts/run', run: options, data }), (err: Error) => err.name === 'CancelledFailure');
+  // Epoch 2's checkpoint holds the early-stopping state; cancel partway through epoch 3.
+  const lastBeat = await cancelledAttempt({ experimentId: 'opts', runId: 'opts/run', run: options }, (d) => d.checkpointEpoch === 2 && d.epoch === 3 && d.batch >= 3);
   const resumed = await runIn(new MockActivityEnvironment({ attempt: 2, heartbeatDetails: lastBeat }), activities.train, { experimentId: 'opts', runId: 'opts/run', run: options, data });
   assert.deepEqual(resumed.attempts.map((a) => a.startedFromEpoch), [0, 2]);
   const clean = await runIn(new MockActivityEnvironment(), activities.train, { experimentId: 'opts', runId: 'opts/clean', run: options, data });
