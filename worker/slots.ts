@@ -1,11 +1,9 @@
 /** A bound on how many calls of an async function are in progress at once. */
 
-/** `fn` with at most `slots` calls in progress; the rest wait their turn, first come first served. */
-export function withSlots<A extends unknown[], R>(fn: (...args: A) => Promise<R>, slots: number): (...args: A) => Promise<R> {
-  return slotPool(slots)(fn);
-}
-
-/** Wraps functions so that, together, at most `slots` of their calls are in progress. */
+/**
+ * Wraps functions so that, together, at most `slots` of their calls are in progress; the rest wait
+ * their turn, first come first served.
+ */
 export function slotPool(slots: number): <A extends unknown[], R>(fn: (...args: A) => Promise<R>) => (...args: A) => Promise<R> {
   let free = slots;
   const waiting: Array<() => void> = [];

@@ -1,21 +1,21 @@
-/** withSlots and slotPool: never more calls in progress than slots, waiting calls start first come first served, a failure frees its slot. */
+/** slotPool: never more calls in progress than slots, waiting calls start first come first served, a failure frees its slot. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { slotPool, withSlots } from '../../worker/slots.js';
+import { slotPool } from '../../worker/slots.js';
 
 test('at most `slots` calls run at once, and the waiting ones start in call order', async () => {
   let running = 0;
   let most = 0;
   const started: number[] = [];
-  const limited = withSlots(async (i: number) => {
+  const limited = slotPool(2)(async (i: number) => {
     started.push(i);
     running++;
     most = Math.max(most, running);
     await sleep(5 + (i % 3));
     running--;
     return i * 2;
-  }, 2);
+  });
   const results = await Promise.all(Array.from({ length: 9 }, (_, i) => limited(i)));
   assert.deepEqual(results, [0, 2, 4, 6, 8, 10, 12, 14, 16]);
   assert.equal(most, 2);
@@ -23,11 +23,11 @@ test('at most `slots` calls run at once, and the waiting ones start in call orde
 });
 
 test('a call that throws frees its slot for the next', async () => {
-  const limited = withSlots(async (fail: boolean) => {
+  const limited = slotPool(1)(async (fail: boolean) => {
     await sleep(1);
     if (fail) throw new Error('no');
     return 'ok';
-  }, 1);
+  });
   const [a, b, c] = await Promise.allSettled([limited(true), limited(false), limited(true)]);
   assert.equal(a.status, 'rejected');
   assert.deepEqual(b, { status: 'fulfilled', value: 'ok' });
@@ -49,6 +49,6 @@ test('functions wrapped by one slotPool share its slots', async () => {
   await Promise.all([a(5), b(5), a(3), b(3)]);
   assert.equal(most, 1, 'one call at a time across both functions');
   // Separate pools do not share.
-  await Promise.all([withSlots(work, 1)(5), withSlots(work, 1)(5)]);
+  await Promise.all([slotPool(1)(work)(5), slotPool(1)(work)(5)]);
   assert.equal(most, 2);
 });
