@@ -1,4 +1,4 @@
-/** A bound on how many calls of an async function are in progress at once. */
+/** A bound on how many calls of some async functions are in progress at once. */
 
 /**
  * Wraps functions so that, together, at most `slots` of their calls are in progress; the rest wait
