@@ -34,7 +34,12 @@ export function runIdOf(experimentId: string, runName: string): string {
   return `${experimentId}/${runName}`;
 }
 
+/** Where an experiment's own objects live (its report and figures): `experiments/<experiment id>`. */
+export function experimentPrefix(experimentId: string): string {
+  return `experiments/${experimentId}`;
+}
+
 /** The experiment's HTML report, rewritten by nothing: one per experiment id. */
 export function reportKey(experimentId: string): string {
-  return `experiments/${experimentId}/report.html`;
+  return `${experimentPrefix(experimentId)}/report.html`;
 }

@@ -27,7 +27,7 @@ import { reportToHtml, type HtmlArtifact, type HtmlFigure, type HtmlFinal, type 
 import { renderSvg, svgToPng, type VegaLiteSpec } from '../report/render.js';
 import { classify } from './errors.js';
 import { getJson } from './json.js';
-import { reportKey } from './keys.js';
+import { experimentPrefix, reportKey } from './keys.js';
 import { recordLineage } from './lineage.js';
 import { codeVersion } from './version.js';
 import { figureTitle } from './plot.js';
@@ -82,7 +82,7 @@ export interface ReportResult extends ObjectRef {
 
 /** Experiment-level figures: `experiments/<experiment id>/figures/<name>`, beside the report. */
 export function experimentFigureKey(experimentId: string, name: string): string {
-  return `experiments/${experimentId}/figures/${name}`;
+  return `${experimentPrefix(experimentId)}/figures/${name}`;
 }
 
 const artifact = (label: string, ref: ObjectRef): HtmlArtifact => ({ label, key: ref.key, sha256: ref.sha256, bytes: ref.bytes });

@@ -12,6 +12,10 @@
 import { readFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
+import { type Client, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
+import { openStore } from '../artifacts/open.js';
+import type { ArtifactStore } from '../artifacts/store.js';
+import { experimentPrefix, runPrefix } from '../activities/keys.js';
 import { experimentFromYaml, InvalidExperimentError } from '../config/experiment.js';
 import { devDown, devStatus, devUp } from '../infra/dev.js';
 import { DATASETS } from '../ml/data/datasets.js';
@@ -60,6 +64,29 @@ function newExperimentId(name: string): string {
   return `${name}-${stamp}-${randomBytes(3).toString('hex')}`;
 }
 
+/** An id given with --id is the experiment workflow's id and a segment of its keys (`runs/<id>/…`). */
+const EXPERIMENT_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+/**
+ * An id given with --id must name a new experiment. Under an id Temporal already knows (running or
+ * closed), or whose objects the store holds, the runs would resume the earlier experiment's checkpoints
+ * (also under --force) and add their records to its.
+ */
+async function assertNewExperimentId(client: Client, store: ArtifactStore, id: string): Promise<void> {
+  const described = await client.workflow
+    .getHandle(id)
+    .describe()
+    .catch((err: unknown) => {
+      if (err instanceof WorkflowNotFoundError) return undefined;
+      throw err;
+    });
+  if (described) throw new UsageError(`run --id: experiment ${id} already exists (${described.status.name.toLowerCase()}); choose another id`);
+  for (const prefix of [`${runPrefix(id)}/`, `${experimentPrefix(id)}/`]) {
+    const [key] = await store.list(prefix);
+    if (key) throw new UsageError(`run --id: the store ${store.location} already holds objects of an experiment ${id} (${key}); choose another id`);
+  }
+}
+
 async function cmdRun(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -75,16 +102,27 @@ async function cmdRun(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     throw new InvalidExperimentError(`${file}: cannot read: ${(err as Error).message}`);
   }
   const config = experimentFromYaml(text, file, registries(), { size: values.size });
+  if (values.id !== undefined && !EXPERIMENT_ID.test(values.id)) {
+    throw new UsageError(`run --id: expected letters, digits, ".", "_" and "-", starting with a letter or digit; found ${JSON.stringify(values.id)}`);
+  }
 
   const { client, connection, config: wc, embedded } = await connect(env, { startEmbedded: true });
   try {
+    if (values.id !== undefined) await assertNewExperimentId(client, openStore(wc.store, env), values.id);
     const experimentId = values.id ?? newExperimentId(config.size ? `${config.name}-${config.size}` : config.name);
     const queues = queueNames(wc.queuePrefix);
-    const handle = await client.workflow.start(experimentWorkflow, {
-      workflowId: experimentId,
-      taskQueue: queues.workflows,
-      args: [{ experimentId, config, queues, store: wc.store, ...(values.force ? { force: true } : {}) }],
-    });
+    const handle = await client.workflow
+      .start(experimentWorkflow, {
+        workflowId: experimentId,
+        // Also closed experiments: a second one under the same id would mix its objects with theirs.
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        taskQueue: queues.workflows,
+        args: [{ experimentId, config, queues, store: wc.store, ...(values.force ? { force: true } : {}) }],
+      })
+      .catch((err: unknown) => {
+        if (err instanceof WorkflowExecutionAlreadyStartedError) throw new UsageError(`run --id: experiment ${experimentId} already exists; choose another id`);
+        throw err;
+      });
     if (!values.json) {
       console.log(`started ${experimentId} on ${embedded ? 'the embedded stack' : wc.address}; store ${wc.store}`);
     }

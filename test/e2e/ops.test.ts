@@ -315,6 +315,40 @@ describe('cancel stops a training experiment cleanly', () => {
     const desc = await stack.temporal.client.workflow.getHandle(experimentId).describe();
     assert.equal(desc.status.name, 'CANCELLED');
   });
+
+  test('run --id refuses an id already used, by Temporal or by the store, and changes nothing stored', async () => {
+    const file = await writeExperiment({
+      name: 'ops-id',
+      models: [{ name: 'mlp', args: { hidden: [8] } }],
+      datasets: [{ name: 'fashion-mnist', subset: { train: 64, test: 32 }, sources: FASHION_MNIST_SOURCES }],
+      training: { epochs: 1, batchSize: 32, optimizer: { name: 'sgd', learningRate: 0.05 } },
+    });
+    const storeFiles = async () => (await filesUnder(stack.storeDir)).sort();
+    const before = await storeFiles();
+
+    // The cancelled experiment above: closed, but its runs' checkpoints are in the store.
+    const closed = await runCli(['run', file, '--detach', '--id', experimentId, '--force'], stack.env);
+    assert.equal(closed.code, 2, closed.stdout + closed.stderr);
+    assert.match(closed.stderr, new RegExp(`experiment ${experimentId} already exists \\(cancelled\\); choose another id`));
+
+    // An id Temporal does not know, whose objects the store holds (an experiment of another cluster).
+    const elsewhere = `ops-id-${randomUUID().slice(0, 8)}`;
+    const note = await new LocalStore(stack.storeDir).put(`runs/${elsewhere}/mlp--fashion-mnist--s0/attempts/attempt-0001.json`, new TextEncoder().encode('{}'));
+    const stored = await runCli(['run', file, '--detach', '--id', elsewhere], stack.env);
+    assert.equal(stored.code, 2, stored.stdout + stored.stderr);
+    assert.match(stored.stderr, new RegExp(`already holds objects of an experiment ${elsewhere} \\(${note.key}\\)`));
+
+    // An id that cannot be a key segment is refused before anything is asked of the server.
+    const slash = await runCli(['run', file, '--detach', '--id', 'a/b'], stack.env);
+    assert.equal(slash.code, 2, slash.stdout + slash.stderr);
+    assert.match(slash.stderr, /run --id: expected letters, digits.*found "a\/b"/);
+
+    for (const id of [experimentId, elsewhere]) {
+      const { executions } = await stack.temporal.client.workflowService.listWorkflowExecutions({ namespace: 'default', query: `WorkflowId = "${id}"` });
+      assert.equal(executions.length, id === experimentId ? 1 : 0, `no experiment was started under ${id}`);
+    }
+    assert.deepEqual(await storeFiles(), [...before, join(stack.storeDir, note.key)].sort(), 'nothing stored changed but the object this test put');
+  });
 });
 
 describe('schedule: create, trigger, see the experiment complete, delete', () => {
