@@ -103,7 +103,8 @@ async function runOne(input: RunInput, setStatus: (status: RunStatus) => void, p
    */
   const trainOrReuse = async (runId: string, run: RunSpec, data: DownloadResult) => {
     const { configHash, codeVersion, found } = await lookupRun({ experimentId: input.experimentId, runId, run, data });
-    if (found && !input.force) return { train: found.train, reusedFrom: found.runId, configHash, codeVersion };
+    // Its own training (recorded by its pack's trainPack before a later step failed) is not a reuse.
+    if (found && !input.force) return { train: found.train, reusedFrom: found.runId === runId ? undefined : found.runId, configHash, codeVersion };
     const trained = await train({ experimentId: input.experimentId, runId, run, data, configHash, codeVersion });
     return { train: trained, reusedFrom: undefined, configHash, codeVersion };
   };

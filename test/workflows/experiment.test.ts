@@ -247,6 +247,49 @@ describe('experimentWorkflow on real Temporal and S3', () => {
     assert.equal(rows.find((r) => r.runId === packId)?.status, 'failed');
   });
 
+  test('a packed run whose distances failed after its training finds that training as its own, not reused', async () => {
+    // A fresh bucket whose first distance-table put fails: the first run's training is recorded, then
+    // trainPack stops at it, and the workflow runs it alone (lookup, then distances).
+    class FirstTablePutFails extends S3Store {
+      failed = false;
+      override async put(key: string, bytes: Uint8Array, opts?: Parameters<S3Store['put']>[2]) {
+        if (!this.failed && key.startsWith('tables/')) {
+          this.failed = true;
+          throw new Error('the store is unavailable (injected)');
+        }
+        return super.put(key, bytes, opts);
+      }
+    }
+    const flaky = new FirstTablePutFails({ ...s3.storeOptions, bucket: `flaky-${randomUUID().slice(0, 8)}` });
+    await flaky.ensureBucket();
+    const qs = queueNames(`flaky-${randomUUID()}`);
+    const workers = await startTestWorkers(stack.temporal, qs, { store: flaky });
+    try {
+      const config = tinyExperiment({
+        seeds: [60, 61],
+        training: { epochs: 1, batchSize: 64, optimizer: { name: 'sgd', learningRate: 0.05 } },
+        analyses: { runFigures: false },
+        execution: { local: true, runsPerWorkflow: 2, maxAttempts: 2 },
+      });
+      const experimentId = `flaky-${randomUUID().slice(0, 8)}`;
+      const result = await stack.temporal.client.workflow.execute(experimentWorkflow, {
+        workflowId: experimentId,
+        taskQueue: qs.workflows,
+        args: [{ experimentId, config, queues: qs, store: flaky.location }],
+      });
+      assert.equal(result.status, 'completed', JSON.stringify(result.runs.map((r) => r.error)));
+      assert.ok(flaky.failed, 'a table put failed');
+      assert.deepEqual((await steps(result.runs[0]!.workflowId)).local, ['trainPack', 'lookupRun', 'distance', 'trainPack']);
+      for (const run of result.runs) {
+        assert.equal(run.result!.reusedFrom, undefined, `${run.name} trained in this experiment: not a reuse`);
+        assert.equal(run.result!.train.attempts.length, 1, `${run.name} trained once`);
+        await flaky.get(run.result!.distance.table.key, { sha256: run.result!.distance.table.sha256 });
+      }
+    } finally {
+      await workers.stop();
+    }
+  });
+
   test('a pack cancelled with its experiment ends with status cancelled', async () => {
     const config = tinyExperiment({
       seeds: [50, 51],
