@@ -26,6 +26,7 @@ import { queueNames, type ExperimentResult } from '../workflows/types.js';
 import { connect, workerCommand } from './connect.js';
 import { EXIT } from './exit.js';
 import { loadExperiment } from './experiment.js';
+import { formatUnpolled, queuesStillUnpolled } from './pollers.js';
 import { followProgress } from './progress.js';
 import { cmdCancel } from './cancel.js';
 import { cmdLineage } from './lineage.js';
@@ -126,14 +127,23 @@ async function cmdRun(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     if (!values.json) {
       console.log(`started ${experimentId} on ${embedded ? 'the embedded stack' : wc.address}; store ${wc.store}`);
     }
-    if (values.detach) {
-      if (values.json) console.log(JSON.stringify({ experimentId, store: wc.store, status: 'running' }, null, 2));
-      return EXIT.ok;
-    }
     const stopPolling = new AbortController();
     // A live status line only on a terminal; logs and pipes get one line per stage or epoch.
     const tty = process.stderr.isTTY && !values.json;
     const clearLive = () => tty && process.stderr.write('\r\x1b[K');
+    const unpolled = queuesStillUnpolled(client, wc.namespace, queues, { signal: stopPolling.signal }).then(
+      (missing) => {
+        clearLive();
+        for (const line of formatUnpolled(missing, wc.queuePrefix)) console.error(line);
+      },
+      // A server that cannot say who polls is no reason to stop following the experiment.
+      () => undefined,
+    );
+    if (values.detach) {
+      await unpolled;
+      if (values.json) console.log(JSON.stringify({ experimentId, store: wc.store, status: 'running' }, null, 2));
+      return EXIT.ok;
+    }
     const polling = followProgress(
       client,
       handle,
@@ -151,7 +161,7 @@ async function cmdRun(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     } finally {
       // Let the last progress call finish before the connection closes under it.
       stopPolling.abort();
-      await polling;
+      await Promise.all([polling, unpolled]);
       clearLive();
     }
     const report = reportExperiment(result, result.status);

@@ -262,6 +262,7 @@ describe('cancel stops a training experiment cleanly', () => {
     experimentId = `ops-cancel-${randomUUID().slice(0, 8)}`;
     const started = await runCli(['run', file, '--detach', '--json', '--id', experimentId], stack.env);
     assert.equal(started.code, 0, started.stderr);
+    assert.doesNotMatch(started.stderr, /no worker polls/, 'the worker polls every queue');
 
     // Training has started once its first trained epoch is checkpointed.
     const runsDir = join(stack.storeDir, 'runs', experimentId);
@@ -314,6 +315,27 @@ describe('cancel stops a training experiment cleanly', () => {
     assert.deepEqual(JSON.parse(cancelled.stdout), { experimentId, state: 'CANCELLED', cancelRequested: true });
     const desc = await stack.temporal.client.workflow.getHandle(experimentId).describe();
     assert.equal(desc.status.name, 'CANCELLED');
+  });
+
+  test('run names each task queue no worker polls, and the worker that would serve it', { timeout: 60_000 }, async () => {
+    const file = await writeExperiment({
+      name: 'ops-unpolled',
+      models: [{ name: 'mlp', args: { hidden: [8] } }],
+      datasets: [{ name: 'fashion-mnist', subset: { train: 64, test: 32 }, sources: FASHION_MNIST_SOURCES }],
+      training: { epochs: 1, batchSize: 32, optimizer: { name: 'sgd', learningRate: 0.05 } },
+    });
+    // Queues of a prefix no worker serves, as with a mistyped PARAMTRAIL_TASK_QUEUE.
+    const prefix = `unserved-${randomUUID().slice(0, 8)}`;
+    const res = await runCli(['run', file, '--detach', '--json'], { ...stack.env, PARAMTRAIL_TASK_QUEUE: prefix });
+    assert.equal(res.code, 0, res.stderr);
+    const { experimentId: id } = JSON.parse(res.stdout) as { experimentId: string };
+    try {
+      for (const [role, name] of [['workflows', prefix], ['train', `${prefix}-train`], ['analysis', `${prefix}-analysis`]]) {
+        assert.match(res.stderr, new RegExp(`no worker polls task queue ${name} \\(${role}\\).*PARAMTRAIL_TASK_QUEUE=${prefix} paramtrail worker --task-queue ${role}`));
+      }
+    } finally {
+      await stack.temporal.client.workflow.getHandle(id).terminate('the test is over');
+    }
   });
 
   test('run --id refuses an id already used, by Temporal or by the store, and changes nothing stored', async () => {
