@@ -134,9 +134,8 @@ async function create(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const { client, connection, config: wc } = await connect(env, { startEmbedded: true });
   try {
     const queues = queueNames(wc.queuePrefix);
-    // The workflow reads its experiment id from its input, which is the same for every execution of a
-    // schedule; the schedule id stands in until the workflow takes its own workflow id instead.
-    // No experimentId: each execution takes its own workflow id (<schedule id>-<time>) as its id.
+    // No experimentId: the input is the same for every execution of a schedule, so each execution
+    // takes its own workflow id (<schedule id>-<time>) as its experiment id.
     const input: ExperimentInput = { config, queues, store: wc.store };
     try {
       await client.schedule.create({
