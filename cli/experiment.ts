@@ -5,6 +5,13 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { ExperimentProgress, ExperimentResult } from '../workflows/types.js';
 
+/**
+ * An id a user chooses for an experiment (`run --id`) or a schedule (`schedule create --id`, whose
+ * executions are `<id>-<time>`): it becomes a segment of the experiment's keys (`runs/<id>/…`).
+ */
+export const EXPERIMENT_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+export const EXPERIMENT_ID_RULE = 'letters, digits, ".", "_" and "-", starting with a letter or digit';
+
 export interface LoadedExperiment {
   state: string;
   /** The result when it completed, else progress when it is running, else undefined. */

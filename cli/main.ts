@@ -25,7 +25,7 @@ import { experimentWorkflow } from '../workflows/index.js';
 import { queueNames, type ExperimentResult } from '../workflows/types.js';
 import { connect, workerCommand } from './connect.js';
 import { EXIT } from './exit.js';
-import { loadExperiment } from './experiment.js';
+import { EXPERIMENT_ID, EXPERIMENT_ID_RULE, loadExperiment } from './experiment.js';
 import { formatUnpolled, queuesStillUnpolled } from './pollers.js';
 import { followProgress } from './progress.js';
 import { cmdCancel } from './cancel.js';
@@ -65,9 +65,6 @@ function newExperimentId(name: string): string {
   return `${name}-${stamp}-${randomBytes(3).toString('hex')}`;
 }
 
-/** An id given with --id is the experiment workflow's id and a segment of its keys (`runs/<id>/…`). */
-const EXPERIMENT_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
-
 /**
  * An id given with --id must name a new experiment. Under an id Temporal already knows (running or
  * closed), or whose objects the store holds, the runs would resume the earlier experiment's checkpoints
@@ -104,7 +101,7 @@ async function cmdRun(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   }
   const config = experimentFromYaml(text, file, registries(), { size: values.size });
   if (values.id !== undefined && !EXPERIMENT_ID.test(values.id)) {
-    throw new UsageError(`run --id: expected letters, digits, ".", "_" and "-", starting with a letter or digit; found ${JSON.stringify(values.id)}`);
+    throw new UsageError(`run --id: expected ${EXPERIMENT_ID_RULE}; found ${JSON.stringify(values.id)}`);
   }
 
   const { client, connection, config: wc, embedded } = await connect(env, { startEmbedded: true });

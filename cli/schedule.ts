@@ -15,6 +15,7 @@ import { experimentWorkflow } from '../workflows/index.js';
 import { queueNames, type ExperimentInput } from '../workflows/types.js';
 import { connect } from './connect.js';
 import { EXIT } from './exit.js';
+import { EXPERIMENT_ID, EXPERIMENT_ID_RULE } from './experiment.js';
 import { parseOr, usageExit } from './verify.js';
 
 const HELP = `usage: paramtrail schedule <subcommand>
@@ -117,6 +118,9 @@ async function create(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   }
   if (values.every !== undefined && !DURATION.test(values.every)) {
     return usageExit(HELP, `schedule create: --every: expected a duration like 30m, 6h or 1d, found ${JSON.stringify(values.every)}`);
+  }
+  if (values.id !== undefined && !EXPERIMENT_ID.test(values.id)) {
+    return usageExit(HELP, `schedule create: --id: expected ${EXPERIMENT_ID_RULE}; found ${JSON.stringify(values.id)}`);
   }
   const overlap = OVERLAP[values.overlap!];
   if (!overlap) return usageExit(HELP, `schedule create: --overlap: expected one of ${Object.keys(OVERLAP).join(', ')}, found ${JSON.stringify(values.overlap)}`);

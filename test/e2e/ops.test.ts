@@ -393,6 +393,10 @@ describe('schedule: create, trigger, see the experiment complete, delete', () =>
     const bad = await runCommand('schedule', ['create', file, '--every', 'often', '--id', scheduleId], stack.env);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /--every: expected a duration/);
+    // Its executions' ids, and so their keys, start with the schedule id.
+    const badId = await runCommand('schedule', ['create', file, '--every', '1d', '--id', 'nightly/v2'], stack.env);
+    assert.equal(badId.code, 2, badId.stderr);
+    assert.match(badId.stderr, /--id: expected letters, digits.*found "nightly\/v2"/);
 
     // Daily: nothing runs on its own during the test; the execution comes from trigger.
     const created = await runCommand('schedule', ['create', file, '--every', '1d', '--id', scheduleId, '--json'], stack.env);
