@@ -16,7 +16,7 @@ import { createNorms, createPerturb } from './perturb.js';
 import { createPlot } from './plot.js';
 import { createReinit } from './reinit.js';
 import { createReport } from './report.js';
-import { createGetRunResult, createPutRunResult } from './results.js';
+import { createGetRunResult, createGetSummaries, createPutRunResult, createPutSummaries } from './results.js';
 import { createLookupRun } from './reuse.js';
 import { createSmoothness } from './smoothness.js';
 import { createTrain } from './train.js';
@@ -49,6 +49,8 @@ export function createActivities(deps: ActivityDeps) {
     lookupRun,
     putRunResult: createPutRunResult(deps),
     getRunResult: createGetRunResult(deps),
+    putSummaries: createPutSummaries(deps),
+    getSummaries: createGetSummaries(deps),
     plot: createPlot(deps),
     report: createReport(deps),
   };

@@ -11,7 +11,8 @@ import { CKA_TABLE, DEPTH_PROFILE_TABLE } from '../artifacts/analysis-tables.js'
 import { recordsFromArrow } from '../artifacts/records.js';
 import type { ObjectRef } from '../artifacts/refs.js';
 import type { ArtifactStore } from '../artifacts/store.js';
-import type { RunSpec } from '../config/grid.js';
+import type { ExperimentConfig } from '../config/experiment.js';
+import { expandRuns, type RunSpec } from '../config/grid.js';
 import {
   accuracyFigureSpec,
   ckaFigureSpec,
@@ -31,7 +32,9 @@ import { experimentPrefix, reportKey } from './keys.js';
 import { recordLineage } from './lineage.js';
 import { codeVersion } from './version.js';
 import { figureTitle } from './plot.js';
+import { loadRuns } from './results.js';
 import type { AggregateResult, CompareResult, DistanceResult, PlotResult, RunAnalysesResult, TrainResult } from './types.js';
+import type { SummaryChunk } from '../workflows/types.js';
 
 export interface ReportDeps {
   store: ArtifactStore;
@@ -64,6 +67,8 @@ export interface ReportInput {
     store: string;
     status?: string;
     runs: ReportRunSource[];
+    /** The runs before `runs`, in the store (an experiment of many runs). */
+    chunks?: SummaryChunk[];
     /** Pairs of runs compared by CKA and feature correlation (analyses.compare). */
     compare?: CompareResult[];
     /** The gathered depth profile (analyses.aggregate). */
@@ -73,6 +78,8 @@ export interface ReportInput {
   };
   /** Each run's spec, matched to its run by name, for the config shown in the report. */
   specs?: RunSpec[];
+  /** Instead of `specs`, when they would not fit in the input: the experiment's config, expanded here. */
+  config?: ExperimentConfig;
 }
 
 export interface ReportResult extends ObjectRef {
@@ -155,14 +162,14 @@ export function createReport(deps: ReportDeps) {
         return { title, svg, path: deps.store.locate(svgRef.key) };
       };
 
-      const specs = new Map((input.specs ?? []).map((s) => [s.name, s]));
+      const specs = new Map((input.specs ?? (input.config ? expandRuns(input.config) : [])).map((s) => [s.name, s]));
       const runs: HtmlRun[] = [];
       const history: AccuracyPoint[] = [];
       const norms: PerturbationNormsPoint[] = [];
       const normTables: ObjectRef[] = [];
       const smoothness: SmoothnessPoint[] = [];
       const smoothnessTables: ObjectRef[] = [];
-      for (const r of input.result.runs) {
+      for (const r of await loadRuns(deps.store, input.result, signal)) {
         const res = r.result ?? (r.resultRef ? await getJson<ReportRunResult>(deps.store, r.resultRef.key, { sha256: r.resultRef.sha256, signal }) : undefined);
         if (r.resultRef && !r.result) inputs.push(r.resultRef);
         const spec = specs.get(r.name);

@@ -1,12 +1,14 @@
 /**
- * Run results moved out of workflow state: an experiment of thousands of runs cannot carry every
- * result through `continueAsNew` (Temporal caps payloads at about 2 MB), so finished results go to the
- * store as content-addressed JSON and the workflow keeps their references.
+ * Run results and summaries moved out of workflow state: an experiment of thousands of runs cannot carry
+ * every result, nor every run's summary, through `continueAsNew` or return them (Temporal caps payloads
+ * at about 2 MB). Finished results go to the store as content-addressed JSON and their summaries keep
+ * the references; the summaries of each execution's runs then go to the store too, in chunks
+ * (`SummaryChunk`), which the experiment carries and returns instead. `loadRuns` reads them back.
  */
 import { Context } from '@temporalio/activity';
 import type { ObjectRef } from '../artifacts/refs.js';
 import { putContentAddressed, type ArtifactStore } from '../artifacts/store.js';
-import type { RunResult } from '../workflows/types.js';
+import type { RunResult, RunSummary, SummaryChunk } from '../workflows/types.js';
 import { classify } from './errors.js';
 import { getJson } from './json.js';
 import type { Producer } from './types.js';
@@ -32,4 +34,32 @@ export function createGetRunResult(deps: { store: ArtifactStore }) {
       throw classify(err);
     }
   };
+}
+
+export function createPutSummaries(deps: { store: ArtifactStore }) {
+  return async function putSummaries(input: Producer & { runs: RunSummary[] }): Promise<ObjectRef> {
+    try {
+      const bytes = new TextEncoder().encode(JSON.stringify(input.runs));
+      return await putContentAddressed(deps.store, RESULT_PREFIX, bytes, '.json', { contentType: 'application/json', signal: Context.current().cancellationSignal });
+    } catch (err) {
+      throw classify(err);
+    }
+  };
+}
+
+export function createGetSummaries(deps: { store: ArtifactStore }) {
+  return async function getSummaries(input: Producer & { ref: ObjectRef }): Promise<RunSummary[]> {
+    try {
+      return await getJson<RunSummary[]>(deps.store, input.ref.key, { sha256: input.ref.sha256, signal: Context.current().cancellationSignal });
+    } catch (err) {
+      throw classify(err);
+    }
+  };
+}
+
+/** Every run of an experiment's progress or result, in order: those in its chunks (read from the store), then `runs`. */
+export async function loadRuns<R = RunSummary>(store: ArtifactStore, progress: { runs: R[]; chunks?: SummaryChunk[] }, signal?: AbortSignal): Promise<R[]> {
+  const runs: R[] = [];
+  for (const chunk of progress.chunks ?? []) runs.push(...(await getJson<R[]>(store, chunk.ref.key, { sha256: chunk.ref.sha256, signal })));
+  return [...runs, ...progress.runs];
 }

@@ -48,6 +48,8 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { sha256Hex } from '../artifacts/hash.js';
 import { LocalStore } from '../artifacts/local.js';
 import { loadRunData } from '../activities/data.js';
+import { getJson } from '../activities/json.js';
+import { loadRuns } from '../activities/results.js';
 import { createActivities } from '../activities/index.js';
 import { contentKey, DATASET_PREFIX } from '../activities/keys.js';
 import type { DownloadResult } from '../activities/types.js';
@@ -61,7 +63,7 @@ import { DATASETS, getDataset } from '../ml/data/datasets.js';
 import { buildModel, MODELS } from '../ml/models/registry.js';
 import { train } from '../ml/train/loop.js';
 import { experimentWorkflow } from '../workflows/index.js';
-import { queueNames, type ExperimentResult } from '../workflows/types.js';
+import { queueNames, type ExperimentResult, type RunResult } from '../workflows/types.js';
 import { DEFAULT_STATE_DIR, WORKER_V8_FLAGS } from '../worker/config.js';
 import { cpuSeconds } from './cpu.js';
 
@@ -356,13 +358,19 @@ async function throughParamtrail(config: ExperimentConfig, o: Options, dir: stri
         taskQueue: queueNames(prefix).workflows,
         args: [{ experimentId, config, queues: queueNames(prefix), store: `file://${storeDir}` }],
       });
-      const result = await handle.result();
+      const returned = await handle.result();
       const total = (performance.now() - t0) / 1000;
       const cpu1 = cpu();
       // The last run's end: the experiment recorded its child closing (the report follows it).
       const events = (await handle.fetchHistory()).events ?? [];
       const closed = events.filter((e) => e.childWorkflowExecutionCompletedEventAttributes || e.childWorkflowExecutionFailedEventAttributes);
       const runs = closed.length ? (eventMs(closed.at(-1)!) - started) / 1000 : total;
+      // A grid of more than 100 runs returns its runs' summaries, and their results, in the store.
+      const store = new LocalStore(storeDir);
+      const summaries = await Promise.all(
+        (await loadRuns(store, returned)).map(async (r) => (r.result || !r.resultRef ? r : { ...r, result: await getJson<RunResult>(store, r.resultRef.key, { sha256: r.resultRef.sha256 }) })),
+      );
+      const result = { ...returned, runs: summaries };
       const breakdown = await runBreakdown(client, result);
       return { runs, total, workersCpu: cpu1.workers - cpu0.workers, serverCpu: cpu1.server - cpu0.server, result, breakdown };
     } finally {

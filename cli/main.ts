@@ -34,7 +34,7 @@ import { cmdLs } from './ls.js';
 import { cmdReport } from './report.js';
 import { cmdSchedule } from './schedule.js';
 import { cmdVerify } from './verify.js';
-import { formatReport, reportExperiment } from './summary.js';
+import { formatReport, reportExperiment, withAllRuns } from './summary.js';
 
 const USAGE = `usage: paramtrail <command>
 
@@ -161,7 +161,7 @@ async function cmdRun(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
       await Promise.all([polling, unpolled]);
       clearLive();
     }
-    const report = reportExperiment(result, result.status);
+    const report = reportExperiment(await withAllRuns(result, env), result.status);
     console.log(values.json ? JSON.stringify(report, null, 2) : formatReport(report));
     return result.status === 'completed' ? EXIT.ok : EXIT.failed;
   } finally {
@@ -182,9 +182,9 @@ async function cmdStatus(argv: string[], env: NodeJS.ProcessEnv): Promise<number
     const { state, result } = loaded;
     let report;
     if (state === 'COMPLETED') {
-      report = reportExperiment(result!, (result as ExperimentResult).status);
+      report = reportExperiment(await withAllRuns(result!, env), (result as ExperimentResult).status);
     } else if (state === 'RUNNING') {
-      report = reportExperiment(result!, 'running');
+      report = reportExperiment(await withAllRuns(result!, env), 'running');
     } else {
       report = { experimentId: positionals[0], status: state.toLowerCase(), runs: [] };
     }

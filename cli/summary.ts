@@ -2,6 +2,8 @@
  * What `paramtrail run` and `paramtrail status` print: a machine-readable summary (`--json`) and a
  * short human one, both built from the experiment workflow's progress or result.
  */
+import { loadRuns } from '../activities/results.js';
+import { openStore } from '../artifacts/open.js';
 import type { ExperimentProgress, ExperimentResult, RunSummary } from '../workflows/types.js';
 
 export interface RunReport {
@@ -30,6 +32,8 @@ export interface RunReport {
   dataset?: { fetched: number; cached: number };
   /** Every analysis the run made: table keys and their headline numbers. */
   analyses?: NonNullable<RunSummary['result']>['analyses'];
+  /** Where the run's full result is, when the experiment moved it to the store (a grid of many runs). */
+  resultRef?: RunSummary['resultRef'];
 }
 
 export interface ExperimentReport {
@@ -38,6 +42,8 @@ export interface ExperimentReport {
   status: string;
   store: string;
   runs: RunReport[];
+  /** In a grid of many runs still running: the runs not started yet, left out of `runs`. */
+  pending?: number;
   /** The stored HTML report, once the experiment has finished. */
   report?: { key: string; sha256: string; bytes: number; path: string };
   reportError?: { type?: string; message: string };
@@ -54,6 +60,8 @@ export function reportRun(r: RunSummary): RunReport {
     workflowId: r.workflowId,
     status: r.stage,
     ...(r.error ? { error: r.error } : {}),
+    ...(!res && r.brief ? { backend: r.brief.backend, trainingStatus: r.brief.trainingStatus } : {}),
+    ...(!res && r.resultRef ? { resultRef: r.resultRef } : {}),
     ...(res
       ? {
           backend: res.train.backend,
@@ -80,6 +88,16 @@ export function reportRun(r: RunSummary): RunReport {
   };
 }
 
+/**
+ * The progress or result with every run in `runs`: an experiment of many runs keeps their summaries in
+ * the store (`chunks`, at the store it recorded), read back here.
+ */
+export async function withAllRuns<P extends ExperimentProgress>(p: P, env: NodeJS.ProcessEnv): Promise<P> {
+  if (!p.chunks?.length) return p;
+  const { chunks: _chunks, ...rest } = p;
+  return { ...rest, runs: await loadRuns(openStore(p.store, env), p) } as P;
+}
+
 export function reportExperiment(p: ExperimentProgress | ExperimentResult, status: string): ExperimentReport {
   const done = p as Partial<ExperimentResult>;
   return {
@@ -88,6 +106,7 @@ export function reportExperiment(p: ExperimentProgress | ExperimentResult, statu
     status,
     store: p.store,
     runs: p.runs.map(reportRun),
+    ...(p.pending ? { pending: p.pending } : {}),
     ...(done.report ? { report: done.report } : {}),
     ...(done.reportError ? { reportError: done.reportError } : {}),
     ...(done.compare ? { compare: done.compare.map(({ a, b, table, diagonal, penultimateMeanAbs }) => ({ a, b, table, diagonal, penultimateMeanAbs })) } : {}),
@@ -114,6 +133,7 @@ export function formatReport(r: ExperimentReport): string {
     // Differences figures are named by their Minkowski order; the analyses' figures by their analysis.
     for (const f of run.figures?.filter((f) => f.format === 'svg') ?? []) lines.push(`  figure (${/^(\d|inf$)/.test(f.p) ? `p=${f.p}` : f.p}): ${f.path}`);
   }
+  if (r.pending) lines.push(`${r.pending} more runs not started yet`);
   for (const e of r.analysisErrors ?? []) lines.push(`analysis ${e.analysis} failed: ${e.message}`);
   if (r.report) lines.push('', `report: ${r.report.path}`);
   if (r.reportError) lines.push('', `report not written: ${r.reportError.message}`);

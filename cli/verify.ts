@@ -16,8 +16,10 @@ import { isSha256Hex } from '../artifacts/hash.js';
 import { openStore } from '../artifacts/open.js';
 import type { ObjectRef } from '../artifacts/refs.js';
 import { IntegrityError, ObjectNotFoundError, type ArtifactStore } from '../artifacts/store.js';
+import { getJson } from '../activities/json.js';
 import { runPrefix } from '../activities/keys.js';
-import type { ExperimentProgress, ExperimentResult } from '../workflows/types.js';
+import { loadRuns } from '../activities/results.js';
+import type { ExperimentProgress, ExperimentResult, RunResult } from '../workflows/types.js';
 import { connect } from './connect.js';
 import { loadExperiment, type LoadedExperiment } from './experiment.js';
 import { EXIT } from './exit.js';
@@ -90,13 +92,23 @@ export function collectRefs(value: unknown, from: string, out: NamedRef[] = [], 
   return out;
 }
 
-/** The references an experiment's result names: its own, then run by run. */
-export function resultRefs(result: ExperimentResult | ExperimentProgress): NamedRef[] {
+/**
+ * The references an experiment's result names: its own (the report, the chunks of run summaries it
+ * moved to the store), then run by run, with the results it moved to the store read back. A chunk or a
+ * result that does not read is still among the references, where its check reports it.
+ */
+export async function resultRefs(store: ArtifactStore, result: ExperimentResult | ExperimentProgress): Promise<NamedRef[]> {
   const { runs: _runs, ...rest } = result;
   // Experiment-level artifacts (e.g. a written report), then each run's.
   const refs: NamedRef[] = collectRefs(rest, 'experiment:');
-  for (const run of result.runs) {
-    if (run.result) collectRefs(run.result, `run ${run.name}:`, refs);
+  const runs = await loadRuns(store, result).catch(() => result.runs);
+  for (const run of runs) {
+    const from = `run ${run.name}:`;
+    if (run.result) collectRefs(run.result, from, refs);
+    if (!run.resultRef) continue;
+    collectRefs({ result: run.resultRef }, from, refs);
+    const moved = await getJson<RunResult>(store, run.resultRef.key, { sha256: run.resultRef.sha256 }).catch(() => undefined);
+    if (moved) collectRefs(moved, from, refs);
   }
   return refs;
 }
@@ -140,7 +152,7 @@ export async function verifyExperiment(
   experimentId: string,
   loaded: LoadedExperiment,
 ): Promise<VerifyReport> {
-  const refs = loaded.result ? resultRefs(loaded.result) : [];
+  const refs = loaded.result ? await resultRefs(store, loaded.result) : [];
   const problems: VerifyProblem[] = [];
   // Per-run indexes: not content-addressed, so there is no hash to hold them to, but they must be
   // readable JSON, and what they point at must be whole.

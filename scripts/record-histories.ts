@@ -14,6 +14,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import proto from '@temporalio/proto';
+import { loadRuns } from '../activities/results.js';
 import { LocalStore } from '../artifacts/local.js';
 import { tinyExperiment } from '../test/support/fixtures.js';
 import { startTestStack } from '../test/support/stack.js';
@@ -46,7 +47,9 @@ try {
   const first = stack.temporal.client.workflow.getHandle(experimentId, handle.firstExecutionRunId);
   await writeFile(join(out, 'experiment-1.binpb'), encode(await first.fetchHistory()));
   await writeFile(join(out, 'experiment-2.binpb'), encode(await handle.fetchHistory()));
-  await writeFile(join(out, 'run.binpb'), encode(await stack.temporal.client.workflow.getHandle(result.runs[0]!.workflowId).fetchHistory()));
+  // An experiment that continued as new keeps its runs' summaries in the store.
+  const [firstRun] = await loadRuns(store, result);
+  await writeFile(join(out, 'run.binpb'), encode(await stack.temporal.client.workflow.getHandle(firstRun!.workflowId).fetchHistory()));
 
   const packed = { ...config, execution: { ...config.execution, continueAsNewAfter: 500, runsPerWorkflow: 2 } };
   const packedResult = await stack.temporal.client.workflow.execute(experimentWorkflow, {

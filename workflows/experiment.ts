@@ -7,8 +7,9 @@
  *
  * A grid of thousands of runs would grow one workflow history without bound: after
  * `execution.continueAsNewAfter` runs (or when Temporal suggests it) the window drains and the workflow
- * continues as new, carrying the finished runs' summaries (their full results moved to the store) and
- * the index of the next run.
+ * continues as new, carrying the index of the next run and the finished runs' summaries, moved to the
+ * store in chunks (their full results moved there first), so what it carries stays small at any size.
+ * An experiment of more than MAX_QUERY_RESULTS runs returns its summaries in chunks too.
  *
  * After every run: the experiment-level analyses (CKA and feature correlation between pairs of runs,
  * the gathered depth profile), then the `report` activity writes the HTML report. Neither can fail the
@@ -19,6 +20,7 @@ import {
   defineQuery,
   executeChild,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   workflowInfo,
@@ -30,12 +32,17 @@ import { comparePairs, expandRuns, orderByDependencies, packRuns, runDependencie
 import { rootCause } from './failure.js';
 import { packWorkflow, retryPolicy, runWorkflow } from './run.js';
 import { runSearchAttributes } from './search.js';
-import type { ExperimentInput, ExperimentProgress, ExperimentResult, RunResult, RunSummary } from './types.js';
+import type { ExperimentInput, ExperimentProgress, ExperimentResult, RunResult, RunSummary, SummaryChunk } from './types.js';
 
 export const progressQuery = defineQuery<ExperimentProgress>('progress');
 
-/** Above this many runs, the progress query leaves full results out. */
+/**
+ * Above this many runs, the progress query leaves full results out, and the experiment returns its
+ * runs' summaries in the store (`chunks`) rather than in its result.
+ */
 const MAX_QUERY_RESULTS = 100;
+/** Summaries per chunk: a chunk of them, results moved out, stays far below the payload limit. */
+const CHUNK_RUNS = 500;
 
 const briefOf = (r: RunResult): NonNullable<RunSummary['brief']> => ({ trainingStatus: r.train.status, testAccuracy: r.train.test.accuracy, backend: r.train.backend });
 
@@ -72,14 +79,30 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
       }),
     );
   // Summaries follow the units' order, which is the specs' order.
-  const byName = new Map(runs.map((r) => [r.name, r]));
-  const progress = (): ExperimentProgress => ({ experimentId: input.experimentId, name: config.name, store: input.store, runs });
-  // A query's answer is capped like any payload: a large grid answers with briefs instead of results.
-  setHandler(progressQuery, () =>
-    runs.length <= MAX_QUERY_RESULTS ? progress() : { ...progress(), runs: runs.map(({ result, ...r }) => (result ? { ...r, brief: briefOf(result) } : r)) },
-  );
+  const indexOf = new Map(runs.map((r, i) => [r.name, i]));
+  // The runs before `stored` are in the store (chunks): those of earlier executions, read when needed,
+  // then, as this execution ends, its own.
+  const chunks: SummaryChunk[] = [...(input.continued?.chunks ?? [])];
+  const carried = chunks.length;
+  const carriedRuns = chunks.reduce((n, c) => n + c.count, 0);
+  let stored = carriedRuns;
+  const progress = (): ExperimentProgress => ({
+    experimentId: input.experimentId,
+    name: config.name,
+    store: input.store,
+    runs: runs.slice(stored),
+    ...(chunks.length ? { chunks } : {}),
+  });
+  // A query's answer is capped like any payload: a large grid answers with the runs that have started,
+  // with briefs instead of results, and counts the others.
+  setHandler(progressQuery, () => {
+    const p = progress();
+    if (p.runs.length <= MAX_QUERY_RESULTS) return p;
+    const started = p.runs.filter((r) => r.stage !== 'pending');
+    return { ...p, runs: started.map(({ result, ...r }) => (result ? { ...r, brief: briefOf(result) } : r)), pending: p.runs.length - started.length };
+  });
 
-  const { report, compare, aggregate, putRunResult, getRunResult } = proxyActivities<Activities>({
+  const { report, compare, aggregate, putRunResult, getRunResult, putSummaries, getSummaries } = proxyActivities<Activities>({
     taskQueue: input.queues.analysis,
     startToCloseTimeout: '1 hour',
     retry: retryPolicy(config.execution.maxAttempts),
@@ -117,6 +140,43 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
   };
   for (const r of runs) if (r.result) results.set(r.name, r.result);
 
+  /** A run's summary; one of an earlier execution is read from its chunk the first time it is asked for. */
+  const chunkReads = new Map<SummaryChunk, Promise<void>>();
+  const summaryOf = async (name: string): Promise<RunSummary> => {
+    const i = indexOf.get(name)!;
+    const chunk = i < carriedRuns ? chunks.slice(0, carried).find((c) => i >= c.first && i < c.first + c.count) : undefined;
+    if (chunk) {
+      let read = chunkReads.get(chunk);
+      if (!read) {
+        read = getSummaries({ experimentId: input.experimentId, runId: input.experimentId, ref: chunk.ref }).then((summaries) => {
+          summaries.forEach((s, k) => Object.assign(runs[chunk.first + k]!, s));
+        });
+        chunkReads.set(chunk, read);
+      }
+      await read;
+    }
+    return runs[i]!;
+  };
+
+  /** Moves finished results to the store; the summaries keep their references and a brief. */
+  const moveResults = async () => {
+    for (const r of runs) {
+      if (!r.result) continue;
+      r.resultRef = await putRunResult({ experimentId: input.experimentId, runId: r.runId, result: r.result });
+      r.brief = briefOf(r.result);
+      delete r.result;
+    }
+  };
+  /** Moves the summaries of runs [stored, end) to the store, in chunks. */
+  const storeSummaries = async (end: number) => {
+    for (let first = stored; first < end; first += CHUNK_RUNS) {
+      const part = runs.slice(first, Math.min(end, first + CHUNK_RUNS));
+      const ref = await putSummaries({ experimentId: input.experimentId, runId: input.experimentId, runs: part });
+      chunks.push({ ref, first, count: part.length, completed: part.filter((r) => r.stage === 'completed').length });
+    }
+    stored = end;
+  };
+
   const finished = new Map<string, Promise<void>>();
   const failRun = (summary: RunSummary, err: unknown) => {
     // Cancelling the experiment cancels its runs: that ends the experiment, it is not a failed run.
@@ -131,7 +191,7 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
       const depResults = new Map<string, RunResult>();
       for (const dep of runDependencies(specs[i]!)) {
         await finished.get(dep);
-        const depSummary = byName.get(dep)!;
+        const depSummary = await summaryOf(dep);
         const depResult = await resultOf(depSummary);
         if (!depResult) throw new Error(`starts from run "${dep}", which ${depSummary.stage === 'failed' ? 'failed' : 'did not finish'}`);
         depResults.set(dep, depResult);
@@ -181,7 +241,7 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
   };
 
   // Runs finished before this execution count as finished; the rest start in order.
-  for (const r of runs) if (r.stage === 'completed' || r.stage === 'failed') finished.set(r.name, Promise.resolve());
+  for (const [i, r] of runs.entries()) if (i < carriedRuns || r.stage === 'completed' || r.stage === 'failed') finished.set(r.name, Promise.resolve());
   const window = new Set<Promise<void>>();
   const first = input.continued?.next ?? 0;
   for (const unit of units) {
@@ -191,14 +251,15 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
     if (startedHere > 0 && (startedHere >= config.execution.continueAsNewAfter || workflowInfo().continueAsNewSuggested)) {
       await Promise.all(window);
       // The carried state must stay well under Temporal's payload limit whatever the grid's size:
-      // finished results go to the store, and the summaries keep their references.
-      for (const r of runs) {
-        if (!r.result) continue;
-        r.resultRef = await putRunResult({ experimentId: input.experimentId, runId: r.runId, result: r.result });
-        r.brief = briefOf(r.result);
-        delete r.result;
+      // finished results go to the store, then their summaries (executions started before chunks
+      // existed carried the summaries themselves, and replay so).
+      await moveResults();
+      const executions = (input.continued?.executions ?? 1) + 1;
+      if (patched('summary-chunks')) {
+        await storeSummaries(i);
+        await continueAsNew<typeof experimentWorkflow>({ ...input, continued: { next: i, chunks, executions } });
       }
-      await continueAsNew<typeof experimentWorkflow>({ ...input, continued: { next: i, runs, executions: (input.continued?.executions ?? 1) + 1 } });
+      await continueAsNew<typeof experimentWorkflow>({ ...input, continued: { next: i, runs, executions } });
     }
     if (window.size >= config.execution.concurrency) await Promise.race(window);
     const p: Promise<void> = (unit.length === 1 ? startRun(i) : startPack(unit)).finally(() => window.delete(p));
@@ -207,7 +268,7 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
   }
   await Promise.all(window);
 
-  const failed = runs.some((r) => r.stage !== 'completed');
+  const failed = chunks.some((c) => c.completed < c.count) || runs.slice(carriedRuns).some((r) => r.stage !== 'completed');
   const status: ExperimentResult['status'] = failed ? 'completed-with-failures' : 'completed';
   const analysisErrors: NonNullable<ExperimentResult['analysisErrors']> = [];
   const extra: Pick<ExperimentResult, 'compare' | 'aggregate' | 'analysisErrors'> = {};
@@ -217,8 +278,8 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
   if (pairs.length) {
     const compared: CompareResult[] = [];
     for (const [a, b] of pairs) {
-      const ra = byName.get(a)!;
-      const rb = byName.get(b)!;
+      const ra = await summaryOf(a);
+      const rb = await summaryOf(b);
       const fa = (await resultOf(ra))?.analyses?.features;
       const fb = (await resultOf(rb))?.analyses?.features;
       if (!fa || !fb) {
@@ -244,7 +305,8 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
   }
   if (config.analyses.aggregate) {
     const tables: Array<{ runId: string; name: string; group: string; table: RunResult['distance']['table'] }> = [];
-    for (const [i, r] of runs.entries()) {
+    for (const [i, { name }] of runs.entries()) {
+      const r = await summaryOf(name);
       const res = await resultOf(r);
       if (res) tables.push({ runId: r.runId, name: r.name, group: specs[i]!.group, table: res.distance.table });
     }
@@ -258,8 +320,16 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
   }
   if (analysisErrors.length) extra.analysisErrors = analysisErrors;
 
+  // More runs than a result holds (or summaries already in the store): the rest go there too, and the
+  // report reads them from there.
+  if ((carried > 0 || runs.length - stored > MAX_QUERY_RESULTS) && patched('summary-chunks')) {
+    await moveResults();
+    await storeSummaries(runs.length);
+  }
+
   try {
-    const written = await report({ experimentId: input.experimentId, result: { ...progress(), status, ...extra }, specs });
+    // The report reads the specs from the config when they would not fit in its input.
+    const written = await report({ experimentId: input.experimentId, result: { ...progress(), status, ...extra }, ...(stored > 0 ? { config } : { specs }) });
     return { ...progress(), status, ...extra, report: written };
   } catch (err) {
     if (isCancellation(err)) throw err;

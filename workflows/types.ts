@@ -28,8 +28,26 @@ export interface ExperimentInput {
   store: string;
   /** Retrain every run even when a finished training with the same configuration, data and code exists. */
   force?: boolean;
-  /** Set by the workflow itself when it continues as new: where the previous execution stopped. */
-  continued?: { next: number; runs: RunSummary[]; executions: number };
+  /**
+   * Set by the workflow itself when it continues as new: where the previous execution stopped, and the
+   * summaries of the runs before that, in the store (`chunks`) or, from executions started before
+   * chunks existed, carried along (`runs`).
+   */
+  continued?: { next: number; runs?: RunSummary[]; chunks?: SummaryChunk[]; executions: number };
+}
+
+/**
+ * Summaries of consecutive runs (in the experiment's order of runs), moved to the store as one JSON
+ * array: what a grid of any size carries through `continueAsNew` and returns, instead of the summaries
+ * themselves, which outgrow Temporal's payload limit (about 2 MB) within a few thousand runs.
+ */
+export interface SummaryChunk {
+  ref: ObjectRef;
+  /** Index of its first run in the order of runs, and how many runs it holds. */
+  first: number;
+  count: number;
+  /** How many of them completed (the rest failed). */
+  completed: number;
 }
 
 export interface RunInput {
@@ -98,7 +116,12 @@ export interface ExperimentProgress {
   experimentId: string;
   name: string;
   store: string;
+  /** The runs not in `chunks`, in order: all of them unless the experiment continued as new. */
   runs: RunSummary[];
+  /** The runs before `runs`, in the store (a grid that continued as new); loadRuns reads them. */
+  chunks?: SummaryChunk[];
+  /** In the progress of a grid of many runs: how many runs have not started, left out of `runs`. */
+  pending?: number;
 }
 
 export interface ExperimentResult extends ExperimentProgress {

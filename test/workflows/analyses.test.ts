@@ -11,6 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { loadRuns } from '../../activities/results.js';
 import { CKA_TABLE, CORRELATION_TABLE, DEPTH_PROFILE_TABLE, NORMS_TABLE, REINIT_TABLE, SMOOTHNESS_TABLE } from '../../artifacts/analysis-tables.js';
 import { LocalStore } from '../../artifacts/local.js';
 import { recordsFromArrow, type RecordTableSpec } from '../../artifacts/records.js';
@@ -200,10 +201,16 @@ describe('analyses, reuse and continue-as-new on a real Temporal server', () => 
     });
     const result = await handle.result();
     assert.equal(result.status, 'completed');
-    assert.equal(result.runs.length, 3);
-    // Runs finished in earlier executions carry their result by reference.
-    assert.ok(result.runs.slice(0, 2).every((r) => r.resultRef && r.brief?.trainingStatus === 'completed'), JSON.stringify(result.runs.slice(0, 2)));
-    assert.ok(result.runs[2]!.result);
+    // A grid that continued as new keeps its runs in the store: their summaries in one chunk per
+    // execution, each carrying its result by reference.
+    assert.deepEqual(
+      result.chunks?.map(({ first, count, completed }) => ({ first, count, completed })),
+      [0, 1, 2].map((first) => ({ first, count: 1, completed: 1 })),
+    );
+    assert.deepEqual(result.runs, []);
+    const runs = await loadRuns(store, result);
+    assert.deepEqual(runs.map((r) => r.name), ['mlp--fashion-mnist--s11', 'mlp--fashion-mnist--s12', 'mlp--fashion-mnist--s13']);
+    assert.ok(runs.every((r) => r.resultRef && r.brief?.trainingStatus === 'completed'), JSON.stringify(runs));
     const first = stack.temporal.client.workflow.getHandle(experimentId, handle.firstExecutionRunId);
     assert.equal((await first.describe()).status.name, 'CONTINUED_AS_NEW');
     assert.ok(result.report, JSON.stringify(result.reportError));
@@ -224,13 +231,14 @@ describe('analyses, reuse and continue-as-new on a real Temporal server', () => 
     });
     const result = await handle.result();
     assert.equal(result.status, 'completed', JSON.stringify(result.runs.map((r) => r.error)));
+    const runs = await loadRuns(store, result);
     assert.deepEqual(
-      result.runs.map((r) => r.workflowId),
+      runs.map((r) => r.workflowId),
       [`${experimentId}/mlp--fashion-mnist--s15..mlp--fashion-mnist--s16`, `${experimentId}/mlp--fashion-mnist--s15..mlp--fashion-mnist--s16`, `${experimentId}/mlp--fashion-mnist--s17`],
     );
-    // The first pack finished in the first execution: its runs carry their results by reference.
-    assert.ok(result.runs.slice(0, 2).every((r) => r.resultRef && r.brief?.trainingStatus === 'completed'), JSON.stringify(result.runs.slice(0, 2)));
-    assert.ok(result.runs[2]!.result);
+    // The first pack finished in the first execution, the last run in the second: a chunk each.
+    assert.deepEqual(result.chunks?.map(({ first, count }) => [first, count]), [[0, 2], [2, 1]]);
+    assert.ok(runs.every((r) => r.resultRef && r.brief?.trainingStatus === 'completed'), JSON.stringify(runs));
     const first = stack.temporal.client.workflow.getHandle(experimentId, handle.firstExecutionRunId);
     assert.equal((await first.describe()).status.name, 'CONTINUED_AS_NEW');
   });

@@ -4,8 +4,10 @@
  * commit 2a99d50a, before runs could share a workflow, an experiment of two local-activity runs that
  * continued as new after each run, and one of its run workflows; at commit bc0aa608, when every run of a
  * pack still set its own status, a pack of two runs; at commit d2757a3, when a local pack's runs first
- * went through trainPack, a pack of two runs again (pack-2). The current workflows must replay them to
- * the same commands, or Temporal would fail those experiments with a nondeterminism error.
+ * went through trainPack, a pack of two runs again (pack-2); and when an experiment that continues as
+ * new first moved its runs' summaries to the store in chunks, the two-run experiment again
+ * (experiment-3 and experiment-4). The current workflows must replay them to the same commands, or
+ * Temporal would fail those experiments with a nondeterminism error.
  */
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
@@ -19,6 +21,8 @@ const HISTORIES = new URL('./histories/', import.meta.url);
 for (const [file, type] of [
   ['experiment-1.binpb', 'experimentWorkflow'],
   ['experiment-2.binpb', 'experimentWorkflow'],
+  ['experiment-3.binpb', 'experimentWorkflow'],
+  ['experiment-4.binpb', 'experimentWorkflow'],
   ['run.binpb', 'runWorkflow'],
   ['pack.binpb', 'packWorkflow'],
   ['pack-2.binpb', 'packWorkflow'],

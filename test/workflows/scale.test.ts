@@ -1,0 +1,88 @@
+/**
+ * A grid of many runs on a real Temporal dev server (in-process workers, a local store, real
+ * Fashion-MNIST, native TensorFlow when built): it completes across several executions, and what the experiment
+ * carries through `continueAsNew`, hands its report and returns stays small: a run's summary is about
+ * half a kilobyte and Temporal caps a payload at about 2 MB, so the summaries go to the store.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { after, before, describe, test } from 'node:test';
+import { loadRuns } from '../../activities/results.js';
+import { LocalStore } from '../../artifacts/local.js';
+import { experimentWorkflow } from '../../workflows/index.js';
+import { requireFashionMnist, tempDir, tinyExperiment } from '../support/fixtures.js';
+import { startTestStack, type TestStack } from '../support/stack.js';
+
+const RUNS = 450;
+
+/** Bytes of a history event's payloads. */
+const payloadBytes = (payloads: { payloads?: Array<{ data?: Uint8Array | null }> | null } | null | undefined) =>
+  (payloads?.payloads ?? []).reduce((n, p) => n + (p.data?.length ?? 0), 0);
+
+describe('a grid of many runs', () => {
+  let stack: TestStack;
+  let store: LocalStore;
+
+  before(async () => {
+    requireFashionMnist();
+    store = new LocalStore(await tempDir());
+    stack = await startTestStack({ name: 'scale', deps: { store, backend: 'auto' } });
+  });
+
+  after(() => stack?.stop());
+
+  test(`${RUNS} runs complete, and nothing the experiment carries, hands its report or returns grows with them`, { timeout: 600_000 }, async () => {
+    const config = tinyExperiment({
+      name: 'scale',
+      models: [{ name: 'mlp', args: { hidden: [4] } }],
+      datasets: [{ name: 'fashion-mnist', subset: { train: 64, test: 16 }, validationSplit: 0.25, sources: tinyExperiment().datasets[0]!.sources }],
+      seeds: Array.from({ length: RUNS }, (_, i) => i),
+      training: { epochs: 1, batchSize: 32, optimizer: { name: 'sgd', learningRate: 0.05 } },
+      analyses: { runFigures: false },
+      execution: { concurrency: 4, heartbeatTimeout: '30s', maxAttempts: 2, local: true, runsPerWorkflow: 50, continueAsNewAfter: 150 },
+    });
+    const experimentId = `scale-${randomUUID().slice(0, 8)}`;
+    const handle = await stack.temporal.client.workflow.start(experimentWorkflow, {
+      workflowId: experimentId,
+      taskQueue: stack.queues.workflows,
+      args: [{ experimentId, config, queues: stack.queues, store: store.location }],
+    });
+    const result = await handle.result();
+    assert.equal(result.status, 'completed');
+
+    // Every run's summary is in the store, a chunk per execution.
+    assert.deepEqual(result.runs, []);
+    assert.deepEqual(
+      result.chunks?.map(({ first, count, completed }) => [first, count, completed]),
+      [0, 150, 300].map((first) => [first, 150, 150]),
+    );
+    const runs = await loadRuns(store, result);
+    assert.equal(new Set(runs.map((r) => r.name)).size, RUNS);
+    assert.ok(runs.every((r) => r.stage === 'completed' && r.resultRef && r.brief), JSON.stringify(runs.find((r) => !r.resultRef)));
+
+    // Each execution's input (what the one before carried), the report's input and the result stay a
+    // few kilobytes: the config and the chunks' references, whatever the number of runs.
+    const sizes: Record<string, number[]> = { input: [], report: [], result: [] };
+    let runId: string | undefined = handle.firstExecutionRunId;
+    while (runId) {
+      const { events } = await stack.temporal.client.workflow.getHandle(experimentId, runId).fetchHistory();
+      runId = undefined;
+      for (const e of events ?? []) {
+        if (e.workflowExecutionStartedEventAttributes) sizes.input!.push(payloadBytes(e.workflowExecutionStartedEventAttributes.input));
+        const scheduled = e.activityTaskScheduledEventAttributes;
+        if (scheduled?.activityType?.name === 'report') sizes.report!.push(payloadBytes(scheduled.input));
+        if (e.workflowExecutionCompletedEventAttributes) sizes.result!.push(payloadBytes(e.workflowExecutionCompletedEventAttributes.result));
+        runId = e.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? runId;
+      }
+    }
+    assert.equal(sizes.input!.length, 3, 'three executions');
+    for (const [what, bytes] of Object.entries(sizes)) assert.ok(bytes.length > 0 && bytes.every((b) => b < 16 * 1024), `${what}: ${bytes.join(', ')} bytes`);
+
+    // The report read the runs from the store.
+    assert.ok(result.report, JSON.stringify(result.reportError));
+    const html = await readFile(result.report.path, 'utf8');
+    assert.match(html, new RegExp(`<dt>runs</dt><dd>${RUNS}</dd>`));
+    assert.ok(html.includes(runs.at(-1)!.name));
+  });
+});
