@@ -15,45 +15,46 @@ import type { Producer } from './types.js';
 
 export const RESULT_PREFIX = 'results';
 
+/** Stores a value as content-addressed JSON under `results/`, in an activity's context. */
+async function putResultJson(store: ArtifactStore, value: unknown): Promise<ObjectRef> {
+  try {
+    const bytes = new TextEncoder().encode(JSON.stringify(value));
+    return await putContentAddressed(store, RESULT_PREFIX, bytes, '.json', { contentType: 'application/json', signal: Context.current().cancellationSignal });
+  } catch (err) {
+    throw classify(err);
+  }
+}
+
+/** Reads a value `putResultJson` stored, checking its sha256, in an activity's context. */
+async function getResultJson<T>(store: ArtifactStore, ref: ObjectRef): Promise<T> {
+  try {
+    return await getJson<T>(store, ref.key, { sha256: ref.sha256, signal: Context.current().cancellationSignal });
+  } catch (err) {
+    throw classify(err);
+  }
+}
+
 export function createPutRunResult(deps: { store: ArtifactStore }) {
-  return async function putRunResult(input: Producer & { result: RunResult }): Promise<ObjectRef> {
-    try {
-      const bytes = new TextEncoder().encode(JSON.stringify(input.result));
-      return await putContentAddressed(deps.store, RESULT_PREFIX, bytes, '.json', { contentType: 'application/json', signal: Context.current().cancellationSignal });
-    } catch (err) {
-      throw classify(err);
-    }
+  return function putRunResult(input: Producer & { result: RunResult }): Promise<ObjectRef> {
+    return putResultJson(deps.store, input.result);
   };
 }
 
 export function createGetRunResult(deps: { store: ArtifactStore }) {
-  return async function getRunResult(input: Producer & { ref: ObjectRef }): Promise<RunResult> {
-    try {
-      return await getJson<RunResult>(deps.store, input.ref.key, { sha256: input.ref.sha256, signal: Context.current().cancellationSignal });
-    } catch (err) {
-      throw classify(err);
-    }
+  return function getRunResult(input: Producer & { ref: ObjectRef }): Promise<RunResult> {
+    return getResultJson<RunResult>(deps.store, input.ref);
   };
 }
 
 export function createPutSummaries(deps: { store: ArtifactStore }) {
-  return async function putSummaries(input: Producer & { runs: RunSummary[] }): Promise<ObjectRef> {
-    try {
-      const bytes = new TextEncoder().encode(JSON.stringify(input.runs));
-      return await putContentAddressed(deps.store, RESULT_PREFIX, bytes, '.json', { contentType: 'application/json', signal: Context.current().cancellationSignal });
-    } catch (err) {
-      throw classify(err);
-    }
+  return function putSummaries(input: Producer & { runs: RunSummary[] }): Promise<ObjectRef> {
+    return putResultJson(deps.store, input.runs);
   };
 }
 
 export function createGetSummaries(deps: { store: ArtifactStore }) {
-  return async function getSummaries(input: Producer & { ref: ObjectRef }): Promise<RunSummary[]> {
-    try {
-      return await getJson<RunSummary[]>(deps.store, input.ref.key, { sha256: input.ref.sha256, signal: Context.current().cancellationSignal });
-    } catch (err) {
-      throw classify(err);
-    }
+  return function getSummaries(input: Producer & { ref: ObjectRef }): Promise<RunSummary[]> {
+    return getResultJson<RunSummary[]>(deps.store, input.ref);
   };
 }
 

@@ -58,6 +58,16 @@ async function writeExperiment(value: unknown): Promise<string> {
   return file;
 }
 
+/** A file of one tiny run, for commands that are refused or wait before any training. */
+function smallExperiment(name: string): Promise<string> {
+  return writeExperiment({
+    name,
+    models: [{ name: 'mlp', args: { hidden: [8] } }],
+    datasets: [{ name: 'fashion-mnist', subset: { train: 64, test: 32 }, sources: FASHION_MNIST_SOURCES }],
+    training: { epochs: 1, batchSize: 32, optimizer: { name: 'sgd', learningRate: 0.05 } },
+  });
+}
+
 /** Every key in a lineage tree, following `field` (inputs upstream, outputs downstream). */
 function keysIn(nodes: LineageNode[], field: 'inputs' | 'outputs', out: LineageNode[] = []): LineageNode[] {
   for (const n of nodes) {
@@ -318,12 +328,7 @@ describe('cancel stops a training experiment cleanly', () => {
   });
 
   test('run names each task queue no worker polls, and the worker that would serve it', { timeout: 60_000 }, async () => {
-    const file = await writeExperiment({
-      name: 'ops-unpolled',
-      models: [{ name: 'mlp', args: { hidden: [8] } }],
-      datasets: [{ name: 'fashion-mnist', subset: { train: 64, test: 32 }, sources: FASHION_MNIST_SOURCES }],
-      training: { epochs: 1, batchSize: 32, optimizer: { name: 'sgd', learningRate: 0.05 } },
-    });
+    const file = await smallExperiment('ops-unpolled');
     // Queues of a prefix no worker serves, as with a mistyped PARAMTRAIL_TASK_QUEUE.
     const prefix = `unserved-${randomUUID().slice(0, 8)}`;
     const res = await runCli(['run', file, '--detach', '--json'], { ...stack.env, PARAMTRAIL_TASK_QUEUE: prefix });
@@ -339,12 +344,7 @@ describe('cancel stops a training experiment cleanly', () => {
   });
 
   test('run --id refuses an id already used, by Temporal or by the store, and changes nothing stored', async () => {
-    const file = await writeExperiment({
-      name: 'ops-id',
-      models: [{ name: 'mlp', args: { hidden: [8] } }],
-      datasets: [{ name: 'fashion-mnist', subset: { train: 64, test: 32 }, sources: FASHION_MNIST_SOURCES }],
-      training: { epochs: 1, batchSize: 32, optimizer: { name: 'sgd', learningRate: 0.05 } },
-    });
+    const file = await smallExperiment('ops-id');
     const storeFiles = async () => (await filesUnder(stack.storeDir)).sort();
     const before = await storeFiles();
 

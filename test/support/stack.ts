@@ -6,6 +6,7 @@
  * `after(() => stack?.stop())`, and `await stack.execute(config)` in a test.
  */
 import { randomUUID } from 'node:crypto';
+import type { WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { ActivityDeps } from '../../activities/index.js';
 import type { ExperimentConfig } from '../../config/experiment.js';
@@ -55,6 +56,8 @@ export interface TestStack {
    * to the config's name and a random suffix.
    */
   execute(config: ExperimentConfig, extra?: { experimentId?: string; force?: boolean }): Promise<ExperimentResult>;
+  /** Starts experimentWorkflow as `execute` does, for a test that needs its handle (e.g. its first execution). */
+  start(config: ExperimentConfig, extra?: { experimentId?: string; force?: boolean }): Promise<WorkflowHandleWithFirstExecutionRunId<typeof experimentWorkflow>>;
   /** Stops the workers, then the server. */
   stop(): Promise<void>;
 }
@@ -69,15 +72,18 @@ export async function startTestStack({ name, deps, trainSlots }: TestStackArgs):
     await temporal.teardown();
     throw err;
   }
+  const start = (config: ExperimentConfig, { experimentId = `${config.name}-${randomUUID().slice(0, 8)}`, ...extra }: { experimentId?: string; force?: boolean } = {}) =>
+    temporal.client.workflow.start(experimentWorkflow, {
+      workflowId: experimentId,
+      taskQueue: queues.workflows,
+      args: [{ experimentId, config, queues, store: deps.store.location, ...extra }],
+    });
   return {
     temporal,
     queues,
-    execute(config, { experimentId = `${config.name}-${randomUUID().slice(0, 8)}`, ...extra } = {}) {
-      return temporal.client.workflow.execute(experimentWorkflow, {
-        workflowId: experimentId,
-        taskQueue: queues.workflows,
-        args: [{ experimentId, config, queues, store: deps.store.location, ...extra }],
-      });
+    start,
+    async execute(config, extra) {
+      return (await start(config, extra)).result();
     },
     async stop() {
       try {

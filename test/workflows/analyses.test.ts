@@ -7,7 +7,6 @@
  * with a continue-as-new threshold of one run completes across several executions.
  */
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -17,7 +16,6 @@ import { LocalStore } from '../../artifacts/local.js';
 import { recordsFromArrow, type RecordTableSpec } from '../../artifacts/records.js';
 import { snapshotFromArrow } from '../../artifacts/snapshot.js';
 import { distanceTableFromArrow } from '../../artifacts/table.js';
-import { experimentWorkflow } from '../../workflows/index.js';
 import type { ExperimentResult } from '../../workflows/types.js';
 import { tempDir, tinyExperiment, requireFashionMnist } from '../support/fixtures.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
@@ -193,12 +191,8 @@ describe('analyses, reuse and continue-as-new on a real Temporal server', () => 
       training: { epochs: 1, batchSize: 64, optimizer: { name: 'sgd', learningRate: 0.05 } },
       execution: { concurrency: 1, heartbeatTimeout: '10s', maxAttempts: 3, continueAsNewAfter: 1 },
     });
-    const experimentId = `continued-${randomUUID().slice(0, 8)}`;
-    const handle = await stack.temporal.client.workflow.start(experimentWorkflow, {
-      workflowId: experimentId,
-      taskQueue: stack.queues.workflows,
-      args: [{ experimentId, config, queues: stack.queues, store: store.location }],
-    });
+    const handle = await stack.start(config);
+    const experimentId = handle.workflowId;
     const result = await handle.result();
     assert.equal(result.status, 'completed');
     // A grid that continued as new keeps its runs in the store: their summaries in one chunk per
@@ -223,12 +217,8 @@ describe('analyses, reuse and continue-as-new on a real Temporal server', () => 
       training: { epochs: 1, batchSize: 64, optimizer: { name: 'sgd', learningRate: 0.05 } },
       execution: { concurrency: 1, heartbeatTimeout: '10s', maxAttempts: 3, continueAsNewAfter: 1, runsPerWorkflow: 2, local: true },
     });
-    const experimentId = `continued-packs-${randomUUID().slice(0, 8)}`;
-    const handle = await stack.temporal.client.workflow.start(experimentWorkflow, {
-      workflowId: experimentId,
-      taskQueue: stack.queues.workflows,
-      args: [{ experimentId, config, queues: stack.queues, store: store.location }],
-    });
+    const handle = await stack.start(config);
+    const experimentId = handle.workflowId;
     const result = await handle.result();
     assert.equal(result.status, 'completed', JSON.stringify(result.runs.map((r) => r.error)));
     const runs = await loadRuns(store, result);

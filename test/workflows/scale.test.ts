@@ -5,12 +5,10 @@
  * half a kilobyte and Temporal caps a payload at about 2 MB, so the summaries go to the store.
  */
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import { loadRuns } from '../../activities/results.js';
 import { LocalStore } from '../../artifacts/local.js';
-import { experimentWorkflow } from '../../workflows/index.js';
 import { requireFashionMnist, tempDir, tinyExperiment } from '../support/fixtures.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
 
@@ -42,12 +40,8 @@ describe('a grid of many runs', () => {
       analyses: { runFigures: false },
       execution: { concurrency: 4, heartbeatTimeout: '30s', maxAttempts: 2, local: true, runsPerWorkflow: 50, continueAsNewAfter: 150 },
     });
-    const experimentId = `scale-${randomUUID().slice(0, 8)}`;
-    const handle = await stack.temporal.client.workflow.start(experimentWorkflow, {
-      workflowId: experimentId,
-      taskQueue: stack.queues.workflows,
-      args: [{ experimentId, config, queues: stack.queues, store: store.location }],
-    });
+    const handle = await stack.start(config);
+    const experimentId = handle.workflowId;
     const result = await handle.result();
     assert.equal(result.status, 'completed');
 
