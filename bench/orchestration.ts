@@ -35,7 +35,7 @@
  * all processes share the machine's cores); where a run's wall time went, from the runs' histories; and
  * how many trainings each worker process ran (a pack's runs all go to the worker that took the pack).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
@@ -53,11 +53,9 @@ import { loadRuns } from '../activities/results.js';
 import { createActivities } from '../activities/index.js';
 import { contentKey, DATASET_PREFIX } from '../activities/keys.js';
 import type { DownloadResult } from '../activities/types.js';
-import { workerCommand } from '../cli/connect.js';
 import { validateExperiment, type ExperimentConfig } from '../config/experiment.js';
 import { expandRuns } from '../config/grid.js';
 import { startTemporalDevServer } from '../infra/temporal.js';
-import { PROJECT_ROOT } from '../infra/tools.js';
 import { intraOpThreads, selectBackend } from '../ml/backend.js';
 import { DATASETS, getDataset } from '../ml/data/datasets.js';
 import { buildModel, MODELS } from '../ml/models/registry.js';
@@ -66,6 +64,8 @@ import { experimentWorkflow } from '../workflows/index.js';
 import { queueNames, type ExperimentResult, type RunResult } from '../workflows/types.js';
 import { DEFAULT_STATE_DIR, WORKER_V8_FLAGS } from '../worker/config.js';
 import { cpuSeconds } from './cpu.js';
+import { positiveInt } from './args.js';
+import { startWorker, stopWorkers, type Worker } from './workers.js';
 
 const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
 
@@ -87,21 +87,16 @@ function options() {
   });
   const mode = values.mode ?? 'both';
   if (!['local', 'queues', 'both'].includes(mode)) throw new Error(`--mode: expected local, queues or both, found ${JSON.stringify(mode)}`);
-  const int = (name: string, v: string | undefined) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new Error(`--${name}: expected a positive integer, found ${JSON.stringify(v)}`);
-    return n;
-  };
-  const workers = int('workers', values.workers);
+  const workers = positiveInt('workers', values.workers);
   return {
-    runs: int('runs', values.runs),
+    runs: positiveInt('runs', values.runs),
     workers,
-    train: int('train', values.train),
-    batch: int('batch', values.batch),
+    train: positiveInt('train', values.train),
+    batch: positiveInt('batch', values.batch),
     // Tiny runs are latency-bound: each hands off between the server and a worker several times (tens
     // of ms each), so more runs are kept in flight than a worker has training slots.
-    concurrency: int('concurrency', values.concurrency ?? String(8 * workers)),
-    pack: int('pack', values.pack),
+    concurrency: positiveInt('concurrency', values.concurrency ?? String(8 * workers)),
+    pack: positiveInt('pack', values.pack),
     figures: values.figures ?? false,
     modes: mode === 'both' ? [true, false] : [mode === 'local'],
     // Internal: the child process that runs one loop (loopProcess starts it).
@@ -240,32 +235,6 @@ async function activitiesLoop(config: ExperimentConfig, dir: string, shard = '0/
   return done();
 }
 
-interface Worker {
-  child: ChildProcess;
-  output: () => string;
-}
-
-/** A worker process serving every queue; resolves once it has said it is polling. */
-async function startWorker(env: NodeJS.ProcessEnv): Promise<Worker> {
-  const [cmd, ...args] = workerCommand(['--task-queue', 'all']);
-  const child = spawn(cmd!, args, { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  await new Promise<void>((resolve, reject) => {
-    const check = setInterval(() => {
-      if (/paramtrail worker \S+: /.test(out)) {
-        clearInterval(check);
-        resolve();
-      } else if (child.exitCode !== null) {
-        clearInterval(check);
-        reject(new Error(`expected the worker to start polling, found it exited (${child.exitCode}):\n${out}`));
-      }
-    }, 100);
-  });
-  return { child, output: () => out };
-}
-
 /** Wall seconds until every run completed, and until the experiment (with its report) completed. */
 interface ParamtrailTimes {
   /** Wall seconds until the last run closed, and until the experiment (with its report) completed. */
@@ -380,10 +349,7 @@ async function throughParamtrail(config: ExperimentConfig, o: Options, dir: stri
     for (const w of workers) console.error(w.output().split('\n').slice(-20).join('\n'));
     throw err;
   } finally {
-    for (const w of workers) {
-      w.child.kill('SIGTERM');
-      if (w.child.exitCode === null) await new Promise((r) => w.child.once('exit', r));
-    }
+    await stopWorkers(workers);
     await temporal.stop();
   }
 }
