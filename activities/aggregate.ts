@@ -20,12 +20,16 @@ import { DEPTH_PROFILE_TABLE, type DepthProfileRow } from '../artifacts/analysis
 import { recordsToArrow } from '../artifacts/records.js';
 import { distanceTableFromArrow, type DistanceRow } from '../artifacts/table.js';
 import { putContentAddressed, type ArtifactStore } from '../artifacts/store.js';
+import { expandRuns } from '../config/grid.js';
+import type { RunResult, RunSummary } from '../workflows/types.js';
 import { averageOverDepth, type DepthRow } from '../ml/metrics/aggregate.js';
 import { formatMinkowskiP, MODEL_LAYER, parseMinkowskiP } from '../ml/metrics/minkowski.js';
 import { classify, failForGood } from './errors.js';
+import { getJson } from './json.js';
 import { TABLE_PREFIX } from './keys.js';
 import { recordLineage } from './lineage.js';
-import type { AggregateInput, AggregateResult } from './types.js';
+import { loadRuns } from './results.js';
+import type { AggregateInput, AggregateResult, AggregateRun } from './types.js';
 
 export interface AggregateDeps {
   store: ArtifactStore;
@@ -67,25 +71,48 @@ export function runDepthRows(run: string, rows: readonly DistanceRow[], p: strin
   return out;
 }
 
+/**
+ * The completed runs of an experiment whose summaries are in the store (`AggregateInput.stored`), with
+ * their distance tables from their results, in the grid's order: what the workflow lists itself for a
+ * smaller grid.
+ */
+async function storedRuns(store: ArtifactStore, stored: NonNullable<AggregateInput['stored']>, signal: AbortSignal): Promise<AggregateRun[]> {
+  const groups = new Map(expandRuns(stored.config).map((s) => [s.name, s.group]));
+  const out: AggregateRun[] = [];
+  const summaries = await loadRuns<RunSummary>(store, { runs: [], chunks: stored.chunks }, signal);
+  for (const [i, r] of summaries.entries()) {
+    Context.current().heartbeat({ reading: i, runs: summaries.length });
+    if (r.stage !== 'completed') continue;
+    const result = r.result ?? (r.resultRef ? await getJson<RunResult>(store, r.resultRef.key, { sha256: r.resultRef.sha256, signal }) : undefined);
+    if (!result) continue;
+    const group = groups.get(r.name);
+    if (group === undefined) throw failForGood('InvalidExperiment', `expected run "${r.name}" in the experiment's grid; found no run of that name`);
+    out.push({ runId: r.runId, name: r.name, group, table: result.distance.table });
+  }
+  return out;
+}
+
 export function createAggregate(deps: AggregateDeps) {
   return async function aggregate(input: AggregateInput): Promise<AggregateResult> {
     const ctx = Context.current();
     const signal = ctx.cancellationSignal;
     const producer = { experimentId: input.experimentId, runId: input.experimentId };
     try {
-      if (input.runs.length === 0) throw failForGood('InvalidExperiment', `${input.experimentId}: expected runs to aggregate; found none`);
+      if (!input.runs === !input.stored) throw failForGood('InvalidExperiment', `${input.experimentId}: expected either runs or stored to aggregate; found ${input.runs ? 'both' : 'neither'}`);
+      const runs = input.runs ?? (await storedRuns(deps.store, input.stored!, signal));
+      if (runs.length === 0) throw failForGood('InvalidExperiment', `${input.experimentId}: expected runs to aggregate; found none`);
       let p: string;
       try {
         p = formatMinkowskiP(parseMinkowskiP(input.p));
       } catch (err) {
         throw failForGood('InvalidExperiment', `${input.experimentId}: ${(err as Error).message}`, err);
       }
-      const groups = [...new Set(input.runs.map((r) => r.group))];
+      const groups = [...new Set(runs.map((r) => r.group))];
       const byGroup = new Map<string, Record<'init' | 'previous', DepthRow[]>>(
         [...groups, ...(groups.length > 1 ? [ALL_GROUP] : [])].map((g) => [g, { init: [], previous: [] }]),
       );
-      for (const [i, run] of input.runs.entries()) {
-        ctx.heartbeat({ run: i, runs: input.runs.length });
+      for (const [i, run] of runs.entries()) {
+        ctx.heartbeat({ run: i, runs: runs.length });
         const rows = distanceTableFromArrow(await deps.store.get(run.table.key, { sha256: run.table.sha256, signal }));
         if (!rows.some((r) => r.p === p)) {
           throw failForGood(
@@ -109,8 +136,8 @@ export function createAggregate(deps: AggregateDeps) {
       }
       const bytes = recordsToArrow(DEPTH_PROFILE_TABLE, out, { experimentId: input.experimentId, p });
       const table = await putContentAddressed(deps.store, TABLE_PREFIX, bytes, '.arrow', { signal });
-      await recordLineage(deps.store, producer, table, 'depth-profile', input.runs.map((r) => r.table), { p, runs: input.runs.map((r) => ({ runId: r.runId, group: r.group })) }, signal);
-      return { table, groups: [...byGroup.keys()], runs: input.runs.length };
+      await recordLineage(deps.store, producer, table, 'depth-profile', runs.map((r) => r.table), { p, runs: runs.map((r) => ({ runId: r.runId, group: r.group })) }, signal);
+      return { table, groups: [...byGroup.keys()], runs: runs.length };
     } catch (err) {
       throw classify(err);
     }

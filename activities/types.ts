@@ -2,9 +2,11 @@
  * Inputs and outputs of the activities: small references and numbers, never tensors, because every
  * one of them is recorded in workflow history. Types only; workflows import them with `import type`.
  */
+import type { ExperimentConfig } from '../config/experiment.js';
 import type { RunSpec } from '../config/grid.js';
 import type { ObjectRef, SnapshotRef } from '../artifacts/refs.js';
 import type { EpochMetrics, TrainEngine } from '../ml/train/loop.js';
+import type { SummaryChunk } from '../workflows/types.js';
 
 /** Who produced an artifact, for lineage manifests. */
 export interface Producer {
@@ -339,9 +341,22 @@ export interface RunAnalysesResult {
   perturb?: PerturbationOutcome[];
 }
 
+export interface AggregateRun {
+  runId: string;
+  name: string;
+  group: string;
+  table: ObjectRef;
+}
+
 export interface AggregateInput {
   experimentId: string;
-  runs: Array<{ runId: string; name: string; group: string; table: ObjectRef }>;
+  /** The completed runs' distance tables; or, for a grid too large to list them in an input, `stored`. */
+  runs?: AggregateRun[];
+  /**
+   * Where to find the runs instead: their summaries in the store (each completed run's result there
+   * too) and the experiment's config, which gives each run's group.
+   */
+  stored?: { chunks: SummaryChunk[]; config: ExperimentConfig };
   /** Minkowski order to gather ('1', '2', 'inf'); the first of the experiment's. */
   p: string;
 }

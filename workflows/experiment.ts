@@ -27,7 +27,7 @@ import {
   type ActivityOptions,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
-import type { AggregateResult, CompareResult, DownloadResult } from '../activities/types.js';
+import type { AggregateInput, AggregateResult, AggregateRun, CompareResult, DownloadResult } from '../activities/types.js';
 import { comparePairs, expandRuns, orderByDependencies, packRuns, runDependencies, type RunSpec } from '../config/grid.js';
 import { rootCause } from './failure.js';
 import { packWorkflow, retryPolicy, runWorkflow } from './run.js';
@@ -303,16 +303,29 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
     }
     extra.compare = compared;
   }
+  // Whether the runs' summaries end in the store rather than in the result (see below).
+  const large = carried > 0 || runs.length - stored > MAX_QUERY_RESULTS;
   if (config.analyses.aggregate) {
-    const tables: Array<{ runId: string; name: string; group: string; table: RunResult['distance']['table'] }> = [];
-    for (const [i, { name }] of runs.entries()) {
-      const r = await summaryOf(name);
-      const res = await resultOf(r);
-      if (res) tables.push({ runId: r.runId, name: r.name, group: specs[i]!.group, table: res.distance.table });
+    const p = String(config.analyses.distance.p[0]!);
+    let from: Pick<AggregateInput, 'runs' | 'stored'>;
+    if (large && patched('aggregate-from-store')) {
+      // Listing every run's table here would read each moved result back through an activity and hand
+      // the aggregate an input as large as the grid: the summaries go to the store first, and the
+      // aggregate reads them there. (Experiments started before this replay the listing.)
+      await moveResults();
+      await storeSummaries(runs.length);
+      from = { stored: { chunks, config } };
+    } else {
+      const tables: AggregateRun[] = [];
+      for (const [i, { name }] of runs.entries()) {
+        const r = await summaryOf(name);
+        const res = await resultOf(r);
+        if (res) tables.push({ runId: r.runId, name: r.name, group: specs[i]!.group, table: res.distance.table });
+      }
+      from = { runs: tables };
     }
     try {
-      const p = config.analyses.distance.p[0]!;
-      extra.aggregate = (await aggregate({ experimentId: input.experimentId, runs: tables, p: p === 'inf' ? 'inf' : String(p) })) as AggregateResult;
+      extra.aggregate = (await aggregate({ experimentId: input.experimentId, ...from, p })) as AggregateResult;
     } catch (err) {
       if (isCancellation(err)) throw err;
       analysisErrors.push({ analysis: 'aggregate', message: rootCause(err).message });
@@ -322,7 +335,7 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
 
   // More runs than a result holds (or summaries already in the store): the rest go there too, and the
   // report reads them from there.
-  if ((carried > 0 || runs.length - stored > MAX_QUERY_RESULTS) && patched('summary-chunks')) {
+  if (large && patched('summary-chunks')) {
     await moveResults();
     await storeSummaries(runs.length);
   }

@@ -15,7 +15,9 @@ import { putContentAddressed } from '../../artifacts/store.js';
 import { distanceTableToArrow, type DistanceRow } from '../../artifacts/table.js';
 import { ALL_GROUP, createAggregate, runDepthRows } from '../../activities/aggregate.js';
 import type { AggregateInput } from '../../activities/types.js';
-import { tempDir } from '../support/fixtures.js';
+import { expandRuns } from '../../config/grid.js';
+import type { RunSummary } from '../../workflows/types.js';
+import { tempDir, tinyExperiment } from '../support/fixtures.js';
 
 function runIn<A extends unknown[], R>(env: MockActivityEnvironment, fn: (...args: A) => Promise<R>, ...args: A): Promise<R> {
   return env.run(fn as never, ...(args as unknown as never[])) as Promise<R>;
@@ -121,9 +123,45 @@ test('the depth profile per group and for all runs, against values worked out by
   assert.deepEqual(manifest.inputs.map((i) => i.sha256), [tableA.sha256, tableB.sha256]);
 });
 
+test('runs read from the store (a large grid) give the same profile as runs listed in the input', async () => {
+  const listed = await runIn(new MockActivityEnvironment(), createAggregate({ store }), input());
+  // Three runs of the grid: a plain one, a residual one, and a plain one that failed (left out).
+  const config = tinyExperiment({
+    models: [
+      { name: 'mlp', label: 'mlp32', args: { hidden: [32] }, group: 'plain' },
+      { name: 'mlp', label: 'mlp16', args: { hidden: [16] }, group: 'residual' },
+      { name: 'mlp', label: 'mlp8', args: { hidden: [8] }, group: 'plain' },
+    ],
+  });
+  const [a, b, c] = expandRuns(config).map((s) => s.name);
+  const stored = async (runId: string, name: string, table: ObjectRef): Promise<RunSummary> => {
+    // The aggregate reads only the distance table of a run's result.
+    const resultRef = await putContentAddressed(store, 'results', new TextEncoder().encode(JSON.stringify({ distance: { table } })), '.json');
+    return { name, runId, workflowId: runId, stage: 'completed', resultRef };
+  };
+  const summaries = [await stored('e/a', a!, tableA), await stored('e/b', b!, tableB), { name: c!, runId: 'e/c', workflowId: 'e/c', stage: 'failed' as const }];
+  const chunks = await Promise.all(
+    [summaries.slice(0, 2), summaries.slice(2)].map(async (part, k) => ({
+      ref: await putContentAddressed(store, 'results', new TextEncoder().encode(JSON.stringify(part)), '.json'),
+      first: k * 2,
+      count: part.length,
+      completed: part.filter((r) => r.stage === 'completed').length,
+    })),
+  );
+  const read = await runIn(new MockActivityEnvironment(), createAggregate({ store }), { experimentId: 'e', p: '1', stored: { chunks, config } });
+  assert.equal(read.runs, 2);
+  assert.deepEqual(read.groups, listed.groups);
+  assert.equal(read.table.sha256, listed.table.sha256);
+
+  // A summary naming a run the config does not have is refused, naming it.
+  const stray = { ...chunks[1]!, ref: await putContentAddressed(store, 'results', new TextEncoder().encode(JSON.stringify([{ ...summaries[0], name: 'stray' }])), '.json') };
+  await assert.rejects(runIn(new MockActivityEnvironment(), createAggregate({ store }), { experimentId: 'e', p: '1', stored: { chunks: [stray], config } }), /expected run "stray" in the experiment's grid/);
+  await assert.rejects(runIn(new MockActivityEnvironment(), createAggregate({ store }), { experimentId: 'e', p: '1' }), /expected either runs or stored to aggregate; found neither/);
+});
+
 test('one group writes no all-runs profile', async () => {
   const one = input();
-  one.runs = one.runs.map((r) => ({ ...r, group: 'all-models' }));
+  one.runs = one.runs!.map((r) => ({ ...r, group: 'all-models' }));
   const result = await runIn(new MockActivityEnvironment(), createAggregate({ store }), one);
   assert.deepEqual(result.groups, ['all-models']);
   const { rows } = recordsFromArrow(DEPTH_PROFILE_TABLE, await store.get(result.table.key));

@@ -37,7 +37,7 @@ describe('a grid of many runs', () => {
       datasets: [{ name: 'fashion-mnist', subset: { train: 64, test: 16 }, validationSplit: 0.25, sources: tinyExperiment().datasets[0]!.sources }],
       seeds: Array.from({ length: RUNS }, (_, i) => i),
       training: { epochs: 1, batchSize: 32, optimizer: { name: 'sgd', learningRate: 0.05 } },
-      analyses: { runFigures: false },
+      analyses: { runFigures: false, aggregate: true },
       execution: { concurrency: 4, heartbeatTimeout: '30s', maxAttempts: 2, local: true, runsPerWorkflow: 50, continueAsNewAfter: 150 },
     });
     const handle = await stack.start(config);
@@ -57,7 +57,8 @@ describe('a grid of many runs', () => {
 
     // Each execution's input (what the one before carried), the report's input and the result stay a
     // few kilobytes: the config and the chunks' references, whatever the number of runs.
-    const sizes: Record<string, number[]> = { input: [], report: [], result: [] };
+    const sizes: Record<string, number[]> = { input: [], report: [], aggregate: [], result: [] };
+    let resultsReadBack = 0;
     let runId: string | undefined = handle.firstExecutionRunId;
     while (runId) {
       const { events } = await stack.temporal.client.workflow.getHandle(experimentId, runId).fetchHistory();
@@ -65,13 +66,20 @@ describe('a grid of many runs', () => {
       for (const e of events ?? []) {
         if (e.workflowExecutionStartedEventAttributes) sizes.input!.push(payloadBytes(e.workflowExecutionStartedEventAttributes.input));
         const scheduled = e.activityTaskScheduledEventAttributes;
-        if (scheduled?.activityType?.name === 'report') sizes.report!.push(payloadBytes(scheduled.input));
+        const activity = scheduled?.activityType?.name;
+        if (activity === 'report' || activity === 'aggregate') sizes[activity]!.push(payloadBytes(scheduled!.input));
+        if (activity === 'getRunResult') resultsReadBack++;
         if (e.workflowExecutionCompletedEventAttributes) sizes.result!.push(payloadBytes(e.workflowExecutionCompletedEventAttributes.result));
         runId = e.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? runId;
       }
     }
     assert.equal(sizes.input!.length, 3, 'three executions');
+    // The aggregate read the runs' tables from the store itself, not through the workflow.
+    assert.equal(resultsReadBack, 0, 'results read back through the workflow');
     for (const [what, bytes] of Object.entries(sizes)) assert.ok(bytes.length > 0 && bytes.every((b) => b < 16 * 1024), `${what}: ${bytes.join(', ')} bytes`);
+
+    // The gathered depth profile covers every run.
+    assert.equal(result.aggregate?.runs, RUNS, JSON.stringify(result.analysisErrors));
 
     // The report read the runs from the store.
     assert.ok(result.report, JSON.stringify(result.reportError));
