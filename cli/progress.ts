@@ -1,5 +1,6 @@
 /**
- * Live progress while `paramtrail run` waits: each run's stage from the experiment's `progress` query,
+ * Live progress while `paramtrail run` waits: each run's stage from the experiment's `progress` query
+ * (for a grid of many runs, the totals and the runs that fail),
  * for a downloading run a bar of the bytes received from the download activity's last heartbeat, and
  * for a training run its epoch and batch from the train activity's.
  */
@@ -7,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { defaultPayloadConverter, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { DownloadHeartbeat } from '../activities/download.js';
 import type { TrainHeartbeat } from '../activities/types.js';
-import type { ExperimentProgress, PackProgress } from '../workflows/types.js';
+import type { ExperimentProgress, PackProgress, RunSummary } from '../workflows/types.js';
 
 export interface RunLine {
   name: string;
@@ -109,9 +110,70 @@ export async function progressLines(client: Client, p: ExperimentProgress): Prom
 }
 
 /**
- * Prints a line whenever a run's stage or epoch changes, checking once a second until `signal` aborts.
- * On a terminal (`live`), a status line below them also shows each downloading run's bar and each
- * training run's batch.
+ * Above this many runs, progress is the grid's totals, printed as they move by a percent, and a line per
+ * failed run: a line for every stage of every run would be tens of thousands of lines for a sweep.
+ */
+export const MANY_RUNS = 100;
+
+export interface RunTotals {
+  runs: number;
+  completed: number;
+  failed: number;
+  /** Started and not finished. */
+  running: number;
+}
+
+/** The runs of a progress by where they are, counting those in chunks (all finished) and those not started. */
+export function progressTotals(p: Pick<ExperimentProgress, 'chunks' | 'pending'> & { runs: ReadonlyArray<Pick<RunSummary, 'stage'>> }): RunTotals {
+  const t: RunTotals = { runs: p.pending ?? 0, completed: 0, failed: 0, running: 0 };
+  for (const c of p.chunks ?? []) {
+    t.runs += c.count;
+    t.completed += c.completed;
+    t.failed += c.count - c.completed;
+  }
+  for (const r of p.runs) {
+    t.runs++;
+    if (r.stage === 'completed') t.completed++;
+    else if (r.stage === 'failed') t.failed++;
+    else if (r.stage !== 'pending') t.running++;
+  }
+  return t;
+}
+
+/** `1234/10000 runs done (12%): 1230 completed, 4 failed; 16 running`. */
+export function formatTotals(t: RunTotals): string {
+  const done = t.completed + t.failed;
+  return `${done}/${t.runs} runs done (${Math.floor((100 * done) / t.runs)}%): ${t.completed} completed, ${t.failed} failed; ${t.running} running`;
+}
+
+/**
+ * What `paramtrail run` prints as progress arrives: a line whenever a run's stage or epoch changes; for
+ * a grid of more than MANY_RUNS runs, the totals each time the share of runs done passes a percent, and
+ * a line for each run that fails.
+ */
+export class ProgressLog {
+  private readonly seen = new Map<string, string>();
+  private percent = -1;
+
+  constructor(private readonly print: (line: string) => void) {}
+
+  update(p: ExperimentProgress, lines: readonly RunLine[]): void {
+    const totals = progressTotals(p);
+    const many = totals.runs > MANY_RUNS;
+    for (const l of lines) {
+      if (this.seen.get(l.name) !== l.text && (!many || l.text.startsWith('failed'))) this.print(`[${l.name}] ${l.text}`);
+      this.seen.set(l.name, l.text);
+    }
+    if (!many) return;
+    const percent = Math.floor((100 * (totals.completed + totals.failed)) / totals.runs);
+    if (percent !== this.percent) this.print(formatTotals(totals));
+    this.percent = percent;
+  }
+}
+
+/**
+ * Prints progress (ProgressLog) checking once a second until `signal` aborts. On a terminal (`live`), a
+ * status line below it also shows each downloading run's bar and each training run's batch.
  */
 export async function followProgress(
   client: Client,
@@ -120,14 +182,12 @@ export async function followProgress(
   print: (line: string) => void,
   live?: (status: string) => void,
 ): Promise<void> {
-  const seen = new Map<string, string>();
+  const log = new ProgressLog(print);
   while (!signal.aborted) {
     try {
-      const lines = await progressLines(client, await handle.query<ExperimentProgress>('progress'));
-      for (const l of lines) {
-        if (seen.get(l.name) !== l.text) print(`[${l.name}] ${l.text}`);
-        seen.set(l.name, l.text);
-      }
+      const p = await handle.query<ExperimentProgress>('progress');
+      const lines = await progressLines(client, p);
+      log.update(p, lines);
       const busy = lines.filter((l) => l.detail).map((l) => `${l.name}: ${l.text} ${l.detail}`);
       live?.(busy.join(' | '));
     } catch {

@@ -5,6 +5,7 @@
 import { loadRuns } from '../activities/results.js';
 import { openStore } from '../artifacts/open.js';
 import type { ExperimentProgress, ExperimentResult, RunSummary } from '../workflows/types.js';
+import { formatTotals, MANY_RUNS, progressTotals } from './progress.js';
 
 export interface RunReport {
   name: string;
@@ -117,9 +118,34 @@ export function reportExperiment(p: ExperimentProgress | ExperimentResult, statu
 
 const pct = (x: number | undefined) => (x === undefined ? '-' : `${(100 * x).toFixed(2)}%`);
 
+/**
+ * The human summary: every run with how it ended, its figures and anything notable (reuse, divergence,
+ * early stopping, resumed attempts). A grid of more than MANY_RUNS runs gets its totals instead, with a
+ * line for each run that failed, is still running or diverged; `--json` lists every run.
+ */
 export function formatReport(r: ExperimentReport): string {
   const lines = [`experiment ${r.experimentId} (${r.name}): ${r.status}`, `store: ${r.store}`, ''];
-  for (const run of r.runs) {
+  if (r.runs.length + (r.pending ?? 0) > MANY_RUNS) {
+    lines.push(formatTotals(progressTotals({ runs: r.runs.map((run) => ({ stage: run.status })), pending: r.pending })));
+    for (const run of r.runs) {
+      if (run.status === 'failed') lines.push(`${run.name}: failed${run.error ? ` - ${run.error.message.split('\n')[0]}` : ''}`);
+      else if (run.status !== 'completed' && run.status !== 'pending') lines.push(`${run.name}: ${run.status}`);
+      else if (run.trainingStatus === 'diverged') lines.push(`${run.name}: diverged${run.divergedAtEpoch !== undefined ? ` at epoch ${run.divergedAtEpoch}` : ''}`);
+    }
+    lines.push('(every run, with its artifacts: --json)');
+  } else {
+    lines.push(...runLines(r.runs));
+    if (r.pending) lines.push(`${r.pending} more runs not started yet`);
+  }
+  for (const e of r.analysisErrors ?? []) lines.push(`analysis ${e.analysis} failed: ${e.message}`);
+  if (r.report) lines.push('', `report: ${r.report.path}`);
+  if (r.reportError) lines.push('', `report not written: ${r.reportError.message}`);
+  return lines.join('\n');
+}
+
+function runLines(runs: readonly RunReport[]): string[] {
+  const lines: string[] = [];
+  for (const run of runs) {
     const last = run.history?.at(-1);
     lines.push(`${run.name}: ${run.status}` + (run.error ? ` - ${run.error.message}` : ''));
     if (last) {
@@ -133,9 +159,5 @@ export function formatReport(r: ExperimentReport): string {
     // Differences figures are named by their Minkowski order; the analyses' figures by their analysis.
     for (const f of run.figures?.filter((f) => f.format === 'svg') ?? []) lines.push(`  figure (${/^(\d|inf$)/.test(f.p) ? `p=${f.p}` : f.p}): ${f.path}`);
   }
-  if (r.pending) lines.push(`${r.pending} more runs not started yet`);
-  for (const e of r.analysisErrors ?? []) lines.push(`analysis ${e.analysis} failed: ${e.message}`);
-  if (r.report) lines.push('', `report: ${r.report.path}`);
-  if (r.reportError) lines.push('', `report not written: ${r.reportError.message}`);
-  return lines.join('\n');
+  return lines;
 }

@@ -1,13 +1,14 @@
 /**
  * The CLI's download progress line, from the download activity's heartbeat: the file and its position,
- * a bar and the bytes received out of the total, or only the bytes when the total is unknown. And the
- * lines of runs that share a pack's workflow.
+ * a bar and the bytes received out of the total, or only the bytes when the total is unknown. The
+ * lines of runs that share a pack's workflow. What is printed for a small grid and for one of many runs.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Client } from '@temporalio/client';
-import { downloadDetail, progressBar, progressLines } from '../../cli/progress.js';
-import type { ExperimentProgress } from '../../workflows/types.js';
+import { downloadDetail, progressBar, progressLines, ProgressLog, progressTotals, type RunLine } from '../../cli/progress.js';
+import { formatReport } from '../../cli/summary.js';
+import type { ExperimentProgress, RunSummary } from '../../workflows/types.js';
 
 test('a bar is filled in proportion, clamped to [0, 1]', () => {
   assert.equal(progressBar(0, 10), '[----------]');
@@ -53,4 +54,67 @@ test('runs of a pack: finished ones, the one the pack is on (with its stage), an
   );
   assert.ok(!queried.some((q) => q.startsWith('e/alone')), 'a run of its own that completed is not queried');
   assert.equal(queried.filter((q) => q.endsWith('packProgress')).length, 1, 'the pack is asked once for all its runs');
+});
+
+/** A grid's progress: `stages` of the runs in `runs`, plus chunks of finished runs and runs not started. */
+function gridProgress(stages: Array<RunSummary['stage']>, extra: Partial<ExperimentProgress> = {}): ExperimentProgress {
+  const runs = stages.map((stage, i) => ({ name: `r${i}`, runId: `e/r${i}`, workflowId: `e/r${i}`, stage, ...(stage === 'failed' ? { error: { message: `r${i} broke\nstack` } } : {}) }));
+  return { experimentId: 'e', name: 'e', store: 'file:///s', runs, ...extra };
+}
+
+const linesOf = (p: ExperimentProgress): RunLine[] => p.runs.map((r) => ({ name: r.name, text: r.stage === 'failed' ? `failed: ${r.error!.message.split('\n')[0]}` : r.stage }));
+
+test('a small grid prints a line each time a run moves on', () => {
+  const printed: string[] = [];
+  const log = new ProgressLog((l) => printed.push(l));
+  for (const stages of [['train', 'pending'], ['train', 'pending'], ['completed', 'train'], ['completed', 'failed']] as Array<Array<RunSummary['stage']>>) {
+    const p = gridProgress(stages);
+    log.update(p, linesOf(p));
+  }
+  assert.deepEqual(printed, ['[r0] train', '[r1] pending', '[r0] completed', '[r1] train', '[r1] failed: r1 broke']);
+});
+
+test('a grid of many runs prints its totals at each percent done and a line per failed run, counting chunks and runs not started', () => {
+  const printed: string[] = [];
+  const log = new ProgressLog((l) => printed.push(l));
+  // 1000 runs: 300 in chunks (298 completed), 16 in this execution's list, 684 not started.
+  const chunks = [
+    { ref: { key: 'results/aa/a.json', sha256: 'a'.repeat(64), bytes: 1 }, first: 0, count: 150, completed: 150 },
+    { ref: { key: 'results/bb/b.json', sha256: 'b'.repeat(64), bytes: 1 }, first: 150, count: 150, completed: 148 },
+  ];
+  const step = (stages: Array<RunSummary['stage']>) => {
+    const p = gridProgress(stages, { chunks, pending: 1000 - 300 - stages.length });
+    log.update(p, linesOf(p));
+  };
+  step(Array(16).fill('train'));
+  step(Array(16).fill('train')); // nothing moved
+  step([...Array(9).fill('completed'), ...Array(7).fill('train')]); // 30.9 %: still 30 %
+  step([...Array(15).fill('completed'), 'failed']); // 31.6 %
+  step([...Array(15).fill('completed'), 'failed']);
+  assert.deepEqual(printed, [
+    '300/1000 runs done (30%): 298 completed, 2 failed; 16 running',
+    '[r15] failed: r15 broke',
+    '316/1000 runs done (31%): 313 completed, 3 failed; 0 running',
+  ]);
+  assert.deepEqual(progressTotals(gridProgress(['pending', 'download', 'completed'])), { runs: 3, completed: 1, failed: 0, running: 1 });
+});
+
+test('the summary of a grid of many runs gives its totals and only the runs that need a look', () => {
+  const runs = Array.from({ length: 120 }, (_, i) => ({ name: `r${i}`, runId: `e/r${i}`, workflowId: `e/r${i}`, status: 'completed' as RunSummary['stage'] }));
+  runs[3] = { ...runs[3]!, status: 'failed', error: { message: 'out of memory\nstack' } } as (typeof runs)[number];
+  runs[7] = { ...runs[7]!, trainingStatus: 'diverged', divergedAtEpoch: 2 } as (typeof runs)[number];
+  const text = formatReport({ experimentId: 'e', name: 'sweep', status: 'completed-with-failures', store: 'file:///s', runs, report: { key: 'k', sha256: 's', bytes: 1, path: '/s/report.html' } });
+  assert.deepEqual(text.split('\n'), [
+    'experiment e (sweep): completed-with-failures',
+    'store: file:///s',
+    '',
+    '120/120 runs done (100%): 119 completed, 1 failed; 0 running',
+    'r3: failed - out of memory',
+    'r7: diverged at epoch 2',
+    '(every run, with its artifacts: --json)',
+    '',
+    'report: /s/report.html',
+  ]);
+  // A small one lists every run.
+  assert.match(formatReport({ experimentId: 'e', name: 'small', status: 'completed', store: 'file:///s', runs: runs.slice(0, 3) }), /^r0: completed\nr1: completed\nr2: completed$/m);
 });
