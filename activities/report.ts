@@ -185,7 +185,7 @@ export function createReport(deps: ReportDeps) {
           // NaN accuracies (a diverged epoch; null once through JSON) cannot be drawn; the tables still show how the run ended.
           for (const h of res.train.history) {
             if (Number.isFinite(h.valAccuracy) && Number.isFinite(h.trainAccuracy)) {
-              history.push({ run: r.name, epoch: h.epoch, valAccuracy: h.valAccuracy, trainAccuracy: h.trainAccuracy });
+              history.push({ run: r.name, epoch: h.epoch, valAccuracy: h.valAccuracy, trainAccuracy: h.trainAccuracy, ...(spec ? { group: spec.group } : {}) });
             }
           }
           for (const o of res.analyses?.perturb ?? []) {

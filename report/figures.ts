@@ -152,9 +152,19 @@ export interface AccuracyPoint {
   epoch: number;
   valAccuracy: number;
   trainAccuracy: number;
+  /** The run's group (the model's `group`, else its label): how a sweep's many runs are coloured. */
+  group?: string;
 }
 
-/** Validation accuracy per epoch, one line per run: every model of a study in one figure. */
+/** Up to this many runs, the accuracy figure gives each run a colour and a legend entry (tableau10 has ten). */
+export const MAX_LEGEND_RUNS = 10;
+
+/**
+ * Validation accuracy per epoch, one line per run: every model of a study in one figure. With more than
+ * MAX_LEGEND_RUNS runs (a sweep), colours would repeat and a legend could not name them all: each run is
+ * a thin line, coloured by its group when there are several, under the bold mean of each group; a run's
+ * tooltip still names it.
+ */
 export function accuracyFigureSpec(history: AccuracyPoint[], opts: { title: string }): VegaLiteSpec {
   if (history.length === 0) throw new Error('accuracy figure: expected at least one history point; found none');
   history.forEach((h, i) => {
@@ -166,6 +176,7 @@ export function accuracyFigureSpec(history: AccuracyPoint[], opts: { title: stri
     }
   });
   const runs = distinct(history.map((h) => h.run)).sort();
+  if (runs.length > MAX_LEGEND_RUNS) return sweepAccuracySpec(history, runs.length, opts);
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: { text: opts.title, anchor: 'start', fontSize: 14 },
@@ -184,6 +195,59 @@ export function accuracyFigureSpec(history: AccuracyPoint[], opts: { title: stri
         { field: 'trainAccuracy', type: 'quantitative', title: 'training accuracy', format: '.2%' },
       ],
     },
+    config: { view: { stroke: null }, axis: { grid: true, gridOpacity: 0.5 } },
+  } as VegaLiteSpec;
+}
+
+/** The accuracy figure of many runs (see accuracyFigureSpec). */
+function sweepAccuracySpec(history: AccuracyPoint[], runCount: number, opts: { title: string }): VegaLiteSpec {
+  const ALL = 'all runs';
+  const groups = distinct(history.map((h) => h.group ?? ALL)).sort();
+  const byGroup = groups.length > 1;
+  // The legend's swatches at full strength, not at the faint runs' opacity.
+  const colour = byGroup
+    ? { field: 'group', type: 'nominal', title: 'group', scale: { domain: groups, scheme: 'tableau10' }, legend: { symbolOpacity: 1 } }
+    : { value: '#374151' };
+  // A run of one epoch is a point, not a line.
+  const single = distinct(history.map((h) => String(h.epoch))).length === 1;
+  // Fainter as there are more, so where runs crowd shows.
+  const opacity = Math.min(0.5, Math.max(0.05, 10 / runCount));
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: { text: opts.title, subtitle: `${runCount} runs: a faint ${single ? 'point' : 'line'} each; bold, the mean${byGroup ? ' of each group' : ''}`, anchor: 'start', fontSize: 14 },
+    data: { values: history.map(({ run, epoch, valAccuracy, trainAccuracy, group }) => ({ run, epoch, valAccuracy, trainAccuracy, group: group ?? ALL })) },
+    width: 420,
+    height: 260,
+    encoding: {
+      x: { field: 'epoch', type: 'quantitative', title: 'epoch', axis: { tickMinStep: 1, format: 'd' } },
+      color: colour,
+    },
+    layer: [
+      {
+        mark: { type: 'line', strokeWidth: 1, opacity, ...(single ? { point: { size: 12, opacity } } : {}) },
+        encoding: {
+          y: { field: 'valAccuracy', type: 'quantitative', title: 'validation accuracy', scale: { domain: [0, 1] }, axis: { format: '.0%' } },
+          detail: { field: 'run', type: 'nominal' },
+          tooltip: [
+            { field: 'run', type: 'nominal' },
+            { field: 'epoch', type: 'quantitative' },
+            { field: 'valAccuracy', type: 'quantitative', title: 'validation accuracy', format: '.2%' },
+          ],
+        },
+      },
+      {
+        mark: { type: 'line', strokeWidth: 2.5, point: { size: 30 } },
+        encoding: {
+          y: { aggregate: 'mean', field: 'valAccuracy', type: 'quantitative', title: 'validation accuracy', scale: { domain: [0, 1] }, axis: { format: '.0%' } },
+          tooltip: [
+            { field: 'group', type: 'nominal' },
+            { field: 'epoch', type: 'quantitative' },
+            { aggregate: 'mean', field: 'valAccuracy', type: 'quantitative', title: 'mean validation accuracy', format: '.2%' },
+            { aggregate: 'count', type: 'quantitative', title: 'runs' },
+          ],
+        },
+      },
+    ],
     config: { view: { stroke: null }, axis: { grid: true, gridOpacity: 0.5 } },
   } as VegaLiteSpec;
 }

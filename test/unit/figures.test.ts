@@ -157,6 +157,30 @@ describe('accuracy figure', () => {
     assert.ok(all.includes('validation accuracy'));
   });
 
+  it('draws a sweep of many runs as faint lines under the bold mean of each group, with a legend of groups', async () => {
+    // 30 runs in two groups; group b is 0.2 above group a at every epoch.
+    const many = Array.from({ length: 30 }, (_, r) =>
+      [1, 2].map((epoch) => ({ run: `run-${r}`, group: r % 2 ? 'b' : 'a', epoch, valAccuracy: 0.3 + 0.1 * epoch + (r % 2) * 0.2 + 0.001 * r, trainAccuracy: 0.5 })),
+    ).flat();
+    const svg = await renderSvg(accuracyFigureSpec(many, { title: 'Sweep' }));
+    const lines = (marks: string) => svg.match(new RegExp(`<g class="mark-line role-mark ${marks}"[^>]*><path`, 'g'))?.length;
+    assert.equal(lines('layer_0_marks'), 30, 'a line per run');
+    // (The mean layer's line with points compiles to a layer of its own.)
+    assert.equal(lines('layer_1_layer_0_marks'), 2, 'a mean line per group');
+    const all = texts(svg);
+    assert.ok(all.includes('a') && all.includes('b') && all.includes('group'), 'the legend names the groups');
+    assert.ok(!all.some((t) => t.startsWith('run-')), 'no legend entry per run');
+    assert.ok(all.includes('30 runs: a faint line each; bold, the mean of each group'));
+
+    // The bold lines are the groups' means: the spec averages each group's runs per epoch.
+    const spec = accuracyFigureSpec(many, { title: 'Sweep' }) as { layer: Array<{ encoding: { y: { aggregate?: string } } }> };
+    assert.deepEqual(spec.layer.map((l) => l.encoding.y.aggregate), [undefined, 'mean']);
+
+    // Ten runs still get a colour and a legend entry each.
+    const ten = many.filter((h) => Number(h.run.slice(4)) < 10);
+    assert.ok(texts(await renderSvg(accuracyFigureSpec(ten, { title: 'Ten' }))).includes('run-9'));
+  });
+
   it('rejects empty histories and accuracies outside [0, 1]', () => {
     assert.throws(() => accuracyFigureSpec([], { title: 'x' }), /expected at least one history point; found none/);
     const percent = [{ run: 'a', epoch: 1, valAccuracy: 87.5, trainAccuracy: 0.9 }];
