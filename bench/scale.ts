@@ -8,9 +8,10 @@
  * Run: npm run bench:scale [-- --runs 10000 --peer 100 --workers 2 --pack 10 --continue-as-new 500]
  *
  * Each run is an MLP (one hidden layer of 32) trained for one epoch on 256 Fashion-MNIST examples, as
- * bench:orchestration's, with `execution.local` and `--pack` runs per workflow. Prints, per grid: wall
+ * bench:orchestration's, with `execution.local` and `--pack` runs per workflow; the experiment ends with
+ * the gathered depth profile of every run (`analyses.aggregate`) and its report. Prints, per grid: wall
  * time and per run, executions, the largest history of an execution, and the largest execution input,
- * report input and result, in bytes.
+ * aggregate input, report input and result, in bytes.
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
@@ -56,6 +57,7 @@ interface GridFigures {
   /** Largest of each across the experiment's executions, in bytes. */
   history: number;
   input: number;
+  aggregate: number;
   report: number;
   result: number;
 }
@@ -73,7 +75,7 @@ async function grid(runs: number, o: Options, dir: string): Promise<GridFigures>
       seeds: Array.from({ length: runs }, (_, i) => i),
       training: { epochs: 1, batchSize: 64, optimizer: { name: 'sgd', learningRate: 0.05 } },
       execution: { concurrency: 8 * o.workers, heartbeatTimeout: '30s', maxAttempts: 3, local: true, runsPerWorkflow: o.pack, continueAsNewAfter: o.continueAsNew },
-      analyses: { runFigures: false },
+      analyses: { runFigures: false, aggregate: true },
     },
     'benchmark experiment',
     { models: new Set(MODELS.keys()), datasets: new Set(DATASETS.keys()) },
@@ -106,7 +108,8 @@ async function grid(runs: number, o: Options, dir: string): Promise<GridFigures>
       const result = await handle.result();
       const seconds = (performance.now() - t0) / 1000;
       if (result.status !== 'completed') throw new Error(`expected every run to complete, found ${result.status}`);
-      const figures: GridFigures = { seconds, executions: 0, history: 0, input: 0, report: 0, result: 0 };
+      if (result.aggregate?.runs !== runs) throw new Error(`expected a depth profile of ${runs} runs, found ${result.aggregate?.runs ?? JSON.stringify(result.analysisErrors)}`);
+      const figures: GridFigures = { seconds, executions: 0, history: 0, input: 0, aggregate: 0, report: 0, result: 0 };
       let runId: string | undefined = handle.firstExecutionRunId;
       while (runId) {
         const h: WorkflowHandle = client.workflow.getHandle(experimentId, runId);
@@ -118,7 +121,8 @@ async function grid(runs: number, o: Options, dir: string): Promise<GridFigures>
           const started = e.workflowExecutionStartedEventAttributes;
           if (started) figures.input = Math.max(figures.input, payloadBytes(started.input));
           const scheduled = e.activityTaskScheduledEventAttributes;
-          if (scheduled?.activityType?.name === 'report') figures.report = Math.max(figures.report, payloadBytes(scheduled.input));
+          const activity = scheduled?.activityType?.name;
+          if (activity === 'report' || activity === 'aggregate') figures[activity] = Math.max(figures[activity], payloadBytes(scheduled!.input));
           const completed = e.workflowExecutionCompletedEventAttributes;
           if (completed) figures.result = payloadBytes(completed.result);
           runId = e.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? runId;
@@ -151,7 +155,7 @@ async function main(): Promise<void> {
     const line = (runs: number, f: GridFigures, ratio = '') =>
       console.log(
         `  ${String(runs).padStart(6)} runs ${f.seconds.toFixed(1).padStart(7)} s  ${((f.seconds / runs) * 1000).toFixed(1).padStart(6)} ms per run${ratio}; ` +
-          `${f.executions} execution(s), largest history ${kb(f.history)}; largest input ${kb(f.input)}, report input ${kb(f.report)}, result ${kb(f.result)}`,
+          `${f.executions} execution(s), largest history ${kb(f.history)}; largest input ${kb(f.input)}, aggregate input ${kb(f.aggregate)}, report input ${kb(f.report)}, result ${kb(f.result)}`,
       );
     const peer = await grid(o.peer, o, dir);
     line(o.peer, peer);
