@@ -102,16 +102,22 @@ export async function resultRefs(store: ArtifactStore, result: ExperimentResult 
   // Experiment-level artifacts (e.g. a written report), then each run's.
   const refs: NamedRef[] = collectRefs(rest, 'experiment:');
   const runs = await loadRuns(store, result).catch(() => result.runs);
-  for (const run of runs) {
+  // Results moved to the store are read a few at a time (a grid's thousands, from S3), named in run order.
+  const moved = await mapLimit(runs, READS_AT_ONCE, (run) =>
+    run.resultRef ? getJson<RunResult>(store, run.resultRef.key, { sha256: run.resultRef.sha256 }).catch(() => undefined) : Promise.resolve(undefined),
+  );
+  for (const [i, run] of runs.entries()) {
     const from = `run ${run.name}:`;
     if (run.result) collectRefs(run.result, from, refs);
     if (!run.resultRef) continue;
     collectRefs({ result: run.resultRef }, from, refs);
-    const moved = await getJson<RunResult>(store, run.resultRef.key, { sha256: run.resultRef.sha256 }).catch(() => undefined);
-    if (moved) collectRefs(moved, from, refs);
+    if (moved[i]) collectRefs(moved[i], from, refs);
   }
   return refs;
 }
+
+/** Objects read or checked at once. */
+const READS_AT_ONCE = 8;
 
 async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const out = new Array<R>(items.length);
@@ -156,29 +162,29 @@ export async function verifyExperiment(
   const problems: VerifyProblem[] = [];
   // Per-run indexes: not content-addressed, so there is no hash to hold them to, but they must be
   // readable JSON, and what they point at must be whole.
-  const indexKeys = await store.list(`${runPrefix(experimentId)}/`);
-  let indexes = 0;
-  for (const key of indexKeys.filter((k) => k.endsWith('.json'))) {
-    indexes++;
-    let value: unknown;
+  const indexKeys = (await store.list(`${runPrefix(experimentId)}/`)).filter((k) => k.endsWith('.json'));
+  const indexes = await mapLimit(indexKeys, READS_AT_ONCE, async (key) => {
     try {
-      value = JSON.parse(new TextDecoder().decode(await store.get(key)));
+      return { value: JSON.parse(new TextDecoder().decode(await store.get(key))) as unknown };
     } catch (err) {
-      problems.push({ key, problem: 'unreadable', detail: `expected JSON, found ${(err as Error).message}`, from: 'runs folder' });
-      continue;
+      return { error: (err as Error).message };
     }
-    collectRefs(value, key, refs);
+  });
+  for (const [i, read] of indexes.entries()) {
+    const key = indexKeys[i]!;
+    if (read.error !== undefined) problems.push({ key, problem: 'unreadable', detail: `expected JSON, found ${read.error}`, from: 'runs folder' });
+    else collectRefs(read.value, key, refs);
   }
   // One check per (key, sha256): a snapshot is named by the result, its checkpoint and the final ref.
   const unique = new Map<string, NamedRef>();
   for (const r of refs) if (!unique.has(`${r.key}@${r.sha256}`)) unique.set(`${r.key}@${r.sha256}`, r);
-  const found = await mapLimit([...unique.values()], 4, (r) => checkRef(store, r));
+  const found = await mapLimit([...unique.values()], READS_AT_ONCE, (r) => checkRef(store, r));
   for (const p of found) if (p) problems.push(p);
   return {
     experimentId,
     state: loaded.state,
     store: store.location,
-    checked: unique.size + indexes,
+    checked: unique.size + indexKeys.length,
     ok: problems.length === 0,
     problems,
   };

@@ -15,6 +15,7 @@ import { join, relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { stringify } from 'yaml';
+import { attemptKey } from '../../activities/keys.js';
 import { sha256Hex } from '../../artifacts/hash.js';
 import { LocalStore } from '../../artifacts/local.js';
 import { snapshotFromArrow } from '../../artifacts/snapshot.js';
@@ -242,6 +243,20 @@ describe('verify and lineage on a finished experiment', () => {
     const store = new LocalStore(stack.storeDir);
     await assert.rejects(store.get(snap.key, { sha256: snap.sha256 }), (err) => err instanceof IntegrityError && err.key === snap.key);
     assert.throws(() => snapshotFromArrow(bytes, { source: snap.key }));
+
+    // A record in the experiment's runs folder that is not JSON is named too, beside the snapshot.
+    const junk = attemptKey(report.runs[0].runId, 9999);
+    await store.put(junk, new TextEncoder().encode('{"torn'));
+    try {
+      const both = JSON.parse((await runCommand('verify', [report.experimentId, '--json'], stack.env)).stdout) as VerifyReport;
+      assert.deepEqual(
+        both.problems.map((p) => [p.problem, p.key]).sort(),
+        [['altered', snap.key], ['unreadable', junk]].sort(),
+      );
+      assert.equal(both.checked, badJson.checked + 1);
+    } finally {
+      await store.delete(junk);
+    }
   });
 
   test('verify of an unknown experiment exits 1', async () => {
