@@ -9,6 +9,7 @@
  * analysis fails the run: the experiment records it and goes on with the other runs.
  */
 import {
+  ActivityCancellationType,
   defineQuery,
   isCancellation,
   patched,
@@ -41,6 +42,15 @@ export const runStageQuery = defineQuery<RunStage>('stage');
 /** A pack's progress; its `stage` query answers for the run it is on. */
 export const packProgressQuery = defineQuery<PackProgress>('packProgress');
 
+/**
+ * A cancelled run closes only once its running activity has stopped (seen the cancellation at its
+ * next heartbeat, or been told by its worker), so when `paramtrail cancel` returns nothing is still
+ * training or writing. Runs started before this replay with Temporal's default, which closes at once.
+ */
+function cancellation(): Pick<ActivityOptions, 'cancellationType'> {
+  return patched('activity-cancel-waits') ? { cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED } : {};
+}
+
 function activityOptions(input: RunInput, taskQueue: string, startToCloseTimeout: ActivityOptions['startToCloseTimeout']): ActivityOptions {
   return {
     taskQueue,
@@ -48,12 +58,13 @@ function activityOptions(input: RunInput, taskQueue: string, startToCloseTimeout
     // A worker that dies stops heartbeating; this is how soon another worker takes the attempt over.
     heartbeatTimeout: input.execution.heartbeatTimeout as ActivityOptions['heartbeatTimeout'],
     retry: retryPolicy(input.execution.maxAttempts),
+    ...cancellation(),
   };
 }
 
 /** Local activities: run by the workflow's own worker, retried like the rest. */
 function localActivityOptions(input: Pick<RunInput, 'execution'>, startToCloseTimeout: LocalActivityOptions['startToCloseTimeout']): LocalActivityOptions {
-  return { startToCloseTimeout, retry: retryPolicy(input.execution.maxAttempts) };
+  return { startToCloseTimeout, retry: retryPolicy(input.execution.maxAttempts), ...cancellation() };
 }
 
 /** The retraining of a perturbed copy: the run's own options, from the perturbed weights, for `epochs`. */
