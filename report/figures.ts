@@ -199,6 +199,15 @@ export function accuracyFigureSpec(history: AccuracyPoint[], opts: { title: stri
   } as VegaLiteSpec;
 }
 
+// ---------------------------------------------------------------------------------------------------
+// Figures of the analyses beyond distances.
+
+const SCHEMA = 'https://vega.github.io/schema/vega-lite/v6.json';
+const CONFIG = { view: { stroke: null }, axis: { grid: true, gridOpacity: 0.5 } };
+/** Viridis without its palest end, so the last series stays visible on white (as in the distance figure). */
+const VIRIDIS = { name: 'viridis', extent: [0, 0.85] };
+const LAYER_AXIS = { labelAngle: -45, labelOverlap: false, labelLimit: 140 };
+
 /** The accuracy figure of many runs (see accuracyFigureSpec). */
 function sweepAccuracySpec(history: AccuracyPoint[], runCount: number, opts: { title: string }): VegaLiteSpec {
   const ALL = 'all runs';
@@ -212,8 +221,9 @@ function sweepAccuracySpec(history: AccuracyPoint[], runCount: number, opts: { t
   const single = distinct(history.map((h) => String(h.epoch))).length === 1;
   // Fainter as there are more, so where runs crowd shows.
   const opacity = Math.min(0.5, Math.max(0.05, 10 / runCount));
+  const y = { type: 'quantitative', title: 'validation accuracy', scale: { domain: [0, 1] }, axis: { format: '.0%' } };
   return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    $schema: SCHEMA,
     title: { text: opts.title, subtitle: `${runCount} runs: a faint ${single ? 'point' : 'line'} each; bold, the mean${byGroup ? ' of each group' : ''}`, anchor: 'start', fontSize: 14 },
     data: { values: history.map(({ run, epoch, valAccuracy, trainAccuracy, group }) => ({ run, epoch, valAccuracy, trainAccuracy, group: group ?? ALL })) },
     width: 420,
@@ -226,7 +236,7 @@ function sweepAccuracySpec(history: AccuracyPoint[], runCount: number, opts: { t
       {
         mark: { type: 'line', strokeWidth: 1, opacity, ...(single ? { point: { size: 12, opacity } } : {}) },
         encoding: {
-          y: { field: 'valAccuracy', type: 'quantitative', title: 'validation accuracy', scale: { domain: [0, 1] }, axis: { format: '.0%' } },
+          y: { ...y, field: 'valAccuracy' },
           detail: { field: 'run', type: 'nominal' },
           tooltip: [
             { field: 'run', type: 'nominal' },
@@ -238,7 +248,7 @@ function sweepAccuracySpec(history: AccuracyPoint[], runCount: number, opts: { t
       {
         mark: { type: 'line', strokeWidth: 2.5, point: { size: 30 } },
         encoding: {
-          y: { aggregate: 'mean', field: 'valAccuracy', type: 'quantitative', title: 'validation accuracy', scale: { domain: [0, 1] }, axis: { format: '.0%' } },
+          y: { ...y, aggregate: 'mean', field: 'valAccuracy' },
           tooltip: [
             { field: 'group', type: 'nominal' },
             { field: 'epoch', type: 'quantitative' },
@@ -248,18 +258,9 @@ function sweepAccuracySpec(history: AccuracyPoint[], runCount: number, opts: { t
         },
       },
     ],
-    config: { view: { stroke: null }, axis: { grid: true, gridOpacity: 0.5 } },
+    config: CONFIG,
   } as VegaLiteSpec;
 }
-
-// ---------------------------------------------------------------------------------------------------
-// Figures of the analyses beyond distances.
-
-const SCHEMA = 'https://vega.github.io/schema/vega-lite/v6.json';
-const CONFIG = { view: { stroke: null }, axis: { grid: true, gridOpacity: 0.5 } };
-/** Viridis without its palest end, so the last series stays visible on white (as in the distance figure). */
-const VIRIDIS = { name: 'viridis', extent: [0, 0.85] };
-const LAYER_AXIS = { labelAngle: -45, labelOverlap: false, labelLimit: 140 };
 
 function figureError(figure: string, expected: string, found: string): Error {
   return new Error(`${figure}: expected ${expected}; found ${found}`);
