@@ -178,6 +178,12 @@ describe('verify and lineage on a finished experiment', () => {
     assert.ok(down.includes(run.distanceTable.key), 'downstream names the distance table');
     for (const f of run.figures) assert.ok(down.includes(f.key), `downstream names figure ${f.key}`);
     assert.ok(keysIn(lineage.upstream, 'inputs').every((n) => n.kind === 'dataset-file'), 'a trained snapshot comes from the data');
+    // Queries so far filled the lineage cache under the state folder; --refresh reads the store again and agrees.
+    const caches = await readdir(join(stack.env.PARAMTRAIL_STATE_DIR!, 'cache', 'lineage'));
+    assert.equal(caches.filter((f) => f.endsWith('.json')).length, 1, `one lineage cache file, found ${caches}`);
+    const refreshed = await runCommand('lineage', [snap.sha256, '--json', '--refresh'], stack.env);
+    assert.equal(refreshed.code, 0, refreshed.stderr);
+    assert.deepEqual(JSON.parse(refreshed.stdout), lineage);
 
     const dot = await runCommand('lineage', [snap.key, '--dot'], stack.env);
     assert.equal(dot.code, 0, dot.stderr);
