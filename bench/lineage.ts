@@ -24,6 +24,7 @@ import type { ObjectRef } from '../artifacts/refs.js';
 import { S3Store } from '../artifacts/s3.js';
 import type { ArtifactStore } from '../artifacts/store.js';
 import { lineageCacheFile, lineageOf, loadManifests } from '../cli/lineage.js';
+import { mapLimit } from '../cli/verify.js';
 import { startS3Server } from '../infra/s3server.js';
 import { DEFAULT_STATE_DIR } from '../worker/config.js';
 import { positiveInt } from './args.js';
@@ -69,10 +70,7 @@ function runManifests(experimentId: string, run: number): ArtifactManifest[] {
 
 async function fill(store: ArtifactStore, experimentId: string, runs: number): Promise<void> {
   const manifests = Array.from({ length: runs }, (_, r) => runManifests(experimentId, r)).flat();
-  let next = 0;
-  await Promise.all(Array.from({ length: 16 }, async () => {
-    while (next < manifests.length) await recordManifest(store, manifests[next++]!);
-  }));
+  await mapLimit(manifests, 16, (m) => recordManifest(store, m));
 }
 
 async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {

@@ -11,7 +11,7 @@
  * edited by hand). A sweep of 10,000 runs has about 30,000 manifests: tens of seconds to read once from
  * S3, then about the time of one listing (`npm run bench:lineage`).
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { isSha256Hex, sha256Hex } from '../artifacts/hash.js';
 import { manifestKey, type ArtifactManifest } from '../artifacts/manifest.js';
@@ -19,7 +19,7 @@ import { openStore } from '../artifacts/open.js';
 import { InvalidKeyError, validateKey, type ArtifactStore } from '../artifacts/store.js';
 import { workerConfigFromEnv } from '../worker/config.js';
 import { EXIT } from './exit.js';
-import { parseOr, usageExit } from './verify.js';
+import { mapLimit, parseOr, usageExit } from './verify.js';
 
 const HELP = `usage: paramtrail lineage <artifact-key | sha256 | run-id | experiment-id> [--json | --dot]
 
@@ -118,10 +118,15 @@ async function readCache(file: string, store: ArtifactStore): Promise<Map<string
 /** Written whole or not at all: a reader never finds half a cache. */
 async function writeCache(file: string, store: ArtifactStore, manifests: Map<string, LineageManifest>): Promise<void> {
   const cache: CacheFile = { formatVersion: CACHE_FORMAT_VERSION, store: store.location, manifests: Object.fromEntries(manifests) };
-  await mkdir(dirname(file), { recursive: true });
   const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, JSON.stringify(cache));
-  await rename(tmp, file);
+  try {
+    await mkdir(dirname(file), { recursive: true });
+    await writeFile(tmp, JSON.stringify(cache));
+    await rename(tmp, file);
+  } catch (err) {
+    await rm(tmp, { force: true }).catch(() => undefined);
+    throw err;
+  }
 }
 
 export async function loadManifests(store: ArtifactStore, opts: LoadManifestsOptions = {}): Promise<LoadedManifests> {
@@ -137,14 +142,9 @@ export async function loadManifests(store: ArtifactStore, opts: LoadManifestsOpt
   }
   const fromCache = byKey.size;
   opts.onRead?.(missing.length, keys.length);
-  let next = 0;
-  const read = async () => {
-    while (next < missing.length) {
-      const key = missing[next++]!;
-      byKey.set(key, lineageManifest(JSON.parse(new TextDecoder().decode(await store.get(key))) as ArtifactManifest));
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(READS_AT_ONCE, missing.length) }, read));
+  await mapLimit(missing, READS_AT_ONCE, async (key) => {
+    byKey.set(key, lineageManifest(JSON.parse(new TextDecoder().decode(await store.get(key))) as ArtifactManifest));
+  });
   if (opts.cacheFile && (missing.length > 0 || byKey.size !== cached.size)) {
     // A cache that cannot be written (a read-only state folder) slows the next query, not this one.
     await writeCache(opts.cacheFile, store, byKey).catch((err: Error) => console.error(`lineage: could not write the cache ${opts.cacheFile}: ${err.message}`));

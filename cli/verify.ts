@@ -119,7 +119,8 @@ export async function resultRefs(store: ArtifactStore, result: ExperimentResult 
 /** Objects read or checked at once. */
 const READS_AT_ONCE = 8;
 
-async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+/** `fn` of every item, at most `limit` at once; results in the items' order. */
+export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;
   const worker = async () => {
