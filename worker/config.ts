@@ -26,6 +26,18 @@ export const WORKER_V8_FLAGS = ['--no-incremental-marking-task'] as const;
 
 export const DEFAULT_STATE_DIR = join(PROJECT_ROOT, '.paramtrail');
 
+/**
+ * Sets what Temporal's core reads from a worker process's environment, where the environment does not
+ * already say. Core logs a warning (TMPRL1104) for every workflow task past
+ * TEMPORAL_WORKFLOW_TASK_DURATION_WARN_SECONDS, 5 by default. A local activity runs inside its workflow's
+ * task, and core keeps that task open while local activities follow one another, up to 8 s (80 % of the
+ * 10 s task timeout) before it heartbeats it: a pack of tiny local runs (`execution.local`) would log the
+ * warning every 8 s as a matter of course. At 9 s it still names a task close to its timeout.
+ */
+export function setCoreEnvDefaults(env: NodeJS.ProcessEnv): void {
+  env.TEMPORAL_WORKFLOW_TASK_DURATION_WARN_SECONDS ??= '9';
+}
+
 const WorkerEnv = z.object({
   TEMPORAL_ADDRESS: z.string().min(1).optional(),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),

@@ -10,7 +10,7 @@ import { openStore } from '../artifacts/open.js';
 import { codeVersion } from '../activities/version.js';
 import { selectBackend } from '../ml/backend.js';
 import { queueNames } from '../workflows/types.js';
-import { ROLES, tlsOptions, workerConfigFromEnv, type Role } from './config.js';
+import { ROLES, setCoreEnvDefaults, tlsOptions, workerConfigFromEnv, type Role } from './config.js';
 import { createWorkers, runWorkers } from './run.js';
 
 export function parseRoles(value: string | undefined): Role[] {
@@ -31,6 +31,8 @@ export async function workerMain(argv: string[], env: NodeJS.ProcessEnv): Promis
     return;
   }
   const roles = parseRoles(values['task-queue']);
+  // Core reads its settings from this process's environment, whatever `env` the caller passed.
+  setCoreEnvDefaults(process.env);
   const config = workerConfigFromEnv(env);
   const store = openStore(config.store, env);
   // Read at start, before any training (see activities/version.ts).

@@ -2,7 +2,7 @@
  * How worker processes are started: `paramtrail worker` (bin/paramtrail) and cli/connect.ts's
  * workerCommand (the embedded stack, `paramtrail dev up`, the tests' worker processes) both put the
  * worker's V8 options on node's command line, and this node accepts them. Other commands start node
- * without them.
+ * without them. A worker process also sets core's workflow-task warning threshold unless it is set.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { cliCommand, CLI_MAIN, workerCommand } from '../../cli/connect.js';
 import { PROJECT_ROOT } from '../../infra/tools.js';
-import { WORKER_V8_FLAGS } from '../../worker/config.js';
+import { setCoreEnvDefaults, WORKER_V8_FLAGS } from '../../worker/config.js';
 
 /** The argv bin/paramtrail hands to node, read through a stand-in `node` first on PATH. */
 function binArgv(args: string[]): string[] {
@@ -46,4 +46,13 @@ test('workerCommand is the CLI command for worker with the worker V8 options, an
   // An option this node's V8 does not know makes node refuse to start ("bad option").
   const out = execFileSync(process.execPath, [...WORKER_V8_FLAGS, '-e', 'console.log("started")'], { encoding: 'utf8' });
   assert.equal(out.trim(), 'started');
+});
+
+test("core's workflow-task warning starts at 9 s in a worker, unless the environment sets it", () => {
+  const unset: NodeJS.ProcessEnv = {};
+  setCoreEnvDefaults(unset);
+  assert.equal(unset.TEMPORAL_WORKFLOW_TASK_DURATION_WARN_SECONDS, '9');
+  const set: NodeJS.ProcessEnv = { TEMPORAL_WORKFLOW_TASK_DURATION_WARN_SECONDS: '3' };
+  setCoreEnvDefaults(set);
+  assert.equal(set.TEMPORAL_WORKFLOW_TASK_DURATION_WARN_SECONDS, '3');
 });
