@@ -6,14 +6,19 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { RecordBatch, Schema, Table, tableFromArrays, tableFromIPC, tableToIPC } from 'apache-arrow';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LocalStore } from '../../artifacts/local.js';
 import {
+  getSnapshot,
   SNAPSHOT_FORMAT_VERSION,
   type Snapshot,
   snapshotFromArrow,
   snapshotToArrow,
   tensorSha256,
 } from '../../artifacts/snapshot.js';
-import { IntegrityError } from '../../artifacts/store.js';
+import { IntegrityError, putContentAddressed } from '../../artifacts/store.js';
 
 /** Values chosen to catch lossy paths: signed zero, subnormals, extremes, NaN, infinities. */
 function tricky(): Float32Array {
@@ -137,6 +142,26 @@ describe('snapshot codec', () => {
     );
     // verify: false trusts the file (for callers that checked the object's sha256 already).
     assert.equal(snapshotFromArrow(bytes, { verify: false }).tensors[4].values[1], decoded.tensors[4].values[1]);
+  });
+
+  test('a stored snapshot altered in one tensor byte is refused by getSnapshot, which names its key', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'paramtrail-snapshot-'));
+    try {
+      const store = new LocalStore(dir);
+      const s = sample();
+      const ref = await putContentAddressed(store, 'tensors', snapshotToArrow(s), '.arrow');
+      assert.deepEqual(bits((await getSnapshot(store, ref)).tensors[4].values), bits(s.tensors[4].values));
+      // Flip one bit of dense_2/kernel in the stored file.
+      const path = store.locate(ref.key);
+      const bytes = new Uint8Array(await readFile(path));
+      const target = snapshotFromArrow(bytes).tensors[4].values;
+      new Uint8Array(target.buffer, target.byteOffset, target.byteLength)[5] ^= 0x01;
+      await rm(path);
+      await writeFile(path, bytes);
+      await assert.rejects(getSnapshot(store, ref), (err: unknown) => err instanceof IntegrityError && err.key === ref.key);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   test('a wrong format version is rejected', () => {
