@@ -45,7 +45,7 @@ const USAGE = `usage: paramtrail <command>
   status <experiment-id> [--json]            where an experiment is, or what it produced
   report <experiment-id> [--out FILE]        where its HTML report is, or a copy of it
   verify <experiment-id> [--json]            re-hash every artifact; non-zero exit if any is missing or altered
-  lineage <key|sha256|run-id|experiment-id> [--json|--dot]   what made an artifact, and what it made
+  lineage <key|sha256|run-id|experiment-id> [--json|--dot] [--refresh]   what made an artifact, and what it made
   cancel <experiment-id> [--json] [--no-wait]                stop an experiment cleanly
   schedule create|list|describe|pause|unpause|trigger|delete ...   scheduled reruns (see schedule --help)
   ls [--model M] [--dataset D] [--status S] [--experiment E] [--json]   find runs by their search attributes
