@@ -4,14 +4,16 @@
  * versitygw, on this machine) is filled with the manifests of `--runs` runs (two snapshots and a
  * distance table each, as a one-epoch run writes them, through `recordManifest`), then queried:
  *
- *   no cache     every manifest read from the store, as every query did before the lineage cache
- *   first query  the same reads, and the cache written
- *   cached       one listing, nothing read
- *   after more   another experiment of `--more` runs stored since: the listing, and its manifests read
+ *   no cache        every manifest read from the store, as every query did before the lineage cache
+ *   first query     the same reads, the cache written and a shared index stored (as `lineage` does)
+ *   cached          one listing, nothing read
+ *   after more      another experiment of `--more` runs stored since: the listing, and its manifests read
+ *   other machine   a first query with a cache of its own: the shared index, and the manifests stored
+ *                   since it, read
  *
  * Run: npm run bench:lineage [-- --runs 10000 --more 100 --store both|local|s3]
  *
- * Prints seconds, manifests read and the ratio of each to the uncached query, and the cache's size.
+ * Prints seconds, manifests read and the ratio of each to the uncached query, and the cache's and index's sizes.
  * On S3 elsewhere than this machine each read also pays a network round trip, which the cache saves.
  */
 import { mkdtemp, rm, stat } from 'node:fs/promises';
@@ -23,7 +25,7 @@ import { MANIFEST_FORMAT_VERSION, recordManifest, type ArtifactManifest } from '
 import type { ObjectRef } from '../artifacts/refs.js';
 import { S3Store } from '../artifacts/s3.js';
 import type { ArtifactStore } from '../artifacts/store.js';
-import { lineageCacheFile, lineageOf, loadManifests } from '../cli/lineage.js';
+import { lineageCacheFile, lineageOf, loadManifests, SHARED_INDEX_MIN } from '../cli/lineage.js';
 import { mapLimit } from '../cli/verify.js';
 import { startS3Server } from '../infra/s3server.js';
 import { DEFAULT_STATE_DIR } from '../worker/config.js';
@@ -83,22 +85,35 @@ async function measure(name: string, store: ArtifactStore, stateDir: string, o: 
   const [, fillSeconds] = await timed(() => fill(store, 'bench-lineage', o.runs));
   const cacheFile = lineageCacheFile(stateDir, store);
   const [uncached, base] = await timed(() => loadManifests(store));
-  const [first, firstSeconds] = await timed(() => loadManifests(store, { cacheFile }));
-  const [cached, cachedSeconds] = await timed(() => loadManifests(store, { cacheFile }));
+  const sharedIndexMin = SHARED_INDEX_MIN;
+  const [first, firstSeconds] = await timed(() => loadManifests(store, { cacheFile, sharedIndexMin }));
+  const [cached, cachedSeconds] = await timed(() => loadManifests(store, { cacheFile, sharedIndexMin }));
   await fill(store, 'bench-lineage-more', o.more);
-  const [more, moreSeconds] = await timed(() => loadManifests(store, { cacheFile }));
+  const [more, moreSeconds] = await timed(() => loadManifests(store, { cacheFile, sharedIndexMin }));
+  const otherCache = lineageCacheFile(`${stateDir}-other`, store);
+  const [other, otherSeconds] = await timed(() => loadManifests(store, { cacheFile: otherCache, sharedIndexMin }));
   // The query itself, on the index: a snapshot of the first run, down to its table.
   const snapshot = runManifests('bench-lineage', 0)[0]!.artifact.sha256;
   if (lineageOf(more.index, snapshot)?.downstream.length !== 1) throw new Error('expected the snapshot to have one table downstream');
   if (cached.read !== 0 || more.read !== o.more * 3) throw new Error(`expected 0 and ${o.more * 3} manifests read once cached, found ${cached.read} and ${more.read}`);
+  const indexed = first.read >= sharedIndexMin;
+  if (indexed !== (other.indexRead !== undefined && other.indexRead === first.indexWritten)) {
+    throw new Error(`expected the other machine to read ${indexed ? `the shared index ${first.indexWritten}` : 'no shared index'}, found ${other.indexRead ?? 'none'}`);
+  }
+  if (lineageOf(other.index, snapshot)?.downstream.length !== 1) throw new Error('expected the other machine to find the same table downstream');
   const line = (label: string, seconds: number, read: number) =>
     console.log(`  ${label.padEnd(16)}${seconds.toFixed(2).padStart(8)} s  ${String(read).padStart(6)} read  ${(seconds / base).toFixed(3)}x the uncached query`);
+  const index = first.indexWritten ? await store.head(first.indexWritten) : undefined;
   console.log(`${name} (${store.location}): ${uncached.index.bySha.size} manifests stored in ${fillSeconds.toFixed(1)} s`);
   line('no cache', base, uncached.read);
   line('first query', firstSeconds, first.read);
   line('cached', cachedSeconds, cached.read);
   line(`after ${o.more} more`, moreSeconds, more.read);
-  console.log(`  cache file ${((await stat(cacheFile)).size / 1e6).toFixed(1)} MB for ${more.index.bySha.size} manifests`);
+  line('other machine', otherSeconds, other.read);
+  console.log(
+    `  cache file ${((await stat(cacheFile)).size / 1e6).toFixed(1)} MB for ${more.index.bySha.size} manifests; ` +
+      (index ? `shared index ${(index.bytes / 1e6).toFixed(1)} MB for ${first.index.bySha.size}` : `no shared index (under ${sharedIndexMin} read)`),
+  );
 }
 
 async function main() {

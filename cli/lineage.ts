@@ -3,13 +3,20 @@
  * artifact (or everything a run or experiment produced) was made from and what was made from it, read from the lineage manifests (`manifests/<hh>/<sha256>.json`, written by
  * the activities beside every object they store). Called by cli/main.ts.
  *
- * Upstream follows each manifest's `inputs`; downstream has no index in the store (manifests stay
- * write-once, and a run writes nothing more for lineage's sake), so the manifests are read and inverted
- * here. What was read is kept in a cache under the state folder, one file per store: a later query lists
- * `manifests/` and reads only the manifests the cache lacks. Manifests are never rewritten or deleted by
- * paramtrail, so a cached one stands for its key; `--refresh` reads them all again (after a store was
- * edited by hand). A sweep of 10,000 runs has about 30,000 manifests: tens of seconds to read once from
- * S3, then about the time of one listing (`npm run bench:lineage`).
+ * Upstream follows each manifest's `inputs`; downstream has no index written by the runs (manifests
+ * stay write-once, and a run writes nothing more for lineage's sake), so the manifests are read and
+ * inverted here. What was read is kept in a cache under the state folder, one file per store: a later
+ * query lists `manifests/` and reads only the manifests the cache lacks. Manifests are never rewritten or
+ * deleted by paramtrail, so a cached one stands for its key; `--refresh` reads them all again (after a
+ * store was edited by hand). A sweep of 10,000 runs has about 30,000 manifests: tens of seconds to read
+ * once from S3, then about the time of one listing (`npm run bench:lineage`).
+ *
+ * So that each machine does not pay that first read again, a query that read many manifests one by one
+ * stores what it knows as a shared index, `lineage/index/<count>-<time>-<sha256>.json` (write-once, named
+ * by the number of manifests it holds and its own sha256). A query that lacks many manifests reads the
+ * largest index first, takes from it the manifests still listed that it lacks, and reads one by one only
+ * those stored since. An index that does not verify against its name is passed over. `--refresh` reads
+ * no index.
  */
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -21,7 +28,7 @@ import { workerConfigFromEnv } from '../worker/config.js';
 import { EXIT } from './exit.js';
 import { mapLimit, parseOr, usageExit } from './verify.js';
 
-const HELP = `usage: paramtrail lineage <artifact-key | sha256 | run-id | experiment-id> [--json | --dot]
+const HELP = `usage: paramtrail lineage <artifact-key | sha256 | run-id | experiment-id> [--json | --dot] [--refresh]
 
 Walks the lineage manifests both ways from one artifact: upstream, what it was computed from (down to
 the dataset files); downstream, everything computed from it (distance tables, figures, ...).
@@ -30,9 +37,12 @@ A run id (<experiment-id>/<run-name>) or experiment id lists everything it produ
   --json      print the two trees as JSON
   --dot       print the graph in Graphviz dot (e.g. | dot -Tsvg > lineage.svg)
   --refresh   read every manifest from the store again, not only those not yet in the lineage cache
+              (and no shared index)
 
 Reads the store the worker configuration names (PARAMTRAIL_STORE, or the embedded stack's). The
-manifests already read are cached under the state folder (PARAMTRAIL_STATE_DIR/cache/lineage/).
+manifests already read are cached under the state folder (PARAMTRAIL_STATE_DIR/cache/lineage/). A
+query that read 1,000 or more manifests one by one stores what it knows as a shared index in the
+store (lineage/index/), which the first query on another machine reads instead.
 Exit status: 0 when the artifact (or run, or experiment) has manifests, 1 when it has none, 2 on a usage error.`;
 
 export interface LineageNode {
@@ -71,26 +81,86 @@ export interface LoadManifestsOptions {
   cacheFile?: string;
   /** Read every manifest from the store again, and rewrite the cache. */
   refresh?: boolean;
-  /** Told how many manifests will be read from the store, before they are. */
+  /** Told how many manifests will be read from the store one by one, before they are. */
   onRead?: (count: number, listed: number) => void;
+  /**
+   * From this many manifests lacking, the largest shared index in the store is read first; from this
+   * many read one by one, a new shared index is stored. None: no shared index is read or written.
+   */
+  sharedIndexMin?: number;
 }
 
 export interface LoadedManifests {
   index: ManifestIndex;
-  /** Manifests read from the store this time, and those taken from the cache. */
+  /** Manifests read from the store one by one this time, and those taken from the cache. */
   read: number;
   cached: number;
+  /** Manifests taken from a shared index, and the index's key. */
+  fromIndex: number;
+  indexRead?: string;
+  /** The shared index this query stored, if it stored one. */
+  indexWritten?: string;
 }
 
 /** Manifests read from the store at once: small objects, so latency, not bandwidth, is the limit. */
 const READS_AT_ONCE = 16;
-const CACHE_FORMAT_VERSION = 1;
+const CACHE_FORMAT_VERSION = 2;
 
 interface CacheFile {
   formatVersion: number;
   store: string;
   /** By manifest key. */
   manifests: Record<string, LineageManifest>;
+  /** The shared indexes already taken in, by key. */
+  indexes: string[];
+}
+
+/** What `lineage` reads one by one before it stores a shared index, and lacks before it reads one. */
+export const SHARED_INDEX_MIN = 1000;
+const INDEX_PREFIX = 'lineage/index/';
+const INDEX_FORMAT_VERSION = 1;
+const INDEX_KEY = /^lineage\/index\/\d{9}-\d{8}T\d{6}Z-([0-9a-f]{64})\.json$/;
+
+interface SharedIndex {
+  formatVersion: number;
+  /** By manifest key. */
+  manifests: Record<string, LineageManifest>;
+}
+
+/** The key of a shared index of `count` manifests with these bytes: larger, then newer, sorts last. */
+function sharedIndexKey(count: number, bytes: Uint8Array, now = new Date()): string {
+  const time = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return `${INDEX_PREFIX}${String(Math.min(count, 999_999_999)).padStart(9, '0')}-${time}-${sha256Hex(bytes)}.json`;
+}
+
+/** The manifests of the store's largest shared index, unless `skip` holds its key; undefined when there is none to read or it does not verify. */
+async function readSharedIndex(store: ArtifactStore, skip: Set<string>): Promise<{ key: string; manifests: Map<string, LineageManifest> } | undefined> {
+  const key = (await store.list(INDEX_PREFIX)).filter((k) => INDEX_KEY.test(k)).sort().at(-1);
+  if (!key || skip.has(key)) return undefined;
+  try {
+    const index = JSON.parse(new TextDecoder().decode(await store.get(key, { sha256: INDEX_KEY.exec(key)![1] }))) as SharedIndex;
+    if (index.formatVersion !== INDEX_FORMAT_VERSION || typeof index.manifests !== 'object' || index.manifests === null) {
+      throw new Error(`expected format version ${INDEX_FORMAT_VERSION} and manifests, found ${JSON.stringify(index.formatVersion)}`);
+    }
+    const manifests = new Map(Object.entries(index.manifests));
+    for (const [k, m] of manifests) {
+      if (!isSha256Hex(m?.artifact?.sha256 ?? '') || !Array.isArray(m.inputs) || typeof m.producer !== 'object' || m.producer === null) {
+        throw new Error(`expected a manifest (artifact, inputs, producer) for ${k}, found ${JSON.stringify(m).slice(0, 80)}`);
+      }
+    }
+    return { key, manifests };
+  } catch (err) {
+    console.error(`lineage: passing over the shared index ${key}: ${(err as Error).message}`);
+    return undefined;
+  }
+}
+
+async function writeSharedIndex(store: ArtifactStore, manifests: Map<string, LineageManifest>): Promise<string> {
+  const index: SharedIndex = { formatVersion: INDEX_FORMAT_VERSION, manifests: Object.fromEntries(manifests) };
+  const bytes = new TextEncoder().encode(JSON.stringify(index));
+  const key = sharedIndexKey(manifests.size, bytes);
+  await store.put(key, bytes);
+  return key;
 }
 
 /** The lineage cache file of a store: one per store location (and endpoint), under the state folder. */
@@ -104,20 +174,27 @@ function lineageManifest(m: ArtifactManifest): LineageManifest {
   return { artifact: m.artifact, kind: m.kind, inputs: m.inputs, createdAt: m.createdAt, producer: { experimentId, runId, activity, attempt, workflowId } };
 }
 
+interface Cached {
+  manifests: Map<string, LineageManifest>;
+  indexes: Set<string>;
+}
+
 /** The cached manifests of this store; none when the file is missing, unreadable or another store's. */
-async function readCache(file: string, store: ArtifactStore): Promise<Map<string, LineageManifest>> {
+async function readCache(file: string, store: ArtifactStore): Promise<Cached> {
   try {
     const cache = JSON.parse(await readFile(file, 'utf8')) as CacheFile;
-    if (cache.formatVersion !== CACHE_FORMAT_VERSION || cache.store !== store.location) return new Map();
-    return new Map(Object.entries(cache.manifests));
+    if (cache.formatVersion === CACHE_FORMAT_VERSION && cache.store === store.location) {
+      return { manifests: new Map(Object.entries(cache.manifests)), indexes: new Set(cache.indexes) };
+    }
   } catch {
-    return new Map();
+    // Unreadable: as if there were none.
   }
+  return { manifests: new Map(), indexes: new Set() };
 }
 
 /** Written whole or not at all: a reader never finds half a cache. */
-async function writeCache(file: string, store: ArtifactStore, manifests: Map<string, LineageManifest>): Promise<void> {
-  const cache: CacheFile = { formatVersion: CACHE_FORMAT_VERSION, store: store.location, manifests: Object.fromEntries(manifests) };
+async function writeCache(file: string, store: ArtifactStore, manifests: Map<string, LineageManifest>, indexes: Set<string>): Promise<void> {
+  const cache: CacheFile = { formatVersion: CACHE_FORMAT_VERSION, store: store.location, manifests: Object.fromEntries(manifests), indexes: [...indexes] };
   const tmp = `${file}.${process.pid}.tmp`;
   try {
     await mkdir(dirname(file), { recursive: true });
@@ -131,23 +208,51 @@ async function writeCache(file: string, store: ArtifactStore, manifests: Map<str
 
 export async function loadManifests(store: ArtifactStore, opts: LoadManifestsOptions = {}): Promise<LoadedManifests> {
   const keys = (await store.list('manifests/')).filter((k) => k.endsWith('.json'));
-  const cached = opts.cacheFile && !opts.refresh ? await readCache(opts.cacheFile, store) : new Map<string, LineageManifest>();
+  const cached: Cached = opts.cacheFile && !opts.refresh ? await readCache(opts.cacheFile, store) : { manifests: new Map(), indexes: new Set() };
   // Keys no longer listed drop out of the cache; listed keys it lacks are read.
   const byKey = new Map<string, LineageManifest>();
-  const missing: string[] = [];
+  let missing: string[] = [];
   for (const key of keys) {
-    const m = cached.get(key);
+    const m = cached.manifests.get(key);
     if (m) byKey.set(key, m);
     else missing.push(key);
   }
   const fromCache = byKey.size;
+  const shareMin = opts.sharedIndexMin ?? Infinity;
+  // Many lacking: most are likely in the largest shared index (one read, not thousands).
+  let fromIndex = 0;
+  let indexRead: string | undefined;
+  if (!opts.refresh && missing.length >= shareMin) {
+    const shared = await readSharedIndex(store, cached.indexes);
+    if (shared) {
+      indexRead = shared.key;
+      cached.indexes.add(shared.key);
+      missing = missing.filter((key) => {
+        const m = shared.manifests.get(key);
+        if (m) byKey.set(key, m);
+        return !m;
+      });
+      fromIndex = byKey.size - fromCache;
+    }
+  }
   opts.onRead?.(missing.length, keys.length);
   await mapLimit(missing, READS_AT_ONCE, async (key) => {
     byKey.set(key, lineageManifest(JSON.parse(new TextDecoder().decode(await store.get(key))) as ArtifactManifest));
   });
-  if (opts.cacheFile && (missing.length > 0 || byKey.size !== cached.size)) {
+  // What took long to read is shared: in key order, so that the same manifests make the same bytes.
+  let indexWritten: string | undefined;
+  if (missing.length >= shareMin) {
+    const sorted = new Map([...byKey].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    // A store this client may not write to (read-only credentials) costs the next machine time, not this query.
+    indexWritten = await writeSharedIndex(store, sorted).catch((err: Error) => {
+      console.error(`lineage: could not store a shared index in ${store.location}: ${err.message}`);
+      return undefined;
+    });
+    if (indexWritten) cached.indexes.add(indexWritten);
+  }
+  if (opts.cacheFile && (missing.length > 0 || fromIndex > 0 || byKey.size !== cached.manifests.size)) {
     // A cache that cannot be written (a read-only state folder) slows the next query, not this one.
-    await writeCache(opts.cacheFile, store, byKey).catch((err: Error) => console.error(`lineage: could not write the cache ${opts.cacheFile}: ${err.message}`));
+    await writeCache(opts.cacheFile, store, byKey, cached.indexes).catch((err: Error) => console.error(`lineage: could not write the cache ${opts.cacheFile}: ${err.message}`));
   }
 
   const bySha = new Map<string, LineageManifest>();
@@ -160,7 +265,14 @@ export async function loadManifests(store: ArtifactStore, opts: LoadManifestsOpt
       consumers.set(input.sha256, list);
     }
   }
-  return { index: { bySha, consumers }, read: missing.length, cached: fromCache };
+  return {
+    index: { bySha, consumers },
+    read: missing.length,
+    cached: fromCache,
+    fromIndex,
+    ...(indexRead ? { indexRead } : {}),
+    ...(indexWritten ? { indexWritten } : {}),
+  };
 }
 
 function nodeOf(key: string, sha256: string, m: LineageManifest | undefined): LineageNode {
@@ -320,6 +432,7 @@ export async function cmdLineage(argv: string[], env: NodeJS.ProcessEnv): Promis
       await loadManifests(store, {
         cacheFile: lineageCacheFile(config.stateDir, store),
         refresh: values.refresh,
+        sharedIndexMin: SHARED_INDEX_MIN,
         onRead: (count, listed) => {
           if (count < NOTE_READS) return;
           const cachedNote = listed > count ? `; ${listed - count} more are cached` : '; later queries read only new ones';

@@ -1,7 +1,9 @@
 /**
  * The lineage cache (cli/lineage.ts `loadManifests`), on a real local store: a query after the first
  * reads only the manifests the cache lacks, and answers as a query without the cache does; keys gone
- * from the store leave the index; `refresh` and an unreadable cache read everything again.
+ * from the store leave the index; `refresh` and an unreadable cache read everything again. A query that
+ * read many manifests one by one stores a shared index, which another machine's first query reads
+ * instead of the manifests it holds.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -118,4 +120,60 @@ test('a cache that cannot be written leaves the query answered', async () => {
   const loaded = await loadManifests(store, { cacheFile: join(dir, 'blocked', 'cache', 'x.json') });
   assert.equal(loaded.read, 3);
   assert.equal(lineageOf(loaded.index, data.sha256)!.downstream.length, 2);
+});
+
+/** A query as on another machine: a cache file of its own, shared indexes from 2 manifests on. */
+async function elsewhere(dir: string, store: CountingStore, machine: string, opts: Omit<LoadManifestsOptions, 'cacheFile'> = {}) {
+  store.reads = 0;
+  const loaded = await loadManifests(store, { cacheFile: lineageCacheFile(join(dir, machine), store), sharedIndexMin: 2, ...opts });
+  return { ...loaded, storeReads: store.reads };
+}
+
+test("another machine's first query reads the shared index, then only the manifests stored since", async () => {
+  const { dir, store, snapshots } = await setup();
+  assert.equal((await elsewhere(dir, store, 'below', { sharedIndexMin: 4 })).indexWritten, undefined, 'below the threshold nothing is shared');
+  assert.deepEqual(await store.list('lineage/'), []);
+
+  const a = await elsewhere(dir, store, 'a');
+  assert.deepEqual([a.storeReads, a.fromIndex, a.indexRead], [3, 0, undefined]);
+  assert.match(a.indexWritten ?? '', /^lineage\/index\/000000003-\d{8}T\d{6}Z-[0-9a-f]{64}\.json$/);
+  assert.deepEqual(await store.list('lineage/'), [a.indexWritten]);
+
+  const b = await elsewhere(dir, store, 'b');
+  assert.deepEqual([b.storeReads, b.fromIndex, b.indexRead, b.indexWritten], [0, 3, a.indexWritten, undefined]);
+  const uncached = await loadManifests(store);
+  for (const s of snapshots) assert.deepEqual(lineageOf(b.index, s.sha256), lineageOf(uncached.index, s.sha256));
+  assert.equal((await elsewhere(dir, store, 'b')).storeReads, 0, 'its own cache answers next');
+
+  // Two tables stored after the index: read one by one, and shared with the rest in a larger index.
+  const tables = [ref('tables/t1.arrow'), ref('tables/t2.arrow')];
+  for (const t of tables) await recordManifest(store, manifest(t, 'distance-table', snapshots, 'e2/r0'));
+  const c = await elsewhere(dir, store, 'c');
+  assert.deepEqual([c.storeReads, c.fromIndex, c.indexRead], [2, 3, a.indexWritten]);
+  assert.match(c.indexWritten ?? '', /^lineage\/index\/000000005-/);
+  assert.deepEqual(lineageOf(c.index, snapshots[0]!.sha256)!.downstream.map((n) => n.key), tables.map((t) => t.key));
+  const d = await elsewhere(dir, store, 'd');
+  assert.deepEqual([d.storeReads, d.fromIndex, d.indexRead], [0, 5, c.indexWritten]);
+  // Machine b takes the two new manifests from the larger index...
+  const bAgain = await elsewhere(dir, store, 'b');
+  assert.deepEqual([bAgain.storeReads, bAgain.fromIndex, bAgain.cached, bAgain.indexRead], [0, 2, 3, c.indexWritten]);
+  // ...and, having taken it in, reads what is stored after it one by one.
+  for (const t of [ref('tables/t3.arrow'), ref('tables/t4.arrow')]) await recordManifest(store, manifest(t, 'distance-table', snapshots, 'e3/r0'));
+  const bLater = await elsewhere(dir, store, 'b');
+  assert.deepEqual([bLater.storeReads, bLater.fromIndex, bLater.cached, bLater.indexRead], [2, 0, 5, undefined]);
+});
+
+test('a shared index that does not verify is passed over, and refresh reads none', async () => {
+  const { dir, store, data } = await setup();
+  const { indexWritten } = await elsewhere(dir, store, 'a');
+  const path = store.locate(indexWritten!);
+  const text = await readFile(path, 'utf8');
+  await rm(path);
+  await writeFile(path, text.replace('dataset-file', 'dataset-fiLe'));
+  const b = await elsewhere(dir, store, 'b');
+  assert.deepEqual([b.storeReads, b.fromIndex, b.indexRead], [3, 0, undefined]);
+  assert.deepEqual(lineageOf(b.index, data.sha256)!.artifact.kind, 'dataset-file');
+
+  const refreshed = await elsewhere(dir, store, 'c', { refresh: true });
+  assert.deepEqual([refreshed.storeReads, refreshed.fromIndex, refreshed.indexRead], [3, 0, undefined]);
 });
