@@ -31,9 +31,9 @@ import { followProgress } from './progress.js';
 import { cmdCancel } from './cancel.js';
 import { cmdLineage } from './lineage.js';
 import { cmdLs } from './ls.js';
-import { cmdReport } from './report.js';
+import { cmdReport, REPORT_HELP } from './report.js';
 import { cmdSchedule } from './schedule.js';
-import { cmdVerify } from './verify.js';
+import { asksForHelp, cmdVerify } from './verify.js';
 import { formatReport, reportExperiment, withAllRuns } from './summary.js';
 
 const USAGE = `usage: paramtrail <command>
@@ -53,6 +53,46 @@ const USAGE = `usage: paramtrail <command>
   dev up [--s3] | down | status [--json]     the embedded stack (Temporal dev server, store, worker)
 
 Without TEMPORAL_ADDRESS, run and status use the embedded stack under .paramtrail/, starting it if needed.`;
+
+/** Each command's own help, for `paramtrail <command> --help` (the others print theirs themselves). */
+const COMMAND_HELP: Record<string, string> = {
+  run: `usage: paramtrail run <file> [--size SIZE] [--force] [--detach] [--json] [--id ID]
+
+Validates an experiment file, starts it as a new experiment and follows it to the end: a line per run
+stage and epoch (a live status line on a terminal), then a summary of every run.
+
+  --size SIZE   one of the sizes the file defines (e.g. smoke, cpu, paper)
+  --force       retrain every run; otherwise finished trainings with the same configuration, data and
+                code are reused (when their stored snapshots still verify)
+  --detach      return once it has started; follow it with status
+  --json        print the summary as JSON for scripts (with --detach: its id, store and status)
+  --id ID       its experiment id (letters, digits, . _ -); an id already used is refused
+
+Without TEMPORAL_ADDRESS it runs on the embedded stack under .paramtrail/, starting it if needed.
+Exit status: 0 every run completed, 1 a run failed, 2 on a usage error, 3 for an invalid experiment file
+(nothing was started).`,
+  status: `usage: paramtrail status <experiment-id> [--json]
+
+Where an experiment is (its runs' stages while it runs), or what it produced once it has ended.
+
+  --json   print it as JSON for scripts
+
+Exit status: 0 when it is running or completed, 1 when it failed, was cancelled or is unknown, 2 on a
+usage error.`,
+  report: REPORT_HELP,
+  dev: `usage: paramtrail dev up [--s3] | down | status [--json]
+
+The embedded stack under the state folder (PARAMTRAIL_STATE_DIR, default .paramtrail/): a Temporal dev
+server persisted in temporal.db, a worker, and the local store (with --s3, a versitygw S3 server).
+
+  up       start what is not running (--s3: an S3 server as the store)
+  down     stop it
+  status   what runs, with the addresses of Temporal, its UI and the store
+
+  --json   print the stack's state as JSON
+
+Exit status: 0 on success, 2 on a usage error.`,
+};
 
 export { EXIT };
 
@@ -219,6 +259,11 @@ async function cmdDev(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const [command, ...rest] = argv;
+  const help = command === undefined ? undefined : COMMAND_HELP[command];
+  if (help && asksForHelp(rest)) {
+    console.log(help);
+    return EXIT.ok;
+  }
   try {
     switch (command) {
       case 'run':

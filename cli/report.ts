@@ -17,6 +17,16 @@ const { ok: OK, failed: FAILED, usage: USAGE } = EXIT;
 
 export const REPORT_USAGE = 'usage: paramtrail report <experiment-id> [--out FILE]';
 
+export const REPORT_HELP = `${REPORT_USAGE}
+
+Where a completed experiment's HTML report is in the store, or with --out a copy of it at FILE, checked
+against its sha256 on the way.
+
+  --out FILE, -o FILE   write the report to FILE (its folder is made if needed)
+
+Exit status: 0 when the report is there, 1 when the experiment is unknown, not completed or has no
+report, 2 on a usage error.`;
+
 export async function cmdReport(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   let parsed;
   try {

@@ -16,7 +16,7 @@ import { queueNames, type ExperimentInput } from '../workflows/types.js';
 import { connect } from './connect.js';
 import { EXIT } from './exit.js';
 import { EXPERIMENT_ID, EXPERIMENT_ID_RULE } from './experiment.js';
-import { parseOr, usageExit } from './verify.js';
+import { asksForHelp, parseOr, usageExit } from './verify.js';
 
 const HELP = `usage: paramtrail schedule <subcommand>
 
@@ -237,6 +237,8 @@ export async function listSchedules(client: Client): Promise<Array<{ scheduleId:
 
 export async function cmdSchedule(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const [sub, ...rest] = argv;
+  // `schedule <subcommand> --help`: the subcommands share one help.
+  if (sub !== undefined && asksForHelp(rest)) return usageExit(HELP, undefined);
   try {
     switch (sub) {
       case 'create':

@@ -69,6 +69,12 @@ export function usageExit(help: string, message: string | undefined): number {
   return EXIT.usage;
 }
 
+/** `--help` or `-h` among a command's arguments (not after `--`). */
+export function asksForHelp(args: string[]): boolean {
+  const end = args.indexOf('--');
+  return (end < 0 ? args : args.slice(0, end)).some((a) => a === '--help' || a === '-h');
+}
+
 /** parseArgs that turns a parse error into a usage message instead of a throw. */
 export function parseOr<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> | Error {
   try {

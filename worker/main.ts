@@ -25,7 +25,7 @@ export function parseRoles(value: string | undefined): Role[] {
 }
 
 export async function workerMain(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { 'task-queue': { type: 'string' }, help: { type: 'boolean' } } });
+  const { values } = parseArgs({ args: argv, options: { 'task-queue': { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
   if (values.help) {
     console.log('usage: paramtrail worker [--task-queue workflows|train|analysis|all]\n\nPolls the given task queues (default all) of the Temporal server at TEMPORAL_ADDRESS.');
     return;

@@ -1,0 +1,43 @@
+/**
+ * Every command and subcommand of `paramtrail` answers `--help` (and `-h`) with its usage on stdout and
+ * exit 0, before it connects to anything: the server address here leads nowhere, and `dev up --help`
+ * must not start the embedded stack (its state folder is a temporary one, checked empty afterwards).
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { promisify } from 'node:util';
+import { mapLimit } from '../../cli/verify.js';
+import { PROJECT_ROOT } from '../../infra/tools.js';
+import { tempDir } from '../support/fixtures.js';
+
+const COMMANDS = [
+  'run', 'status', 'report', 'verify', 'lineage', 'cancel', 'ls', 'worker',
+  'schedule', 'schedule create', 'schedule list', 'schedule describe', 'schedule pause', 'schedule unpause', 'schedule trigger', 'schedule delete',
+  'dev', 'dev up', 'dev down', 'dev status',
+];
+
+test('every command and subcommand prints its usage for --help and -h, and exits 0 without starting anything', async () => {
+  const stateDir = await tempDir();
+  const env = { ...process.env, TEMPORAL_ADDRESS: '127.0.0.1:9', PARAMTRAIL_STATE_DIR: stateDir };
+  // -h goes the same way as --help: tried on one command of each kind.
+  const cases = [...COMMANDS.map((c) => [...c.split(' '), '--help']), ...['run', 'worker', 'schedule create', 'dev up'].map((c) => [...c.split(' '), '-h'])];
+  const results = await mapLimit(cases, 4, async (args) => {
+    try {
+      const { stdout } = await promisify(execFile)(join(PROJECT_ROOT, 'bin', 'paramtrail'), args, { env, timeout: 60_000 });
+      return { args, code: 0, stdout, stderr: '' };
+    } catch (err) {
+      const e = err as { code?: number; stdout?: string; stderr?: string };
+      return { args, code: e.code, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+    }
+  });
+  for (const r of results) {
+    const command = r.args[0]!;
+    assert.equal(r.code, 0, `${r.args.join(' ')}: expected exit 0, found ${r.code}: ${r.stderr}`);
+    assert.match(r.stdout, new RegExp(`^usage: paramtrail ${command}\\b`), `${r.args.join(' ')}: ${r.stdout.slice(0, 200)}`);
+    assert.match(r.stdout, /\n\n/, `${r.args.join(' ')}: expected more than the usage line`);
+  }
+  assert.deepEqual(await readdir(stateDir), [], 'nothing was started or written');
+});
