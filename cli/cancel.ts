@@ -21,7 +21,8 @@ state (CANCELLED, or COMPLETED/FAILED if it finished first).
   --no-wait   return as soon as the request is recorded
 
 Exit status: 0 when the experiment closed as CANCELLED (or, with --no-wait, the request was
-accepted); 1 when it is unknown, was already closed, or closed some other way; 2 on a usage error.`;
+accepted); 1 when it is unknown, was already closed, or closed some other way; 2 on a usage error;
+4 when the Temporal server cannot be reached.`;
 
 export interface CancelReport {
   experimentId: string;

@@ -28,6 +28,11 @@ export interface Connected {
   embedded: boolean;
 }
 
+/** The Temporal server named by TEMPORAL_ADDRESS, or the embedded one, did not answer. */
+export class TemporalUnreachableError extends Error {
+  override readonly name = 'TemporalUnreachableError';
+}
+
 export async function connect(env: NodeJS.ProcessEnv, opts: { startEmbedded: boolean }): Promise<Connected> {
   let config = workerConfigFromEnv(env);
   const embedded = !env.TEMPORAL_ADDRESS;
@@ -36,6 +41,10 @@ export async function connect(env: NodeJS.ProcessEnv, opts: { startEmbedded: boo
     if (!status.temporal) throw new Error('the embedded Temporal server did not start; see paramtrail dev status');
     config = { ...config, address: status.temporal.address, store: status.store };
   }
-  const connection = await Connection.connect({ address: config.address, tls: tlsOptions(config) });
+  const connection = await Connection.connect({ address: config.address, tls: tlsOptions(config) }).catch((err: Error) => {
+    const where = embedded ? `the embedded stack's Temporal server at ${config.address}` : `the Temporal server at ${config.address} (TEMPORAL_ADDRESS)`;
+    const hint = embedded ? 'start it with: paramtrail dev up' : 'check that it runs and that TEMPORAL_ADDRESS names it';
+    throw new TemporalUnreachableError(`cannot reach ${where}: ${err.message}; ${hint}`);
+  });
   return { client: new Client({ connection, namespace: config.namespace }), connection, config, embedded };
 }

@@ -33,7 +33,7 @@ ParamtrailDataset, ParamtrailOptimizer and ParamtrailStatus; the embedded dev se
 a cluster needs them created once (see the README, "Finding runs").
 
 Exit status: 0 when the query ran (even with no runs); 1 when the server refused it (e.g. the search
-attributes are not registered); 2 on a usage error.`;
+attributes are not registered); 2 on a usage error; 4 when the Temporal server cannot be reached.`;
 
 /** The workflow types of runs, as Temporal records them (the exported functions' names): a run, a pack of runs. */
 export const RUN_WORKFLOW_TYPES = ['runWorkflow', 'packWorkflow'] as const;

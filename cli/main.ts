@@ -23,7 +23,7 @@ import { MODELS } from '../ml/models/registry.js';
 import { workerConfigFromEnv } from '../worker/config.js';
 import { experimentWorkflow } from '../workflows/index.js';
 import { queueNames, type ExperimentResult } from '../workflows/types.js';
-import { connect, workerCommand } from './connect.js';
+import { connect, TemporalUnreachableError, workerCommand } from './connect.js';
 import { EXIT } from './exit.js';
 import { EXPERIMENT_ID, EXPERIMENT_ID_RULE, loadExperiment } from './experiment.js';
 import { formatUnpolled, queuesStillUnpolled } from './pollers.js';
@@ -52,7 +52,9 @@ const USAGE = `usage: paramtrail <command>
   worker [--task-queue Q]                    run a worker (Q: workflows, train, analysis, all)
   dev up [--s3] | down | status [--json]     the embedded stack (Temporal dev server, store, worker)
 
-Without TEMPORAL_ADDRESS, run and status use the embedded stack under .paramtrail/, starting it if needed.`;
+Without TEMPORAL_ADDRESS, the commands use the embedded stack under .paramtrail/ (run and schedule create
+start it if it is not running).
+Every command exits 2 on a usage error, and 4 when it cannot reach the Temporal server (nothing was done).`;
 
 /** Each command's own help, for `paramtrail <command> --help` (the others print theirs themselves). */
 const COMMAND_HELP: Record<string, string> = {
@@ -70,7 +72,7 @@ stage and epoch (a live status line on a terminal), then a summary of every run.
 
 Without TEMPORAL_ADDRESS it runs on the embedded stack under .paramtrail/, starting it if needed.
 Exit status: 0 every run completed, 1 a run failed, 2 on a usage error, 3 for an invalid experiment file
-(nothing was started).`,
+(nothing was started), 4 when the Temporal server cannot be reached (nothing was started).`,
   status: `usage: paramtrail status <experiment-id> [--json]
 
 Where an experiment is (its runs' stages while it runs), or what it produced once it has ended.
@@ -78,7 +80,7 @@ Where an experiment is (its runs' stages while it runs), or what it produced onc
   --json   print it as JSON for scripts
 
 Exit status: 0 when it is running or completed, 1 when it failed, was cancelled or is unknown, 2 on a
-usage error.`,
+usage error, 4 when the Temporal server cannot be reached.`,
   report: REPORT_HELP,
   dev: `usage: paramtrail dev up [--s3] | down | status [--json]
 
@@ -303,6 +305,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     if (err instanceof InvalidExperimentError) {
       console.error(err.message);
       return EXIT.invalid;
+    }
+    if (err instanceof TemporalUnreachableError) {
+      console.error(err.message);
+      return EXIT.unreachable;
     }
     if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       console.error(`${(err as Error).message}\n\n${USAGE}`);

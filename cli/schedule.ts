@@ -34,7 +34,7 @@ const HELP = `usage: paramtrail schedule <subcommand>
 
 Each execution is an experiment with workflow id <id>-<scheduled time>; describe lists them.
 Exit status: 0 on success, 1 when the schedule is unknown (or already exists, for create),
-2 on a usage error, 3 for an invalid experiment file.`;
+2 on a usage error, 3 for an invalid experiment file, 4 when the Temporal server cannot be reached.`;
 
 const OVERLAP: Record<string, ScheduleOverlapPolicy> = {
   skip: ScheduleOverlapPolicy.SKIP,

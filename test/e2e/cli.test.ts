@@ -59,6 +59,18 @@ describe('paramtrail run refuses bad experiment files before anything starts', (
     assert.match(res.stderr, /\/nonexistent\/experiment\.yaml: cannot read/);
   });
 
+  test('a server that cannot be reached is exit 4, with the address tried and no stack trace', async () => {
+    const dir = await tempDir();
+    const env = { ...process.env, TEMPORAL_ADDRESS: '127.0.0.1:9', PARAMTRAIL_STATE_DIR: join(dir, 'state') };
+    const file = await writeExperiment(dir, good);
+    const results = await Promise.all([runCli(['run', file], env), runCli(['status', 'some-experiment'], env), runCli(['ls'], env)]);
+    for (const res of results) {
+      assert.equal(res.code, 4, `exit code; stderr:\n${res.stderr}`);
+      assert.match(res.stderr, /^cannot reach the Temporal server at 127\.0\.0\.1:9 \(TEMPORAL_ADDRESS\): .+; check that it runs/);
+      assert.doesNotMatch(res.stderr, /\n\s+at /, 'no stack trace');
+    }
+  });
+
   test('an unknown command is a usage error', async () => {
     const res = await runCli(['frobnicate'], process.env);
     assert.equal(res.code, 2);
