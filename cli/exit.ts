@@ -8,6 +8,6 @@ export const EXIT = {
   usage: 2,
   /** The experiment file is invalid; nothing was started. */
   invalid: 3,
-  /** The Temporal server could not be reached; nothing was done (worth a retry). */
+  /** The Temporal server or the store could not be reached (worth a retry); the message names which. */
   unreachable: 4,
 } as const;

@@ -54,7 +54,7 @@ const USAGE = `usage: paramtrail <command>
 
 Without TEMPORAL_ADDRESS, the commands use the embedded stack under .paramtrail/ (run and schedule create
 start it if it is not running).
-Every command exits 2 on a usage error, and 4 when it cannot reach the Temporal server (nothing was done).`;
+Every command exits 2 on a usage error, and 4 when it cannot reach the Temporal server or the store.`;
 
 /** Each command's own help, for `paramtrail <command> --help` (the others print theirs themselves). */
 const COMMAND_HELP: Record<string, string> = {
@@ -72,7 +72,8 @@ stage and epoch (a live status line on a terminal), then a summary of every run.
 
 Without TEMPORAL_ADDRESS it runs on the embedded stack under .paramtrail/, starting it if needed.
 Exit status: 0 every run completed, 1 a run failed, 2 on a usage error, 3 for an invalid experiment file
-(nothing was started), 4 when the Temporal server cannot be reached (nothing was started).`,
+(nothing was started), 4 when the Temporal server cannot be reached (nothing was started) or the store
+cannot be (the message names which).`,
   status: `usage: paramtrail status <experiment-id> [--json]
 
 Where an experiment is (its runs' stages while it runs), or what it produced once it has ended.
@@ -80,7 +81,7 @@ Where an experiment is (its runs' stages while it runs), or what it produced onc
   --json   print it as JSON for scripts
 
 Exit status: 0 when it is running or completed, 1 when it failed, was cancelled or is unknown, 2 on a
-usage error, 4 when the Temporal server cannot be reached.`,
+usage error, 4 when the Temporal server or the store cannot be reached.`,
   report: REPORT_HELP,
   dev: `usage: paramtrail dev up [--s3] | down | status [--json]
 
@@ -95,6 +96,24 @@ server persisted in temporal.db, a worker, and the local store (with --s3, a ver
 
 Exit status: 0 on success, 2 on a usage error.`,
 };
+
+/** Network errors of the store's client (S3): its endpoint did not answer. */
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'ECONNRESET']);
+
+/** The store the environment names, with its endpoint (never credentials), for a message. */
+function storeAddress(env: NodeJS.ProcessEnv): string {
+  try {
+    const store = openStore(workerConfigFromEnv(env).store, env);
+    const endpoint = (store as { toJSON?: () => { endpoint?: string } }).toJSON?.().endpoint;
+    if (!endpoint) return store.location;
+    const url = new URL(endpoint);
+    url.username = '';
+    url.password = '';
+    return `${store.location} at ${url.origin}${url.pathname === '/' ? '' : url.pathname}`;
+  } catch {
+    return 'the store';
+  }
+}
 
 export { EXIT };
 
@@ -310,6 +329,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       console.error(err.message);
       return EXIT.unreachable;
     }
+    if (UNREACHABLE_CODES.has((err as NodeJS.ErrnoException).code ?? '')) {
+      console.error(`cannot reach the store ${storeAddress(env)}: ${(err as Error).message}`);
+      return EXIT.unreachable;
+    }
     if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       console.error(`${(err as Error).message}\n\n${USAGE}`);
       return EXIT.usage;
@@ -319,6 +342,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
+  // The S3 client warns on every command under Node 20 that its releases from 2027 on will need Node 22;
+  // paramtrail pins the release it uses, so the notice is for whoever upgrades it, not for each command.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   main(process.argv.slice(2), process.env)
     .then((code) => {
       process.exitCode = code;

@@ -71,6 +71,23 @@ describe('paramtrail run refuses bad experiment files before anything starts', (
     }
   });
 
+  test('an S3 store that cannot be reached is exit 4, naming the store and endpoint but never the keys', async () => {
+    const secret = 'not-a-real-secret-0123456789';
+    const env = {
+      ...process.env,
+      PARAMTRAIL_STORE: 's3://lineage-bucket/prefix',
+      PARAMTRAIL_S3_ENDPOINT: 'http://someone:hunter2@127.0.0.1:9',
+      AWS_ACCESS_KEY_ID: 'AKIANOTAREALKEY',
+      AWS_SECRET_ACCESS_KEY: secret,
+      AWS_REGION: 'us-east-1',
+    };
+    const res = await runCli(['lineage', 'tensors/ab/abcd.arrow'], env);
+    assert.equal(res.code, 4, `exit code; stderr:\n${res.stderr}`);
+    assert.match(res.stderr, /^cannot reach the store s3:\/\/lineage-bucket\/prefix at http:\/\/127\.0\.0\.1:9: /);
+    for (const leak of [secret, 'hunter2', 'AKIANOTAREALKEY']) assert.doesNotMatch(res.stderr + res.stdout, new RegExp(leak));
+    assert.doesNotMatch(res.stderr, /NodeVersionSupportWarning/, "the S3 client's notice about its future releases is not printed");
+  });
+
   test('an unknown command is a usage error', async () => {
     const res = await runCli(['frobnicate'], process.env);
     assert.equal(res.code, 2);
