@@ -361,7 +361,8 @@ async function resolveSha(store: ArtifactStore, target: string): Promise<string 
 
 function label(n: LineageNode): string {
   if (n.sha256 === '') return `${n.kind} ${n.key}`;
-  const who = n.producer ? ` by ${n.producer.activity} in ${n.producer.runId}` : '';
+  // An experiment's own artifacts (its report, its figures) have no run.
+  const who = n.producer ? ` by ${n.producer.activity} in ${n.producer.runId || n.producer.experimentId}` : '';
   return `${n.key} (${n.kind ?? 'no manifest'}, sha256 ${n.sha256.slice(0, 12)}${who})${n.repeated ? ' [shown above]' : ''}`;
 }
 

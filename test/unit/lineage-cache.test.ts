@@ -14,7 +14,7 @@ import { LocalStore } from '../../artifacts/local.js';
 import { manifestKey, MANIFEST_FORMAT_VERSION, recordManifest, type ArtifactManifest } from '../../artifacts/manifest.js';
 import type { ObjectRef } from '../../artifacts/refs.js';
 import type { GetOptions } from '../../artifacts/store.js';
-import { lineageCacheFile, lineageOf, loadManifests, type LoadManifestsOptions } from '../../cli/lineage.js';
+import { formatLineage, lineageCacheFile, lineageOf, loadManifests, type LoadManifestsOptions } from '../../cli/lineage.js';
 import { tempDir } from '../support/fixtures.js';
 
 const ref = (key: string): ObjectRef => ({ key, sha256: sha256Hex(new TextEncoder().encode(key)), bytes: key.length });
@@ -176,4 +176,13 @@ test('a shared index that does not verify is passed over, and refresh reads none
 
   const refreshed = await elsewhere(dir, store, 'c', { refresh: true });
   assert.deepEqual([refreshed.storeReads, refreshed.fromIndex, refreshed.indexRead], [3, 0, undefined]);
+});
+
+test("an experiment's own artifacts (no run) are shown as made in the experiment", async () => {
+  const { store, data } = await setup();
+  const report = ref('experiments/e/report.html');
+  const m = manifest(report, 'report', [data]);
+  await recordManifest(store, { ...m, producer: { ...m.producer, runId: '', activity: 'report' } });
+  const text = formatLineage(lineageOf((await loadManifests(store)).index, data.sha256)!);
+  assert.match(text, /experiments\/e\/report\.html \(report, sha256 [0-9a-f]{12} by report in e\)/);
 });
