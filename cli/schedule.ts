@@ -70,7 +70,8 @@ function reportOf(d: ScheduleDescription): ScheduleReport {
     scheduleId: d.scheduleId,
     paused: d.state.paused,
     ...(d.state.note ? { note: d.state.note } : {}),
-    cron: [],
+    // Temporal keeps a cron expression only as calendar specs; `create` keeps it in the memo as given.
+    cron: typeof d.action.memo?.cron === 'string' ? [d.action.memo.cron] : [],
     every: (d.spec.intervals ?? []).map((i) => i.every),
     ...(d.policies?.overlap ? { overlap: d.policies.overlap } : {}),
     workflowId: d.action.workflowId,
@@ -85,14 +86,24 @@ function reportOf(d: ScheduleDescription): ScheduleReport {
   };
 }
 
+/** 86400000 -> "1d", 5400000 -> "90m": the largest unit that divides it. */
+export function durationText(ms: number): string {
+  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
+}
+
 function formatSchedule(r: ScheduleReport): string {
   const lines = [`schedule ${r.scheduleId}: ${r.paused ? 'paused' : 'active'}${r.note ? ` (${r.note})` : ''}`];
-  for (const ms of r.every) lines.push(`  every ${ms / 1000}s`);
+  for (const expr of r.cron) lines.push(`  cron ${expr}`);
+  for (const ms of r.every) lines.push(`  every ${durationText(ms)}`);
   if (r.overlap) lines.push(`  overlap ${r.overlap.toLowerCase().replace(/_/g, '-')}`);
   if (r.memo?.file) lines.push(`  file ${String(r.memo.file)}`);
   lines.push(`  executions: ${r.workflowId}-<time> on task queue ${r.taskQueue}`);
   for (const a of r.recent) lines.push(`  ran ${a.workflowId} (scheduled ${a.scheduledAt})`);
-  for (const t of r.next) lines.push(`  next ${t}`);
+  // --json lists every next time Temporal gives (up to 10); three say when it runs.
+  for (const t of r.next.slice(0, 3)) lines.push(`  next ${t}`);
   return lines.join('\n');
 }
 
@@ -151,7 +162,7 @@ async function create(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
           workflowId: scheduleId,
           taskQueue: queues.workflows,
           args: [input],
-          memo: { schedule: scheduleId, file },
+          memo: { schedule: scheduleId, file, ...(values.cron !== undefined ? { cron: values.cron } : {}) },
         },
         policies: { overlap },
         state: values.paused ? { paused: true, note: 'created paused' } : undefined,

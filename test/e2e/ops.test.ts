@@ -467,6 +467,19 @@ describe('schedule: create, trigger, see the experiment complete, delete', () =>
     const gone = await runCommand('schedule', ['describe', scheduleId], stack.env);
     assert.equal(gone.code, 1);
     assert.match(gone.stderr, new RegExp(`no schedule with id ${scheduleId}`));
+
+    // A cron schedule is described by its expression as given; an interval in its largest unit.
+    const cronId = `${scheduleId}-cron`;
+    const cron = await runCommand('schedule', ['create', file, '--cron', '0 3 * * *', '--id', cronId, '--paused', '--json'], stack.env);
+    assert.equal(cron.code, 0, cron.stderr);
+    assert.deepEqual(JSON.parse(cron.stdout).cron, ['0 3 * * *']);
+    const cronText = (await runCommand('schedule', ['describe', cronId], stack.env)).stdout;
+    assert.match(cronText, /\n {2}cron 0 3 \* \* \*\n/);
+    assert.deepEqual(cronText.match(/^ {2}next .*T03:00:00\.000Z$/gm)?.length, 3, cronText);
+    assert.equal((await runCommand('schedule', ['delete', cronId], stack.env)).code, 0);
+    const every = await runCommand('schedule', ['create', file, '--every', '90m', '--id', `${scheduleId}-90m`, '--paused'], stack.env);
+    assert.match(every.stdout, /\n {2}every 90m\n/);
+    assert.equal((await runCommand('schedule', ['delete', `${scheduleId}-90m`], stack.env)).code, 0);
   });
 
   test('each scheduled execution is its own experiment id', () => {
