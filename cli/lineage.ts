@@ -13,10 +13,10 @@
  *
  * So that each machine does not pay that first read again, a query that read many manifests one by one
  * stores what it knows as a shared index, `lineage/index/<count>-<time>-<sha256>.json` (write-once, named
- * by the number of manifests it holds and its own sha256). A query that lacks many manifests reads the
- * largest index first, takes from it the manifests still listed that it lacks, and reads one by one only
- * those stored since. An index that does not verify against its name is passed over. `--refresh` reads
- * no index.
+ * by the number of manifests it holds and its own sha256), and removes the smaller indexes it supersedes.
+ * A query that lacks many manifests reads the largest index first, takes from it the manifests still
+ * listed that it lacks, and reads one by one only those stored since. An index that does not verify
+ * against its name is passed over. `--refresh` reads no index.
  */
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -156,11 +156,20 @@ async function readSharedIndex(store: ArtifactStore, skip: Set<string>): Promise
   }
 }
 
+/**
+ * Stores `manifests` (every manifest listed now) as a shared index, then removes the smaller indexes: each
+ * holds every manifest listed when it was written, so a smaller one has nothing a larger, later one lacks
+ * but manifests since deleted. Without that, a store queried after every large experiment would keep a
+ * whole copy of its manifests per query.
+ */
 async function writeSharedIndex(store: ArtifactStore, manifests: Map<string, LineageManifest>): Promise<string> {
   const index: SharedIndex = { formatVersion: INDEX_FORMAT_VERSION, manifests: Object.fromEntries(manifests) };
   const bytes = new TextEncoder().encode(JSON.stringify(index));
   const key = sharedIndexKey(manifests.size, bytes);
   await store.put(key, bytes);
+  const smaller = (await store.list(INDEX_PREFIX)).filter((k) => INDEX_KEY.test(k) && k < key.slice(0, INDEX_PREFIX.length + 9));
+  // A removal that fails leaves an index that is passed over (it is not the largest): no harm.
+  await mapLimit(smaller, READS_AT_ONCE, (k) => store.delete(k).catch(() => undefined));
   return key;
 }
 

@@ -151,6 +151,7 @@ test("another machine's first query reads the shared index, then only the manife
   const c = await elsewhere(dir, store, 'c');
   assert.deepEqual([c.storeReads, c.fromIndex, c.indexRead], [2, 3, a.indexWritten]);
   assert.match(c.indexWritten ?? '', /^lineage\/index\/000000005-/);
+  assert.deepEqual(await store.list('lineage/'), [c.indexWritten], 'the larger index replaces the smaller one');
   assert.deepEqual(lineageOf(c.index, snapshots[0]!.sha256)!.downstream.map((n) => n.key), tables.map((t) => t.key));
   const d = await elsewhere(dir, store, 'd');
   assert.deepEqual([d.storeReads, d.fromIndex, d.indexRead], [0, 5, c.indexWritten]);
