@@ -136,7 +136,7 @@ test("another machine's first query reads the shared index, then only the manife
 
   const a = await elsewhere(dir, store, 'a');
   assert.deepEqual([a.storeReads, a.fromIndex, a.indexRead], [3, 0, undefined]);
-  assert.match(a.indexWritten ?? '', /^lineage\/index\/000000003-\d{8}T\d{6}Z-[0-9a-f]{64}\.json$/);
+  assert.match(a.indexWritten ?? '', /^lineage\/index\/000000003-\d{8}T\d{6}Z-[0-9a-f]{64}\.json\.gz$/);
   assert.deepEqual(await store.list('lineage/'), [a.indexWritten]);
 
   const b = await elsewhere(dir, store, 'b');
@@ -168,9 +168,10 @@ test('a shared index that does not verify is passed over, and refresh reads none
   const { dir, store, data } = await setup();
   const { indexWritten } = await elsewhere(dir, store, 'a');
   const path = store.locate(indexWritten!);
-  const text = await readFile(path, 'utf8');
+  const bytes = await readFile(path);
+  bytes[bytes.length >> 1] ^= 0x01;
   await rm(path);
-  await writeFile(path, text.replace('dataset-file', 'dataset-fiLe'));
+  await writeFile(path, bytes);
   const b = await elsewhere(dir, store, 'b');
   assert.deepEqual([b.storeReads, b.fromIndex, b.indexRead], [3, 0, undefined]);
   assert.deepEqual(lineageOf(b.index, data.sha256)!.artifact.kind, 'dataset-file');
