@@ -80,8 +80,9 @@ Where an experiment is (its runs' stages while it runs), or what it produced onc
 
   --json   print it as JSON for scripts
 
-Exit status: 0 when it is running or completed, 1 when it failed, was cancelled or is unknown, 2 on a
-usage error, 4 when the Temporal server or the store cannot be reached.`,
+Exit status: 0 while it runs and once every run has completed; 1 when a run failed (as run exits), or
+it failed, was cancelled or is unknown; 2 on a usage error; 4 when the Temporal server or the store
+cannot be reached.`,
   report: REPORT_HELP,
   dev: `usage: paramtrail dev up [--s3] | down | status [--json]
 
@@ -250,7 +251,9 @@ async function cmdStatus(argv: string[], env: NodeJS.ProcessEnv): Promise<number
       report = { experimentId: positionals[0], status: state.toLowerCase(), runs: [] };
     }
     console.log(values.json ? JSON.stringify(report, null, 2) : 'store' in report ? formatReport(report) : `${report.experimentId}: ${report.status}`);
-    return state === 'COMPLETED' || state === 'RUNNING' ? EXIT.ok : EXIT.failed;
+    // As `run` would have exited: a completed experiment with a failed run is a failure.
+    if (state === 'RUNNING') return EXIT.ok;
+    return state === 'COMPLETED' && (result as ExperimentResult).status === 'completed' ? EXIT.ok : EXIT.failed;
   } finally {
     await connection.close();
   }

@@ -2,6 +2,7 @@
  * `paramtrail report` on a real Temporal dev server and a real local store: after a one-run experiment
  * completes, the command prints where its report is, and with --out copies the stored page (checked
  * against its sha256) to the given file; an unknown experiment and a bad command line fail clearly.
+ * `paramtrail status` exits as `run` would have: 1 once a run of the experiment has failed.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -9,6 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { LocalStore } from '../../artifacts/local.js';
+import { main } from '../../cli/main.js';
 import { cmdReport } from '../../cli/report.js';
 import { requireFashionMnist, tempDir, tinyExperiment } from '../support/fixtures.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
@@ -61,6 +63,23 @@ describe('paramtrail report', () => {
     const html = await readFile(out, 'utf8');
     assert.deepEqual(new TextEncoder().encode(html), await store.get(result.report.key, { sha256: result.report.sha256 }));
     assert.ok(html.includes(result.runs[0].name));
+  });
+
+  test('status exits 0 for a completed experiment, 1 for one whose run failed, as run does', async () => {
+    const ok = tinyExperiment({ seeds: [2], training: { epochs: 1, batchSize: 32, optimizer: { name: 'sgd', learningRate: 0.05 } } });
+    const okId = `${ok.name}-${randomUUID()}`;
+    assert.equal((await stack.execute(ok, { experimentId: okId })).status, 'completed');
+    const done = await captured(() => main(['status', okId], env));
+    assert.equal(done.code, 0, done.err);
+
+    // A run that starts from weights the store does not have fails for good.
+    const missing = { key: 'tensors/00/no-such-snapshot.arrow' };
+    const bad = tinyExperiment({ seeds: [3], training: { epochs: 1, batchSize: 32, optimizer: { name: 'sgd', learningRate: 0.05 }, init: { from: missing } } });
+    const badId = `${bad.name}-${randomUUID()}`;
+    assert.equal((await stack.execute(bad, { experimentId: badId })).status, 'completed-with-failures');
+    const failed = await captured(() => main(['status', badId, '--json'], env));
+    assert.equal(failed.code, 1, failed.err);
+    assert.equal(JSON.parse(failed.out).status, 'completed-with-failures');
   });
 
   test('an unknown experiment fails with its id named', async () => {
