@@ -348,6 +348,11 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   // The S3 client warns on every command under Node 20 that its releases from 2027 on will need Node 22;
   // paramtrail pins the release it uses, so the notice is for whoever upgrades it, not for each command.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  // A reader that went away (`paramtrail ls | head -1`) ends the command quietly, as it would a shell tool.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    process.exit(process.exitCode ?? EXIT.ok);
+  });
   main(process.argv.slice(2), process.env)
     .then((code) => {
       process.exitCode = code;

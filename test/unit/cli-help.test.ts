@@ -2,9 +2,10 @@
  * Every command and subcommand of `paramtrail` answers `--help` (and `-h`) with its usage on stdout and
  * exit 0, before it connects to anything: the server address here leads nowhere, and `dev up --help`
  * must not start the embedded stack (its state folder is a temporary one, checked empty afterwards).
+ * A reader that goes away before the output is written (`| head`) ends the command quietly.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -40,4 +41,15 @@ test('every command and subcommand prints its usage for --help and -h, and exits
     assert.match(r.stdout, /\n\n/, `${r.args.join(' ')}: expected more than the usage line`);
   }
   assert.deepEqual(await readdir(stateDir), [], 'nothing was started or written');
+});
+
+test('a reader that has gone away ends the command quietly, with no EPIPE stack trace', async () => {
+  const child = spawn(join(PROJECT_ROOT, 'bin', 'paramtrail'), ['schedule', '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Gone before the CLI has loaded, let alone written its help.
+  child.stdout.destroy();
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  assert.equal(code, 0, stderr);
+  assert.doesNotMatch(stderr, /EPIPE/);
 });
