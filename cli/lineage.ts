@@ -121,7 +121,8 @@ interface CacheFile {
 export const SHARED_INDEX_MIN = 1000;
 const INDEX_PREFIX = 'lineage/index/';
 const INDEX_FORMAT_VERSION = 1;
-const INDEX_KEY = /^lineage\/index\/\d{9}-\d{8}T\d{6}Z-([0-9a-f]{64})\.json\.gz$/;
+/** lineage/index/<count>-<time>-<sha256>.json.gz; captures the count and the sha256. */
+const INDEX_KEY = /^lineage\/index\/(\d{9})-\d{8}T\d{6}Z-([0-9a-f]{64})\.json\.gz$/;
 
 interface SharedIndex {
   formatVersion: number;
@@ -140,7 +141,7 @@ async function readSharedIndex(store: ArtifactStore, skip: Set<string>): Promise
   const key = (await store.list(INDEX_PREFIX)).filter((k) => INDEX_KEY.test(k)).sort().at(-1);
   if (!key || skip.has(key)) return undefined;
   try {
-    const index = JSON.parse(gunzipSync(await store.get(key, { sha256: INDEX_KEY.exec(key)![1] })).toString('utf8')) as SharedIndex;
+    const index = JSON.parse(gunzipSync(await store.get(key, { sha256: INDEX_KEY.exec(key)![2] })).toString('utf8')) as SharedIndex;
     if (index.formatVersion !== INDEX_FORMAT_VERSION || typeof index.manifests !== 'object' || index.manifests === null) {
       throw new Error(`expected format version ${INDEX_FORMAT_VERSION} and manifests, found ${JSON.stringify(index.formatVersion)}`);
     }
@@ -170,7 +171,7 @@ async function writeSharedIndex(store: ArtifactStore, manifests: Map<string, Lin
   const bytes = gzipSync(JSON.stringify(index), { level: 1 });
   const key = sharedIndexKey(manifests.size, bytes);
   await store.put(key, bytes);
-  const smaller = (await store.list(INDEX_PREFIX)).filter((k) => INDEX_KEY.test(k) && k < key.slice(0, INDEX_PREFIX.length + 9));
+  const smaller = (await store.list(INDEX_PREFIX)).filter((k) => Number(INDEX_KEY.exec(k)?.[1] ?? Infinity) < manifests.size);
   // A removal that fails leaves an index that is passed over (it is not the largest): no harm.
   await mapLimit(smaller, READS_AT_ONCE, (k) => store.delete(k).catch(() => undefined));
   return key;
@@ -192,6 +193,8 @@ interface Cached {
   indexes: Set<string>;
 }
 
+const noCache = (): Cached => ({ manifests: new Map(), indexes: new Set() });
+
 /** The cached manifests of this store; none when the file is missing, unreadable or another store's. */
 async function readCache(file: string, store: ArtifactStore): Promise<Cached> {
   try {
@@ -202,7 +205,7 @@ async function readCache(file: string, store: ArtifactStore): Promise<Cached> {
   } catch {
     // Unreadable: as if there were none.
   }
-  return { manifests: new Map(), indexes: new Set() };
+  return noCache();
 }
 
 /** Written whole or not at all: a reader never finds half a cache. */
@@ -221,7 +224,7 @@ async function writeCache(file: string, store: ArtifactStore, manifests: Map<str
 
 export async function loadManifests(store: ArtifactStore, opts: LoadManifestsOptions = {}): Promise<LoadedManifests> {
   const keys = (await store.list('manifests/')).filter((k) => k.endsWith('.json'));
-  const cached: Cached = opts.cacheFile && !opts.refresh ? await readCache(opts.cacheFile, store) : { manifests: new Map(), indexes: new Set() };
+  const cached = opts.cacheFile && !opts.refresh ? await readCache(opts.cacheFile, store) : noCache();
   // Keys no longer listed drop out of the cache; listed keys it lacks are read.
   const byKey = new Map<string, LineageManifest>();
   let missing: string[] = [];

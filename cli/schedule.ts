@@ -87,7 +87,7 @@ function reportOf(d: ScheduleDescription): ScheduleReport {
 }
 
 /** 86400000 -> "1d", 5400000 -> "90m": the largest unit that divides it. */
-export function durationText(ms: number): string {
+function durationText(ms: number): string {
   for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
     if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
   }
