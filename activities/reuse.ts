@@ -9,7 +9,7 @@
  */
 import { Context } from '@temporalio/activity';
 import { createHash } from 'node:crypto';
-import { ObjectConflictError, type ArtifactStore } from '../artifacts/store.js';
+import { ObjectConflictError, ObjectNotFoundError, type ArtifactStore } from '../artifacts/store.js';
 import type { RunSpec } from '../config/grid.js';
 import { classify } from './errors.js';
 import { getJson, putJson } from './json.js';
@@ -78,10 +78,16 @@ export function createLookupRun(deps: { store: ArtifactStore }) {
       const code = reuseCodeVersion(await codeVersion());
       const configHash = trainingHash(input.run, input.data, code);
       const base = { configHash, codeVersion: code };
-      if (!(await deps.store.head(reuseKey(configHash), { signal }))) return base;
-      const entry = await getJson<IndexEntry>(deps.store, reuseKey(configHash), { signal });
-      const refs = [...entry.train.snapshots, entry.train.final];
-      for (const ref of refs) {
+      let entry: IndexEntry;
+      try {
+        entry = await getJson<IndexEntry>(deps.store, reuseKey(configHash), { signal });
+      } catch (err) {
+        if (err instanceof ObjectNotFoundError) return base;
+        throw err;
+      }
+      // `final` is usually the last snapshot: each object is read and hashed once.
+      const refs = new Map([...entry.train.snapshots, entry.train.final].map((ref) => [ref.key, ref]));
+      for (const ref of refs.values()) {
         try {
           await deps.store.get(ref.key, { sha256: ref.sha256, signal }); // re-hashes the bytes
         } catch (err) {

@@ -42,11 +42,12 @@ export function manifestKey(sha256: string): string {
   return `manifests/${sha256.slice(0, 2)}/${sha256}.json`;
 }
 
-/** Stores the manifest unless one already exists for the same bytes; returns the stored manifest's ref. */
+/**
+ * Stores the manifest unless one already exists for the same bytes; returns the stored manifest's ref.
+ * The put itself finds an existing one (a store checks before it writes), so no HEAD goes first.
+ */
 export async function recordManifest(store: ArtifactStore, manifest: ArtifactManifest, signal?: AbortSignal): Promise<ObjectRef> {
   const key = manifestKey(manifest.artifact.sha256);
-  const existing = await store.head(key, { signal });
-  if (existing) return existing;
   try {
     return await store.put(key, new TextEncoder().encode(JSON.stringify(manifest, null, 2) + '\n'), { contentType: 'application/json', signal });
   } catch (err) {
