@@ -42,11 +42,15 @@ export interface TrainDeps {
   backend?: BackendPreference;
 }
 
-async function listCheckpoints(store: ArtifactStore, runId: string, signal: AbortSignal): Promise<Checkpoint[]> {
-  const keys = (await store.list(`${runPrefix(runId)}/checkpoints/`, { signal })).filter((k) => k.endsWith('.json'));
-  const out: Checkpoint[] = [];
-  for (const key of keys) out.push(await getJson<Checkpoint>(store, key, { signal }));
-  return out.sort((a, b) => a.epoch - b.epoch);
+/** What earlier attempts left under the run, from one listing: its checkpoints (read, by epoch) and the keys of its attempt records. */
+async function readRunState(store: ArtifactStore, runId: string, signal: AbortSignal): Promise<{ checkpoints: Checkpoint[]; attempts: string[] }> {
+  const prefix = runPrefix(runId);
+  const keys = await store.list(`${prefix}/`, { signal });
+  const checkpoints: Checkpoint[] = [];
+  for (const key of keys) {
+    if (key.startsWith(`${prefix}/checkpoints/`) && key.endsWith('.json')) checkpoints.push(await getJson<Checkpoint>(store, key, { signal }));
+  }
+  return { checkpoints: checkpoints.sort((a, b) => a.epoch - b.epoch), attempts: keys.filter((k) => k.startsWith(`${prefix}/attempts/`)) };
 }
 
 async function loadTensors(store: ArtifactStore, ref: { key: string; sha256: string }, signal: AbortSignal): Promise<NamedTensor[]> {
@@ -81,8 +85,7 @@ async function stateFromCheckpoint(store: ArtifactStore, cp: Checkpoint, signal:
  * local activity replayed after its worker died counts from 1 again, and a run that failed in its pack's
  * activity is then tried by the run's own.
  */
-async function recordAttempt(store: ArtifactStore, runId: string, record: AttemptRecord, signal: AbortSignal): Promise<void> {
-  const stored = (await store.list(`${runPrefix(runId)}/attempts/`, { signal })).length;
+async function recordAttempt(store: ArtifactStore, runId: string, record: AttemptRecord, stored: number, signal: AbortSignal): Promise<void> {
   for (let n = stored + 1; ; n++) {
     try {
       await putJson(store, attemptKey(runId, n), record, signal);
@@ -116,7 +119,9 @@ export function createTrain(deps: TrainDeps) {
         // The store, not the heartbeat, is the truth about what was saved: a heartbeat may be lost
         // with the worker, a stored checkpoint is not. The heartbeat only tells us what to expect.
         const previous = before?.checkpointEpoch;
-        const checkpoints = await listCheckpoints(store, runId, signal);
+        // Every checkpoint of the run, those this attempt writes included, so the snapshots are listed
+        // at the end without reading them back.
+        const { checkpoints, attempts: earlierAttempts } = await readRunState(store, runId, signal);
         const latest = checkpoints.at(-1);
         if (previous !== undefined && (latest?.epoch ?? -1) < previous) {
           ctx.log.warn('heartbeat names a checkpoint the store does not have', { previous, found: latest?.epoch });
@@ -131,7 +136,7 @@ export function createTrain(deps: TrainDeps) {
           worker: `${hostname()}:${process.pid}`,
           backend,
         };
-        await recordAttempt(store, runId, attempt, signal);
+        await recordAttempt(store, runId, attempt, earlierAttempts.length, signal);
 
         const { epochs, batchSize, snapshotEvery } = run.training;
         // Weights to start from: only needed for a fresh start, and checked before any training.
@@ -233,6 +238,7 @@ export function createTrain(deps: TrainDeps) {
               : {}),
           };
           await putJson(store, checkpointKey(runId, state.epoch), checkpoint, signal);
+          checkpoints.push(checkpoint);
           checkpointEpoch = state.epoch;
           beat();
         };
@@ -263,9 +269,7 @@ export function createTrain(deps: TrainDeps) {
         }).catch(settleWriting);
         const { outcome, engine } = trained;
         await writing;
-        const snapshots: SnapshotRef[] = (await listCheckpoints(store, runId, signal))
-          .filter((cp) => cp.epoch <= outcome.epoch)
-          .map((cp) => cp.weights);
+        const snapshots: SnapshotRef[] = checkpoints.filter((cp) => cp.epoch <= outcome.epoch).map((cp) => cp.weights);
         let final = snapshots.at(-1)!;
         if (outcome.status === 'diverged') {
           // The model holds the broken weights; the test metrics are those of the last stored ones.
@@ -274,9 +278,11 @@ export function createTrain(deps: TrainDeps) {
           final = bestRef!;
         }
         const test = trained.test ?? (await evaluate(model, data.test, batchSize, signal));
-        const attemptKeys = await store.list(`${runPrefix(runId)}/attempts/`, { signal });
+        // The earlier attempts' records, then this one's. A duplicate of this attempt that started after it
+        // (after a timeout) is not listed: only one of the two results is kept.
         const attempts: AttemptRecord[] = [];
-        for (const key of attemptKeys) attempts.push(await getJson<AttemptRecord>(store, key, { signal }));
+        for (const key of earlierAttempts) attempts.push(await getJson<AttemptRecord>(store, key, { signal }));
+        attempts.push(attempt);
         const result: TrainResult = {
           runId,
           backend,

@@ -249,6 +249,29 @@ test('the next epoch trains while a checkpoint is written, and heartbeats count 
   assert.deepEqual(await weightsOf(result), await weightsOf(plain));
 });
 
+test('a fresh training lists its run once and reads back nothing it stored', async () => {
+  // Every request is a round trip on S3: a sweep of tiny runs pays each one per run.
+  const calls: string[] = [];
+  const recording = new Proxy(store, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target) as unknown;
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        if (prop !== 'locate') calls.push(`${String(prop)} ${String(args[0])}`);
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+  const runId = 'requests/r0';
+  const result = await runIn(new MockActivityEnvironment(), createActivities({ store: recording }).train, { experimentId: 'requests', runId, run, data });
+  assert.equal(result.snapshots.length, 4);
+  assert.deepEqual(result.attempts.map((a) => [a.attempt, a.startedFromEpoch]), [[1, 0]]);
+  const made = calls.filter((c) => !c.includes(' datasets/'));
+  assert.deepEqual(made.filter((c) => !c.startsWith('put ')), [`list runs/${runId}/`]);
+  // Per checkpoint: the weights, the optimizer state (Adam), their manifests, the index.
+  assert.equal(made.length, 1 + 1 + 4 * 5);
+});
+
 test('a checkpoint write that fails fails the attempt, once no write of it is in flight', async () => {
   const runId = 'failing-write/run';
   let inFlight = 0;
