@@ -13,7 +13,9 @@
  *   the same sha256 that names the object; AWS, MinIO and versitygw verify and keep it. A server that
  *   rejects the header can be used with `checksumSha256: false`. The object's sha256 is always stored as
  *   user metadata (`x-amz-meta-sha256`) so `head()` answers without reading the object.
- * - Never overwrite. A HEAD first makes a repeated put of the same bytes free. The write itself is
+ * - Never overwrite. A HEAD first makes a repeated put of the same bytes free (except for
+ *   content-addressed objects below the multipart threshold, where the conditional write alone
+ *   answers and a HEAD would cost a round trip on every new object). The write itself is
  *   conditional (`If-None-Match: *` on PutObject and CompleteMultipartUpload, honoured by AWS since 2024
  *   and by versitygw); on 412 the stored object is compared and either returned or reported as a
  *   conflict. On a server that ignores the header, the HEAD before the write is the only guard and two
@@ -167,8 +169,12 @@ export class S3Store implements ArtifactStore {
     const sha256 = sha256Hex(bytes);
     const ref: ObjectRef = { key, sha256, bytes: bytes.byteLength };
 
-    const existing = await this.head(key, { signal: opts.signal });
-    if (existing) return this.settle(ref, existing);
+    // A content-addressed object small enough for one PutObject skips the HEAD: the conditional write
+    // finds it when it exists, at the cost of sending its bytes again.
+    if (!opts.contentAddressed || bytes.byteLength > this.multipartThreshold) {
+      const existing = await this.head(key, { signal: opts.signal });
+      if (existing) return this.settle(ref, existing);
+    }
 
     try {
       if (bytes.byteLength > this.multipartThreshold) {

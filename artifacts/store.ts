@@ -18,6 +18,12 @@ export interface PutOptions {
   /** MIME type recorded with the object where the store can keep one (S3). */
   contentType?: string;
   signal?: AbortSignal;
+  /**
+   * The key is derived from the bytes' sha256 (putContentAddressed sets this): any object already there
+   * holds these bytes. A store that looks before it writes may write at once and let its conditional
+   * write find the existing object.
+   */
+  contentAddressed?: boolean;
 }
 
 export interface GetOptions {
@@ -143,7 +149,7 @@ export function putContentAddressed(
 ): Promise<ObjectRef> {
   const sha = sha256Hex(bytes);
   const key = validateKey(`${prefix}/${sha.slice(0, 2)}/${sha}${ext}`);
-  return store.put(key, bytes, opts);
+  return store.put(key, bytes, { ...opts, contentAddressed: true });
 }
 
 /** Throws IntegrityError when the bytes read for key do not hash to the expected sha256. */

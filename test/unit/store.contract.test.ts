@@ -12,6 +12,7 @@ import { inspect } from 'node:util';
 import { after, describe, test } from 'node:test';
 import {
   GetObjectCommand,
+  HeadObjectCommand,
   ListMultipartUploadsCommand,
   PutObjectCommand,
   S3Client,
@@ -397,6 +398,40 @@ describe('S3Store specifics', () => {
       // The SDK adds no checksum of its own (its CRC32 is what goes aws-chunked on streamed bodies).
       assert.equal(lower['x-amz-sdk-checksum-algorithm'], undefined, `${command} let the SDK add a checksum`);
     }
+  });
+
+  test('a small content-addressed put sends no HEAD; a repeat is answered by the conditional write', async (t) => {
+    const store = new S3Store(s3.storeOptions);
+    t.after(() => store.client.destroy());
+    const commands: string[] = [];
+    store.client.middlewareStack.add(
+      (next, context) => async (args) => {
+        commands.push(context.commandName ?? '');
+        return next(args);
+      },
+      { step: 'initialize', name: 'recordCommands' },
+    );
+    const prefix = freshKey('cas-conditional');
+    const bytes = patterned(4000, 11);
+    const ref = await putContentAddressed(store, prefix, bytes, '.bin');
+    assert.deepEqual(commands, ['PutObjectCommand']);
+    const stored = await store.client.send(new HeadObjectCommand({ Bucket: s3.server.bucket, Key: ref.key }));
+
+    commands.length = 0;
+    assert.deepEqual(await putContentAddressed(store, prefix, bytes, '.bin'), ref);
+    // Refused with 412, then compared: the object is the first write's.
+    assert.deepEqual(commands, ['PutObjectCommand', 'HeadObjectCommand']);
+    const after = await store.client.send(new HeadObjectCommand({ Bucket: s3.server.bucket, Key: ref.key }));
+    assert.equal(after.ETag, stored.ETag);
+    assert.equal(after.LastModified?.getTime(), stored.LastModified?.getTime());
+    assert.deepEqual(await store.get(ref.key), bytes);
+
+    // Any other put looks first, so a repeat costs no upload.
+    commands.length = 0;
+    const plain = freshKey('plain');
+    await store.put(plain, bytes);
+    await store.put(plain, bytes);
+    assert.deepEqual(commands, ['HeadObjectCommand', 'PutObjectCommand', 'HeadObjectCommand']);
   });
 
   test('an object written by another tool (no sha256 metadata) is hashed by head', async () => {
