@@ -119,7 +119,7 @@ async function launch(
   const logHandle = o.logFile ? await open(o.logFile, 'a') : undefined;
   const output: string[] = [];
   if (o.detached && !logHandle) throw new Error('startS3Server: a detached server needs a logFile');
-  const child = spawn(o.binary, ['--port', `127.0.0.1:${o.port}`, '--quiet', 'posix', o.dataDir], {
+  const child = spawn(o.binary, ['--port', `127.0.0.1:${o.port}`, '--quiet', '--keep-alive', 'posix', o.dataDir], {
     env: { ...o.env, ROOT_ACCESS_KEY_ID: o.accessKeyId, ROOT_SECRET_ACCESS_KEY: o.secretAccessKey },
     stdio: ['ignore', logHandle ? logHandle.fd : 'pipe', logHandle ? logHandle.fd : 'pipe'],
     detached: o.detached ?? false,
