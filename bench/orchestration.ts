@@ -4,7 +4,7 @@
  * measured in the same invocation on the same data.
  *
  * Run: npm run bench:orchestration [-- --runs 100 --workers 2 --train 256 --batch 64 --concurrency C --pack N
- *                                      --figures --mode local|queues|both --v8-defaults]
+ *                                      --figures --mode local|queues|both --store local|s3 --v8-defaults]
  *
  * Each run is an MLP (one hidden layer of 32) trained for one epoch on `--train` Fashion-MNIST examples
  * (a few batches), one seed per run. The plain loop loads the data once, then per run builds the model,
@@ -16,7 +16,9 @@
  * processes (the workers are polling before the clock starts). The runs' end is read from the
  * experiment's history (its last child closing), not polled. The stores and the workers' state live in
  * a temporary folder under paramtrail's state folder (`.paramtrail`, where `paramtrail run` keeps its
- * local store), removed at the end.
+ * local store), removed at the end. `--store s3` puts paramtrail's and the activities loop's stores in a
+ * versitygw S3 server started for the benchmark (each under a prefix of its own), as on a cluster; the
+ * plain loop reads its data from local files either way.
  *
  * paramtrail runs the experiment twice (`--mode both`, each time with a fresh store, server and workers):
  * with `execution.local` (each run's training and distances as local activities in the run
@@ -47,6 +49,8 @@ import { Client, Connection } from '@temporalio/client';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { sha256Hex } from '../artifacts/hash.js';
 import { LocalStore } from '../artifacts/local.js';
+import { openStore } from '../artifacts/open.js';
+import type { ArtifactStore } from '../artifacts/store.js';
 import { loadRunData } from '../activities/data.js';
 import { getJson } from '../activities/json.js';
 import { loadRuns } from '../activities/results.js';
@@ -55,6 +59,7 @@ import { contentKey, DATASET_PREFIX } from '../activities/keys.js';
 import type { DownloadResult } from '../activities/types.js';
 import { validateExperiment, type ExperimentConfig } from '../config/experiment.js';
 import { expandRuns } from '../config/grid.js';
+import { startS3Server, type S3Server } from '../infra/s3server.js';
 import { startTemporalDevServer } from '../infra/temporal.js';
 import { intraOpThreads, selectBackend } from '../ml/backend.js';
 import { DATASETS, getDataset } from '../ml/data/datasets.js';
@@ -80,6 +85,7 @@ function options() {
       pack: { type: 'string', default: '1' },
       figures: { type: 'boolean', default: false },
       mode: { type: 'string', default: 'both' },
+      store: { type: 'string', default: 'local' },
       loop: { type: 'string' },
       shard: { type: 'string' },
       'v8-defaults': { type: 'boolean', default: false },
@@ -88,6 +94,7 @@ function options() {
   const mode = values.mode ?? 'both';
   if (!['local', 'queues', 'both'].includes(mode)) throw new Error(`--mode: expected local, queues or both, found ${JSON.stringify(mode)}`);
   const workers = positiveInt('workers', values.workers);
+  if (values.store !== 'local' && values.store !== 's3') throw new Error(`--store: expected local or s3, found ${JSON.stringify(values.store)}`);
   return {
     runs: positiveInt('runs', values.runs),
     workers,
@@ -99,6 +106,7 @@ function options() {
     pack: positiveInt('pack', values.pack),
     figures: values.figures ?? false,
     modes: mode === 'both' ? [true, false] : [mode === 'local'],
+    store: values.store,
     // Internal: the child process that runs one loop (loopProcess starts it).
     loop: values.loop as 'plain' | 'activities' | undefined,
     // Internal: "i/n", the activities loop runs every n-th run from the i-th.
@@ -108,6 +116,15 @@ function options() {
 }
 
 type Options = ReturnType<typeof options>;
+
+/**
+ * The URL of a store named `name`: a folder under `dir`, or with `--store s3` a prefix in the benchmark's
+ * S3 bucket (PARAMTRAIL_BENCH_BUCKET, set by main for every process it starts), named with this
+ * process's id since each loop process has a `dir` of its own.
+ */
+function storeUrl(o: Options, dir: string, name: string): string {
+  return o.store === 's3' ? `s3://${process.env.PARAMTRAIL_BENCH_BUCKET}/${name}-${process.pid}` : `file://${join(dir, name)}`;
+}
 
 /**
  * TensorFlow's intra-op threads for each of the processes that train side by side (the workers, the
@@ -138,7 +155,7 @@ function experiment(o: Options, local: boolean): ExperimentConfig {
 }
 
 /** The dataset's raw files put in a store of the loop's own, as the download activity would have. */
-async function storedDataset(store: LocalStore): Promise<DownloadResult> {
+async function storedDataset(store: ArtifactStore): Promise<DownloadResult> {
   const def = getDataset('fashion-mnist');
   const files = [];
   for (const file of def.files) {
@@ -214,9 +231,9 @@ async function plainLoop(config: ExperimentConfig, dir: string): Promise<LoopTim
  * has no data loading, which the plain loop's includes once. `--v8-defaults` starts it with V8 as a plain
  * script has it, to see what the worker's options change.
  */
-async function activitiesLoop(config: ExperimentConfig, dir: string, shard = '0/1'): Promise<LoopTimes> {
+async function activitiesLoop(config: ExperimentConfig, o: Options, dir: string, shard = '0/1'): Promise<LoopTimes> {
   const [index, count] = shard.split('/').map(Number) as [number, number];
-  const store = new LocalStore(join(dir, 'activities-store'));
+  const store = openStore(storeUrl(o, dir, 'activities-store'), process.env);
   const data = await storedDataset(store);
   await loadRunData(store, config.datasets[0]!, data);
   const activities = createActivities({ store, backend: 'auto' });
@@ -301,14 +318,14 @@ async function throughParamtrail(config: ExperimentConfig, o: Options, dir: stri
   const temporal = await startTemporalDevServer({ env: process.env, headless: true });
   const workers: Worker[] = [];
   // A store of its own per experiment: nothing to reuse from another mode's trainings.
-  const storeDir = join(dir, `store-${config.execution.local ? 'local' : 'queues'}`);
+  const store = storeUrl(o, dir, `store-${config.execution.local ? 'local' : 'queues'}`);
   try {
     const prefix = 'bench';
     const env = {
       ...process.env,
       TEMPORAL_ADDRESS: temporal.address,
       PARAMTRAIL_TASK_QUEUE: prefix,
-      PARAMTRAIL_STORE: `file://${storeDir}`,
+      PARAMTRAIL_STORE: store,
       PARAMTRAIL_STATE_DIR: join(dir, 'state'),
       PARAMTRAIL_TRAIN_SLOTS: '1',
       TF_NUM_INTRAOP_THREADS: sharedThreads(o),
@@ -325,7 +342,7 @@ async function throughParamtrail(config: ExperimentConfig, o: Options, dir: stri
       const handle = await client.workflow.start(experimentWorkflow, {
         workflowId: experimentId,
         taskQueue: queueNames(prefix).workflows,
-        args: [{ experimentId, config, queues: queueNames(prefix), store: `file://${storeDir}` }],
+        args: [{ experimentId, config, queues: queueNames(prefix), store }],
       });
       const returned = await handle.result();
       const total = (performance.now() - t0) / 1000;
@@ -335,9 +352,9 @@ async function throughParamtrail(config: ExperimentConfig, o: Options, dir: stri
       const closed = events.filter((e) => e.childWorkflowExecutionCompletedEventAttributes || e.childWorkflowExecutionFailedEventAttributes);
       const runs = closed.length ? (eventMs(closed.at(-1)!) - started) / 1000 : total;
       // A grid of more than 100 runs returns its runs' summaries, and their results, in the store.
-      const store = new LocalStore(storeDir);
+      const results = openStore(store, process.env);
       const summaries = await Promise.all(
-        (await loadRuns(store, returned)).map(async (r) => (r.result || !r.resultRef ? r : { ...r, result: await getJson<RunResult>(store, r.resultRef.key, { sha256: r.resultRef.sha256 }) })),
+        (await loadRuns(results, returned)).map(async (r) => (r.result || !r.resultRef ? r : { ...r, result: await getJson<RunResult>(results, r.resultRef.key, { sha256: r.resultRef.sha256 }) })),
       );
       const result = { ...returned, runs: summaries };
       const breakdown = await runBreakdown(client, result);
@@ -384,10 +401,23 @@ async function main(): Promise<void> {
   const parent = join(process.env.PARAMTRAIL_STATE_DIR ?? DEFAULT_STATE_DIR, 'bench');
   await mkdir(parent, { recursive: true });
   const dir = await mkdtemp(join(parent, 'orchestration-'));
+  let s3: S3Server | undefined;
   try {
+    if (o.store === 's3' && !o.loop) {
+      // As the CLI does: the SDK's notice about its releases from 2027 on, printed by every process.
+      process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+      s3 = await startS3Server({ dataDir: join(dir, 's3'), env: process.env, bucket: 'bench-orchestration' });
+      // Inherited by the loops and the workers, as a cluster's workers get theirs.
+      Object.assign(process.env, {
+        PARAMTRAIL_BENCH_BUCKET: s3.bucket,
+        PARAMTRAIL_S3_ENDPOINT: s3.endpoint,
+        AWS_ACCESS_KEY_ID: s3.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
+      });
+    }
     if (o.loop) {
       const backend = await selectBackend('auto');
-      const times = o.loop === 'plain' ? await plainLoop(experiment(o, false), dir) : await activitiesLoop(experiment(o, false), dir, o.shard);
+      const times = o.loop === 'plain' ? await plainLoop(experiment(o, false), dir) : await activitiesLoop(experiment(o, false), o, dir, o.shard);
       console.log(JSON.stringify({ times, backend }));
       return;
     }
@@ -397,7 +427,7 @@ async function main(): Promise<void> {
     console.log(
       `orchestration: ${o.runs} runs of an MLP (32 hidden), 1 epoch of ${o.train} Fashion-MNIST examples ` +
         `(90 % trained, batch ${o.batch}), backend ${backend}; ${o.workers} worker process(es), concurrency ${o.concurrency}, ` +
-        `${o.pack} run(s) per workflow, ${availableParallelism()} cores; TensorFlow intra-op threads: ` +
+        `${o.pack} run(s) per workflow, ${o.store === 's3' ? 'stores in S3 (versitygw)' : 'local stores'}, ${availableParallelism()} cores; TensorFlow intra-op threads: ` +
         `${intraOpThreads()} in the processes training alone, ${sharedThreads(o)} in each of those side by side`,
     );
     const perRun = (seconds: number) => `${((seconds / o.runs) * 1000).toFixed(0)} ms`;
@@ -433,6 +463,7 @@ async function main(): Promise<void> {
       before = after;
     }
   } finally {
+    await s3?.stop();
     await rm(dir, { recursive: true, force: true });
   }
 }
