@@ -34,8 +34,9 @@
  *
  * Prints the times and ratios, for the runs alone and with the report; where the CPU went (the plain
  * loop's per run, paramtrail's workers' and Temporal server's per run, measured over the experiment:
- * all processes share the machine's cores); where a run's wall time went, from the runs' histories; and
- * how many trainings each worker process ran (a pack's runs all go to the worker that took the pack).
+ * all processes share the machine's cores); the store calls a run's activities make, by method (each
+ * one or two round trips on S3); where a run's wall time went, from the runs' histories; and how many
+ * trainings each worker process ran (a pack's runs all go to the worker that took the pack).
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -171,6 +172,22 @@ interface LoopTimes {
   cpu: number;
   /** Full (mark-compact) garbage collections while it ran. */
   fullGcs: number;
+  /** The activities loop's store calls by method, over its runs (each a round trip on S3). */
+  requests?: Record<string, number>;
+}
+
+/** The store with every call counted by method into `counts`. */
+function countingStore(store: ArtifactStore, counts: Record<string, number>): ArtifactStore {
+  return new Proxy(store, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target) as unknown;
+      if (typeof value !== 'function' || prop === 'locate') return value;
+      return (...args: unknown[]) => {
+        counts[String(prop)] = (counts[String(prop)] ?? 0) + 1;
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
 }
 
 /** Counts this process's full garbage collections from now on. */
@@ -236,7 +253,8 @@ async function activitiesLoop(config: ExperimentConfig, o: Options, dir: string,
   const store = openStore(storeUrl(o, dir, 'activities-store'), process.env);
   const data = await storedDataset(store);
   await loadRunData(store, config.datasets[0]!, data);
-  const activities = createActivities({ store, backend: 'auto' });
+  const requests: Record<string, number> = {};
+  const activities = createActivities({ store: countingStore(store, requests), backend: 'auto' });
   const quiet = () => undefined;
   const logger = { log: quiet, trace: quiet, debug: quiet, info: quiet, warn: console.warn, error: console.error };
   // MockActivityEnvironment.run does not infer the activity's types.
@@ -249,7 +267,7 @@ async function activitiesLoop(config: ExperimentConfig, o: Options, dir: string,
     const { p, changed, references } = spec.analyses.distance;
     await run(activities.distance, { ...producer, snapshots: trained.snapshots, p, changed, references });
   }
-  return done();
+  return { ...done(), requests };
 }
 
 /** Wall seconds until every run completed, and until the experiment (with its report) completed. */
@@ -438,6 +456,9 @@ async function main(): Promise<void> {
       `  run activities, own process          ${activities.seconds.toFixed(1).padStart(6)} s   CPU per run ${perRun(activities.cpu)}, ${activities.fullGcs} full GCs ` +
         `(lookupRun, train, distance; no Temporal; V8 ${o.v8Defaults ? 'defaults' : 'as a worker starts it'})`,
     );
+    const requests = Object.entries(activities.requests ?? {});
+    const total = requests.reduce((sum, [, n]) => sum + n, 0);
+    console.log(`    store calls per run: ${(total / o.runs).toFixed(1)} (${requests.map(([m, n]) => `${m} ${(n / o.runs).toFixed(1)}`).join(', ')})`);
     const shardSeconds = Math.max(...shards.map((t) => t.seconds));
     console.log(
       `  run activities, ${o.workers} processes at once ${shardSeconds.toFixed(1).padStart(6)} s   (${(shardSeconds / plain.seconds).toFixed(2)}x the first plain loop) ` +
