@@ -17,8 +17,10 @@ function envFlag(name: string, value: string | undefined): boolean | undefined {
 
 /**
  * `file:///abs`, a plain path, or `s3://bucket/prefix`. S3 settings from env: PARAMTRAIL_S3_ENDPOINT,
- * PARAMTRAIL_S3_FORCE_PATH_STYLE (default true when an endpoint is set), AWS_REGION (default
- * us-east-1), AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN.
+ * PARAMTRAIL_S3_FORCE_PATH_STYLE (default true when an endpoint is set),
+ * PARAMTRAIL_S3_CONDITIONAL_WRITES (the server honours `If-None-Match: *`; default true on AWS, false
+ * with an endpoint), AWS_REGION (default us-east-1), AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+ * AWS_SESSION_TOKEN.
  */
 export function openStore(url: string, env: NodeJS.ProcessEnv): ArtifactStore {
   if (!url) throw new Error('store URL: expected file:///abs/dir, a path or s3://bucket/prefix, found nothing');
@@ -31,6 +33,7 @@ export function openStore(url: string, env: NodeJS.ProcessEnv): ArtifactStore {
     const endpoint = env.PARAMTRAIL_S3_ENDPOINT || undefined;
     const forcePathStyle =
       envFlag('PARAMTRAIL_S3_FORCE_PATH_STYLE', env.PARAMTRAIL_S3_FORCE_PATH_STYLE) ?? endpoint !== undefined;
+    const conditionalWrites = envFlag('PARAMTRAIL_S3_CONDITIONAL_WRITES', env.PARAMTRAIL_S3_CONDITIONAL_WRITES);
     const accessKeyId = env.AWS_ACCESS_KEY_ID;
     const secretAccessKey = env.AWS_SECRET_ACCESS_KEY;
     if (Boolean(accessKeyId) !== Boolean(secretAccessKey)) {
@@ -44,6 +47,7 @@ export function openStore(url: string, env: NodeJS.ProcessEnv): ArtifactStore {
       prefix,
       endpoint,
       forcePathStyle,
+      ...(conditionalWrites !== undefined ? { conditionalWrites } : {}),
       region: env.AWS_REGION || 'us-east-1',
       // Neither set: leave it to the SDK's default chain (profile, instance role, ...).
       credentials:

@@ -13,13 +13,14 @@
  *   the same sha256 that names the object; AWS, MinIO and versitygw verify and keep it. A server that
  *   rejects the header can be used with `checksumSha256: false`. The object's sha256 is always stored as
  *   user metadata (`x-amz-meta-sha256`) so `head()` answers without reading the object.
- * - Never overwrite. A HEAD first makes a repeated put of the same bytes free (except for
- *   content-addressed objects below the multipart threshold, where the conditional write alone
- *   answers and a HEAD would cost a round trip on every new object). The write itself is
- *   conditional (`If-None-Match: *` on PutObject and CompleteMultipartUpload, honoured by AWS since 2024
- *   and by versitygw); on 412 the stored object is compared and either returned or reported as a
- *   conflict. On a server that ignores the header, the HEAD before the write is the only guard and two
- *   writers racing on one key could overwrite each other; content-addressed keys make that harmless.
+ * - Never overwrite. The write is conditional (`If-None-Match: *` on PutObject and
+ *   CompleteMultipartUpload, honoured by AWS since 2024 and by versitygw); on 412 the stored object is
+ *   compared and either returned or reported as a conflict. A HEAD before the write makes a repeated put
+ *   of the same bytes free, and on a server that ignores the header it is the only guard (two writers
+ *   racing on one key could then overwrite each other; content-addressed keys make that harmless).
+ *   Below the multipart threshold the HEAD is left out, saving a round trip per new object, for
+ *   content-addressed objects (any object at the key holds the same bytes) and, with
+ *   `conditionalWrites` (the default on AWS), for every object.
  * - Whole or nothing. S3 makes an object visible only when its PutObject or CompleteMultipartUpload
  *   succeeds. A multipart upload that fails or is cancelled is aborted so no parts are left behind.
  */
@@ -77,6 +78,12 @@ export interface S3StoreOptions {
   partSize?: number;
   /** Send x-amz-checksum-sha256 on single-part puts. Default true; turn off for servers that reject it. */
   checksumSha256?: boolean;
+  /**
+   * The server refuses a PutObject with `If-None-Match: *` on an existing key (AWS since 2024,
+   * versitygw; test/unit/store.contract.test.ts proves it of a server): then no put below the
+   * multipart threshold looks first. Default: true without an endpoint (AWS), false with one.
+   */
+  conditionalWrites?: boolean;
 }
 
 interface S3ErrorLike {
@@ -113,6 +120,7 @@ export class S3Store implements ArtifactStore {
   private readonly multipartThreshold: number;
   private readonly partSize: number;
   private readonly checksumSha256: boolean;
+  private readonly conditionalWrites: boolean;
 
   constructor(opts: S3StoreOptions) {
     if (!opts.bucket) throw new Error('S3Store: expected a bucket name, found none');
@@ -126,6 +134,7 @@ export class S3Store implements ArtifactStore {
       throw new Error(`S3Store: expected partSize >= ${MIN_PART_SIZE} (5 MiB, S3's minimum), found ${this.partSize}`);
     }
     this.checksumSha256 = opts.checksumSha256 ?? true;
+    this.conditionalWrites = opts.conditionalWrites ?? opts.endpoint === undefined;
     this.location = `s3://${this.bucket}${this.prefix ? `/${this.prefix}` : ''}`;
     this.client = new S3Client({
       endpoint: opts.endpoint,
@@ -169,9 +178,9 @@ export class S3Store implements ArtifactStore {
     const sha256 = sha256Hex(bytes);
     const ref: ObjectRef = { key, sha256, bytes: bytes.byteLength };
 
-    // A content-addressed object small enough for one PutObject skips the HEAD: the conditional write
-    // finds it when it exists, at the cost of sending its bytes again.
-    if (!opts.contentAddressed || bytes.byteLength > this.multipartThreshold) {
+    // An object small enough for one PutObject skips the HEAD where the conditional write alone keeps
+    // the promise: the write finds the object when it exists, at the cost of sending its bytes again.
+    if (bytes.byteLength > this.multipartThreshold || !(opts.contentAddressed || this.conditionalWrites)) {
       const existing = await this.head(key, { signal: opts.signal });
       if (existing) return this.settle(ref, existing);
     }

@@ -429,6 +429,7 @@ async function main(): Promise<void> {
       Object.assign(process.env, {
         PARAMTRAIL_BENCH_BUCKET: s3.bucket,
         PARAMTRAIL_S3_ENDPOINT: s3.endpoint,
+        PARAMTRAIL_S3_CONDITIONAL_WRITES: 'true',
         AWS_ACCESS_KEY_ID: s3.accessKeyId,
         AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
       });

@@ -286,6 +286,8 @@ async function startStack(p: ReturnType<typeof paths>, opts: DevUpArgs, useS3: b
       store = `s3://${server.bucket}`;
       Object.assign(workerEnv, {
         PARAMTRAIL_S3_ENDPOINT: server.endpoint,
+        // versitygw refuses a conditional write to an existing key (the store contract tests prove it).
+        PARAMTRAIL_S3_CONDITIONAL_WRITES: 'true',
         AWS_ACCESS_KEY_ID: creds.accessKeyId,
         AWS_SECRET_ACCESS_KEY: creds.secretAccessKey,
         // versitygw's default region; the SDK insists on one.

@@ -61,6 +61,8 @@ test('workers run paramtrail on the workflow, train and analysis queues against 
     assert.equal(worker.environment?.TEMPORAL_ADDRESS, 'temporal:7233');
     assert.equal(worker.environment?.PARAMTRAIL_STORE, 's3://paramtrail');
     assert.equal(worker.environment?.PARAMTRAIL_S3_ENDPOINT, 'http://minio:9000');
+    // A string, as openStore reads it from the environment (a YAML boolean would not reach it as "true").
+    assert.equal(worker.environment?.PARAMTRAIL_S3_CONDITIONAL_WRITES, 'true');
     assert.deepEqual(worker.env_file, ['worker.env']);
   }
   assert.match(String(services['create-bucket']!.command), /mc mb --ignore-existing store\/paramtrail/);

@@ -330,8 +330,8 @@ async function inProgressUploads(): Promise<string[]> {
   return (out.Uploads ?? []).map((u) => `multipart upload of ${u.Key}`);
 }
 
-contract('S3Store on versitygw', {
-  store: s3.store,
+const s3Subject = (store: S3Store): Subject => ({
+  store,
   rawRead: async (key) => {
     const out = await raw.send(new GetObjectCommand({ Bucket: s3.server.bucket, Key: key }));
     return out.Body!.transformToByteArray();
@@ -350,6 +350,13 @@ contract('S3Store on versitygw', {
   leftovers: inProgressUploads,
   secrets: [s3.server.secretAccessKey],
 });
+
+contract('S3Store on versitygw', s3Subject(s3.store));
+
+// Every small put without a HEAD first: the conditional write alone must keep the contract.
+const conditional = new S3Store({ ...s3.storeOptions, conditionalWrites: true });
+after(() => conditional.client.destroy());
+contract('S3Store on versitygw, conditional writes', s3Subject(conditional));
 
 describe('S3Store specifics', () => {
   test('cancelled between parts: the multipart upload is aborted and no object appears', async (t) => {
@@ -426,12 +433,34 @@ describe('S3Store specifics', () => {
     assert.equal(after.LastModified?.getTime(), stored.LastModified?.getTime());
     assert.deepEqual(await store.get(ref.key), bytes);
 
-    // Any other put looks first, so a repeat costs no upload.
+    // Any other put looks first, so a repeat costs no upload...
     commands.length = 0;
     const plain = freshKey('plain');
     await store.put(plain, bytes);
     await store.put(plain, bytes);
     assert.deepEqual(commands, ['HeadObjectCommand', 'PutObjectCommand', 'HeadObjectCommand']);
+
+    // ...unless the server is known to honour conditional writes; an object past the multipart
+    // threshold always looks first.
+    const conditional = new S3Store({ ...s3.storeOptions, conditionalWrites: true, multipartThreshold: 5000 });
+    t.after(() => conditional.client.destroy());
+    const seen: string[] = [];
+    conditional.client.middlewareStack.add(
+      (next, context) => async (args) => {
+        seen.push(context.commandName ?? '');
+        return next(args);
+      },
+      { step: 'initialize', name: 'recordCommands' },
+    );
+    await conditional.put(freshKey('conditional'), bytes);
+    assert.deepEqual(seen, ['PutObjectCommand']);
+    seen.length = 0;
+    await assert.rejects(conditional.put(plain, patterned(4000, 12)), ObjectConflictError);
+    assert.deepEqual(seen, ['PutObjectCommand', 'HeadObjectCommand']);
+    assert.deepEqual(await store.get(plain), bytes);
+    seen.length = 0;
+    await conditional.put(freshKey('large'), patterned(6000, 13));
+    assert.equal(seen[0], 'HeadObjectCommand');
   });
 
   test('an object written by another tool (no sha256 metadata) is hashed by head', async () => {
@@ -488,6 +517,25 @@ describe('openStore', () => {
     assert.deepEqual(await s3.store.get('via-env/k'), bytesOf('through env'));
     assert.deepEqual(await store.head('k'), ref);
     assert.ok(!JSON.stringify(store).includes(s3.server.secretAccessKey));
+
+    // PARAMTRAIL_S3_CONDITIONAL_WRITES: a new small object goes up without a HEAD first.
+    const conditional = openStore(`s3://${s3.server.bucket}/via-env`, {
+      PARAMTRAIL_S3_ENDPOINT: s3.server.endpoint,
+      PARAMTRAIL_S3_CONDITIONAL_WRITES: 'true',
+      AWS_ACCESS_KEY_ID: s3.server.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: s3.server.secretAccessKey,
+    }) as S3Store;
+    t.after(() => conditional.client.destroy());
+    const seen: string[] = [];
+    conditional.client.middlewareStack.add(
+      (next, context) => async (args) => {
+        seen.push(context.commandName ?? '');
+        return next(args);
+      },
+      { step: 'initialize', name: 'recordCommands' },
+    );
+    await conditional.put('k2', bytesOf('conditional through env'));
+    assert.deepEqual(seen, ['PutObjectCommand']);
   });
 
   test('bad URLs and half-set credentials are refused with a message', () => {
@@ -495,5 +543,6 @@ describe('openStore', () => {
     assert.throws(() => openStore('s3://', {}), /no bucket/);
     assert.throws(() => openStore('s3://b', { AWS_ACCESS_KEY_ID: 'k' }), /AWS_SECRET_ACCESS_KEY/);
     assert.throws(() => openStore('s3://b', { PARAMTRAIL_S3_FORCE_PATH_STYLE: 'maybe' }), /PARAMTRAIL_S3_FORCE_PATH_STYLE/);
+    assert.throws(() => openStore('s3://b', { PARAMTRAIL_S3_CONDITIONAL_WRITES: 'sometimes' }), /PARAMTRAIL_S3_CONDITIONAL_WRITES: expected true or false, found "sometimes"/);
   });
 });
