@@ -325,6 +325,19 @@ const raw = new S3Client({
 });
 after(() => raw.destroy());
 
+/** The names of the commands the store's client sends from now on, in order. */
+function commandsSent(store: S3Store): string[] {
+  const sent: string[] = [];
+  store.client.middlewareStack.add(
+    (next, context) => async (args) => {
+      sent.push(context.commandName ?? '');
+      return next(args);
+    },
+    { step: 'initialize', name: 'recordCommands' },
+  );
+  return sent;
+}
+
 async function inProgressUploads(): Promise<string[]> {
   const out = await raw.send(new ListMultipartUploadsCommand({ Bucket: s3.server.bucket }));
   return (out.Uploads ?? []).map((u) => `multipart upload of ${u.Key}`);
@@ -410,14 +423,7 @@ describe('S3Store specifics', () => {
   test('a small content-addressed put sends no HEAD; a repeat is answered by the conditional write', async (t) => {
     const store = new S3Store(s3.storeOptions);
     t.after(() => store.client.destroy());
-    const commands: string[] = [];
-    store.client.middlewareStack.add(
-      (next, context) => async (args) => {
-        commands.push(context.commandName ?? '');
-        return next(args);
-      },
-      { step: 'initialize', name: 'recordCommands' },
-    );
+    const commands = commandsSent(store);
     const prefix = freshKey('cas-conditional');
     const bytes = patterned(4000, 11);
     const ref = await putContentAddressed(store, prefix, bytes, '.bin');
@@ -444,14 +450,7 @@ describe('S3Store specifics', () => {
     // threshold always looks first.
     const conditional = new S3Store({ ...s3.storeOptions, conditionalWrites: true, multipartThreshold: 5000 });
     t.after(() => conditional.client.destroy());
-    const seen: string[] = [];
-    conditional.client.middlewareStack.add(
-      (next, context) => async (args) => {
-        seen.push(context.commandName ?? '');
-        return next(args);
-      },
-      { step: 'initialize', name: 'recordCommands' },
-    );
+    const seen = commandsSent(conditional);
     await conditional.put(freshKey('conditional'), bytes);
     assert.deepEqual(seen, ['PutObjectCommand']);
     seen.length = 0;
@@ -526,14 +525,7 @@ describe('openStore', () => {
       AWS_SECRET_ACCESS_KEY: s3.server.secretAccessKey,
     }) as S3Store;
     t.after(() => conditional.client.destroy());
-    const seen: string[] = [];
-    conditional.client.middlewareStack.add(
-      (next, context) => async (args) => {
-        seen.push(context.commandName ?? '');
-        return next(args);
-      },
-      { step: 'initialize', name: 'recordCommands' },
-    );
+    const seen = commandsSent(conditional);
     await conditional.put('k2', bytesOf('conditional through env'));
     assert.deepEqual(seen, ['PutObjectCommand']);
   });
