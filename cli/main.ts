@@ -17,10 +17,10 @@ import { openStore } from '../artifacts/open.js';
 import type { ArtifactStore } from '../artifacts/store.js';
 import { experimentPrefix, runPrefix } from '../activities/keys.js';
 import { experimentFromYaml, InvalidExperimentError } from '../config/experiment.js';
-import { devDown, devStatus, devUp } from '../infra/dev.js';
+import { devDown, devStatus, devUp, embeddedStoreEnv } from '../infra/dev.js';
 import { DATASETS } from '../ml/data/datasets.js';
 import { MODELS } from '../ml/models/registry.js';
-import { workerConfigFromEnv } from '../worker/config.js';
+import { DEFAULT_STATE_DIR, workerConfigFromEnv } from '../worker/config.js';
 import { experimentWorkflow } from '../workflows/index.js';
 import { queueNames, type ExperimentResult } from '../workflows/types.js';
 import { connect, TemporalUnreachableError, workerCommand } from './connect.js';
@@ -287,6 +287,11 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   if (help && asksForHelp(rest)) {
     console.log(help);
     return EXIT.ok;
+  }
+  // Without a cluster or a store of its own, the CLI uses the store of the embedded stack, which in
+  // S3 mode needs the server's endpoint and keys (`dev` manages the stack itself).
+  if (command !== 'dev' && !env.TEMPORAL_ADDRESS && !env.PARAMTRAIL_STORE) {
+    env = { ...env, ...embeddedStoreEnv(env.PARAMTRAIL_STATE_DIR ?? DEFAULT_STATE_DIR, env) };
   }
   try {
     switch (command) {

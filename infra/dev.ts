@@ -146,6 +146,32 @@ function s3Credentials(file: string): S3Credentials {
   return created;
 }
 
+/** The variables that open the S3 mode's store (with PARAMTRAIL_STORE `s3://<bucket>`). */
+function s3Env(endpoint: string, creds: S3Credentials, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return {
+    PARAMTRAIL_S3_ENDPOINT: endpoint,
+    // versitygw refuses a conditional write to an existing key (the store contract tests prove it).
+    PARAMTRAIL_S3_CONDITIONAL_WRITES: 'true',
+    AWS_ACCESS_KEY_ID: creds.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: creds.secretAccessKey,
+    // versitygw's default region; the SDK insists on one.
+    AWS_REGION: env.AWS_REGION ?? 'us-east-1',
+  };
+}
+
+/**
+ * What a process needs in its environment to use the running embedded stack's store as its worker
+ * does: in S3 mode the store URL, the server's endpoint and keys; nothing for the folder store (the
+ * default) or when no stack is recorded. The CLI adds it to its own environment, so `lineage`,
+ * `verify` and `report` read the store `run` wrote to.
+ */
+export function embeddedStoreEnv(stateDir: string, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const p = paths(resolve(stateDir));
+  const state = readState(p.devJson);
+  if (!state?.s3 || !existsSync(p.s3Credentials)) return {};
+  return { PARAMTRAIL_STORE: state.store, ...s3Env(state.s3.endpoint, s3Credentials(p.s3Credentials), env) };
+}
+
 /**
  * Serialises `dev up` and `dev down` on one state folder: two `paramtrail run` started together must
  * not both start a stack. A lock left by a dead process is taken over.
@@ -284,15 +310,7 @@ async function startStack(p: ReturnType<typeof paths>, opts: DevUpArgs, useS3: b
       started.push(server.pid);
       s3 = { pid: server.pid, endpoint: server.endpoint, bucket: server.bucket, dataDir: p.s3Data, log: s3Log };
       store = `s3://${server.bucket}`;
-      Object.assign(workerEnv, {
-        PARAMTRAIL_S3_ENDPOINT: server.endpoint,
-        // versitygw refuses a conditional write to an existing key (the store contract tests prove it).
-        PARAMTRAIL_S3_CONDITIONAL_WRITES: 'true',
-        AWS_ACCESS_KEY_ID: creds.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: creds.secretAccessKey,
-        // versitygw's default region; the SDK insists on one.
-        AWS_REGION: opts.env.AWS_REGION ?? 'us-east-1',
-      });
+      Object.assign(workerEnv, s3Env(server.endpoint, creds, opts.env));
     }
     workerEnv.PARAMTRAIL_STORE = store;
 

@@ -8,8 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Connection } from '@temporalio/client';
-import { devDown, devStatus, devUp } from '../../infra/dev.js';
-import { spawn } from 'node:child_process';
+import { devDown, devStatus, devUp, embeddedStoreEnv } from '../../infra/dev.js';
+import { spawn, spawnSync } from 'node:child_process';
+import { MANIFEST_FORMAT_VERSION, recordManifest } from '../../artifacts/manifest.js';
+import { openStore } from '../../artifacts/open.js';
+import { putContentAddressed } from '../../artifacts/store.js';
+import { cliCommand } from '../../cli/connect.js';
 import { ensureSearchAttributes, freePort, isAlive, waitForTemporal } from '../../infra/temporal.js';
 import { resolveTool } from '../../infra/tools.js';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../workflows/search.js';
@@ -67,6 +71,53 @@ test('dev up starts Temporal and a worker, is idempotent, and dev down stops the
     assert.ok(statSync(join(stateDir, 'temporal.db')).size > 0, 'data stays');
     const after = await devStatus({ stateDir });
     assert.equal(after.running, false);
+  } finally {
+    await devDown({ stateDir }).catch(() => undefined);
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
+test('dev up --s3: the worker gets the S3 store, and the CLI with no store settings of its own reads it', async () => {
+  const stateDir = mkdtempSync(join(tmpdir(), 'paramtrail-dev-'));
+  const envFile = join(stateDir, 'worker-env.json');
+  try {
+    const up = await devUp({ stateDir, env: process.env, s3: true, port: await freePort(), workerCommand: workerCommand(envFile) });
+    assert.equal(up.running, true);
+    assert.equal(up.store, 's3://paramtrail');
+    assert.equal(up.s3?.alive, true);
+    const workerEnv = JSON.parse(readFileSync(envFile, 'utf8')) as Record<string, string>;
+    assert.equal(workerEnv.PARAMTRAIL_STORE, 's3://paramtrail');
+    assert.equal(workerEnv.PARAMTRAIL_S3_ENDPOINT, up.s3!.endpoint);
+    assert.equal(workerEnv.PARAMTRAIL_S3_CONDITIONAL_WRITES, 'true');
+    assert.ok(workerEnv.AWS_ACCESS_KEY_ID && workerEnv.AWS_SECRET_ACCESS_KEY);
+
+    // What the CLI adds to its environment is what the worker got.
+    const storeEnv = embeddedStoreEnv(stateDir, process.env);
+    for (const [name, value] of Object.entries(storeEnv)) assert.equal(value, workerEnv[name], name);
+    const store = openStore(storeEnv.PARAMTRAIL_STORE!, storeEnv);
+    const artifact = await putContentAddressed(store, 'tensors', new TextEncoder().encode('weights'), '.arrow');
+    await recordManifest(store, {
+      formatVersion: MANIFEST_FORMAT_VERSION,
+      artifact,
+      kind: 'snapshot',
+      producer: { experimentId: 'dev-s3', runId: 'dev-s3/r0', workflowId: 'w', workflowRunId: 'r', activity: 'train', attempt: 1, worker: 'test' },
+      inputs: [],
+      attrs: {},
+      createdAt: new Date().toISOString(),
+    });
+
+    // Only the state folder: no cluster, no store URL, no keys.
+    const env: NodeJS.ProcessEnv = { ...process.env, PARAMTRAIL_STATE_DIR: stateDir };
+    for (const name of ['TEMPORAL_ADDRESS', 'PARAMTRAIL_STORE', 'PARAMTRAIL_S3_ENDPOINT', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']) delete env[name];
+    const [cmd, ...args] = cliCommand(['lineage', artifact.key, '--json']);
+    const cli = spawnSync(cmd!, args, { env, encoding: 'utf8' });
+    assert.equal(cli.status, 0, cli.stderr);
+    assert.match(cli.stdout, new RegExp(`"runId": "dev-s3/r0"`));
+    assert.ok(!`${cli.stdout}${cli.stderr}`.includes(workerEnv.AWS_SECRET_ACCESS_KEY!), 'the secret is not printed');
+
+    await devDown({ stateDir });
+    assert.equal(isAlive(up.s3!.pid), false, 'the S3 server stopped');
+    assert.deepEqual(embeddedStoreEnv(stateDir, process.env), {}, 'no stack recorded: the folder store');
   } finally {
     await devDown({ stateDir }).catch(() => undefined);
     rmSync(stateDir, { recursive: true, force: true });
