@@ -60,6 +60,7 @@ import { contentKey, DATASET_PREFIX } from '../activities/keys.js';
 import type { DownloadResult } from '../activities/types.js';
 import { validateExperiment, type ExperimentConfig } from '../config/experiment.js';
 import { expandRuns } from '../config/grid.js';
+import { s3Env } from '../infra/dev.js';
 import { startS3Server, type S3Server } from '../infra/s3server.js';
 import { startTemporalDevServer } from '../infra/temporal.js';
 import { intraOpThreads, selectBackend } from '../ml/backend.js';
@@ -425,14 +426,8 @@ async function main(): Promise<void> {
       // As the CLI does: the SDK's notice about its releases from 2027 on, printed by every process.
       process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
       s3 = await startS3Server({ dataDir: join(dir, 's3'), env: process.env, bucket: 'bench-orchestration' });
-      // Inherited by the loops and the workers, as a cluster's workers get theirs.
-      Object.assign(process.env, {
-        PARAMTRAIL_BENCH_BUCKET: s3.bucket,
-        PARAMTRAIL_S3_ENDPOINT: s3.endpoint,
-        PARAMTRAIL_S3_CONDITIONAL_WRITES: 'true',
-        AWS_ACCESS_KEY_ID: s3.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
-      });
+      // Inherited by the loops and the workers, as the embedded stack's worker gets them.
+      Object.assign(process.env, { PARAMTRAIL_BENCH_BUCKET: s3.bucket, ...s3Env(s3.endpoint, s3, process.env) });
     }
     if (o.loop) {
       const backend = await selectBackend('auto');

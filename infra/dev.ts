@@ -146,8 +146,11 @@ function s3Credentials(file: string): S3Credentials {
   return created;
 }
 
-/** The variables that open the S3 mode's store (with PARAMTRAIL_STORE `s3://<bucket>`). */
-function s3Env(endpoint: string, creds: S3Credentials, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+/**
+ * The variables that open a store on a versitygw this project started (with PARAMTRAIL_STORE
+ * `s3://<bucket>`): what the embedded stack's worker gets, and the benchmarks' processes.
+ */
+export function s3Env(endpoint: string, creds: S3Credentials, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return {
     PARAMTRAIL_S3_ENDPOINT: endpoint,
     // versitygw refuses a conditional write to an existing key (the store contract tests prove it).

@@ -37,15 +37,22 @@ before(async () => {
   data = await runIn(new MockActivityEnvironment(), activities.download, { experimentId: 'e', runId: 'e/r', dataset: run.dataset });
 });
 
-/** The store with its puts passed through `put` (which calls the real one), everything else as it is. */
-function storeWithPut(put: (key: string, real: () => ReturnType<ArtifactStore['put']>) => ReturnType<ArtifactStore['put']>): ArtifactStore {
+/** The store with every call passed through `call` (whose `real` calls the store), by method and key. */
+function storeThrough(call: (method: string, key: string, real: () => Promise<unknown>) => Promise<unknown>): ArtifactStore {
   return new Proxy(store, {
     get(target, prop) {
-      if (prop === 'put') return (key: string, bytes: Uint8Array, opts?: Parameters<ArtifactStore['put']>[2]) => put(key, () => target.put(key, bytes, opts));
       const value = Reflect.get(target, prop, target) as unknown;
-      return typeof value === 'function' ? value.bind(target) : value;
+      if (typeof value !== 'function') return value;
+      const method = (value as (...a: unknown[]) => unknown).bind(target);
+      if (prop === 'locate') return method;
+      return (...args: unknown[]) => call(String(prop), String(args[0]), () => method(...args) as Promise<unknown>);
     },
   });
+}
+
+/** The store with its puts passed through `put` (which calls the real one), everything else as it is. */
+function storeWithPut(put: (key: string, real: () => ReturnType<ArtifactStore['put']>) => ReturnType<ArtifactStore['put']>): ArtifactStore {
+  return storeThrough((method, key, real) => (method === 'put' ? put(key, real as () => ReturnType<ArtifactStore['put']>) : real()));
 }
 
 async function weightsOf(result: TrainResult): Promise<string[]> {
@@ -252,15 +259,9 @@ test('the next epoch trains while a checkpoint is written, and heartbeats count 
 test('a fresh training lists its run once and reads back nothing it stored', async () => {
   // Every request is a round trip on S3: a sweep of tiny runs pays each one per run.
   const calls: string[] = [];
-  const recording = new Proxy(store, {
-    get(target, prop) {
-      const value = Reflect.get(target, prop, target) as unknown;
-      if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => {
-        if (prop !== 'locate') calls.push(`${String(prop)} ${String(args[0])}`);
-        return (value as (...a: unknown[]) => unknown).apply(target, args);
-      };
-    },
+  const recording = storeThrough((method, key, real) => {
+    calls.push(`${method} ${key}`);
+    return real();
   });
   const runId = 'requests/r0';
   const result = await runIn(new MockActivityEnvironment(), createActivities({ store: recording }).train, { experimentId: 'requests', runId, run, data });
