@@ -27,7 +27,7 @@ import { connect, TemporalUnreachableError, workerCommand } from './connect.js';
 import { EXIT } from './exit.js';
 import { EXPERIMENT_ID, EXPERIMENT_ID_RULE, loadExperiment } from './experiment.js';
 import { formatUnpolled, queuesStillUnpolled } from './pollers.js';
-import { followProgress } from './progress.js';
+import { followProgress, withPackProgress } from './progress.js';
 import { cmdCancel } from './cancel.js';
 import { cmdLineage } from './lineage.js';
 import { cmdLs } from './ls.js';
@@ -246,7 +246,8 @@ async function cmdStatus(argv: string[], env: NodeJS.ProcessEnv): Promise<number
     if (state === 'COMPLETED') {
       report = reportExperiment(await withAllRuns(result!, env), (result as ExperimentResult).status);
     } else if (state === 'RUNNING') {
-      report = reportExperiment(await withAllRuns(result!, env), 'running');
+      // Runs a running pack has finished, or not reached, are shown where they are.
+      report = reportExperiment(await withAllRuns(await withPackProgress(client, result!), env), 'running');
     } else {
       report = { experimentId: positionals[0], status: state.toLowerCase(), runs: [] };
     }

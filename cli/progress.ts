@@ -1,6 +1,6 @@
 /**
  * Live progress while `paramtrail run` waits: each run's stage from the experiment's `progress` query
- * (for a grid of many runs, the totals and the runs that fail),
+ * (for a grid of many runs, the totals and the runs that fail), runs of a running pack from the pack's,
  * for a downloading run a bar of the bytes received from the download activity's last heartbeat, and
  * for a training run its epoch and batch from the train activity's.
  */
@@ -66,25 +66,47 @@ async function packProgress(client: Client, workflowId: string): Promise<PackPro
   }
 }
 
+/** A run that shares its workflow with the other runs of a pack (execution.runsPerWorkflow). */
+const inPack = (run: Pick<RunSummary, 'runId' | 'workflowId'>) => run.workflowId !== run.runId;
+
+/**
+ * The progress with each run of a running pack where it really is. The experiment learns its runs'
+ * results only when their pack closes, so until then it has them all at the pack's first stage. Asked once
+ * per pack: a run the pack has finished is completed or failed (with its error), one it has not reached is
+ * pending, and the one it is on keeps its stage (the pack's `stage` query answers for it). A pack that
+ * does not answer (not started, or closing) leaves its runs as they were.
+ */
+export async function withPackProgress(client: Client, p: ExperimentProgress): Promise<ExperimentProgress> {
+  const packs = new Map<string, Promise<PackProgress | undefined>>();
+  for (const run of p.runs) {
+    if (inPack(run) && run.stage !== 'pending' && run.stage !== 'completed' && run.stage !== 'failed' && !packs.has(run.workflowId)) {
+      packs.set(run.workflowId, packProgress(client, run.workflowId));
+    }
+  }
+  if (!packs.size) return p;
+  const runs = await Promise.all(
+    p.runs.map(async (run): Promise<RunSummary> => {
+      const pack = packs.has(run.workflowId) && run.stage !== 'completed' && run.stage !== 'failed' ? await packs.get(run.workflowId) : undefined;
+      if (!pack || pack.current === run.runId) return run;
+      const failed = pack.failed?.find((f) => f.runId === run.runId);
+      if (failed) return { ...run, stage: 'failed', error: { message: failed.message } };
+      return { ...run, stage: pack.done.includes(run.runId) ? 'completed' : 'pending' };
+    }),
+  );
+  return { ...p, runs };
+}
+
+/**
+ * A line for each run: its stage, with the epoch (and batch, as detail) of a training run and a bar of a
+ * downloading one, from their activities' last heartbeats. `p` is the progress as withPackProgress
+ * gives it: a run still at the pack's first stage would otherwise be asked its stage, and the pack would
+ * answer for the run it is on.
+ */
 export async function progressLines(client: Client, p: ExperimentProgress): Promise<RunLine[]> {
   const lines: RunLine[] = [];
-  // A run in a pack (execution.runsPerWorkflow) shares the pack's workflow, which answers for the run it
-  // is on; asked once per pack.
-  const packs = new Map<string, Promise<PackProgress | undefined>>();
   for (const run of p.runs) {
     let text: string = run.stage;
     let detail: string | undefined;
-    const inPack = run.workflowId !== run.runId && run.stage !== 'completed' && run.stage !== 'failed';
-    if (inPack && !packs.has(run.workflowId)) packs.set(run.workflowId, packProgress(client, run.workflowId));
-    const pack = inPack ? await packs.get(run.workflowId) : undefined;
-    if (pack?.done.includes(run.runId)) {
-      lines.push({ name: run.name, text: 'finished, pack running' });
-      continue;
-    }
-    if (pack && pack.current !== run.runId) {
-      lines.push({ name: run.name, text: 'pending' });
-      continue;
-    }
     if (run.stage !== 'pending' && run.stage !== 'completed' && run.stage !== 'failed') {
       try {
         text = await client.workflow.getHandle(run.workflowId).query<string>('stage');
@@ -185,7 +207,7 @@ export async function followProgress(
   const log = new ProgressLog(print);
   while (!signal.aborted) {
     try {
-      const p = await handle.query<ExperimentProgress>('progress');
+      const p = await withPackProgress(client, await handle.query<ExperimentProgress>('progress'));
       const lines = await progressLines(client, p);
       log.update(p, lines);
       const busy = lines.filter((l) => l.detail).map((l) => `${l.name}: ${l.text} ${l.detail}`);

@@ -231,7 +231,11 @@ export async function packWorkflow(input: PackInput): Promise<PackResult> {
   const { runs, ...shared } = input;
   const results: PackRunResult[] = [];
   let current: string | undefined;
-  setHandler(packProgressQuery, () => ({ done: results.map((r) => r.runId), current }));
+  setHandler(packProgressQuery, () => ({
+    done: results.map((r) => r.runId),
+    failed: results.flatMap((r) => ('error' in r ? [{ runId: r.runId, message: r.error.message }] : [])),
+    current,
+  }));
   const perPack = patched('pack-status');
   if (perPack) upsertRunStatus('training');
   const setStatus = perPack ? () => undefined : upsertRunStatus;

@@ -70,9 +70,14 @@ export interface PackInput extends Omit<RunInput, 'runId' | 'run'> {
 /** Each run of a pack, in order: its result, or why it failed (it did not fail the others). */
 export type PackRunResult = { runId: string; result: RunResult } | { runId: string; error: { type?: string; message: string } };
 
-/** What a pack's `packProgress` query answers: its runs that have finished (completed or failed), and the one it is on. */
+/**
+ * What a pack's `packProgress` query answers: its runs that have finished (completed or failed), those of
+ * them that failed with the error's message, and the one it is on. (A worker from before `failed` was
+ * added answers without it.)
+ */
 export interface PackProgress {
   done: string[];
+  failed?: Array<{ runId: string; message: string }>;
   current?: string;
 }
 

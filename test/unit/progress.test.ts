@@ -1,12 +1,12 @@
 /**
  * The CLI's download progress line, from the download activity's heartbeat: the file and its position,
- * a bar and the bytes received out of the total, or only the bytes when the total is unknown. The
- * lines of runs that share a pack's workflow. What is printed for a small grid and for one of many runs.
+ * a bar and the bytes received out of the total, or only the bytes when the total is unknown. Where the
+ * runs of a running pack are, from the pack's progress. What is printed for a small grid and for one of many runs.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Client } from '@temporalio/client';
-import { downloadDetail, progressBar, progressLines, ProgressLog, progressTotals, type RunLine } from '../../cli/progress.js';
+import { downloadDetail, progressBar, progressLines, ProgressLog, progressTotals, withPackProgress, type RunLine } from '../../cli/progress.js';
 import { formatReport } from '../../cli/summary.js';
 import type { ExperimentProgress, RunSummary } from '../../workflows/types.js';
 
@@ -29,8 +29,8 @@ test('a download line names the file, then shows a bar and the megabytes receive
   assert.equal(downloadDetail({ ...where, received: 1_250_000 }), 'file 1/4 train-images-idx3-ubyte.gz 1.3 MB');
 });
 
-test('runs of a pack: finished ones, the one the pack is on (with its stage), and those still waiting', async () => {
-  const pack = 'e/mlp--s0..mlp--s2';
+test('runs of a pack: finished ones (completed or failed), the one the pack is on (with its stage), and those still waiting', async () => {
+  const pack = 'e/mlp--s0..mlp--s3';
   const queried: string[] = [];
   // The two queries a pack's workflow answers, as a server would relay them.
   const client = {
@@ -38,22 +38,42 @@ test('runs of a pack: finished ones, the one the pack is on (with its stage), an
       getHandle: (id: string) => ({
         query: async (name: string) => {
           queried.push(`${id} ${name}`);
-          if (name === 'packProgress') return { done: ['e/mlp--s0'], current: 'e/mlp--s1' };
+          if (name === 'packProgress') return { done: ['e/mlp--s0', 'e/mlp--s1'], failed: [{ runId: 'e/mlp--s1', message: 'no weights\nstack' }], current: 'e/mlp--s2' };
           if (name === 'stage') return 'distance';
           throw new Error(`unexpected query ${name}`);
         },
       }),
     },
   } as unknown as Client;
-  const runs = ['s0', 's1', 's2'].map((s) => ({ name: `mlp--${s}`, runId: `e/mlp--${s}`, workflowId: pack, stage: 'download' as const }));
+  // Until the pack closes, the experiment has its runs at the pack's first stage.
+  const runs = ['s0', 's1', 's2', 's3'].map((s) => ({ name: `mlp--${s}`, runId: `e/mlp--${s}`, workflowId: pack, stage: 'download' as const }));
   const progress: ExperimentProgress = { experimentId: 'e', name: 'e', store: 'file:///s', runs: [...runs, { name: 'alone', runId: 'e/alone', workflowId: 'e/alone', stage: 'completed' }] };
-  const lines = await progressLines(client, progress);
+  const p = await withPackProgress(client, progress);
+  assert.deepEqual(
+    p.runs.map((r) => r.stage),
+    ['completed', 'failed', 'download', 'pending', 'completed'],
+  );
+  assert.deepEqual(progressTotals(p), { runs: 5, completed: 2, failed: 1, running: 1 }, 'the totals count what the pack has finished');
+  assert.deepEqual(progress.runs[0]!.stage, 'download', 'the progress it was given is left as it was');
+  const lines = await progressLines(client, p);
   assert.deepEqual(
     lines.map((l) => `${l.name}: ${l.text}`),
-    ['mlp--s0: finished, pack running', 'mlp--s1: distance', 'mlp--s2: pending', 'alone: completed'],
+    ['mlp--s0: completed', 'mlp--s1: failed: no weights', 'mlp--s2: distance', 'mlp--s3: pending', 'alone: completed'],
   );
   assert.ok(!queried.some((q) => q.startsWith('e/alone')), 'a run of its own that completed is not queried');
   assert.equal(queried.filter((q) => q.endsWith('packProgress')).length, 1, 'the pack is asked once for all its runs');
+  assert.equal(queried.filter((q) => q.endsWith('stage')).length, 1, 'only the run the pack is on is asked its stage');
+});
+
+test('the runs of a pack that does not answer (not started, or closing) are left as the experiment has them', async () => {
+  const client = { workflow: { getHandle: () => ({ query: async () => Promise.reject(new Error('workflow not found')) }) } } as unknown as Client;
+  const progress: ExperimentProgress = {
+    experimentId: 'e',
+    name: 'e',
+    store: 'file:///s',
+    runs: ['s0', 's1'].map((s) => ({ name: `mlp--${s}`, runId: `e/mlp--${s}`, workflowId: 'e/pack', stage: 'download' as const })),
+  };
+  assert.deepEqual((await withPackProgress(client, progress)).runs, progress.runs);
 });
 
 /** A grid's progress: `stages` of the runs in `runs`, plus chunks of finished runs and runs not started. */

@@ -19,7 +19,7 @@ import { listRuns } from '../../cli/ls.js';
 import { expandRuns } from '../../config/grid.js';
 import { experimentWorkflow } from '../../workflows/index.js';
 import { ModelKey, RunKey, StatusKey } from '../../workflows/search.js';
-import { queueNames } from '../../workflows/types.js';
+import { queueNames, type PackProgress } from '../../workflows/types.js';
 import { FASHION_MNIST_DIR, requireFashionMnist, tinyExperiment } from '../support/fixtures.js';
 import { startTestS3, type TestS3 } from '../support/s3.js';
 import { startTestStack, startTestWorkers, type TestStack } from '../support/stack.js';
@@ -218,6 +218,10 @@ describe('experimentWorkflow on real Temporal and S3', () => {
       }
       await assertStored(run.result!.distance.table);
     }
+    // What the CLI asks a pack while it runs, answered here by the closed pack: every run done, the failed one with its error.
+    const asked = await stack.temporal.client.workflow.getHandle(packId).query<PackProgress>('packProgress');
+    assert.deepEqual(asked.done, packed.map((r) => r.runId));
+    assert.deepEqual(asked.failed, packed.filter((r) => r.stage === 'failed').map((r) => ({ runId: r.runId, message: r.error!.message })));
     const seeds = result.runs.filter((r) => r.stage === 'completed').map((r) => r.result!.train.snapshots[0]!.sha256);
     assert.equal(new Set(seeds).size, seeds.length, 'each run trains from its own seed');
     // The pack is one workflow of its own type, with the search attributes every run carries.
