@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { defaultPayloadConverter, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { DownloadHeartbeat } from '../activities/download.js';
 import type { TrainHeartbeat } from '../activities/types.js';
-import type { ExperimentProgress, PackProgress, RunSummary } from '../workflows/types.js';
+import type { ExperimentProgress, PackProgress, RunStage, RunSummary } from '../workflows/types.js';
 
 export interface RunLine {
   name: string;
@@ -73,21 +73,28 @@ const inPack = (run: Pick<RunSummary, 'runId' | 'workflowId'>) => run.workflowId
  * The progress with each run of a running pack where it really is. The experiment learns its runs'
  * results only when their pack closes, so until then it has them all at the pack's first stage. Asked once
  * per pack: a run the pack has finished is completed or failed (with its error), one it has not reached is
- * pending, and the one it is on keeps its stage (the pack's `stage` query answers for it). A pack that
- * does not answer (not started, or closing) leaves its runs as they were.
+ * pending, and the one it is on is at the stage the pack's `stage` query gives. A pack that does not
+ * answer (not started, or closing) leaves its runs as they were.
  */
 export async function withPackProgress(client: Client, p: ExperimentProgress): Promise<ExperimentProgress> {
-  const packs = new Map<string, Promise<PackProgress | undefined>>();
+  const packs = new Map<string, Promise<(PackProgress & { stage?: RunStage }) | undefined>>();
+  const ask = async (workflowId: string) => {
+    const pack = await packProgress(client, workflowId);
+    if (!pack?.current) return pack;
+    const stage = await client.workflow.getHandle(workflowId).query<RunStage>('stage').catch(() => undefined);
+    return { ...pack, ...(stage ? { stage } : {}) };
+  };
   for (const run of p.runs) {
     if (inPack(run) && run.stage !== 'pending' && run.stage !== 'completed' && run.stage !== 'failed' && !packs.has(run.workflowId)) {
-      packs.set(run.workflowId, packProgress(client, run.workflowId));
+      packs.set(run.workflowId, ask(run.workflowId));
     }
   }
   if (!packs.size) return p;
   const runs = await Promise.all(
     p.runs.map(async (run): Promise<RunSummary> => {
       const pack = packs.has(run.workflowId) && run.stage !== 'completed' && run.stage !== 'failed' ? await packs.get(run.workflowId) : undefined;
-      if (!pack || pack.current === run.runId) return run;
+      if (!pack) return run;
+      if (pack.current === run.runId) return pack.stage ? { ...run, stage: pack.stage } : run;
       const failed = pack.failed?.find((f) => f.runId === run.runId);
       if (failed) return { ...run, stage: 'failed', error: { message: failed.message } };
       return { ...run, stage: pack.done.includes(run.runId) ? 'completed' : 'pending' };
