@@ -37,9 +37,8 @@ import {
   terminateProcessGroup,
   waitForTemporal,
 } from './temporal.js';
-import { PROJECT_ROOT } from './tools.js';
+import { DEFAULT_STATE_DIR } from '../worker/config.js';
 
-export const DEFAULT_STATE_DIR = join(PROJECT_ROOT, '.paramtrail');
 /** Ports a developer expects (Temporal's own defaults); a free port is taken when they are busy. */
 const PREFERRED_TEMPORAL_PORT = 7233;
 const PREFERRED_UI_PORT = 8233;
