@@ -1,9 +1,25 @@
 /**
- * Where an experiment is, as the commands that take an experiment id need it: its Temporal state and,
- * when completed, its result, or while running, its progress.
+ * Experiments as the commands see them: an experiment file read and validated (`run`, `schedule
+ * create`), and where an experiment is, as the commands that take an experiment id need it: its Temporal
+ * state and, when completed, its result, or while running, its progress.
  */
+import { readFile } from 'node:fs/promises';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { experimentFromYaml, InvalidExperimentError, type ExperimentConfig } from '../config/experiment.js';
+import { DATASETS } from '../ml/data/datasets.js';
+import { MODELS } from '../ml/models/registry.js';
 import type { ExperimentProgress, ExperimentResult } from '../workflows/types.js';
+
+/** The experiment file at `file`, validated against the models and datasets paramtrail has, at `size` if given. */
+export async function readExperimentFile(file: string, size: string | undefined): Promise<ExperimentConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new InvalidExperimentError(`${file}: cannot read: ${(err as Error).message}`);
+  }
+  return experimentFromYaml(text, file, { models: new Set(MODELS.keys()), datasets: new Set(DATASETS.keys()) }, { size });
+}
 
 /**
  * An id a user chooses for an experiment (`run --id`) or a schedule (`schedule create --id`, whose

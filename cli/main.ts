@@ -9,23 +9,20 @@
  *   paramtrail worker [--task-queue workflows|train|analysis|all]
  *   paramtrail dev up [--s3] | down | status [--json]
  */
-import { readFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { type Client, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import { openStore } from '../artifacts/open.js';
 import type { ArtifactStore } from '../artifacts/store.js';
 import { experimentPrefix, runPrefix } from '../activities/keys.js';
-import { experimentFromYaml, InvalidExperimentError } from '../config/experiment.js';
+import { InvalidExperimentError } from '../config/experiment.js';
 import { devDown, devStatus, devUp, embeddedStoreEnv } from '../infra/dev.js';
-import { DATASETS } from '../ml/data/datasets.js';
-import { MODELS } from '../ml/models/registry.js';
 import { DEFAULT_STATE_DIR, workerConfigFromEnv } from '../worker/config.js';
 import { experimentWorkflow } from '../workflows/index.js';
 import { queueNames, type ExperimentResult } from '../workflows/types.js';
 import { connect, TemporalUnreachableError, workerCommand } from './connect.js';
 import { EXIT } from './exit.js';
-import { EXPERIMENT_ID, EXPERIMENT_ID_RULE, loadExperiment } from './experiment.js';
+import { EXPERIMENT_ID, EXPERIMENT_ID_RULE, loadExperiment, readExperimentFile } from './experiment.js';
 import { formatUnpolled, queuesStillUnpolled } from './pollers.js';
 import { followProgress, withPackProgress } from './progress.js';
 import { cmdCancel } from './cancel.js';
@@ -120,7 +117,6 @@ export { EXIT };
 
 class UsageError extends Error {}
 
-const registries = () => ({ models: new Set(MODELS.keys()), datasets: new Set(DATASETS.keys()) });
 
 function newExperimentId(name: string): string {
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
@@ -155,13 +151,7 @@ async function cmdRun(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   });
   if (positionals.length !== 1) throw new UsageError('run: expected one experiment file');
   const file = positionals[0];
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new InvalidExperimentError(`${file}: cannot read: ${(err as Error).message}`);
-  }
-  const config = experimentFromYaml(text, file, registries(), { size: values.size });
+  const config = await readExperimentFile(file, values.size);
   if (values.id !== undefined && !EXPERIMENT_ID.test(values.id)) {
     throw new UsageError(`run --id: expected ${EXPERIMENT_ID_RULE}; found ${JSON.stringify(values.id)}`);
   }

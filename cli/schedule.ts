@@ -6,16 +6,13 @@
  * Temporal derives from the schedule's workflow id by appending the scheduled time. The schedule id
  * and the source file are kept in the action's memo, so an execution can be traced to its schedule.
  */
-import { readFile } from 'node:fs/promises';
 import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleDescription } from '@temporalio/client';
-import { experimentFromYaml, InvalidExperimentError } from '../config/experiment.js';
-import { DATASETS } from '../ml/data/datasets.js';
-import { MODELS } from '../ml/models/registry.js';
+import { InvalidExperimentError } from '../config/experiment.js';
 import { experimentWorkflow } from '../workflows/index.js';
 import { queueNames, type ExperimentInput } from '../workflows/types.js';
 import { connect } from './connect.js';
 import { EXIT } from './exit.js';
-import { EXPERIMENT_ID, EXPERIMENT_ID_RULE } from './experiment.js';
+import { EXPERIMENT_ID, EXPERIMENT_ID_RULE, readExperimentFile } from './experiment.js';
 import { asksForHelp, parseOr, usageExit } from './verify.js';
 
 const HELP = `usage: paramtrail schedule <subcommand>
@@ -48,7 +45,6 @@ const OVERLAP: Record<string, ScheduleOverlapPolicy> = {
 /** What Temporal's duration strings accept that we promise: a number and a unit. */
 const DURATION = /^\d+(\.\d+)?\s*(ms|s|m|h|d)$/;
 
-const registries = () => ({ models: new Set(MODELS.keys()), datasets: new Set(DATASETS.keys()) });
 
 export interface ScheduleReport {
   scheduleId: string;
@@ -137,13 +133,7 @@ async function create(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   if (!overlap) return usageExit(HELP, `schedule create: --overlap: expected one of ${Object.keys(OVERLAP).join(', ')}, found ${JSON.stringify(values.overlap)}`);
 
   const file = positionals[0];
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new InvalidExperimentError(`${file}: cannot read: ${(err as Error).message}`);
-  }
-  const config = experimentFromYaml(text, file, registries(), { size: values.size });
+  const config = await readExperimentFile(file, values.size);
   const scheduleId = values.id ?? (config.size ? `${config.name}-${config.size}` : config.name);
 
   const { client, connection, config: wc } = await connect(env, { startEmbedded: true });
