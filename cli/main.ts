@@ -24,14 +24,14 @@ import { connect, TemporalUnreachableError, workerCommand } from './connect.js';
 import { EXIT } from './exit.js';
 import { EXPERIMENT_ID, EXPERIMENT_ID_RULE, loadExperiment, readExperimentFile } from './experiment.js';
 import { formatUnpolled, queuesStillUnpolled } from './pollers.js';
-import { followProgress, withPackProgress } from './progress.js';
+import { followProgress, progressLines, withPackProgress } from './progress.js';
 import { cmdCancel } from './cancel.js';
 import { cmdLineage } from './lineage.js';
 import { cmdLs } from './ls.js';
 import { cmdReport, REPORT_HELP } from './report.js';
 import { cmdSchedule } from './schedule.js';
 import { asksForHelp, cmdVerify } from './verify.js';
-import { formatReport, reportExperiment, withAllRuns } from './summary.js';
+import { formatReport, reportExperiment, withAllRuns, withRunProgress } from './summary.js';
 
 const USAGE = `usage: paramtrail <command>
 
@@ -236,8 +236,9 @@ async function cmdStatus(argv: string[], env: NodeJS.ProcessEnv): Promise<number
     if (state === 'COMPLETED') {
       report = reportExperiment(await withAllRuns(result!, env), (result as ExperimentResult).status);
     } else if (state === 'RUNNING') {
-      // Runs a running pack has finished, or not reached, are shown where they are.
-      report = reportExperiment(await withAllRuns(await withPackProgress(client, result!), env), 'running');
+      // Runs a running pack has finished, or not reached, are shown where they are; a training run with its epoch.
+      const progress = await withPackProgress(client, result!);
+      report = withRunProgress(reportExperiment(await withAllRuns(progress, env), 'running'), await progressLines(client, progress));
     } else {
       report = { experimentId: positionals[0], status: state.toLowerCase(), runs: [] };
     }

@@ -5,13 +5,15 @@
 import { loadRuns } from '../activities/results.js';
 import { openStore } from '../artifacts/open.js';
 import type { ExperimentProgress, ExperimentResult, RunSummary } from '../workflows/types.js';
-import { formatTotals, MANY_RUNS, progressTotals } from './progress.js';
+import { formatTotals, MANY_RUNS, progressTotals, type RunLine } from './progress.js';
 
 export interface RunReport {
   name: string;
   runId: string;
   workflowId: string;
   status: RunSummary['stage'];
+  /** Where a running run is when that says more than its stage: `train epoch 3/200 batch 10/50`. */
+  progress?: string;
   error?: RunSummary['error'];
   backend?: string;
   /** How training ended: completed, stopped-early or diverged (the run itself still completes). */
@@ -89,6 +91,18 @@ export function reportRun(r: RunSummary): RunReport {
   };
 }
 
+/** The report with each running run's progress line (progressLines) where it says more than the run's stage. */
+export function withRunProgress(r: ExperimentReport, lines: readonly RunLine[]): ExperimentReport {
+  const byName = new Map(lines.map((l) => [l.name, l.detail ? `${l.text} ${l.detail}` : l.text]));
+  return {
+    ...r,
+    runs: r.runs.map((run) => {
+      const progress = byName.get(run.name);
+      return run.status !== 'completed' && run.status !== 'failed' && progress && progress !== run.status ? { ...run, progress } : run;
+    }),
+  };
+}
+
 /**
  * The progress or result with every run in `runs`: an experiment of many runs keeps their summaries in
  * the store (`chunks`, at the store it recorded), read back here.
@@ -129,7 +143,7 @@ export function formatReport(r: ExperimentReport): string {
     lines.push(formatTotals(progressTotals({ runs: r.runs.map((run) => ({ stage: run.status })), pending: r.pending })));
     for (const run of r.runs) {
       if (run.status === 'failed') lines.push(`${run.name}: failed${run.error ? ` - ${run.error.message.split('\n')[0]}` : ''}`);
-      else if (run.status !== 'completed' && run.status !== 'pending') lines.push(`${run.name}: ${run.status}`);
+      else if (run.status !== 'completed' && run.status !== 'pending') lines.push(`${run.name}: ${run.progress ?? run.status}`);
       else if (run.trainingStatus === 'diverged') lines.push(`${run.name}: diverged${run.divergedAtEpoch !== undefined ? ` at epoch ${run.divergedAtEpoch}` : ''}`);
     }
     lines.push('(every run, with its artifacts: --json)');
@@ -147,7 +161,7 @@ function runLines(runs: readonly RunReport[]): string[] {
   const lines: string[] = [];
   for (const run of runs) {
     const last = run.history?.at(-1);
-    lines.push(`${run.name}: ${run.status}` + (run.error ? ` - ${run.error.message}` : ''));
+    lines.push(`${run.name}: ${run.progress ?? run.status}` + (run.error ? ` - ${run.error.message}` : ''));
     if (last) {
       lines.push(`  epoch ${last.epoch}: val acc ${pct(last.valAccuracy)}, test acc ${pct(run.test?.accuracy)} (backend ${run.backend})`);
     }

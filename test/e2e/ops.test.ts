@@ -281,7 +281,7 @@ describe('cancel stops a training experiment cleanly', () => {
   });
   after(() => stopStack(stack));
 
-  test('training stops, and every checkpoint names whole objects', { timeout: 300_000 }, async () => {
+  test('status shows the training run at its epoch; cancel stops it, and every checkpoint names whole objects', { timeout: 300_000 }, async () => {
     const file = await writeExperiment({
       name: 'ops-cancel',
       models: [{ name: 'lenet5' }],
@@ -303,6 +303,14 @@ describe('cancel stops a training experiment cleanly', () => {
       assert.ok(Date.now() < deadline, `no trained checkpoint appeared; worker:\n${stack.worker.output()}`);
       await new Promise((r) => setTimeout(r, 500));
     }
+
+    // While it trains, status shows where the run is: its epoch from the training's heartbeat.
+    const running = await runCli(['status', experimentId], stack.env);
+    assert.equal(running.code, 0, running.stderr);
+    assert.match(running.stdout, /: running\n/);
+    assert.match(running.stdout, /: train epoch \d+\/200 batch \d+\/\d+\n/);
+    const runningJson = JSON.parse((await runCli(['status', experimentId, '--json'], stack.env)).stdout) as { runs: Array<{ status: string; progress?: string }> };
+    assert.match(runningJson.runs[0]!.progress ?? '', /^train epoch \d+\/200/, JSON.stringify(runningJson.runs[0]));
 
     cancelled = await runCommand('cancel', [experimentId, '--json'], stack.env);
     const report = JSON.parse(cancelled.stdout) as { state: string; cancelRequested: boolean };
