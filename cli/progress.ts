@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { defaultPayloadConverter, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { DownloadHeartbeat } from '../activities/download.js';
 import type { TrainHeartbeat } from '../activities/types.js';
-import type { ExperimentProgress, PackProgress, RunStage, RunSummary } from '../workflows/types.js';
+import type { ExperimentProgress, PackProgress, RunSummary } from '../workflows/types.js';
 
 export interface RunLine {
   name: string;
@@ -58,11 +58,21 @@ export function downloadDetail(hb: DownloadHeartbeat): string {
   return `${file} ${progressBar(fraction)} ${Math.floor(Math.min(1, fraction) * 100)}% ${megabytes(hb.received)}/${megabytes(hb.total)} MB`;
 }
 
-async function packProgress(client: Client, workflowId: string): Promise<PackProgress | undefined> {
+/**
+ * How long the CLI waits for a pack to answer. A pack answers a query between workflow tasks, and a
+ * local activity (its `trainPack` or a run's training) holds its task for up to 8 s; past this, its runs
+ * are shown as the experiment has them, and `run` asks again at its next tick.
+ */
+export const PACK_QUERY_MS = 3000;
+
+/** The pack's progress, or undefined if it did not answer within PACK_QUERY_MS. */
+async function askPack(client: Client, workflowId: string): Promise<PackProgress | undefined> {
   try {
-    return await client.workflow.getHandle(workflowId).query<PackProgress>('packProgress');
+    // Cancelled, not given a gRPC deadline: the server answers a query past its deadline with an error the
+    // client's retry policy retries, and a retry can then outlive the connection.
+    return await client.withAbortSignal(AbortSignal.timeout(PACK_QUERY_MS), () => client.workflow.getHandle(workflowId).query<PackProgress>('packProgress'));
   } catch {
-    return undefined; // Not started yet.
+    return undefined; // Not started yet, or busy past the deadline.
   }
 }
 
@@ -73,20 +83,14 @@ const inPack = (run: Pick<RunSummary, 'runId' | 'workflowId'>) => run.workflowId
  * The progress with each run of a running pack where it really is. The experiment learns its runs'
  * results only when their pack closes, so until then it has them all at the pack's first stage. Asked once
  * per pack: a run the pack has finished is completed or failed (with its error), one it has not reached is
- * pending, and the one it is on is at the stage the pack's `stage` query gives. A pack that does not
- * answer (not started, or closing) leaves its runs as they were.
+ * pending, and the one it is on is at the stage the pack gives. A pack that does not answer (not started,
+ * or not within PACK_QUERY_MS) leaves its runs as they were. The packs are asked at once, each once.
  */
 export async function withPackProgress(client: Client, p: ExperimentProgress): Promise<ExperimentProgress> {
-  const packs = new Map<string, Promise<(PackProgress & { stage?: RunStage }) | undefined>>();
-  const ask = async (workflowId: string) => {
-    const pack = await packProgress(client, workflowId);
-    if (!pack?.current) return pack;
-    const stage = await client.workflow.getHandle(workflowId).query<RunStage>('stage').catch(() => undefined);
-    return { ...pack, ...(stage ? { stage } : {}) };
-  };
+  const packs = new Map<string, Promise<PackProgress | undefined>>();
   for (const run of p.runs) {
     if (inPack(run) && run.stage !== 'pending' && run.stage !== 'completed' && run.stage !== 'failed' && !packs.has(run.workflowId)) {
-      packs.set(run.workflowId, ask(run.workflowId));
+      packs.set(run.workflowId, askPack(client, run.workflowId));
     }
   }
   if (!packs.size) return p;
@@ -106,8 +110,7 @@ export async function withPackProgress(client: Client, p: ExperimentProgress): P
 /**
  * A line for each run: its stage, with the epoch (and batch, as detail) of a training run and a bar of a
  * downloading one, from their activities' last heartbeats. `p` is the progress as withPackProgress
- * gives it: a run still at the pack's first stage would otherwise be asked its stage, and the pack would
- * answer for the run it is on.
+ * gives it, which has the stages of the runs of packs.
  */
 export async function progressLines(client: Client, p: ExperimentProgress): Promise<RunLine[]> {
   const lines: RunLine[] = [];
@@ -115,10 +118,13 @@ export async function progressLines(client: Client, p: ExperimentProgress): Prom
     let text: string = run.stage;
     let detail: string | undefined;
     if (run.stage !== 'pending' && run.stage !== 'completed' && run.stage !== 'failed') {
-      try {
-        text = await client.workflow.getHandle(run.workflowId).query<string>('stage');
-      } catch {
-        // Not started yet.
+      // A pack's run has its stage from withPackProgress; asking again would wait on the pack's task.
+      if (!inPack(run)) {
+        try {
+          text = await client.workflow.getHandle(run.workflowId).query<string>('stage');
+        } catch {
+          // Not started yet.
+        }
       }
       if (text === 'download') {
         const hb = await lastHeartbeat<DownloadHeartbeat>(client, run.workflowId, 'download');

@@ -88,12 +88,13 @@ export async function runWorkflow(input: RunInput): Promise<RunResult> {
 }
 
 /**
- * One run, as `runWorkflow` runs it; `setStatus` records its status as it goes. `packed`: its lookup,
- * training and distances, done by its pack's `trainPack`.
+ * One run, as `runWorkflow` runs it; `setStatus` records its status as it goes, and `at.stage` its stage
+ * (which the `stage` query answers). `packed`: its lookup, training and distances, done by its pack's
+ * `trainPack`.
  */
-async function runOne(input: RunInput, setStatus: (status: RunStatus) => void, packed?: PackedRunSteps): Promise<RunResult> {
-  let stage: RunStage = 'pending';
-  setHandler(runStageQuery, () => stage);
+async function runOne(input: RunInput, setStatus: (status: RunStatus) => void, packed?: PackedRunSteps, at: { stage: RunStage } = { stage: 'pending' }): Promise<RunResult> {
+  at.stage = 'pending';
+  setHandler(runStageQuery, () => at.stage);
 
   const onTrain = proxyActivities<Activities>(activityOptions(input, input.queues.train, '7 days'));
   const onAnalysis = proxyActivities<Activities>(activityOptions(input, input.queues.analysis, '1 hour'));
@@ -124,21 +125,21 @@ async function runOne(input: RunInput, setStatus: (status: RunStatus) => void, p
     // An experiment downloads each dataset once and hands the result to its runs.
     let data = input.data;
     if (!data) {
-      stage = 'download';
+      at.stage = 'download';
       setStatus('downloading');
       data = await download({ ...producer, dataset: input.run.dataset });
     }
-    stage = 'train';
+    at.stage = 'train';
     setStatus('training');
     const training = packed ?? (await trainOrReuse(input.runId, input.run, data));
     const trained = training.train;
-    stage = 'distance';
+    at.stage = 'distance';
     setStatus('analysing');
     const table =
       packed?.distance ??
       (await distance({ ...producer, snapshots: trained.snapshots, p: analyses.distance.p, changed: analyses.distance.changed, references: analyses.distance.references }));
 
-    stage = 'analyses';
+    at.stage = 'analyses';
     const initial = trained.snapshots[0]!;
     const result: RunAnalysesResult = {};
     const probeBased = async () => {
@@ -192,10 +193,10 @@ async function runOne(input: RunInput, setStatus: (status: RunStatus) => void, p
     // A run that diverged in its first epoch has nothing but its initial weights to analyse.
     if (trained.snapshots.length > 1) await Promise.all([probeBased(), reinitialised(), perturbed()]);
 
-    stage = 'plot';
+    at.stage = 'plot';
     // A figure of nothing but the zero baseline is skipped.
     const figures = analyses.runFigures && trained.snapshots.length > 1 ? await plot({ ...producer, runName: input.run.name, table: table.table, analyses: result }) : { figures: [] };
-    stage = 'completed';
+    at.stage = 'completed';
     setStatus(trained.status === 'diverged' ? 'diverged' : 'completed');
     return {
       runId: input.runId,
@@ -210,7 +211,7 @@ async function runOne(input: RunInput, setStatus: (status: RunStatus) => void, p
       plot: figures,
     };
   } catch (err) {
-    stage = 'failed';
+    at.stage = 'failed';
     setStatus(isCancellation(err) ? 'cancelled' : 'failed');
     throw err;
   }
@@ -231,10 +232,13 @@ export async function packWorkflow(input: PackInput): Promise<PackResult> {
   const { runs, ...shared } = input;
   const results: PackRunResult[] = [];
   let current: string | undefined;
+  // The stage of the run the pack is on, which the `stage` query also answers.
+  const at: { stage: RunStage } = { stage: 'pending' };
   setHandler(packProgressQuery, () => ({
     done: results.map((r) => r.runId),
     failed: results.flatMap((r) => ('error' in r ? [{ runId: r.runId, message: r.error.message }] : [])),
     current,
+    ...(current ? { stage: at.stage } : {}),
   }));
   const perPack = patched('pack-status');
   if (perPack) upsertRunStatus('training');
@@ -251,7 +255,8 @@ export async function packWorkflow(input: PackInput): Promise<PackResult> {
     current = runId;
     try {
       if (trainPack && !packed.length && runId !== alone) {
-        setHandler(runStageQuery, () => 'train');
+        at.stage = 'train';
+        setHandler(runStageQuery, () => at.stage);
         try {
           const done = await trainPack({ experimentId: shared.experimentId, runs: runs.slice(i), data: shared.data!, force: shared.force });
           packed = done.runs;
@@ -261,7 +266,7 @@ export async function packWorkflow(input: PackInput): Promise<PackResult> {
           trainPack = undefined;
         }
       }
-      const result = await runOne({ ...shared, runId, run }, setStatus, packed[0]?.runId === runId ? packed.shift() : undefined);
+      const result = await runOne({ ...shared, runId, run }, setStatus, packed[0]?.runId === runId ? packed.shift() : undefined, at);
       if (result.train.status === 'diverged' && status === 'completed') status = 'diverged';
       results.push({ runId, result });
     } catch (err) {

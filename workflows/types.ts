@@ -72,13 +72,15 @@ export type PackRunResult = { runId: string; result: RunResult } | { runId: stri
 
 /**
  * What a pack's `packProgress` query answers: its runs that have finished (completed or failed), those of
- * them that failed with the error's message, and the one it is on. (A worker from before `failed` was
- * added answers without it.)
+ * them that failed with the error's message, and the one it is on with its stage. One query: a workflow
+ * busy with a local activity buffers one query at a time and refuses the next. (A worker from before
+ * `failed` and `stage` were added answers without them.)
  */
 export interface PackProgress {
   done: string[];
   failed?: Array<{ runId: string; message: string }>;
   current?: string;
+  stage?: RunStage;
 }
 
 export interface PackResult {
