@@ -117,7 +117,6 @@ export { EXIT };
 
 class UsageError extends Error {}
 
-
 function newExperimentId(name: string): string {
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
   return `${name}-${stamp}-${randomBytes(3).toString('hex')}`;

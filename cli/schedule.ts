@@ -45,7 +45,6 @@ const OVERLAP: Record<string, ScheduleOverlapPolicy> = {
 /** What Temporal's duration strings accept that we promise: a number and a unit. */
 const DURATION = /^\d+(\.\d+)?\s*(ms|s|m|h|d)$/;
 
-
 export interface ScheduleReport {
   scheduleId: string;
   paused: boolean;
