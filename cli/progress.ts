@@ -84,13 +84,22 @@ const inPack = (run: Pick<RunSummary, 'runId' | 'workflowId'>) => run.workflowId
  * results only when their pack closes, so until then it has them all at the pack's first stage. Asked once
  * per pack: a run the pack has finished is completed or failed (with its error), one it has not reached is
  * pending, and the one it is on is at the stage the pack gives. A pack that does not answer (not started,
- * or not within PACK_QUERY_MS) leaves its runs as they were. The packs are asked at once, each once.
+ * or not within PACK_QUERY_MS) leaves its runs as they were, or as its answer in `last` had them: a
+ * caller that asks again and again keeps each pack's latest answer there, so its runs do not seem to go
+ * back. The packs are asked at once, each once.
  */
-export async function withPackProgress(client: Client, p: ExperimentProgress): Promise<ExperimentProgress> {
+export async function withPackProgress(client: Client, p: ExperimentProgress, last?: Map<string, PackProgress>): Promise<ExperimentProgress> {
   const packs = new Map<string, Promise<PackProgress | undefined>>();
   for (const run of p.runs) {
     if (inPack(run) && run.stage !== 'pending' && run.stage !== 'completed' && run.stage !== 'failed' && !packs.has(run.workflowId)) {
-      packs.set(run.workflowId, askPack(client, run.workflowId));
+      const id = run.workflowId;
+      packs.set(
+        id,
+        askPack(client, id).then((answer) => {
+          if (answer) last?.set(id, answer);
+          return answer ?? last?.get(id);
+        }),
+      );
     }
   }
   if (!packs.size) return p;
@@ -218,9 +227,10 @@ export async function followProgress(
   live?: (status: string) => void,
 ): Promise<void> {
   const log = new ProgressLog(print);
+  const packs = new Map<string, PackProgress>();
   while (!signal.aborted) {
     try {
-      const p = await withPackProgress(client, await handle.query<ExperimentProgress>('progress'));
+      const p = await withPackProgress(client, await handle.query<ExperimentProgress>('progress'), packs);
       const lines = await progressLines(client, p);
       log.update(p, lines);
       const busy = lines.filter((l) => l.detail).map((l) => `${l.name}: ${l.text} ${l.detail}`);

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import type { Client } from '@temporalio/client';
 import { downloadDetail, PACK_QUERY_MS, progressBar, progressLines, ProgressLog, progressTotals, withPackProgress, type RunLine } from '../../cli/progress.js';
 import { formatReport } from '../../cli/summary.js';
-import type { ExperimentProgress, RunSummary } from '../../workflows/types.js';
+import type { ExperimentProgress, PackProgress, RunSummary } from '../../workflows/types.js';
 
 test('a bar is filled in proportion, clamped to [0, 1]', () => {
   assert.equal(progressBar(0, 10), '[----------]');
@@ -74,10 +74,11 @@ test('runs of a pack: finished ones (completed or failed), the one the pack is o
   assert.equal(signals[0]!.aborted, true, `the query is cancelled after ${PACK_QUERY_MS} ms`);
 });
 
-test('the runs of a pack that does not answer (not started, or past the deadline) are left as the experiment has them', async () => {
+test('the runs of a pack that does not answer (not started, or past the deadline) are left as the experiment has them, or as its last answer had them', async () => {
+  let answer: PackProgress | undefined;
   const client = {
     withAbortSignal: async (_signal: AbortSignal, fn: () => Promise<unknown>) => fn(),
-    workflow: { getHandle: () => ({ query: async () => Promise.reject(new Error('workflow not found')) }) },
+    workflow: { getHandle: () => ({ query: async () => answer ?? Promise.reject(new Error('workflow not found')) }) },
   } as unknown as Client;
   const progress: ExperimentProgress = {
     experimentId: 'e',
@@ -86,6 +87,14 @@ test('the runs of a pack that does not answer (not started, or past the deadline
     runs: ['s0', 's1'].map((s) => ({ name: `mlp--${s}`, runId: `e/mlp--${s}`, workflowId: 'e/pack', stage: 'download' as const })),
   };
   assert.deepEqual((await withPackProgress(client, progress)).runs, progress.runs);
+  // Asked again and again, as `run` does: a pack that answered once and then is busy keeps its runs where it said.
+  const last = new Map<string, PackProgress>();
+  const stages = async () => (await withPackProgress(client, progress, last)).runs.map((r) => r.stage);
+  assert.deepEqual(await stages(), ['download', 'download']);
+  answer = { done: ['e/mlp--s0'], current: 'e/mlp--s1', stage: 'train' };
+  assert.deepEqual(await stages(), ['completed', 'train']);
+  answer = undefined;
+  assert.deepEqual(await stages(), ['completed', 'train']);
 });
 
 /** A grid's progress: `stages` of the runs in `runs`, plus chunks of finished runs and runs not started. */
