@@ -9,6 +9,7 @@ import { defaultPayloadConverter, type Client, type WorkflowHandle } from '@temp
 import type { DownloadHeartbeat } from '../activities/download.js';
 import type { TrainHeartbeat } from '../activities/types.js';
 import type { ExperimentProgress, PackProgress, RunSummary } from '../workflows/types.js';
+import { mapLimit } from './verify.js';
 
 export interface RunLine {
   name: string;
@@ -122,8 +123,8 @@ export async function withPackProgress(client: Client, p: ExperimentProgress, la
  * gives it, which has the stages of the runs of packs.
  */
 export async function progressLines(client: Client, p: ExperimentProgress): Promise<RunLine[]> {
-  const lines: RunLine[] = [];
-  for (const run of p.runs) {
+  // Each running run is asked of its own workflow, a few at once.
+  return mapLimit([...p.runs], 8, async (run): Promise<RunLine> => {
     let text: string = run.stage;
     let detail: string | undefined;
     if (run.stage !== 'pending' && run.stage !== 'completed' && run.stage !== 'failed') {
@@ -148,9 +149,8 @@ export async function progressLines(client: Client, p: ExperimentProgress): Prom
       }
     }
     if (run.stage === 'failed' && run.error) text = `failed: ${run.error.message.split('\n')[0]}`;
-    lines.push({ name: run.name, text, detail });
-  }
-  return lines;
+    return { name: run.name, text, detail };
+  });
 }
 
 /**
