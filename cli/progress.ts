@@ -90,30 +90,28 @@ const inPack = (run: Pick<RunSummary, 'runId' | 'workflowId'>) => run.workflowId
  * back. The packs are asked at once, each once.
  */
 export async function withPackProgress(client: Client, p: ExperimentProgress, last?: Map<string, PackProgress>): Promise<ExperimentProgress> {
-  const packs = new Map<string, Promise<PackProgress | undefined>>();
+  const asked = new Set<string>();
   for (const run of p.runs) {
-    if (inPack(run) && run.stage !== 'pending' && run.stage !== 'completed' && run.stage !== 'failed' && !packs.has(run.workflowId)) {
-      const id = run.workflowId;
-      packs.set(
-        id,
-        askPack(client, id).then((answer) => {
-          if (answer) last?.set(id, answer);
-          return answer ?? last?.get(id);
-        }),
-      );
-    }
+    if (inPack(run) && run.stage !== 'pending' && run.stage !== 'completed' && run.stage !== 'failed') asked.add(run.workflowId);
   }
-  if (!packs.size) return p;
-  const runs = await Promise.all(
-    p.runs.map(async (run): Promise<RunSummary> => {
-      const pack = packs.has(run.workflowId) && run.stage !== 'completed' && run.stage !== 'failed' ? await packs.get(run.workflowId) : undefined;
-      if (!pack) return run;
-      if (pack.current === run.runId) return pack.stage ? { ...run, stage: pack.stage } : run;
-      const failed = pack.failed?.find((f) => f.runId === run.runId);
-      if (failed) return { ...run, stage: 'failed', error: { message: failed.message } };
-      return { ...run, stage: pack.done.includes(run.runId) ? 'completed' : 'pending' };
-    }),
+  if (!asked.size) return p;
+  const packs = new Map<string, PackProgress | undefined>(
+    await Promise.all(
+      [...asked].map(async (id) => {
+        const answer = await askPack(client, id);
+        if (answer) last?.set(id, answer);
+        return [id, answer ?? last?.get(id)] as const;
+      }),
+    ),
   );
+  const runs = p.runs.map((run): RunSummary => {
+    const pack = run.stage !== 'completed' && run.stage !== 'failed' ? packs.get(run.workflowId) : undefined;
+    if (!pack) return run;
+    if (pack.current === run.runId) return pack.stage ? { ...run, stage: pack.stage } : run;
+    const failed = pack.failed?.find((f) => f.runId === run.runId);
+    if (failed) return { ...run, stage: 'failed', error: { message: failed.message } };
+    return { ...run, stage: pack.done.includes(run.runId) ? 'completed' : 'pending' };
+  });
   return { ...p, runs };
 }
 

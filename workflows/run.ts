@@ -240,6 +240,7 @@ export async function packWorkflow(input: PackInput): Promise<PackResult> {
     current,
     ...(current ? { stage: at.stage } : {}),
   }));
+  setHandler(runStageQuery, () => at.stage);
   const perPack = patched('pack-status');
   if (perPack) upsertRunStatus('training');
   const setStatus = perPack ? () => undefined : upsertRunStatus;
@@ -256,7 +257,6 @@ export async function packWorkflow(input: PackInput): Promise<PackResult> {
     try {
       if (trainPack && !packed.length && runId !== alone) {
         at.stage = 'train';
-        setHandler(runStageQuery, () => at.stage);
         try {
           const done = await trainPack({ experimentId: shared.experimentId, runs: runs.slice(i), data: shared.data!, force: shared.force });
           packed = done.runs;
