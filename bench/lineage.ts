@@ -26,7 +26,7 @@ import type { ObjectRef } from '../artifacts/refs.js';
 import { S3Store } from '../artifacts/s3.js';
 import type { ArtifactStore } from '../artifacts/store.js';
 import { lineageCacheFile, lineageOf, loadManifests, SHARED_INDEX_MIN } from '../cli/lineage.js';
-import { mapLimit } from '../cli/verify.js';
+import { mapLimit } from '../artifacts/concurrency.js';
 import { startS3Server } from '../infra/s3server.js';
 import { DEFAULT_STATE_DIR } from '../worker/config.js';
 import { positiveInt } from './args.js';

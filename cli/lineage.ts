@@ -21,13 +21,14 @@
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
+import { mapLimit } from '../artifacts/concurrency.js';
 import { isSha256Hex, sha256Hex } from '../artifacts/hash.js';
 import { manifestKey, type ArtifactManifest } from '../artifacts/manifest.js';
 import { openStore } from '../artifacts/open.js';
 import { InvalidKeyError, validateKey, type ArtifactStore } from '../artifacts/store.js';
 import { workerConfigFromEnv } from '../worker/config.js';
 import { EXIT } from './exit.js';
-import { mapLimit, parseOr, usageExit } from './verify.js';
+import { parseOr, usageExit } from './verify.js';
 
 const HELP = `usage: paramtrail lineage <artifact-key | sha256 | run-id | experiment-id> [--json | --dot] [--refresh]
 

@@ -6,10 +6,10 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { defaultPayloadConverter, type Client, type WorkflowHandle } from '@temporalio/client';
+import { mapLimit } from '../artifacts/concurrency.js';
 import type { DownloadHeartbeat } from '../activities/download.js';
 import type { TrainHeartbeat } from '../activities/types.js';
 import type { ExperimentProgress, PackProgress, RunSummary } from '../workflows/types.js';
-import { mapLimit } from './verify.js';
 
 export interface RunLine {
   name: string;

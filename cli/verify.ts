@@ -12,6 +12,7 @@
  * collect the references in a JSON value.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { mapLimit } from '../artifacts/concurrency.js';
 import { isSha256Hex } from '../artifacts/hash.js';
 import { openStore } from '../artifacts/open.js';
 import type { ObjectRef } from '../artifacts/refs.js';
@@ -124,20 +125,6 @@ export async function resultRefs(store: ArtifactStore, result: ExperimentResult 
 
 /** Objects read or checked at once. */
 const READS_AT_ONCE = 8;
-
-/** `fn` of every item, at most `limit` at once; results in the items' order. */
-export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}
 
 /** Checks one reference against the store; undefined when it verifies. */
 export async function checkRef(store: ArtifactStore, ref: NamedRef): Promise<VerifyProblem | undefined> {

@@ -10,7 +10,7 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { mapLimit } from '../../cli/verify.js';
+import { mapLimit } from '../../artifacts/concurrency.js';
 import { PROJECT_ROOT } from '../../infra/tools.js';
 import { tempDir } from '../support/fixtures.js';
 
