@@ -16,7 +16,7 @@ import { createNorms, createPerturb } from './perturb.js';
 import { createPlot } from './plot.js';
 import { createReinit } from './reinit.js';
 import { createReport } from './report.js';
-import { createGetRunResult, createGetSummaries, createPutRunResult, createPutSummaries } from './results.js';
+import { createGetRunResult, createGetSummaries, createPutRunResult, createPutRunResults, createPutSummaries } from './results.js';
 import { createLookupRun } from './reuse.js';
 import { createSmoothness } from './smoothness.js';
 import { createTrain } from './train.js';
@@ -48,6 +48,7 @@ export function createActivities(deps: ActivityDeps) {
     aggregate: createAggregate(deps),
     lookupRun,
     putRunResult: createPutRunResult(deps),
+    putRunResults: createPutRunResults(deps),
     getRunResult: createGetRunResult(deps),
     putSummaries: createPutSummaries(deps),
     getSummaries: createGetSummaries(deps),

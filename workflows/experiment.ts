@@ -43,6 +43,8 @@ export const progressQuery = defineQuery<ExperimentProgress>('progress');
 const MAX_QUERY_RESULTS = 100;
 /** Summaries per chunk: a chunk of them, results moved out, stays far below the payload limit. */
 const CHUNK_RUNS = 500;
+/** Characters of JSON results per `putRunResults` call at most (a larger result goes alone): far below the payload limit. */
+const RESULT_BATCH_CHARS = 256 * 1024;
 
 const briefOf = (r: RunResult): NonNullable<RunSummary['brief']> => ({ trainingStatus: r.train.status, testAccuracy: r.train.test.accuracy, backend: r.train.backend });
 
@@ -57,6 +59,22 @@ function resolveFrom(spec: RunSpec, done: ReadonlyMap<string, RunResult>): RunSp
   }
   const { run: _run, epoch: _epoch, ...rest } = from;
   return { ...spec, training: { ...spec.training, init: { ...spec.training.init, from: { ...rest, key: snap.key, sha256: snap.sha256 } } } };
+}
+
+/** The runs in order, cut into batches of at most `chars` characters of JSON results (a larger one alone). */
+function resultBatches(runs: RunSummary[], chars: number): RunSummary[][] {
+  const batches: RunSummary[][] = [];
+  let size = Infinity;
+  for (const r of runs) {
+    const n = JSON.stringify(r.result).length;
+    if (size + n > chars) {
+      batches.push([]);
+      size = 0;
+    }
+    batches.at(-1)!.push(r);
+    size += n;
+  }
+  return batches;
 }
 
 export async function experimentWorkflow(params: ExperimentInput): Promise<ExperimentResult> {
@@ -102,7 +120,7 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
     return { ...p, runs: started.map(({ result, ...r }) => (result ? { ...r, brief: briefOf(result) } : r)), pending: p.runs.length - started.length };
   });
 
-  const { report, compare, aggregate, putRunResult, getRunResult, putSummaries, getSummaries } = proxyActivities<Activities>({
+  const { report, compare, aggregate, putRunResult, putRunResults, getRunResult, putSummaries, getSummaries } = proxyActivities<Activities>({
     taskQueue: input.queues.analysis,
     startToCloseTimeout: '1 hour',
     retry: retryPolicy(config.execution.maxAttempts),
@@ -160,11 +178,23 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
 
   /** Moves finished results to the store; the summaries keep their references and a brief. */
   const moveResults = async () => {
-    for (const r of runs) {
-      if (!r.result) continue;
-      r.resultRef = await putRunResult({ experimentId: input.experimentId, runId: r.runId, result: r.result });
-      r.brief = briefOf(r.result);
-      delete r.result;
+    const moving = runs.filter((r) => r.result);
+    // A call per batch of results. (Experiments started before batches existed replay a call per run.)
+    if (!patched('result-batches')) {
+      for (const r of moving) {
+        r.resultRef = await putRunResult({ experimentId: input.experimentId, runId: r.runId, result: r.result! });
+        r.brief = briefOf(r.result!);
+        delete r.result;
+      }
+      return;
+    }
+    for (const batch of resultBatches(moving, RESULT_BATCH_CHARS)) {
+      const refs = await putRunResults({ experimentId: input.experimentId, runId: input.experimentId, results: batch.map((r) => r.result!) });
+      batch.forEach((r, k) => {
+        r.resultRef = refs[k];
+        r.brief = briefOf(r.result!);
+        delete r.result;
+      });
     }
   };
   /** Moves the summaries of runs [stored, end) to the store, in chunks. */

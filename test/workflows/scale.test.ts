@@ -59,6 +59,9 @@ describe('a grid of many runs', () => {
     // few kilobytes: the config and the chunks' references, whatever the number of runs.
     const sizes: Record<string, number[]> = { input: [], report: [], aggregate: [], result: [] };
     let resultsReadBack = 0;
+    // Calls that moved results to the store, by activity, and the input of the largest.
+    const moves: Record<string, number> = {};
+    let largestMove = 0;
     let runId: string | undefined = handle.firstExecutionRunId;
     while (runId) {
       const { events } = await stack.temporal.client.workflow.getHandle(experimentId, runId).fetchHistory();
@@ -69,6 +72,10 @@ describe('a grid of many runs', () => {
         const activity = scheduled?.activityType?.name;
         if (activity === 'report' || activity === 'aggregate') sizes[activity]!.push(payloadBytes(scheduled!.input));
         if (activity === 'getRunResult') resultsReadBack++;
+        if (activity === 'putRunResult' || activity === 'putRunResults') {
+          moves[activity] = (moves[activity] ?? 0) + 1;
+          largestMove = Math.max(largestMove, payloadBytes(scheduled!.input));
+        }
         if (e.workflowExecutionCompletedEventAttributes) sizes.result!.push(payloadBytes(e.workflowExecutionCompletedEventAttributes.result));
         runId = e.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? runId;
       }
@@ -76,6 +83,11 @@ describe('a grid of many runs', () => {
     assert.equal(sizes.input!.length, 3, 'three executions');
     // The aggregate read the runs' tables from the store itself, not through the workflow.
     assert.equal(resultsReadBack, 0, 'results read back through the workflow');
+    // Each execution moved its runs' results in a few batches, not a call per run, each far below
+    // Temporal's payload limit.
+    assert.equal(moves.putRunResult, undefined, 'results moved one call per run');
+    assert.ok(moves.putRunResults! >= 3 && moves.putRunResults! <= 30, `putRunResults calls: ${moves.putRunResults}`);
+    assert.ok(largestMove < 512 * 1024, `largest batch: ${largestMove} bytes`);
     for (const [what, bytes] of Object.entries(sizes)) assert.ok(bytes.length > 0 && bytes.every((b) => b < 16 * 1024), `${what}: ${bytes.join(', ')} bytes`);
 
     // The gathered depth profile covers every run.
