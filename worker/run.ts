@@ -105,13 +105,15 @@ export async function createWorkers(opts: WorkerSetOptions): Promise<Worker[]> {
         ...common,
         taskQueue: opts.queues.workflows,
         workflowBundle: await workflowBundle(),
-        // The steps a run workflow may run as local activities (execution.local, the reuse lookup);
-        // this worker polls no activity tasks. Local trainings take the process's train slots.
+        // The steps a run workflow may run as local activities (execution.local, the reuse lookup,
+        // storing a large grid's results); this worker polls no activity tasks. Local trainings take
+        // the process's train slots.
         activities: {
           lookupRun: activities.lookupRun,
           train,
           distance: activities.distance,
           trainPack: createTrainPack({ lookupRun: activities.lookupRun, train, distance: activities.distance }),
+          putRunResults: activities.putRunResults,
         },
         enableNonLocalActivities: false,
       }),

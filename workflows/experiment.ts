@@ -30,9 +30,9 @@ import type { Activities } from '../activities/index.js';
 import type { AggregateInput, AggregateResult, AggregateRun, CompareResult, DownloadResult } from '../activities/types.js';
 import { comparePairs, expandRuns, orderByDependencies, packRuns, runDependencies, type RunSpec } from '../config/grid.js';
 import { rootCause } from './failure.js';
-import { packWorkflow, retryPolicy, runWorkflow } from './run.js';
+import { packWorkflow, retryPolicy, runBrief, runWorkflow } from './run.js';
 import { runSearchAttributes } from './search.js';
-import type { ExperimentInput, ExperimentProgress, ExperimentResult, RunResult, RunSummary, SummaryChunk } from './types.js';
+import type { ExperimentInput, ExperimentProgress, ExperimentResult, RunResult, RunSummary, StoredRunResult, SummaryChunk } from './types.js';
 
 export const progressQuery = defineQuery<ExperimentProgress>('progress');
 
@@ -45,8 +45,6 @@ const MAX_QUERY_RESULTS = 100;
 const CHUNK_RUNS = 500;
 /** Characters of JSON results per `putRunResults` call at most (a larger result goes alone): far below the payload limit. */
 const RESULT_BATCH_CHARS = 256 * 1024;
-
-const briefOf = (r: RunResult): NonNullable<RunSummary['brief']> => ({ trainingStatus: r.train.status, testAccuracy: r.train.test.accuracy, backend: r.train.backend });
 
 /** A run that starts from another run of this experiment, pointed at that run's stored weights. */
 function resolveFrom(spec: RunSpec, done: ReadonlyMap<string, RunResult>): RunSpec {
@@ -117,7 +115,7 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
     const p = progress();
     if (p.runs.length <= MAX_QUERY_RESULTS) return p;
     const started = p.runs.filter((r) => r.stage !== 'pending');
-    return { ...p, runs: started.map(({ result, ...r }) => (result ? { ...r, brief: briefOf(result) } : r)), pending: p.runs.length - started.length };
+    return { ...p, runs: started.map(({ result, ...r }) => (result ? { ...r, brief: runBrief(result) } : r)), pending: p.runs.length - started.length };
   });
 
   const { report, compare, aggregate, putRunResult, putRunResults, getRunResult, putSummaries, getSummaries } = proxyActivities<Activities>({
@@ -183,7 +181,7 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
     if (!patched('result-batches')) {
       for (const r of moving) {
         r.resultRef = await putRunResult({ experimentId: input.experimentId, runId: r.runId, result: r.result! });
-        r.brief = briefOf(r.result!);
+        r.brief = runBrief(r.result!);
         delete r.result;
       }
       return;
@@ -192,7 +190,7 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
       const refs = await putRunResults({ experimentId: input.experimentId, runId: input.experimentId, results: batch.map((r) => r.result!) });
       batch.forEach((r, k) => {
         r.resultRef = refs[k];
-        r.brief = briefOf(r.result!);
+        r.brief = runBrief(r.result!);
         delete r.result;
       });
     }
@@ -205,6 +203,22 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
       chunks.push({ ref, first, count: part.length, completed: part.filter((r) => r.stage === 'completed').length });
     }
     stored = end;
+  };
+
+  // A grid too large to carry its runs' results has its runs store them and return where: the results
+  // then never pass through this history, nor are they moved at the end. (Experiments started before
+  // this replay with their runs returning the results, moved to the store as the grid goes.)
+  const storeResult = (runs.length > MAX_QUERY_RESULTS || runs.length > config.execution.continueAsNewAfter) && patched('runs-store-results') ? { storeResult: true } : {};
+  /** A run that completed, with its result or where it stored it. */
+  const finish = (summary: RunSummary, returned: RunResult | StoredRunResult) => {
+    if ('resultRef' in returned) {
+      summary.resultRef = returned.resultRef;
+      summary.brief = returned.brief;
+    } else {
+      summary.result = returned;
+      results.set(summary.name, returned);
+    }
+    summary.stage = 'completed';
   };
 
   const finished = new Map<string, Promise<void>>();
@@ -229,14 +243,13 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
       const spec = resolveFrom(specs[i]!, depResults);
       summary.stage = 'download';
       const data = await downloadOnce(spec.dataset);
-      summary.result = await executeChild(runWorkflow, {
+      const returned = await executeChild(runWorkflow, {
         workflowId: summary.workflowId,
         taskQueue: input.queues.workflows,
         typedSearchAttributes: runSearchAttributes(input.experimentId, summary.runId, spec),
-        args: [{ experimentId: input.experimentId, runId: summary.runId, run: spec, queues: input.queues, execution: config.execution, force: input.force, data }],
+        args: [{ experimentId: input.experimentId, runId: summary.runId, run: spec, queues: input.queues, execution: config.execution, force: input.force, data, ...storeResult }],
       });
-      results.set(summary.name, summary.result);
-      summary.stage = 'completed';
+      finish(summary, returned);
     } catch (err) {
       failRun(summary, err);
     }
@@ -252,7 +265,9 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
         workflowId,
         taskQueue: input.queues.workflows,
         typedSearchAttributes: runSearchAttributes(input.experimentId, workflowId, specs[unit[0]!]!),
-        args: [{ experimentId: input.experimentId, runs: unit.map((i) => ({ runId: runs[i]!.runId, run: specs[i]! })), queues: input.queues, execution: config.execution, force: input.force, data }],
+        args: [
+          { experimentId: input.experimentId, runs: unit.map((i) => ({ runId: runs[i]!.runId, run: specs[i]! })), queues: input.queues, execution: config.execution, force: input.force, data, ...storeResult },
+        ],
       });
       packed.runs.forEach((r, k) => {
         const summary = members[k]!;
@@ -260,9 +275,7 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
           summary.stage = 'failed';
           summary.error = r.error;
         } else {
-          summary.result = r.result;
-          results.set(summary.name, r.result);
-          summary.stage = 'completed';
+          finish(summary, 'result' in r ? r.result : r);
         }
       });
     } catch (err) {

@@ -12,10 +12,12 @@ import {
   ActivityCancellationType,
   defineQuery,
   isCancellation,
+  log,
   patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
+  workflowInfo,
   type ActivityOptions,
   type LocalActivityOptions,
 } from '@temporalio/workflow';
@@ -25,7 +27,7 @@ import type { DownloadResult, PackedRunSteps, PerturbationOutcome, RunAnalysesRe
 import { perturbationLabel, type RunSpec } from '../config/grid.js';
 import { rootCause } from './failure.js';
 import { upsertRunStatus, type RunStatus } from './search.js';
-import type { PackInput, PackProgress, PackResult, PackRunResult, RunInput, RunResult, RunStage } from './types.js';
+import type { PackInput, PackProgress, PackResult, PackRunResult, RunBrief, RunInput, RunResult, RunStage, StoredRunResult } from './types.js';
 
 /** How every activity of paramtrail is retried: backing off to a minute, never for bad input or data. */
 export function retryPolicy(maximumAttempts: number): NonNullable<ActivityOptions['retry']> {
@@ -51,7 +53,7 @@ function cancellation(): Pick<ActivityOptions, 'cancellationType'> {
   return patched('activity-cancel-waits') ? { cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED } : {};
 }
 
-function activityOptions(input: RunInput, taskQueue: string, startToCloseTimeout: ActivityOptions['startToCloseTimeout']): ActivityOptions {
+function activityOptions(input: Pick<RunInput, 'execution'>, taskQueue: string, startToCloseTimeout: ActivityOptions['startToCloseTimeout']): ActivityOptions {
   return {
     taskQueue,
     startToCloseTimeout,
@@ -65,6 +67,28 @@ function activityOptions(input: RunInput, taskQueue: string, startToCloseTimeout
 /** Local activities: run by the workflow's own worker, retried like the rest. */
 function localActivityOptions(input: Pick<RunInput, 'execution'>, startToCloseTimeout: LocalActivityOptions['startToCloseTimeout']): LocalActivityOptions {
   return { startToCloseTimeout, retry: retryPolicy(input.execution.maxAttempts), ...cancellation() };
+}
+
+/** What a listing shows of a run whose result is in the store. */
+export const runBrief = (r: RunResult): RunBrief => ({ trainingStatus: r.train.status, testAccuracy: r.train.test.accuracy, backend: r.train.backend });
+
+/**
+ * Stores finished runs' results in one call (by the workflow's own worker with `execution.local`, on
+ * the analysis queue otherwise) and returns where, for a run asked to `storeResult`. Undefined when
+ * that failed for good: the caller returns the results themselves, which the experiment moves later.
+ */
+async function storeResults(input: Omit<RunInput, 'run' | 'runId'>, producerRunId: string, results: RunResult[]): Promise<StoredRunResult[] | undefined> {
+  const { putRunResults } = input.execution.local
+    ? proxyLocalActivities<Activities>(localActivityOptions(input, '1 hour'))
+    : proxyActivities<Activities>(activityOptions(input, input.queues.analysis, '1 hour'));
+  try {
+    const refs = await putRunResults({ experimentId: input.experimentId, runId: producerRunId, results });
+    return results.map((r, k) => ({ resultRef: refs[k]!, brief: runBrief(r) }));
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    log.warn('could not store the results of finished runs: they go back to the experiment', { error: rootCause(err).message });
+    return undefined;
+  }
 }
 
 /** The retraining of a perturbed copy: the run's own options, from the perturbed weights, for `epochs`. */
@@ -83,8 +107,9 @@ function retrainSpec(run: RunSpec, label: string, from: { key: string; sha256: s
   };
 }
 
-export async function runWorkflow(input: RunInput): Promise<RunResult> {
-  return runOne(input, upsertRunStatus);
+export async function runWorkflow(input: RunInput): Promise<RunResult | StoredRunResult> {
+  const result = await runOne(input, upsertRunStatus);
+  return (input.storeResult && (await storeResults(input, input.runId, [result]))?.[0]) || result;
 }
 
 /**
@@ -280,5 +305,8 @@ export async function packWorkflow(input: PackInput): Promise<PackResult> {
   }
   current = undefined;
   upsertRunStatus(status);
-  return { runs: results };
+  const finished = results.flatMap((r) => ('result' in r ? [r.result] : []));
+  const stored = shared.storeResult && finished.length ? await storeResults(shared, workflowInfo().workflowId, finished) : undefined;
+  if (!stored) return { runs: results };
+  return { runs: results.map((r) => ('result' in r ? { runId: r.runId, ...stored.shift()! } : r)) };
 }

@@ -60,6 +60,25 @@ export interface RunInput {
   force?: boolean;
   /** The dataset's download, when the experiment has done it; the run downloads it itself otherwise. */
   data?: DownloadResult;
+  /**
+   * Store the result and return its reference and brief (`StoredRunResult`): what an experiment of a
+   * grid too large to carry its runs' results asks of them, so that the results never pass through
+   * the experiment's history.
+   */
+  storeResult?: boolean;
+}
+
+/** What a listing shows of a run whose result is in the store. */
+export interface RunBrief {
+  trainingStatus: string;
+  testAccuracy: number;
+  backend: string;
+}
+
+/** A run's result in the store, as a run asked to `storeResult` returns it. */
+export interface StoredRunResult {
+  resultRef: ObjectRef;
+  brief: RunBrief;
 }
 
 /** Runs that share one workflow (`execution.runsPerWorkflow`), trained one after another. */
@@ -67,8 +86,11 @@ export interface PackInput extends Omit<RunInput, 'runId' | 'run'> {
   runs: Array<{ runId: string; run: RunSpec }>;
 }
 
-/** Each run of a pack, in order: its result, or why it failed (it did not fail the others). */
-export type PackRunResult = { runId: string; result: RunResult } | { runId: string; error: { type?: string; message: string } };
+/** Each run of a pack, in order: its result (or where it is stored), or why it failed (it did not fail the others). */
+export type PackRunResult =
+  | { runId: string; result: RunResult }
+  | ({ runId: string } & StoredRunResult)
+  | { runId: string; error: { type?: string; message: string } };
 
 /**
  * What a pack's `packProgress` query answers: its runs that have finished (completed or failed), those of
@@ -115,8 +137,7 @@ export interface RunSummary {
   /** The run's result; in a grid too large to carry along, moved to the store (`resultRef`). */
   result?: RunResult;
   resultRef?: ObjectRef;
-  /** What a listing shows of a run whose result is in the store. */
-  brief?: { trainingStatus: string; testAccuracy: number; backend: string };
+  brief?: RunBrief;
 }
 
 export interface ExperimentProgress {

@@ -10,6 +10,8 @@ import { createServer, type Server } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Context } from '@temporalio/activity';
+import { loadRuns } from '../../activities/results.js';
 import { reuseKey } from '../../activities/reuse.js';
 import { readManifest } from '../../artifacts/manifest.js';
 import { S3Store } from '../../artifacts/s3.js';
@@ -289,6 +291,68 @@ describe('experimentWorkflow on real Temporal and S3', () => {
         assert.equal(run.result!.train.attempts.length, 1, `${run.name} trained once`);
         await flaky.get(run.result!.distance.table.key, { sha256: run.result!.distance.table.sha256 });
       }
+    } finally {
+      await workers.stop();
+    }
+  });
+
+  test('the runs of a grid that continues as new store their results, and when they cannot, the experiment moves them in batches', async () => {
+    // A fresh bucket that refuses results put from a local activity (a pack's): the packs return their
+    // results instead, and the experiment moves them to the store itself.
+    class PackResultPutsFail extends S3Store {
+      refused = 0;
+      override async put(key: string, bytes: Uint8Array, opts?: Parameters<S3Store['put']>[2]) {
+        if (key.startsWith('results/') && Context.current().info.isLocal) {
+          this.refused++;
+          throw new Error('the store is unavailable (injected)');
+        }
+        return super.put(key, bytes, opts);
+      }
+    }
+    const flaky = new PackResultPutsFail({ ...s3.storeOptions, bucket: `results-${randomUUID().slice(0, 8)}` });
+    await flaky.ensureBucket();
+    const qs = queueNames(`results-${randomUUID()}`);
+    const workers = await startTestWorkers(stack.temporal, qs, { store: flaky });
+    try {
+      const config = tinyExperiment({
+        seeds: [70, 71, 72, 73],
+        training: { epochs: 1, batchSize: 64, optimizer: { name: 'sgd', learningRate: 0.05 } },
+        analyses: { runFigures: false },
+        execution: { local: true, runsPerWorkflow: 2, maxAttempts: 2, continueAsNewAfter: 2 },
+      });
+      const experimentId = `results-${randomUUID().slice(0, 8)}`;
+      const handle = await stack.temporal.client.workflow.start(experimentWorkflow, {
+        workflowId: experimentId,
+        taskQueue: qs.workflows,
+        args: [{ experimentId, config, queues: qs, store: flaky.location }],
+      });
+      const result = await handle.result();
+      assert.equal(result.status, 'completed');
+      const runs = await loadRuns(flaky, result);
+      assert.deepEqual(
+        runs.map((r) => r.stage),
+        ['completed', 'completed', 'completed', 'completed'],
+      );
+      for (const run of runs) {
+        const stored = await flaky.get(run.resultRef!.key, { sha256: run.resultRef!.sha256 });
+        assert.equal((JSON.parse(new TextDecoder().decode(stored)) as { name: string }).name, run.name);
+      }
+      // Each pack tried to store its runs' results (twice, maxAttempts), then returned them.
+      assert.ok(flaky.refused >= 2, `refused puts: ${flaky.refused}`);
+      for (const workflowId of new Set(runs.map((r) => r.workflowId))) assert.ok((await steps(workflowId)).local.includes('putRunResults'), workflowId);
+      // The experiment moved them: one call per execution for the pack's two results, none per run.
+      const moved: string[] = [];
+      let runId: string | undefined = handle.firstExecutionRunId;
+      while (runId) {
+        const { events } = await stack.temporal.client.workflow.getHandle(experimentId, runId).fetchHistory();
+        runId = undefined;
+        for (const e of events ?? []) {
+          const name = e.activityTaskScheduledEventAttributes?.activityType?.name;
+          if (name?.startsWith('putRunResult')) moved.push(name);
+          runId = e.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? runId;
+        }
+      }
+      assert.deepEqual(moved, ['putRunResults', 'putRunResults']);
     } finally {
       await workers.stop();
     }

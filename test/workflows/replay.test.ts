@@ -6,8 +6,10 @@
  * pack still set its own status, a pack of two runs; at commit d2757a3, when a local pack's runs first
  * went through trainPack, a pack of two runs again (pack-2); and when an experiment that continues as
  * new first moved its runs' summaries to the store in chunks, the two-run experiment again
- * (experiment-3 and experiment-4); and when it first moved its runs' results in batches
- * (`putRunResults`), that experiment again (experiment-5 and experiment-6). The current workflows must replay them to the same commands, or
+ * (experiment-3 and experiment-4); when it first moved its runs' results in batches
+ * (`putRunResults`), that experiment again (experiment-5 and experiment-6); and when the runs of such
+ * an experiment first stored their results themselves, that experiment and its first run again
+ * (experiment-7, experiment-8 and run-2). The current workflows must replay them to the same commands, or
  * Temporal would fail those experiments with a nondeterminism error.
  */
 import assert from 'node:assert/strict';
@@ -26,7 +28,10 @@ for (const [file, type] of [
   ['experiment-4.binpb', 'experimentWorkflow'],
   ['experiment-5.binpb', 'experimentWorkflow'],
   ['experiment-6.binpb', 'experimentWorkflow'],
+  ['experiment-7.binpb', 'experimentWorkflow'],
+  ['experiment-8.binpb', 'experimentWorkflow'],
   ['run.binpb', 'runWorkflow'],
+  ['run-2.binpb', 'runWorkflow'],
   ['pack.binpb', 'packWorkflow'],
   ['pack-2.binpb', 'packWorkflow'],
 ] as const) {
