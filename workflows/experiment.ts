@@ -8,8 +8,10 @@
  * A grid of thousands of runs would grow one workflow history without bound: after
  * `execution.continueAsNewAfter` runs (or when Temporal suggests it) the window drains and the workflow
  * continues as new, carrying the index of the next run and the finished runs' summaries, moved to the
- * store in chunks (their full results moved there first), so what it carries stays small at any size.
- * An experiment of more than MAX_QUERY_RESULTS runs returns its summaries in chunks too.
+ * store in chunks, so what it carries stays small at any size. The runs of such a grid (or of more than
+ * MAX_QUERY_RESULTS runs) store their own results and return references, so the results never pass
+ * through its history. An experiment of more than MAX_QUERY_RESULTS runs returns its summaries in
+ * chunks too.
  *
  * After every run: the experiment-level analyses (CKA and feature correlation between pairs of runs,
  * the gathered depth profile), then the `report` activity writes the HTML report. Neither can fail the
