@@ -56,6 +56,23 @@ describe('experimentWorkflow on real Temporal and S3', () => {
     return { queued, local };
   }
 
+  /** A fresh bucket that fails the puts `refuse` picks, as an unavailable store would, and counts them. */
+  async function refusingStore(name: string, refuse: (key: string, refused: number) => boolean) {
+    class RefusingStore extends S3Store {
+      refused = 0;
+      override async put(key: string, bytes: Uint8Array, opts?: Parameters<S3Store['put']>[2]) {
+        if (refuse(key, this.refused)) {
+          this.refused++;
+          throw new Error('the store is unavailable (injected)');
+        }
+        return super.put(key, bytes, opts);
+      }
+    }
+    const refusing = new RefusingStore({ ...s3.storeOptions, bucket: `${name}-${randomUUID().slice(0, 8)}` });
+    await refusing.ensureBucket();
+    return refusing;
+  }
+
   async function assertStored(ref: { key: string; sha256: string; bytes: number }) {
     const head = await store.head(ref.key);
     assert.ok(head, `${ref.key} is reported but not stored`);
@@ -256,18 +273,7 @@ describe('experimentWorkflow on real Temporal and S3', () => {
   test('a packed run whose distances failed after its training finds that training as its own, not reused', async () => {
     // A fresh bucket whose first distance-table put fails: the first run's training is recorded, then
     // trainPack stops at it, and the workflow runs it alone (lookup, then distances).
-    class FirstTablePutFails extends S3Store {
-      failed = false;
-      override async put(key: string, bytes: Uint8Array, opts?: Parameters<S3Store['put']>[2]) {
-        if (!this.failed && key.startsWith('tables/')) {
-          this.failed = true;
-          throw new Error('the store is unavailable (injected)');
-        }
-        return super.put(key, bytes, opts);
-      }
-    }
-    const flaky = new FirstTablePutFails({ ...s3.storeOptions, bucket: `flaky-${randomUUID().slice(0, 8)}` });
-    await flaky.ensureBucket();
+    const flaky = await refusingStore('flaky', (key, refused) => refused === 0 && key.startsWith('tables/'));
     const qs = queueNames(`flaky-${randomUUID()}`);
     const workers = await startTestWorkers(stack.temporal, qs, { store: flaky });
     try {
@@ -284,7 +290,7 @@ describe('experimentWorkflow on real Temporal and S3', () => {
         args: [{ experimentId, config, queues: qs, store: flaky.location }],
       });
       assert.equal(result.status, 'completed', JSON.stringify(result.runs.map((r) => r.error)));
-      assert.ok(flaky.failed, 'a table put failed');
+      assert.equal(flaky.refused, 1, 'a table put failed');
       assert.deepEqual((await steps(result.runs[0]!.workflowId)).local, ['trainPack', 'lookupRun', 'distance', 'trainPack']);
       for (const run of result.runs) {
         assert.equal(run.result!.reusedFrom, undefined, `${run.name} trained in this experiment: not a reuse`);
@@ -299,18 +305,7 @@ describe('experimentWorkflow on real Temporal and S3', () => {
   test('the runs of a grid that continues as new store their results, and when they cannot, the experiment moves them in batches', async () => {
     // A fresh bucket that refuses results put from a local activity (a pack's): the packs return their
     // results instead, and the experiment moves them to the store itself.
-    class PackResultPutsFail extends S3Store {
-      refused = 0;
-      override async put(key: string, bytes: Uint8Array, opts?: Parameters<S3Store['put']>[2]) {
-        if (key.startsWith('results/') && Context.current().info.isLocal) {
-          this.refused++;
-          throw new Error('the store is unavailable (injected)');
-        }
-        return super.put(key, bytes, opts);
-      }
-    }
-    const flaky = new PackResultPutsFail({ ...s3.storeOptions, bucket: `results-${randomUUID().slice(0, 8)}` });
-    await flaky.ensureBucket();
+    const flaky = await refusingStore('results', (key) => key.startsWith('results/') && Context.current().info.isLocal);
     const qs = queueNames(`results-${randomUUID()}`);
     const workers = await startTestWorkers(stack.temporal, qs, { store: flaky });
     try {
