@@ -7,7 +7,7 @@
  * namespace it serves. It starts with paramtrail's search attributes registered (`workflows/search.ts`), so
  * runs can be listed by model, dataset and status from the first run on.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname } from 'node:path';
@@ -200,6 +200,12 @@ function dynamicConfigFlags(config: Record<string, number>): string[] {
   return Object.entries(config).flatMap(([key, value]) => ['--dynamic-config-value', `${key}=${value}`]);
 }
 
+/** Whether `temporal server start-dev` of the CLI `binary` lists `flag` in its help. */
+function startDevTakes(binary: string, flag: string): boolean {
+  const help = spawnSync(binary, ['server', 'start-dev', '--help'], { encoding: 'utf8', timeout: 30_000 });
+  return (help.stdout ?? '').split(/[\s=]+/).includes(flag);
+}
+
 /** Starts `temporal server start-dev` and resolves once its frontend answers with paramtrail's search attributes. */
 export async function startTemporalDevServer(opts: StartTemporalDevServerArgs): Promise<TemporalDevServer> {
   const binary = opts.binary ?? resolveTool('temporal', opts.env);
@@ -211,8 +217,12 @@ export async function startTemporalDevServer(opts: StartTemporalDevServerArgs): 
     args.push('--db-filename', opts.dbFile);
   }
   if (uiPort === undefined) args.push('--headless');
-  // No network here but package registries; the UI's news feed would only log failures.
-  else args.push('--ui-port', String(uiPort), '--ui-disable-news-fetch');
+  else {
+    args.push('--ui-port', String(uiPort));
+    // No network here but package registries; the UI's news feed would only log failures. (CLI
+    // v1.5.1, which setup builds when PyPI is out of reach, has no such flag and refuses it.)
+    if (startDevTakes(binary, '--ui-disable-news-fetch')) args.push('--ui-disable-news-fetch');
+  }
 
   let logFd: number | undefined;
   if (opts.logFile) {
