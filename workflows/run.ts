@@ -7,6 +7,9 @@
  * re-initialisation robustness, and perturb-and-retrain (each perturbation of the final weights is
  * retrained by the train activity like any run, under `<run id>--<label>`, then measured). A failed
  * analysis fails the run: the experiment records it and goes on with the other runs.
+ *
+ * It returns its result, or, asked to `storeResult` (a large grid's runs are), stores the result and
+ * returns its reference and brief, so that the result never passes through the experiment's history.
  */
 import {
   ActivityCancellationType,
