@@ -1,4 +1,4 @@
-/** Store calls made at once, within a bound: many small objects read or written in one go. */
+/** Calls made a few at once: many small objects read or written, many workflows queried. */
 
 /** `fn` of every item, at most `limit` at once; results in the items' order. */
 export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {

@@ -112,7 +112,9 @@ function retrainSpec(run: RunSpec, label: string, from: { key: string; sha256: s
 
 export async function runWorkflow(input: RunInput): Promise<RunResult | StoredRunResult> {
   const result = await runOne(input, upsertRunStatus);
-  return (input.storeResult && (await storeResults(input, input.runId, [result]))?.[0]) || result;
+  if (!input.storeResult) return result;
+  const stored = await storeResults(input, input.runId, [result]);
+  return stored?.[0] ?? result;
 }
 
 /**

@@ -134,7 +134,7 @@ export interface RunSummary {
   workflowId: string;
   stage: RunStage;
   error?: { type?: string; message: string };
-  /** The run's result; in a grid too large to carry along, moved to the store (`resultRef`). */
+  /** The run's result; in a grid too large to carry along, in the store instead (`resultRef`). */
   result?: RunResult;
   resultRef?: ObjectRef;
   brief?: RunBrief;
