@@ -47,6 +47,13 @@ const MAX_QUERY_RESULTS = 100;
 const CHUNK_RUNS = 500;
 /** Characters of JSON results per `putRunResults` call at most (a larger result goes alone): far below the payload limit. */
 const RESULT_BATCH_CHARS = 256 * 1024;
+/**
+ * The workflow task timeout of a run or pack whose steps are local activities. A workflow task stays
+ * open while its local activities run and is renewed at 80 % of this timeout; only then does a
+ * cancellation reach the workflow and its running activity. Temporal's default of 10 s made `cancel`
+ * wait about 8 s; 3 s leaves a busy worker time to answer and renews at most twice per pack call.
+ */
+const LOCAL_WORKFLOW_TASK_TIMEOUT = '3s';
 
 /** A run that starts from another run of this experiment, pointed at that run's stored weights. */
 function resolveFrom(spec: RunSpec, done: ReadonlyMap<string, RunResult>): RunSpec {
@@ -211,6 +218,7 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
   // then never pass through this history, nor are they moved at the end. (Experiments started before
   // this replay with their runs returning the results, moved to the store as the grid goes.)
   const storeResult = (runs.length > MAX_QUERY_RESULTS || runs.length > config.execution.continueAsNewAfter) && patched('runs-store-results') ? { storeResult: true } : {};
+  const localTaskTimeout = config.execution.local ? { workflowTaskTimeout: LOCAL_WORKFLOW_TASK_TIMEOUT } : {};
   /** A run that completed, with its result or where it stored it. */
   const finish = (summary: RunSummary, returned: RunResult | StoredRunResult) => {
     if ('resultRef' in returned) {
@@ -248,6 +256,7 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
       const returned = await executeChild(runWorkflow, {
         workflowId: summary.workflowId,
         taskQueue: input.queues.workflows,
+        ...localTaskTimeout,
         typedSearchAttributes: runSearchAttributes(input.experimentId, summary.runId, spec),
         args: [{ experimentId: input.experimentId, runId: summary.runId, run: spec, queues: input.queues, execution: config.execution, force: input.force, data, ...storeResult }],
       });
@@ -266,6 +275,7 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
       const packed = await executeChild(packWorkflow, {
         workflowId,
         taskQueue: input.queues.workflows,
+        ...localTaskTimeout,
         typedSearchAttributes: runSearchAttributes(input.experimentId, workflowId, specs[unit[0]!]!),
         args: [
           { experimentId: input.experimentId, runs: unit.map((i) => ({ runId: runs[i]!.runId, run: specs[i]! })), queues: input.queues, execution: config.execution, force: input.force, data, ...storeResult },

@@ -379,6 +379,9 @@ describe('experimentWorkflow on real Temporal and S3', () => {
     await experiment.cancel();
     await assert.rejects(experiment.result(), /cancel/i);
     const closed = await pack.describe();
+    // A cancellation reaches a running local activity when its workflow task is renewed, at 80 % of
+    // this timeout (Temporal's default of 10 s made cancel wait about 8 s).
+    assert.equal(Number(closed.raw.executionConfig?.defaultWorkflowTaskTimeout?.seconds), 3);
     assert.equal(closed.status.name, 'CANCELLED');
     assert.equal(closed.typedSearchAttributes.get(StatusKey), 'cancelled');
   });
