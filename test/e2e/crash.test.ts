@@ -147,8 +147,8 @@ test('SIGKILL of the worker running a pack of local runs: the new worker runs tr
     analyses: { runFigures: false },
     execution: { concurrency: 1, heartbeatTimeout: '5s', maxAttempts: 5, local: true, runsPerWorkflow: 2 },
   });
-  // The pack's workflow task times out (10 s) and the new worker replays it: its local activity, which
-  // left no marker, starts again at attempt 1.
+  // The pack's workflow task times out (3 s with execution.local) and the new worker replays it: its
+  // local activity, which left no marker, starts again at attempt 1.
   const { crashed, clean } = await crashedAndClean('pack', config);
   const [resumed, after] = crashed.runs.map((r) => r.result!.train);
   assert.equal(crashed.runs[0]!.workflowId, crashed.runs[1]!.workflowId, 'one pack');
