@@ -242,8 +242,9 @@ async function stopState(state: DevState): Promise<void> {
 }
 
 /**
- * Starts the embedded stack, or returns the status of the one already running. Parts that died are
- * restarted with the rest; the data under the state folder is reused.
+ * Starts the embedded stack, or returns the status of the one already running. A worker that died is
+ * replaced alone; if a server died, the whole stack starts again. The data under the state folder is
+ * reused either way.
  */
 export async function devUp(opts: DevUpArgs): Promise<DevStackStatus> {
   if (opts.workerCommand.length === 0) throw new Error('expected a worker command (argv), found an empty list');
@@ -268,12 +269,46 @@ export async function devUp(opts: DevUpArgs): Promise<DevStackStatus> {
         await ensureSearchAttributes(previous.temporal.address, 'default');
         return current;
       }
-      // Something died: stop what is left and start the whole stack again on the same data.
+      // Only the worker died (killed, out of memory): a new one joins the servers, which keep running,
+      // and so do the clients following experiments on them.
+      if (current.temporal?.alive && (!previous.s3 || current.s3?.alive) && wantS3 === Boolean(previous.s3)) {
+        const answers = await waitForTemporal(previous.temporal.address, 'default', 10_000).then(
+          () => true,
+          () => false,
+        );
+        if (answers) {
+          await ensureSearchAttributes(previous.temporal.address, 'default');
+          const worker = await startWorker(p, opts.workerCommand, { ...workerEnvOf(previous, p, opts.env), TEMPORAL_ADDRESS: previous.temporal.address });
+          const state: DevState = { ...previous, worker };
+          writeState(p.devJson, state);
+          return statusFrom(p.stateDir, state);
+        }
+      }
+      // A server died: stop what is left and start the whole stack again on the same data.
       await stopState(previous);
       rmSync(p.devJson, { force: true });
     }
     return startStack(p, opts, opts.s3 ?? Boolean(previous?.s3));
   });
+}
+
+/** The store variables the stack's worker gets: the folder store, or the S3 server's with its keys. */
+function workerEnvOf(state: Pick<DevState, 's3' | 'store'>, p: ReturnType<typeof paths>, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = { ...env };
+  if (state.s3) Object.assign(out, s3Env(state.s3.endpoint, s3Credentials(p.s3Credentials), env));
+  out.PARAMTRAIL_STORE = state.store;
+  return out;
+}
+
+/** Starts the stack's worker and waits a moment: a worker that exits at once is reported with its log. */
+async function startWorker(p: ReturnType<typeof paths>, command: string[], env: NodeJS.ProcessEnv): Promise<DevState['worker']> {
+  const log = join(p.logs, 'worker.log');
+  const pid = spawnDetached(command, env, log);
+  await sleep(WORKER_SETTLE_MS);
+  if (!isAlive(pid)) {
+    throw new Error(`expected the worker (${command.join(' ')}) to keep running, found it exited; last lines of ${log}:\n${tail(log, 20)}`);
+  }
+  return { pid, command, log };
 }
 
 async function startStack(p: ReturnType<typeof paths>, opts: DevUpArgs, useS3: boolean): Promise<DevStackStatus> {
@@ -292,7 +327,6 @@ async function startStack(p: ReturnType<typeof paths>, opts: DevUpArgs, useS3: b
     });
     started.push(temporal.pid);
 
-    const workerEnv: NodeJS.ProcessEnv = { ...opts.env, TEMPORAL_ADDRESS: temporal.address };
     let s3: DevState['s3'];
     let store = folderStoreUrl(p.stateDir);
     if (useS3) {
@@ -312,20 +346,9 @@ async function startStack(p: ReturnType<typeof paths>, opts: DevUpArgs, useS3: b
       started.push(server.pid);
       s3 = { pid: server.pid, endpoint: server.endpoint, bucket: server.bucket, dataDir: p.s3Data, log: s3Log };
       store = `s3://${server.bucket}`;
-      Object.assign(workerEnv, s3Env(server.endpoint, creds, opts.env));
     }
-    workerEnv.PARAMTRAIL_STORE = store;
-
-    const workerLog = join(p.logs, 'worker.log');
-    const workerPid = spawnDetached(opts.workerCommand, workerEnv, workerLog);
-    started.push(workerPid);
-    await sleep(WORKER_SETTLE_MS);
-    if (!isAlive(workerPid)) {
-      throw new Error(
-        `expected the worker (${opts.workerCommand.join(' ')}) to keep running, found it exited; ` +
-          `last lines of ${workerLog}:\n${tail(workerLog, 20)}`,
-      );
-    }
+    const worker = await startWorker(p, opts.workerCommand, { ...workerEnvOf({ s3, store }, p, opts.env), TEMPORAL_ADDRESS: temporal.address });
+    started.push(worker.pid);
 
     const state: DevState = {
       version: 1,
@@ -339,7 +362,7 @@ async function startStack(p: ReturnType<typeof paths>, opts: DevUpArgs, useS3: b
         log: temporalLog,
       },
       ...(s3 ? { s3 } : {}),
-      worker: { pid: workerPid, command: opts.workerCommand, log: workerLog },
+      worker,
     };
     writeState(p.devJson, state);
     return statusFrom(p.stateDir, state);

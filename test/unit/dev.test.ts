@@ -115,6 +115,15 @@ test('dev up --s3: the worker gets the S3 store, and the CLI with no store setti
     assert.match(cli.stdout, new RegExp(`"runId": "dev-s3/r0"`));
     assert.ok(!`${cli.stdout}${cli.stderr}`.includes(workerEnv.AWS_SECRET_ACCESS_KEY!), 'the secret is not printed');
 
+    // A worker started for a dead one gets the same store, keys included.
+    process.kill(-up.worker!.pid, 'SIGKILL');
+    for (let i = 0; i < 100 && isAlive(up.worker!.pid); i++) await new Promise((r) => setTimeout(r, 50));
+    rmSync(envFile);
+    const restarted = await devUp({ stateDir, env: process.env, workerCommand: workerCommand(envFile) });
+    assert.equal(restarted.s3?.pid, up.s3!.pid, 'the same S3 server');
+    const restartedEnv = JSON.parse(readFileSync(envFile, 'utf8')) as Record<string, string>;
+    for (const name of ['PARAMTRAIL_STORE', ...Object.keys(storeEnv)]) assert.equal(restartedEnv[name], workerEnv[name], name);
+
     await devDown({ stateDir });
     assert.equal(isAlive(up.s3!.pid), false, 'the S3 server stopped');
     assert.deepEqual(embeddedStoreEnv(stateDir, process.env), {}, 'no stack recorded: the folder store');
@@ -124,20 +133,50 @@ test('dev up --s3: the worker gets the S3 store, and the CLI with no store setti
   }
 });
 
-test('dev up restarts a stack whose worker died', async () => {
+test('dev up starts a new worker for one that died, and leaves the running server alone', async () => {
   const stateDir = mkdtempSync(join(tmpdir(), 'paramtrail-dev-'));
   const envFile = join(stateDir, 'worker-env.json');
   try {
     const up = await devUp({ stateDir, env: process.env, port: await freePort(), workerCommand: workerCommand(envFile) });
+    const firstEnv = JSON.parse(readFileSync(envFile, 'utf8')) as Record<string, string>;
     process.kill(-up.worker!.pid, 'SIGKILL');
     for (let i = 0; i < 100 && isAlive(up.worker!.pid); i++) await new Promise((r) => setTimeout(r, 50));
     const broken = await devStatus({ stateDir });
     assert.equal(broken.running, false);
     assert.equal(broken.worker?.alive, false);
+    assert.equal(broken.temporal?.alive, true);
 
+    rmSync(envFile);
     const restarted = await devUp({ stateDir, env: process.env, workerCommand: workerCommand(envFile) });
     assert.equal(restarted.running, true);
     assert.notEqual(restarted.worker?.pid, up.worker!.pid);
+    assert.equal(restarted.temporal?.pid, up.temporal!.pid, 'the same Temporal server: clients following experiments keep their connection');
+    assert.deepEqual(await devStatus({ stateDir }), restarted);
+    const secondEnv = JSON.parse(readFileSync(envFile, 'utf8')) as Record<string, string>;
+    for (const name of ['TEMPORAL_ADDRESS', 'PARAMTRAIL_STORE']) assert.equal(secondEnv[name], firstEnv[name], name);
+    await devDown({ stateDir });
+    assert.equal(isAlive(restarted.temporal!.pid), false);
+    assert.equal(isAlive(restarted.worker!.pid), false);
+  } finally {
+    await devDown({ stateDir }).catch(() => undefined);
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
+test('dev up starts the whole stack again when its Temporal server died', async () => {
+  const stateDir = mkdtempSync(join(tmpdir(), 'paramtrail-dev-'));
+  const envFile = join(stateDir, 'worker-env.json');
+  try {
+    const up = await devUp({ stateDir, env: process.env, port: await freePort(), workerCommand: workerCommand(envFile) });
+    process.kill(-up.temporal!.pid, 'SIGKILL');
+    for (let i = 0; i < 100 && isAlive(up.temporal!.pid); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal((await devStatus({ stateDir })).running, false);
+
+    const restarted = await devUp({ stateDir, env: process.env, workerCommand: workerCommand(envFile) });
+    assert.equal(restarted.running, true);
+    assert.notEqual(restarted.temporal?.pid, up.temporal!.pid);
+    assert.notEqual(restarted.worker?.pid, up.worker!.pid, 'the worker of the dead server is replaced too');
+    assert.equal(isAlive(up.worker!.pid), false);
     await devDown({ stateDir });
     assert.equal(isAlive(restarted.temporal!.pid), false);
     assert.equal(isAlive(restarted.worker!.pid), false);
