@@ -2,7 +2,7 @@
  * A worker process killed mid-training: a new worker takes the run over, training resumes from the last
  * stored checkpoint (not epoch 0), and every snapshot, the final one included, is bit-identical to the
  * same run without a crash. Also for a pack of local runs, whose local activity the new worker runs
- * again from attempt 1.
+ * again from attempt 1. A worker stopped with SIGTERM instead hands its training over at once.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -53,8 +53,8 @@ async function workerEnvFor(prefix: string): Promise<NodeJS.ProcessEnv> {
   };
 }
 
-/** Kills `worker` once `runId` has stored its epoch-1 checkpoint. */
-async function killAfterEpoch1(worker: Spawned, runId: string): Promise<void> {
+/** Kills `worker` (SIGKILL unless told) once `runId` has stored its epoch-1 checkpoint. */
+async function killAfterEpoch1(worker: Spawned, runId: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
   const deadline = Date.now() + 300_000;
   for (;;) {
     const keys = await store.list(`runs/${runId}/checkpoints/`);
@@ -63,7 +63,7 @@ async function killAfterEpoch1(worker: Spawned, runId: string): Promise<void> {
     assert.ok(Date.now() < deadline, `no checkpoint after epoch 1 in time; worker output:\n${worker.output()}`);
     await sleep(50);
   }
-  worker.child.kill('SIGKILL');
+  worker.child.kill(signal);
   await worker.exited;
 }
 
@@ -159,4 +159,46 @@ test('SIGKILL of the worker running a pack of local runs: the new worker runs tr
   assert.notEqual(last.worker, resumed!.attempts[0]!.worker, 'another worker process took the run over');
   assert.deepEqual(after!.attempts.map((a) => a.worker), [last.worker], 'the second run trained once, on the new worker');
   for (const [i, run] of clean.runs.entries()) await assertSameWeights(crashed.runs[i]!.result!.train, run.result!.train);
+});
+
+test('SIGTERM of the worker mid-training (a rolling restart): the next worker resumes the run at once, not after its heartbeat timeout', { timeout: 600_000 }, async () => {
+  const config = tinyExperiment({
+    models: [{ name: 'mlp', args: { hidden: [64] } }],
+    datasets: [{ name: 'fashion-mnist', subset: { train: 4000, test: 200 }, sources: FASHION_MNIST_SOURCES }],
+    training: { epochs: 6, batchSize: 32, optimizer: { name: 'adam', learningRate: 0.001 } },
+    analyses: { runFigures: false },
+    // Long, so that a hand-over that waited for it would show as a heartbeat timeout.
+    execution: { concurrency: 1, heartbeatTimeout: '10m', maxAttempts: 5 },
+  });
+  const prefix = `sigterm-${randomUUID().slice(0, 8)}`;
+  const queues = queueNames(prefix);
+  const workerEnv = await workerEnvFor(prefix);
+  const first = spawnWorker(workerEnv);
+  spawned.push(first);
+  const experimentId = `sigterm-${randomUUID()}`;
+  const handle = await temporal.client.workflow.start(experimentWorkflow, {
+    workflowId: experimentId,
+    taskQueue: queues.workflows,
+    args: [{ experimentId, config, queues, store: store.location }],
+  });
+  await killAfterEpoch1(first, `${experimentId}/${expandRuns(config)[0]!.name}`, 'SIGTERM');
+  assert.equal(first.child.exitCode, 0, `the worker stops cleanly on SIGTERM:\n${first.output()}`);
+  const second = spawnWorker(workerEnv);
+  spawned.push(second);
+  const result: ExperimentResult = await handle.result();
+  second.child.kill('SIGTERM');
+  await second.exited;
+  assert.equal(result.status, 'completed', JSON.stringify(result.runs.map((r) => r.error)));
+  const { workflowId, result: run } = result.runs[0]!;
+  const attempts = run!.train.attempts;
+  assert.equal(attempts.length, 2, JSON.stringify(attempts));
+  assert.ok(attempts[1]!.resumed && attempts[1]!.startedFromEpoch >= 1, `the next worker resumes from a stored epoch: ${JSON.stringify(attempts)}`);
+  assert.notEqual(attempts[1]!.worker, attempts[0]!.worker);
+
+  // The train activity's second attempt started after the failure the stopping worker reported.
+  const events = (await temporal.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
+  const trainScheduled = new Set(events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'train').map((e) => String(e.eventId)));
+  const started = events.map((e) => e.activityTaskStartedEventAttributes).find((a) => a && trainScheduled.has(String(a.scheduledEventId)));
+  assert.equal(started?.attempt, 2, JSON.stringify(started));
+  assert.equal(started.lastFailure?.applicationFailureInfo?.type, 'WorkerShutdown', `the first attempt ended by the worker's report, not a timeout: ${JSON.stringify(started.lastFailure)}`);
 });
