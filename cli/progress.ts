@@ -61,7 +61,8 @@ export function downloadDetail(hb: DownloadHeartbeat): string {
 
 /**
  * How long the CLI waits for a pack to answer. A pack answers a query between workflow tasks, and a
- * local activity (its `trainPack` or a run's training) holds its task for up to 8 s; past this, its runs
+ * local activity (its `trainPack` or a run's training) holds its task until it is renewed, at most
+ * 2.4 s (80 % of a local run's 3 s workflow task timeout, workflows/experiment.ts); past this, its runs
  * are shown as the experiment has them, and `run` asks again at its next tick.
  */
 export const PACK_QUERY_MS = 3000;
