@@ -13,10 +13,9 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
 import { devDown, devStatus } from '../../infra/dev.js';
-import { isAlive } from '../../infra/temporal.js';
 import type { ExperimentReport } from '../../cli/summary.js';
 import { FASHION_MNIST_SOURCES, requireFashionMnist, tempDir } from '../support/fixtures.js';
-import { runCli } from '../support/processes.js';
+import { killGroup, runCli } from '../support/processes.js';
 
 const experiment = {
   name: 'power-cut',
@@ -33,12 +32,6 @@ function laptopEnv(stateDir: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, PARAMTRAIL_STATE_DIR: stateDir };
   for (const name of ['TEMPORAL_ADDRESS', 'PARAMTRAIL_STORE', 'PARAMTRAIL_S3_ENDPOINT', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']) delete env[name];
   return env;
-}
-
-async function killGroup(pid: number): Promise<void> {
-  process.kill(-pid, 'SIGKILL');
-  for (let i = 0; i < 200 && isAlive(pid); i++) await sleep(50);
-  assert.equal(isAlive(pid), false, `process ${pid} survived SIGKILL`);
 }
 
 test('a power cut mid-training: dev up brings the embedded stack back and the run resumes from its last stored epoch', { timeout: 600_000 }, async () => {

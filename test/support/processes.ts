@@ -2,8 +2,11 @@
  * Runs paramtrail's own commands as separate processes, as a user or a cluster would: the CLI, and
  * workers that a test can SIGKILL.
  */
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { cliCommand, workerCommand } from '../../cli/connect.js';
+import { isAlive } from '../../infra/temporal.js';
 import { PROJECT_ROOT } from '../../infra/tools.js';
 
 export interface Spawned {
@@ -40,4 +43,11 @@ export async function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<Cl
   child.stderr.on('data', (d) => (stderr += d));
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
   return { code, stdout, stderr };
+}
+
+/** SIGKILLs the process group `pid` leads (a detached server or worker) and waits until `pid` is gone. */
+export async function killGroup(pid: number): Promise<void> {
+  process.kill(-pid, 'SIGKILL');
+  for (let i = 0; i < 200 && isAlive(pid); i++) await sleep(50);
+  assert.equal(isAlive(pid), false, `process ${pid} survived SIGKILL`);
 }

@@ -17,6 +17,7 @@ import { cliCommand } from '../../cli/connect.js';
 import { ensureSearchAttributes, freePort, isAlive, waitForTemporal } from '../../infra/temporal.js';
 import { resolveTool } from '../../infra/tools.js';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../workflows/search.js';
+import { killGroup } from '../support/processes.js';
 
 // Stands in for the worker: a process that runs until it is signalled, and records its environment.
 const workerCommand = (envFile: string) => [
@@ -25,10 +26,19 @@ const workerCommand = (envFile: string) => [
   `require('fs').writeFileSync(${JSON.stringify(envFile)}, JSON.stringify(process.env)); setInterval(() => {}, 1000)`,
 ];
 
-test('dev up starts Temporal and a worker, is idempotent, and dev down stops them', async () => {
+/** Runs `body` with a fresh state folder and the file the stand-in worker writes; stops the stack and removes the folder after. */
+async function withStateDir(body: (stateDir: string, envFile: string) => Promise<void>): Promise<void> {
   const stateDir = mkdtempSync(join(tmpdir(), 'paramtrail-dev-'));
-  const envFile = join(stateDir, 'worker-env.json');
   try {
+    await body(stateDir, join(stateDir, 'worker-env.json'));
+  } finally {
+    await devDown({ stateDir }).catch(() => undefined);
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+}
+
+test('dev up starts Temporal and a worker, is idempotent, and dev down stops them', async () => {
+  await withStateDir(async (stateDir, envFile) => {
     const before = await devStatus({ stateDir });
     assert.equal(before.running, false);
     assert.equal(before.temporal, undefined);
@@ -71,16 +81,11 @@ test('dev up starts Temporal and a worker, is idempotent, and dev down stops the
     assert.ok(statSync(join(stateDir, 'temporal.db')).size > 0, 'data stays');
     const after = await devStatus({ stateDir });
     assert.equal(after.running, false);
-  } finally {
-    await devDown({ stateDir }).catch(() => undefined);
-    rmSync(stateDir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('dev up --s3: the worker gets the S3 store, and the CLI with no store settings of its own reads it', async () => {
-  const stateDir = mkdtempSync(join(tmpdir(), 'paramtrail-dev-'));
-  const envFile = join(stateDir, 'worker-env.json');
-  try {
+  await withStateDir(async (stateDir, envFile) => {
     const up = await devUp({ stateDir, env: process.env, s3: true, port: await freePort(), workerCommand: workerCommand(envFile) });
     assert.equal(up.running, true);
     assert.equal(up.store, 's3://paramtrail');
@@ -116,8 +121,7 @@ test('dev up --s3: the worker gets the S3 store, and the CLI with no store setti
     assert.ok(!`${cli.stdout}${cli.stderr}`.includes(workerEnv.AWS_SECRET_ACCESS_KEY!), 'the secret is not printed');
 
     // A worker started for a dead one gets the same store, keys included.
-    process.kill(-up.worker!.pid, 'SIGKILL');
-    for (let i = 0; i < 100 && isAlive(up.worker!.pid); i++) await new Promise((r) => setTimeout(r, 50));
+    await killGroup(up.worker!.pid);
     rmSync(envFile);
     const restarted = await devUp({ stateDir, env: process.env, workerCommand: workerCommand(envFile) });
     assert.equal(restarted.s3?.pid, up.s3!.pid, 'the same S3 server');
@@ -127,20 +131,14 @@ test('dev up --s3: the worker gets the S3 store, and the CLI with no store setti
     await devDown({ stateDir });
     assert.equal(isAlive(up.s3!.pid), false, 'the S3 server stopped');
     assert.deepEqual(embeddedStoreEnv(stateDir, process.env), {}, 'no stack recorded: the folder store');
-  } finally {
-    await devDown({ stateDir }).catch(() => undefined);
-    rmSync(stateDir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('dev up starts a new worker for one that died, and leaves the running server alone', async () => {
-  const stateDir = mkdtempSync(join(tmpdir(), 'paramtrail-dev-'));
-  const envFile = join(stateDir, 'worker-env.json');
-  try {
+  await withStateDir(async (stateDir, envFile) => {
     const up = await devUp({ stateDir, env: process.env, port: await freePort(), workerCommand: workerCommand(envFile) });
     const firstEnv = JSON.parse(readFileSync(envFile, 'utf8')) as Record<string, string>;
-    process.kill(-up.worker!.pid, 'SIGKILL');
-    for (let i = 0; i < 100 && isAlive(up.worker!.pid); i++) await new Promise((r) => setTimeout(r, 50));
+    await killGroup(up.worker!.pid);
     const broken = await devStatus({ stateDir });
     assert.equal(broken.running, false);
     assert.equal(broken.worker?.alive, false);
@@ -157,19 +155,13 @@ test('dev up starts a new worker for one that died, and leaves the running serve
     await devDown({ stateDir });
     assert.equal(isAlive(restarted.temporal!.pid), false);
     assert.equal(isAlive(restarted.worker!.pid), false);
-  } finally {
-    await devDown({ stateDir }).catch(() => undefined);
-    rmSync(stateDir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('dev up starts the whole stack again when its Temporal server died', async () => {
-  const stateDir = mkdtempSync(join(tmpdir(), 'paramtrail-dev-'));
-  const envFile = join(stateDir, 'worker-env.json');
-  try {
+  await withStateDir(async (stateDir, envFile) => {
     const up = await devUp({ stateDir, env: process.env, port: await freePort(), workerCommand: workerCommand(envFile) });
-    process.kill(-up.temporal!.pid, 'SIGKILL');
-    for (let i = 0; i < 100 && isAlive(up.temporal!.pid); i++) await new Promise((r) => setTimeout(r, 50));
+    await killGroup(up.temporal!.pid);
     assert.equal((await devStatus({ stateDir })).running, false);
 
     const restarted = await devUp({ stateDir, env: process.env, workerCommand: workerCommand(envFile) });
@@ -180,10 +172,7 @@ test('dev up starts the whole stack again when its Temporal server died', async 
     await devDown({ stateDir });
     assert.equal(isAlive(restarted.temporal!.pid), false);
     assert.equal(isAlive(restarted.worker!.pid), false);
-  } finally {
-    await devDown({ stateDir }).catch(() => undefined);
-    rmSync(stateDir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('a worker that exits at once is reported with its log, and nothing is left running', async () => {
