@@ -1,7 +1,7 @@
 /**
  * The static HTML report of an experiment: one self-contained page (no server, no external URLs, every
  * figure inlined as SVG) with the runs table, the final losses and accuracies of every run (S3's table),
- * the experiment-level figures (validation accuracy of all runs, the gathered depth profile, CKA heatmaps
+ * their mean and spread across seeds per grid cell, the experiment-level figures (validation accuracy of all runs, the gathered depth profile, CKA heatmaps
  * with a table of the compared pairs, perturbation norms and smoothness across runs), the analyses that
  * failed, and per run its figures (Differences and every analysis), config, and the keys and sha256 of
  * everything it stored.
@@ -207,6 +207,55 @@ ${rows.join('\n')}
 </table>`;
 }
 
+/** A run's grid cell: its name without the seed, which config/grid.ts puts last (`--s<seed>`). */
+export const seedCell = (name: string) => name.replace(/--s\d+$/, '');
+
+/** Mean and sample standard deviation (n - 1) of the finite values; the deviation needs two of them. */
+function meanSd(values: Array<number | undefined>): { n: number; mean?: number; sd?: number; min?: number; max?: number } {
+  const xs = values.filter((x): x is number => typeof x === 'number' && Number.isFinite(x));
+  if (xs.length === 0) return { n: 0 };
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const sd = xs.length > 1 ? Math.sqrt(xs.reduce((a, x) => a + (x - mean) ** 2, 0) / (xs.length - 1)) : undefined;
+  return { n: xs.length, mean, sd, min: Math.min(...xs), max: Math.max(...xs) };
+}
+
+/** `mean ± sd` of accuracies, in percent and percentage points. */
+function pctSpread({ mean, sd }: { mean?: number; sd?: number }): string {
+  if (mean === undefined) return '–';
+  return sd === undefined ? pct(mean) : `${pct(mean)} ± ${(100 * sd).toFixed(2)}`;
+}
+
+/**
+ * Runs that differ only by seed, summarised per grid cell: how many completed, and the mean, sample
+ * standard deviation and range of their final validation and test accuracies. Undefined when no cell
+ * has two runs.
+ */
+function seedsTable(runs: HtmlRun[]): string | undefined {
+  const cells = new Map<string, HtmlRun[]>();
+  for (const r of runs) cells.set(seedCell(r.name), [...(cells.get(seedCell(r.name)) ?? []), r]);
+  if (![...cells.values()].some((rs) => rs.length > 1)) return undefined;
+  const rows = [...cells].map(([cell, rs]) => {
+    const done = rs.filter((r) => r.status === 'completed');
+    const val = meanSd(done.map((r) => r.valAccuracy));
+    const test = meanSd(done.map((r) => r.testAccuracy));
+    const range = test.n ? `${pct(test.min)} – ${pct(test.max)}` : '–';
+    return `<tr>
+<td>${escapeHtml(cell)}</td>
+<td class="num">${done.length} / ${rs.length}</td>
+<td class="num">${pctSpread(val)}</td>
+<td class="num">${pctSpread(test)}</td>
+<td class="num">${range}</td>
+</tr>`;
+  });
+  return `<table class="seeds">
+<thead><tr><th>cell</th><th>runs completed</th><th>final val acc</th><th>test acc</th><th>test acc range</th></tr></thead>
+<tbody>
+${rows.join('\n')}
+</tbody>
+</table>
+<p class="muted">Mean ± sample standard deviation (percentage points) over each cell's completed runs.</p>`;
+}
+
 function pairsTable(pairs: HtmlPair[]): string {
   return `<table class="pairs">
 <thead><tr><th>run A</th><th>run B</th><th>mean CKA, same layers</th><th>layers</th><th>penultimate mean |r|</th></tr></thead>
@@ -305,6 +354,7 @@ export function reportToHtml(input: HtmlReportInput): string {
   const accuracy = input.accuracy
     ? figureBlock(input.accuracy, 'accuracy')
     : '<p class="muted">No run has a training history yet.</p>';
+  const seeds = seedsTable(input.runs);
   return `<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -330,7 +380,7 @@ ${input.analysisErrors?.length ? `<h2>Analyses that failed</h2>\n${errorsList(in
 ${runsTable(input.runs)}
 <h2>Final losses and accuracies</h2>
 ${finalsTable(input.runs)}
-<h2>Validation accuracy of all runs</h2>
+${seeds ? `<h2>Across seeds</h2>\n${seeds}\n` : ''}<h2>Validation accuracy of all runs</h2>
 ${accuracy}
 ${acrossRuns(input)}
 <h2>Per run</h2>

@@ -65,6 +65,29 @@ describe('reportToHtml', () => {
     assert.deepEqual([...order].sort((a, b) => a - b), order);
   });
 
+  it('summarises runs that differ only by seed: completed runs, mean ± sample sd and range of their accuracies', () => {
+    const base = input.runs[0]!;
+    const run = (name: string, status: string, valAccuracy?: number, testAccuracy?: number) => ({ ...base, name, status, valAccuracy, testAccuracy });
+    const page = reportToHtml({
+      ...input,
+      runs: [
+        run('mlp--fashion-mnist--s0', 'completed', 0.8, 0.7),
+        run('mlp--fashion-mnist--s1', 'completed', 0.9, 0.76),
+        run('mlp--fashion-mnist--s2', 'failed'),
+        run('cnn--fashion-mnist--s0', 'completed', 0.5, 0.4),
+      ],
+    });
+    const table = page.slice(page.indexOf('<table class="seeds">'), page.indexOf('</table>', page.indexOf('<table class="seeds">')));
+    const rows = table.split('<tr>').slice(2).map((row) => [...row.matchAll(/<td[^>]*>([^<]*)<\/td>/g)].map((m) => m[1]));
+    assert.deepEqual(rows, [
+      ['mlp--fashion-mnist', '2 / 3', '85.00% ± 7.07', '73.00% ± 4.24', '70.00% – 76.00%'],
+      ['cnn--fashion-mnist', '1 / 1', '50.00%', '40.00%', '40.00% – 40.00%'],
+    ]);
+    const order = ['Final losses and accuracies', 'Across seeds', 'Validation accuracy of all runs'].map((h) => page.indexOf(`<h2>${h}</h2>`));
+    assert.ok(order[0]! > 0 && order[0]! < order[1]! && order[1]! < order[2]!, 'after the final metrics, before the accuracy figure');
+    assert.ok(!html.includes('<h2>Across seeds</h2>'), 'not for a grid whose cells have one run each');
+  });
+
   it('leaves out the sections of analyses that did not run', () => {
     const bare = reportToHtml({ ...input, gathered: undefined, comparisons: undefined, perturbation: undefined, smoothness: undefined, analysisErrors: undefined });
     for (const h of ['Analyses that failed', 'Gathered differences across runs', 'Comparisons between runs', 'Perturb and retrain', 'Layer smoothness']) assert.ok(!bare.includes(`<h2>${h}</h2>`), h);
