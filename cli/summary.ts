@@ -5,6 +5,7 @@
 import { loadRuns } from '../activities/results.js';
 import { openStore } from '../artifacts/open.js';
 import type { ExperimentProgress, ExperimentResult, RunSummary } from '../workflows/types.js';
+import { seedCells, spread } from '../report/seeds.js';
 import { formatTotals, MANY_RUNS, progressTotals, type RunLine } from './progress.js';
 
 export interface RunReport {
@@ -29,7 +30,8 @@ export interface RunReport {
   snapshots?: Array<{ epoch: number; key: string; sha256: string; bytes: number }>;
   distanceTable?: { key: string; sha256: string; bytes: number };
   figures?: Array<{ format: string; p: string; path: string; key: string; sha256: string }>;
-  test?: { loss: number; accuracy: number };
+  /** The test metrics; a run whose result is in the store (a grid of many runs) has its accuracy alone. */
+  test?: { loss?: number; accuracy: number };
   history?: Array<{ epoch: number; trainLoss: number; trainAccuracy: number; valLoss: number; valAccuracy: number }>;
   training?: { attempts: Array<{ attempt: number; startedFromEpoch: number; resumed: boolean; worker: string }> };
   dataset?: { fetched: number; cached: number };
@@ -63,7 +65,7 @@ export function reportRun(r: RunSummary): RunReport {
     workflowId: r.workflowId,
     status: r.stage,
     ...(r.error ? { error: r.error } : {}),
-    ...(!res && r.brief ? { backend: r.brief.backend, trainingStatus: r.brief.trainingStatus } : {}),
+    ...(!res && r.brief ? { backend: r.brief.backend, trainingStatus: r.brief.trainingStatus, test: { accuracy: r.brief.testAccuracy } } : {}),
     ...(!res && r.resultRef ? { resultRef: r.resultRef } : {}),
     ...(res
       ? {
@@ -151,10 +153,29 @@ export function formatReport(r: ExperimentReport): string {
     lines.push(...runLines(r.runs));
     if (r.pending) lines.push(`${r.pending} more runs not started yet`);
   }
+  lines.push(...seedLines(r.runs));
   for (const e of r.analysisErrors ?? []) lines.push(`analysis ${e.analysis} failed: ${e.message}`);
   if (r.report) lines.push('', `report: ${r.report.path}`);
   if (r.reportError) lines.push('', `report not written: ${r.reportError.message}`);
   return lines.join('\n');
+}
+
+/** Cells listed at most in the summary; the report lists them all. */
+const MAX_SEED_CELLS = 50;
+
+/** Runs that differ only by seed, a line per grid cell: runs completed, test accuracy mean ± sd and range. */
+function seedLines(runs: readonly RunReport[]): string[] {
+  const cells = seedCells(runs);
+  if (!cells) return [];
+  const lines = ['', 'across seeds: test accuracy of the completed runs, mean ± sample sd (range)'];
+  for (const [cell, rs] of [...cells].slice(0, MAX_SEED_CELLS)) {
+    const done = rs.filter((run) => run.status === 'completed');
+    const s = spread(done.map((run) => run.test?.accuracy));
+    const acc = s.mean === undefined ? '-' : `${pct(s.mean)}${s.sd === undefined ? '' : ` ± ${(100 * s.sd).toFixed(2)}`} (${pct(s.min)} - ${pct(s.max)})`;
+    lines.push(`  ${cell}: ${done.length}/${rs.length} completed, ${acc}`);
+  }
+  if (cells.size > MAX_SEED_CELLS) lines.push(`  (${cells.size - MAX_SEED_CELLS} more cells: see the report)`);
+  return lines;
 }
 
 function runLines(runs: readonly RunReport[]): string[] {

@@ -10,6 +10,7 @@
  * plain data into a string, so it is tested without a store. Everything that comes from an experiment
  * file (run names, labels, config values) or from the store is escaped or checked before it is written.
  */
+import { seedCells, spread, type Spread } from './seeds.js';
 
 export interface HtmlArtifact {
   /** What the object is, e.g. `snapshot epoch 2` or `distance table`. */
@@ -207,20 +208,8 @@ ${rows.join('\n')}
 </table>`;
 }
 
-/** A run's grid cell: its name without the seed, which config/grid.ts puts last (`--s<seed>`). */
-export const seedCell = (name: string) => name.replace(/--s\d+$/, '');
-
-/** Mean and sample standard deviation (n - 1) of the finite values; the deviation needs two of them. */
-function meanSd(values: Array<number | undefined>): { n: number; mean?: number; sd?: number; min?: number; max?: number } {
-  const xs = values.filter((x): x is number => typeof x === 'number' && Number.isFinite(x));
-  if (xs.length === 0) return { n: 0 };
-  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
-  const sd = xs.length > 1 ? Math.sqrt(xs.reduce((a, x) => a + (x - mean) ** 2, 0) / (xs.length - 1)) : undefined;
-  return { n: xs.length, mean, sd, min: Math.min(...xs), max: Math.max(...xs) };
-}
-
 /** `mean ± sd` of accuracies, in percent and percentage points. */
-function pctSpread({ mean, sd }: { mean?: number; sd?: number }): string {
+function pctSpread({ mean, sd }: Spread): string {
   if (mean === undefined) return '–';
   return sd === undefined ? pct(mean) : `${pct(mean)} ± ${(100 * sd).toFixed(2)}`;
 }
@@ -231,13 +220,12 @@ function pctSpread({ mean, sd }: { mean?: number; sd?: number }): string {
  * has two runs.
  */
 function seedsTable(runs: HtmlRun[]): string | undefined {
-  const cells = new Map<string, HtmlRun[]>();
-  for (const r of runs) cells.set(seedCell(r.name), [...(cells.get(seedCell(r.name)) ?? []), r]);
-  if (![...cells.values()].some((rs) => rs.length > 1)) return undefined;
+  const cells = seedCells(runs);
+  if (!cells) return undefined;
   const rows = [...cells].map(([cell, rs]) => {
     const done = rs.filter((r) => r.status === 'completed');
-    const val = meanSd(done.map((r) => r.valAccuracy));
-    const test = meanSd(done.map((r) => r.testAccuracy));
+    const val = spread(done.map((r) => r.valAccuracy));
+    const test = spread(done.map((r) => r.testAccuracy));
     const range = test.n ? `${pct(test.min)} – ${pct(test.max)}` : '–';
     return `<tr>
 <td>${escapeHtml(cell)}</td>

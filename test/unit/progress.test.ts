@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Client } from '@temporalio/client';
 import { downloadDetail, PACK_QUERY_MS, progressBar, progressLines, ProgressLog, progressTotals, withPackProgress, type RunLine } from '../../cli/progress.js';
-import { formatReport } from '../../cli/summary.js';
+import { formatReport, reportExperiment } from '../../cli/summary.js';
 import type { ExperimentProgress, PackProgress, RunSummary } from '../../workflows/types.js';
 
 test('a bar is filled in proportion, clamped to [0, 1]', () => {
@@ -158,4 +158,28 @@ test('the summary of a grid of many runs gives its totals and only the runs that
   ]);
   // A small one lists every run.
   assert.match(formatReport({ experimentId: 'e', name: 'small', status: 'completed', store: 'file:///s', runs: runs.slice(0, 3) }), /^r0: completed\nr1: completed\nr2: completed$/m);
+});
+
+test('the summary gives a line per grid cell across seeds: runs completed, test accuracy mean ± sd and range', () => {
+  // Runs whose results are in the store, as in a grid of many runs: each carries its test accuracy in its brief.
+  const stored = (name: string, testAccuracy: number): RunSummary => ({
+    name,
+    runId: `e/${name}`,
+    workflowId: `e/${name}`,
+    stage: 'completed',
+    resultRef: { key: `runs/e/${name}/result.json`, sha256: 'ab'.repeat(32), bytes: 1 },
+    brief: { trainingStatus: 'completed', testAccuracy, backend: 'cpu' },
+  });
+  const runs = [stored('mlp--fashion-mnist--s0', 0.5), stored('mlp--fashion-mnist--s1', 0.7), stored('mlp--fashion-mnist--s2', 0.6), stored('cnn--fashion-mnist--s0', 0.4)];
+  runs.splice(3, 0, { name: 'mlp--fashion-mnist--s3', runId: 'e/mlp--fashion-mnist--s3', workflowId: 'e/mlp--fashion-mnist--s3', stage: 'failed', error: { message: 'diverged' } });
+  const report = reportExperiment({ experimentId: 'e', name: 'seeds', store: 'file:///s', runs }, 'completed-with-failures');
+  assert.deepEqual(report.runs[0]!.test, { accuracy: 0.5 }, 'a stored result reports the accuracy of its brief');
+  const lines = formatReport(report).split('\n');
+  assert.deepEqual(lines.slice(lines.indexOf('across seeds: test accuracy of the completed runs, mean ± sample sd (range)')), [
+    'across seeds: test accuracy of the completed runs, mean ± sample sd (range)',
+    '  mlp--fashion-mnist: 3/4 completed, 60.00% ± 10.00 (50.00% - 70.00%)',
+    '  cnn--fashion-mnist: 1/1 completed, 40.00% (40.00% - 40.00%)',
+  ]);
+  // One run per cell: nothing to summarise.
+  assert.ok(!formatReport(reportExperiment({ experimentId: 'e', name: 'one', store: 'file:///s', runs: runs.slice(3) }, 'completed')).includes('across seeds'));
 });
