@@ -1,10 +1,10 @@
 /**
  * The static HTML report of an experiment: one self-contained page (no server, no external URLs, every
  * figure inlined as SVG) with the runs table, the final losses and accuracies of every run (S3's table),
- * their mean and spread across seeds per grid cell, the experiment-level figures (validation accuracy of all runs, the gathered depth profile, CKA heatmaps
- * with a table of the compared pairs, perturbation norms and smoothness across runs), the analyses that
- * failed, and per run its figures (Differences and every analysis), config, and the keys and sha256 of
- * everything it stored.
+ * their mean and spread across seeds per grid cell, the experiment-level figures (validation accuracy of
+ * all runs, the gathered depth profile, CKA heatmaps with a table of the compared pairs, perturbation
+ * norms and smoothness across runs), the analyses that failed, and per run its figures (Differences and
+ * every analysis), config, and the keys and sha256 of everything it stored.
  *
  * Called by the `report` activity, which gathers the figures from the store; this module only turns
  * plain data into a string, so it is tested without a store. Everything that comes from an experiment

@@ -11,7 +11,9 @@ export function seedCells<R extends { name: string }>(runs: readonly R[]): Map<s
   const cells = new Map<string, R[]>();
   for (const r of runs) {
     const cell = seedCell(r.name);
-    cells.set(cell, [...(cells.get(cell) ?? []), r]);
+    const rs = cells.get(cell);
+    if (rs) rs.push(r);
+    else cells.set(cell, [r]);
   }
   return [...cells.values()].some((rs) => rs.length > 1) ? cells : undefined;
 }
@@ -32,5 +34,5 @@ export function spread(values: ReadonlyArray<number | null | undefined>): Spread
   if (xs.length === 0) return { n: 0 };
   const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
   const sd = xs.length > 1 ? Math.sqrt(xs.reduce((a, x) => a + (x - mean) ** 2, 0) / (xs.length - 1)) : undefined;
-  return { n: xs.length, mean, ...(sd !== undefined ? { sd } : {}), min: Math.min(...xs), max: Math.max(...xs) };
+  return { n: xs.length, mean, ...(sd !== undefined ? { sd } : {}), min: xs.reduce((a, b) => Math.min(a, b)), max: xs.reduce((a, b) => Math.max(a, b)) };
 }
