@@ -51,9 +51,9 @@ const RESULT_BATCH_CHARS = 256 * 1024;
  * The workflow task timeout of a run or pack whose steps are local activities. A workflow task stays
  * open while its local activities run and is renewed at 80 % of this timeout; only then does a
  * cancellation reach the workflow and its running activity. Temporal's default of 10 s made `cancel`
- * wait about 8 s; 3 s leaves a busy worker time to answer and renews at most twice per pack call. Each
- * renewal adds 3 events to the history, 4,500 per hour of local training (Temporal ends a workflow at
- * 51,200): `execution.local` is for runs of seconds.
+ * wait about 8 s; 3 s leaves a busy worker time to answer and renews at most twice per pack call.
+ * Each renewal adds 3 events to the history, about 4,300 per hour of local training (Temporal ends a
+ * workflow at 51,200): `execution.local` is for runs of seconds.
  */
 const LOCAL_WORKFLOW_TASK_TIMEOUT = '3s';
 
