@@ -278,7 +278,7 @@ export async function devUp(opts: DevUpArgs): Promise<DevStackStatus> {
         );
         if (answers) {
           await ensureSearchAttributes(previous.temporal.address, 'default');
-          const worker = await startWorker(p, opts.workerCommand, { ...workerEnvOf(previous, p, opts.env), TEMPORAL_ADDRESS: previous.temporal.address });
+          const worker = await startWorker(p, opts.workerCommand, workerEnvOf(previous.temporal.address, previous, p, opts.env));
           const state: DevState = { ...previous, worker };
           writeState(p.devJson, state);
           return statusFrom(p.stateDir, state);
@@ -292,9 +292,9 @@ export async function devUp(opts: DevUpArgs): Promise<DevStackStatus> {
   });
 }
 
-/** The store variables the stack's worker gets: the folder store, or the S3 server's with its keys. */
-function workerEnvOf(state: Pick<DevState, 's3' | 'store'>, p: ReturnType<typeof paths>, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const out: NodeJS.ProcessEnv = { ...env };
+/** The stack's worker's environment: its Temporal server, and the folder store or the S3 server's with its keys. */
+function workerEnvOf(temporalAddress: string, state: Pick<DevState, 's3' | 'store'>, p: ReturnType<typeof paths>, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = { ...env, TEMPORAL_ADDRESS: temporalAddress };
   if (state.s3) Object.assign(out, s3Env(state.s3.endpoint, s3Credentials(p.s3Credentials), env));
   out.PARAMTRAIL_STORE = state.store;
   return out;
@@ -347,7 +347,7 @@ async function startStack(p: ReturnType<typeof paths>, opts: DevUpArgs, useS3: b
       s3 = { pid: server.pid, endpoint: server.endpoint, bucket: server.bucket, dataDir: p.s3Data, log: s3Log };
       store = `s3://${server.bucket}`;
     }
-    const worker = await startWorker(p, opts.workerCommand, { ...workerEnvOf({ s3, store }, p, opts.env), TEMPORAL_ADDRESS: temporal.address });
+    const worker = await startWorker(p, opts.workerCommand, workerEnvOf(temporal.address, { s3, store }, p, opts.env));
     started.push(worker.pid);
 
     const state: DevState = {
