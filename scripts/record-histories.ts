@@ -1,7 +1,8 @@
 /**
  * Records the workflow histories test/workflows/replay.test.ts replays: an experiment of two tiny runs
  * as local activities that continues as new after each run (both executions' histories), its first
- * run's workflow, and the workflow of a pack of two such runs (`execution.runsPerWorkflow`). Run it on
+ * run's workflow, the workflow of a pack of two such runs (`execution.runsPerWorkflow`), and a run's
+ * and a pack's whose local trainings ran past their local time and went on on the train queue. Run it on
  * the version whose histories the next versions must keep replaying, then copy the files into
  * test/workflows/histories/:
  *
@@ -62,7 +63,30 @@ try {
     throw new Error(`expected both runs to complete in one pack, found ${JSON.stringify(packedResult.runs.map((r) => [r.workflowId, r.stage]))}`);
   }
   await writeFile(join(out, 'pack.binpb'), encode(await stack.temporal.client.workflow.getHandle(packId).fetchHistory()));
-  console.log(`recorded 4 histories in ${out}`);
+
+  // Local trainings past their local time (LocalLimits), handed over to the train queue: a run alone,
+  // and a pack whose trainPack call and then its first run's own local training ran past it.
+  const long = {
+    ...config,
+    datasets: [{ ...config.datasets[0]!, subset: { train: 2000, test: 200 } }],
+    training: { ...config.training, epochs: 4, batchSize: 32 },
+    execution: { ...config.execution, continueAsNewAfter: 500 },
+  };
+  // Seeds of their own: a training done before would be reused, not handed over.
+  const handedOver = async (experimentId: string, seeds: number[], execution: Partial<typeof config.execution>) => {
+    const r = await stack.temporal.client.workflow.execute(experimentWorkflow, {
+      workflowId: experimentId,
+      taskQueue: stack.queues.workflows,
+      args: [{ experimentId, config: { ...long, seeds, execution: { ...long.execution, ...execution } }, queues: stack.queues, store: store.location, localLimits: { trainFor: '1s' } }],
+    });
+    if (r.status !== 'completed') throw new Error(`expected ${experimentId} to complete, found ${r.status}`);
+    const { events } = await stack.temporal.client.workflow.getHandle(r.runs[0]!.workflowId).fetchHistory();
+    if (!events?.some((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'train')) throw new Error(`expected ${experimentId} to train on the train queue`);
+    return { events };
+  };
+  await writeFile(join(out, 'run-3.binpb'), encode(await handedOver('replay-fixture-handover', [3, 4], { concurrency: 1 })));
+  await writeFile(join(out, 'pack-3.binpb'), encode(await handedOver('replay-fixture-handover-packed', [5, 6], { runsPerWorkflow: 2 })));
+  console.log(`recorded 6 histories in ${out}`);
 } finally {
   await stack.stop();
   await rm(storeDir, { recursive: true, force: true });

@@ -53,7 +53,8 @@ const RESULT_BATCH_CHARS = 256 * 1024;
  * cancellation reach the workflow and its running activity. Temporal's default of 10 s made `cancel`
  * wait about 8 s; 3 s leaves a busy worker time to answer and renews at most twice per pack call.
  * Each renewal adds 3 events to the history, about 4,300 per hour of local training (Temporal ends a
- * workflow at 51,200): `execution.local` is for runs of seconds.
+ * workflow at 51,200): `execution.local` is for runs of seconds, and a longer training moves to the
+ * train queue (LocalLimits).
  */
 const LOCAL_WORKFLOW_TASK_TIMEOUT = '3s';
 
@@ -221,6 +222,7 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
   // this replay with their runs returning the results, moved to the store as the grid goes.)
   const storeResult = (runs.length > MAX_QUERY_RESULTS || runs.length > config.execution.continueAsNewAfter) && patched('runs-store-results') ? { storeResult: true } : {};
   const localTaskTimeout = config.execution.local ? { workflowTaskTimeout: LOCAL_WORKFLOW_TASK_TIMEOUT } : {};
+  const localLimits = input.localLimits ? { localLimits: input.localLimits } : {};
   /** A run that completed, with its result or where it stored it. */
   const finish = (summary: RunSummary, returned: RunResult | StoredRunResult) => {
     if ('resultRef' in returned) {
@@ -260,7 +262,7 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
         taskQueue: input.queues.workflows,
         ...localTaskTimeout,
         typedSearchAttributes: runSearchAttributes(input.experimentId, summary.runId, spec),
-        args: [{ experimentId: input.experimentId, runId: summary.runId, run: spec, queues: input.queues, execution: config.execution, force: input.force, data, ...storeResult }],
+        args: [{ experimentId: input.experimentId, runId: summary.runId, run: spec, queues: input.queues, execution: config.execution, force: input.force, data, ...storeResult, ...localLimits }],
       });
       finish(summary, returned);
     } catch (err) {
@@ -280,7 +282,7 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
         ...localTaskTimeout,
         typedSearchAttributes: runSearchAttributes(input.experimentId, workflowId, specs[unit[0]!]!),
         args: [
-          { experimentId: input.experimentId, runs: unit.map((i) => ({ runId: runs[i]!.runId, run: specs[i]! })), queues: input.queues, execution: config.execution, force: input.force, data, ...storeResult },
+          { experimentId: input.experimentId, runs: unit.map((i) => ({ runId: runs[i]!.runId, run: specs[i]! })), queues: input.queues, execution: config.execution, force: input.force, data, ...storeResult, ...localLimits },
         ],
       });
       packed.runs.forEach((r, k) => {

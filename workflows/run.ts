@@ -13,6 +13,8 @@
  */
 import {
   ActivityCancellationType,
+  ActivityFailure,
+  ApplicationFailure,
   defineQuery,
   isCancellation,
   log,
@@ -20,6 +22,7 @@ import {
   proxyActivities,
   proxyLocalActivities,
   setHandler,
+  TimeoutFailure,
   workflowInfo,
   type ActivityOptions,
   type LocalActivityOptions,
@@ -30,7 +33,13 @@ import type { DownloadResult, PackedRunSteps, PerturbationOutcome, RunAnalysesRe
 import { perturbationLabel, type RunSpec } from '../config/grid.js';
 import { rootCause } from './failure.js';
 import { upsertRunStatus, type RunStatus } from './search.js';
-import type { PackInput, PackProgress, PackResult, PackRunResult, RunBrief, RunInput, RunResult, RunStage, StoredRunResult } from './types.js';
+import type { LocalLimits, PackInput, PackProgress, PackResult, PackRunResult, RunBrief, RunInput, RunResult, RunStage, StoredRunResult } from './types.js';
+
+/**
+ * Where `execution.local` trainings stop being local (LocalLimits). An hour of local training is about
+ * 4,300 history events, so a run or pack starting one below 40,000 ends it below Temporal's 51,200.
+ */
+const LOCAL_LIMITS: Required<LocalLimits> = { trainFor: '1 hour', history: 40_000 };
 
 /** How every activity of paramtrail is retried: backing off to a minute, never for bad input or data. */
 export function retryPolicy(maximumAttempts: number): NonNullable<ActivityOptions['retry']> {
@@ -65,6 +74,37 @@ function activityOptions(input: Pick<RunInput, 'execution'>, taskQueue: string, 
     retry: retryPolicy(input.execution.maxAttempts),
     ...cancellation(),
   };
+}
+
+/**
+ * Whether a local training that failed goes on on the train queue, and why: for anything but a
+ * cancellation or a failure no attempt could mend. It ran once (LocalLimits): at `trainFor` its worker
+ * cancelled it and it stopped at its next batch ('timeout'), or it failed ('failure'); the queue's
+ * attempts, under the run's retry policy, resume from its last stored epoch.
+ */
+function leftToQueue(err: unknown): 'timeout' | 'failure' | undefined {
+  if (isCancellation(err)) return undefined;
+  // Live, the failure comes as an ActivityFailure with its cause; replayed from the local activity's
+  // marker, as the cause alone: the answer must be the same either way.
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  if (cause instanceof TimeoutFailure) return 'timeout';
+  if (!(cause instanceof ApplicationFailure) || cause.nonRetryable || (NON_RETRYABLE_TYPES as readonly string[]).includes(cause.type ?? '')) return undefined;
+  return 'failure';
+}
+
+/**
+ * The limits of a run or pack, and whether its history still has room for local training; undefined
+ * where they do not apply (runs started before the `local-limits` patch replay without them).
+ */
+function localLimits(input: Pick<RunInput, 'execution' | 'localLimits'>): { trainFor: string; roomLeft: () => boolean } | undefined {
+  if (!input.execution.local || !patched('local-limits')) return undefined;
+  const { trainFor, history } = { ...LOCAL_LIMITS, ...input.localLimits };
+  return { trainFor, roomLeft: () => workflowInfo().historyLength < history };
+}
+
+/** A local training (or `trainPack` call) under `limits`: one attempt of at most `trainFor`. */
+function limitedLocalOptions(input: Pick<RunInput, 'execution'>, limits: { trainFor: string }): LocalActivityOptions {
+  return { ...localActivityOptions(input, limits.trainFor as LocalActivityOptions['startToCloseTimeout']), retry: { ...retryPolicy(input.execution.maxAttempts), maximumAttempts: 1 } };
 }
 
 /** Local activities: run by the workflow's own worker, retried like the rest. */
@@ -134,7 +174,21 @@ async function runOne(input: RunInput, setStatus: (status: RunStatus) => void, p
   // before it was local keep their activity on replay).
   const lookupRun = patched('lookup-run-local') ? proxyLocalActivities<Activities>(localActivityOptions(input, '10 minutes')).lookupRun : onAnalysis.lookupRun;
   const local = input.execution.local ? proxyLocalActivities<Activities>(localActivityOptions(input, '7 days')) : undefined;
-  const train = local?.train ?? onTrain.train;
+  const limits = localLimits(input);
+  const localTrain = limits ? proxyLocalActivities<Activities>(limitedLocalOptions(input, limits)).train : local?.train;
+  // A local training stays local while its workflow's history has room, for one attempt of `trainFor`
+  // at most; past that, or failed, it goes on on the train queue from its last stored epoch.
+  const train: Activities['train'] = async (args) => {
+    if (!localTrain || (limits && !limits.roomLeft())) return onTrain.train(args);
+    try {
+      return await localTrain(args);
+    } catch (err) {
+      const why = limits && leftToQueue(err);
+      if (!why) throw err;
+      log.info(`a local training ${why === 'timeout' ? `ran past ${limits.trainFor}` : 'failed'}: it goes on on the train queue, from its last stored epoch`, { runId: args.runId, error: rootCause(err).message });
+      return onTrain.train(args);
+    }
+  };
   const distance = local?.distance ?? onAnalysis.distance;
   const producer = { experimentId: input.experimentId, runId: input.runId };
   const { analyses } = input.run;
@@ -276,16 +330,20 @@ export async function packWorkflow(input: PackInput): Promise<PackResult> {
   const setStatus = perPack ? () => undefined : upsertRunStatus;
   // Local runs with their dataset at hand: lookups, trainings and distances in `trainPack`, a call for
   // as many runs as fit its budget (activities/pack.ts). A run it stops at, and every run after a call
-  // that failed, goes through its own local activities.
+  // that failed, goes through its own local activities. Under LocalLimits a call is one attempt of
+  // `trainFor` at most (past it, it has failed), and none is made once the history has no room left.
+  const limits = localLimits(shared);
   let trainPack =
-    shared.execution.local && shared.data && patched('pack-local-steps') ? proxyLocalActivities<Activities>(localActivityOptions(shared, '7 days')).trainPack : undefined;
+    shared.execution.local && shared.data && patched('pack-local-steps')
+      ? proxyLocalActivities<Activities>(limits ? limitedLocalOptions(shared, limits) : localActivityOptions(shared, '7 days')).trainPack
+      : undefined;
   let packed: PackedRunSteps[] = [];
   let alone: string | undefined;
   let status: RunStatus = 'completed';
   for (const [i, { runId, run }] of runs.entries()) {
     current = runId;
     try {
-      if (trainPack && !packed.length && runId !== alone) {
+      if (trainPack && !packed.length && runId !== alone && (!limits || limits.roomLeft())) {
         at.stage = 'train';
         try {
           const done = await trainPack({ experimentId: shared.experimentId, runs: runs.slice(i), data: shared.data!, force: shared.force });

@@ -28,6 +28,8 @@ export interface ExperimentInput {
   store: string;
   /** Retrain every run even when a finished training with the same configuration, data and code exists. */
   force?: boolean;
+  /** Where `execution.local` trainings stop being local (workflows/run.ts has the defaults); handed to every run. */
+  localLimits?: LocalLimits;
   /**
    * Set by the workflow itself when it continues as new: where the previous execution stopped, and the
    * summaries of the runs before that, in the store (`chunks`) or, from executions started before
@@ -50,6 +52,19 @@ export interface SummaryChunk {
   completed: number;
 }
 
+/**
+ * How far a run or pack with `execution.local` trains in local activities. A local activity keeps its
+ * workflow task open, renewed every 2.4 s at 3 events each, so an hour of local training adds about
+ * 4,300 events to the workflow's history, where Temporal ends a workflow at 51,200. Past these limits
+ * the training goes on as an activity on the train queue, from its last stored epoch.
+ */
+export interface LocalLimits {
+  /** How long one local training (or `trainPack` call) runs before its run moves to the train queue: a Temporal duration. */
+  trainFor?: string;
+  /** From this many events in its history on, a run or pack trains on the train queue only. */
+  history?: number;
+}
+
 export interface RunInput {
   experimentId: string;
   runId: string;
@@ -66,6 +81,7 @@ export interface RunInput {
    * the experiment's history.
    */
   storeResult?: boolean;
+  localLimits?: LocalLimits;
 }
 
 /** What a listing shows of a run whose result is in the store. */

@@ -10,14 +10,13 @@ import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { S3Store } from '../../artifacts/s3.js';
-import { snapshotFromArrow } from '../../artifacts/snapshot.js';
 import { experimentWorkflow } from '../../workflows/index.js';
-import type { TrainResult } from '../../activities/types.js';
 import type { ExperimentConfig } from '../../config/experiment.js';
 import { expandRuns } from '../../config/grid.js';
 import { queueNames, type ExperimentResult } from '../../workflows/types.js';
 import { requireFashionMnist, tempDir, tinyExperiment, FASHION_MNIST_SOURCES } from '../support/fixtures.js';
 import { spawnWorker, type Spawned } from '../support/processes.js';
+import { assertSameWeights } from '../support/weights.js';
 import { startTestS3, type TestS3 } from '../support/s3.js';
 import { startTestTemporal } from '../support/temporal.js';
 
@@ -65,21 +64,6 @@ async function killAfterEpoch1(worker: Spawned, runId: string, signal: NodeJS.Si
   }
   worker.child.kill(signal);
   await worker.exited;
-}
-
-/** Every snapshot of `a` holds the weights of the same epoch's snapshot of `b`. */
-async function assertSameWeights(a: TrainResult, b: TrainResult): Promise<void> {
-  assert.deepEqual(a.snapshots.map((s) => s.epoch), b.snapshots.map((s) => s.epoch));
-  for (const [i, ref] of a.snapshots.entries()) {
-    const x = snapshotFromArrow(await store.get(ref.key, { sha256: ref.sha256 }));
-    const y = snapshotFromArrow(await store.get(b.snapshots[i]!.key, { sha256: b.snapshots[i]!.sha256 }));
-    assert.equal(x.epoch, y.epoch);
-    assert.deepEqual(
-      x.tensors.map((t) => `${t.layer}/${t.name}:${t.sha256}`),
-      y.tensors.map((t) => `${t.layer}/${t.name}:${t.sha256}`),
-      `${a.runId} epoch ${x.epoch}: weights differ from the uninterrupted run`,
-    );
-  }
 }
 
 /**
@@ -135,7 +119,7 @@ test('SIGKILL of the worker after the first snapshot: the run resumes and ends b
   assert.ok(last.resumed && last.startedFromEpoch >= 1, `the retry must resume from a stored epoch, found ${JSON.stringify(last)}`);
   assert.notEqual(last.worker, train.attempts[0]!.worker, 'another worker process took the run over');
   assert.deepEqual(train.snapshots.map((s) => s.epoch), [0, 1, 2, 3, 4, 5]);
-  await assertSameWeights(train, clean.runs[0]!.result!.train);
+  await assertSameWeights(store, train, clean.runs[0]!.result!.train);
 });
 
 test('SIGKILL of the worker running a pack of local runs: the new worker runs trainPack again, resuming the run it was on', { timeout: 600_000 }, async () => {
@@ -158,7 +142,7 @@ test('SIGKILL of the worker running a pack of local runs: the new worker runs tr
   assert.ok(last.resumed && last.startedFromEpoch >= 1, `the retry must resume from a stored epoch, found ${JSON.stringify(last)}`);
   assert.notEqual(last.worker, resumed!.attempts[0]!.worker, 'another worker process took the run over');
   assert.deepEqual(after!.attempts.map((a) => a.worker), [last.worker], 'the second run trained once, on the new worker');
-  for (const [i, run] of clean.runs.entries()) await assertSameWeights(crashed.runs[i]!.result!.train, run.result!.train);
+  for (const [i, run] of clean.runs.entries()) await assertSameWeights(store, crashed.runs[i]!.result!.train, run.result!.train);
 });
 
 test('SIGTERM of the worker mid-training (a rolling restart): the next worker resumes the run at once, not after its heartbeat timeout', { timeout: 600_000 }, async () => {

@@ -12,7 +12,7 @@ import type { ActivityDeps } from '../../activities/index.js';
 import type { ExperimentConfig } from '../../config/experiment.js';
 import { createWorkers, runWorkers } from '../../worker/run.js';
 import { experimentWorkflow } from '../../workflows/index.js';
-import { queueNames, type ExperimentResult, type QueueNames } from '../../workflows/types.js';
+import { queueNames, type ExperimentInput, type ExperimentResult, type QueueNames } from '../../workflows/types.js';
 import { startTestTemporal } from './temporal.js';
 
 export interface TestWorkers {
@@ -48,6 +48,9 @@ export interface TestStackArgs {
   trainSlots?: number;
 }
 
+/** What a test may set of an experiment's input besides its config, queues and store. */
+export type StartExtra = Pick<ExperimentInput, 'experimentId' | 'force' | 'localLimits'>;
+
 export interface TestStack {
   temporal: TestWorkflowEnvironment;
   queues: QueueNames;
@@ -55,9 +58,9 @@ export interface TestStack {
    * Runs experimentWorkflow on the stack's queues and store to its result. The experiment id defaults
    * to the config's name and a random suffix.
    */
-  execute(config: ExperimentConfig, extra?: { experimentId?: string; force?: boolean }): Promise<ExperimentResult>;
+  execute(config: ExperimentConfig, extra?: StartExtra): Promise<ExperimentResult>;
   /** Starts experimentWorkflow as `execute` does, for a test that needs its handle (e.g. its first execution). */
-  start(config: ExperimentConfig, extra?: { experimentId?: string; force?: boolean }): Promise<WorkflowHandleWithFirstExecutionRunId<typeof experimentWorkflow>>;
+  start(config: ExperimentConfig, extra?: StartExtra): Promise<WorkflowHandleWithFirstExecutionRunId<typeof experimentWorkflow>>;
   /** Stops the workers, then the server. */
   stop(): Promise<void>;
 }
@@ -72,7 +75,7 @@ export async function startTestStack({ name, deps, trainSlots }: TestStackArgs):
     await temporal.teardown();
     throw err;
   }
-  const start = (config: ExperimentConfig, { experimentId = `${config.name}-${randomUUID().slice(0, 8)}`, ...extra }: { experimentId?: string; force?: boolean } = {}) =>
+  const start = (config: ExperimentConfig, { experimentId = `${config.name}-${randomUUID().slice(0, 8)}`, ...extra }: StartExtra = {}) =>
     temporal.client.workflow.start(experimentWorkflow, {
       workflowId: experimentId,
       taskQueue: queues.workflows,

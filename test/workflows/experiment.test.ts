@@ -22,9 +22,10 @@ import { expandRuns } from '../../config/grid.js';
 import { experimentWorkflow } from '../../workflows/index.js';
 import { ModelKey, RunKey, StatusKey } from '../../workflows/search.js';
 import { queueNames, type PackProgress } from '../../workflows/types.js';
-import { FASHION_MNIST_DIR, requireFashionMnist, tinyExperiment } from '../support/fixtures.js';
+import { FASHION_MNIST_DIR, FASHION_MNIST_SOURCES, requireFashionMnist, tinyExperiment } from '../support/fixtures.js';
 import { startTestS3, type TestS3 } from '../support/s3.js';
 import { startTestStack, startTestWorkers, type TestStack } from '../support/stack.js';
+import { assertSameWeights } from '../support/weights.js';
 
 // At the top level: startTestS3 stops its server in an after() hook of the scope it is called in.
 const s3: TestS3 = await startTestS3();
@@ -194,6 +195,83 @@ describe('experimentWorkflow on real Temporal and S3', () => {
     for (const [i, run] of again.runs.entries()) {
       assert.equal(run.result!.reusedFrom, first.runs[i]!.runId, `${run.name} reuses the first experiment's training`);
       assert.deepEqual((await steps(run.workflowId)).local, ['lookupRun', 'distance']);
+    }
+  });
+
+  /**
+   * An MLP trained for about 9 s here (0.6 s to load its data, 0.85 s an epoch): a local limit of 4 s
+   * stops it after two to four epochs, on a machine up to twice as slow or fast.
+   */
+  const longLocal = (patch: Record<string, unknown>) =>
+    tinyExperiment({
+      datasets: [{ name: 'fashion-mnist', subset: { train: 2000, test: 200 }, sources: FASHION_MNIST_SOURCES }],
+      training: { epochs: 10, batchSize: 32, optimizer: { name: 'sgd', learningRate: 0.05 } },
+      analyses: { runFigures: false },
+      ...patch,
+    });
+
+  test('with execution.local, a training past its local time goes on on the train queue from its last stored epoch, to the weights of an uninterrupted training', async () => {
+    const config = longLocal({ seeds: [22], execution: { local: true } });
+    const handed = await stack.execute(config, { localLimits: { trainFor: '4s' } });
+    assert.equal(handed.status, 'completed', JSON.stringify(handed.runs.map((r) => r.error)));
+    const run = handed.runs[0]!;
+    assert.deepEqual(await steps(run.workflowId), { queued: ['train'], local: ['lookupRun', 'train', 'distance'] }, 'the local training stopped at its limit; the queue finished it');
+    const { attempts, snapshots } = run.result!.train;
+    assert.equal(attempts.length, 2, JSON.stringify(attempts));
+    assert.deepEqual(
+      attempts.map((a) => a.startedFromEpoch > 0),
+      [false, true],
+      `the local attempt from the start, then the queue's from an epoch the local one stored: ${JSON.stringify(attempts)}`,
+    );
+    assert.deepEqual(snapshots.map((s) => s.epoch), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    // The same training, local throughout (its default limit is an hour): the same bytes at every epoch.
+    const whole = await stack.execute(config, { force: true });
+    assert.equal(whole.status, 'completed', JSON.stringify(whole.runs.map((r) => r.error)));
+    assert.deepEqual((await steps(whole.runs[0]!.workflowId)).queued, []);
+    assert.equal(whole.runs[0]!.result!.train.attempts.length, 1);
+    await assertSameWeights(store, run.result!.train, whole.runs[0]!.result!.train);
+  });
+
+  test('with execution.local, a pack whose trainPack call runs past its local time, or whose history is full, trains on the train queue', async () => {
+    const packOf = (seeds: number[]) => longLocal({ seeds, execution: { local: true, runsPerWorkflow: 2 } });
+    const timed = await stack.execute(packOf([24, 25]), { localLimits: { trainFor: '4s' } });
+    assert.equal(timed.status, 'completed', JSON.stringify(timed.runs.map((r) => r.error)));
+    const { queued, local } = await steps(timed.runs[0]!.workflowId);
+    assert.equal(local[0], 'trainPack');
+    assert.equal(local.filter((s) => s === 'trainPack').length, 1, `after a call past its limit, none: ${local.join(', ')}`);
+    // The second run at least (the first may have finished in its own local attempt).
+    assert.ok(queued.length >= 1 && queued.every((s) => s === 'train'), `trainings finished on the train queue: ${queued.join(', ')} (local: ${local.join(', ')})`);
+    for (const r of timed.runs) assert.deepEqual(r.result!.train.snapshots.map((s) => s.epoch), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+
+    const full = await stack.execute(tinyExperiment({ seeds: [26, 27], training: { epochs: 1, batchSize: 64, optimizer: { name: 'sgd', learningRate: 0.05 } }, analyses: { runFigures: false }, execution: { local: true, runsPerWorkflow: 2 } }), {
+      localLimits: { history: 1 },
+    });
+    assert.equal(full.status, 'completed', JSON.stringify(full.runs.map((r) => r.error)));
+    assert.deepEqual(await steps(full.runs[0]!.workflowId), { queued: ['train', 'train'], local: ['lookupRun', 'distance', 'lookupRun', 'distance'] });
+  });
+
+  test('with execution.local, a local training that fails goes on on the train queue, under the run\'s retry policy', async () => {
+    // A fresh bucket that refuses the first checkpoint a local activity puts, as an unavailable store would.
+    const flaky = await refusingStore('checkpoint', (key, refused) => refused === 0 && key.includes('/checkpoints/') && Context.current().info.isLocal);
+    const qs = queueNames(`checkpoint-${randomUUID()}`);
+    const workers = await startTestWorkers(stack.temporal, qs, { store: flaky });
+    try {
+      const config = tinyExperiment({ seeds: [28], analyses: { runFigures: false }, execution: { local: true, maxAttempts: 2 } });
+      const experimentId = `checkpoint-${randomUUID().slice(0, 8)}`;
+      const result = await stack.temporal.client.workflow.execute(experimentWorkflow, {
+        workflowId: experimentId,
+        taskQueue: qs.workflows,
+        args: [{ experimentId, config, queues: qs, store: flaky.location }],
+      });
+      assert.equal(result.status, 'completed', JSON.stringify(result.runs.map((r) => r.error)));
+      assert.equal(flaky.refused, 1, 'a checkpoint put failed');
+      const run = result.runs[0]!;
+      assert.deepEqual(await steps(run.workflowId), { queued: ['train'], local: ['lookupRun', 'train', 'distance'] });
+      assert.equal(run.result!.train.attempts.length, 2, JSON.stringify(run.result!.train.attempts));
+      assert.deepEqual(run.result!.train.snapshots.map((s) => s.epoch), [0, 1, 2]);
+      for (const s of run.result!.train.snapshots) await flaky.get(s.key, { sha256: s.sha256 });
+    } finally {
+      await workers.stop();
     }
   });
 

@@ -9,7 +9,9 @@
  * (experiment-3 and experiment-4); when it first moved its runs' results in batches
  * (`putRunResults`), that experiment again (experiment-5 and experiment-6); and when the runs of such
  * an experiment first stored their results themselves, that experiment and its first run again
- * (experiment-7, experiment-8 and run-2). The current workflows must replay them to the same commands, or
+ * (experiment-7, experiment-8 and run-2); and when local trainings first went on on the train queue
+ * past their local time, a run and a pack whose trainings did (run-3 and pack-3). The current workflows
+ * must replay them to the same commands, or
  * Temporal would fail those experiments with a nondeterminism error.
  */
 import assert from 'node:assert/strict';
@@ -34,6 +36,8 @@ for (const [file, type] of [
   ['run-2.binpb', 'runWorkflow'],
   ['pack.binpb', 'packWorkflow'],
   ['pack-2.binpb', 'packWorkflow'],
+  ['run-3.binpb', 'runWorkflow'],
+  ['pack-3.binpb', 'packWorkflow'],
 ] as const) {
   test(`${file}: a ${type} history from an earlier version replays on this code`, async () => {
     // As the server returns them (temporal.api.history.v1.History, binary protobuf).
