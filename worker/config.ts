@@ -30,9 +30,11 @@ export const DEFAULT_STATE_DIR = join(PROJECT_ROOT, '.paramtrail');
  * Sets what Temporal's core reads from a worker process's environment, where the environment does not
  * already say. Core logs a warning (TMPRL1104) for every workflow task past
  * TEMPORAL_WORKFLOW_TASK_DURATION_WARN_SECONDS, 5 by default. A local activity runs inside its workflow's
- * task, and core keeps that task open while local activities follow one another, up to 8 s (80 % of the
- * 10 s task timeout) before it heartbeats it: a pack of tiny local runs (`execution.local`) would log the
- * warning every 8 s as a matter of course. At 9 s it still names a task close to its timeout.
+ * task, and core keeps that task open while local activities follow one another, until 80 % of the task
+ * timeout, then heartbeats it. Runs and packs with `execution.local` now have a 3 s task timeout (2.4 s),
+ * but those started with Temporal's default of 10 s, which a worker may still be running, hold it for
+ * 8 s and would log the warning every 8 s as a matter of course. At 9 s it still names a task close to
+ * its timeout.
  */
 export function setCoreEnvDefaults(env: NodeJS.ProcessEnv): void {
   env.TEMPORAL_WORKFLOW_TASK_DURATION_WARN_SECONDS ??= '9';
