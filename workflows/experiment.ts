@@ -157,14 +157,24 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
 
   // Results of finished runs, by name: what dependants start from and what the final analyses read.
   const results = new Map<string, RunResult>();
+  // Reads under way, so that pairs compared at once read a run's result once.
+  const reading = new Map<string, Promise<RunResult>>();
   const resultOf = async (summary: RunSummary): Promise<RunResult | undefined> => {
     if (summary.result) return summary.result;
     if (!summary.resultRef) return undefined;
     const cached = results.get(summary.name);
     if (cached) return cached;
-    const loaded = await getRunResult({ experimentId: input.experimentId, runId: summary.runId, ref: summary.resultRef });
-    results.set(summary.name, loaded);
-    return loaded;
+    let read = reading.get(summary.name);
+    if (!read) {
+      read = getRunResult({ experimentId: input.experimentId, runId: summary.runId, ref: summary.resultRef })
+        .then((loaded) => {
+          results.set(summary.name, loaded);
+          return loaded;
+        })
+        .finally(() => reading.delete(summary.name));
+      reading.set(summary.name, read);
+    }
+    return read;
   };
   for (const r of runs) if (r.result) results.set(r.name, r.result);
 
@@ -335,32 +345,45 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
   // Experiment-level analyses: on the runs that completed; one that fails is recorded, never fatal.
   const pairs = comparePairs(config, specs);
   if (pairs.length) {
-    const compared: CompareResult[] = [];
-    for (const [a, b] of pairs) {
+    // `execution.concurrency` pairs at a time, each outcome kept in its pair's place. (Experiments
+    // started before the `compare-concurrently` patch replay comparing one pair at a time.)
+    const width = patched('compare-concurrently') ? config.execution.concurrency : 1;
+    const outcomes: Array<{ compared: CompareResult } | { error: string }> = [];
+    const comparePair = async (k: number): Promise<void> => {
+      const [a, b] = pairs[k]!;
       const ra = await summaryOf(a);
       const rb = await summaryOf(b);
       const fa = (await resultOf(ra))?.analyses?.features;
       const fb = (await resultOf(rb))?.analyses?.features;
       if (!fa || !fb) {
-        analysisErrors.push({ analysis: `compare ${a} ${b}`, message: `${!fa ? a : b} has no probe features (it failed or diverged in its first epoch)` });
-        continue;
+        outcomes[k] = { error: `${!fa ? a : b} has no probe features (it failed or diverged in its first epoch)` };
+        return;
       }
       try {
-        compared.push(
-          await compare({
+        outcomes[k] = {
+          compared: await compare({
             experimentId: input.experimentId,
             runId: input.experimentId,
             a: { runId: ra.runId, name: a, features: fa },
             b: { runId: rb.runId, name: b, features: fb },
             layers: config.analyses.compare?.layers,
           }),
-        );
+        };
       } catch (err) {
         if (isCancellation(err)) throw err;
-        analysisErrors.push({ analysis: `compare ${a} ${b}`, message: rootCause(err).message });
+        outcomes[k] = { error: rootCause(err).message };
       }
+    };
+    let next = 0;
+    const lanes = Array.from({ length: Math.min(width, pairs.length) }, async () => {
+      while (next < pairs.length) await comparePair(next++);
+    });
+    await Promise.all(lanes);
+    extra.compare = [];
+    for (const [k, o] of outcomes.entries()) {
+      if ('compared' in o) extra.compare.push(o.compared);
+      else analysisErrors.push({ analysis: `compare ${pairs[k]![0]} ${pairs[k]![1]}`, message: o.error });
     }
-    extra.compare = compared;
   }
   // Whether the runs' summaries end in the store rather than in the result (see below).
   const large = carried > 0 || runs.length - stored > MAX_QUERY_RESULTS;

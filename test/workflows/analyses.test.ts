@@ -210,6 +210,41 @@ describe('analyses, reuse and continue-as-new on a real Temporal server', () => 
     assert.ok(result.report, JSON.stringify(result.reportError));
   });
 
+  test('pairs are compared at once, each run\'s stored result read once, and reported in their order', async () => {
+    // Continued as new after every run: the final execution reads the runs' results from the store.
+    const config = tinyExperiment({
+      name: 'compared',
+      seeds: [14, 15, 16],
+      training: { epochs: 1, batchSize: 64, optimizer: { name: 'sgd', learningRate: 0.05 } },
+      analyses: { probe: { size: 32 }, compare: {}, runFigures: false },
+      execution: { concurrency: 3, heartbeatTimeout: '10s', maxAttempts: 3, continueAsNewAfter: 1 },
+    });
+    const handle = await stack.start(config);
+    const result = await handle.result();
+    assert.equal(result.status, 'completed', JSON.stringify(result.analysisErrors));
+    const names = (await loadRuns(store, result)).map((r) => r.name);
+    assert.deepEqual(
+      result.compare?.map((c) => [c.a, c.b]),
+      [
+        [names[0], names[1]],
+        [names[0], names[2]],
+        [names[1], names[2]],
+      ],
+    );
+    const { events } = await stack.temporal.client.workflow.getHandle(handle.workflowId).fetchHistory();
+    const scheduled = new Map<string, string>();
+    const order: string[] = [];
+    for (const e of events ?? []) {
+      const s = e.activityTaskScheduledEventAttributes;
+      if (s) scheduled.set(String(e.eventId), s.activityType!.name!);
+      if (s?.activityType?.name === 'compare') order.push('scheduled');
+      const done = e.activityTaskCompletedEventAttributes;
+      if (done && scheduled.get(String(done.scheduledEventId)) === 'compare') order.push('completed');
+    }
+    assert.deepEqual(order.slice(0, 3), ['scheduled', 'scheduled', 'scheduled'], `the three pairs at once: ${order.join(', ')}`);
+    assert.equal([...scheduled.values()].filter((t) => t === 'getRunResult').length, 3, 'each run\'s result read once, though each is in two pairs');
+  });
+
   test('a grid packed two runs per workflow continues as new between packs and keeps every run', async () => {
     const config = tinyExperiment({
       name: 'continued-packs',
