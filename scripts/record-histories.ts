@@ -2,7 +2,8 @@
  * Records the workflow histories test/workflows/replay.test.ts replays: an experiment of two tiny runs
  * as local activities that continues as new after each run (both executions' histories), its first
  * run's workflow, the workflow of a pack of two such runs (`execution.runsPerWorkflow`), and a run's
- * and a pack's whose local trainings ran past their local time and went on on the train queue. Run it on
+ * and a pack's whose local trainings ran past their local time and went on on the train queue, and the
+ * last execution of an experiment that compares its runs pairwise. Run it on
  * the version whose histories the next versions must keep replaying, then copy the files into
  * test/workflows/histories/:
  *
@@ -86,7 +87,31 @@ try {
   };
   await writeFile(join(out, 'run-3.binpb'), encode(await handedOver('replay-fixture-handover', [3, 4], { concurrency: 1 })));
   await writeFile(join(out, 'pack-3.binpb'), encode(await handedOver('replay-fixture-handover-packed', [5, 6], { runsPerWorkflow: 2 })));
-  console.log(`recorded 6 histories in ${out}`);
+
+  // An experiment that compares its runs' features pairwise, from results in the store (it continued
+  // as new after every run): its last execution.
+  const compared = await stack.temporal.client.workflow.start(experimentWorkflow, {
+    workflowId: 'replay-fixture-compared',
+    taskQueue: stack.queues.workflows,
+    args: [
+      {
+        experimentId: 'replay-fixture-compared',
+        config: tinyExperiment({
+          name: 'replay',
+          seeds: [7, 8, 9],
+          training: { epochs: 1, batchSize: 64, optimizer: { name: 'sgd', learningRate: 0.05 } },
+          analyses: { runFigures: false, probe: { size: 32 }, compare: {} },
+          execution: { ...config.execution, concurrency: 3 },
+        }),
+        queues: stack.queues,
+        store: store.location,
+      },
+    ],
+  });
+  const comparedResult = await compared.result();
+  if (comparedResult.status !== 'completed' || comparedResult.compare?.length !== 3) throw new Error(`expected three pairs compared, found ${JSON.stringify(comparedResult.analysisErrors)}`);
+  await writeFile(join(out, 'experiment-9.binpb'), encode(await compared.fetchHistory()));
+  console.log(`recorded 7 histories in ${out}`);
 } finally {
   await stack.stop();
   await rm(storeDir, { recursive: true, force: true });

@@ -10,8 +10,9 @@
  * (`putRunResults`), that experiment again (experiment-5 and experiment-6); and when the runs of such
  * an experiment first stored their results themselves, that experiment and its first run again
  * (experiment-7, experiment-8 and run-2); and when local trainings first went on on the train queue
- * past their local time, a run and a pack whose trainings did (run-3 and pack-3). The current workflows
- * must replay them to the same commands, or
+ * past their local time, a run and a pack whose trainings did (run-3 and pack-3); and when an experiment
+ * first compared its runs' pairs at once, the last execution of one that did (experiment-9). The
+ * current workflows must replay them to the same commands, or
  * Temporal would fail those experiments with a nondeterminism error.
  */
 import assert from 'node:assert/strict';
@@ -32,6 +33,7 @@ for (const [file, type] of [
   ['experiment-6.binpb', 'experimentWorkflow'],
   ['experiment-7.binpb', 'experimentWorkflow'],
   ['experiment-8.binpb', 'experimentWorkflow'],
+  ['experiment-9.binpb', 'experimentWorkflow'],
   ['run.binpb', 'runWorkflow'],
   ['run-2.binpb', 'runWorkflow'],
   ['pack.binpb', 'packWorkflow'],
