@@ -37,9 +37,16 @@ import type { LocalLimits, PackInput, PackProgress, PackResult, PackRunResult, R
 
 /**
  * Where `execution.local` trainings stop being local (LocalLimits). An hour of local training is about
- * 4,300 history events, so a run or pack starting one below 40,000 ends it below Temporal's 51,200.
+ * 4,300 history events: a local training is one attempt of an hour, and a `trainPack` call at most
+ * PACK_ATTEMPTS of an hour each, so one started below 20,000 events ends below 33,000, far from
+ * Temporal's 51,200.
  */
-const LOCAL_LIMITS: Required<LocalLimits> = { trainFor: '1 hour', history: 40_000 };
+const LOCAL_LIMITS: Required<LocalLimits> = { trainFor: '1 hour', history: 20_000 };
+/**
+ * Attempts of a `trainPack` call under LocalLimits, at most. Each attempt finds the trainings its
+ * predecessors recorded and resumes the one they were on from its last stored epoch.
+ */
+const PACK_ATTEMPTS = 3;
 
 /** How every activity of paramtrail is retried: backing off to a minute, never for bad input or data. */
 export function retryPolicy(maximumAttempts: number): NonNullable<ActivityOptions['retry']> {
@@ -102,9 +109,13 @@ function localLimits(input: Pick<RunInput, 'execution' | 'localLimits'>): { trai
   return { trainFor, roomLeft: () => workflowInfo().historyLength < history };
 }
 
-/** A local training (or `trainPack` call) under `limits`: one attempt of at most `trainFor`. */
-function limitedLocalOptions(input: Pick<RunInput, 'execution'>, limits: { trainFor: string }): LocalActivityOptions {
-  return { ...localActivityOptions(input, limits.trainFor as LocalActivityOptions['startToCloseTimeout']), retry: { ...retryPolicy(input.execution.maxAttempts), maximumAttempts: 1 } };
+/**
+ * A local activity under `limits`: attempts of at most `trainFor`, `attempts` of them at most (a
+ * timeout is retried like a failure).
+ */
+function limitedLocalOptions(input: Pick<RunInput, 'execution'>, limits: { trainFor: string }, attempts: number): LocalActivityOptions {
+  const options = localActivityOptions(input, limits.trainFor as LocalActivityOptions['startToCloseTimeout']);
+  return { ...options, retry: { ...options.retry, maximumAttempts: Math.min(attempts, input.execution.maxAttempts) } };
 }
 
 /** Local activities: run by the workflow's own worker, retried like the rest. */
@@ -175,7 +186,7 @@ async function runOne(input: RunInput, setStatus: (status: RunStatus) => void, p
   const lookupRun = patched('lookup-run-local') ? proxyLocalActivities<Activities>(localActivityOptions(input, '10 minutes')).lookupRun : onAnalysis.lookupRun;
   const local = input.execution.local ? proxyLocalActivities<Activities>(localActivityOptions(input, '7 days')) : undefined;
   const limits = localLimits(input);
-  const localTrain = limits ? proxyLocalActivities<Activities>(limitedLocalOptions(input, limits)).train : local?.train;
+  const localTrain = limits ? proxyLocalActivities<Activities>(limitedLocalOptions(input, limits, 1)).train : local?.train;
   // A local training stays local while its workflow's history has room, for one attempt of `trainFor`
   // at most; past that, or failed, it goes on on the train queue from its last stored epoch.
   const train: Activities['train'] = async (args) => {
@@ -330,12 +341,12 @@ export async function packWorkflow(input: PackInput): Promise<PackResult> {
   const setStatus = perPack ? () => undefined : upsertRunStatus;
   // Local runs with their dataset at hand: lookups, trainings and distances in `trainPack`, a call for
   // as many runs as fit its budget (activities/pack.ts). A run it stops at, and every run after a call
-  // that failed, goes through its own local activities. Under LocalLimits a call is one attempt of
-  // `trainFor` at most (past it, it has failed), and none is made once the history has no room left.
+  // that failed, goes through its own local activities. Under LocalLimits a call makes PACK_ATTEMPTS
+  // attempts of `trainFor` at most, and none is made once the history has no room left.
   const limits = localLimits(shared);
   let trainPack =
     shared.execution.local && shared.data && patched('pack-local-steps')
-      ? proxyLocalActivities<Activities>(limits ? limitedLocalOptions(shared, limits) : localActivityOptions(shared, '7 days')).trainPack
+      ? proxyLocalActivities<Activities>(limits ? limitedLocalOptions(shared, limits, PACK_ATTEMPTS) : localActivityOptions(shared, '7 days')).trainPack
       : undefined;
   let packed: PackedRunSteps[] = [];
   let alone: string | undefined;

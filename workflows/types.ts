@@ -59,7 +59,7 @@ export interface SummaryChunk {
  * the training goes on as an activity on the train queue, from its last stored epoch.
  */
 export interface LocalLimits {
-  /** How long one local training (or `trainPack` call) runs before its run moves to the train queue: a Temporal duration. */
+  /** How long one attempt of a local training (or `trainPack` call) runs before it is stopped: a Temporal duration. */
   trainFor?: string;
   /** From this many events in its history on, a run or pack trains on the train queue only. */
   history?: number;

@@ -233,7 +233,8 @@ describe('experimentWorkflow on real Temporal and S3', () => {
   });
 
   test('with execution.local, a pack whose trainPack call runs past its local time, or whose history is full, trains on the train queue', async () => {
-    const packOf = (seeds: number[]) => longLocal({ seeds, execution: { local: true, runsPerWorkflow: 2 } });
+    // One attempt per call (maxAttempts 1): a second would resume the run the first was on.
+    const packOf = (seeds: number[]) => longLocal({ seeds, execution: { local: true, runsPerWorkflow: 2, maxAttempts: 1 } });
     const timed = await stack.execute(packOf([24, 25]), { localLimits: { trainFor: '4s' } });
     assert.equal(timed.status, 'completed', JSON.stringify(timed.runs.map((r) => r.error)));
     const { queued, local } = await steps(timed.runs[0]!.workflowId);
