@@ -286,6 +286,9 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
     try {
       for (const m of members) m.stage = 'download';
       const data = await downloadOnce(specs[unit[0]!]!.dataset);
+      // Until the pack answers a query (cli/progress.ts), its runs are where it starts: on the first,
+      // the others waiting their turn.
+      members.forEach((m, k) => (m.stage = k === 0 ? 'train' : 'pending'));
       const packed = await executeChild(packWorkflow, {
         workflowId,
         taskQueue: input.queues.workflows,

@@ -21,7 +21,7 @@ import { listRuns } from '../../cli/ls.js';
 import { expandRuns } from '../../config/grid.js';
 import { experimentWorkflow } from '../../workflows/index.js';
 import { ModelKey, RunKey, StatusKey } from '../../workflows/search.js';
-import { queueNames, type PackProgress } from '../../workflows/types.js';
+import { queueNames, type ExperimentProgress, type PackProgress } from '../../workflows/types.js';
 import { FASHION_MNIST_DIR, FASHION_MNIST_SOURCES, requireFashionMnist, tinyExperiment } from '../support/fixtures.js';
 import { startTestS3, type TestS3 } from '../support/s3.js';
 import { startTestStack, startTestWorkers, type TestStack } from '../support/stack.js';
@@ -455,6 +455,9 @@ describe('experimentWorkflow on real Temporal and S3', () => {
       if (status !== 'training') await sleep(200);
     }
     assert.equal(status, 'training', 'the pack says it is training while it runs');
+    // Until the pack answers, the experiment has its runs where the pack starts.
+    const progress = await experiment.query<ExperimentProgress>('progress');
+    assert.deepEqual(progress.runs.map((r) => r.stage), ['train', 'pending']);
     await experiment.cancel();
     await assert.rejects(experiment.result(), /cancel/i);
     const closed = await pack.describe();
