@@ -18,6 +18,7 @@ import { S3Store } from '../../artifacts/s3.js';
 import { snapshotFromArrow } from '../../artifacts/snapshot.js';
 import { distanceTableFromArrow } from '../../artifacts/table.js';
 import { listRuns } from '../../cli/ls.js';
+import type { ExperimentConfig } from '../../config/experiment.js';
 import { expandRuns } from '../../config/grid.js';
 import { experimentWorkflow } from '../../workflows/index.js';
 import { ModelKey, RunKey, StatusKey } from '../../workflows/search.js';
@@ -72,6 +73,22 @@ describe('experimentWorkflow on real Temporal and S3', () => {
     const refusing = new RefusingStore({ ...s3.storeOptions, bucket: `${name}-${randomUUID().slice(0, 8)}` });
     await refusing.ensureBucket();
     return refusing;
+  }
+
+  /** Runs `config` to its result on workers of its own whose store is `on`. */
+  async function executeOn(on: S3Store, name: string, config: ExperimentConfig) {
+    const qs = queueNames(`${name}-${randomUUID()}`);
+    const workers = await startTestWorkers(stack.temporal, qs, { store: on });
+    try {
+      const experimentId = `${name}-${randomUUID().slice(0, 8)}`;
+      return await stack.temporal.client.workflow.execute(experimentWorkflow, {
+        workflowId: experimentId,
+        taskQueue: qs.workflows,
+        args: [{ experimentId, config, queues: qs, store: on.location }],
+      });
+    } finally {
+      await workers.stop();
+    }
   }
 
   async function assertStored(ref: { key: string; sha256: string; bytes: number }) {
@@ -254,26 +271,14 @@ describe('experimentWorkflow on real Temporal and S3', () => {
   test('with execution.local, a local training that fails goes on on the train queue, under the run\'s retry policy', async () => {
     // A fresh bucket that refuses the first checkpoint a local activity puts, as an unavailable store would.
     const flaky = await refusingStore('checkpoint', (key, refused) => refused === 0 && key.includes('/checkpoints/') && Context.current().info.isLocal);
-    const qs = queueNames(`checkpoint-${randomUUID()}`);
-    const workers = await startTestWorkers(stack.temporal, qs, { store: flaky });
-    try {
-      const config = tinyExperiment({ seeds: [28], analyses: { runFigures: false }, execution: { local: true, maxAttempts: 2 } });
-      const experimentId = `checkpoint-${randomUUID().slice(0, 8)}`;
-      const result = await stack.temporal.client.workflow.execute(experimentWorkflow, {
-        workflowId: experimentId,
-        taskQueue: qs.workflows,
-        args: [{ experimentId, config, queues: qs, store: flaky.location }],
-      });
-      assert.equal(result.status, 'completed', JSON.stringify(result.runs.map((r) => r.error)));
-      assert.equal(flaky.refused, 1, 'a checkpoint put failed');
-      const run = result.runs[0]!;
-      assert.deepEqual(await steps(run.workflowId), { queued: ['train'], local: ['lookupRun', 'train', 'distance'] });
-      assert.equal(run.result!.train.attempts.length, 2, JSON.stringify(run.result!.train.attempts));
-      assert.deepEqual(run.result!.train.snapshots.map((s) => s.epoch), [0, 1, 2]);
-      for (const s of run.result!.train.snapshots) await flaky.get(s.key, { sha256: s.sha256 });
-    } finally {
-      await workers.stop();
-    }
+    const result = await executeOn(flaky, 'checkpoint', tinyExperiment({ seeds: [28], analyses: { runFigures: false }, execution: { local: true, maxAttempts: 2 } }));
+    assert.equal(result.status, 'completed', JSON.stringify(result.runs.map((r) => r.error)));
+    assert.equal(flaky.refused, 1, 'a checkpoint put failed');
+    const run = result.runs[0]!;
+    assert.deepEqual(await steps(run.workflowId), { queued: ['train'], local: ['lookupRun', 'train', 'distance'] });
+    assert.equal(run.result!.train.attempts.length, 2, JSON.stringify(run.result!.train.attempts));
+    assert.deepEqual(run.result!.train.snapshots.map((s) => s.epoch), [0, 1, 2]);
+    for (const s of run.result!.train.snapshots) await flaky.get(s.key, { sha256: s.sha256 });
   });
 
   test('with execution.runsPerWorkflow, runs share workflows, keep their own results, and a failed run fails only itself', async () => {
@@ -353,31 +358,20 @@ describe('experimentWorkflow on real Temporal and S3', () => {
     // A fresh bucket whose first distance-table put fails: the first run's training is recorded, then
     // trainPack stops at it, and the workflow runs it alone (lookup, then distances).
     const flaky = await refusingStore('flaky', (key, refused) => refused === 0 && key.startsWith('tables/'));
-    const qs = queueNames(`flaky-${randomUUID()}`);
-    const workers = await startTestWorkers(stack.temporal, qs, { store: flaky });
-    try {
-      const config = tinyExperiment({
-        seeds: [60, 61],
-        training: { epochs: 1, batchSize: 64, optimizer: { name: 'sgd', learningRate: 0.05 } },
-        analyses: { runFigures: false },
-        execution: { local: true, runsPerWorkflow: 2, maxAttempts: 2 },
-      });
-      const experimentId = `flaky-${randomUUID().slice(0, 8)}`;
-      const result = await stack.temporal.client.workflow.execute(experimentWorkflow, {
-        workflowId: experimentId,
-        taskQueue: qs.workflows,
-        args: [{ experimentId, config, queues: qs, store: flaky.location }],
-      });
-      assert.equal(result.status, 'completed', JSON.stringify(result.runs.map((r) => r.error)));
-      assert.equal(flaky.refused, 1, 'a table put failed');
-      assert.deepEqual((await steps(result.runs[0]!.workflowId)).local, ['trainPack', 'lookupRun', 'distance', 'trainPack']);
-      for (const run of result.runs) {
-        assert.equal(run.result!.reusedFrom, undefined, `${run.name} trained in this experiment: not a reuse`);
-        assert.equal(run.result!.train.attempts.length, 1, `${run.name} trained once`);
-        await flaky.get(run.result!.distance.table.key, { sha256: run.result!.distance.table.sha256 });
-      }
-    } finally {
-      await workers.stop();
+    const config = tinyExperiment({
+      seeds: [60, 61],
+      training: { epochs: 1, batchSize: 64, optimizer: { name: 'sgd', learningRate: 0.05 } },
+      analyses: { runFigures: false },
+      execution: { local: true, runsPerWorkflow: 2, maxAttempts: 2 },
+    });
+    const result = await executeOn(flaky, 'flaky', config);
+    assert.equal(result.status, 'completed', JSON.stringify(result.runs.map((r) => r.error)));
+    assert.equal(flaky.refused, 1, 'a table put failed');
+    assert.deepEqual((await steps(result.runs[0]!.workflowId)).local, ['trainPack', 'lookupRun', 'distance', 'trainPack']);
+    for (const run of result.runs) {
+      assert.equal(run.result!.reusedFrom, undefined, `${run.name} trained in this experiment: not a reuse`);
+      assert.equal(run.result!.train.attempts.length, 1, `${run.name} trained once`);
+      await flaky.get(run.result!.distance.table.key, { sha256: run.result!.distance.table.sha256 });
     }
   });
 
