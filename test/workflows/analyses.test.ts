@@ -241,7 +241,12 @@ describe('analyses, reuse and continue-as-new on a real Temporal server', () => 
       const done = e.activityTaskCompletedEventAttributes;
       if (done && scheduled.get(String(done.scheduledEventId)) === 'compare') order.push('completed');
     }
-    assert.deepEqual(order.slice(0, 3), ['scheduled', 'scheduled', 'scheduled'], `the three pairs at once: ${order.join(', ')}`);
+    // The first pair may finish before the third run's result is read (the analysis worker has two
+    // slots); the two pairs that wait for it then start together. One at a time, none would overlap.
+    let inFlight = 0;
+    let most = 0;
+    for (const o of order) most = Math.max(most, (inFlight += o === 'scheduled' ? 1 : -1));
+    assert.ok(most >= 2, `pairs at once: ${order.join(', ')}`);
     assert.equal([...scheduled.values()].filter((t) => t === 'getRunResult').length, 3, 'each run\'s result read once, though each is in two pairs');
   });
 
