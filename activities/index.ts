@@ -6,7 +6,7 @@
 import type { ArtifactStore } from '../artifacts/store.js';
 import type { BackendPreference } from '../ml/backend.js';
 import { createAggregate } from './aggregate.js';
-import { createCompare } from './compare.js';
+import { createCompare, createCompareBatch } from './compare.js';
 import { createCorrelation } from './correlation.js';
 import { createDistance } from './distance.js';
 import { createDownload } from './download.js';
@@ -41,6 +41,7 @@ export function createActivities(deps: ActivityDeps) {
     features: createFeatures(deps),
     correlation: createCorrelation(deps),
     compare: createCompare(deps),
+    compareBatch: createCompareBatch(deps),
     smoothness: createSmoothness(deps),
     perturb: createPerturb(deps),
     norms: createNorms(deps),

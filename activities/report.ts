@@ -32,8 +32,8 @@ import { experimentPrefix, reportKey } from './keys.js';
 import { recordLineage } from './lineage.js';
 import { codeVersion } from './version.js';
 import { figureTitle } from './plot.js';
-import { loadRuns } from './results.js';
-import type { AggregateResult, CompareResult, DistanceResult, PlotResult, RunAnalysesResult, TrainResult } from './types.js';
+import { loadCompareOutcomes, loadRuns } from './results.js';
+import type { AggregateResult, CompareBatchResult, CompareResult, DistanceResult, PlotResult, RunAnalysesResult, TrainResult } from './types.js';
 import type { SummaryChunk } from '../workflows/types.js';
 
 export interface ReportDeps {
@@ -71,6 +71,8 @@ export interface ReportInput {
     chunks?: SummaryChunk[];
     /** Pairs of runs compared by CKA and feature correlation (analyses.compare). */
     compare?: CompareResult[];
+    /** Or, for an experiment of many pairs, the batches whose outcomes are in the store. */
+    compareBatches?: Array<Pick<CompareBatchResult, 'outcomes'>>;
     /** The gathered depth profile (analyses.aggregate). */
     aggregate?: AggregateResult;
     /** Experiment-level analyses that failed. */
@@ -91,6 +93,9 @@ export interface ReportResult extends ObjectRef {
 export function experimentFigureKey(experimentId: string, name: string): string {
   return `${experimentPrefix(experimentId)}/figures/${name}`;
 }
+
+/** Heatmaps an experiment of many pairs (compared in batches) draws: those of its first pairs. */
+const MAX_HEATMAPS = 50;
 
 const artifact = (label: string, ref: ObjectRef): HtmlArtifact => ({ label, key: ref.key, sha256: ref.sha256, bytes: ref.bytes });
 
@@ -242,8 +247,15 @@ export function createReport(deps: ReportDeps) {
 
       const pairs: HtmlPair[] = [];
       const heatmaps: HtmlFigure[] = [];
-      for (const [i, c] of (input.result.compare ?? []).entries()) {
+      // An experiment of many pairs lists them all, with heatmaps of the first MAX_HEATMAPS.
+      const batches = input.result.compareBatches ?? [];
+      const compared = batches.length
+        ? (await loadCompareOutcomes(deps.store, batches, signal)).flatMap((o) => ('compared' in o ? [o.compared] : []))
+        : (input.result.compare ?? []);
+      inputs.push(...batches.map((b) => b.outcomes));
+      for (const [i, c] of compared.entries()) {
         pairs.push({ a: c.a, b: c.b, meanDiagonalCka: finiteMean(c.diagonal.map((d) => d.cka)), layers: c.diagonal.length, penultimateMeanAbs: c.penultimateMeanAbs });
+        if (batches.length && i >= MAX_HEATMAPS) continue;
         const { rows } = recordsFromArrow(CKA_TABLE, await get(c.table));
         inputs.push(c.table);
         if (rows.length) {
@@ -268,7 +280,7 @@ export function createReport(deps: ReportDeps) {
         version: (await codeVersion()).version,
         ...(accuracy ? { accuracy } : {}),
         ...(gathered ? { gathered } : {}),
-        ...(pairs.length ? { comparisons: { pairs, figures: heatmaps } } : {}),
+        ...(pairs.length ? { comparisons: { pairs, figures: heatmaps, ...(heatmaps.length < pairs.length ? { note: `Heatmaps of the first ${heatmaps.length} of ${pairs.length} pairs; every pair's CKA table is in the store.` } : {}) } } : {}),
         ...(perturbation ? { perturbation } : {}),
         ...(smooth ? { smoothness: smooth } : {}),
         ...(lastSmooth ? { smoothnessLastLayer: lastSmooth } : {}),

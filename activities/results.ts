@@ -12,7 +12,7 @@ import { putContentAddressed, type ArtifactStore } from '../artifacts/store.js';
 import type { RunResult, RunSummary, SummaryChunk } from '../workflows/types.js';
 import { classify } from './errors.js';
 import { getJson } from './json.js';
-import type { Producer } from './types.js';
+import type { CompareBatchResult, CompareOutcome, Producer } from './types.js';
 
 export const RESULT_PREFIX = 'results';
 /** Results `putRunResults` writes at once. */
@@ -76,4 +76,11 @@ export async function loadRuns<R = RunSummary>(store: ArtifactStore, progress: {
   const runs: R[] = [];
   for (const chunk of progress.chunks ?? []) runs.push(...(await getJson<R[]>(store, chunk.ref.key, { sha256: chunk.ref.sha256, signal })));
   return [...runs, ...progress.runs];
+}
+
+/** The outcomes of an experiment's compare batches, in pair order (the report and the CLI read them). */
+export async function loadCompareOutcomes(store: ArtifactStore, batches: ReadonlyArray<Pick<CompareBatchResult, 'outcomes'>>, signal?: AbortSignal): Promise<CompareOutcome[]> {
+  const all: CompareOutcome[] = [];
+  for (const b of batches) all.push(...(await getJson<CompareOutcome[]>(store, b.outcomes.key, { sha256: b.outcomes.sha256, signal })));
+  return all;
 }

@@ -232,6 +232,33 @@ export interface CompareResult {
   penultimateMeanAbs: number;
 }
 
+/** A run of a `compareBatch`: its probe features, or where its stored result (which has them) is; neither for a run that failed. */
+export interface CompareBatchRun {
+  name: string;
+  runId: string;
+  features?: FeaturesResult;
+  resultRef?: ObjectRef;
+}
+
+export interface CompareBatchInput extends Producer {
+  runs: CompareBatchRun[];
+  /** Pairs of indices into `runs`, compared in this order. */
+  pairs: Array<[number, number]>;
+  layers?: string[];
+}
+
+/** A pair of a batch: compared, or why not. */
+export type CompareOutcome = { compared: CompareResult } | { a: string; b: string; error: string };
+
+export interface CompareBatchResult {
+  /** The outcomes (`CompareOutcome[]`, in pair order), content-addressed JSON. */
+  outcomes: ObjectRef;
+  pairs: number;
+  /** Pairs that could not be compared; the first few are named in `errors`. */
+  failed: number;
+  errors: Array<{ a: string; b: string; message: string }>;
+}
+
 export interface PerturbInput extends Producer {
   /** theta1: the trained weights perturbed. */
   snapshot: SnapshotRef;

@@ -31,7 +31,7 @@ import { cmdLs } from './ls.js';
 import { cmdReport, REPORT_HELP } from './report.js';
 import { cmdSchedule } from './schedule.js';
 import { asksForHelp, cmdVerify } from './verify.js';
-import { formatReport, reportExperiment, withAllRuns, withRunProgress } from './summary.js';
+import { formatReport, reportExperiment, withStored, withRunProgress } from './summary.js';
 
 const USAGE = `usage: paramtrail <command>
 
@@ -212,7 +212,7 @@ async function cmdRun(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
       await Promise.all([polling, unpolled]);
       clearLive();
     }
-    const report = reportExperiment(await withAllRuns(result, env), result.status);
+    const report = reportExperiment(await withStored(result, env), result.status);
     console.log(values.json ? JSON.stringify(report, null, 2) : formatReport(report));
     return result.status === 'completed' ? EXIT.ok : EXIT.failed;
   } finally {
@@ -233,11 +233,11 @@ async function cmdStatus(argv: string[], env: NodeJS.ProcessEnv): Promise<number
     const { state, result } = loaded;
     let report;
     if (state === 'COMPLETED') {
-      report = reportExperiment(await withAllRuns(result!, env), (result as ExperimentResult).status);
+      report = reportExperiment(await withStored(result!, env), (result as ExperimentResult).status);
     } else if (state === 'RUNNING') {
       // Runs a running pack has finished, or not reached, are shown where they are; a training run with its epoch.
       const progress = await withPackProgress(client, result!);
-      report = withRunProgress(reportExperiment(await withAllRuns(progress, env), 'running'), await progressLines(client, progress));
+      report = withRunProgress(reportExperiment(await withStored(progress, env), 'running'), await progressLines(client, progress));
     } else {
       report = { experimentId: positionals[0], status: state.toLowerCase(), runs: [] };
     }

@@ -2,7 +2,7 @@
  * What `paramtrail run` and `paramtrail status` print: a machine-readable summary (`--json`) and a
  * short human one, both built from the experiment workflow's progress or result.
  */
-import { loadRuns } from '../activities/results.js';
+import { loadCompareOutcomes, loadRuns } from '../activities/results.js';
 import { openStore } from '../artifacts/open.js';
 import type { ExperimentProgress, ExperimentResult, RunSummary } from '../workflows/types.js';
 import { seedCells, spread } from '../report/seeds.js';
@@ -106,13 +106,18 @@ export function withRunProgress(r: ExperimentReport, lines: readonly RunLine[]):
 }
 
 /**
- * The progress or result with every run in `runs`: an experiment of many runs keeps their summaries in
- * the store (`chunks`, at the store it recorded), read back here.
+ * The progress or result with every run in `runs` and every compared pair in `compare`: an experiment
+ * of many runs keeps their summaries in the store (`chunks`), and one of many pairs their comparisons
+ * (`compareBatches`), at the store it recorded; both are read back here.
  */
-export async function withAllRuns<P extends ExperimentProgress>(p: P, env: NodeJS.ProcessEnv): Promise<P> {
-  if (!p.chunks?.length) return p;
-  const { chunks: _chunks, ...rest } = p;
-  return { ...rest, runs: await loadRuns(openStore(p.store, env), p) } as P;
+export async function withStored<P extends ExperimentProgress | ExperimentResult>(p: P, env: NodeJS.ProcessEnv): Promise<P> {
+  const done = p as Partial<ExperimentResult>;
+  if (!p.chunks?.length && !done.compareBatches?.length) return p;
+  const store = openStore(p.store, env);
+  const { chunks: _chunks, compareBatches, ...rest } = p as ExperimentProgress & Partial<ExperimentResult>;
+  const runs = p.chunks?.length ? await loadRuns(store, p) : p.runs;
+  const compare = compareBatches?.length ? (await loadCompareOutcomes(store, compareBatches)).flatMap((o) => ('compared' in o ? [o.compared] : [])) : done.compare;
+  return { ...rest, runs, ...(compare ? { compare } : {}) } as P;
 }
 
 export function reportExperiment(p: ExperimentProgress | ExperimentResult, status: string): ExperimentReport {

@@ -20,6 +20,7 @@ import { IntegrityError, ObjectNotFoundError, type ArtifactStore } from '../arti
 import { getJson } from '../activities/json.js';
 import { runPrefix } from '../activities/keys.js';
 import { loadRuns } from '../activities/results.js';
+import type { CompareOutcome } from '../activities/types.js';
 import type { ExperimentProgress, ExperimentResult, RunResult } from '../workflows/types.js';
 import { connect } from './connect.js';
 import { loadExperiment, type LoadedExperiment } from './experiment.js';
@@ -101,13 +102,20 @@ export function collectRefs(value: unknown, from: string, out: NamedRef[] = [], 
 
 /**
  * The references an experiment's result names: its own (the report, the chunks of run summaries it
- * moved to the store), then run by run, with the results it moved to the store read back. A chunk or a
- * result that does not read is still among the references, where its check reports it.
+ * moved to the store, the stored outcomes of compare batches and the tables they name), then run by
+ * run, with the results it moved to the store read back. A chunk, a result or outcomes that do not
+ * read are still among the references, where their check reports them.
  */
 export async function resultRefs(store: ArtifactStore, result: ExperimentResult | ExperimentProgress): Promise<NamedRef[]> {
   const { runs: _runs, ...rest } = result;
   // Experiment-level artifacts (e.g. a written report), then each run's.
   const refs: NamedRef[] = collectRefs(rest, 'experiment:');
+  // The CKA tables of pairs compared in batches are named in the batches' stored outcomes.
+  const batches = (result as Partial<ExperimentResult>).compareBatches ?? [];
+  for (const [i, b] of batches.entries()) {
+    const outcomes = await getJson<CompareOutcome[]>(store, b.outcomes.key, { sha256: b.outcomes.sha256 }).catch(() => undefined);
+    if (outcomes) collectRefs(outcomes, `experiment: compareBatches[${i}] outcomes`, refs);
+  }
   const runs = await loadRuns(store, result).catch(() => result.runs);
   // Results moved to the store are read a few at a time (a grid's thousands, from S3), named in run order.
   const moved = await mapLimit(runs, READS_AT_ONCE, (run) =>

@@ -81,7 +81,7 @@ export interface HtmlReportInput {
   /** S0's gathered per-layer differences across runs (the aggregate analysis). */
   gathered?: HtmlFigure;
   /** Pairs of runs compared by CKA and feature correlation, with a heatmap each. */
-  comparisons?: { pairs: HtmlPair[]; figures: HtmlFigure[] };
+  comparisons?: { pairs: HtmlPair[]; figures: HtmlFigure[]; note?: string };
   /** Perturb-and-retrain norms of every run that was perturbed. */
   perturbation?: HtmlFigure;
   /** Layer smoothness of every run that measured it. */
@@ -268,6 +268,7 @@ function acrossRuns(input: HtmlReportInput): string {
   if (input.comparisons && (input.comparisons.pairs.length || input.comparisons.figures.length)) {
     parts.push(`<h2>Comparisons between runs</h2>
 ${input.comparisons.pairs.length ? pairsTable(input.comparisons.pairs) : ''}
+${input.comparisons.note ? `<p class="muted">${escapeHtml(input.comparisons.note)}</p>` : ''}
 ${input.comparisons.figures.map((f, j) => figureBlock(f, `cka-${j}`)).join('\n')}`);
   }
   if (input.perturbation) parts.push(`<h2>Perturb and retrain</h2>\n${figureBlock(input.perturbation, 'perturbation')}`);

@@ -2,10 +2,10 @@
  * Records the workflow histories test/workflows/replay.test.ts replays: an experiment of two tiny runs
  * as local activities that continues as new after each run (both executions' histories), its first
  * run's workflow, the workflow of a pack of two such runs (`execution.runsPerWorkflow`), and a run's
- * and a pack's whose local trainings ran past their local time and went on on the train queue, and the
- * last execution of an experiment that compares its runs pairwise. Run it on
- * the version whose histories the next versions must keep replaying, then copy the files into
- * test/workflows/histories/:
+ * and a pack's whose local trainings ran past their local time and went on on the train queue, the
+ * last execution of an experiment that compares its runs pairwise, and an experiment that compares
+ * them in batches. Run it on the version whose histories the next versions must keep replaying, then
+ * copy the new files into test/workflows/histories/:
  *
  *   node --import tsx scripts/record-histories.ts <output folder>
  *
@@ -111,7 +111,31 @@ try {
   const comparedResult = await compared.result();
   if (comparedResult.status !== 'completed' || comparedResult.compare?.length !== 3) throw new Error(`expected three pairs compared, found ${JSON.stringify(comparedResult.analysisErrors)}`);
   await writeFile(join(out, 'experiment-9.binpb'), encode(await compared.fetchHistory()));
-  console.log(`recorded 7 histories in ${out}`);
+
+  // The same with its pairs compared in batches that store their outcomes (two of two pairs and one).
+  const batched = await stack.temporal.client.workflow.start(experimentWorkflow, {
+    workflowId: 'replay-fixture-batched',
+    taskQueue: stack.queues.workflows,
+    args: [
+      {
+        experimentId: 'replay-fixture-batched',
+        config: tinyExperiment({
+          name: 'replay',
+          seeds: [7, 8, 9],
+          training: { epochs: 1, batchSize: 64, optimizer: { name: 'sgd', learningRate: 0.05 } },
+          analyses: { runFigures: false, probe: { size: 32 }, compare: {} },
+          execution: { ...config.execution, concurrency: 3 },
+        }),
+        queues: stack.queues,
+        store: store.location,
+        compareBatching: { inlinePairs: 1, batchPairs: 2 },
+      },
+    ],
+  });
+  const batchedResult = await batched.result();
+  if (batchedResult.status !== 'completed' || batchedResult.compareBatches?.length !== 2) throw new Error(`expected two batches of pairs, found ${JSON.stringify(batchedResult.analysisErrors)}`);
+  await writeFile(join(out, 'experiment-10.binpb'), encode(await batched.fetchHistory()));
+  console.log(`recorded 8 histories in ${out}`);
 } finally {
   await stack.stop();
   await rm(storeDir, { recursive: true, force: true });

@@ -29,12 +29,12 @@ import {
   type ActivityOptions,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
-import type { AggregateInput, AggregateResult, AggregateRun, CompareResult, DownloadResult } from '../activities/types.js';
+import type { AggregateInput, AggregateResult, AggregateRun, CompareBatchResult, CompareBatchRun, CompareResult, DownloadResult } from '../activities/types.js';
 import { comparePairs, expandRuns, orderByDependencies, packRuns, runDependencies, type RunSpec } from '../config/grid.js';
 import { rootCause } from './failure.js';
 import { packWorkflow, retryPolicy, runBrief, runWorkflow } from './run.js';
 import { runSearchAttributes } from './search.js';
-import type { ExperimentInput, ExperimentProgress, ExperimentResult, RunResult, RunSummary, StoredRunResult, SummaryChunk } from './types.js';
+import type { CompareBatching, ExperimentInput, ExperimentProgress, ExperimentResult, RunResult, RunSummary, StoredRunResult, SummaryChunk } from './types.js';
 
 export const progressQuery = defineQuery<ExperimentProgress>('progress');
 
@@ -47,6 +47,13 @@ const MAX_QUERY_RESULTS = 100;
 const CHUNK_RUNS = 500;
 /** Characters of JSON results per `putRunResults` call at most (a larger result goes alone): far below the payload limit. */
 const RESULT_BATCH_CHARS = 256 * 1024;
+/**
+ * Where comparing pairs of runs goes to batches (CompareBatching). Up to 100 pairs, each pair is an
+ * activity and its result is in the experiment's: about 400 bytes a pair for a small model, 1.3 KB for
+ * a 20-layer one. Past that, `compareBatch` calls of 50 pairs store their outcomes, so that neither the
+ * history (an activity a pair) nor the result (Temporal's 2 MB payload limit) grows with the pairs.
+ */
+const COMPARE_BATCHING: Required<CompareBatching> = { inlinePairs: 100, batchPairs: 50 };
 /**
  * The workflow task timeout of a run or pack whose steps are local activities. A workflow task stays
  * open while its local activities run and is renewed at 80 % of this timeout; only then does a
@@ -130,7 +137,7 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
     return { ...p, runs: started.map(({ result, ...r }) => (result ? { ...r, brief: runBrief(result) } : r)), pending: p.runs.length - started.length };
   });
 
-  const { report, compare, aggregate, putRunResult, putRunResults, getRunResult, putSummaries, getSummaries } = proxyActivities<Activities>({
+  const { report, compare, compareBatch, aggregate, putRunResult, putRunResults, getRunResult, putSummaries, getSummaries } = proxyActivities<Activities>({
     taskQueue: input.queues.analysis,
     startToCloseTimeout: '1 hour',
     retry: retryPolicy(config.execution.maxAttempts),
@@ -343,11 +350,58 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
   const failed = chunks.some((c) => c.completed < c.count) || runs.slice(carriedRuns).some((r) => r.stage !== 'completed');
   const status: ExperimentResult['status'] = failed ? 'completed-with-failures' : 'completed';
   const analysisErrors: NonNullable<ExperimentResult['analysisErrors']> = [];
-  const extra: Pick<ExperimentResult, 'compare' | 'aggregate' | 'analysisErrors'> = {};
+  const extra: Pick<ExperimentResult, 'compare' | 'compareBatches' | 'aggregate' | 'analysisErrors'> = {};
 
   // Experiment-level analyses: on the runs that completed; one that fails is recorded, never fatal.
   const pairs = comparePairs(config, specs);
-  if (pairs.length) {
+  const batching = { ...COMPARE_BATCHING, ...input.compareBatching };
+  if (pairs.length > batching.inlinePairs && patched('compare-batches')) {
+    // More pairs than an activity and an inline result each: batches, whose outcomes go to the store.
+    // (Experiments started before the `compare-batches` patch replay with an activity per pair.)
+    const batches: Array<Array<[string, string]>> = [];
+    for (let k = 0; k < pairs.length; k += batching.batchPairs) batches.push(pairs.slice(k, k + batching.batchPairs));
+    const done: Array<CompareBatchResult | undefined> = [];
+    const compareOne = async (k: number): Promise<void> => {
+      const batch = batches[k]!;
+      const names = [...new Set(batch.flat())];
+      const runsIn: CompareBatchRun[] = [];
+      for (const name of names) {
+        const summary = await summaryOf(name);
+        // Features at hand are handed over; a stored result is read by the batch, not through this history.
+        const features = (summary.result ?? results.get(name))?.analyses?.features;
+        runsIn.push({ name, runId: summary.runId, ...(features ? { features } : summary.resultRef ? { resultRef: summary.resultRef } : {}) });
+      }
+      const index = new Map(names.map((n, i) => [n, i]));
+      try {
+        done[k] = await compareBatch({
+          experimentId: input.experimentId,
+          runId: input.experimentId,
+          runs: runsIn,
+          pairs: batch.map(([a, b]): [number, number] => [index.get(a)!, index.get(b)!]),
+          layers: config.analyses.compare?.layers,
+        });
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        analysisErrors.push({ analysis: `compare, batch ${k + 1} of ${batches.length} (${batch.length} pairs from ${batch[0]![0]} ${batch[0]![1]})`, message: rootCause(err).message });
+      }
+    };
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: Math.min(config.execution.concurrency, batches.length) }, async () => {
+        while (next < batches.length) await compareOne(next++);
+      }),
+    );
+    extra.compareBatches = [];
+    for (const b of done) {
+      if (!b) continue;
+      const { errors, ...kept } = b;
+      extra.compareBatches.push(kept);
+      for (const e of errors) analysisErrors.push({ analysis: `compare ${e.a} ${e.b}`, message: e.message });
+      if (b.failed > errors.length) {
+        analysisErrors.push({ analysis: 'compare', message: `${b.failed - errors.length} more pairs of a batch could not be compared: each pair's error is in its outcomes, ${b.outcomes.key}` });
+      }
+    }
+  } else if (pairs.length) {
     // `execution.concurrency` pairs at a time, each outcome kept in its pair's place. (Experiments
     // started before the `compare-concurrently` patch replay comparing one pair at a time.)
     const width = patched('compare-concurrently') ? config.execution.concurrency : 1;

@@ -5,7 +5,7 @@
 import type { ObjectRef } from '../artifacts/refs.js';
 import type { ExecutionSpec, ExperimentConfig } from '../config/experiment.js';
 import type { RunSpec } from '../config/grid.js';
-import type { AggregateResult, CompareResult, DistanceResult, DownloadResult, PlotResult, RunAnalysesResult, TrainResult } from '../activities/types.js';
+import type { AggregateResult, CompareBatchResult, CompareResult, DistanceResult, DownloadResult, PlotResult, RunAnalysesResult, TrainResult } from '../activities/types.js';
 
 /** Task queues: workflows on one, training and analysis activities on their own, so each can scale. */
 export interface QueueNames {
@@ -30,6 +30,8 @@ export interface ExperimentInput {
   force?: boolean;
   /** Where `execution.local` trainings stop being local (workflows/run.ts has the defaults); handed to every run. */
   localLimits?: LocalLimits;
+  /** Where comparing pairs of runs goes to batches (workflows/experiment.ts has the defaults). */
+  compareBatching?: CompareBatching;
   /**
    * Set by the workflow itself when it continues as new: where the previous execution stopped, and the
    * summaries of the runs before that, in the store (`chunks`) or, from executions started before
@@ -50,6 +52,15 @@ export interface SummaryChunk {
   count: number;
   /** How many of them completed (the rest failed). */
   completed: number;
+}
+
+/**
+ * How `analyses.compare` runs its pairs: up to `inlinePairs` pairs, an activity each with its result
+ * in the experiment's; more, in `compareBatch` calls of `batchPairs` pairs that store their outcomes.
+ */
+export interface CompareBatching {
+  inlinePairs?: number;
+  batchPairs?: number;
 }
 
 /**
@@ -175,6 +186,11 @@ export interface ExperimentResult extends ExperimentProgress {
   report?: { key: string; sha256: string; bytes: number; path: string };
   /** Linear CKA and feature correlation between pairs of runs (analyses.compare). */
   compare?: CompareResult[];
+  /**
+   * In place of `compare` for an experiment of many pairs: batches of them, whose outcomes are in the
+   * store (loadCompareOutcomes reads them). Their errors are in `analysisErrors`, the first few by pair.
+   */
+  compareBatches?: Array<Omit<CompareBatchResult, 'errors'>>;
   /** The gathered depth profile (analyses.aggregate). */
   aggregate?: AggregateResult;
   /** Experiment-level analyses that failed; the runs' results stand regardless. */

@@ -18,16 +18,18 @@ import { readManifest } from '../../artifacts/manifest.js';
 import { recordsFromArrow } from '../../artifacts/records.js';
 import { snapshotFromArrow } from '../../artifacts/snapshot.js';
 import { expandRuns, type RunSpec } from '../../config/grid.js';
-import { createCompare } from '../../activities/compare.js';
+import { createCompare, createCompareBatch } from '../../activities/compare.js';
 import { createCorrelation } from '../../activities/correlation.js';
 import { DATA_SEED, loadRunData } from '../../activities/data.js';
 import { createDownload } from '../../activities/download.js';
 import { createFeatures, type FeaturesHeartbeat } from '../../activities/features.js';
+import { createPutRunResult, loadCompareOutcomes } from '../../activities/results.js';
 import { createTrain } from '../../activities/train.js';
 import type { CompareInput, DownloadResult, FeaturesResult, TrainResult } from '../../activities/types.js';
 import { seededSubset, take } from '../../ml/data/split.js';
 import { buildModel } from '../../ml/models/registry.js';
 import { tensorsToModel } from '../../ml/train/weights.js';
+import type { RunResult } from '../../workflows/types.js';
 import { FASHION_MNIST_SOURCES, requireFashionMnist, tempDir, tinyExperiment } from '../support/fixtures.js';
 
 /** MockActivityEnvironment.run does not infer the result type; this keeps it. */
@@ -200,6 +202,47 @@ test('features of another probe set: compare fails for good, naming both runs', 
   );
   // A result whose refs were edited to agree still fails on the files themselves.
   await assert.rejects(runIn(mock(), compare, pair({ ...other, probe: feats[1]!.probe }, feats[1]!)), (err) => isPermanent(err, /same probe set/));
+});
+
+test('compareBatch: each pair as compare gives it, each features file read once, pairs it cannot compare recorded', async () => {
+  const small = { ...runA, analyses: expandRuns(config(50))[0]!.analyses };
+  const other = await runIn(mock(), features, { experimentId: 'e', runId: `e/${runA.name}`, run: small, data, snapshot: trained[0]!.final });
+  // A run whose result is in the store, read by the batch.
+  const resultRef = await runIn(mock(), createPutRunResult({ store }), { experimentId: 'e', runId: 'e', result: { analyses: { features: feats[1]! } } as RunResult });
+  const reads = new Map<string, number>();
+  const counting = Object.create(store, {
+    get: { value: (key: string, opts?: object) => (reads.set(key, (reads.get(key) ?? 0) + 1), store.get(key, opts)) },
+  }) as LocalStore;
+  const runs = [
+    { name: runA.name, runId: `e/${runA.name}`, features: feats[0]! },
+    { name: runB.name, runId: `e/${runB.name}`, resultRef },
+    { name: 'failed', runId: 'e/failed' },
+    { name: 'small-probe', runId: 'e/small-probe', features: other },
+  ];
+  const pairs: Array<[number, number]> = [[0, 1], [1, 0], [0, 2], [0, 3], [1, 1]];
+  const batch = await runIn(mock(), createCompareBatch({ store: counting }), { experimentId: 'e', runId: 'e', runs, pairs });
+  assert.deepEqual([batch.pairs, batch.failed], [5, 2]);
+  assert.deepEqual(batch.errors.map((e) => [e.a, e.b]), [[runA.name, 'failed'], [runA.name, 'small-probe']]);
+  assert.match(batch.errors[0]!.message, /failed has no probe features/);
+  assert.match(batch.errors[1]!.message, /same probe set/);
+
+  const outcomes = await loadCompareOutcomes(store, [batch]);
+  assert.deepEqual(outcomes.map((o) => ('compared' in o ? 'compared' : 'error')), ['compared', 'compared', 'error', 'error', 'compared']);
+  const one = await runIn(mock(), compare, pair(feats[0]!, feats[1]!));
+  assert.deepEqual(outcomes[0], { compared: one });
+  const self = outcomes[4] && 'compared' in outcomes[4] ? outcomes[4].compared.diagonal.map((d) => d.cka) : [];
+  assert.ok(self.length === one.diagonal.length && self.every((c) => Math.abs(c - 1) < 1e-9), `CKA of a run with itself: ${self.join(', ')}`);
+  // Each features file once, however many pairs it is in; the stored result once.
+  assert.deepEqual([reads.get(feats[0]!.features.key), reads.get(feats[1]!.features.key), reads.get(resultRef.key)], [1, 1, 1]);
+
+  // A read that may succeed on retry fails the batch (to be retried) rather than being recorded as a pair's error.
+  const flaky = Object.create(store, {
+    get: { value: (key: string, opts?: object) => (key === feats[1]!.features.key ? Promise.reject(new Error('connection reset')) : store.get(key, opts)) },
+  }) as LocalStore;
+  await assert.rejects(runIn(mock(), createCompareBatch({ store: flaky }), { experimentId: 'e', runId: 'e', runs, pairs }), (err) => {
+    assert.ok(!(err instanceof ApplicationFailure && err.nonRetryable), `expected a failure to retry, found ${String(err)}`);
+    return true;
+  });
 });
 
 test('features: lineage names the snapshot, the dataset files and the probe; heartbeats; cancellation', async () => {

@@ -49,7 +49,7 @@ export interface TestStackArgs {
 }
 
 /** What a test may set of an experiment's input besides its config, queues and store. */
-export type StartExtra = Pick<ExperimentInput, 'experimentId' | 'force' | 'localLimits'>;
+export type StartExtra = Pick<ExperimentInput, 'experimentId' | 'force' | 'localLimits' | 'compareBatching'>;
 
 export interface TestStack {
   temporal: TestWorkflowEnvironment;

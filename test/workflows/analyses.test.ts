@@ -10,12 +10,16 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { loadRuns } from '../../activities/results.js';
+import { loadCompareOutcomes, loadRuns } from '../../activities/results.js';
 import { CKA_TABLE, CORRELATION_TABLE, DEPTH_PROFILE_TABLE, NORMS_TABLE, REINIT_TABLE, SMOOTHNESS_TABLE } from '../../artifacts/analysis-tables.js';
 import { LocalStore } from '../../artifacts/local.js';
 import { recordsFromArrow, type RecordTableSpec } from '../../artifacts/records.js';
 import { snapshotFromArrow } from '../../artifacts/snapshot.js';
 import { distanceTableFromArrow } from '../../artifacts/table.js';
+import { withStored } from '../../cli/summary.js';
+import { resultRefs } from '../../cli/verify.js';
+import type { CompareResult } from '../../activities/types.js';
+import type { ObjectRef } from '../../artifacts/refs.js';
 import type { ExperimentResult } from '../../workflows/types.js';
 import { tempDir, tinyExperiment, requireFashionMnist } from '../support/fixtures.js';
 import { startTestStack, type TestStack } from '../support/stack.js';
@@ -248,6 +252,54 @@ describe('analyses, reuse and continue-as-new on a real Temporal server', () => 
     for (const o of order) most = Math.max(most, (inFlight += o === 'scheduled' ? 1 : -1));
     assert.ok(most >= 2, `pairs at once: ${order.join(', ')}`);
     assert.equal([...scheduled.values()].filter((t) => t === 'getRunResult').length, 3, 'each run\'s result read once, though each is in two pairs');
+  });
+
+  test('many pairs are compared in batches that store their outcomes: the same numbers, all in the report, status and verify', async () => {
+    const config = tinyExperiment({
+      name: 'batched',
+      seeds: [14, 15, 16, 17],
+      training: { epochs: 1, batchSize: 64, optimizer: { name: 'sgd', learningRate: 0.05 } },
+      analyses: { probe: { size: 32 }, compare: {}, runFigures: false },
+      execution: { concurrency: 2, heartbeatTimeout: '10s', maxAttempts: 3, continueAsNewAfter: 2 },
+    });
+    // 6 pairs, above 2 inline: batches of 4 and 2.
+    const handle = await stack.start(config, { compareBatching: { inlinePairs: 2, batchPairs: 4 } });
+    const result = await handle.result();
+    assert.equal(result.status, 'completed', JSON.stringify(result.analysisErrors));
+    assert.equal(result.compare, undefined);
+    assert.deepEqual(result.compareBatches?.map((b) => [b.pairs, b.failed]), [[4, 0], [2, 0]]);
+    const { events } = await stack.temporal.client.workflow.getHandle(handle.workflowId).fetchHistory();
+    const types = (events ?? []).flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType!.name!] : []));
+    assert.deepEqual([types.filter((t) => t === 'compareBatch').length, types.filter((t) => t === 'compare').length], [2, 0]);
+    // The runs before the last execution were in the store: the batches read their results, not the workflow.
+    assert.equal(types.filter((t) => t === 'getRunResult').length, 0);
+
+    const names = (await loadRuns(store, result)).map((r) => r.name);
+    const batched = (await loadCompareOutcomes(store, result.compareBatches!)).map((o) => {
+      assert.ok('compared' in o, JSON.stringify(o));
+      return o.compared;
+    });
+    assert.deepEqual(
+      batched.map((c) => [c.a, c.b]),
+      [0, 1, 2].flatMap((i) => [1, 2, 3].filter((j) => j > i).map((j) => [names[i], names[j]])),
+    );
+    // The same experiment with a compare per pair (its trainings reused) gives the same numbers and tables.
+    const inline = await stack.execute({ ...config, name: 'inline' });
+    const numbers = (cs: CompareResult[]) => cs.map(({ a, b, diagonal, penultimateMeanAbs }) => ({ a, b, diagonal, penultimateMeanAbs }));
+    assert.deepEqual(numbers(inline.compare ?? []), numbers(batched));
+    for (const [k, c] of batched.entries()) {
+      const rows = async (ref: ObjectRef) => recordsFromArrow(CKA_TABLE, await store.get(ref.key, { sha256: ref.sha256 })).rows;
+      assert.deepEqual(await rows(c.table), await rows(inline.compare![k]!.table));
+    }
+
+    const html = await readFile(result.report!.path, 'utf8');
+    for (const c of batched) assert.ok(html.includes(`<td>${c.a}</td><td>${c.b}</td>`), `the report lists ${c.a} against ${c.b}`);
+    assert.equal((html.match(/Linear CKA, /g) ?? []).length, 6, 'a heatmap per pair');
+    const shown = await withStored(result, { ...process.env });
+    assert.deepEqual(shown.compare, batched);
+    assert.equal(shown.compareBatches, undefined);
+    const refs = (await resultRefs(store, result)).map((r) => r.key);
+    for (const c of batched) assert.ok(refs.includes(c.table.key), `verify checks ${c.table.key}`);
   });
 
   test('a grid packed two runs per workflow continues as new between packs and keeps every run', async () => {

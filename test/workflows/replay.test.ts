@@ -11,7 +11,8 @@
  * an experiment first stored their results themselves, that experiment and its first run again
  * (experiment-7, experiment-8 and run-2); and when local trainings first went on on the train queue
  * past their local time, a run and a pack whose trainings did (run-3 and pack-3); and when an experiment
- * first compared its runs' pairs at once, the last execution of one that did (experiment-9). The
+ * first compared its runs' pairs at once, the last execution of one that did (experiment-9); and when
+ * many pairs first went to batches, an experiment whose pairs did (experiment-10). The
  * current workflows must replay them to the same commands, or
  * Temporal would fail those experiments with a nondeterminism error.
  */
@@ -34,6 +35,7 @@ for (const [file, type] of [
   ['experiment-7.binpb', 'experimentWorkflow'],
   ['experiment-8.binpb', 'experimentWorkflow'],
   ['experiment-9.binpb', 'experimentWorkflow'],
+  ['experiment-10.binpb', 'experimentWorkflow'],
   ['run.binpb', 'runWorkflow'],
   ['run-2.binpb', 'runWorkflow'],
   ['pack.binpb', 'packWorkflow'],
