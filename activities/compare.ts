@@ -193,7 +193,7 @@ export function createCompareBatch(deps: CompareDeps) {
           const fb = await featuresOfRun(rb);
           if (!fa || !fb) throw failForGood('InvalidExperiment', `${!fa ? ra.name : rb.name} has no probe features (it failed or diverged in its first epoch)`);
           const pair: CompareInput = { experimentId: input.experimentId, runId: input.runId, a: { runId: ra.runId, name: ra.name, features: fa }, b: { runId: rb.runId, name: rb.name, features: fb }, layers: input.layers };
-          outcome = { compared: await comparePair(deps.store, pair, load, () => undefined, signal) };
+          outcome = { compared: await comparePair(deps.store, pair, load, (stage) => ctx.heartbeat({ pair: k, of: input.pairs.length, stage }), signal) };
         } catch (err) {
           const failure = classify(err);
           if (!(failure instanceof ApplicationFailure) || !failure.nonRetryable) throw failure;

@@ -79,11 +79,13 @@ async function changedTolerance(store: ArtifactStore, table: ObjectRef, signal: 
 
 export function createPlot(deps: PlotDeps) {
   return async function plot(input: PlotInput): Promise<PlotResult> {
-    const signal = Context.current().cancellationSignal;
+    const ctx = Context.current();
+    const signal = ctx.cancellationSignal;
     try {
       const figures: FigureRef[] = [];
       const sources = new Map<string, ObjectRef[]>();
       const draw = async (name: string, p: string, spec: VegaLiteSpec, from: ObjectRef[]) => {
+        ctx.heartbeat({ figure: name });
         const svg = await renderSvg(spec);
         const svgRef = await deps.store.put(figureKey(input.runId, `${name}.svg`), new TextEncoder().encode(svg), { contentType: 'image/svg+xml', signal });
         figures.push({ ...svgRef, format: 'svg', p, path: deps.store.locate(svgRef.key) });

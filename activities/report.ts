@@ -149,7 +149,8 @@ const keySafe = (text: string) => text.replace(/[^A-Za-z0-9._-]+/g, '-').replace
 
 export function createReport(deps: ReportDeps) {
   return async function report(input: ReportInput): Promise<ReportResult> {
-    const signal = Context.current().cancellationSignal;
+    const ctx = Context.current();
+    const signal = ctx.cancellationSignal;
     try {
       const experimentId = input.experimentId;
       const producer = { experimentId, runId: '' };
@@ -157,6 +158,7 @@ export function createReport(deps: ReportDeps) {
       const inputs: ObjectRef[] = [];
       /** Renders, stores as SVG and PNG with lineage, and returns the figure for the page. */
       const draw = async (name: string, title: string, spec: VegaLiteSpec, from: ObjectRef[]): Promise<HtmlFigure> => {
+        ctx.heartbeat({ figure: name });
         const svg = await renderSvg(spec);
         const svgRef = await deps.store.put(experimentFigureKey(experimentId, `${name}.svg`), new TextEncoder().encode(svg), { contentType: 'image/svg+xml', signal });
         const pngRef = await deps.store.put(experimentFigureKey(experimentId, `${name}.png`), svgToPng(svg), { contentType: 'image/png', signal });
@@ -174,7 +176,8 @@ export function createReport(deps: ReportDeps) {
       const normTables: ObjectRef[] = [];
       const smoothness: SmoothnessPoint[] = [];
       const smoothnessTables: ObjectRef[] = [];
-      for (const r of await loadRuns(deps.store, input.result, signal)) {
+      for (const [i, r] of (await loadRuns(deps.store, input.result, signal)).entries()) {
+        ctx.heartbeat({ run: i });
         const res = r.result ?? (r.resultRef ? await getJson<ReportRunResult>(deps.store, r.resultRef.key, { sha256: r.resultRef.sha256, signal }) : undefined);
         if (r.resultRef && !r.result) inputs.push(r.resultRef);
         const spec = specs.get(r.name);

@@ -49,7 +49,11 @@ export function createPutRunResult(deps: { store: ArtifactStore }) {
  */
 export function createPutRunResults(deps: { store: ArtifactStore }) {
   return function putRunResults(input: Producer & { results: RunResult[] }): Promise<ObjectRef[]> {
-    return mapLimit(input.results, PUTS_AT_ONCE, (result) => putResultJson(deps.store, result));
+    const ctx = Context.current();
+    return mapLimit(input.results, PUTS_AT_ONCE, async (result) => {
+      ctx.heartbeat();
+      return putResultJson(deps.store, result);
+    });
   };
 }
 

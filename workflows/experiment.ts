@@ -137,9 +137,12 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
     return { ...p, runs: started.map(({ result, ...r }) => (result ? { ...r, brief: runBrief(result) } : r)), pending: p.runs.length - started.length };
   });
 
+  // A worker that dies mid-report or mid-compare stops heartbeating: another takes the attempt over
+  // after `heartbeatTimeout`, not at the end of the hour.
   const { report, compare, compareBatch, aggregate, putRunResult, putRunResults, getRunResult, putSummaries, getSummaries } = proxyActivities<Activities>({
     taskQueue: input.queues.analysis,
     startToCloseTimeout: '1 hour',
+    heartbeatTimeout: config.execution.heartbeatTimeout as ActivityOptions['heartbeatTimeout'],
     retry: retryPolicy(config.execution.maxAttempts),
   });
 

@@ -11,6 +11,7 @@ import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Context } from '@temporalio/activity';
+import proto from '@temporalio/proto';
 import { loadRuns } from '../../activities/results.js';
 import { reuseKey } from '../../activities/reuse.js';
 import { readManifest } from '../../artifacts/manifest.js';
@@ -279,6 +280,38 @@ describe('experimentWorkflow on real Temporal and S3', () => {
     assert.equal(run.result!.train.attempts.length, 2, JSON.stringify(run.result!.train.attempts));
     assert.deepEqual(run.result!.train.snapshots.map((s) => s.epoch), [0, 1, 2]);
     for (const s of run.result!.train.snapshots) await flaky.get(s.key, { sha256: s.sha256 });
+  });
+
+  test('a report whose worker stops answering is taken over after the heartbeat timeout, not after the hour', async () => {
+    // A fresh bucket whose first report put hangs until its worker shuts down, as on a worker that died.
+    class StallingStore extends S3Store {
+      puts = 0;
+      override async put(key: string, bytes: Uint8Array, opts?: Parameters<S3Store['put']>[2]) {
+        if (key.endsWith('/report.html') && this.puts++ === 0) {
+          await new Promise((_, reject) => opts?.signal?.addEventListener('abort', () => reject(opts.signal!.reason)));
+        }
+        return super.put(key, bytes, opts);
+      }
+    }
+    const stalling = new StallingStore({ ...s3.storeOptions, bucket: `stalling-${randomUUID().slice(0, 8)}` });
+    await stalling.ensureBucket();
+    const config = tinyExperiment({ seeds: [29], training: { epochs: 1, batchSize: 64, optimizer: { name: 'sgd', learningRate: 0.05 } }, analyses: { runFigures: false }, execution: { heartbeatTimeout: '3s', maxAttempts: 2 } });
+    const result = await Promise.race([
+      executeOn(stalling, 'stalling', config),
+      sleep(120_000).then(() => {
+        throw new Error('expected the report to be taken over 3 s after its worker stopped heartbeating; 2 minutes passed');
+      }),
+    ]);
+    assert.equal(result.status, 'completed', JSON.stringify(result.runs.map((r) => r.error)));
+    assert.ok(result.report, JSON.stringify(result.reportError));
+    assert.equal(stalling.puts, 2, 'the report was put twice: the attempt that hung, then the one that took over');
+    const { events } = await stack.temporal.client.workflow.getHandle(result.experimentId).fetchHistory();
+    const scheduled = new Set((events ?? []).filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'report').map((e) => String(e.eventId)));
+    const started = (events ?? []).filter((e) => scheduled.has(String(e.activityTaskStartedEventAttributes?.scheduledEventId)));
+    assert.deepEqual(
+      started.map((e) => [e.activityTaskStartedEventAttributes!.attempt, e.activityTaskStartedEventAttributes!.lastFailure?.timeoutFailureInfo?.timeoutType]),
+      [[2, proto.temporal.api.enums.v1.TimeoutType.TIMEOUT_TYPE_HEARTBEAT]],
+    );
   });
 
   test('with execution.runsPerWorkflow, runs share workflows, keep their own results, and a failed run fails only itself', async () => {
