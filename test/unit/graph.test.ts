@@ -11,10 +11,10 @@
  * loop picks the graph on the native backend and ends two epochs where its eager steps end (weights,
  * optimizer state, per-epoch metrics), and falls back to eager steps, saying why, for a dropout model.
  *
- * Tolerance: 1e-4 of the largest magnitude of each tensor. The two runs use the same TensorFlow kernels
- * but not always the same ones (the graph's are fused and reordered by grappler and oneDNN), so results
- * differ by float32 rounding, ~1e-6 after three steps; a wrong gradient, operand, momentum or decay
- * differs by whole percents.
+ * Tolerance: 1e-4 of the largest magnitude of each tensor (1e-3 for weights after Adam steps, see
+ * ADAM_WEIGHT_TOLERANCE). The two runs use the same TensorFlow kernels but not always the same ones
+ * (the graph's are fused and reordered by grappler and oneDNN), so results differ by float32 rounding,
+ * ~1e-6 after three steps; a wrong gradient, operand, momentum or decay differs by whole percents.
  *
  * Runs only where `npm run setup:native` has built the addon (see test/support/backends.ts).
  */
@@ -32,6 +32,14 @@ import { modelToTensors, modelVariables } from '../../ml/train/weights.js';
 import { activateNativeBackend, nativeTestGuard, randomUniformValues } from '../support/backends.js';
 
 const TOLERANCE = 1e-4;
+/**
+ * The weights after Adam steps. Adam divides each step by the root of the gradient's running square, so
+ * where a gradient is float32 noise its step is still of size ~lr, and the rounding that differs between
+ * the two runs' kernels changes its sign or size: on an AVX-512 machine, LeNet-5's fc1 kernel after
+ * three steps differed by 1.3e-4 of its largest weight, while every m and v agreed to 1e-5. Still far
+ * below what a wrong gradient or decay changes.
+ */
+const ADAM_WEIGHT_TOLERANCE = 1e-3;
 const STEPS = 3;
 const BATCH = 6;
 const CLASSES = 5;
@@ -160,7 +168,7 @@ function graph(c: ModelCase, spec: OptimizerSpec): Outcome & { reused: boolean }
   return out;
 }
 
-function assertTensorsClose(actual: NamedTensor[], expected: NamedTensor[], what: string, noise?: RegExp): void {
+function assertTensorsClose(actual: NamedTensor[], expected: NamedTensor[], what: string, noise?: RegExp, tolerance = TOLERANCE): void {
   assert.deepEqual(actual.map((t) => `${t.layer}/${t.name}`), expected.map((t) => `${t.layer}/${t.name}`), `${what}: tensor names`);
   expected.forEach((e, i) => {
     const a = actual[i]!;
@@ -173,8 +181,8 @@ function assertTensorsClose(actual: NamedTensor[], expected: NamedTensor[], what
       if (!(d <= worst)) [worst, at] = [d, k];
     }
     assert.ok(
-      worst <= TOLERANCE * scale,
-      `${what} ${e.layer}/${e.name}: expected |graph - eager| <= ${TOLERANCE} * ${scale.toPrecision(4)}, found ${worst} at ${at} (graph ${a.values[at]}, eager ${e.values[at]})`,
+      worst <= tolerance * scale,
+      `${what} ${e.layer}/${e.name}: expected |graph - eager| <= ${tolerance} * ${scale.toPrecision(4)}, found ${worst} at ${at} (graph ${a.values[at]}, eager ${e.values[at]})`,
     );
   });
 }
@@ -191,7 +199,7 @@ for (const m of MODELS) {
       actual.losses.forEach((l, i) => assert.ok(Math.abs(l - expected.losses[i]!) <= TOLERANCE * Math.abs(expected.losses[i]!), `loss of step ${i + 1}: graph ${l}, eager ${expected.losses[i]}`));
       assert.deepEqual(actual.correct, expected.correct, 'examples classified right at each step');
       // The weights moved: a graph that updated nothing would not match eager training that did.
-      assertTensorsClose(actual.weights, expected.weights, 'weights', m.noise);
+      assertTensorsClose(actual.weights, expected.weights, 'weights', m.noise, o.spec.name === 'adam' ? ADAM_WEIGHT_TOLERANCE : TOLERANCE);
       assertTensorsClose(actual.optimizer, expected.optimizer, 'optimizer state', m.noise);
       if (m.spec.name === 'resnet') {
         const mean = actual.weights.find((t) => t.layer === 'layer1.0.bn1' && t.name === 'moving_mean')!;
