@@ -131,10 +131,10 @@ export function createCompare(deps: CompareDeps) {
   };
 }
 
-/** Features files a batch keeps loaded at once: pairs come in order, so a run's pairs mostly follow one another. */
+/** Features files a batch keeps loaded at once, the last used: pairs come in order, so a run's pairs mostly follow one another. */
 const FEATURES_KEPT = 16;
 /** Pair errors a batch's result names; the stored outcomes have them all. */
-export const BATCH_ERRORS_NAMED = 20;
+const BATCH_ERRORS_NAMED = 20;
 
 /** A batch's run, with where its probe features are: the features themselves, or its stored result's reference. */
 function runOf(input: CompareBatchInput, i: number): CompareBatchRun {
@@ -158,16 +158,19 @@ export function createCompareBatch(deps: CompareDeps) {
     const ctx = Context.current();
     const signal = ctx.cancellationSignal;
     try {
+      // The files used last, in use order (a Map keeps insertion order: a hit moves to the end).
       const loaded = new Map<string, Promise<FeaturesFile>>();
       const load: LoadFeatures = (f) => {
-        let p = loaded.get(f.features.sha256);
-        if (!p) {
+        const key = f.features.sha256;
+        let p = loaded.get(key);
+        if (p) loaded.delete(key);
+        else {
           if (loaded.size >= FEATURES_KEPT) loaded.delete(loaded.keys().next().value!);
           p = loadFeatures(deps.store, f, signal);
           // A failed read is not kept: the next pair that needs the file reads it again.
-          p.catch(() => loaded.delete(f.features.sha256));
-          loaded.set(f.features.sha256, p);
+          p.catch(() => loaded.delete(key));
         }
+        loaded.set(key, p);
         return p;
       };
       const results = new Map<string, Promise<RunResult>>();
