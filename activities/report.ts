@@ -18,6 +18,7 @@ import {
   ckaFigureSpec,
   depthProfileFigureSpec,
   perturbationNormsFigureSpec,
+  pairMatrixFigureSpec,
   lastLayerSmoothnessFigureSpec,
   smoothnessFigureSpec,
   type AccuracyPoint,
@@ -267,6 +268,11 @@ export function createReport(deps: ReportDeps) {
         }
       }
 
+      // Every pair at a glance, however many heatmaps there are.
+      const matrix =
+        pairs.length >= 2
+          ? await draw('pairs', `Mean CKA of same layers and penultimate mean |r|, ${pairs.length} pairs`, pairMatrixFigureSpec(pairs, { title }), batches.length ? batches.map((b) => b.outcomes) : compared.map((c) => c.table))
+          : undefined;
       const perturbation = norms.length
         ? await draw('perturbation-norms', 'Perturb and retrain: |θ₁|, |θ₂| and |θ₁ − θ₂| of every perturbed run', perturbationNormsFigureSpec(norms, { title }), normTables)
         : undefined;
@@ -283,7 +289,16 @@ export function createReport(deps: ReportDeps) {
         version: (await codeVersion()).version,
         ...(accuracy ? { accuracy } : {}),
         ...(gathered ? { gathered } : {}),
-        ...(pairs.length ? { comparisons: { pairs, figures: heatmaps, ...(heatmaps.length < pairs.length ? { note: `Heatmaps of the first ${heatmaps.length} of ${pairs.length} pairs; every pair's CKA table is in the store.` } : {}) } } : {}),
+        ...(pairs.length
+          ? {
+              comparisons: {
+                pairs,
+                figures: heatmaps,
+                ...(matrix ? { matrix } : {}),
+                ...(heatmaps.length < pairs.length ? { note: `Heatmaps of the first ${heatmaps.length} of ${pairs.length} pairs; every pair's CKA table is in the store.` } : {}),
+              },
+            }
+          : {}),
         ...(perturbation ? { perturbation } : {}),
         ...(smooth ? { smoothness: smooth } : {}),
         ...(lastSmooth ? { smoothnessLastLayer: lastSmooth } : {}),

@@ -393,6 +393,84 @@ export function ckaFigureSpec(rows: CkaRow[], opts: { title: string; a: string; 
   } as VegaLiteSpec;
 }
 
+/** A compared pair of runs, as the report's pair matrix draws it. */
+export interface PairPoint {
+  a: string;
+  b: string;
+  /** Mean linear CKA of the layers of the same name and depth; NaN when none is defined. */
+  meanDiagonalCka: number;
+  /** Mean |r| of the cross-correlation of the two penultimate feature sets. */
+  penultimateMeanAbs: number;
+}
+
+/** Runs a pair matrix labels its cells for, at most; cells shrink from PAIR_CELL to 3 px with more runs. */
+const MAX_LABELLED_PAIR_RUNS = 12;
+const PAIR_CELL = 24;
+const PAIR_MATRIX_SIDE = 560;
+
+/**
+ * Every compared pair at a glance: two run-by-run matrices, the mean CKA of same layers and the
+ * penultimate features' mean |r|, each pair in both of its cells (the matrices are symmetric). Runs in
+ * the order the pairs name them (the experiment's order of runs); a run never compared with another is
+ * absent and pairs not compared are empty cells. What S4 reads its optimiser blocks from (Adam with
+ * Adam, SGD with SGD), and what an experiment of more pairs than heatmaps shows of every pair.
+ */
+export function pairMatrixFigureSpec(pairs: PairPoint[], opts: { title: string }): VegaLiteSpec {
+  const figure = 'pair matrix';
+  if (pairs.length === 0) throw figureError(figure, 'at least one compared pair', 'none');
+  const runs = distinct(pairs.flatMap((p) => [p.a, p.b]));
+  const cell = Math.max(3, Math.min(PAIR_CELL, Math.floor(PAIR_MATRIX_SIDE / runs.length)));
+  const side = cell * runs.length;
+  const labelled = runs.length <= MAX_LABELLED_PAIR_RUNS;
+  const values = pairs.flatMap((p) => {
+    const v = { cka: p.meanDiagonalCka, r: p.penultimateMeanAbs };
+    return p.a === p.b ? [{ a: p.a, b: p.b, ...v }] : [{ a: p.a, b: p.b, ...v }, { a: p.b, b: p.a, ...v }];
+  });
+  const axis = runs.length <= 60 ? { labelLimit: 160 } : { labels: false, ticks: false };
+  const panel = (field: 'cka' | 'r', title: string, legend: string) => ({
+    title,
+    width: side,
+    height: side,
+    transform: [{ filter: `isFinite(datum.${field})` }],
+    encoding: {
+      x: { field: 'a', type: 'ordinal' as const, sort: runs, scale: { domain: runs }, title: null, axis: { ...LAYER_AXIS, ...axis } },
+      y: { field: 'b', type: 'ordinal' as const, sort: runs, scale: { domain: runs }, title: null, axis },
+    },
+    layer: [
+      {
+        mark: { type: 'rect' },
+        encoding: {
+          color: { field, type: 'quantitative', title: legend, scale: { domain: [0, 1], scheme: 'viridis' } },
+          tooltip: [
+            { field: 'a', type: 'nominal', title: 'run' },
+            { field: 'b', type: 'nominal', title: 'against' },
+            { field, type: 'quantitative', title: legend, format: '.3f' },
+          ],
+        },
+      },
+      ...(labelled
+        ? [
+            {
+              mark: { type: 'text', fontSize: 9 },
+              encoding: {
+                text: { field, type: 'quantitative', format: '.2f' },
+                color: { condition: { test: `datum.${field} > 0.6`, value: '#111' }, value: '#fff' },
+              },
+            },
+          ]
+        : []),
+    ],
+  });
+  return {
+    $schema: SCHEMA,
+    title: titleOf(opts.title, 'compared pairs', `${pairs.length} pairs of ${runs.length} runs`),
+    data: { values },
+    hconcat: [panel('cka', 'mean CKA, same layers', 'CKA'), panel('r', 'penultimate features, mean |r|', 'mean |r|')],
+    resolve: { scale: { color: 'independent' } },
+    config: { ...CONFIG, axis: { grid: false } },
+  } as VegaLiteSpec;
+}
+
 /** One perturbation of one run: the whole-model norms after retraining (NormsResult.model). */
 export interface PerturbationNormsPoint {
   run: string;

@@ -81,7 +81,14 @@ export interface HtmlReportInput {
   /** S0's gathered per-layer differences across runs (the aggregate analysis). */
   gathered?: HtmlFigure;
   /** Pairs of runs compared by CKA and feature correlation, with a heatmap each. */
-  comparisons?: { pairs: HtmlPair[]; figures: HtmlFigure[]; note?: string };
+  comparisons?: {
+    pairs: HtmlPair[];
+    /** A heatmap per pair (the first ones, for an experiment of many pairs; `note` says so). */
+    figures: HtmlFigure[];
+    /** Every pair at once, run by run (two pairs or more). */
+    matrix?: HtmlFigure;
+    note?: string;
+  };
   /** Perturb-and-retrain norms of every run that was perturbed. */
   perturbation?: HtmlFigure;
   /** Layer smoothness of every run that measured it. */
@@ -267,6 +274,7 @@ function acrossRuns(input: HtmlReportInput): string {
   if (input.gathered) parts.push(`<h2>Gathered differences across runs</h2>\n${figureBlock(input.gathered, 'gathered')}`);
   if (input.comparisons && (input.comparisons.pairs.length || input.comparisons.figures.length)) {
     parts.push(`<h2>Comparisons between runs</h2>
+${input.comparisons.matrix ? figureBlock(input.comparisons.matrix, 'pairs') : ''}
 ${input.comparisons.pairs.length ? pairsTable(input.comparisons.pairs) : ''}
 ${input.comparisons.note ? `<p class="muted">${escapeHtml(input.comparisons.note)}</p>` : ''}
 ${input.comparisons.figures.map((f, j) => figureBlock(f, `cka-${j}`)).join('\n')}`);

@@ -13,6 +13,8 @@ import {
   accuracyFigureSpec,
   changedShareFigureSpec,
   ckaFigureSpec,
+  pairMatrixFigureSpec,
+  type PairPoint,
   correlationFigureSpec,
   depthProfileFigureSpec,
   distanceFigureSpec,
@@ -274,6 +276,34 @@ describe('CKA heatmap', () => {
   it('rejects a layer at two depths', () => {
     const bad = rows.map((r, i) => (i === 5 ? { ...r, depthB: 9 } : r));
     assert.throws(() => ckaFigureSpec(bad, { title: 'x', a: 'A', b: 'B' }), /CKA figure \(layers of B\): expected one depth per layer; found layer "conv_a" at depths 1 and 9/);
+  });
+});
+
+describe('pair matrix', () => {
+  const runs = ['sgd-s0', 'sgd-s1', 'adam-s0', 'adam-s1'];
+  // Same optimiser: CKA 0.9; across: 0.4; one pair without a defined CKA.
+  const pairs: PairPoint[] = runs.flatMap((a, i) =>
+    runs.slice(i + 1).map((b, k) => ({ a, b, meanDiagonalCka: i === 0 && k === 2 ? NaN : a.slice(0, 3) === b.slice(0, 3) ? 0.9 : 0.4, penultimateMeanAbs: 0.25 })),
+  );
+
+  it('draws each pair in both of its cells of both matrices, runs in order, an undefined value as an empty cell', async () => {
+    const svg = await renderSvg(pairMatrixFigureSpec(pairs, { title: 's4' }));
+    // CKA: 6 pairs x 2 cells, less the undefined pair's 2; mean |r|: all 12.
+    assert.equal(markItems(svg, 'rect').match(/<path/g)?.length, 10 + 12);
+    const all = texts(svg);
+    assert.equal(all.filter((t) => t === '0.90').length, 4, 'sgd with sgd and adam with adam, both ways');
+    assert.equal(all.filter((t) => t === '0.40').length, 6);
+    assert.equal(all.filter((t) => t === '0.25').length, 12);
+    assert.deepEqual(labelsIn(svg, runs).slice(0, 4), runs);
+    assert.ok(all.includes('6 pairs of 4 runs') && all.includes('mean CKA, same layers') && all.includes('penultimate features, mean |r|'));
+  });
+
+  it('labels no cell of a matrix of many runs, and rejects no pairs', async () => {
+    const many: PairPoint[] = Array.from({ length: 20 }, (_, i) => ({ a: `r${i}`, b: `r${i + 1}`, meanDiagonalCka: 0.5, penultimateMeanAbs: 0.5 }));
+    const svg = await renderSvg(pairMatrixFigureSpec(many, { title: 'x' }));
+    assert.equal(markItems(svg, 'rect').match(/<path/g)?.length, 2 * 2 * 20);
+    assert.ok(!texts(svg).includes('0.50'));
+    assert.throws(() => pairMatrixFigureSpec([], { title: 'x' }), /pair matrix: expected at least one compared pair; found none/);
   });
 });
 

@@ -295,6 +295,7 @@ describe('analyses, reuse and continue-as-new on a real Temporal server', () => 
     const html = await readFile(result.report!.path, 'utf8');
     for (const c of batched) assert.ok(html.includes(`<td>${c.a}</td><td>${c.b}</td>`), `the report lists ${c.a} against ${c.b}`);
     assert.equal((html.match(/Linear CKA, /g) ?? []).length, 6, 'a heatmap per pair');
+    assert.ok(html.includes('Mean CKA of same layers and penultimate mean |r|, 6 pairs'), 'the pair matrix');
     const shown = await withStored(result, { ...process.env });
     assert.deepEqual(shown.compare, batched);
     assert.equal(shown.compareBatches, undefined);
