@@ -8,6 +8,7 @@
  */
 import { Context } from '@temporalio/activity';
 import { CKA_TABLE, DEPTH_PROFILE_TABLE } from '../artifacts/analysis-tables.js';
+import { mapLimit } from '../artifacts/concurrency.js';
 import { recordsFromArrow } from '../artifacts/records.js';
 import type { ObjectRef } from '../artifacts/refs.js';
 import type { ArtifactStore } from '../artifacts/store.js';
@@ -95,6 +96,10 @@ export function experimentFigureKey(experimentId: string, name: string): string 
   return `${experimentPrefix(experimentId)}/figures/${name}`;
 }
 
+/** Stored results the report reads at once, and in one window (what it holds of them at a time). */
+const READS_AT_ONCE = 8;
+const READ_WINDOW = 256;
+
 /** Heatmaps an experiment of many pairs (compared in batches) draws: those of its first pairs. */
 const MAX_HEATMAPS = 50;
 
@@ -177,9 +182,18 @@ export function createReport(deps: ReportDeps) {
       const normTables: ObjectRef[] = [];
       const smoothness: SmoothnessPoint[] = [];
       const smoothnessTables: ObjectRef[] = [];
-      for (const [i, r] of (await loadRuns(deps.store, input.result, signal)).entries()) {
-        ctx.heartbeat({ run: i });
-        const res = r.result ?? (r.resultRef ? await getJson<ReportRunResult>(deps.store, r.resultRef.key, { sha256: r.resultRef.sha256, signal }) : undefined);
+      const all = await loadRuns(deps.store, input.result, signal);
+      // Results moved to the store (a grid's thousands, on S3) are read a window at a time, a few at once.
+      const read = async (from: number): Promise<Array<ReportRunResult | undefined>> => {
+        ctx.heartbeat({ run: from });
+        return mapLimit(all.slice(from, from + READ_WINDOW), READS_AT_ONCE, async (r) =>
+          r.result ?? (r.resultRef ? getJson<ReportRunResult>(deps.store, r.resultRef.key, { sha256: r.resultRef.sha256, signal }) : undefined),
+        );
+      };
+      let window: Array<ReportRunResult | undefined> = [];
+      for (const [i, r] of all.entries()) {
+        if (i % READ_WINDOW === 0) window = await read(i);
+        const res = window[i % READ_WINDOW];
         if (r.resultRef && !r.result) inputs.push(r.resultRef);
         const spec = specs.get(r.name);
         const figures: HtmlFigure[] = [];
