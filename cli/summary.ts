@@ -159,6 +159,7 @@ export function formatReport(r: ExperimentReport): string {
     if (r.pending) lines.push(`${r.pending} more runs not started yet`);
   }
   lines.push(...seedLines(r.runs));
+  lines.push(...compareLines(r.compare ?? []));
   for (const e of r.analysisErrors ?? []) lines.push(`analysis ${e.analysis} failed: ${e.message}`);
   if (r.report) lines.push('', `report: ${r.report.path}`);
   if (r.reportError) lines.push('', `report not written: ${r.reportError.message}`);
@@ -180,6 +181,34 @@ function seedLines(runs: readonly RunReport[]): string[] {
     lines.push(`  ${cell}: ${done.length}/${rs.length} completed, ${acc}`);
   }
   if (cells.size > MAX_SEED_CELLS) lines.push(`  (${cells.size - MAX_SEED_CELLS} more cells: see the report)`);
+  return lines;
+}
+
+/** Pairs listed at most in the summary; past that, their spread (the report and --json list them all). */
+const MAX_PAIR_LINES = 10;
+
+/** Mean of the finite values; undefined when there is none. */
+function finiteMean(values: readonly number[]): number | undefined {
+  const finite = values.filter((v) => Number.isFinite(v));
+  return finite.length ? finite.reduce((s, v) => s + v, 0) / finite.length : undefined;
+}
+
+const num3 = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(3));
+
+/** The compared pairs: each pair's mean CKA of same layers and penultimate mean |r|, or their spread. */
+function compareLines(compared: NonNullable<ExperimentReport['compare']>): string[] {
+  if (!compared.length) return [];
+  const pairs = compared.map((c) => ({ a: c.a, b: c.b, cka: finiteMean(c.diagonal.map((d) => d.cka)), r: c.penultimateMeanAbs }));
+  const lines = ['', `compared ${pairs.length} pair${pairs.length === 1 ? '' : 's'}: mean linear CKA of same layers, penultimate features' mean |r|`];
+  if (pairs.length <= MAX_PAIR_LINES) {
+    for (const p of pairs) lines.push(`  ${p.a} against ${p.b}: CKA ${num3(p.cka)}, |r| ${num3(p.r)}`);
+    return lines;
+  }
+  const range = (xs: Array<number | undefined>) => {
+    const s = spread(xs);
+    return s.mean === undefined ? '-' : `${num3(s.mean)}${s.sd === undefined ? '' : ` ± ${num3(s.sd)}`} (${num3(s.min)} - ${num3(s.max)})`;
+  };
+  lines.push(`  over the pairs, mean ± sample sd (range): CKA ${range(pairs.map((p) => p.cka))}; |r| ${range(pairs.map((p) => p.r))}`, '  (every pair: the report, or --json)');
   return lines;
 }
 

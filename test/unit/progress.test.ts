@@ -183,3 +183,26 @@ test('the summary gives a line per grid cell across seeds: runs completed, test 
   // One run per cell: nothing to summarise.
   assert.ok(!formatReport(reportExperiment({ experimentId: 'e', name: 'one', store: 'file:///s', runs: runs.slice(3) }, 'completed')).includes('across seeds'));
 });
+
+test('the summary lists compared pairs with their mean CKA of same layers and penultimate |r|, or their spread', () => {
+  const pair = (a: string, b: string, cka: number[], r: number) => ({
+    a,
+    b,
+    table: { key: `tables/${a}-${b}.arrow`, sha256: 'cd'.repeat(32), bytes: 1 },
+    diagonal: cka.map((c, depth) => ({ layer: `l${depth}`, depth, cka: c })),
+    penultimateMeanAbs: r,
+  });
+  const base = { experimentId: 'e', name: 'pairs', status: 'completed', store: 'file:///s', runs: [] };
+  const lines = formatReport({ ...base, compare: [pair('s0', 's1', [0.9, 0.7], 0.25), pair('s0', 's2', [NaN, 0.5], 0.125)] }).split('\n');
+  assert.deepEqual(lines.slice(lines.indexOf('compared 2 pairs: mean linear CKA of same layers, penultimate features\' mean |r|')), [
+    'compared 2 pairs: mean linear CKA of same layers, penultimate features\' mean |r|',
+    '  s0 against s1: CKA 0.800, |r| 0.250',
+    '  s0 against s2: CKA 0.500, |r| 0.125',
+  ]);
+  // Eleven pairs: their spread. CKA 0.5 .. 1.0 by 0.05, |r| 0.3 each.
+  const many = Array.from({ length: 11 }, (_, i) => pair('s0', `s${i + 1}`, [0.5 + i * 0.05], 0.3));
+  const text = formatReport({ ...base, compare: many });
+  assert.match(text, /compared 11 pairs: .*\n {2}over the pairs, mean ± sample sd \(range\): CKA 0\.750 ± 0\.166 \(0\.500 - 1\.000\); \|r\| 0\.300 ± 0\.000 \(0\.300 - 0\.300\)\n {2}\(every pair: the report, or --json\)/);
+  assert.ok(!text.includes('s0 against s1'));
+  assert.ok(!formatReport(base).includes('compared'));
+});
