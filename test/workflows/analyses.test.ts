@@ -303,6 +303,35 @@ describe('analyses, reuse and continue-as-new on a real Temporal server', () => 
     for (const c of batched) assert.ok(refs.includes(c.table.key), `verify checks ${c.table.key}`);
   });
 
+  test('pairs of a batch with a run that failed are reported as analysis errors, the others compared', async () => {
+    const missing = 'tensors/00/0000000000000000000000000000000000000000000000000000000000000000.arrow';
+    const config = tinyExperiment({
+      name: 'batched-failures',
+      seeds: [18, 19],
+      training: { epochs: 1, batchSize: 64, optimizer: { name: 'sgd', learningRate: 0.05 } },
+      // One variant cannot train: its runs fail, and so does every pair they are in.
+      variants: [{ label: 'ok' }, { label: 'missing', training: { init: { kernel: 'glorot-uniform', bias: 'zeros', from: { key: missing } } } }],
+      analyses: { probe: { size: 32 }, compare: { pairs: 'all' }, runFigures: false },
+      execution: { concurrency: 2, heartbeatTimeout: '10s', maxAttempts: 1 },
+    });
+    const result = await stack.execute(config, { compareBatching: { inlinePairs: 1, batchPairs: 4 } });
+    assert.equal(result.status, 'completed-with-failures');
+    assert.deepEqual(result.compareBatches?.map((b) => [b.pairs, b.failed]), [[4, 3], [2, 2]]);
+    const failed = new Set(result.runs.filter((r) => r.stage === 'failed').map((r) => r.name));
+    assert.equal(failed.size, 2);
+    const outcomes = await loadCompareOutcomes(store, result.compareBatches!);
+    const compared = outcomes.flatMap((o) => ('compared' in o ? [[o.compared.a, o.compared.b]] : []));
+    assert.equal(compared.length, 1);
+    assert.ok(compared[0]!.every((name) => !failed.has(name)), JSON.stringify(compared));
+    const errors = (result.analysisErrors ?? []).filter((e) => e.analysis.startsWith('compare '));
+    assert.equal(errors.length, 5, JSON.stringify(result.analysisErrors));
+    for (const e of errors) {
+      const [, a, b] = e.analysis.split(' ');
+      assert.ok(failed.has(a!) || failed.has(b!), e.analysis);
+      assert.match(e.message, /has no probe features/);
+    }
+  });
+
   test('a grid packed two runs per workflow continues as new between packs and keeps every run', async () => {
     const config = tinyExperiment({
       name: 'continued-packs',
