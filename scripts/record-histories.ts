@@ -21,6 +21,7 @@ import { LocalStore } from '../artifacts/local.js';
 import { tinyExperiment } from '../test/support/fixtures.js';
 import { startTestStack } from '../test/support/stack.js';
 import { experimentWorkflow } from '../workflows/index.js';
+import type { ExperimentInput } from '../workflows/types.js';
 
 const out = process.argv[2];
 if (!out) throw new Error('usage: node --import tsx scripts/record-histories.ts <output folder>');
@@ -88,50 +89,35 @@ try {
   await writeFile(join(out, 'run-3.binpb'), encode(await handedOver('replay-fixture-handover', [3, 4], { concurrency: 1 })));
   await writeFile(join(out, 'pack-3.binpb'), encode(await handedOver('replay-fixture-handover-packed', [5, 6], { runsPerWorkflow: 2 })));
 
-  // An experiment that compares its runs' features pairwise, from results in the store (it continued
-  // as new after every run): its last execution.
-  const compared = await stack.temporal.client.workflow.start(experimentWorkflow, {
-    workflowId: 'replay-fixture-compared',
-    taskQueue: stack.queues.workflows,
-    args: [
-      {
-        experimentId: 'replay-fixture-compared',
-        config: tinyExperiment({
-          name: 'replay',
-          seeds: [7, 8, 9],
-          training: { epochs: 1, batchSize: 64, optimizer: { name: 'sgd', learningRate: 0.05 } },
-          analyses: { runFigures: false, probe: { size: 32 }, compare: {} },
-          execution: { ...config.execution, concurrency: 3 },
-        }),
-        queues: stack.queues,
-        store: store.location,
-      },
-    ],
-  });
+  // Experiments that compare their runs' features pairwise: one whose results are in the store (it
+  // continued as new after every run; its last execution), and one whose pairs go to batches that
+  // store their outcomes (two of two pairs and one).
+  const comparing = (workflowId: string, extra: Pick<ExperimentInput, 'compareBatching'> = {}) =>
+    stack.temporal.client.workflow.start(experimentWorkflow, {
+      workflowId,
+      taskQueue: stack.queues.workflows,
+      args: [
+        {
+          experimentId: workflowId,
+          config: tinyExperiment({
+            name: 'replay',
+            seeds: [7, 8, 9],
+            training: { epochs: 1, batchSize: 64, optimizer: { name: 'sgd', learningRate: 0.05 } },
+            analyses: { runFigures: false, probe: { size: 32 }, compare: {} },
+            execution: { ...config.execution, concurrency: 3 },
+          }),
+          queues: stack.queues,
+          store: store.location,
+          ...extra,
+        },
+      ],
+    });
+  const compared = await comparing('replay-fixture-compared');
   const comparedResult = await compared.result();
   if (comparedResult.status !== 'completed' || comparedResult.compare?.length !== 3) throw new Error(`expected three pairs compared, found ${JSON.stringify(comparedResult.analysisErrors)}`);
   await writeFile(join(out, 'experiment-9.binpb'), encode(await compared.fetchHistory()));
 
-  // The same with its pairs compared in batches that store their outcomes (two of two pairs and one).
-  const batched = await stack.temporal.client.workflow.start(experimentWorkflow, {
-    workflowId: 'replay-fixture-batched',
-    taskQueue: stack.queues.workflows,
-    args: [
-      {
-        experimentId: 'replay-fixture-batched',
-        config: tinyExperiment({
-          name: 'replay',
-          seeds: [7, 8, 9],
-          training: { epochs: 1, batchSize: 64, optimizer: { name: 'sgd', learningRate: 0.05 } },
-          analyses: { runFigures: false, probe: { size: 32 }, compare: {} },
-          execution: { ...config.execution, concurrency: 3 },
-        }),
-        queues: stack.queues,
-        store: store.location,
-        compareBatching: { inlinePairs: 1, batchPairs: 2 },
-      },
-    ],
-  });
+  const batched = await comparing('replay-fixture-batched', { compareBatching: { inlinePairs: 1, batchPairs: 2 } });
   const batchedResult = await batched.result();
   if (batchedResult.status !== 'completed' || batchedResult.compareBatches?.length !== 2) throw new Error(`expected two batches of pairs, found ${JSON.stringify(batchedResult.analysisErrors)}`);
   await writeFile(join(out, 'experiment-10.binpb'), encode(await batched.fetchHistory()));
