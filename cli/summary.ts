@@ -187,18 +187,12 @@ function seedLines(runs: readonly RunReport[]): string[] {
 /** Pairs listed at most in the summary; past that, their spread (the report and --json list them all). */
 const MAX_PAIR_LINES = 10;
 
-/** Mean of the finite values; undefined when there is none. */
-function finiteMean(values: readonly number[]): number | undefined {
-  const finite = values.filter((v) => Number.isFinite(v));
-  return finite.length ? finite.reduce((s, v) => s + v, 0) / finite.length : undefined;
-}
-
 const num3 = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(3));
 
 /** The compared pairs: each pair's mean CKA of same layers and penultimate mean |r|, or their spread. */
 function compareLines(compared: NonNullable<ExperimentReport['compare']>): string[] {
   if (!compared.length) return [];
-  const pairs = compared.map((c) => ({ a: c.a, b: c.b, cka: finiteMean(c.diagonal.map((d) => d.cka)), r: c.penultimateMeanAbs }));
+  const pairs = compared.map((c) => ({ a: c.a, b: c.b, cka: spread(c.diagonal.map((d) => d.cka)).mean, r: c.penultimateMeanAbs }));
   const lines = ['', `compared ${pairs.length} pair${pairs.length === 1 ? '' : 's'}: mean linear CKA of same layers, penultimate features' mean |r|`];
   if (pairs.length <= MAX_PAIR_LINES) {
     for (const p of pairs) lines.push(`  ${p.a} against ${p.b}: CKA ${num3(p.cka)}, |r| ${num3(p.r)}`);
