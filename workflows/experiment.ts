@@ -29,6 +29,7 @@ import {
   type ActivityOptions,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
+import { mapLimit } from '../artifacts/concurrency.js';
 import type { AggregateInput, AggregateResult, AggregateRun, CompareBatchResult, CompareBatchRun, CompareResult, DownloadResult } from '../activities/types.js';
 import { comparePairs, expandRuns, orderByDependencies, packRuns, runDependencies, type RunSpec } from '../config/grid.js';
 import { rootCause } from './failure.js';
@@ -388,12 +389,7 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
         analysisErrors.push({ analysis: `compare, batch ${k + 1} of ${batches.length} (${batch.length} pairs from ${batch[0]![0]} ${batch[0]![1]})`, message: rootCause(err).message });
       }
     };
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: Math.min(config.execution.concurrency, batches.length) }, async () => {
-        while (next < batches.length) await compareOne(next++);
-      }),
-    );
+    await mapLimit([...batches.keys()], config.execution.concurrency, compareOne);
     extra.compareBatches = [];
     for (const b of done) {
       if (!b) continue;
@@ -434,11 +430,7 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
         outcomes[k] = { error: rootCause(err).message };
       }
     };
-    let next = 0;
-    const lanes = Array.from({ length: Math.min(width, pairs.length) }, async () => {
-      while (next < pairs.length) await comparePair(next++);
-    });
-    await Promise.all(lanes);
+    await mapLimit([...pairs.keys()], width, comparePair);
     extra.compare = [];
     for (const [k, o] of outcomes.entries()) {
       if ('compared' in o) extra.compare.push(o.compared);
