@@ -21,7 +21,7 @@ import { classify, failForGood } from './errors.js';
 import { TABLE_PREFIX } from './keys.js';
 import { recordLineage } from './lineage.js';
 import { getJson } from './json.js';
-import { RESULT_PREFIX } from './results.js';
+import { putResultJson } from './results.js';
 import type { CompareBatchInput, CompareBatchResult, CompareBatchRun, CompareInput, CompareOutcome, CompareResult, FeaturesResult } from './types.js';
 import type { RunResult } from '../workflows/types.js';
 
@@ -173,15 +173,17 @@ export function createCompareBatch(deps: CompareDeps) {
         loaded.set(key, p);
         return p;
       };
-      const results = new Map<string, Promise<RunResult>>();
-      const featuresOfRun = async (run: CompareBatchRun): Promise<FeaturesResult | undefined> => {
-        if (run.features || !run.resultRef) return run.features;
-        let p = results.get(run.resultRef.sha256);
+      // The features of runs whose results are stored, each result read once (and not kept).
+      const stored = new Map<string, Promise<FeaturesResult | undefined>>();
+      const featuresOfRun = (run: CompareBatchRun): Promise<FeaturesResult | undefined> => {
+        if (run.features || !run.resultRef) return Promise.resolve(run.features);
+        const ref = run.resultRef;
+        let p = stored.get(ref.sha256);
         if (!p) {
-          p = getJson<RunResult>(deps.store, run.resultRef.key, { sha256: run.resultRef.sha256, signal });
-          results.set(run.resultRef.sha256, p);
+          p = getJson<RunResult>(deps.store, ref.key, { sha256: ref.sha256, signal }).then((r) => r.analyses?.features);
+          stored.set(ref.sha256, p);
         }
-        return (await p).analyses?.features;
+        return p;
       };
 
       const outcomes: CompareOutcome[] = [];
@@ -205,9 +207,8 @@ export function createCompareBatch(deps: CompareDeps) {
         }
         outcomes.push(outcome);
       }
-      const stored = await putContentAddressed(deps.store, RESULT_PREFIX, new TextEncoder().encode(JSON.stringify(outcomes)), '.json', { contentType: 'application/json', signal });
       const failed = outcomes.filter((o) => 'error' in o).length;
-      return { outcomes: stored, pairs: outcomes.length, failed, errors };
+      return { outcomes: await putResultJson(deps.store, outcomes), pairs: outcomes.length, failed, errors };
     } catch (err) {
       throw classify(err);
     }

@@ -19,7 +19,7 @@ export const RESULT_PREFIX = 'results';
 const PUTS_AT_ONCE = 8;
 
 /** Stores a value as content-addressed JSON under `results/`, in an activity's context. */
-async function putResultJson(store: ArtifactStore, value: unknown): Promise<ObjectRef> {
+export async function putResultJson(store: ArtifactStore, value: unknown): Promise<ObjectRef> {
   try {
     const bytes = new TextEncoder().encode(JSON.stringify(value));
     return await putContentAddressed(store, RESULT_PREFIX, bytes, '.json', { contentType: 'application/json', signal: Context.current().cancellationSignal });
