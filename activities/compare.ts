@@ -13,6 +13,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { CKA_TABLE, type CkaRow } from '../artifacts/analysis-tables.js';
 import type { FeaturesFile, FeaturesLayer } from '../artifacts/features.js';
 import { recordsToArrow } from '../artifacts/records.js';
+import { lruMemo } from '../artifacts/memo.js';
 import { putContentAddressed, type ArtifactStore } from '../artifacts/store.js';
 import { correlationSummary, crossCorrelation, linearCkaMatrix } from '../ml/metrics/index.js';
 import { matchesLayer } from '../ml/train/select.js';
@@ -158,21 +159,7 @@ export function createCompareBatch(deps: CompareDeps) {
     const ctx = Context.current();
     const signal = ctx.cancellationSignal;
     try {
-      // The files used last, in use order (a Map keeps insertion order: a hit moves to the end).
-      const loaded = new Map<string, Promise<FeaturesFile>>();
-      const load: LoadFeatures = (f) => {
-        const key = f.features.sha256;
-        let p = loaded.get(key);
-        if (p) loaded.delete(key);
-        else {
-          if (loaded.size >= FEATURES_KEPT) loaded.delete(loaded.keys().next().value!);
-          p = loadFeatures(deps.store, f, signal);
-          // A failed read is not kept: the next pair that needs the file reads it again.
-          p.catch(() => loaded.delete(key));
-        }
-        loaded.set(key, p);
-        return p;
-      };
+      const load: LoadFeatures = lruMemo(FEATURES_KEPT, (f) => f.features.sha256, (f) => loadFeatures(deps.store, f, signal));
       // The features of runs whose results are stored, each result read once (and not kept).
       const stored = new Map<string, Promise<FeaturesResult | undefined>>();
       const featuresOfRun = (run: CompareBatchRun): Promise<FeaturesResult | undefined> => {
