@@ -161,7 +161,11 @@ export function formatReport(r: ExperimentReport): string {
   lines.push(...seedLines(r.runs));
   lines.push(...compareLines(r.compare ?? []));
   for (const e of r.analysisErrors ?? []) lines.push(`analysis ${e.analysis} failed: ${e.message}`);
-  if (r.report) lines.push('', `report: ${r.report.path}`);
+  if (r.report) {
+    lines.push('', `report: ${r.report.path}`);
+    // A report in S3 is not a file a browser opens: say how to get a copy (it holds its figures).
+    if (!r.report.path.startsWith('/')) lines.push(`  a copy to open: paramtrail report ${r.experimentId} --out report.html`);
+  }
   if (r.reportError) lines.push('', `report not written: ${r.reportError.message}`);
   return lines.join('\n');
 }

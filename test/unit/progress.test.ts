@@ -158,6 +158,9 @@ test('the summary of a grid of many runs gives its totals and only the runs that
   ]);
   // A small one lists every run.
   assert.match(formatReport({ experimentId: 'e', name: 'small', status: 'completed', store: 'file:///s', runs: runs.slice(0, 3) }), /^r0: completed\nr1: completed\nr2: completed$/m);
+  // A report in S3: the command that copies it to a file a browser opens.
+  const inS3 = formatReport({ experimentId: 'e', name: 'small', status: 'completed', store: 's3://b/p', runs: runs.slice(0, 3), report: { key: 'k', sha256: 's', bytes: 1, path: 's3://b/p/k' } });
+  assert.deepEqual(inS3.split('\n').slice(-2), ['report: s3://b/p/k', '  a copy to open: paramtrail report e --out report.html']);
 });
 
 test('the summary gives a line per grid cell across seeds: runs completed, test accuracy mean ± sd and range', () => {
