@@ -15,7 +15,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const TEST_DIR = join(ROOT, 'test');
@@ -56,6 +56,27 @@ function summarise(text) {
   return { pass: count('pass'), fail: count('fail') + count('cancelled'), skipped: count('skipped') + count('todo') };
 }
 
+/** Node's arguments that run `files` as scripts/test.mjs runs them, with `nodeOptions` added. */
+export function nodeTestArgs(files, nodeOptions = []) {
+  return [
+    '--import',
+    'tsx',
+    // Without it, a file's last results can be lost on the way to the runner (see the file).
+    '--import',
+    pathToFileURL(join(ROOT, 'scripts', 'blocking-stdio.mjs')).href,
+    '--test',
+    '--test-concurrency=1',
+    // A file whose tests are done but that left a handle open (a server a failed hook never tore
+    // down) would otherwise hang the run until CI's limit.
+    '--test-force-exit',
+    ...(nodeOptions.some((o) => o.startsWith('--test-timeout')) ? [] : [`--test-timeout=${DEFAULT_TEST_TIMEOUT_MS}`]),
+    '--test-reporter=spec',
+    '--test-reporter-destination=stdout',
+    ...nodeOptions,
+    ...files,
+  ];
+}
+
 async function main() {
   const argv = process.argv.slice(2);
   const nodeOptions = argv.filter((a) => a.startsWith('-'));
@@ -66,20 +87,7 @@ async function main() {
     return 1;
   }
 
-  const args = [
-    '--import',
-    'tsx',
-    '--test',
-    '--test-concurrency=1',
-    // A file whose tests are done but that left a handle open (a server a failed hook never tore
-    // down) would otherwise hang the run until CI's limit.
-    '--test-force-exit',
-    ...(nodeOptions.some((o) => o.startsWith('--test-timeout')) ? [] : [`--test-timeout=${DEFAULT_TEST_TIMEOUT_MS}`]),
-    '--test-reporter=spec',
-    '--test-reporter-destination=stdout',
-    ...nodeOptions,
-    ...files.map((f) => relative(ROOT, f)),
-  ];
+  const args = nodeTestArgs(files.map((f) => relative(ROOT, f)), nodeOptions);
   console.log(`test: ${files.length} file(s), one at a time`);
   const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   // Pass the report through as it comes, keeping its end to read the closing counts.
@@ -97,10 +105,12 @@ async function main() {
   return status;
 }
 
-main().then(
-  (code) => (process.exitCode = code),
-  (err) => {
-    console.error(err);
-    process.exitCode = 1;
-  },
-);
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  main().then(
+    (code) => (process.exitCode = code),
+    (err) => {
+      console.error(err);
+      process.exitCode = 1;
+    },
+  );
+}
