@@ -107,7 +107,9 @@ export class LocalStore implements ArtifactStore {
 
     const tmp = `${path}~${tmpSuffix()}.tmp`;
     try {
-      const st = bytes.byteLength < RECORD_MIN_BYTES ? await this.writeSmall(key, path, tmp, bytes) : await this.writeLarge(key, path, tmp, bytes, signal);
+      let st: BigIntStats | undefined;
+      if (bytes.byteLength < RECORD_MIN_BYTES) await this.writeSmall(key, path, tmp, bytes);
+      else st = await this.writeLarge(key, path, tmp, bytes, signal);
       // Last chance to honour cancellation: after link() the object exists.
       signal?.throwIfAborted();
       try {
@@ -137,33 +139,19 @@ export class LocalStore implements ArtifactStore {
    * (`npm run bench:orchestration`'s activities loop) 4-5 ms less per run. Only a missing folder is
    * made asynchronously.
    */
-  private async writeSmall(key: string, path: string, tmp: string, bytes: Uint8Array): Promise<undefined> {
-    let fd: number;
-    try {
-      fd = openSync(tmp, 'wx');
-    } catch (err) {
-      // The key's folder does not exist yet (or a file is in its way, which makeParent names).
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
-      await this.makeParent(key, path);
-      fd = openSync(tmp, 'wx');
-    }
+  private async writeSmall(key: string, path: string, tmp: string, bytes: Uint8Array): Promise<void> {
+    const fd = await this.inFolder(key, path, () => openSync(tmp, 'wx'));
     try {
       for (let done = 0; done < bytes.byteLength; ) done += writeSync(fd, bytes, done);
       fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
-    return undefined;
   }
 
   /** A large object's temporary file, written without blocking; returns its stat for the sha256 record. */
   private async writeLarge(key: string, path: string, tmp: string, bytes: Uint8Array, signal?: AbortSignal): Promise<BigIntStats> {
-    const handle = await open(tmp, 'wx').catch(async (err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT' && err.code !== 'ENOTDIR') throw err;
-      await this.makeParent(key, path);
-      return open(tmp, 'wx');
-    });
+    const handle = await this.inFolder(key, path, () => open(tmp, 'wx'));
     try {
       await handle.writeFile(bytes, { signal });
       await handle.sync();
@@ -171,6 +159,19 @@ export class LocalStore implements ArtifactStore {
       return await handle.stat({ bigint: true });
     } finally {
       await handle.close();
+    }
+  }
+
+  /** `create()` of a file beside the key's path, making the key's folder first when it does not exist yet. */
+  private async inFolder<T>(key: string, path: string, create: () => T | Promise<T>): Promise<T> {
+    try {
+      return await create();
+    } catch (err) {
+      // No folder yet (or a file in its way, which makeParent names).
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
+      await this.makeParent(key, path);
+      return create();
     }
   }
 
