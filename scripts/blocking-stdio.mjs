@@ -1,5 +1,5 @@
 /**
- * Loaded into every test process (scripts/test.mjs passes it with --import): makes writes to stdout and
+ * Loaded into every test process (scripts/test-args.mjs passes it with --import): makes writes to stdout and
  * stderr blocking. Each test file runs in a child process that reports its results to the runner over
  * its stdout, a pipe, and a write to a pipe is asynchronous on Linux. `--test-force-exit` ends the child
  * with process.exit() as soon as its last test is done, and that drops whatever is still buffered: the

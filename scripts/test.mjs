@@ -15,12 +15,11 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
+import { nodeTestArgs } from './test-args.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const TEST_DIR = join(ROOT, 'test');
-/** A single test may train for minutes; one that hangs must not eat CI's whole budget. */
-const DEFAULT_TEST_TIMEOUT_MS = 15 * 60 * 1000;
 
 function findTests(dir) {
   if (!existsSync(dir)) return [];
@@ -56,27 +55,6 @@ function summarise(text) {
   return { pass: count('pass'), fail: count('fail') + count('cancelled'), skipped: count('skipped') + count('todo') };
 }
 
-/** Node's arguments that run `files` as scripts/test.mjs runs them, with `nodeOptions` added. */
-export function nodeTestArgs(files, nodeOptions = []) {
-  return [
-    '--import',
-    'tsx',
-    // Without it, a file's last results can be lost on the way to the runner (see the file).
-    '--import',
-    pathToFileURL(join(ROOT, 'scripts', 'blocking-stdio.mjs')).href,
-    '--test',
-    '--test-concurrency=1',
-    // A file whose tests are done but that left a handle open (a server a failed hook never tore
-    // down) would otherwise hang the run until CI's limit.
-    '--test-force-exit',
-    ...(nodeOptions.some((o) => o.startsWith('--test-timeout')) ? [] : [`--test-timeout=${DEFAULT_TEST_TIMEOUT_MS}`]),
-    '--test-reporter=spec',
-    '--test-reporter-destination=stdout',
-    ...nodeOptions,
-    ...files,
-  ];
-}
-
 async function main() {
   const argv = process.argv.slice(2);
   const nodeOptions = argv.filter((a) => a.startsWith('-'));
@@ -108,12 +86,10 @@ async function main() {
   return status;
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  main().then(
-    (code) => (process.exitCode = code),
-    (err) => {
-      console.error(err);
-      process.exitCode = 1;
-    },
-  );
-}
+main().then(
+  (code) => (process.exitCode = code),
+  (err) => {
+    console.error(err);
+    process.exitCode = 1;
+  },
+);

@@ -1,5 +1,5 @@
 /**
- * scripts/test.mjs's node options: every test of every file reaches the closing counts. Test files that
+ * The node options `npm test` runs files with (scripts/test-args.mjs): every test of every file reaches the closing counts. Test files that
  * end with many results still buffered (long names, nothing after the last test) are the case where
  * --test-force-exit alone dropped some of the last results (nodejs/node#64833): without
  * scripts/blocking-stdio.mjs, these 8 files lost 3-8 of their 1,600 results in 4 of 5 runs here.
@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { nodeTestArgs } from '../../scripts/test.mjs';
+import { nodeTestArgs } from '../../scripts/test-args.mjs';
 import { PROJECT_ROOT } from '../../infra/tools.js';
 import { tempDir } from '../support/fixtures.js';
 
