@@ -1,8 +1,9 @@
 /**
- * The node options `npm test` runs files with (scripts/test-args.mjs): every test of every file reaches the closing counts. Test files that
- * end with many results still buffered (long names, nothing after the last test) are the case where
- * --test-force-exit alone dropped some of the last results (nodejs/node#64833): without
- * scripts/blocking-stdio.mjs, these 8 files lost 3-8 of their 1,600 results in 4 of 5 runs here.
+ * The node options `npm test` runs files with (scripts/test-args.mjs): every test of every file reaches
+ * the closing counts. Test files that end with many results still buffered (long names, nothing after
+ * the last test) are the case where --test-force-exit alone dropped some of the last results
+ * (nodejs/node#64833): without scripts/blocking-stdio.mjs, these 8 files lost 1-8 of their 1,600
+ * results in 4 of 5 runs here.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
