@@ -23,3 +23,29 @@ export function nodeTestArgs(files, nodeOptions = []) {
     ...files,
   ];
 }
+
+/**
+ * Reads the spec reporter's closing counts ("ℹ pass 3") from its report as it streams by, chunk by
+ * chunk; the last count of each kind wins. They come before the list of failing tests, which may be
+ * any length, so they are picked up line by line rather than from the report's end.
+ */
+export function closingCounts() {
+  const seen = {};
+  let partial = '';
+  const read = (line) => {
+    const m = /^ℹ (pass|fail|cancelled|skipped|todo) (\d+)$/.exec(line);
+    if (m) seen[m[1]] = Number(m[2]);
+  };
+  return {
+    feed(text) {
+      const lines = (partial + text).split('\n');
+      partial = lines.pop();
+      lines.forEach(read);
+    },
+    summary() {
+      read(partial);
+      const n = (k) => seen[k] ?? 0;
+      return { pass: n('pass'), fail: n('fail') + n('cancelled'), skipped: n('skipped') + n('todo') };
+    },
+  };
+}

@@ -16,7 +16,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { nodeTestArgs } from './test-args.mjs';
+import { closingCounts, nodeTestArgs } from './test-args.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const TEST_DIR = join(ROOT, 'test');
@@ -46,15 +46,6 @@ function select(all, filters) {
   );
 }
 
-/** Counts from the spec reporter's closing lines ("ℹ pass 3"); the last of each wins. */
-function summarise(text) {
-  const count = (name) => {
-    const matches = [...text.matchAll(new RegExp(`^ℹ ${name} (\\d+)$`, 'gm'))];
-    return matches.length ? Number(matches.at(-1)[1]) : 0;
-  };
-  return { pass: count('pass'), fail: count('fail') + count('cancelled'), skipped: count('skipped') + count('todo') };
-}
-
 async function main() {
   const argv = process.argv.slice(2);
   const nodeOptions = argv.filter((a) => a.startsWith('-'));
@@ -71,17 +62,18 @@ async function main() {
   // by every test process that opens an S3 store, is for whoever upgrades it.
   const env = { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ?? 'true' };
   const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] });
-  // Pass the report through as it comes, keeping its end to read the closing counts.
-  let tail = '';
+  // Pass the report through as it comes, reading its closing counts on the way.
+  const counts = closingCounts();
+  child.stdout.setEncoding('utf8');
   child.stdout.on('data', (chunk) => {
     process.stdout.write(chunk);
-    tail = (tail + chunk.toString('utf8')).slice(-4096);
+    counts.feed(chunk);
   });
   const status = await new Promise((done, fail) => {
     child.once('error', fail);
     child.once('close', (code, signal) => done(code ?? (signal ? 1 : 0)));
   });
-  const { pass, fail, skipped } = summarise(tail);
+  const { pass, fail, skipped } = counts.summary();
   console.log(`tests: ${pass} passed, ${fail} failed, ${skipped} skipped`);
   return status;
 }

@@ -1,6 +1,7 @@
 /**
  * The node options `npm test` runs files with (scripts/test-args.mjs): every test of every file reaches
- * the closing counts. Test files that end with many results still buffered (long names, nothing after
+ * the closing counts, and `npm test`'s closing line repeats them however long the list of failures
+ * after them. Test files that end with many results still buffered (long names, nothing after
  * the last test) are the case where --test-force-exit alone dropped some of the last results
  * (nodejs/node#64833): without scripts/blocking-stdio.mjs, these 8 files lost 1-8 of their 1,600
  * results in 4 of 5 runs here.
@@ -10,12 +11,24 @@ import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { nodeTestArgs } from '../../scripts/test-args.mjs';
+import { closingCounts, nodeTestArgs } from '../../scripts/test-args.mjs';
 import { PROJECT_ROOT } from '../../infra/tools.js';
 import { tempDir } from '../support/fixtures.js';
 
 const FILES = 8;
 const TESTS = 200;
+
+/** Runs `files` with `npm test`'s options; their report (stdout) and exit code. */
+async function runFiles(files: string[]): Promise<{ code: number | null; out: string }> {
+  // Without NODE_TEST_CONTEXT, which this file's own runner set: with it, node would run as a file's child.
+  const { NODE_TEST_CONTEXT: _, ...env } = process.env;
+  const child = spawn(process.execPath, nodeTestArgs(files), { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'pipe', 'ignore'] });
+  let out = '';
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (d: string) => (out += d));
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  return { code, out };
+}
 
 test('every result of files that end with many results still buffered is counted', async () => {
   const dir = await tempDir();
@@ -25,14 +38,30 @@ test('every result of files that end with many results still buffered is counted
     await writeFile(file, `import { test } from 'node:test';\nfor (let i = 0; i < ${TESTS}; i++) test(\`t\${i} \${'x'.repeat(3000)}\`, () => {});\n`);
     files.push(file);
   }
-  // Without NODE_TEST_CONTEXT, which this file's own runner set: with it, node would run as a file's child.
-  const { NODE_TEST_CONTEXT: _, ...env } = process.env;
-  const child = spawn(process.execPath, nodeTestArgs(files), { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
-  child.stderr.on('data', (d: Buffer) => (out += d.toString('utf8')));
-  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
-  const count = (name: string) => Number([...out.matchAll(new RegExp(`^ℹ ${name} (\\d+)$`, 'gm'))].at(-1)?.[1]);
+  const { code, out } = await runFiles(files);
+  const counts = closingCounts();
+  counts.feed(out);
   assert.equal(code, 0, out.slice(-2000));
-  assert.deepEqual([count('pass'), count('fail')], [FILES * TESTS, 0]);
+  assert.deepEqual(counts.summary(), { pass: FILES * TESTS, fail: 0, skipped: 0 });
+});
+
+test('the closing counts are read whole before a long list of failures, in chunks that split lines', async () => {
+  const file = join(await tempDir(), 'failing.test.mjs');
+  await writeFile(
+    file,
+    [
+      `import assert from 'node:assert/strict';`,
+      `import { test } from 'node:test';`,
+      `for (let i = 0; i < 3; i++) test(\`passes \${i}\`, () => {});`,
+      `test('fails at length', () => assert.equal('a'.repeat(20000), 'b'));`,
+      `test.skip('skipped', () => {});`,
+    ].join('\n'),
+  );
+  const { code, out } = await runFiles([file]);
+  assert.equal(code, 1, out.slice(-2000));
+  // The report after the counts (the failure listed again) is longer than the 4 KB the runner once kept.
+  assert.ok(out.length - out.lastIndexOf('ℹ pass') > 8192, out.slice(-2000));
+  const counts = closingCounts();
+  for (let i = 0; i < out.length; i += 7) counts.feed(out.slice(i, i + 7));
+  assert.deepEqual(counts.summary(), { pass: 3, fail: 1, skipped: 1 });
 });
