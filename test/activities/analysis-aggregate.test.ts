@@ -5,7 +5,6 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
-import { MockActivityEnvironment } from '@temporalio/testing';
 import { DEPTH_PROFILE_TABLE, type DepthProfileRow } from '../../artifacts/analysis-tables.js';
 import { LocalStore } from '../../artifacts/local.js';
 import { readManifest } from '../../artifacts/manifest.js';
@@ -18,10 +17,7 @@ import type { AggregateInput } from '../../activities/types.js';
 import { expandRuns } from '../../config/grid.js';
 import type { RunSummary } from '../../workflows/types.js';
 import { tempDir, tinyExperiment } from '../support/fixtures.js';
-
-function runIn<A extends unknown[], R>(env: MockActivityEnvironment, fn: (...args: A) => Promise<R>, ...args: A): Promise<R> {
-  return env.run(fn as never, ...(args as unknown as never[])) as Promise<R>;
-}
+import { activityEnvironment, runIn } from '../support/logs.js';
 
 /** A row whose per-parameter distance is `mean` (distance = mean * params). */
 function row(runId: string, epoch: number, against: 'init' | 'previous', p: string, depth: number, params: number, mean: number): DistanceRow {
@@ -85,7 +81,7 @@ test('one run: init from the last epoch, previous averaged over the snapshot pai
 });
 
 test('the depth profile per group and for all runs, against values worked out by hand', async () => {
-  const result = await runIn(new MockActivityEnvironment(), createAggregate({ store }), input());
+  const result = await runIn(activityEnvironment(), createAggregate({ store }), input());
   assert.deepEqual(result.groups, ['plain', 'residual', ALL_GROUP]);
   assert.equal(result.runs, 2);
   const { rows, meta } = recordsFromArrow(DEPTH_PROFILE_TABLE, await store.get(result.table.key, { sha256: result.table.sha256 }));
@@ -124,7 +120,7 @@ test('the depth profile per group and for all runs, against values worked out by
 });
 
 test('runs read from the store (a large grid) give the same profile as runs listed in the input', async () => {
-  const listed = await runIn(new MockActivityEnvironment(), createAggregate({ store }), input());
+  const listed = await runIn(activityEnvironment(), createAggregate({ store }), input());
   // Three runs of the grid: a plain one, a residual one, and a plain one that failed (left out).
   const config = tinyExperiment({
     models: [
@@ -148,28 +144,28 @@ test('runs read from the store (a large grid) give the same profile as runs list
       completed: part.filter((r) => r.stage === 'completed').length,
     })),
   );
-  const read = await runIn(new MockActivityEnvironment(), createAggregate({ store }), { experimentId: 'e', p: '1', stored: { chunks, config } });
+  const read = await runIn(activityEnvironment(), createAggregate({ store }), { experimentId: 'e', p: '1', stored: { chunks, config } });
   assert.equal(read.runs, 2);
   assert.deepEqual(read.groups, listed.groups);
   assert.equal(read.table.sha256, listed.table.sha256);
 
   // A summary naming a run the config does not have is refused, naming it.
   const stray = { ...chunks[1]!, ref: await putContentAddressed(store, 'results', new TextEncoder().encode(JSON.stringify([{ ...summaries[0], name: 'stray' }])), '.json') };
-  await assert.rejects(runIn(new MockActivityEnvironment(), createAggregate({ store }), { experimentId: 'e', p: '1', stored: { chunks: [stray], config } }), /expected run "stray" in the experiment's grid/);
-  await assert.rejects(runIn(new MockActivityEnvironment(), createAggregate({ store }), { experimentId: 'e', p: '1' }), /expected either runs or stored to aggregate; found neither/);
+  await assert.rejects(runIn(activityEnvironment(), createAggregate({ store }), { experimentId: 'e', p: '1', stored: { chunks: [stray], config } }), /expected run "stray" in the experiment's grid/);
+  await assert.rejects(runIn(activityEnvironment(), createAggregate({ store }), { experimentId: 'e', p: '1' }), /expected either runs or stored to aggregate; found neither/);
 });
 
 test('one group writes no all-runs profile', async () => {
   const one = input();
   one.runs = one.runs!.map((r) => ({ ...r, group: 'all-models' }));
-  const result = await runIn(new MockActivityEnvironment(), createAggregate({ store }), one);
+  const result = await runIn(activityEnvironment(), createAggregate({ store }), one);
   assert.deepEqual(result.groups, ['all-models']);
   const { rows } = recordsFromArrow(DEPTH_PROFILE_TABLE, await store.get(result.table.key));
   close(at(rows, 'all-models', 'init', 0.5).mean, 0.225, 'all-models init at 0.5');
 });
 
 test('a p that a run has no distances for is bad input, naming the run and what it has', async () => {
-  await assert.rejects(runIn(new MockActivityEnvironment(), createAggregate({ store }), { ...input(), p: '2' }), (err: unknown) => {
+  await assert.rejects(runIn(activityEnvironment(), createAggregate({ store }), { ...input(), p: '2' }), (err: unknown) => {
     assert.ok(err instanceof ApplicationFailure);
     assert.equal(err.type, 'InvalidExperiment');
     assert.match(err.message, /expected distances at p = 2 in the table of run e\/b; found p = 1/);

@@ -10,7 +10,6 @@ import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { ApplicationFailure } from '@temporalio/common';
-import { MockActivityEnvironment } from '@temporalio/testing';
 import { CKA_TABLE, CORRELATION_TABLE } from '../../artifacts/analysis-tables.js';
 import { featuresFromArrow, probeFromArrow } from '../../artifacts/features.js';
 import { LocalStore } from '../../artifacts/local.js';
@@ -31,12 +30,9 @@ import { buildModel } from '../../ml/models/registry.js';
 import { tensorsToModel } from '../../ml/train/weights.js';
 import type { RunResult } from '../../workflows/types.js';
 import { FASHION_MNIST_SOURCES, requireFashionMnist, tempDir, tinyExperiment } from '../support/fixtures.js';
+import { activityEnvironment, runIn } from '../support/logs.js';
 
-/** MockActivityEnvironment.run does not infer the result type; this keeps it. */
-function runIn<A extends unknown[], R>(env: MockActivityEnvironment, fn: (...args: A) => Promise<R>, ...args: A): Promise<R> {
-  return env.run(fn as never, ...(args as unknown as never[])) as Promise<R>;
-}
-const mock = () => new MockActivityEnvironment();
+const mock = () => activityEnvironment();
 
 const config = (probeSize: number) =>
   tinyExperiment({

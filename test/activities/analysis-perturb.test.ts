@@ -8,7 +8,6 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
-import { MockActivityEnvironment } from '@temporalio/testing';
 import { NORMS_TABLE, REINIT_TABLE } from '../../artifacts/analysis-tables.js';
 import { LocalStore } from '../../artifacts/local.js';
 import { readManifest } from '../../artifacts/manifest.js';
@@ -27,10 +26,7 @@ import { closeIdleGraphSessions, idleGraphSessionCount } from '../../ml/graph/tr
 import { selectBackend } from '../../ml/backend.js';
 import { nativeTestGuard } from '../support/backends.js';
 import { FASHION_MNIST_SOURCES, requireFashionMnist, tempDir, tinyExperiment } from '../support/fixtures.js';
-
-function runIn<A extends unknown[], R>(env: MockActivityEnvironment, fn: (...args: A) => Promise<R>, ...args: A): Promise<R> {
-  return env.run(fn as never, ...(args as unknown as never[])) as Promise<R>;
-}
+import { activityEnvironment, runIn } from '../support/logs.js';
 
 const native = nativeTestGuard('analysis-perturb.test');
 
@@ -50,7 +46,7 @@ async function tensorsOf(ref: SnapshotRef): Promise<NamedTensor[]> {
 }
 
 const perturb = (input: Omit<PerturbInput, 'snapshot' | 'initial' | 'experimentId' | 'runId' | 'seed'> & { seed?: number }) =>
-  runIn(new MockActivityEnvironment(), createPerturb({ store }), {
+  runIn(activityEnvironment(), createPerturb({ store }), {
     ...producer,
     snapshot: trained.final,
     initial: trained.snapshots[0]!,
@@ -58,21 +54,21 @@ const perturb = (input: Omit<PerturbInput, 'snapshot' | 'initial' | 'experimentI
     ...input,
   });
 
-const norms = (input: Omit<NormsInput, 'experimentId' | 'runId'>) => runIn(new MockActivityEnvironment(), createNorms({ store }), { ...producer, ...input });
+const norms = (input: Omit<NormsInput, 'experimentId' | 'runId'>) => runIn(activityEnvironment(), createNorms({ store }), { ...producer, ...input });
 
 before(async () => {
   requireFashionMnist();
   store = new LocalStore(await tempDir());
   const activities = createActivities({ store });
-  data = await runIn(new MockActivityEnvironment(), activities.download, { ...producer, dataset: run.dataset });
-  trained = await runIn(new MockActivityEnvironment(), activities.train, { ...producer, run, data });
+  data = await runIn(activityEnvironment(), activities.download, { ...producer, dataset: run.dataset });
+  trained = await runIn(activityEnvironment(), activities.train, { ...producer, run, data });
   theta1 = await tensorsOf(trained.final);
   theta0 = await tensorsOf(trained.snapshots[0]!);
 });
 
 test('the distance table holds the per-parameter mean, the relative change and the share changed', async () => {
   const distance = createDistance({ store });
-  const result = await runIn(new MockActivityEnvironment(), distance, { ...producer, snapshots: trained.snapshots, p: [1, 2] });
+  const result = await runIn(activityEnvironment(), distance, { ...producer, snapshots: trained.snapshots, p: [1, 2] });
   const rows = distanceTableFromArrow(await store.get(result.table.key, { sha256: result.table.sha256 }));
   assert.equal(result.rows, rows.length);
   // Independently: the first layer's kernel and bias, epoch 2 against init, p = 2.
@@ -104,7 +100,7 @@ test('the distance table holds the per-parameter mean, the relative change and t
   assert.equal(p1.changed, row.changed);
 
   // A tolerance larger than any move counts nothing as changed.
-  const loose = await runIn(new MockActivityEnvironment(), distance, { ...producer, snapshots: trained.snapshots, p: [1], changed: { atol: 1e3, rtol: 0 } });
+  const loose = await runIn(activityEnvironment(), distance, { ...producer, snapshots: trained.snapshots, p: [1], changed: { atol: 1e3, rtol: 0 } });
   const looseRows = distanceTableFromArrow(await store.get(loose.table.key));
   assert.ok(looseRows.every((r) => r.changed === 0));
   assert.deepEqual((await readManifest(store, loose.table.sha256))!.attrs.changed, { atol: 1e3, rtol: 0 });
@@ -144,7 +140,7 @@ test('retraining from the flipped weights: theta2 moves away from the start, and
     tinyExperiment({ datasets: [dataset], training: { ...training, epochs: 1, init: { from: { key: flipped.perturbed.key, sha256: flipped.perturbed.sha256 } } } }),
   )[0]!;
   const activities = createActivities({ store });
-  const retrained = await runIn(new MockActivityEnvironment(), activities.train, { ...producer, runId: 'pt/run--sign-flip', run: retrainRun, data });
+  const retrained = await runIn(activityEnvironment(), activities.train, { ...producer, runId: 'pt/run--sign-flip', run: retrainRun, data });
   const start = await tensorsOf(retrained.snapshots[0]!);
   assert.deepEqual(Array.from(start[0]!.values.subarray(0, 5)), Array.from(theta1[0]!.values.subarray(0, 5), (v) => -v), 'the retraining starts at the perturbed weights');
   const n = await norms({ label: 'sign-flip', original: trained.final, perturbed: flipped.perturbed, retrained: retrained.final, p: 2 });
@@ -201,7 +197,7 @@ test('reinit-layer puts that layer back to its initial weights and leaves the ot
 
 test('reinit robustness: one row per layer, the baseline is the run test metrics, heartbeats per layer', async () => {
   const reinit = createReinit({ store });
-  const env = new MockActivityEnvironment();
+  const env = activityEnvironment();
   const beats: ReinitHeartbeat[] = [];
   env.on('heartbeat', (d: ReinitHeartbeat) => beats.push(d));
   const input = { ...producer, run, data, initial: trained.snapshots[0]!, final: trained.final };
@@ -220,16 +216,16 @@ test('reinit robustness: one row per layer, the baseline is the run test metrics
 
   // A retry skips the layers its heartbeat says are done (the marker value shows it was not recomputed).
   const marker = { layer: 'fc1', depth: 0, loss: 9, accuracy: 0.125 };
-  const resumed = await runIn(new MockActivityEnvironment({ heartbeatDetails: { done: [marker], layers: 2 } }), reinit, input);
+  const resumed = await runIn(activityEnvironment({ heartbeatDetails: { done: [marker], layers: 2 } }), reinit, input);
   assert.deepEqual(resumed.layers, [marker, result.layers[1]]);
 
   // Only the layers asked for; a pattern that matches nothing is bad input.
-  const out = await runIn(new MockActivityEnvironment(), reinit, { ...input, layers: ['ou*'] });
+  const out = await runIn(activityEnvironment(), reinit, { ...input, layers: ['ou*'] });
   assert.deepEqual(out.layers, [result.layers[1]]);
-  await assert.rejects(runIn(new MockActivityEnvironment(), reinit, { ...input, layers: ['conv1'] }), /"conv1" matches no layer with parameters \(layers: fc1, out\)/);
+  await assert.rejects(runIn(activityEnvironment(), reinit, { ...input, layers: ['conv1'] }), /"conv1" matches no layer with parameters \(layers: fc1, out\)/);
 
   // Cancelled after the first layer: ends as cancelled, not with a partial table.
-  const cancelled = new MockActivityEnvironment();
+  const cancelled = activityEnvironment();
   cancelled.on('heartbeat', (d: ReinitHeartbeat) => d.done.length > 0 && cancelled.cancel());
   await assert.rejects(runIn(cancelled, reinit, input), (err: Error) => err.name === 'CancelledFailure');
 });
@@ -238,9 +234,9 @@ test('reinit robustness on the native backend evaluates in a graph session, to t
   native.assertBuilt();
   const input = { ...producer, run, data, initial: trained.snapshots[0]!, final: trained.final };
   try {
-    const cpu = await runIn(new MockActivityEnvironment(), createReinit({ store }), input);
+    const cpu = await runIn(activityEnvironment(), createReinit({ store }), input);
     closeIdleGraphSessions();
-    const graph = await runIn(new MockActivityEnvironment(), createReinit({ store, backend: 'tensorflow' }), input);
+    const graph = await runIn(activityEnvironment(), createReinit({ store, backend: 'tensorflow' }), input);
     assert.equal(idleGraphSessionCount(), 1, 'the reinit activity evaluated in a graph session, which it left for reuse');
     assert.deepEqual(graph.layers.map((l) => l.layer), cpu.layers.map((l) => l.layer));
     for (const [a, b] of [[graph.baseline, cpu.baseline], ...graph.layers.map((l, i) => [l, cpu.layers[i]!] as const)] as const) {
@@ -271,7 +267,7 @@ test('distances count parameters only: batch-norm running statistics are left ou
   });
   // Only the running statistics move between epoch 0 and 1; gamma moves by 1 between 1 and 2.
   const snapshots = [await put(0, bn(1, 0)), await put(1, bn(1, 5)), await put(2, bn(2, 9))];
-  const result = await runIn(new MockActivityEnvironment(), createDistance({ store }), { ...producer, runId: 'pt/bn', snapshots, p: [1] });
+  const result = await runIn(activityEnvironment(), createDistance({ store }), { ...producer, runId: 'pt/bn', snapshots, p: [1] });
   const rows = distanceTableFromArrow(await store.get(result.table.key)).filter((r) => r.against === 'init' && r.layer === 'bn1');
   assert.deepEqual(rows.map((r) => [r.epoch, r.params, r.distance, r.changed]), [
     [0, 8, 0, 0],

@@ -8,7 +8,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
-import { MockActivityEnvironment } from '@temporalio/testing';
 import { sha256Hex } from '../../artifacts/hash.js';
 import { LocalStore } from '../../artifacts/local.js';
 import type { DatasetSpec } from '../../config/experiment.js';
@@ -21,6 +20,7 @@ import { getDataset, imagenetteDef, type DatasetDef } from '../../ml/data/datase
 import { IMAGENETTE_WNIDS } from '../../ml/data/imagenette.js';
 import { cifar100Archive, cifar10Archive, imagenetteArchive, md5Hex, mnistFiles, serveFiles, type FileServer } from '../support/datasets.js';
 import { tempDir } from '../support/fixtures.js';
+import { activityEnvironment } from '../support/logs.js';
 
 const mnist = mnistFiles(40, 12);
 const archives: Record<string, Uint8Array> = {
@@ -61,7 +61,7 @@ before(async () => {
 after(() => server.close());
 
 function runIn<A extends unknown[], R>(fn: (...args: A) => Promise<R>, ...args: A): Promise<R> {
-  return new MockActivityEnvironment().run(fn as never, ...(args as unknown as never[])) as Promise<R>;
+  return activityEnvironment().run(fn as never, ...(args as unknown as never[])) as Promise<R>;
 }
 
 function spec(name: string, ...folders: string[]): DatasetSpec {
@@ -176,7 +176,7 @@ test('CIFAR-10, CIFAR-100 and Imagenette archives download, verify and decode', 
 test('a large file heartbeats its progress while it downloads', async () => {
   const store = new LocalStore(await tempDir());
   const { download } = await activitiesOn(store);
-  const env = new MockActivityEnvironment();
+  const env = activityEnvironment();
   const beats: Array<{ file: string; received?: number }> = [];
   env.on('heartbeat', (d: { file: string; received?: number }) => beats.push(d));
   const result = (await env.run(download as never, input(spec('big', 'archives/')) as never)) as DownloadResult;

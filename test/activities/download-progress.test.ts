@@ -6,13 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { MockActivityEnvironment } from '@temporalio/testing';
 import { LocalStore } from '../../artifacts/local.js';
 import { createDownload, type DownloadHeartbeat } from '../../activities/download.js';
 import type { DownloadResult } from '../../activities/types.js';
 import { getDataset, type DatasetDef } from '../../ml/data/datasets.js';
 import { md5Hex, serveFiles, type FileServer } from '../support/datasets.js';
 import { tempDir } from '../support/fixtures.js';
+import { activityEnvironment } from '../support/logs.js';
 
 /** 3.5 MiB: three progress beats at 1 MiB and a last one for the remainder. */
 const large = new Uint8Array(3.5 * 1024 * 1024).map((_, i) => (i * 2654435761) >>> 24);
@@ -36,7 +36,7 @@ before(async () => {
 after(() => server.close());
 
 async function downloadWithBeats(store: LocalStore): Promise<{ result: DownloadResult; beats: DownloadHeartbeat[] }> {
-  const env = new MockActivityEnvironment();
+  const env = activityEnvironment();
   const beats: DownloadHeartbeat[] = [];
   env.on('heartbeat', (d: DownloadHeartbeat) => beats.push(d));
   const download = createDownload({ store, datasets });

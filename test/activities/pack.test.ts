@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
-import { MockActivityEnvironment } from '@temporalio/testing';
+import type { MockActivityEnvironment } from '@temporalio/testing';
 import { LocalStore } from '../../artifacts/local.js';
 import { snapshotFromArrow } from '../../artifacts/snapshot.js';
 import { expandRuns, type RunSpec } from '../../config/grid.js';
@@ -14,6 +14,7 @@ import { createActivities } from '../../activities/index.js';
 import { createTrainPack } from '../../activities/pack.js';
 import type { DownloadResult, TrainPackInput, TrainPackResult, TrainResult } from '../../activities/types.js';
 import { requireFashionMnist, tempDir, tinyExperiment } from '../support/fixtures.js';
+import { activityEnvironment } from '../support/logs.js';
 
 let store: LocalStore;
 let activities: ReturnType<typeof createActivities>;
@@ -25,7 +26,7 @@ before(async () => {
   requireFashionMnist();
   store = new LocalStore(await tempDir());
   activities = createActivities({ store });
-  data = (await new MockActivityEnvironment().run(activities.download as never, { experimentId: 'e', runId: 'e/r', dataset: runs[0]!.dataset } as never)) as DownloadResult;
+  data = (await activityEnvironment().run(activities.download as never, { experimentId: 'e', runId: 'e/r', dataset: runs[0]!.dataset } as never)) as DownloadResult;
 });
 
 function trainPack(env: MockActivityEnvironment, input: TrainPackInput, fn = activities.trainPack): Promise<TrainPackResult> {
@@ -40,10 +41,10 @@ async function weightsOf(result: TrainResult): Promise<string[]> {
 }
 
 test('each run is looked up, trained and measured as the three activities do it', async () => {
-  const done = await trainPack(new MockActivityEnvironment(), { experimentId: 'packed', runs: packOf('packed', runs), data });
+  const done = await trainPack(activityEnvironment(), { experimentId: 'packed', runs: packOf('packed', runs), data });
   assert.equal(done.stoppedAt, undefined);
   assert.deepEqual(done.runs.map((r) => r.runId), runs.map((r) => `packed/${r.name}`));
-  const env = () => new MockActivityEnvironment();
+  const env = () => activityEnvironment();
   for (const [i, run] of runs.entries()) {
     const packed = done.runs[i]!;
     const runId = `alone/${run.name}`;
@@ -65,14 +66,14 @@ test('each run is looked up, trained and measured as the three activities do it'
 
 test('a run whose steps fail ends the call before it; the runs before it are returned', async () => {
   const bad: RunSpec = { ...runs[1]!, name: 'bad', training: { ...runs[1]!.training, init: { ...runs[1]!.training.init, from: { key: missing } } } };
-  const done = await trainPack(new MockActivityEnvironment(), { experimentId: 'stops', runs: packOf('stops', [runs[0]!, bad, runs[2]!]), data });
+  const done = await trainPack(activityEnvironment(), { experimentId: 'stops', runs: packOf('stops', [runs[0]!, bad, runs[2]!]), data });
   assert.deepEqual(done.runs.map((r) => r.runId), [`stops/${runs[0]!.name}`]);
   assert.equal(done.stoppedAt?.runId, 'stops/bad');
   assert.match(done.stoppedAt!.message, /training\.init\.from\.key/);
   assert.deepEqual(await store.list('runs/stops/bad/checkpoints/'), [], 'the failed run stored no checkpoint');
   assert.deepEqual(await store.list(`runs/stops/${runs[2]!.name}/`), [], 'nothing of the run after it was started');
   // The first run failing: nothing done.
-  const first = await trainPack(new MockActivityEnvironment(), { experimentId: 'stops-first', runs: packOf('stops-first', [bad, runs[0]!]), data });
+  const first = await trainPack(activityEnvironment(), { experimentId: 'stops-first', runs: packOf('stops-first', [bad, runs[0]!]), data });
   assert.deepEqual(first.runs, []);
   assert.equal(first.stoppedAt?.runId, 'stops-first/bad');
 });
@@ -80,10 +81,10 @@ test('a run whose steps fail ends the call before it; the runs before it are ret
 test('a call returns after the run that takes it past its budget, in time or in bytes of results', async () => {
   const steps = { lookupRun: activities.lookupRun, train: activities.train, distance: activities.distance };
   const input = (experimentId: string) => ({ experimentId, runs: packOf(experimentId, runs), data, force: true });
-  const byTime = await trainPack(new MockActivityEnvironment(), input('budget-ms'), createTrainPack(steps, { ms: 0, bytes: Infinity }));
+  const byTime = await trainPack(activityEnvironment(), input('budget-ms'), createTrainPack(steps, { ms: 0, bytes: Infinity }));
   assert.deepEqual(byTime.runs.map((r) => r.runId), [`budget-ms/${runs[0]!.name}`]);
   const one = JSON.stringify(byTime.runs[0]).length;
-  const byBytes = await trainPack(new MockActivityEnvironment(), input('budget-bytes'), createTrainPack(steps, { ms: Infinity, bytes: 1.5 * one }));
+  const byBytes = await trainPack(activityEnvironment(), input('budget-bytes'), createTrainPack(steps, { ms: Infinity, bytes: 1.5 * one }));
   assert.equal(byBytes.runs.length, 2, 'the second run takes it past the bytes');
   assert.equal(byBytes.stoppedAt, undefined);
 });
@@ -92,24 +93,24 @@ test('a retry finds the runs its earlier attempt trained as their own, not as re
   // Seeds no other test trains, so no earlier training is recorded under their keys.
   const fresh = expandRuns(tinyExperiment({ seeds: [7, 8], training: { epochs: 1, batchSize: 64, optimizer: { name: 'sgd', learningRate: 0.05 } } }));
   const pack = packOf('retried', fresh);
-  const first = await trainPack(new MockActivityEnvironment({ attempt: 1 }), { experimentId: 'retried', runs: pack, data, force: true });
+  const first = await trainPack(activityEnvironment({ attempt: 1 }), { experimentId: 'retried', runs: pack, data, force: true });
   for (const force of [false, true]) {
-    const again = await trainPack(new MockActivityEnvironment({ attempt: 2 }), { experimentId: 'retried', runs: pack, data, force });
+    const again = await trainPack(activityEnvironment({ attempt: 2 }), { experimentId: 'retried', runs: pack, data, force });
     assert.deepEqual(again.runs.map((r) => r.reusedFrom), [undefined, undefined]);
     assert.deepEqual(again.runs.map((r) => r.train.final.sha256), first.runs.map((r) => r.train.final.sha256));
     assert.deepEqual(again.runs.map((r) => r.train.attempts.length), [1, 1], `force ${force}: found, not trained again`);
   }
   // Another experiment's run reuses them, unless forced.
   const other = packOf('other', fresh.slice(0, 1));
-  const reused = await trainPack(new MockActivityEnvironment(), { experimentId: 'other', runs: other, data });
+  const reused = await trainPack(activityEnvironment(), { experimentId: 'other', runs: other, data });
   assert.equal(reused.runs[0]!.reusedFrom, pack[0]!.runId);
-  const forced = await trainPack(new MockActivityEnvironment(), { experimentId: 'other', runs: other, data, force: true });
+  const forced = await trainPack(activityEnvironment(), { experimentId: 'other', runs: other, data, force: true });
   assert.equal(forced.runs[0]!.reusedFrom, undefined);
   assert.equal(forced.runs[0]!.train.runId, other[0]!.runId);
 });
 
 test('cancelled, it stops with the cancellation rather than returning what it has', async () => {
-  const env = new MockActivityEnvironment();
+  const env = activityEnvironment();
   const long = runs.map((r) => ({ ...r, training: { ...r.training, epochs: 200 } }));
   const call = trainPack(env, { experimentId: 'cancelled', runs: packOf('cancelled', long), data });
   setTimeout(() => env.cancel(), 300);

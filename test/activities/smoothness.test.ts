@@ -8,7 +8,6 @@
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
-import { MockActivityEnvironment } from '@temporalio/testing';
 import { SMOOTHNESS_TABLE } from '../../artifacts/analysis-tables.js';
 import { featuresToArrow, probeToArrow, type FeaturesLayer } from '../../artifacts/features.js';
 import { LocalStore } from '../../artifacts/local.js';
@@ -21,10 +20,7 @@ import type { FeaturesResult, SmoothnessInput, SmoothnessResult } from '../../ac
 import { besovAlpha } from '../../ml/metrics/smoothness.js';
 import { Rng } from '../../ml/rng.js';
 import { tempDir } from '../support/fixtures.js';
-
-function runIn<A extends unknown[], R>(env: MockActivityEnvironment, fn: (...args: A) => Promise<R>, ...args: A): Promise<R> {
-  return env.run(fn as never, ...(args as unknown as never[])) as Promise<R>;
-}
+import { activityEnvironment, runIn } from '../support/logs.js';
 
 const N = 200;
 let store: LocalStore;
@@ -70,7 +66,7 @@ function input(spec: Partial<SmoothnessInput['spec']> = {}, patch: Partial<Smoot
 
 describe('smoothness activity', () => {
   test('stores a row per layer: the alpha of the pure estimate, larger where features cluster by label, NaN where they diverged', async () => {
-    const env = new MockActivityEnvironment();
+    const env = activityEnvironment();
     const beats: SmoothnessHeartbeat[] = [];
     env.on('heartbeat', (d: SmoothnessHeartbeat) => beats.push(structuredClone(d)));
     const result = await runIn(env, smoothness, input());
@@ -102,11 +98,11 @@ describe('smoothness activity', () => {
   });
 
   test('spec.layers selects layers by name or prefix; a pattern naming no layer fails for good', async () => {
-    const result = await runIn(new MockActivityEnvironment(), smoothness, input({ layers: ['dense*'] }));
+    const result = await runIn(activityEnvironment(), smoothness, input({ layers: ['dense*'] }));
     assert.deepEqual(result.layers.map((l) => l.layer), ['dense_1', 'dense_2']);
-    const one = await runIn(new MockActivityEnvironment(), smoothness, input({ layers: ['conv2d_1'] }));
+    const one = await runIn(activityEnvironment(), smoothness, input({ layers: ['conv2d_1'] }));
     assert.deepEqual(one.layers.map((l) => l.layer), ['conv2d_1']);
-    await assert.rejects(runIn(new MockActivityEnvironment(), smoothness, input({ layers: ['dense_9'] })), (err: ApplicationFailure) => {
+    await assert.rejects(runIn(activityEnvironment(), smoothness, input({ layers: ['dense_9'] })), (err: ApplicationFailure) => {
       assert.equal(err.type, 'InvalidExperiment');
       assert.equal(err.nonRetryable, true);
       assert.match(err.message, /expected "dense_9" to name one of conv2d_1, dense_1, dense_2; found none/);
@@ -115,7 +111,7 @@ describe('smoothness activity', () => {
   });
 
   test('a cancelled attempt stops between layers; the retry takes finished layers from the heartbeat', async () => {
-    const first = new MockActivityEnvironment({ attempt: 1 });
+    const first = activityEnvironment({ attempt: 1 });
     let last: SmoothnessHeartbeat | undefined;
     first.on('heartbeat', (d: SmoothnessHeartbeat) => {
       last = structuredClone(d);
@@ -126,16 +122,16 @@ describe('smoothness activity', () => {
 
     // A marked value shows the retry reused the heartbeat's row instead of recomputing it.
     const details: SmoothnessHeartbeat = { ...last!, done: [{ ...last!.done[0], alpha: 0.123 }] };
-    const second = new MockActivityEnvironment({ attempt: 2, heartbeatDetails: details });
+    const second = activityEnvironment({ attempt: 2, heartbeatDetails: details });
     const resumed: SmoothnessResult = await runIn(second, smoothness, input());
     assert.deepEqual(resumed.layers.map((l) => l.layer), ['conv2d_1', 'dense_1', 'dense_2']);
     assert.equal(resumed.layers[0].alpha, 0.123);
-    const fresh = await runIn(new MockActivityEnvironment(), smoothness, input());
+    const fresh = await runIn(activityEnvironment(), smoothness, input());
     assert.equal(resumed.layers[1].alpha, fresh.layers[1].alpha);
   });
 
   test('a cancellation is seen between the trees of a layer', async () => {
-    const env = new MockActivityEnvironment();
+    const env = activityEnvironment();
     let beats = 0;
     env.on('heartbeat', () => {
       if (++beats === 3) env.cancel();
@@ -145,19 +141,19 @@ describe('smoothness activity', () => {
   });
 
   test('bad specs and files that are no features file fail for good, naming what was expected', async () => {
-    await assert.rejects(runIn(new MockActivityEnvironment(), smoothness, input({ trees: 0 })), (err: ApplicationFailure) => {
+    await assert.rejects(runIn(activityEnvironment(), smoothness, input({ trees: 0 })), (err: ApplicationFailure) => {
       assert.equal(err.type, 'InvalidExperiment');
       assert.match(err.message, /trees: expected an integer >= 1; found 0/);
       return true;
     });
-    await assert.rejects(runIn(new MockActivityEnvironment(), smoothness, input({ maxFeatures: 2 })), (err: ApplicationFailure) => {
+    await assert.rejects(runIn(activityEnvironment(), smoothness, input({ maxFeatures: 2 })), (err: ApplicationFailure) => {
       assert.equal(err.type, 'InvalidExperiment');
       assert.match(err.message, /maxFeatures: .*fraction in \(0, 1\]; found 2/);
       return true;
     });
     const weights = snapshotToArrow({ runId: 'e/r', epoch: 0, step: 0, kind: 'weights', tensors: [{ layer: 'dense_1', name: 'kernel', shape: [2], values: new Float32Array(2) }] });
     const notFeatures = await putContentAddressed(store, 'tensors', weights, '.arrow');
-    await assert.rejects(runIn(new MockActivityEnvironment(), smoothness, input({}, { features: { ...features, features: notFeatures } })), (err: ApplicationFailure) => {
+    await assert.rejects(runIn(activityEnvironment(), smoothness, input({}, { features: { ...features, features: notFeatures } })), (err: ApplicationFailure) => {
       assert.equal(err.type, 'IntegrityError');
       assert.equal(err.nonRetryable, true);
       assert.match(err.message, /expected paramtrail.kind "features", found "weights"/);

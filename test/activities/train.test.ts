@@ -8,7 +8,6 @@
  */
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
-import { MockActivityEnvironment } from '@temporalio/testing';
 import { LocalStore } from '../../artifacts/local.js';
 import type { ArtifactStore } from '../../artifacts/store.js';
 import { snapshotFromArrow } from '../../artifacts/snapshot.js';
@@ -17,11 +16,7 @@ import { createActivities } from '../../activities/index.js';
 import { checkpointKey } from '../../activities/keys.js';
 import type { Checkpoint, DownloadResult, TrainHeartbeat, TrainResult } from '../../activities/types.js';
 import { requireFashionMnist, tempDir, tinyExperiment } from '../support/fixtures.js';
-
-/** MockActivityEnvironment.run does not infer the result type; this keeps it. */
-function runIn<A extends unknown[], R>(env: MockActivityEnvironment, fn: (...args: A) => Promise<R>, ...args: A): Promise<R> {
-  return env.run(fn as never, ...(args as unknown as never[])) as Promise<R>;
-}
+import { activityEnvironment, runIn } from '../support/logs.js';
 
 let store: LocalStore;
 let activities: ReturnType<typeof createActivities>;
@@ -34,7 +29,7 @@ before(async () => {
   requireFashionMnist();
   store = new LocalStore(await tempDir());
   activities = createActivities({ store });
-  data = await runIn(new MockActivityEnvironment(), activities.download, { experimentId: 'e', runId: 'e/r', dataset: run.dataset });
+  data = await runIn(activityEnvironment(), activities.download, { experimentId: 'e', runId: 'e/r', dataset: run.dataset });
 });
 
 /** The store with every call passed through `call` (whose `real` calls the store), by method and key. */
@@ -68,7 +63,7 @@ async function cancelledAttempt(
   input: { experimentId: string; runId: string; run: RunSpec },
   when: (d: TrainHeartbeat) => boolean = (d) => d.checkpointEpoch === 1 && d.batch >= 3,
 ): Promise<TrainHeartbeat | undefined> {
-  const first = new MockActivityEnvironment({ attempt: 1 });
+  const first = activityEnvironment({ attempt: 1 });
   let lastBeat: TrainHeartbeat | undefined;
   first.on('heartbeat', (d: TrainHeartbeat) => {
     lastBeat = d;
@@ -80,14 +75,14 @@ async function cancelledAttempt(
 
 test('download stores each file under its sha256 and a second call fetches nothing', async () => {
   assert.equal(data.fetched, 4);
-  const again = await runIn(new MockActivityEnvironment(), activities.download, { experimentId: 'e', runId: 'e/r', dataset: run.dataset });
+  const again = await runIn(activityEnvironment(), activities.download, { experimentId: 'e', runId: 'e/r', dataset: run.dataset });
   assert.equal(again.fetched, 0);
   assert.equal(again.cached, 4);
   assert.deepEqual(again.files.map((f) => f.sha256), data.files.map((f) => f.sha256));
 });
 
 test('heartbeats carry epoch, batch and the last stored checkpoint', async () => {
-  const env = new MockActivityEnvironment();
+  const env = activityEnvironment();
   const beats: TrainHeartbeat[] = [];
   env.on('heartbeat', (d: TrainHeartbeat) => beats.push(d));
   const result = await runIn(env, activities.train, { experimentId: 'hb', runId: 'hb/run', run, data });
@@ -105,7 +100,7 @@ test('a retry resumes from the last snapshot and ends bit-identical to an uninte
   const lastBeat = await cancelledAttempt({ experimentId: 'retry', runId, run });
   assert.equal(lastBeat?.checkpointEpoch, 1);
 
-  const second = new MockActivityEnvironment({ attempt: 2, heartbeatDetails: lastBeat });
+  const second = activityEnvironment({ attempt: 2, heartbeatDetails: lastBeat });
   const resumed = await runIn(second, activities.train, { experimentId: 'retry', runId, run, data });
   assert.deepEqual(
     resumed.attempts.map((a) => [a.attempt, a.startedFromEpoch, a.resumed]),
@@ -116,7 +111,7 @@ test('a retry resumes from the last snapshot and ends bit-identical to an uninte
   );
   assert.deepEqual(resumed.history.map((h) => h.epoch), [0, 1, 2, 3]);
 
-  const clean = await runIn(new MockActivityEnvironment(), activities.train, { experimentId: 'clean', runId: 'clean/run', run, data });
+  const clean = await runIn(activityEnvironment(), activities.train, { experimentId: 'clean', runId: 'clean/run', run, data });
   assert.deepEqual(await weightsOf(resumed), await weightsOf(clean));
   assert.notDeepEqual(
     (await weightsOf(resumed)).slice(0, 1),
@@ -129,7 +124,7 @@ test('an attempt numbered 1 again (a local activity replayed after its worker di
   const runId = 'replayed/run';
   const lastBeat = await cancelledAttempt({ experimentId: 'replayed', runId, run });
   assert.equal(lastBeat?.checkpointEpoch, 1);
-  const again = await runIn(new MockActivityEnvironment({ attempt: 1 }), activities.train, { experimentId: 'replayed', runId, run, data });
+  const again = await runIn(activityEnvironment({ attempt: 1 }), activities.train, { experimentId: 'replayed', runId, run, data });
   assert.deepEqual(
     again.attempts.map((a) => [a.attempt, a.activity, a.startedFromEpoch, a.resumed]),
     [
@@ -148,13 +143,13 @@ test('SGD without momentum stores no optimizer state, and a retry still ends bit
     Promise.all([0, 1, 2, 3].map(async (e) => JSON.parse(new TextDecoder().decode(await store.get(checkpointKey(runId, e)))) as Checkpoint));
 
   const lastBeat = await cancelledAttempt({ experimentId: 'sgd', runId: 'sgd/run', run: sgd(0) });
-  const resumed = await runIn(new MockActivityEnvironment({ attempt: 2, heartbeatDetails: lastBeat }), activities.train, { experimentId: 'sgd', runId: 'sgd/run', run: sgd(0), data });
+  const resumed = await runIn(activityEnvironment({ attempt: 2, heartbeatDetails: lastBeat }), activities.train, { experimentId: 'sgd', runId: 'sgd/run', run: sgd(0), data });
   assert.deepEqual(resumed.attempts.map((a) => a.startedFromEpoch), [0, 1]);
-  const clean = await runIn(new MockActivityEnvironment(), activities.train, { experimentId: 'sgd', runId: 'sgd/clean', run: sgd(0), data });
+  const clean = await runIn(activityEnvironment(), activities.train, { experimentId: 'sgd', runId: 'sgd/clean', run: sgd(0), data });
   assert.deepEqual(await weightsOf(resumed), await weightsOf(clean));
   assert.deepEqual((await checkpoints('sgd/run')).map((cp) => cp.optimizer), [undefined, undefined, undefined, undefined]);
 
-  await runIn(new MockActivityEnvironment(), activities.train, { experimentId: 'sgd', runId: 'sgd/momentum', run: sgd(0.9), data });
+  await runIn(activityEnvironment(), activities.train, { experimentId: 'sgd', runId: 'sgd/momentum', run: sgd(0.9), data });
   for (const cp of await checkpoints('sgd/momentum')) {
     const state = snapshotFromArrow(await store.get(cp.optimizer!.key, { sha256: cp.optimizer!.sha256 }));
     assert.equal(state.tensors.length, state.tensors.filter((t) => t.name.includes('momentum')).length);
@@ -176,9 +171,9 @@ test('early stopping, a step schedule, normalisation and label noise: a retry en
   const options = expandRuns(config)[0];
   // Epoch 2's checkpoint holds the early-stopping state; cancel partway through epoch 3.
   const lastBeat = await cancelledAttempt({ experimentId: 'opts', runId: 'opts/run', run: options }, (d) => d.checkpointEpoch === 2 && d.epoch === 3 && d.batch >= 3);
-  const resumed = await runIn(new MockActivityEnvironment({ attempt: 2, heartbeatDetails: lastBeat }), activities.train, { experimentId: 'opts', runId: 'opts/run', run: options, data });
+  const resumed = await runIn(activityEnvironment({ attempt: 2, heartbeatDetails: lastBeat }), activities.train, { experimentId: 'opts', runId: 'opts/run', run: options, data });
   assert.deepEqual(resumed.attempts.map((a) => a.startedFromEpoch), [0, 2]);
-  const clean = await runIn(new MockActivityEnvironment(), activities.train, { experimentId: 'opts', runId: 'opts/clean', run: options, data });
+  const clean = await runIn(activityEnvironment(), activities.train, { experimentId: 'opts', runId: 'opts/clean', run: options, data });
 
   assert.deepEqual(await weightsOf(resumed), await weightsOf(clean));
   assert.deepEqual(resumed.history, clean.history.map((h, i) => ({ ...h, seconds: resumed.history[i]!.seconds })));
@@ -218,7 +213,7 @@ test('early stopping, a step schedule, normalisation and label noise: a retry en
 
 test('a diverging run returns status diverged with the epoch, its snapshots so far and finite test metrics', async () => {
   const diverging = expandRuns(tinyExperiment({ training: { epochs: 3, batchSize: 32, optimizer: { name: 'sgd', learningRate: 1e37, momentum: 0.9 } } }))[0];
-  const result = await runIn(new MockActivityEnvironment(), activities.train, { experimentId: 'div', runId: 'div/run', run: diverging, data });
+  const result = await runIn(activityEnvironment(), activities.train, { experimentId: 'div', runId: 'div/run', run: diverging, data });
   assert.equal(result.status, 'diverged');
   assert.equal(result.divergedAtEpoch, 1);
   assert.deepEqual(result.snapshots.map((s) => s.epoch), [0]);
@@ -229,7 +224,7 @@ test('a diverging run returns status diverged with the epoch, its snapshots so f
 
 test('the next epoch trains while a checkpoint is written, and heartbeats count it stored only once it is', async () => {
   const runId = 'overlap/run';
-  const env = new MockActivityEnvironment();
+  const env = activityEnvironment();
   const beats: TrainHeartbeat[] = [];
   let trainingOn!: () => void;
   const epochOneTraining = new Promise<void>((resolve) => (trainingOn = resolve));
@@ -252,7 +247,7 @@ test('the next epoch trains while a checkpoint is written, and heartbeats count 
   assert.ok(whileWriting.length > 0 && whileWriting.every((b) => b.checkpointEpoch === -1), 'a checkpoint being written is not reported as stored');
   assert.equal(beats.at(-1)!.checkpointEpoch, 3);
   // Trained as an attempt that waited for every write: the same weights as the uninterrupted run above.
-  const plain = await runIn(new MockActivityEnvironment(), activities.train, { experimentId: 'overlap', runId: 'overlap/plain', run, data });
+  const plain = await runIn(activityEnvironment(), activities.train, { experimentId: 'overlap', runId: 'overlap/plain', run, data });
   assert.deepEqual(await weightsOf(result), await weightsOf(plain));
 });
 
@@ -264,7 +259,7 @@ test('a fresh training lists its run once and reads back nothing it stored', asy
     return real();
   });
   const runId = 'requests/r0';
-  const result = await runIn(new MockActivityEnvironment(), createActivities({ store: recording }).train, { experimentId: 'requests', runId, run, data });
+  const result = await runIn(activityEnvironment(), createActivities({ store: recording }).train, { experimentId: 'requests', runId, run, data });
   assert.equal(result.snapshots.length, 4);
   assert.deepEqual(result.attempts.map((a) => [a.attempt, a.startedFromEpoch]), [[1, 0]]);
   const made = calls.filter((c) => !c.includes(' datasets/'));
@@ -289,7 +284,7 @@ test('a checkpoint write that fails fails the attempt, once no write of it is in
     }
   });
   await assert.rejects(
-    runIn(new MockActivityEnvironment(), createActivities({ store: failing }).train, { experimentId: 'failing-write', runId, run, data }),
+    runIn(activityEnvironment(), createActivities({ store: failing }).train, { experimentId: 'failing-write', runId, run, data }),
     (err: Error) => {
       assert.match(err.message, /disk full \(injected\)/);
       assert.equal(inFlight, 0, 'no put of the attempt is still running when it fails');
@@ -303,32 +298,32 @@ test('a checkpoint write that fails fails the attempt, once no write of it is in
 
 test('init from a stored snapshot by key or by run and epoch: chosen layers are loaded, the rest seeded; a missing key fails for good', async () => {
   const one = expandRuns(tinyExperiment({ training: { epochs: 1, batchSize: 32, optimizer: { name: 'sgd', learningRate: 0.05 } } }))[0];
-  const source = await runIn(new MockActivityEnvironment(), activities.train, { experimentId: 'src', runId: 'src/run', run: one, data });
+  const source = await runIn(activityEnvironment(), activities.train, { experimentId: 'src', runId: 'src/run', run: one, data });
   const tensorsAt = async (ref: { key: string }) => snapshotFromArrow(await store.get(ref.key)).tensors.map((t) => `${t.layer}/${t.name}:${t.sha256}`);
   const sourceWeights = await tensorsAt(source.final);
 
   const all = expandRuns(tinyExperiment({ training: { ...one.training, init: { from: { key: source.final.key, sha256: source.final.sha256 } } } }))[0];
-  const loaded = await runIn(new MockActivityEnvironment(), activities.train, { experimentId: 'ft', runId: 'ft/all', run: all, data });
+  const loaded = await runIn(activityEnvironment(), activities.train, { experimentId: 'ft', runId: 'ft/all', run: all, data });
   assert.deepEqual(await tensorsAt(loaded.snapshots[0]!), sourceWeights, 'epoch 0 is the stored snapshot');
 
   const byRun = expandRuns(tinyExperiment({ training: { ...one.training, init: { from: { run: 'src/run', epoch: 1 } } } }))[0];
-  const fromRun = await runIn(new MockActivityEnvironment(), activities.train, { experimentId: 'ft', runId: 'ft/by-run', run: byRun, data });
+  const fromRun = await runIn(activityEnvironment(), activities.train, { experimentId: 'ft', runId: 'ft/by-run', run: byRun, data });
   assert.deepEqual(await tensorsAt(fromRun.snapshots[0]!), sourceWeights, 'by run and epoch: the same snapshot');
   const noEpoch = expandRuns(tinyExperiment({ training: { ...one.training, init: { from: { run: 'src/run', epoch: 7 } } } }))[0];
   await assert.rejects(
-    runIn(new MockActivityEnvironment(), activities.train, { experimentId: 'ft', runId: 'ft/no-epoch', run: noEpoch, data }),
+    runIn(activityEnvironment(), activities.train, { experimentId: 'ft', runId: 'ft/no-epoch', run: noEpoch, data }),
     /training\.init\.from: expected a checkpoint of run "src\/run" at epoch 7, found no object/,
   );
 
   const head = expandRuns(tinyExperiment({ training: { ...one.training, init: { from: { key: source.final.key, layers: ['fc1'] } } } }))[0];
-  const partial = await runIn(new MockActivityEnvironment(), activities.train, { experimentId: 'ft', runId: 'ft/partial', run: head, data });
+  const partial = await runIn(activityEnvironment(), activities.train, { experimentId: 'ft', runId: 'ft/partial', run: head, data });
   const start = await tensorsAt(partial.snapshots[0]!);
   assert.deepEqual(start.filter((t) => t.startsWith('fc1/')), sourceWeights.filter((t) => t.startsWith('fc1/')));
   assert.notDeepEqual(start.filter((t) => t.startsWith('out/kernel')), sourceWeights.filter((t) => t.startsWith('out/kernel')));
 
   const missing = expandRuns(tinyExperiment({ training: { ...one.training, init: { from: { key: 'tensors/no/such.arrow' } } } }))[0];
   await assert.rejects(
-    runIn(new MockActivityEnvironment(), activities.train, { experimentId: 'ft', runId: 'ft/missing', run: missing, data }),
+    runIn(activityEnvironment(), activities.train, { experimentId: 'ft', runId: 'ft/missing', run: missing, data }),
     (err: Error & { type?: string; nonRetryable?: boolean }) =>
       err.type === 'InvalidExperiment' && err.nonRetryable === true && /training\.init\.from\.key: expected a stored snapshot, found no object at "tensors\/no\/such\.arrow"/.test(err.message),
   );
@@ -337,7 +332,7 @@ test('init from a stored snapshot by key or by run and epoch: chosen layers are 
 test('a freeze pattern that matches no layer fails for good, naming the field and the layers', async () => {
   const bad = expandRuns(tinyExperiment({ training: { epochs: 1, optimizer: { name: 'sgd', learningRate: 0.05 }, freeze: { layers: ['conv*'] } } }))[0];
   await assert.rejects(
-    runIn(new MockActivityEnvironment(), activities.train, { experimentId: 'fz', runId: 'fz/run', run: bad, data }),
+    runIn(activityEnvironment(), activities.train, { experimentId: 'fz', runId: 'fz/run', run: bad, data }),
     (err: Error & { type?: string; nonRetryable?: boolean }) =>
       err.type === 'InvalidExperiment' && err.nonRetryable === true && /freeze\.layers: "conv\*" matches no layer of the model \(layers: flatten, fc1, out\)/.test(err.message),
   );

@@ -12,12 +12,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { MockActivityEnvironment } from '@temporalio/testing';
 import { LocalStore } from '../../artifacts/local.js';
 import { createReport, type ReportResult } from '../../activities/report.js';
 import { escapeHtml } from '../../report/html.js';
 import { findChromium, openInChromium } from '../support/browser.js';
 import { EXPERIMENT_FIGURES, HOSTILE_NAME, RUN_ANALYSIS_FIGURES, storeSampleExperiment } from '../support/report-fixture.js';
+import { activityEnvironment } from '../support/logs.js';
 
 const chromium = findChromium();
 
@@ -35,7 +35,7 @@ describe('the HTML report in headless Chromium', { skip: chromium ? false : 'Deb
 
   it('renders every figure, logs no errors, and is captured in a screenshot', async () => {
     const input = await storeSampleExperiment(store, 'browser-check-20261123-000000');
-    const written = (await new MockActivityEnvironment().run(createReport({ store }), input)) as ReportResult;
+    const written = (await activityEnvironment().run(createReport({ store }), input)) as ReportResult;
     assert.equal(written.key, 'experiments/browser-check-20261123-000000/report.html');
     assert.equal(written.path, store.locate(written.key));
     const html = new TextDecoder().decode(await store.get(written.key, { sha256: written.sha256 }));

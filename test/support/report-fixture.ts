@@ -8,7 +8,6 @@
  *   placeholder snapshots, each run's figures drawn by the real `plot` activity), returning the `report`
  *   activity's input; shared by the HTML report's unit test and its browser test.
  */
-import { MockActivityEnvironment } from '@temporalio/testing';
 import {
   CKA_TABLE,
   CORRELATION_TABLE,
@@ -45,6 +44,7 @@ import {
 } from '../../report/figures.js';
 import type { HtmlReportInput } from '../../report/html.js';
 import { renderSvg } from '../../report/render.js';
+import { activityEnvironment } from './logs.js';
 
 export const HOSTILE_NAME = '<script>window.__pwned = 1</script>"&\'lenet';
 export const HOSTILE_CONFIG = '</pre><img src=x onerror="window.__pwned=2"><pre>';
@@ -208,7 +208,7 @@ export async function storeSampleExperiment(store: ArtifactStore, experimentId: 
       smoothness: { table: await put(`tables/${runId}/smoothness.arrow`, recordsToArrow(SMOOTHNESS_TABLE, smoothnessRows(i), meta)), layers: smoothnessRows(i).map(({ layer, depth, alpha }) => ({ layer, depth, alpha })) },
       perturb,
     };
-    const plot = (await new MockActivityEnvironment().run(createPlot({ store }), { experimentId, runId, runName: name, table, analyses })) as PlotResult;
+    const plot = (await activityEnvironment().run(createPlot({ store }), { experimentId, runId, runName: name, table, analyses })) as PlotResult;
     runs.push({ name, runId, stage: 'completed', result: { train, distance: { table, rows: 24 }, plot, analyses } });
   }
   runs.push({ name: 'broken--fashion-mnist--s1', runId: runIdOf(experimentId, 'broken'), stage: 'failed', error: { type: 'DatasetChecksumMismatch', message: 'expected sha256 aa.., found bb..' } });

@@ -10,7 +10,6 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MockActivityEnvironment } from '@temporalio/testing';
 import { LocalStore } from '../../artifacts/local.js';
 import { readManifest } from '../../artifacts/manifest.js';
 import { createReport, experimentFigureKey, finalOf, type ReportInput, type ReportResult } from '../../activities/report.js';
@@ -18,6 +17,7 @@ import { figureTitle } from '../../activities/plot.js';
 import type { TrainResult } from '../../activities/types.js';
 import { escapeHtml, inlineSvg, reportToHtml } from '../../report/html.js';
 import { ANALYSIS_ERROR, EXPERIMENT_FIGURES, HOSTILE_CONFIG, HOSTILE_NAME, RUN_ANALYSIS_FIGURES, sampleReportInput, storeSampleExperiment } from '../support/report-fixture.js';
+import { activityEnvironment } from '../support/logs.js';
 
 const input = await sampleReportInput();
 const html = reportToHtml(input);
@@ -184,7 +184,7 @@ describe('plot and report activities on a stored experiment with every analysis'
     dir = await mkdtemp(join(tmpdir(), 'paramtrail-report-'));
     store = new LocalStore(join(dir, 'store'));
     input = await storeSampleExperiment(store, experimentId);
-    written = (await new MockActivityEnvironment().run(createReport({ store }), input)) as ReportResult;
+    written = (await activityEnvironment().run(createReport({ store }), input)) as ReportResult;
     page = new TextDecoder().decode(await store.get(written.key, { sha256: written.sha256 }));
   });
   after(async () => {

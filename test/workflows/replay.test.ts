@@ -21,6 +21,7 @@ import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
 import proto from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
+import '../support/logs.js';
 import { workflowBundle } from '../../worker/run.js';
 
 const HISTORIES = new URL('./histories/', import.meta.url);
