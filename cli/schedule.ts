@@ -20,7 +20,8 @@ const HELP = `usage: paramtrail schedule <subcommand>
   create <file> (--cron EXPR | --every DURATION) [--size SIZE] [--overlap POLICY] [--id ID] [--paused] [--json]
       validate an experiment file and rerun it on a schedule; ID defaults to the experiment's name
       (and size). SIZE: one of the file's sizes.
-      DURATION: e.g. 30m, 6h, 1d. POLICY (when a rerun is due while the last still runs):
+      EXPR: minute hour day-of-month month day-of-week, e.g. "0 3 * * *".
+      DURATION: at least 1s, e.g. 30m, 6h, 1d. POLICY (when a rerun is due while the last still runs):
       skip (default), buffer-one, buffer-all, cancel-other, terminate-other, allow-all
   list [--json]                     every schedule
   describe <id> [--json]            spec, state, recent and next executions
@@ -44,6 +45,15 @@ const OVERLAP: Record<string, ScheduleOverlapPolicy> = {
 
 /** What Temporal's duration strings accept that we promise: a number and a unit. */
 const DURATION = /^\d+(\.\d+)?\s*(ms|s|m|h|d)$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+/** Temporal refuses a shorter schedule interval. */
+const SHORTEST_EVERY_MS = 1000;
+
+/** Milliseconds of a duration that DURATION matched. */
+function durationMs(text: string): number {
+  const [, value, unit] = /^([\d.]+)\s*(\w+)$/.exec(text)!;
+  return Number(value) * UNIT_MS[unit!]!;
+}
 
 export interface ScheduleReport {
   scheduleId: string;
@@ -125,6 +135,9 @@ async function create(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   if (values.every !== undefined && !DURATION.test(values.every)) {
     return usageExit(HELP, `schedule create: --every: expected a duration like 30m, 6h or 1d, found ${JSON.stringify(values.every)}`);
   }
+  if (values.every !== undefined && durationMs(values.every) < SHORTEST_EVERY_MS) {
+    return usageExit(HELP, `schedule create: --every: expected at least 1s (Temporal's shortest interval), found ${JSON.stringify(values.every)}`);
+  }
   if (values.id !== undefined && !EXPERIMENT_ID.test(values.id)) {
     return usageExit(HELP, `schedule create: --id: expected ${EXPERIMENT_ID_RULE}; found ${JSON.stringify(values.id)}`);
   }
@@ -160,6 +173,11 @@ async function create(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
       if (err instanceof ScheduleAlreadyRunning) {
         console.error(`schedule ${scheduleId} already exists; delete it first or pass --id`);
         return EXIT.failed;
+      }
+      // The client's name for a spec Temporal refused (a cron expression it cannot parse); nothing was created.
+      if (err instanceof TypeError) {
+        const what = values.cron !== undefined ? `--cron: Temporal refused ${JSON.stringify(values.cron)}` : `--every: Temporal refused ${JSON.stringify(values.every)}`;
+        return usageExit(HELP, `schedule create: ${what}: ${err.message}`);
       }
       throw err;
     }

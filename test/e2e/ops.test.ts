@@ -426,6 +426,14 @@ describe('schedule: create, trigger, see the experiment complete, delete', () =>
     const badId = await runCommand('schedule', ['create', file, '--every', '1d', '--id', 'nightly/v2'], stack.env);
     assert.equal(badId.code, 2, badId.stderr);
     assert.match(badId.stderr, /--id: expected letters, digits.*found "nightly\/v2"/);
+    const tooOften = await runCommand('schedule', ['create', file, '--every', '500ms', '--id', scheduleId], stack.env);
+    assert.equal(tooOften.code, 2, tooOften.stderr);
+    assert.match(tooOften.stderr, /--every: expected at least 1s \(Temporal's shortest interval\), found "500ms"/);
+    // Temporal parses cron expressions; one it refuses is a usage error, and no schedule is left.
+    const badCron = await runCommand('schedule', ['create', file, '--cron', '* * *', '--id', scheduleId], stack.env);
+    assert.equal(badCron.code, 2, badCron.stderr);
+    assert.match(badCron.stderr, /--cron: Temporal refused "\* \* \*": CronString does not have 5-7 fields/);
+    assert.equal((await runCommand('schedule', ['describe', scheduleId], stack.env)).code, 1);
 
     // Daily: nothing runs on its own during the test; the execution comes from trigger.
     const created = await runCommand('schedule', ['create', file, '--every', '1d', '--id', scheduleId, '--json'], stack.env);
