@@ -17,7 +17,7 @@ import type { ArtifactStore } from '../artifacts/store.js';
 import { experimentPrefix, runPrefix } from '../activities/keys.js';
 import { InvalidExperimentError } from '../config/experiment.js';
 import { devDown, devStatus, devUp, embeddedStoreEnv } from '../infra/dev.js';
-import { DEFAULT_STATE_DIR, workerConfigFromEnv } from '../worker/config.js';
+import { DEFAULT_STATE_DIR, InvalidEnvironmentError, WORKER_HELP, WorkerArgsError, workerConfigFromEnv } from '../worker/config.js';
 import { experimentWorkflow } from '../workflows/index.js';
 import { queueNames, type ExperimentResult } from '../workflows/types.js';
 import { connect, TemporalUnreachableError, workerCommand } from './connect.js';
@@ -30,7 +30,7 @@ import { cmdLineage } from './lineage.js';
 import { cmdLs } from './ls.js';
 import { cmdReport, REPORT_HELP } from './report.js';
 import { cmdSchedule } from './schedule.js';
-import { asksForHelp, cmdVerify } from './verify.js';
+import { asksForHelp, cmdVerify, usageExit } from './verify.js';
 import { formatReport, reportExperiment, withStored, withRunProgress } from './summary.js';
 
 const USAGE = `usage: paramtrail <command>
@@ -81,6 +81,7 @@ Exit status: 0 while it runs and once every run has completed; 1 when a run fail
 it failed, was cancelled or is unknown; 2 on a usage error; 4 when the Temporal server or the store
 cannot be reached.`,
   report: REPORT_HELP,
+  worker: WORKER_HELP,
   dev: `usage: paramtrail dev up [--s3] | down | status [--json]
 
 The embedded stack under the state folder (PARAMTRAIL_STATE_DIR, default .paramtrail/): a Temporal dev
@@ -305,7 +306,12 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       case 'worker': {
         // Loaded on demand: the worker pulls in TensorFlow.js and every activity, which `run` does not need.
         const { workerMain } = await import('../worker/main.js');
-        await workerMain(rest, env);
+        try {
+          await workerMain(rest, env);
+        } catch (err) {
+          if (err instanceof WorkerArgsError) return usageExit(WORKER_HELP, `worker: ${err.message}`);
+          throw err;
+        }
         return EXIT.ok;
       }
       case 'dev':
@@ -323,6 +329,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     if (err instanceof InvalidExperimentError) {
       console.error(err.message);
       return EXIT.invalid;
+    }
+    if (err instanceof InvalidEnvironmentError) {
+      console.error(err.message);
+      return EXIT.usage;
     }
     if (err instanceof TemporalUnreachableError) {
       console.error(err.message);

@@ -12,6 +12,40 @@ import { PROJECT_ROOT } from '../infra/tools.js';
 export const ROLES = ['workflows', 'train', 'analysis'] as const;
 export type Role = (typeof ROLES)[number];
 
+export const WORKER_HELP = `usage: paramtrail worker [--task-queue ROLES]
+
+Polls task queues of the Temporal server at TEMPORAL_ADDRESS (else the embedded stack's) until SIGINT or
+SIGTERM, which hand its trainings over to another worker at once.
+
+  --task-queue ROLES   all (default), or a comma-separated list of workflows, train and analysis
+
+Settings come from the environment (see README, "On a cluster"): TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
+TEMPORAL_TLS_CERT / _KEY / _CA, PARAMTRAIL_STORE, PARAMTRAIL_TASK_QUEUE, PARAMTRAIL_TRAIN_SLOTS,
+PARAMTRAIL_BACKEND, and the S3 settings.
+Exit status: 0 once stopped, 2 on a usage error or an invalid setting.`;
+
+/** A worker's command line was wrong. */
+export class WorkerArgsError extends Error {
+  override readonly name = 'WorkerArgsError';
+}
+
+/** A setting in the environment is invalid; the message names the variable. */
+export class InvalidEnvironmentError extends Error {
+  override readonly name = 'InvalidEnvironmentError';
+}
+
+/** The roles named by `--task-queue`: all by default, or a comma-separated list. */
+export function parseRoles(value: string | undefined): Role[] {
+  if (value === undefined || value === 'all') return [...ROLES];
+  const roles = value.split(',').map((s) => s.trim());
+  for (const r of roles) {
+    if (!(ROLES as readonly string[]).includes(r)) {
+      throw new WorkerArgsError(`--task-queue: expected all or some of ${ROLES.join(', ')} (comma-separated), found ${JSON.stringify(r)}`);
+    }
+  }
+  return roles as Role[];
+}
+
 /**
  * V8 options a worker process starts with (cli/connect.ts's workerCommand and bin/paramtrail put them on
  * node's command line; V8 reads them once, at start). A worker's main thread alternates CPU-bound
@@ -82,10 +116,10 @@ export function embeddedAddress(stateDir: string): string | undefined {
 
 export function workerConfigFromEnv(env: NodeJS.ProcessEnv): WorkerConfig {
   const parsed = WorkerEnv.safeParse(env);
-  if (!parsed.success) throw new Error(`invalid worker environment:\n${describeIssues(parsed.error)}`);
+  if (!parsed.success) throw new InvalidEnvironmentError(`invalid worker environment:\n${describeIssues(parsed.error)}`);
   const e = parsed.data;
   if ((e.TEMPORAL_TLS_CERT === undefined) !== (e.TEMPORAL_TLS_KEY === undefined)) {
-    throw new Error('invalid worker environment: TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY go together');
+    throw new InvalidEnvironmentError('invalid worker environment: TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY go together');
   }
   const stateDir = e.PARAMTRAIL_STATE_DIR ?? DEFAULT_STATE_DIR;
   return {

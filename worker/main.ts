@@ -10,24 +10,18 @@ import { openStore } from '../artifacts/open.js';
 import { codeVersion } from '../activities/version.js';
 import { selectBackend } from '../ml/backend.js';
 import { queueNames } from '../workflows/types.js';
-import { ROLES, setCoreEnvDefaults, tlsOptions, workerConfigFromEnv, type Role } from './config.js';
+import { parseRoles, setCoreEnvDefaults, tlsOptions, WORKER_HELP, WorkerArgsError, workerConfigFromEnv } from './config.js';
 import { createWorkers, runWorkers } from './run.js';
 
-export function parseRoles(value: string | undefined): Role[] {
-  if (value === undefined || value === 'all') return [...ROLES];
-  const roles = value.split(',').map((s) => s.trim());
-  for (const r of roles) {
-    if (!(ROLES as readonly string[]).includes(r)) {
-      throw new Error(`--task-queue: expected one of ${[...ROLES, 'all'].join(', ')} (comma-separated), found "${r}"`);
-    }
-  }
-  return roles as Role[];
-}
-
 export async function workerMain(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { 'task-queue': { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+  let values;
+  try {
+    ({ values } = parseArgs({ args: argv, options: { 'task-queue': { type: 'string' }, help: { type: 'boolean', short: 'h' } } }));
+  } catch (err) {
+    throw new WorkerArgsError((err as Error).message);
+  }
   if (values.help) {
-    console.log('usage: paramtrail worker [--task-queue workflows|train|analysis|all]\n\nPolls the given task queues (default all) of the Temporal server at TEMPORAL_ADDRESS.');
+    console.log(WORKER_HELP);
     return;
   }
   const roles = parseRoles(values['task-queue']);

@@ -2,7 +2,8 @@
  * Every command and subcommand of `paramtrail` answers `--help` (and `-h`) with its usage on stdout and
  * exit 0, before it connects to anything: the server address here leads nowhere, and `dev up --help`
  * must not start the embedded stack (its state folder is a temporary one, checked empty afterwards).
- * A reader that goes away before the output is written (`| head`) ends the command quietly.
+ * A reader that goes away before the output is written (`| head`) ends the command quietly. A wrong
+ * flag or setting of a worker exits 2 with a message naming it, also before it connects.
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
@@ -52,4 +53,23 @@ test('a reader that has gone away ends the command quietly, with no EPIPE stack 
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
   assert.equal(code, 0, stderr);
   assert.doesNotMatch(stderr, /EPIPE/);
+});
+
+test('a worker with a wrong flag or setting exits 2 naming it, with no stack trace and before connecting', async () => {
+  const env = { ...process.env, TEMPORAL_ADDRESS: '127.0.0.1:9', PARAMTRAIL_STATE_DIR: await tempDir() };
+  const cases: Array<[string[], NodeJS.ProcessEnv, RegExp]> = [
+    [['worker', '--task-queue', 'train,bogus'], env, /^worker: --task-queue: expected all or some of workflows, train, analysis \(comma-separated\), found "bogus"\n\nusage: paramtrail worker/],
+    [['worker', '--bogus'], env, /^worker: Unknown option '--bogus'.*\n\nusage: paramtrail worker/s],
+    [['worker'], { ...env, PARAMTRAIL_TRAIN_SLOTS: 'two' }, /^invalid worker environment:\nPARAMTRAIL_TRAIN_SLOTS: /],
+    [['status', 'some-id'], { ...env, PARAMTRAIL_BACKEND: 'gpu' }, /^invalid worker environment:\nPARAMTRAIL_BACKEND: /],
+  ];
+  for (const [args, caseEnv, message] of cases) {
+    const r = await promisify(execFile)(join(PROJECT_ROOT, 'bin', 'paramtrail'), args, { env: caseEnv, timeout: 60_000 }).then(
+      () => ({ code: 0, stderr: '' }),
+      (err: { code?: number; stderr?: string }) => ({ code: err.code, stderr: err.stderr ?? '' }),
+    );
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, message, args.join(' '));
+    assert.doesNotMatch(r.stderr, /^\s+at /m, `${args.join(' ')}: no stack trace`);
+  }
 });
