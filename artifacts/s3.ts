@@ -48,6 +48,7 @@ import {
   ObjectConflictError,
   ObjectNotFoundError,
   type PutOptions,
+  StoreAccessError,
   validateKey,
   validatePrefix,
   verifySha256,
@@ -105,6 +106,28 @@ function isExistsConflict(err: unknown): boolean {
   return status(err) === 412 || status(err) === 409;
 }
 
+/** Errors that refuse access whatever their HTTP status (versitygw answers an unknown key with a 404). */
+const REFUSED_ACCESS = new Set(['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'InvalidToken', 'ExpiredToken', 'XAdminUserNotFound']);
+
+/**
+ * What to tell a user whose `operation` on the store at `location` was refused for access (no
+ * credentials, wrong ones, no right to the bucket, no such bucket); undefined for any other error. A
+ * HEAD of a key in a missing bucket is a plain 404 (its response has no body to say more), which
+ * callers take for a missing object.
+ */
+function accessProblem(err: unknown, location: string, bucket: string, operation: string): string | undefined {
+  const { name, message } = (err ?? {}) as { name?: string; message?: string };
+  if (name === 'CredentialsProviderError') {
+    return `the store ${location}: ${operation}: no S3 credentials were found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or a profile or an instance role)`;
+  }
+  if (name === 'NoSuchBucket') return `the store ${location}: ${operation}: its bucket ${bucket} does not exist`;
+  const code = status(err);
+  if (code !== 401 && code !== 403 && !REFUSED_ACCESS.has(name ?? '')) return undefined;
+  // A refused HEAD has no body: the SDK then names it "Unknown", with nothing more to say.
+  const said = name && !/^Unknown/.test(name) ? `, ${name}${message && message !== name ? `: ${message.replace(/\.$/, '')}` : ''}` : '';
+  return `the store ${location} refused ${operation} (HTTP ${code}${said}); check the S3 credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) and the bucket's policy`;
+}
+
 function md5Base64(bytes: Uint8Array): string {
   return createHash('md5').update(bytes).digest('base64');
 }
@@ -149,6 +172,22 @@ export class S3Store implements ArtifactStore {
       // checksums the SDK cannot check against the whole body. get() verifies sha256 itself.
       responseChecksumValidation: 'WHEN_REQUIRED',
     });
+    // Around every request, from credentials to response: a refusal for access becomes a
+    // StoreAccessError that says what to check (the SDK's own error, e.g. "UnknownError" for a refused
+    // HEAD, does not).
+    this.client.middlewareStack.add(
+      (next, context) => async (args) => {
+        try {
+          return await next(args);
+        } catch (err) {
+          const operation = (context.commandName ?? 'request').replace(/Command$/, '');
+          const problem = accessProblem(err, this.location, this.bucket, operation);
+          if (problem === undefined) throw err;
+          throw new StoreAccessError(this.location, problem, { cause: err });
+        }
+      },
+      { step: 'initialize', name: 'paramtrailStoreAccess' },
+    );
   }
 
   /** Creates the bucket unless it exists (and is ours). */

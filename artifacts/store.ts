@@ -76,6 +76,23 @@ export class ObjectNotFoundError extends Error {
   }
 }
 
+/**
+ * The store refused a request for a reason that repeating it will not change: no credentials, wrong
+ * ones, no right to the bucket, or no such bucket. The message names the store's location and what to
+ * check, never a credential.
+ */
+export class StoreAccessError extends Error {
+  override readonly name = 'StoreAccessError';
+  constructor(
+    /** Where the store is (a location, never credentials), which the message names. */
+    readonly location: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
 /** Bytes read back do not hash to what the caller (or the store's own record) expected. */
 export class IntegrityError extends Error {
   override readonly name = 'IntegrityError';

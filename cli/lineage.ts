@@ -46,7 +46,7 @@ manifests already read are cached under the state folder (PARAMTRAIL_STATE_DIR/c
 query that read 1,000 or more manifests one by one stores what it knows as a shared index in the
 store (lineage/index/), which the first query on another machine reads instead.
 Exit status: 0 when the artifact (or run, or experiment) has manifests, 1 when it has none, 2 on a usage error,
-4 when the store cannot be reached.`;
+4 when the store cannot be reached or refuses access.`;
 
 export interface LineageNode {
   key: string;

@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { type Client, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import { openStore } from '../artifacts/open.js';
-import type { ArtifactStore } from '../artifacts/store.js';
+import { StoreAccessError, type ArtifactStore } from '../artifacts/store.js';
 import { experimentPrefix, runPrefix } from '../activities/keys.js';
 import { InvalidExperimentError } from '../config/experiment.js';
 import { devDown, devStatus, devUp, embeddedStoreEnv } from '../infra/dev.js';
@@ -51,7 +51,8 @@ const USAGE = `usage: paramtrail <command>
 
 Without TEMPORAL_ADDRESS, the commands use the embedded stack under .paramtrail/ (run and schedule create
 start it if it is not running).
-Every command exits 2 on a usage error, and 4 when it cannot reach the Temporal server or the store.`;
+Every command exits 2 on a usage error or an invalid setting, and 4 when it cannot reach the Temporal
+server or the store, or the store refuses it access (credentials, bucket).`;
 
 /** Each command's own help, for `paramtrail <command> --help` (the others print theirs themselves). */
 const COMMAND_HELP: Record<string, string> = {
@@ -70,7 +71,7 @@ stage and epoch (a live status line on a terminal), then a summary of every run.
 Without TEMPORAL_ADDRESS it runs on the embedded stack under .paramtrail/, starting it if needed.
 Exit status: 0 every run completed, 1 a run failed, 2 on a usage error, 3 for an invalid experiment file
 (nothing was started), 4 when the Temporal server cannot be reached (nothing was started) or the store
-cannot be (the message names which).`,
+cannot be or refuses access (the message names which).`,
   status: `usage: paramtrail status <experiment-id> [--json]
 
 Where an experiment is (its runs' stages while it runs), or what it produced once it has ended.
@@ -79,7 +80,7 @@ Where an experiment is (its runs' stages while it runs), or what it produced onc
 
 Exit status: 0 while it runs and once every run has completed; 1 when a run failed (as run exits), or
 it failed, was cancelled or is unknown; 2 on a usage error; 4 when the Temporal server or the store
-cannot be reached.`,
+cannot be reached, or the store refuses access.`,
   report: REPORT_HELP,
   worker: WORKER_HELP,
   dev: `usage: paramtrail dev up [--s3] | down | status [--json]
@@ -334,7 +335,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       console.error(err.message);
       return EXIT.usage;
     }
-    if (err instanceof TemporalUnreachableError) {
+    if (err instanceof TemporalUnreachableError || err instanceof StoreAccessError) {
       console.error(err.message);
       return EXIT.unreachable;
     }

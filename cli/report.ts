@@ -25,7 +25,8 @@ against its sha256 on the way.
   --out FILE, -o FILE   write the report to FILE (its folder is made if needed)
 
 Exit status: 0 when the report is there, 1 when the experiment is unknown, not completed or has no
-report, 2 on a usage error, 4 when the Temporal server or the store cannot be reached.`;
+report, 2 on a usage error, 4 when the Temporal server or the store cannot be reached, or the store
+refuses access.`;
 
 export async function cmdReport(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   let parsed;

@@ -35,7 +35,8 @@ in the store, and lists the missing and altered ones.
   --json   print a machine-readable report
 
 Exit status: 0 when every artifact verifies, 1 when any is missing or altered (or the experiment is
-unknown), 2 on a usage error, 4 when the Temporal server or the store cannot be reached.`;
+unknown), 2 on a usage error, 4 when the Temporal server or the store cannot be reached, or the store
+refuses access.`;
 
 /** One artifact to check: a reference, and where it was named (for the report). */
 export interface NamedRef extends ObjectRef {

@@ -20,7 +20,7 @@ import {
 import { sha256Hex } from '../../artifacts/hash.js';
 import { LocalStore, RECORD_MIN_BYTES } from '../../artifacts/local.js';
 import { openStore } from '../../artifacts/open.js';
-import { S3Store } from '../../artifacts/s3.js';
+import { S3Store, type S3StoreOptions } from '../../artifacts/s3.js';
 import {
   type ArtifactStore,
   IntegrityError,
@@ -28,8 +28,10 @@ import {
   ObjectConflictError,
   ObjectNotFoundError,
   putContentAddressed,
+  StoreAccessError,
   validateKey,
 } from '../../artifacts/store.js';
+import { runCli } from '../support/processes.js';
 import { startTestS3 } from '../support/s3.js';
 
 const MiB = 1024 * 1024;
@@ -490,6 +492,46 @@ describe('S3Store specifics', () => {
     const text = `${String(err)}\n${(err as Error).stack}\n${inspect(err, { depth: 10 })}\n${JSON.stringify(err)}`;
     assert.ok(!text.includes(wrongSecret), 'the secret appears in the error');
     assert.ok(!inspect(store, { depth: 10 }).includes(wrongSecret));
+    // The SDK names a refused GET "UnknownError"; the store says where and what to check.
+    assert.ok(err instanceof StoreAccessError, inspect(err));
+    assert.equal(err.location, store.location);
+    assert.match(err.message, /^the store s3:\/\/paramtrail-test refused GetObject \(HTTP 403[^)]*\); check the S3 credentials \(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY\)/);
+  });
+
+  test('an unknown key id, a missing bucket and no credentials at all are refusals naming the store', async (t) => {
+    const refusal = async (store: S3Store, call: (s: S3Store) => Promise<unknown>) => {
+      t.after(() => store.client.destroy());
+      return call(store).then(
+        () => assert.fail('expected the request to be refused'),
+        (e: unknown) => (assert.ok(e instanceof StoreAccessError, inspect(e)), e.message),
+      );
+    };
+    const unknownKey = new S3Store({ ...s3.storeOptions, credentials: { accessKeyId: 'nobody', secretAccessKey: 'x'.repeat(40) } });
+    assert.match(await refusal(unknownKey, (s) => s.list('runs/')), /^the store s3:\/\/paramtrail-test refused ListObjectsV2 \(HTTP \d+, \w+: .*\); check the S3 credentials/);
+    const noBucket = new S3Store({ ...s3.storeOptions, bucket: 'no-such-bucket' });
+    assert.equal(await refusal(noBucket, (s) => s.list('runs/')), 'the store s3://no-such-bucket: ListObjectsV2: its bucket no-such-bucket does not exist');
+    // What the SDK's default chain throws when no provider has credentials (a provider function is what
+    // the S3 client takes; the store's options type only the static pair).
+    const none = () => Promise.reject(Object.assign(new Error('Could not load credentials from any providers'), { name: 'CredentialsProviderError' }));
+    const noCredentials = new S3Store({ ...s3.storeOptions, credentials: none as unknown as S3StoreOptions['credentials'] });
+    assert.match(await refusal(noCredentials, (s) => s.put('k', new Uint8Array([1]))), /^the store s3:\/\/paramtrail-test: HeadObject: no S3 credentials were found; set AWS_ACCESS_KEY_ID/);
+  });
+
+  test('a command refused by the store exits 4 with the refusal, no stack trace', async () => {
+    const env = {
+      ...process.env,
+      TEMPORAL_ADDRESS: '127.0.0.1:9',
+      PARAMTRAIL_STORE: `s3://${s3.server.bucket}/p`,
+      PARAMTRAIL_S3_ENDPOINT: s3.server.endpoint,
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: s3.server.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: `wrong-${randomBytes(12).toString('hex')}`,
+    };
+    const r = await runCli(['lineage', 'some-run'], env);
+    assert.equal(r.code, 4, r.stderr);
+    assert.match(r.stderr, /^the store s3:\/\/paramtrail-test\/p refused \w+ \(HTTP 403\); check the S3 credentials/);
+    assert.doesNotMatch(r.stderr, /^\s+at /m);
+    assert.ok(!r.stderr.includes(env.AWS_SECRET_ACCESS_KEY));
   });
 
   test('partSize below S3 minimum is refused', () => {
