@@ -119,6 +119,13 @@ async function fetchSource(url: string, deps: DownloadDeps, signal: AbortSignal,
   return bytes;
 }
 
+/** An error's message with its cause's: fetch says only "fetch failed", its cause why (connect ECONNREFUSED ...). */
+function errorText(err: unknown): string {
+  const message = (err as Error).message;
+  const cause = ((err as { cause?: unknown }).cause as Error | undefined)?.message;
+  return cause && !message.includes(cause) ? `${message}: ${cause}` : message;
+}
+
 function describeOutcome(o: SourceOutcome, algorithm: string): string {
   if (o.ok) return `${o.source}: ok`;
   if (o.mismatch) return `${o.source}: ${algorithm} ${o.mismatch.found} (${o.mismatch.bytes} bytes)`;
@@ -141,7 +148,7 @@ async function fetchVerified(
       bytes = await fetchSource(source, deps, signal, progress);
     } catch (err) {
       if (signal.aborted) throw err;
-      outcomes.push({ source, ok: false, error: (err as Error).message });
+      outcomes.push({ source, ok: false, error: errorText(err) });
       continue;
     }
     const found = digest(expected.algorithm, bytes);

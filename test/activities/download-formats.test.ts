@@ -215,6 +215,22 @@ test('wrong bytes from the first source are passed over when a later source has 
   await assert.rejects(runIn(fresh.download, input(spec('mnist', 'missing/', 'wrong/'))), failure('DatasetChecksumMismatch', /missing\/train-images-idx3-ubyte\.gz: HTTP 404/));
 });
 
+test('sources that cannot be read fail for a retry, each named with why (a refused connection, a 404)', async () => {
+  const { download } = await activitiesOn(new LocalStore(await tempDir()));
+  // A port nothing listens on: the server's, once it is closed.
+  const closed = await serveFiles({});
+  await closed.close();
+  const dataset = { name: 'mnist', sources: [`${closed.url}mnist/`, `${server.url}missing/`], validationSplit: 0.25 };
+  await assert.rejects(runIn(download, input(dataset)), (err: unknown) => {
+    assert.ok(!(err instanceof ApplicationFailure), 'retried: the sources may come back');
+    assert.match(
+      (err as Error).message,
+      new RegExp(`^mnist/train-images-idx3-ubyte\\.gz: no source could be read:\\n  ${closed.url}mnist/train-images-idx3-ubyte\\.gz: fetch failed: connect ECONNREFUSED [^\\n]+\\n  ${server.url}missing/train-images-idx3-ubyte\\.gz: HTTP 404`),
+    );
+    return true;
+  });
+});
+
 test('a sha256-pinned file is still checked by sha256', async () => {
   const store = new LocalStore(await tempDir());
   const def = registry.get('mnist')!;
