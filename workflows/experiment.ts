@@ -263,8 +263,25 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
     summary.stage = 'failed';
     summary.error = rootCause(err);
   };
+  /**
+   * A run (or pack) that failed before its workflow started, at its dataset's download or because a run
+   * it starts from failed, still gets its workflow, which records the failure and ends: runs are found
+   * by their workflows' status (`paramtrail ls --status failed`). Experiments started before the
+   * `record-unstarted-runs` patch replay without them.
+   */
+  const recordUnstarted = async (start: () => Promise<unknown>) => {
+    if (!patched('record-unstarted-runs')) return;
+    try {
+      await start();
+    } catch (err) {
+      // The failure it records (a run's workflow ends failed), or a workflow id already taken: the
+      // run's summary already says why it failed.
+      if (isCancellation(err)) throw err;
+    }
+  };
   const startRun = async (i: number): Promise<void> => {
     const summary = runs[i]!;
+    let started = false;
     try {
       // Dependencies come earlier in the order, so they are already running or done.
       const depResults = new Map<string, RunResult>();
@@ -278,6 +295,7 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
       const spec = resolveFrom(specs[i]!, depResults);
       summary.stage = 'download';
       const data = await downloadOnce(spec.dataset);
+      started = true;
       const returned = await executeChild(runWorkflow, {
         workflowId: summary.workflowId,
         taskQueue: input.queues.workflows,
@@ -288,15 +306,27 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
       finish(summary, returned);
     } catch (err) {
       failRun(summary, err);
+      if (started) return;
+      const spec = specs[i]!;
+      await recordUnstarted(() =>
+        executeChild(runWorkflow, {
+          workflowId: summary.workflowId,
+          taskQueue: input.queues.workflows,
+          typedSearchAttributes: runSearchAttributes(input.experimentId, summary.runId, spec),
+          args: [{ experimentId: input.experimentId, runId: summary.runId, run: spec, queues: input.queues, execution: config.execution, failedBeforeStart: summary.error! }],
+        }),
+      );
     }
   };
   /** A pack: runs without dependencies that share a model, dataset and optimiser (packRuns). */
   const startPack = async (unit: number[]): Promise<void> => {
     const members = unit.map((i) => runs[i]!);
     const workflowId = members[0]!.workflowId;
+    let started = false;
     try {
       for (const m of members) m.stage = 'download';
       const data = await downloadOnce(specs[unit[0]!]!.dataset);
+      started = true;
       // Until the pack answers a query (cli/progress.ts), its runs are where it starts: on the first,
       // the others waiting their turn.
       members.forEach((m, k) => (m.stage = k === 0 ? 'train' : 'pending'));
@@ -320,6 +350,15 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
       });
     } catch (err) {
       for (const m of members) failRun(m, err);
+      if (started) return;
+      await recordUnstarted(() =>
+        executeChild(packWorkflow, {
+          workflowId,
+          taskQueue: input.queues.workflows,
+          typedSearchAttributes: runSearchAttributes(input.experimentId, workflowId, specs[unit[0]!]!),
+          args: [{ experimentId: input.experimentId, runs: unit.map((i) => ({ runId: runs[i]!.runId, run: specs[i]! })), queues: input.queues, execution: config.execution, failedBeforeStart: members[0]!.error! }],
+        }),
+      );
     }
   };
 

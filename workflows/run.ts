@@ -162,6 +162,11 @@ function retrainSpec(run: RunSpec, label: string, from: { key: string; sha256: s
 }
 
 export async function runWorkflow(input: RunInput): Promise<RunResult | StoredRunResult> {
+  if (input.failedBeforeStart) {
+    upsertRunStatus('failed');
+    const { type, message } = input.failedBeforeStart;
+    throw ApplicationFailure.create({ message, type: type ?? 'RunNotStarted', nonRetryable: true });
+  }
   const result = await runOne(input, upsertRunStatus);
   if (!input.storeResult) return result;
   const stored = await storeResults(input, input.runId, [result]);
@@ -325,6 +330,10 @@ async function runOne(input: RunInput, setStatus: (status: RunStatus) => void, p
  */
 export async function packWorkflow(input: PackInput): Promise<PackResult> {
   const { runs, ...shared } = input;
+  if (input.failedBeforeStart) {
+    upsertRunStatus('failed');
+    return { runs: runs.map(({ runId }) => ({ runId, error: input.failedBeforeStart! })) };
+  }
   const results: PackRunResult[] = [];
   let current: string | undefined;
   // The stage of the run the pack is on, which the `stage` query also answers.

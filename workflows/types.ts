@@ -93,6 +93,12 @@ export interface RunInput {
    */
   storeResult?: boolean;
   localLimits?: LocalLimits;
+  /**
+   * Why the run failed before it could start (its dataset's download, a run it starts from): the
+   * workflow records it as failed, with this error, and ends, so that the run is found by its status
+   * like any other failed run (`paramtrail ls --status failed`, the Temporal UI).
+   */
+  failedBeforeStart?: { type?: string; message: string };
 }
 
 /** What a listing shows of a run whose result is in the store. */

@@ -495,7 +495,7 @@ describe('experimentWorkflow on real Temporal and S3', () => {
     assert.equal(closed.typedSearchAttributes.get(StatusKey), 'cancelled');
   });
 
-  test('a dataset file whose sha256 does not match fails the run for good and leaves the store as it was', async () => {
+  test('a dataset file whose sha256 does not match fails its runs for good, each found by its status, and leaves the store as it was', async () => {
     // A fresh store, so nothing is cached, holding one object from "earlier".
     const bucket = `corrupt-${randomUUID().slice(0, 8)}`;
     const fresh = new S3Store({ ...s3.storeOptions, bucket });
@@ -522,8 +522,11 @@ describe('experimentWorkflow on real Temporal and S3', () => {
     const qs = queueNames(`bad-${randomUUID()}`);
     const workers = await startTestWorkers(stack.temporal, qs, { store: fresh });
     try {
+      // Three runs: a pack of two, and one alone.
       const config = tinyExperiment({
+        seeds: [1, 2, 3],
         datasets: [{ name: 'fashion-mnist', subset: { train: 600, test: 200 }, sources: [`http://127.0.0.1:${port}/`] }],
+        execution: { runsPerWorkflow: 2 },
       });
       const experimentId = `corrupt-${randomUUID()}`;
       const result = await stack.temporal.client.workflow.execute(experimentWorkflow, {
@@ -532,12 +535,27 @@ describe('experimentWorkflow on real Temporal and S3', () => {
         args: [{ experimentId, config, queues: qs, store: fresh.location }],
       });
       assert.equal(result.status, 'completed-with-failures');
-      const run = result.runs[0];
-      assert.equal(run.stage, 'failed');
-      assert.equal(run.error?.type, 'DatasetChecksumMismatch');
-      assert.match(run.error!.message, /train-labels-idx1-ubyte\.gz/);
+      for (const run of result.runs) {
+        assert.equal(run.stage, 'failed');
+        assert.equal(run.error?.type, 'DatasetChecksumMismatch');
+        assert.match(run.error!.message, /train-labels-idx1-ubyte\.gz/);
+      }
       // Non-retryable: no retry fetches the corrupt file again.
       assert.equal(corruptRequests, 1, 'the corrupt file is fetched once');
+      // Their workflows start only to record the failure, so that they are found like any failed run.
+      const workflowIds = [...new Set(result.runs.map((r) => r.workflowId))];
+      assert.equal(workflowIds.length, 2);
+      for (const workflowId of workflowIds) {
+        const d = await stack.temporal.client.workflow.getHandle(workflowId).describe();
+        assert.equal(d.typedSearchAttributes.get(StatusKey), 'failed', workflowId);
+        assert.deepEqual([d.type, d.status.name], d.type === 'packWorkflow' ? ['packWorkflow', 'COMPLETED'] : ['runWorkflow', 'FAILED']);
+      }
+      let rows: Awaited<ReturnType<typeof listRuns>> = [];
+      for (let i = 0; i < 50 && rows.length < 2; i++) {
+        rows = await listRuns(stack.temporal.client, { experiment: experimentId, status: 'failed' });
+        if (rows.length < 2) await sleep(200);
+      }
+      assert.deepEqual(rows.map((r) => r.runId).sort(), workflowIds.sort());
       const keys = await fresh.list('');
       assert.ok(!keys.some((k) => k.startsWith('runs/')), 'no run state was written');
       const still = await fresh.get(earlier.key, { sha256: earlier.sha256 });
