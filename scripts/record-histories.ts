@@ -3,8 +3,9 @@
  * as local activities that continues as new after each run (both executions' histories), its first
  * run's workflow, the workflow of a pack of two such runs (`execution.runsPerWorkflow`), and a run's
  * and a pack's whose local trainings ran past their local time and went on on the train queue, the
- * last execution of an experiment that compares its runs pairwise, and an experiment that compares
- * them in batches. Run it on the version whose histories the next versions must keep replaying, then
+ * last execution of an experiment that compares its runs pairwise, an experiment that compares
+ * them in batches, and an experiment whose dataset cannot be read, with its pack's and its run's
+ * workflows, which start only to record that they failed. Run it on the version whose histories the next versions must keep replaying, then
  * copy the new files into test/workflows/histories/:
  *
  *   node --import tsx scripts/record-histories.ts <output folder>
@@ -121,7 +122,33 @@ try {
   const batchedResult = await batched.result();
   if (batchedResult.status !== 'completed' || batchedResult.compareBatches?.length !== 2) throw new Error(`expected two batches of pairs, found ${JSON.stringify(batchedResult.analysisErrors)}`);
   await writeFile(join(out, 'experiment-10.binpb'), encode(await batched.fetchHistory()));
-  console.log(`recorded 8 histories in ${out}`);
+
+  // A dataset that cannot be read: the runs' workflows start only to record that they failed.
+  const unreadable = await stack.temporal.client.workflow.start(experimentWorkflow, {
+    workflowId: 'replay-fixture-unreadable',
+    taskQueue: stack.queues.workflows,
+    args: [
+      {
+        experimentId: 'replay-fixture-unreadable',
+        config: tinyExperiment({
+          name: 'replay',
+          seeds: [1, 2, 3],
+          // A dataset none of the experiments above stored, from a folder that does not exist.
+          datasets: [{ name: 'mnist', subset: { train: 600, test: 200 }, sources: [`file://${storeDir}/no-such-folder/`] }],
+          execution: { ...config.execution, maxAttempts: 1, runsPerWorkflow: 2, continueAsNewAfter: 100 },
+        }),
+        queues: stack.queues,
+        store: store.location,
+      },
+    ],
+  });
+  const unreadableResult = await unreadable.result();
+  if (unreadableResult.runs.some((r) => r.stage !== 'failed')) throw new Error(`expected every run to fail, found ${JSON.stringify(unreadableResult.runs)}`);
+  await writeFile(join(out, 'experiment-11.binpb'), encode(await unreadable.fetchHistory()));
+  const [unreadablePack, unreadableRun] = [...new Set(unreadableResult.runs.map((r) => r.workflowId))];
+  await writeFile(join(out, 'pack-4.binpb'), encode(await stack.temporal.client.workflow.getHandle(unreadablePack!).fetchHistory()));
+  await writeFile(join(out, 'run-4.binpb'), encode(await stack.temporal.client.workflow.getHandle(unreadableRun!).fetchHistory()));
+  console.log(`recorded 11 histories in ${out}`);
 } finally {
   await stack.stop();
   await rm(storeDir, { recursive: true, force: true });

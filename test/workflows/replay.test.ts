@@ -12,7 +12,9 @@
  * (experiment-7, experiment-8 and run-2); and when local trainings first went on on the train queue
  * past their local time, a run and a pack whose trainings did (run-3 and pack-3); and when an experiment
  * first compared its runs' pairs at once, the last execution of one that did (experiment-9); and when
- * many pairs first went to batches, an experiment whose pairs did (experiment-10). The
+ * many pairs first went to batches, an experiment whose pairs did (experiment-10); and when runs that
+ * failed before they started first got workflows that record it, an experiment whose dataset could
+ * not be read, with those of its pack and of its run alone (experiment-11, pack-4 and run-4). The
  * current workflows must replay them to the same commands, or
  * Temporal would fail those experiments with a nondeterminism error.
  */
@@ -43,6 +45,9 @@ for (const [file, type] of [
   ['pack-2.binpb', 'packWorkflow'],
   ['run-3.binpb', 'runWorkflow'],
   ['pack-3.binpb', 'packWorkflow'],
+  ['experiment-11.binpb', 'experimentWorkflow'],
+  ['run-4.binpb', 'runWorkflow'],
+  ['pack-4.binpb', 'packWorkflow'],
 ] as const) {
   test(`${file}: a ${type} history from an earlier version replays on this code`, async () => {
     // As the server returns them (temporal.api.history.v1.History, binary protobuf).
