@@ -5,7 +5,9 @@
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import { devUp } from '../infra/dev.js';
-import { tlsOptions, workerConfigFromEnv, WORKER_V8_FLAGS, type WorkerConfig } from '../worker/config.js';
+import { TemporalUnreachableError, tlsOptions, workerConfigFromEnv, WORKER_V8_FLAGS, type WorkerConfig } from '../worker/config.js';
+
+export { TemporalUnreachableError };
 
 export const CLI_MAIN = fileURLToPath(new URL('./main.ts', import.meta.url));
 const TSX_LOADER = fileURLToPath(new URL('../node_modules/tsx/dist/loader.mjs', import.meta.url));
@@ -28,11 +30,6 @@ export interface Connected {
   embedded: boolean;
 }
 
-/** The Temporal server named by TEMPORAL_ADDRESS, or the embedded one, did not answer. */
-export class TemporalUnreachableError extends Error {
-  override readonly name = 'TemporalUnreachableError';
-}
-
 export async function connect(env: NodeJS.ProcessEnv, opts: { startEmbedded: boolean }): Promise<Connected> {
   let config = workerConfigFromEnv(env);
   const embedded = !env.TEMPORAL_ADDRESS;
@@ -42,9 +39,7 @@ export async function connect(env: NodeJS.ProcessEnv, opts: { startEmbedded: boo
     config = { ...config, address: status.temporal.address, store: status.store };
   }
   const connection = await Connection.connect({ address: config.address, tls: tlsOptions(config) }).catch((err: Error) => {
-    const where = embedded ? `the embedded stack's Temporal server at ${config.address}` : `the Temporal server at ${config.address} (TEMPORAL_ADDRESS)`;
-    const hint = embedded ? 'start it with: paramtrail dev up' : 'check that it runs and that TEMPORAL_ADDRESS names it';
-    throw new TemporalUnreachableError(`cannot reach ${where}: ${err.message}; ${hint}`);
+    throw new TemporalUnreachableError(config.address, embedded, err);
   });
   return { client: new Client({ connection, namespace: config.namespace }), connection, config, embedded };
 }

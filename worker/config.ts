@@ -22,11 +22,22 @@ SIGTERM, which hand its trainings over to another worker at once.
 Settings come from the environment (see README, "On a cluster"): TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
 TEMPORAL_TLS_CERT / _KEY / _CA, PARAMTRAIL_STORE, PARAMTRAIL_TASK_QUEUE, PARAMTRAIL_TRAIN_SLOTS,
 PARAMTRAIL_BACKEND, and the S3 settings.
-Exit status: 0 once stopped, 2 on a usage error or an invalid setting.`;
+Exit status: 0 once stopped, 2 on a usage error or an invalid setting, 4 when the Temporal server cannot
+be reached.`;
 
 /** A worker's command line was wrong. */
 export class WorkerArgsError extends Error {
   override readonly name = 'WorkerArgsError';
+}
+
+/** The Temporal server named by TEMPORAL_ADDRESS, or the embedded one, did not answer. */
+export class TemporalUnreachableError extends Error {
+  override readonly name = 'TemporalUnreachableError';
+  constructor(address: string, embedded: boolean, cause: Error) {
+    const where = embedded ? `the embedded stack's Temporal server at ${address}` : `the Temporal server at ${address} (TEMPORAL_ADDRESS)`;
+    const hint = embedded ? 'start it with: paramtrail dev up' : 'check that it runs and that TEMPORAL_ADDRESS names it';
+    super(`cannot reach ${where}: ${cause.message}; ${hint}`, { cause });
+  }
 }
 
 /** A setting in the environment is invalid; the message names the variable. */

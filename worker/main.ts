@@ -10,7 +10,7 @@ import { openStore } from '../artifacts/open.js';
 import { codeVersion } from '../activities/version.js';
 import { selectBackend } from '../ml/backend.js';
 import { queueNames } from '../workflows/types.js';
-import { parseRoles, setCoreEnvDefaults, tlsOptions, WORKER_HELP, WorkerArgsError, workerConfigFromEnv } from './config.js';
+import { parseRoles, setCoreEnvDefaults, TemporalUnreachableError, tlsOptions, WORKER_HELP, WorkerArgsError, workerConfigFromEnv } from './config.js';
 import { createWorkers, runWorkers } from './run.js';
 
 export async function workerMain(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
@@ -33,7 +33,9 @@ export async function workerMain(argv: string[], env: NodeJS.ProcessEnv): Promis
   await codeVersion();
   // Chosen once at start, so the log says what this worker trains on; each run records it too.
   const backend = await selectBackend(config.backend, (note) => console.log(note));
-  const connection = await NativeConnection.connect({ address: config.address, tls: tlsOptions(config) });
+  const connection = await NativeConnection.connect({ address: config.address, tls: tlsOptions(config) }).catch((err: Error) => {
+    throw new TemporalUnreachableError(config.address, !env.TEMPORAL_ADDRESS, err);
+  });
   const queues = queueNames(config.queuePrefix);
   const identity = `${process.pid}@${hostname()}`;
   const workers = await createWorkers({ connection, namespace: config.namespace, queues, roles, deps: { store, backend: config.backend }, trainSlots: config.trainSlots, identity });

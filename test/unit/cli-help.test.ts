@@ -3,7 +3,8 @@
  * exit 0, before it connects to anything: the server address here leads nowhere, and `dev up --help`
  * must not start the embedded stack (its state folder is a temporary one, checked empty afterwards).
  * A reader that goes away before the output is written (`| head`) ends the command quietly. A wrong
- * flag or setting of a worker exits 2 with a message naming it, also before it connects.
+ * flag or setting of a worker exits 2 with a message naming it, also before it connects; a server it
+ * cannot reach, 4.
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
@@ -55,7 +56,7 @@ test('a reader that has gone away ends the command quietly, with no EPIPE stack 
   assert.doesNotMatch(stderr, /EPIPE/);
 });
 
-test('a worker with a wrong flag or setting exits 2 naming it, with no stack trace and before connecting', async () => {
+test('a worker with a wrong flag or setting exits 2 naming it before connecting, and 4 naming a server it cannot reach; no stack trace', async () => {
   const env = { ...process.env, TEMPORAL_ADDRESS: '127.0.0.1:9', PARAMTRAIL_STATE_DIR: await tempDir() };
   const cases: Array<[string[], NodeJS.ProcessEnv, RegExp]> = [
     [['worker', '--task-queue', 'train,bogus'], env, /^worker: --task-queue: expected all or some of workflows, train, analysis \(comma-separated\), found "bogus"\n\nusage: paramtrail worker/],
@@ -63,12 +64,13 @@ test('a worker with a wrong flag or setting exits 2 naming it, with no stack tra
     [['worker'], { ...env, PARAMTRAIL_TRAIN_SLOTS: 'two' }, /^invalid worker environment:\nPARAMTRAIL_TRAIN_SLOTS: /],
     [['status', 'some-id'], { ...env, PARAMTRAIL_BACKEND: 'gpu' }, /^invalid worker environment:\nPARAMTRAIL_BACKEND: /],
   ];
-  for (const [args, caseEnv, message] of cases) {
+  const unreachable: [string[], NodeJS.ProcessEnv, RegExp] = [['worker'], env, /^cannot reach the Temporal server at 127\.0\.0\.1:9 \(TEMPORAL_ADDRESS\): .*; check that it runs/];
+  for (const [args, caseEnv, message] of [...cases, unreachable]) {
     const r = await promisify(execFile)(join(PROJECT_ROOT, 'bin', 'paramtrail'), args, { env: caseEnv, timeout: 60_000 }).then(
       () => ({ code: 0, stderr: '' }),
       (err: { code?: number; stderr?: string }) => ({ code: err.code, stderr: err.stderr ?? '' }),
     );
-    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.equal(r.code, message === unreachable[2] ? 4 : 2, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, message, args.join(' '));
     assert.doesNotMatch(r.stderr, /^\s+at /m, `${args.join(' ')}: no stack trace`);
   }
