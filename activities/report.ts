@@ -233,7 +233,8 @@ export function createReport(deps: ReportDeps) {
             ? {
                 trainingStatus: res.train.status,
                 backend: res.train.backend,
-                epochs: res.train.history.length,
+                // Epochs trained: the history also holds epoch 0, the initial weights' evaluation.
+                epochs: res.train.history.at(-1)?.epoch ?? 0,
                 valAccuracy: final?.valAccuracy ?? res.train.history.at(-1)?.valAccuracy,
                 testAccuracy: res.train.test.accuracy,
                 testLoss: res.train.test.loss,

@@ -229,6 +229,10 @@ describe('plot and report activities on a stored experiment with every analysis'
     assert.ok(page.includes(escapeHtml(ANALYSIS_ERROR.message)));
     assert.ok(!page.includes('<script'), 'the hostile run name stays text');
     assert.ok(page.includes('2 <span class="muted">(best of 3)</span>'), 'the early-stopped run reports its best epoch');
+    // The runs table counts epochs trained (3), not evaluations (epoch 0 is the initial weights').
+    const runsTable = page.slice(page.indexOf('<table class="runs">'), page.indexOf('</table>', page.indexOf('<table class="runs">')));
+    const epochs = [...runsTable.matchAll(/<\/td>\n<td class="num">([^<]*)<\/td>\n<td class="num">/g)].map((m) => m[1]);
+    assert.deepEqual(epochs, input.result.runs.map((r) => (r.result ? '3' : '–')));
     assert.ok(page.includes('perturbed weights') && page.includes('norms table'), 'perturbation artifacts are listed');
   });
 });
