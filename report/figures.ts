@@ -158,6 +158,8 @@ export interface AccuracyPoint {
 
 /** Up to this many runs, the accuracy figure gives each run a colour and a legend entry (tableau10 has ten). */
 export const MAX_LEGEND_RUNS = 10;
+/** A legend of runs names them whole: Vega's default cuts a label at 160 px, inside most run names. */
+const RUN_LEGEND = { labelLimit: 400 };
 
 /**
  * Validation accuracy per epoch, one line per run: every model of a study in one figure. With more than
@@ -187,7 +189,7 @@ export function accuracyFigureSpec(history: AccuracyPoint[], opts: { title: stri
     encoding: {
       x: { field: 'epoch', type: 'quantitative', title: 'epoch', axis: { tickMinStep: 1, format: 'd' } },
       y: { field: 'valAccuracy', type: 'quantitative', title: 'validation accuracy', scale: { domain: [0, 1] }, axis: { format: '.0%' } },
-      color: { field: 'run', type: 'nominal', title: 'run', scale: { domain: runs, scheme: 'tableau10' } },
+      color: { field: 'run', type: 'nominal', title: 'run', scale: { domain: runs, scheme: 'tableau10' }, legend: RUN_LEGEND },
       tooltip: [
         { field: 'run', type: 'nominal' },
         { field: 'epoch', type: 'quantitative' },
@@ -215,7 +217,7 @@ function sweepAccuracySpec(history: AccuracyPoint[], runCount: number, opts: { t
   const byGroup = groups.length > 1;
   // The legend's swatches at full strength, not at the faint runs' opacity.
   const colour = byGroup
-    ? { field: 'group', type: 'nominal', title: 'group', scale: { domain: groups, scheme: 'tableau10' }, legend: { symbolOpacity: 1 } }
+    ? { field: 'group', type: 'nominal', title: 'group', scale: { domain: groups, scheme: 'tableau10' }, legend: { ...RUN_LEGEND, symbolOpacity: 1 } }
     : { value: '#374151' };
   // A run of one epoch is a point, not a line.
   const single = distinct(history.map((h) => String(h.epoch))).length === 1;
@@ -661,7 +663,7 @@ export function smoothnessFigureSpec(points: SmoothnessPoint[], opts: { title: s
         : { field: 'depth', type: 'quantitative', title: 'layer depth (input → output)', axis: { tickMinStep: 1, format: 'd' } },
       y: { field: 'alpha', type: 'quantitative', title: 'smoothness α' },
       // One run needs no legend: the title names it.
-      color: { field: 'run', type: 'nominal', title: 'run', scale: { domain: [...runs].sort(), scheme: 'tableau10' }, ...(single ? { legend: null } : {}) },
+      color: { field: 'run', type: 'nominal', title: 'run', scale: { domain: [...runs].sort(), scheme: 'tableau10' }, legend: single ? null : RUN_LEGEND },
       tooltip: [
         { field: 'run', type: 'nominal' },
         { field: 'layer', type: 'nominal' },

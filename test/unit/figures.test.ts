@@ -159,6 +159,13 @@ describe('accuracy figure', () => {
     assert.ok(all.includes('validation accuracy'));
   });
 
+  it('names runs whole in its legend, however long their names', async () => {
+    const long = ['resnet20--cifar-10--sgd-momentum--s0', 'resnet20--cifar-10--sgd-momentum--s1'];
+    const svg = await renderSvg(accuracyFigureSpec(history.map((h, i) => ({ ...h, run: long[i % 2]! })), { title: 'long names' }));
+    const all = texts(svg);
+    for (const run of long) assert.ok(all.includes(run), `legend names ${run} whole, found ${all.filter((t) => t.startsWith('resnet')).join(', ')}`);
+  });
+
   it('draws a sweep of many runs as faint lines under the bold mean of each group, with a legend of groups', async () => {
     // 30 runs in two groups; group b is 0.2 above group a at every epoch.
     const many = Array.from({ length: 30 }, (_, r) =>
