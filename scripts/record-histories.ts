@@ -5,8 +5,8 @@
  * and a pack's whose local trainings ran past their local time and went on on the train queue, the
  * last execution of an experiment that compares its runs pairwise, an experiment that compares
  * them in batches, and an experiment whose dataset cannot be read, with its pack's and its run's
- * workflows, which start only to record that they failed. Run it on the version whose histories the next versions must keep replaying, then
- * copy the new files into test/workflows/histories/:
+ * workflows, which start only to record that they failed. Run it on the version whose histories the
+ * next versions must keep replaying, then copy the new files into test/workflows/histories/:
  *
  *   node --import tsx scripts/record-histories.ts <output folder>
  *

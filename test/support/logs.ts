@@ -22,7 +22,7 @@ const kept: string[] = [];
 let dropped = 0;
 
 /** One line per entry: time, level, message and its metadata. */
-export function formatEntry({ level, message, meta, timestampNanos }: LogEntry): string {
+function formatEntry({ level, message, meta, timestampNanos }: LogEntry): string {
   const time = new Date(Number(timestampNanos / 1_000_000n)).toISOString();
   const rest = meta && Object.keys(meta).length ? ` ${inspect(meta, { breakLength: Infinity, depth: 4 })}` : '';
   return `${time} [${level}] ${message}${rest}`;
@@ -52,11 +52,6 @@ export function activityEnvironment(info?: ConstructorParameters<typeof MockActi
 /** MockActivityEnvironment.run does not infer the activity's result type; this keeps it. */
 export function runIn<A extends unknown[], R>(env: MockActivityEnvironment, fn: (...args: A) => Promise<R>, ...args: A): Promise<R> {
   return env.run(fn, ...args);
-}
-
-/** The kept entries, oldest first (for a test of this module). */
-export function keptEntries(): readonly string[] {
-  return kept;
 }
 
 Runtime.install({
