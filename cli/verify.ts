@@ -56,6 +56,8 @@ export interface VerifyReport {
   experimentId: string;
   /** The experiment's workflow state: COMPLETED, RUNNING, FAILED, CANCELED, ... */
   state: string;
+  /** Once it completed, whether all its runs did: completed or completed-with-failures. */
+  status?: string;
   store: string;
   checked: number;
   ok: boolean;
@@ -186,6 +188,7 @@ export async function verifyExperiment(
   return {
     experimentId,
     state: loaded.state,
+    ...(loaded.state === 'COMPLETED' && loaded.result && 'status' in loaded.result ? { status: loaded.result.status } : {}),
     store: store.location,
     checked: unique.size + indexKeys.length,
     ok: problems.length === 0,
@@ -194,7 +197,7 @@ export async function verifyExperiment(
 }
 
 export function formatVerifyReport(r: VerifyReport): string {
-  const lines = [`experiment ${r.experimentId} (${r.state.toLowerCase()}), store ${r.store}`];
+  const lines = [`experiment ${r.experimentId} (${r.status ?? r.state.toLowerCase()}), store ${r.store}`];
   if (r.ok) {
     lines.push(`all ${r.checked} artifacts verify`);
   } else {

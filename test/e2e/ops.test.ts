@@ -225,6 +225,8 @@ describe('verify and lineage on a finished experiment', () => {
     assert.equal(ok.code, 0, `${ok.stdout}\n${ok.stderr}`);
     const clean = JSON.parse(ok.stdout) as VerifyReport;
     assert.equal(clean.ok, true);
+    // The workflow's state, and once it completed, whether every run did.
+    assert.deepEqual([clean.state, clean.status], ['COMPLETED', 'completed']);
     assert.deepEqual(clean.problems, []);
     // Snapshots, table, figures, dataset files, optimizer states, checkpoints and attempts.
     assert.ok(clean.checked >= 3 + 1 + 2 + 2 + 2, `checked ${clean.checked}`);
@@ -238,6 +240,7 @@ describe('verify and lineage on a finished experiment', () => {
 
     const bad = await runCommand('verify', [report.experimentId], stack.env);
     assert.equal(bad.code, 1, `${bad.stdout}\n${bad.stderr}`);
+    assert.match(bad.stdout, new RegExp(`^experiment ${report.experimentId} \\(completed\\), store `));
     assert.match(bad.stdout, new RegExp(`ALTERED ${snap.key}: expected sha256 ${snap.sha256}, found ${sha256Hex(bytes)}`));
     const badJson = JSON.parse((await runCommand('verify', [report.experimentId, '--json'], stack.env)).stdout) as VerifyReport;
     assert.deepEqual(
