@@ -3,8 +3,8 @@
  * (with --out) a copy of it at FILE, read from the store and checked against its sha256. The report
  * itself is written by the experiment workflow's last step; this command only finds it.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { openStore } from '../artifacts/open.js';
 import type { ExperimentResult } from '../workflows/types.js';
@@ -22,10 +22,11 @@ export const REPORT_HELP = `${REPORT_USAGE}
 Where a completed experiment's HTML report is in the store, or with --out a copy of it at FILE, checked
 against its sha256 on the way.
 
-  --out FILE, -o FILE   write the report to FILE (its folder is made if needed)
+  --out FILE, -o FILE   write the report to FILE (its folder is made if needed); to a folder that
+                        exists, as <experiment-id>.html in it
 
 Exit status: 0 when the report is there, 1 when the experiment is unknown, not completed or has no
-report, 2 on a usage error, 4 when the Temporal server or the store cannot be reached, or the store
+report, or FILE cannot be written, 2 on a usage error, 4 when the Temporal server or the store cannot be reached, or the store
 refuses access.`;
 
 export async function cmdReport(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
@@ -66,9 +67,15 @@ export async function cmdReport(argv: string[], env: NodeJS.ProcessEnv): Promise
     }
     const store = openStore(result.store, env);
     const html = await store.get(result.report.key, { sha256: result.report.sha256 });
-    const out = resolve(values.out);
-    await mkdir(dirname(out), { recursive: true });
-    await writeFile(out, html);
+    let out = resolve(values.out);
+    if ((await stat(out).catch(() => undefined))?.isDirectory()) out = join(out, `${experimentId}.html`);
+    try {
+      await mkdir(dirname(out), { recursive: true });
+      await writeFile(out, html);
+    } catch (err) {
+      console.error(`report: cannot write ${out}: ${(err as Error).message}`);
+      return FAILED;
+    }
     console.log(out);
     return OK;
   } finally {

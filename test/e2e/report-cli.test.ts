@@ -63,6 +63,16 @@ describe('paramtrail report', () => {
     const html = await readFile(out, 'utf8');
     assert.deepEqual(new TextEncoder().encode(html), await store.get(result.report.key, { sha256: result.report.sha256 }));
     assert.ok(html.includes(result.runs[0].name));
+
+    // A folder that exists takes the report as <experiment id>.html; a path that cannot be written is named.
+    const intoFolder = await captured(() => cmdReport([experimentId, '--out', join(dir, 'copies')], env));
+    assert.equal(intoFolder.code, 0, intoFolder.err);
+    assert.equal(intoFolder.out, join(dir, 'copies', `${experimentId}.html`));
+    assert.equal(await readFile(intoFolder.out, 'utf8'), html);
+    const blocked = join(out, 'under-a-file.html');
+    const refused = await captured(() => cmdReport([experimentId, '--out', blocked], env));
+    assert.equal(refused.code, 1);
+    assert.match(refused.err, new RegExp(`^report: cannot write ${blocked.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: E(NOTDIR|EXIST)`));
   });
 
   test('status exits 0 for a completed experiment, 1 for one whose run failed, as run does', async () => {
