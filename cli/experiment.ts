@@ -18,6 +18,8 @@ export async function readExperimentFile(file: string, size: string | undefined)
   } catch (err) {
     throw new InvalidExperimentError(`${file}: cannot read: ${(err as Error).message}`);
   }
+  // YAML reads an empty file (or only comments) as null, which the schema would call "expected object".
+  if (!/^\s*[^#\s]/m.test(text)) throw new InvalidExperimentError(`${file}: invalid experiment: the file is empty; expected name, models, datasets and training`);
   return experimentFromYaml(text, file, { models: new Set(MODELS.keys()), datasets: new Set(DATASETS.keys()) }, { size });
 }
 

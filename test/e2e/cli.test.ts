@@ -53,6 +53,17 @@ describe('paramtrail run refuses bad experiment files before anything starts', (
     });
   }
 
+  test('an empty file, or one of comments only, is said to be empty', async () => {
+    const dir = await tempDir();
+    for (const text of ['', '# a study, one day\n\n']) {
+      const file = join(dir, `${randomUUID()}.yaml`);
+      await writeFile(file, text);
+      const res = await runCli(['run', file], { ...process.env, TEMPORAL_ADDRESS: '127.0.0.1:9' });
+      assert.equal(res.code, 3);
+      assert.equal(res.stderr.trim(), `${file}: invalid experiment: the file is empty; expected name, models, datasets and training`);
+    }
+  });
+
   test('a file that does not exist', async () => {
     const res = await runCli(['run', '/nonexistent/experiment.yaml'], { ...process.env, TEMPORAL_ADDRESS: '127.0.0.1:9' });
     assert.equal(res.code, 3);
