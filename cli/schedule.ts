@@ -44,15 +44,15 @@ const OVERLAP: Record<string, ScheduleOverlapPolicy> = {
 };
 
 /** What Temporal's duration strings accept that we promise: a number and a unit. */
-const DURATION = /^\d+(\.\d+)?\s*(ms|s|m|h|d)$/;
+const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 /** Temporal refuses a shorter schedule interval. */
 const SHORTEST_EVERY_MS = 1000;
 
-/** Milliseconds of a duration that DURATION matched. */
-function durationMs(text: string): number {
-  const [, value, unit] = /^([\d.]+)\s*(\w+)$/.exec(text)!;
-  return Number(value) * UNIT_MS[unit!]!;
+/** Milliseconds of a duration in DURATION's form; undefined for any other text. */
+function durationMs(text: string): number | undefined {
+  const m = DURATION.exec(text);
+  return m ? Number(m[1]) * UNIT_MS[m[2]!]! : undefined;
 }
 
 export interface ScheduleReport {
@@ -132,10 +132,11 @@ async function create(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   if ((values.cron === undefined) === (values.every === undefined)) {
     return usageExit(HELP, 'schedule create: expected exactly one of --cron EXPR and --every DURATION');
   }
-  if (values.every !== undefined && !DURATION.test(values.every)) {
+  const everyMs = values.every === undefined ? undefined : durationMs(values.every);
+  if (values.every !== undefined && everyMs === undefined) {
     return usageExit(HELP, `schedule create: --every: expected a duration like 30m, 6h or 1d, found ${JSON.stringify(values.every)}`);
   }
-  if (values.every !== undefined && durationMs(values.every) < SHORTEST_EVERY_MS) {
+  if (everyMs !== undefined && everyMs < SHORTEST_EVERY_MS) {
     return usageExit(HELP, `schedule create: --every: expected at least 1s (Temporal's shortest interval), found ${JSON.stringify(values.every)}`);
   }
   if (values.id !== undefined && !EXPERIMENT_ID.test(values.id)) {
