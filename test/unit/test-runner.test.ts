@@ -54,7 +54,7 @@ test('the closing counts are read whole before a long list of failures, in chunk
       `import { test } from 'node:test';`,
       `for (let i = 0; i < 3; i++) test(\`passes \${i}\`, () => {});`,
       `test('fails at length', () => assert.equal('a'.repeat(20000), 'b'));`,
-      `test.skip('skipped', () => {});`,
+      `test('skipped', { skip: 'counted as skipped' }, () => {});`,
     ].join('\n'),
   );
   const { code, out } = await runFiles([file]);
