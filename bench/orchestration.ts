@@ -58,14 +58,15 @@ import { loadRuns } from '../activities/results.js';
 import { createActivities } from '../activities/index.js';
 import { contentKey, DATASET_PREFIX } from '../activities/keys.js';
 import type { DownloadResult } from '../activities/types.js';
+import { REGISTRIES } from '../cli/experiment.js';
 import { validateExperiment, type ExperimentConfig } from '../config/experiment.js';
 import { expandRuns } from '../config/grid.js';
 import { s3Env } from '../infra/dev.js';
 import { startS3Server, type S3Server } from '../infra/s3server.js';
 import { startTemporalDevServer } from '../infra/temporal.js';
 import { intraOpThreads, selectBackend } from '../ml/backend.js';
-import { DATASETS, getDataset } from '../ml/data/datasets.js';
-import { buildModel, MODELS } from '../ml/models/registry.js';
+import { getDataset } from '../ml/data/datasets.js';
+import { buildModel } from '../ml/models/registry.js';
 import { train } from '../ml/train/loop.js';
 import { experimentWorkflow } from '../workflows/index.js';
 import { queueNames, type ExperimentResult, type RunResult } from '../workflows/types.js';
@@ -152,7 +153,7 @@ function experiment(o: Options, local: boolean): ExperimentConfig {
       analyses: { runFigures: o.figures },
     },
     'benchmark experiment',
-    { models: new Set(MODELS.keys()), datasets: new Set(DATASETS.keys()) },
+    REGISTRIES,
   );
 }
 

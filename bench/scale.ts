@@ -18,10 +18,9 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { REGISTRIES } from '../cli/experiment.js';
 import { validateExperiment } from '../config/experiment.js';
 import { startTemporalDevServer } from '../infra/temporal.js';
-import { DATASETS } from '../ml/data/datasets.js';
-import { MODELS } from '../ml/models/registry.js';
 import { experimentWorkflow } from '../workflows/index.js';
 import { queueNames } from '../workflows/types.js';
 import { DEFAULT_STATE_DIR } from '../worker/config.js';
@@ -78,7 +77,7 @@ async function grid(runs: number, o: Options, dir: string): Promise<GridFigures>
       analyses: { runFigures: false, aggregate: true },
     },
     'benchmark experiment',
-    { models: new Set(MODELS.keys()), datasets: new Set(DATASETS.keys()) },
+    REGISTRIES,
   );
   const temporal = await startTemporalDevServer({ env: process.env, headless: true });
   const workers: Worker[] = [];

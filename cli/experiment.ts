@@ -5,10 +5,13 @@
  */
 import { readFile } from 'node:fs/promises';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { experimentFromYaml, InvalidExperimentError, type ExperimentConfig } from '../config/experiment.js';
-import { DATASETS } from '../ml/data/datasets.js';
+import { experimentFromYaml, InvalidExperimentError, type ExperimentConfig, type Registries } from '../config/experiment.js';
+import { DATASET_EXAMPLES, DATASETS } from '../ml/data/datasets.js';
 import { MODELS } from '../ml/models/registry.js';
 import type { ExperimentProgress, ExperimentResult } from '../workflows/types.js';
+
+/** The models and datasets paramtrail has, and how many examples each dataset holds. */
+export const REGISTRIES: Registries = { models: new Set(MODELS.keys()), datasets: new Set(DATASETS.keys()), datasetExamples: DATASET_EXAMPLES };
 
 /** The experiment file at `file`, validated against the models and datasets paramtrail has, at `size` if given. */
 export async function readExperimentFile(file: string, size: string | undefined): Promise<ExperimentConfig> {
@@ -20,7 +23,7 @@ export async function readExperimentFile(file: string, size: string | undefined)
   }
   // YAML reads an empty file (or only comments) as null, which the schema would call "expected object".
   if (!/^\s*[^#\s]/m.test(text)) throw new InvalidExperimentError(`${file}: invalid experiment: the file is empty; expected name, models, datasets and training`);
-  return experimentFromYaml(text, file, { models: new Set(MODELS.keys()), datasets: new Set(DATASETS.keys()) }, { size });
+  return experimentFromYaml(text, file, REGISTRIES, { size });
 }
 
 /**

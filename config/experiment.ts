@@ -535,6 +535,13 @@ export function describeIssues(error: z.ZodError): string {
 export interface Registries {
   models: ReadonlySet<string>;
   datasets: ReadonlySet<string>;
+  /** How many examples each dataset's splits hold, where known: a subset may not ask for more. */
+  datasetExamples?: ReadonlyMap<string, DatasetExamples>;
+}
+
+export interface DatasetExamples {
+  train: number;
+  test: number;
 }
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -600,6 +607,13 @@ export function validateExperiment(raw: unknown, source: string, registries: Reg
       problems.push(
         `datasets.${i}.name: unknown dataset "${d.name}" (known: ${[...registries.datasets].sort().join(', ')})`,
       );
+    }
+    const examples = registries.datasetExamples?.get(d.name);
+    for (const split of ['train', 'test'] as const) {
+      const asked = d.subset?.[split];
+      if (examples && asked !== undefined && asked > examples[split]) {
+        problems.push(`datasets.${i}.subset.${split}: ${asked} examples asked, but ${d.name} has ${examples[split]} ${split === 'train' ? 'training' : 'test'} examples`);
+      }
     }
   });
   // Each variant's training is validated whole, and stored resolved (defaults applied) for the workflow.

@@ -51,6 +51,8 @@ export interface DatasetDef {
   inputShape: [number, number, number];
   numClasses: number;
   classNames?: string[];
+  /** How many examples the files hold, by split, when the files are pinned (what a subset may ask for). */
+  examples?: { train: number; test: number };
   /** Base URLs tried in order, each followed by the file name: canonical https first, then local mirrors (file://). */
   sources: string[];
   files: DatasetFile[];
@@ -99,6 +101,7 @@ const fashionMnist: DatasetDef = {
   format: 'idx',
   inputShape: [28, 28, 1],
   numClasses: 10,
+  examples: { train: 60000, test: 10000 },
   classNames: ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'],
   sources: [
     // The authors' repository serves the files over https; their S3 website endpoint only over http.
@@ -154,6 +157,7 @@ const mnist: DatasetDef = {
   format: 'idx',
   inputShape: [28, 28, 1],
   numClasses: 10,
+  examples: { train: 60000, test: 10000 },
   classNames: ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'],
   // yann.lecun.com no longer serves the files; these are the mirrors torchvision downloads from.
   sources: ['https://ossci-datasets.s3.amazonaws.com/mnist/', 'https://storage.googleapis.com/cvdf-datasets/mnist/'],
@@ -173,6 +177,7 @@ const cifar10: DatasetDef = {
   format: 'cifar-10',
   inputShape: [CIFAR_SIDE, CIFAR_SIDE, 3],
   numClasses: 10,
+  examples: { train: 50000, test: 10000 },
   classNames: ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'],
   sources: ['https://www.cs.toronto.edu/~kriz/'],
   // md5 from the CIFAR page and torchvision.
@@ -200,6 +205,7 @@ const cifar100: DatasetDef = {
   format: 'cifar-100',
   inputShape: [CIFAR_SIDE, CIFAR_SIDE, 3],
   numClasses: 100,
+  examples: { train: 50000, test: 10000 },
   classNames: CIFAR100_FINE_LABELS,
   sources: ['https://www.cs.toronto.edu/~kriz/'],
   files: [{ role: 'archive', name: 'cifar-100-binary.tar.gz', md5: '03b5dce01913d631647c71ecec9e9cb8', gzip: true }],
@@ -218,6 +224,7 @@ export function imagenetteDef(size: number): DatasetDef {
     format: 'imagenette',
     inputShape: [size, size, 3],
     numClasses: 10,
+    examples: { train: 9469, test: 3925 },
     classNames: [...IMAGENETTE_CLASS_NAMES],
     sources: ['https://s3.amazonaws.com/fast-ai-imageclas/'],
     // md5 from torchvision.datasets.Imagenette ("160px").
@@ -227,6 +234,11 @@ export function imagenetteDef(size: number): DatasetDef {
 
 export const DATASETS: ReadonlyMap<string, DatasetDef> = new Map(
   [fashionMnist, mnist, cifar10, cifar100, imagenetteDef(160), imagenetteDef(64), imagenetteDef(32)].map((d) => [d.name, d]),
+);
+
+/** How many examples each registered dataset holds, by split. */
+export const DATASET_EXAMPLES: ReadonlyMap<string, { train: number; test: number }> = new Map(
+  [...DATASETS].flatMap(([name, def]) => (def.examples ? [[name, def.examples] as const] : [])),
 );
 
 /** The registered dataset called `name`; the error lists the known names. */

@@ -38,6 +38,7 @@ describe('paramtrail run refuses bad experiment files before anything starts', (
     ['negative epochs', { ...good, training: { ...good.training, epochs: -3 } }, /training\.epochs/],
     ['missing dataset', { ...good, datasets: undefined }, /datasets/],
     ['unknown dataset', { ...good, datasets: [{ name: 'imagenet-22k' }] }, /datasets\.0\.name: unknown dataset "imagenet-22k"/],
+    ['subset above the dataset', { ...good, datasets: [{ name: 'fashion-mnist', subset: { train: 100000 } }] }, /datasets\.0\.subset\.train: 100000 examples asked, but fashion-mnist has 60000/],
     ['unknown field', { ...good, trainng: {} }, /trainng/],
   ];
   for (const [what, value, message] of cases) {

@@ -7,8 +7,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { validateExperiment, type ExperimentConfig } from '../../config/experiment.js';
-import { DATASETS } from '../../ml/data/datasets.js';
-import { MODELS } from '../../ml/models/registry.js';
+import { REGISTRIES } from '../../cli/experiment.js';
 
 export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
 /** Straight to the local copy: tests never wait on the (unreachable) canonical host. */
@@ -47,7 +46,7 @@ function removeMadeDirs(): void {
   }
 }
 
-export const registries = () => ({ models: new Set(MODELS.keys()), datasets: new Set(DATASETS.keys()) });
+export const registries = () => REGISTRIES;
 
 /** A validated experiment small enough to train in seconds; `patch` replaces top-level fields. */
 export function tinyExperiment(patch: Record<string, unknown> = {}): ExperimentConfig {

@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { REGISTRIES } from '../../cli/experiment.js';
 import { experimentFromYaml, InvalidExperimentError, validateExperiment } from '../../config/experiment.js';
 import { comparePairs, expandRuns, orderByDependencies, packRuns, perturbationLabel } from '../../config/grid.js';
 
@@ -90,6 +91,18 @@ test('errors name the file and every wrong field at once', () => {
     () => validateExperiment({ ...base, models: [{ name: 'mlp' }, { name: 'mlp' }] }, 'f', registries),
     /two models share the label "mlp"/,
   );
+});
+
+test('a subset may not ask for more examples than its dataset holds', () => {
+  const withSubset = (subset: Record<string, number>) => ({ ...base, datasets: [{ name: 'fashion-mnist', subset }] });
+  assert.throws(
+    () => validateExperiment(withSubset({ train: 60001, test: 10001 }), 'study.yaml', REGISTRIES),
+    (err: Error) =>
+      /datasets\.0\.subset\.train: 60001 examples asked, but fashion-mnist has 60000 training examples/.test(err.message) &&
+      /datasets\.0\.subset\.test: 10001 examples asked, but fashion-mnist has 10000 test examples/.test(err.message),
+  );
+  const whole = validateExperiment(withSubset({ train: 60000, test: 10000 }), 'study.yaml', REGISTRIES);
+  assert.deepEqual(whole.datasets[0]!.subset, { train: 60000, test: 10000 });
 });
 
 test('sizes lay their overrides on the file: mappings merge, lists replace', () => {
