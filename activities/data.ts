@@ -14,8 +14,10 @@ import type { DatasetSpec } from '../config/experiment.js';
 import { DATASETS, decodeDataset, type DatasetDef, type DecodedSplit, type RawFiles, type Split } from '../ml/data/datasets.js';
 import { seededSubset, take, trainValSplit } from '../ml/data/split.js';
 import { normalizationFromSplit, normalizeSplit, withLabelNoise } from '../ml/train/prepare.js';
+import { decodedCacheName, type DecodedCacheOptions, readDecoded, writeDecoded } from './decoded-cache.js';
 import { failForGood } from './errors.js';
 import type { DataRecord, DownloadResult } from './types.js';
+import { codeVersion, reuseCodeVersion } from './version.js';
 
 export const DATA_SEED = 0;
 
@@ -59,27 +61,50 @@ function remember<V>(cache: Map<string, V>, max: number, key: string, value: V):
 /** By name too: imagenette-32 and imagenette-64 decode the same archive to different sizes. */
 const decodeKey = (def: DatasetDef, data: DownloadResult) => [def.name, ...data.files.map((f) => f.sha256)].join(',');
 
-async function decodeAll(store: ArtifactStore, def: DatasetDef, data: DownloadResult, signal?: AbortSignal) {
+async function decodeAll(store: ArtifactStore, def: DatasetDef, data: DownloadResult, opts: LoadOptions) {
   const cacheKey = decodeKey(def, data);
   const hit = decoded.get(cacheKey);
   if (hit) return hit;
+  const disk = opts.decodedCache;
+  let source: unknown;
+  let name = '';
+  if (disk) {
+    source = {
+      dataset: { name: def.name, format: def.format, inputShape: def.inputShape, numClasses: def.numClasses },
+      files: Object.fromEntries(data.files.map((f) => [f.role, f.sha256])),
+      code: reuseCodeVersion(await codeVersion()),
+    };
+    name = decodedCacheName(source);
+    const kept = await readDecoded(disk, name, (message) => console.warn(`paramtrail: decoded dataset ${message}`)).catch(warnCache);
+    if (kept) return remember(decoded, MAX_CACHED, cacheKey, kept);
+  }
   const raw: RawFiles = {};
   for (const file of def.files) {
     const ref = data.files.find((f) => f.role === file.role);
     if (!ref) throw failForGood('InvalidExperiment', `${def.name}: the download result has no ${file.role} file`);
     // An md5-pinned file has no registry sha256: the download activity computed it from verified bytes.
-    const bytes = await store.get(ref.key, { sha256: file.sha256 ?? ref.sha256, signal });
+    const bytes = await store.get(ref.key, { sha256: file.sha256 ?? ref.sha256, signal: opts.signal });
     raw[file.role] = file.gzip ? new Uint8Array(gunzipSync(bytes)) : bytes;
   }
-  return remember(decoded, MAX_CACHED, cacheKey, decodeDataset(def, raw));
+  const fresh = decodeDataset(def, raw);
+  if (disk) await writeDecoded(disk, name, source, fresh).catch(warnCache);
+  return remember(decoded, MAX_CACHED, cacheKey, fresh);
 }
 
-async function prepare(store: ArtifactStore, def: DatasetDef, spec: DatasetSpec, data: DownloadResult, signal?: AbortSignal): Promise<Prepared> {
+/** The disk cache only saves time: a worker that cannot use it decodes, and says so once. */
+let cacheWarned = false;
+function warnCache(err: Error): undefined {
+  if (!cacheWarned) console.warn(`paramtrail: the decoded-dataset cache is not used: ${err.message}`);
+  cacheWarned = true;
+  return undefined;
+}
+
+async function prepare(store: ArtifactStore, def: DatasetDef, spec: DatasetSpec, data: DownloadResult, opts: LoadOptions): Promise<Prepared> {
   const normalize = spec.normalize ?? 'none';
   const cacheKey = JSON.stringify([decodeKey(def, data), spec.subset?.train ?? null, spec.subset?.test ?? null, spec.validationSplit, normalize]);
   const hit = prepared.get(cacheKey);
   if (hit) return hit;
-  const { train: fullTrain, test: fullTest } = await decodeAll(store, def, data, signal);
+  const { train: fullTrain, test: fullTest } = await decodeAll(store, def, data, opts);
   const trainN = Math.min(spec.subset?.train ?? fullTrain.n, fullTrain.n);
   const testN = Math.min(spec.subset?.test ?? fullTest.n, fullTest.n);
   const pool = take(fullTrain, seededSubset(fullTrain.n, trainN, DATA_SEED));
@@ -94,19 +119,21 @@ async function prepare(store: ArtifactStore, def: DatasetDef, spec: DatasetSpec,
   return remember(prepared, MAX_PREPARED, cacheKey, { train, val, test, normalization });
 }
 
-export async function loadRunData(
-  store: ArtifactStore,
-  spec: DatasetSpec,
-  data: DownloadResult,
-  signal?: AbortSignal,
+export interface LoadOptions {
+  signal?: AbortSignal;
   /** The dataset registry; tests give definitions pinned to their own small files. */
-  datasets: ReadonlyMap<string, DatasetDef> = DATASETS,
+  datasets?: ReadonlyMap<string, DatasetDef>;
   /** The run's seed, which label noise derives from (required when spec.labelNoise > 0). */
-  runSeed?: number,
-): Promise<RunData> {
+  runSeed?: number;
+  /** Where this machine keeps decoded datasets between processes (a worker's); none when omitted. */
+  decodedCache?: DecodedCacheOptions;
+}
+
+export async function loadRunData(store: ArtifactStore, spec: DatasetSpec, data: DownloadResult, opts: LoadOptions = {}): Promise<RunData> {
+  const { datasets = DATASETS, runSeed } = opts;
   const def = datasets.get(spec.name);
   if (!def) throw failForGood('InvalidExperiment', `dataset.name: unknown dataset "${spec.name}"`);
-  const { train: shared, val, test, normalization } = await prepare(store, def, spec, data, signal);
+  const { train: shared, val, test, normalization } = await prepare(store, def, spec, data, opts);
   let train = shared;
   const record: DataRecord = normalization ? { normalization } : {};
   const noise = spec.labelNoise ?? 0;

@@ -23,6 +23,7 @@ import { buildModel } from '../ml/models/registry.js';
 import { modelFeatures } from '../ml/train/features.js';
 import { tensorsToModel } from '../ml/train/weights.js';
 import { DATA_SEED, loadRunData } from './data.js';
+import type { DecodedCacheOptions } from './decoded-cache.js';
 import { classify, failForGood } from './errors.js';
 import { TABLE_PREFIX, TENSOR_PREFIX } from './keys.js';
 import { recordLineage } from './lineage.js';
@@ -32,6 +33,8 @@ export interface FeaturesDeps {
   store: ArtifactStore;
   /** The backend the forward passes run on; `cpu` when not given. */
   backend?: BackendPreference;
+  /** Where this machine keeps decoded datasets between processes; none when omitted. */
+  decodedCache?: DecodedCacheOptions;
 }
 
 /** What a features attempt reports while it runs. */
@@ -60,7 +63,7 @@ export function createFeatures(deps: FeaturesDeps) {
     try {
       const backend = await selectBackend(deps.backend ?? 'cpu', (note) => ctx.log.info(note));
       const { size, pool } = run.analyses.probe;
-      const data = await loadRunData(store, withFullTest(run.dataset), input.data, signal, undefined, run.seed);
+      const data = await loadRunData(store, withFullTest(run.dataset), input.data, { signal, runSeed: run.seed, decodedCache: deps.decodedCache });
       const testExamples = data.test.n;
       const indices = seededSubset(testExamples, Math.min(size, testExamples), DATA_SEED);
       const examples = take(data.test, indices);

@@ -5,6 +5,7 @@
  */
 import type { ArtifactStore } from '../artifacts/store.js';
 import type { BackendPreference } from '../ml/backend.js';
+import type { DecodedCacheOptions } from './decoded-cache.js';
 import { createAggregate } from './aggregate.js';
 import { createCompare, createCompareBatch } from './compare.js';
 import { createCorrelation } from './correlation.js';
@@ -27,6 +28,8 @@ export interface ActivityDeps {
   fetch?: typeof fetch;
   /** The backend training runs on; default `cpu`, whose results are bit-identical everywhere. */
   backend?: BackendPreference;
+  /** Where this machine keeps decoded datasets between processes (a worker's state folder); none when omitted. */
+  decodedCache?: DecodedCacheOptions;
 }
 
 export function createActivities(deps: ActivityDeps) {

@@ -23,6 +23,7 @@ import { evaluate, weightsFromTensors } from '../ml/train/loop.js';
 import { isParameter, matchesLayer } from '../ml/train/select.js';
 import { modelToTensors, tensorsToModel } from '../ml/train/weights.js';
 import { loadRunData } from './data.js';
+import type { DecodedCacheOptions } from './decoded-cache.js';
 import { classify, failForGood } from './errors.js';
 import { TABLE_PREFIX } from './keys.js';
 import { recordLineage } from './lineage.js';
@@ -32,6 +33,8 @@ export interface ReinitDeps {
   store: ArtifactStore;
   /** The backend to evaluate on; `cpu` when not given. */
   backend?: BackendPreference;
+  /** Where this machine keeps decoded datasets between processes; none when omitted. */
+  decodedCache?: DecodedCacheOptions;
 }
 
 /** Progress carried by heartbeats: the layers evaluated so far (a few numbers each). */
@@ -75,7 +78,7 @@ export function createReinit(deps: ReinitDeps) {
         throw failForGood('InvalidExperiment', `${input.runId}: expected the initial and final weights of one model; ${(err as Error).message}`, err);
       }
       const layers = reinitLayers(final, input.layers);
-      const data = await loadRunData(store, run.dataset, input.data, signal, undefined, run.seed);
+      const data = await loadRunData(store, run.dataset, input.data, { signal, runSeed: run.seed, decodedCache: deps.decodedCache });
       const model = buildModel(run.model, { inputShape: data.def.inputShape, numClasses: data.def.numClasses });
       // On the native backend, evaluation runs in a step graph's session (its inference-mode forward
       // pass); plain SGD's graph has no optimizer state, so loading the model's weights fills it.

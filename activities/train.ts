@@ -29,6 +29,7 @@ import { buildModel } from '../ml/models/registry.js';
 import { evaluate, train, type EpochMetrics, type TrainState } from '../ml/train/loop.js';
 import { tensorsToModel } from '../ml/train/weights.js';
 import { loadRunData } from './data.js';
+import type { DecodedCacheOptions } from './decoded-cache.js';
 import { classify, failForGood } from './errors.js';
 import { recordLineage } from './lineage.js';
 import { rememberTraining } from './reuse.js';
@@ -40,6 +41,8 @@ export interface TrainDeps {
   store: ArtifactStore;
   /** The backend to train on; `cpu` when not given. */
   backend?: BackendPreference;
+  /** Where this machine keeps decoded datasets between processes; none when omitted. */
+  decodedCache?: DecodedCacheOptions;
 }
 
 /** What earlier attempts left under the run, from one listing: its checkpoints (read, by epoch) and the keys of its attempt records. */
@@ -113,7 +116,7 @@ export function createTrain(deps: TrainDeps) {
     const ticker = setInterval(sendBeat, 1000);
     try {
       const backend = await selectBackend(deps.backend ?? 'cpu', (note) => ctx.log.info(note));
-      const data = await loadRunData(store, run.dataset, input.data, signal, undefined, run.seed);
+      const data = await loadRunData(store, run.dataset, input.data, { signal, runSeed: run.seed, decodedCache: deps.decodedCache });
       const model = buildModel(run.model, { inputShape: data.def.inputShape, numClasses: data.def.numClasses });
       try {
         // The store, not the heartbeat, is the truth about what was saved: a heartbeat may be lost

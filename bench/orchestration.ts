@@ -4,7 +4,8 @@
  * measured in the same invocation on the same data.
  *
  * Run: npm run bench:orchestration [-- --runs 100 --workers 2 --train 256 --batch 64 --concurrency C --pack N
- *                                      --figures --mode local|queues|both --store local|s3 --v8-defaults]
+ *                                      --figures --mode local|queues|both --store local|s3 --v8-defaults
+ *                                      --decoded cold|warm]
  *
  * Each run is an MLP (one hidden layer of 32) trained for one epoch on `--train` Fashion-MNIST examples
  * (a few batches), one seed per run. The plain loop loads the data once, then per run builds the model,
@@ -31,6 +32,11 @@
  * machine's speed drifts by more than the target within a minute, so the plain loop runs again after
  * each paramtrail experiment, and each ratio is against the mean of the plain loops just before and
  * just after it.
+ *
+ * Workers keep decoded datasets under their state folder (activities/decoded-cache.ts). Each
+ * experiment's workers get a state folder of their own, so by default (`--decoded cold`) they decode
+ * Fashion-MNIST as on a machine that never has; `--decoded warm` decodes it there before the clock, as on
+ * a machine that has trained on it before. The plain loop decodes the files either way.
  *
  * Prints the times and ratios, for the runs alone and with the report; where the CPU went (the plain
  * loop's per run, paramtrail's workers' and Temporal server's per run, measured over the experiment:
@@ -70,7 +76,7 @@ import { buildModel } from '../ml/models/registry.js';
 import { train } from '../ml/train/loop.js';
 import { experimentWorkflow } from '../workflows/index.js';
 import { queueNames, type ExperimentResult, type RunResult } from '../workflows/types.js';
-import { DEFAULT_STATE_DIR, WORKER_V8_FLAGS } from '../worker/config.js';
+import { DEFAULT_STATE_DIR, WORKER_V8_FLAGS, workerConfigFromEnv } from '../worker/config.js';
 import { cpuSeconds } from './cpu.js';
 import { positiveInt } from './args.js';
 import { startWorker, stopWorkers, type Worker } from './workers.js';
@@ -92,8 +98,10 @@ function options() {
       loop: { type: 'string' },
       shard: { type: 'string' },
       'v8-defaults': { type: 'boolean', default: false },
+      decoded: { type: 'string', default: 'cold' },
     },
   });
+  if (values.decoded !== 'cold' && values.decoded !== 'warm') throw new Error(`--decoded: expected cold or warm, found ${JSON.stringify(values.decoded)}`);
   const mode = values.mode ?? 'both';
   if (!['local', 'queues', 'both'].includes(mode)) throw new Error(`--mode: expected local, queues or both, found ${JSON.stringify(mode)}`);
   const workers = positiveInt('workers', values.workers);
@@ -115,6 +123,8 @@ function options() {
     // Internal: "i/n", the activities loop runs every n-th run from the i-th.
     shard: values.shard,
     v8Defaults: values['v8-defaults'] ?? false,
+    /** Whether the workers' machine has decoded the dataset before (activities/decoded-cache.ts). */
+    decoded: values.decoded,
   };
 }
 
@@ -338,7 +348,14 @@ async function throughParamtrail(config: ExperimentConfig, o: Options, dir: stri
   const temporal = await startTemporalDevServer({ env: process.env, headless: true });
   const workers: Worker[] = [];
   // A store of its own per experiment: nothing to reuse from another mode's trainings.
-  const store = storeUrl(o, dir, `store-${config.execution.local ? 'local' : 'queues'}`);
+  const mode = config.execution.local ? 'local' : 'queues';
+  const store = storeUrl(o, dir, `store-${mode}`);
+  // A state folder of its own too: a decoded dataset is kept there only when asked for (--decoded warm).
+  const stateDir = join(dir, `state-${mode}`);
+  if (o.decoded === 'warm') {
+    const warmStore = new LocalStore(join(dir, `warm-${mode}`));
+    await loadRunData(warmStore, config.datasets[0]!, await storedDataset(warmStore), { decodedCache: workerConfigFromEnv({ PARAMTRAIL_STATE_DIR: stateDir }).decodedCache });
+  }
   try {
     const prefix = 'bench';
     const env = {
@@ -346,7 +363,7 @@ async function throughParamtrail(config: ExperimentConfig, o: Options, dir: stri
       TEMPORAL_ADDRESS: temporal.address,
       PARAMTRAIL_TASK_QUEUE: prefix,
       PARAMTRAIL_STORE: store,
-      PARAMTRAIL_STATE_DIR: join(dir, 'state'),
+      PARAMTRAIL_STATE_DIR: stateDir,
       PARAMTRAIL_TRAIN_SLOTS: '1',
       TF_NUM_INTRAOP_THREADS: sharedThreads(o),
     };
@@ -442,7 +459,8 @@ async function main(): Promise<void> {
     console.log(
       `orchestration: ${o.runs} runs of an MLP (32 hidden), 1 epoch of ${o.train} Fashion-MNIST examples ` +
         `(90 % trained, batch ${o.batch}), backend ${backend}; ${o.workers} worker process(es), concurrency ${o.concurrency}, ` +
-        `${o.pack} run(s) per workflow, ${o.store === 's3' ? 'stores in S3 (versitygw)' : 'local stores'}, ${availableParallelism()} cores; TensorFlow intra-op threads: ` +
+        `${o.pack} run(s) per workflow, ${o.store === 's3' ? 'stores in S3 (versitygw)' : 'local stores'}, ` +
+        `${o.decoded === 'warm' ? 'the dataset already decoded on the workers\' machine' : 'no dataset decoded on the workers\' machine yet'}, ${availableParallelism()} cores; TensorFlow intra-op threads: ` +
         `${intraOpThreads()} in the processes training alone, ${sharedThreads(o)} in each of those side by side`,
     );
     const perRun = (seconds: number) => `${((seconds / o.runs) * 1000).toFixed(0)} ms`;

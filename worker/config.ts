@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { describeIssues } from '../config/experiment.js';
+import type { DecodedCacheOptions } from '../activities/decoded-cache.js';
 import { BACKEND_PREFERENCES, type BackendPreference } from '../ml/backend.js';
 import { PROJECT_ROOT } from '../infra/tools.js';
 
@@ -21,7 +22,7 @@ SIGTERM, which hand its trainings over to another worker at once.
 
 Settings come from the environment (see README, "On a cluster"): TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
 TEMPORAL_TLS_CERT / _KEY / _CA, PARAMTRAIL_STORE, PARAMTRAIL_TASK_QUEUE, PARAMTRAIL_TRAIN_SLOTS,
-PARAMTRAIL_BACKEND, and the S3 settings.
+PARAMTRAIL_BACKEND, PARAMTRAIL_STATE_DIR, PARAMTRAIL_DECODED_CACHE_GB, and the S3 settings.
 Exit status: 0 once stopped, 2 on a usage error or an invalid setting, 4 when the Temporal server cannot
 be reached.`;
 
@@ -72,6 +73,12 @@ export const WORKER_V8_FLAGS = ['--no-incremental-marking-task'] as const;
 export const DEFAULT_STATE_DIR = join(PROJECT_ROOT, '.paramtrail');
 
 /**
+ * Room for decoded datasets (activities/decoded-cache.ts), in GiB: Fashion-MNIST and MNIST take 55 MB
+ * each, CIFAR-10 150 MB, Imagenette at 160 px 4.1 GB.
+ */
+export const DEFAULT_DECODED_CACHE_GB = 10;
+
+/**
  * Sets what Temporal's core reads from a worker process's environment, where the environment does not
  * already say. Core logs a warning (TMPRL1104) for every workflow task past
  * TEMPORAL_WORKFLOW_TASK_DURATION_WARN_SECONDS, 5 by default. A local activity runs inside its workflow's
@@ -99,6 +106,8 @@ const WorkerEnv = z.object({
   /** Trainings at once per worker process; JavaScript training is single-threaded, so 1 by default. */
   PARAMTRAIL_TRAIN_SLOTS: z.coerce.number().int().min(1).max(64).default(1),
   PARAMTRAIL_STATE_DIR: z.string().optional(),
+  /** Room for decoded datasets under the state folder, in GiB; 0 keeps none (every process decodes). */
+  PARAMTRAIL_DECODED_CACHE_GB: z.coerce.number().min(0).default(DEFAULT_DECODED_CACHE_GB),
   /** auto: native TensorFlow when `npm run setup:native` built it, else wasm; or force one (tensorflow, wasm, cpu). */
   PARAMTRAIL_BACKEND: z.enum(BACKEND_PREFERENCES as [BackendPreference, ...BackendPreference[]]).default('auto'),
 });
@@ -112,6 +121,8 @@ export interface WorkerConfig {
   trainSlots: number;
   stateDir: string;
   backend: BackendPreference;
+  /** Where decoded datasets are kept between processes on this machine; undefined when turned off. */
+  decodedCache?: DecodedCacheOptions;
 }
 
 /** Address of the embedded dev server recorded by `paramtrail dev up`, if any. */
@@ -142,6 +153,9 @@ export function workerConfigFromEnv(env: NodeJS.ProcessEnv): WorkerConfig {
     trainSlots: e.PARAMTRAIL_TRAIN_SLOTS,
     stateDir,
     backend: e.PARAMTRAIL_BACKEND,
+    ...(e.PARAMTRAIL_DECODED_CACHE_GB > 0
+      ? { decodedCache: { dir: join(stateDir, 'cache', 'decoded'), maxBytes: Math.round(e.PARAMTRAIL_DECODED_CACHE_GB * 2 ** 30) } }
+      : {}),
   };
 }
 

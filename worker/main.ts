@@ -38,7 +38,7 @@ export async function workerMain(argv: string[], env: NodeJS.ProcessEnv): Promis
   });
   const queues = queueNames(config.queuePrefix);
   const identity = `${process.pid}@${hostname()}`;
-  const workers = await createWorkers({ connection, namespace: config.namespace, queues, roles, deps: { store, backend: config.backend }, trainSlots: config.trainSlots, identity });
+  const workers = await createWorkers({ connection, namespace: config.namespace, queues, roles, deps: { store, backend: config.backend, decodedCache: config.decodedCache }, trainSlots: config.trainSlots, identity });
   console.log(`paramtrail worker ${identity}: ${roles.join(', ')} on ${config.address} (${config.namespace}), store ${store.location}, backend ${backend}`);
   try {
     await runWorkers(workers);

@@ -100,7 +100,7 @@ test('md5-pinned MNIST files are verified by md5, stored under their sha256, and
     const index = JSON.parse(new TextDecoder().decode(await store.get(md5IndexKey(md5Hex(bytes))))) as Md5Index;
     assert.deepEqual(index, { md5: md5Hex(bytes), sha256: sha256Hex(bytes), bytes: bytes.length });
   }
-  const data = await loadRunData(store, dataset, result, undefined, registry);
+  const data = await loadRunData(store, dataset, result, { datasets: registry });
   assert.equal(data.train.n + data.val.n, 40);
   assert.equal(data.val.n, 10);
   assert.equal(data.test.n, 12);
@@ -113,21 +113,21 @@ test('runs of one dataset spec share its prepared splits: normalised once, label
   const { download } = await activitiesOn(store);
   const dataset: DatasetSpec = { ...spec('mnist', 'mnist/'), normalize: 'per-channel' };
   const result: DownloadResult = await runIn(download, input(dataset));
-  const first = await loadRunData(store, dataset, result, undefined, registry);
+  const first = await loadRunData(store, dataset, result, { datasets: registry });
   const train = { x: first.train.x.slice(), y: first.train.y.slice() };
-  const again = await loadRunData(store, dataset, result, undefined, registry);
+  const again = await loadRunData(store, dataset, result, { datasets: registry });
   assert.equal(again.train.x, first.train.x, 'the second run is handed the prepared split, not a copy');
   assert.deepEqual(again.train.x, train.x, 'normalised once, not again for the second run');
   assert.deepEqual(again.record, first.record);
   const mean = first.train.x.reduce((s, v) => s + v, 0) / first.train.x.length;
   assert.ok(Math.abs(mean) < 1e-4, `expected normalised training pixels (mean 0), found mean ${mean}`);
 
-  const noisy = await loadRunData(store, { ...dataset, labelNoise: 0.5 }, result, undefined, registry, 7);
+  const noisy = await loadRunData(store, { ...dataset, labelNoise: 0.5 }, result, { datasets: registry, runSeed: 7 });
   assert.equal(noisy.record.labelNoise?.replaced, Math.round(0.5 * first.train.n));
   assert.notDeepEqual(noisy.train.y, train.y);
   assert.deepEqual(first.train.y, train.y, "one run's label noise leaves the shared labels as they were");
   // A different subset is prepared on its own.
-  const fewer = await loadRunData(store, { ...dataset, subset: { train: 20, test: 4 } }, result, undefined, registry);
+  const fewer = await loadRunData(store, { ...dataset, subset: { train: 20, test: 4 } }, result, { datasets: registry });
   assert.equal(fewer.train.n + fewer.val.n, 20);
   assert.equal(fewer.test.n, 4);
 });
@@ -155,7 +155,7 @@ test('CIFAR-10, CIFAR-100 and Imagenette archives download, verify and decode', 
     const result = await runIn(download, input(dataset));
     assert.deepEqual([result.fetched, result.cached], [fetched, 1 - fetched], name);
     assert.deepEqual(result.files.map((f) => [f.role, f.sha256]), [['archive', sha256Hex(archives[result.files[0]!.name]!)]]);
-    return loadRunData(store, dataset, result, undefined, registry);
+    return loadRunData(store, dataset, result, { datasets: registry });
   };
   const ten = await load('cifar-10');
   assert.deepEqual([ten.train.n + ten.val.n, ten.test.n], [20, 5]);

@@ -14,7 +14,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -123,6 +123,11 @@ describe('a train worker and an analysis worker in separate processes', () => {
     assert.equal(analyst.child.exitCode, null, 'the analysis worker is still running');
     assert.match(trainer.output(), /workflows, train on /);
     assert.match(analyst.output(), /: analysis on /);
+  });
+
+  test('the train worker keeps the decoded dataset under the state folder, for the next worker on its machine', async () => {
+    const kept = await readdir(join(env.PARAMTRAIL_STATE_DIR!, 'cache', 'decoded'));
+    assert.equal(kept.filter((name) => name.endsWith('.decoded')).length, 1, kept.join(', '));
   });
 
   test('training ran only in the train worker, distances and figures only in the analysis worker', async () => {

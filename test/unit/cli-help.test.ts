@@ -63,6 +63,7 @@ test('a worker with a wrong flag or setting exits 2 naming it before connecting,
     [['worker', '--bogus'], env, /^worker: Unknown option '--bogus'.*\n\nusage: paramtrail worker/s],
     [['worker'], { ...env, PARAMTRAIL_TRAIN_SLOTS: 'two' }, /^invalid worker environment:\nPARAMTRAIL_TRAIN_SLOTS: /],
     [['status', 'some-id'], { ...env, PARAMTRAIL_BACKEND: 'gpu' }, /^invalid worker environment:\nPARAMTRAIL_BACKEND: /],
+    [['worker'], { ...env, PARAMTRAIL_DECODED_CACHE_GB: '-1' }, /^invalid worker environment:\nPARAMTRAIL_DECODED_CACHE_GB: /],
   ];
   const unreachable: [string[], NodeJS.ProcessEnv, RegExp] = [['worker'], env, /^cannot reach the Temporal server at 127\.0\.0\.1:9 \(TEMPORAL_ADDRESS\): .*; check that it runs/];
   for (const [args, caseEnv, message] of [...cases, unreachable]) {
