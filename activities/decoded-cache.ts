@@ -12,7 +12,7 @@
  *
  * Files are written whole (`<name>.writing`, then renamed; one process at a time writes a given file,
  * the others go on without it) and the folder is kept under a size: after a write, the files used least
- * recently go first. A file larger than the whole allowance is not kept.
+ * recently go first. A file larger than the whole allowance, or than 2 GiB, is not kept.
  *
  * Layout: MAGIC, the header's length (uint32 LE), the header (JSON), zero padding to a multiple of 8,
  * then for the train split and the test split in turn: the values, padding to 8, the labels, padding to 8.
@@ -70,12 +70,15 @@ function splitChunks(split: DecodedSplit): Uint8Array[] {
   return [values, new Uint8Array(pad8(values.byteLength)), labels, new Uint8Array(pad8(labels.byteLength))];
 }
 
+/** Node reads at most 2 GiB into one buffer: Imagenette at 160 px (4.1 GB as floats) is decoded in every process. */
+const MAX_FILE_BYTES = 2 ** 31 - 1;
+
 /** A file being written that has not changed for this long was left by a process that stopped. */
 const STALE_WRITE_MS = 10 * 60_000;
 
 /**
  * Writes `data` as the file `name` in the cache, then trims the folder to its allowance. Returns false,
- * writing nothing, when the arrays alone are larger than the allowance or another process is writing
+ * writing nothing, when the arrays alone are larger than the allowance (or 2 GiB) or another process is writing
  * the same file.
  */
 export async function writeDecoded(opts: DecodedCacheOptions, name: string, source: unknown, data: DecodedDataset): Promise<boolean> {
@@ -85,7 +88,7 @@ export async function writeDecoded(opts: DecodedCacheOptions, name: string, sour
   // The header's length does not depend on the digest's value, so the size is known before hashing.
   const headerLength = new TextEncoder().encode(JSON.stringify(header('0'.repeat(64)))).byteLength;
   const head = MAGIC.byteLength + 4 + headerLength;
-  if (head + pad8(head) + bodyBytes > opts.maxBytes) return false;
+  if (head + pad8(head) + bodyBytes > Math.min(opts.maxBytes, MAX_FILE_BYTES)) return false;
 
   await mkdir(opts.dir, { recursive: true });
   const path = join(opts.dir, name);
