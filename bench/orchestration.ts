@@ -354,7 +354,7 @@ async function throughParamtrail(config: ExperimentConfig, o: Options, dir: stri
   const stateDir = join(dir, `state-${mode}`);
   if (o.decoded === 'warm') {
     const warmStore = new LocalStore(join(dir, `warm-${mode}`));
-    await loadRunData(warmStore, config.datasets[0]!, await storedDataset(warmStore), { decodedCache: workerConfigFromEnv({ PARAMTRAIL_STATE_DIR: stateDir }).decodedCache });
+    await loadRunData(warmStore, config.datasets[0]!, await storedDataset(warmStore), { decodedCache: workerConfigFromEnv({ ...process.env, PARAMTRAIL_STATE_DIR: stateDir }).decodedCache });
   }
   try {
     const prefix = 'bench';
