@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
+import type { DatasetExamples } from '../ml/data/datasets.js';
 import { INITIALIZER_NAMES, PARAMETRIC_INITIALIZER_NAMES } from '../ml/train/names.js';
 import { comparePairs, expandRuns, modelLabel, orderByDependencies, perturbationLabel, variantTraining } from './grid.js';
 
@@ -539,10 +540,6 @@ export interface Registries {
   datasetExamples?: ReadonlyMap<string, DatasetExamples>;
 }
 
-export interface DatasetExamples {
-  train: number;
-  test: number;
-}
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 

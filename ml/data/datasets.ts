@@ -45,6 +45,12 @@ export interface DatasetFile {
   gzip: boolean;
 }
 
+/** How many examples a dataset's splits hold. */
+export interface DatasetExamples {
+  train: number;
+  test: number;
+}
+
 export interface DatasetDef {
   name: string;
   description: string;
@@ -54,7 +60,7 @@ export interface DatasetDef {
   numClasses: number;
   classNames?: string[];
   /** How many examples the files hold, by split, when the files are pinned (what a subset may ask for). */
-  examples?: { train: number; test: number };
+  examples?: DatasetExamples;
   /** Base URLs tried in order, each followed by the file name: canonical https first, then local mirrors (file://). */
   sources: string[];
   files: DatasetFile[];
@@ -260,7 +266,7 @@ export const DATASETS: ReadonlyMap<string, DatasetDef> = new Map(
 );
 
 /** How many examples each registered dataset holds, by split. */
-export const DATASET_EXAMPLES: ReadonlyMap<string, { train: number; test: number }> = new Map(
+export const DATASET_EXAMPLES: ReadonlyMap<string, DatasetExamples> = new Map(
   [...DATASETS].flatMap(([name, def]) => (def.examples ? [[name, def.examples] as const] : [])),
 );
 

