@@ -168,7 +168,7 @@ async function fetchVerified(
 }
 
 /** The stored copy of `file`, if any: by its sha256, or through the md5 index for an md5-pinned file. */
-async function findStored(store: ArtifactStore, file: DatasetFile, signal: AbortSignal): Promise<ObjectRef | undefined> {
+export async function findStored(store: ArtifactStore, file: DatasetFile, signal?: AbortSignal): Promise<ObjectRef | undefined> {
   const expected = fileChecksum(file);
   let sha256 = expected.hex;
   if (expected.algorithm === 'md5') {

@@ -71,30 +71,37 @@ export function trainingHash(run: RunSpec, data: DownloadResult, code: string): 
 
 export const reuseKey = (hash: string) => `index/trainings/${hash.slice(0, 2)}/${hash}.json`;
 
+/**
+ * The finished training stored under the key of `run` on `data` with `code`, with every snapshot it
+ * names re-hashed; what `lookupRun` returns, and what `run --dry-run` reports without starting anything.
+ */
+export async function findTraining(store: ArtifactStore, run: RunSpec, data: DownloadResult, code: string, signal?: AbortSignal): Promise<LookupResult> {
+  const configHash = trainingHash(run, data, code);
+  const base = { configHash, codeVersion: code };
+  let entry: IndexEntry;
+  try {
+    entry = await getJson<IndexEntry>(store, reuseKey(configHash), { signal });
+  } catch (err) {
+    if (err instanceof ObjectNotFoundError) return base;
+    throw err;
+  }
+  // `final` is usually the last snapshot: each object is read and hashed once.
+  const refs = new Map([...entry.train.snapshots, entry.train.final].map((ref) => [ref.key, ref]));
+  for (const ref of refs.values()) {
+    try {
+      await store.get(ref.key, { sha256: ref.sha256, signal }); // re-hashes the bytes
+    } catch (err) {
+      return { ...base, rejected: `${entry.runId}: ${ref.key}: ${(err as Error).message}` };
+    }
+  }
+  return { ...base, found: { runId: entry.runId, train: entry.train } };
+}
+
 export function createLookupRun(deps: { store: ArtifactStore }) {
   return async function lookupRun(input: LookupInput): Promise<LookupResult> {
-    const signal = Context.current().cancellationSignal;
     try {
       const code = reuseCodeVersion(await codeVersion());
-      const configHash = trainingHash(input.run, input.data, code);
-      const base = { configHash, codeVersion: code };
-      let entry: IndexEntry;
-      try {
-        entry = await getJson<IndexEntry>(deps.store, reuseKey(configHash), { signal });
-      } catch (err) {
-        if (err instanceof ObjectNotFoundError) return base;
-        throw err;
-      }
-      // `final` is usually the last snapshot: each object is read and hashed once.
-      const refs = new Map([...entry.train.snapshots, entry.train.final].map((ref) => [ref.key, ref]));
-      for (const ref of refs.values()) {
-        try {
-          await deps.store.get(ref.key, { sha256: ref.sha256, signal }); // re-hashes the bytes
-        } catch (err) {
-          return { ...base, rejected: `${entry.runId}: ${ref.key}: ${(err as Error).message}` };
-        }
-      }
-      return { ...base, found: { runId: entry.runId, train: entry.train } };
+      return await findTraining(deps.store, input.run, input.data, code, Context.current().cancellationSignal);
     } catch (err) {
       throw classify(err);
     }

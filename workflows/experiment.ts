@@ -66,8 +66,8 @@ const COMPARE_BATCHING: Required<CompareBatching> = { inlinePairs: 100, batchPai
  */
 const LOCAL_WORKFLOW_TASK_TIMEOUT = '3s';
 
-/** A run that starts from another run of this experiment, pointed at that run's stored weights. */
-function resolveFrom(spec: RunSpec, done: ReadonlyMap<string, RunResult>): RunSpec {
+/** A run that starts from another run of this experiment, pointed at that run's stored weights (also `run --dry-run`'s). */
+export function resolveFrom(spec: RunSpec, done: ReadonlyMap<string, Pick<RunResult, 'train'>>): RunSpec {
   const from = spec.training.init.from;
   if (!from?.run || runDependencies(spec).length === 0) return spec;
   const source = done.get(from.run)!;
