@@ -2,7 +2,7 @@
  * `paramtrail`: the command researchers type. A Temporal client (plus `worker`, which starts the
  * worker process); it validates experiment files before anything starts.
  *
- *   paramtrail run <file> [--size SIZE] [--force] [--detach] [--json] [--id ID]
+ *   paramtrail run <file> [--size SIZE] [--force] [--detach | --dry-run] [--json] [--id ID]
  *   paramtrail status <experiment-id> [--json]
  *   paramtrail report <experiment-id> [--out FILE]
  *   paramtrail verify | lineage | cancel | schedule | ls ...
@@ -28,6 +28,7 @@ import { followProgress, progressLines, withPackProgress } from './progress.js';
 import { cmdCancel } from './cancel.js';
 import { cmdLineage } from './lineage.js';
 import { cmdLs } from './ls.js';
+import { formatPlan, planExperiment } from './plan.js';
 import { cmdReport, REPORT_HELP } from './report.js';
 import { cmdSchedule } from './schedule.js';
 import { asksForHelp, cmdVerify, usageExit } from './verify.js';
@@ -35,10 +36,10 @@ import { formatReport, reportExperiment, withStored, withRunProgress } from './s
 
 const USAGE = `usage: paramtrail <command>
 
-  run <file> [--size SIZE] [--force] [--detach] [--json] [--id ID]
+  run <file> [--size SIZE] [--force] [--detach | --dry-run] [--json] [--id ID]
                                              validate and run an experiment file (SIZE: one of its sizes);
                                              finished trainings with the same configuration, data and code
-                                             are reused unless --force
+                                             are reused unless --force; --dry-run says which, starting nothing
   status <experiment-id> [--json]            where an experiment is, or what it produced
   report <experiment-id> [--out FILE]        where its HTML report is, or a copy of it
   verify <experiment-id> [--json]            re-hash every artifact; non-zero exit if any is missing or altered
@@ -56,7 +57,7 @@ server or the store, or the store refuses it access (credentials, bucket).`;
 
 /** Each command's own help, for `paramtrail <command> --help` (the others print theirs themselves). */
 const COMMAND_HELP: Record<string, string> = {
-  run: `usage: paramtrail run <file> [--size SIZE] [--force] [--detach] [--json] [--id ID]
+  run: `usage: paramtrail run <file> [--size SIZE] [--force] [--detach | --dry-run] [--json] [--id ID]
 
 Validates an experiment file, starts it as a new experiment and follows it to the end: a line per run
 stage and epoch (a live status line on a terminal), then a summary of every run.
@@ -65,13 +66,18 @@ stage and epoch (a live status line on a terminal), then a summary of every run.
   --force       retrain every run; otherwise finished trainings with the same configuration, data and
                 code are reused (when their stored snapshots still verify)
   --detach      return once it has started; follow it with status
-  --json        print the summary as JSON for scripts (with --detach: its id, store and status)
+  --dry-run     start nothing: list the runs the file expands into and whether each would train or
+                reuse a finished training (decided as the run would decide, re-hashing the stored
+                snapshots), with the datasets still to download; reads the store, needs no Temporal
+  --json        print the summary as JSON for scripts (with --detach: its id, store and status; with
+                --dry-run: the plan, every run in it)
   --id ID       its experiment id (letters, digits, . _ -); an id already used is refused
 
 Without TEMPORAL_ADDRESS it runs on the embedded stack under .paramtrail/, starting it if needed.
-Exit status: 0 every run completed, 1 a run failed, 2 on a usage error, 3 for an invalid experiment file
-(nothing was started), 4 when the Temporal server cannot be reached (nothing was started) or the store
-cannot be or refuses access (the message names which).`,
+--dry-run compares with this checkout's code version: workers of another version would decide by theirs.
+Exit status: 0 every run completed (--dry-run: the file is valid), 1 a run failed, 2 on a usage error, 3
+for an invalid experiment file (nothing was started), 4 when the Temporal server cannot be reached
+(nothing was started) or the store cannot be or refuses access (the message names which).`,
   status: `usage: paramtrail status <experiment-id> [--json]
 
 Where an experiment is (its runs' stages while it runs), or what it produced once it has ended.
@@ -148,13 +154,26 @@ async function cmdRun(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { detach: { type: 'boolean' }, json: { type: 'boolean' }, id: { type: 'string' }, size: { type: 'string' }, force: { type: 'boolean' } },
+    options: {
+      detach: { type: 'boolean' },
+      'dry-run': { type: 'boolean' },
+      json: { type: 'boolean' },
+      id: { type: 'string' },
+      size: { type: 'string' },
+      force: { type: 'boolean' },
+    },
   });
   if (positionals.length !== 1) throw new UsageError('run: expected one experiment file');
+  if (values['dry-run'] && (values.detach || values.id !== undefined)) throw new UsageError('run --dry-run starts nothing: --detach and --id do not apply');
   const file = positionals[0];
   const config = await readExperimentFile(file, values.size);
   if (values.id !== undefined && !EXPERIMENT_ID.test(values.id)) {
     throw new UsageError(`run --id: expected ${EXPERIMENT_ID_RULE}; found ${JSON.stringify(values.id)}`);
+  }
+  if (values['dry-run']) {
+    const plan = await planExperiment(config, openStore(workerConfigFromEnv(env).store, env), { force: values.force });
+    console.log(values.json ? JSON.stringify(plan, null, 2) : formatPlan(plan).join('\n'));
+    return EXIT.ok;
   }
 
   const { client, connection, config: wc, embedded } = await connect(env, { startEmbedded: true });

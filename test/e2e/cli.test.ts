@@ -1,7 +1,7 @@
 /**
  * The `paramtrail` command as a user types it: bad experiment files are refused before anything starts,
  * with the field named and a non-zero exit; a good one runs on a real server and `--json` reports every
- * artifact, and `status --json` says the same.
+ * artifact, and `status --json` says the same; `run --dry-run` says beforehand which runs would train.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -100,6 +100,25 @@ describe('paramtrail run refuses bad experiment files before anything starts', (
     assert.doesNotMatch(res.stderr, /NodeVersionSupportWarning/, "the S3 client's notice about its future releases is not printed");
   });
 
+  test('run --dry-run needs no Temporal server and writes nothing; --detach or --id with it is a usage error', async () => {
+    const dir = await tempDir();
+    const stateDir = join(dir, 'state');
+    const env = { ...process.env, TEMPORAL_ADDRESS: '127.0.0.1:9', PARAMTRAIL_STATE_DIR: stateDir };
+    const file = await writeExperiment(dir, good);
+    const res = await runCli(['run', file, '--dry-run'], env);
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.stdout, /^cli-test: 1 run, 1 to train, 0 to reuse\n/);
+    assert.match(res.stdout, /\nmlp--fashion-mnist--s0 {2}train: fashion-mnist is not in the store yet\nnothing was started\n$/);
+    assert.equal(existsSync(stateDir), false, 'nothing was started or written');
+    for (const extra of [['--detach'], ['--id', 'mine']]) {
+      const refused = await runCli(['run', file, '--dry-run', ...extra], env);
+      assert.equal(refused.code, 2, extra.join(' '));
+      assert.match(refused.stderr, /^run --dry-run starts nothing: --detach and --id do not apply/);
+    }
+    const invalid = await runCli(['run', await writeExperiment(dir, { ...good, training: { ...good.training, epochs: -3 } }), '--dry-run'], env);
+    assert.equal(invalid.code, 3, invalid.stderr);
+  });
+
   test('an unknown command is a usage error', async () => {
     const res = await runCli(['frobnicate'], process.env);
     assert.equal(res.code, 2);
@@ -161,5 +180,44 @@ describe('paramtrail run --json and status --json on a real server', () => {
     assert.equal(status.code, 0, status.stderr);
     assert.deepEqual(JSON.parse(status.stdout), report);
     assert.ok(readdirSync(storeDir).includes('tensors'));
+  });
+
+  test('run --dry-run finds the trainings a rerun reuses, by the keys the runs recorded, and not once a snapshot is altered', { timeout: 300_000 }, async () => {
+    // Two runs, the second starting from the first's final weights: its key depends on them.
+    const chained = {
+      ...good,
+      name: 'cli-plan',
+      models: [{ name: 'mlp', args: { hidden: [12] } }],
+      training: { ...good.training, epochs: 1 },
+      variants: [{ label: 'base' }, { label: 'again', training: { init: { from: { run: '{model}--base--{dataset}--s{seed}' } } } }],
+    };
+    const file = await writeExperiment(await tempDir(), chained);
+    const plan = async () => {
+      const res = await runCli(['run', file, '--dry-run', '--json'], env);
+      assert.equal(res.code, 0, res.stderr);
+      return JSON.parse(res.stdout) as { totals: { train: number; reuse: number }; runs: Array<{ run: string; action: string; reusedFrom?: string; configHash?: string; reason?: string }> };
+    };
+    assert.deepEqual((await plan()).totals, { runs: 2, train: 2, reuse: 0 });
+
+    const res = await runCli(['run', file, '--json'], env);
+    assert.equal(res.code, 0, `stderr:\n${res.stderr}\nworker:\n${worker.output()}`);
+    const report = JSON.parse(res.stdout) as { runs: Array<{ name: string; runId: string; configHash: string; final: { key: string } }> };
+
+    const rerun = await plan();
+    assert.deepEqual(rerun.totals, { runs: 2, train: 0, reuse: 2 });
+    assert.deepEqual(
+      rerun.runs.map((r) => [r.run, r.action, r.reusedFrom, r.configHash]),
+      report.runs.map((r) => [r.name, 'reuse', r.runId, r.configHash]),
+    );
+
+    const base = report.runs.find((r) => r.name === 'mlp--base--fashion-mnist--s0')!;
+    const path = join(storeDir, base.final.key);
+    const bytes = await readFile(path);
+    bytes[bytes.length >> 1]! ^= 0xff;
+    await writeFile(path, bytes);
+    const altered = await plan();
+    assert.deepEqual(altered.totals, { runs: 2, train: 2, reuse: 0 });
+    assert.match(altered.runs[0]!.reason!, new RegExp(`^a finished training did not verify \\(${base.runId}: ${base.final.key}: .*sha256`));
+    assert.equal(altered.runs[1]!.reason, 'starts from mlp--base--fashion-mnist--s0, which trains first');
   });
 });
