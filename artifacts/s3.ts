@@ -112,8 +112,8 @@ const REFUSED_ACCESS = new Set(['AccessDenied', 'InvalidAccessKeyId', 'Signature
 /**
  * What to tell a user whose `operation` on the store at `location` was refused for access (no
  * credentials, wrong ones, no right to the bucket, no such bucket); undefined for any other error. A
- * HEAD of a key in a missing bucket is a plain 404 (its response has no body to say more), which
- * callers take for a missing object.
+ * HEAD of a key in a missing bucket is a plain 404 (its response has no body to say more): `head`
+ * asks the bucket itself (S3Store.bucketExists).
  */
 function accessProblem(err: unknown, location: string, bucket: string, operation: string): string | undefined {
   const { name, message } = (err ?? {}) as { name?: string; message?: string };
@@ -144,6 +144,8 @@ export class S3Store implements ArtifactStore {
   private readonly partSize: number;
   private readonly checksumSha256: boolean;
   private readonly conditionalWrites: boolean;
+  /** The bucket answered once (bucketExists). */
+  private bucketSeen = false;
 
   constructor(opts: S3StoreOptions) {
     if (!opts.bucket) throw new Error('S3Store: expected a bucket name, found none');
@@ -220,7 +222,8 @@ export class S3Store implements ArtifactStore {
     // An object small enough for one PutObject skips the HEAD where the conditional write alone keeps
     // the promise: the write finds the object when it exists, at the cost of sending its bytes again.
     if (bytes.byteLength > this.multipartThreshold || !(opts.contentAddressed || this.conditionalWrites)) {
-      const existing = await this.head(key, { signal: opts.signal });
+      // A missing bucket shows in the write that follows (NoSuchBucket), so no bucket check here.
+      const existing = await this.headObject(key, opts.signal);
       if (existing) return this.settle(ref, existing);
     }
 
@@ -246,7 +249,7 @@ export class S3Store implements ArtifactStore {
     } catch (err) {
       if (!isExistsConflict(err)) throw err;
       // Someone stored this key between our HEAD and our write: theirs stands; compare.
-      const stored = await this.head(key, { signal: opts.signal });
+      const stored = await this.headObject(key, opts.signal);
       if (!stored) throw err;
       return this.settle(ref, stored);
     }
@@ -276,12 +279,15 @@ export class S3Store implements ArtifactStore {
   }
 
   async head(key: string, opts: { signal?: AbortSignal } = {}): Promise<ObjectRef | undefined> {
+    return (await this.headObject(key, opts.signal)) ?? this.bucketExists(opts.signal);
+  }
+
+  /** HEAD of the key: undefined on a 404, from a missing key or a missing bucket alike. */
+  private async headObject(key: string, signal?: AbortSignal): Promise<ObjectRef | undefined> {
     const objectKey = this.objectKey(key);
     let out;
     try {
-      out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: objectKey }), {
-        abortSignal: opts.signal,
-      });
+      out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: objectKey }), { abortSignal: signal });
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
@@ -289,8 +295,25 @@ export class S3Store implements ArtifactStore {
     const recorded = out.Metadata?.[SHA_METADATA];
     if (recorded && isSha256Hex(recorded)) return { key, sha256: recorded, bytes: out.ContentLength ?? 0 };
     // An object written by something other than paramtrail has no sha256 metadata: hash it once here.
-    const bytes = await this.get(key, { signal: opts.signal });
+    const bytes = await this.get(key, { signal });
     return { key, sha256: sha256Hex(bytes), bytes: bytes.byteLength };
+  }
+
+  /**
+   * After a HEAD's 404, which is the same for a missing key and a missing bucket: the first time, asks
+   * the bucket, so a misspelt bucket is refused (StoreAccessError) rather than read as an empty store
+   * (every dataset "to download", every artifact "missing"). Once seen, a bucket is not asked again.
+   */
+  private async bucketExists(signal?: AbortSignal): Promise<undefined> {
+    if (this.bucketSeen) return undefined;
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }), { abortSignal: signal });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      throw new StoreAccessError(this.location, `the store ${this.location}: HeadObject: its bucket ${this.bucket} does not exist`, { cause: err });
+    }
+    this.bucketSeen = true;
+    return undefined;
   }
 
   async list(prefix: string, opts: { signal?: AbortSignal } = {}): Promise<string[]> {

@@ -510,6 +510,8 @@ describe('S3Store specifics', () => {
     assert.match(await refusal(unknownKey, (s) => s.list('runs/')), /^the store s3:\/\/paramtrail-test refused ListObjectsV2 \(HTTP \d+, \w+: .*\); check the S3 credentials/);
     const noBucket = new S3Store({ ...s3.storeOptions, bucket: 'no-such-bucket' });
     assert.equal(await refusal(noBucket, (s) => s.list('runs/')), 'the store s3://no-such-bucket: ListObjectsV2: its bucket no-such-bucket does not exist');
+    // A HEAD's 404 has no body to tell a missing bucket from a missing key: the store asks the bucket.
+    assert.equal(await refusal(noBucket, (s) => s.head('datasets/ab/abcd')), 'the store s3://no-such-bucket: HeadObject: its bucket no-such-bucket does not exist');
     // What the SDK's default chain throws when no provider has credentials (a provider function is what
     // the S3 client takes; the store's options type only the static pair).
     const none = () => Promise.reject(Object.assign(new Error('Could not load credentials from any providers'), { name: 'CredentialsProviderError' }));
