@@ -32,7 +32,7 @@ import { loadRunData } from './data.js';
 import type { DecodedCacheOptions } from './decoded-cache.js';
 import { classify, failForGood } from './errors.js';
 import { recordLineage } from './lineage.js';
-import { rememberTraining } from './reuse.js';
+import { canonicalJson, rememberTraining } from './reuse.js';
 import { getJson, putJson } from './json.js';
 import { attemptKey, checkpointKey, runPrefix, TENSOR_PREFIX } from './keys.js';
 import type { AttemptRecord, Checkpoint, EpochRecord, TrainHeartbeat, TrainInput, TrainResult } from './types.js';
@@ -98,6 +98,27 @@ async function recordAttempt(store: ArtifactStore, runId: string, record: Attemp
       if (!(err instanceof ObjectConflictError) || n > stored + 8) throw err;
     }
   }
+}
+
+/**
+ * Stores the checkpoint of an epoch; returns the one that stands. Another attempt of the run may have
+ * stored this epoch's meanwhile: a duplicate after a heartbeat timeout whose worker had not stopped yet
+ * (a server out of reach, say). Its training state then stands when it is this one's, since only the
+ * history's wall-clock timings differ between them; any other state means the attempts diverged, and this
+ * one gives way with a retryable error, so the next attempt resumes from the stored checkpoint.
+ */
+async function storeCheckpoint(store: ArtifactStore, checkpoint: Checkpoint, signal: AbortSignal): Promise<Checkpoint> {
+  const key = checkpointKey(checkpoint.runId, checkpoint.epoch);
+  try {
+    await putJson(store, key, checkpoint, signal);
+    return checkpoint;
+  } catch (err) {
+    if (!(err instanceof ObjectConflictError)) throw err;
+  }
+  const stored = await getJson<Checkpoint>(store, key, { signal });
+  const state = ({ history: _history, ...rest }: Checkpoint) => canonicalJson(rest);
+  if (state(stored) === state(checkpoint)) return stored;
+  throw new Error(`${key}: another attempt of this run stored this epoch's checkpoint meanwhile, with another training state; the next attempt resumes from it`);
 }
 
 export function createTrain(deps: TrainDeps) {
@@ -240,8 +261,7 @@ export function createTrain(deps: TrainDeps) {
                 }
               : {}),
           };
-          await putJson(store, checkpointKey(runId, state.epoch), checkpoint, signal);
-          checkpoints.push(checkpoint);
+          checkpoints.push(await storeCheckpoint(store, checkpoint, signal));
           checkpointEpoch = state.epoch;
           beat();
         };

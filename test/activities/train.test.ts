@@ -4,7 +4,7 @@
  * the weights of an uninterrupted run, also with early stopping (whose best epoch falls between snapshot
  * epochs), a schedule, normalisation and label noise; a diverging run returns as "diverged". The next
  * epoch trains while a checkpoint is written, and a failed write fails the attempt once nothing is in
- * flight.
+ * flight. Two attempts of one run at once (a duplicate after a timeout) both end with the same weights.
  */
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
@@ -294,6 +294,53 @@ test('a checkpoint write that fails fails the attempt, once no write of it is in
   assert.ok(await store.head(checkpointKey(runId, 0)), 'the epoch-0 checkpoint is stored');
   assert.equal(await store.head(checkpointKey(runId, 1)), undefined, 'the failed one is not');
   assert.equal(await store.head(checkpointKey(runId, 2)), undefined, 'and nothing after it');
+});
+
+test('two attempts of one run at once (a duplicate after a heartbeat timeout) both end, with the same weights', async () => {
+  const runId = 'duplicate/run';
+  let met = 0;
+  const counting = storeThrough(async (method, key, real) => {
+    try {
+      return await real();
+    } catch (err) {
+      if (method === 'put' && key.includes('/checkpoints/') && (err as Error).name === 'ObjectConflictError') met++;
+      throw err;
+    }
+  });
+  const train = createActivities({ store: counting }).train;
+  const input = { experimentId: 'duplicate', runId, run, data };
+  const [a, b] = await Promise.all([runIn(activityEnvironment({ attempt: 1 }), train, input), runIn(activityEnvironment({ attempt: 2 }), train, input)]);
+  assert.ok(met > 0, "one attempt met a checkpoint the other had stored");
+  assert.deepEqual(await weightsOf(a), await weightsOf(b));
+  assert.deepEqual(a.snapshots, b.snapshots);
+});
+
+test('an attempt that meets a checkpoint of another training state gives way, retryably', async () => {
+  const runId = 'diverged-duplicate/run';
+  const key = checkpointKey(runId, 1);
+  // Just before this attempt stores its epoch-1 checkpoint, "another attempt" stores one a step further on.
+  const racing = new Proxy(store, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target) as unknown;
+      if (prop !== 'put') return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      return async (k: string, bytes: Uint8Array, opts?: object) => {
+        if (k === key && !(await target.head(k))) {
+          const theirs = JSON.parse(new TextDecoder().decode(bytes)) as Checkpoint;
+          await target.put(k, new TextEncoder().encode(JSON.stringify({ ...theirs, step: theirs.step + 1 })));
+        }
+        return target.put(k, bytes, opts);
+      };
+    },
+  });
+  await assert.rejects(
+    runIn(activityEnvironment(), createActivities({ store: racing }).train, { experimentId: 'diverged-duplicate', runId, run, data }),
+    (err: Error & { nonRetryable?: boolean }) => {
+      assert.match(err.message, new RegExp(`^${key}: another attempt of this run stored this epoch's checkpoint meanwhile, with another training state`));
+      assert.notEqual(err.nonRetryable, true, 'Temporal retries it');
+      return true;
+    },
+  );
+  assert.equal(await store.head(checkpointKey(runId, 2)), undefined, 'the attempt stopped there');
 });
 
 test('init from a stored snapshot by key or by run and epoch: chosen layers are loaded, the rest seeded; a missing key fails for good', async () => {
