@@ -289,8 +289,13 @@ export class LocalStore implements ArtifactStore {
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'EEXIST' || code === 'ENOTDIR') {
+        // The file in the way: the folder nearest the root that is not one (those below it cannot exist).
+        let blocker = dirname(path);
+        for (let dir = blocker; dir.length > this.root.length; dir = dirname(dir)) {
+          if ((await stat(dir).catch(() => undefined))?.isFile()) blocker = dir;
+        }
         throw new Error(
-          `cannot store ${key} in ${this.location}: a folder was expected at ${dirname(path)}, found a file ` +
+          `cannot store ${key} in ${this.location}: a folder was expected at ${blocker}, found a file ` +
             `(a local store cannot hold both a key and keys beneath it)`,
         );
       }

@@ -293,6 +293,8 @@ describe('LocalStore specifics', () => {
     const store = new LocalStore(join(localRoot, 'specifics-4'));
     await store.put('a/b', bytesOf('object'));
     await assert.rejects(store.put('a/b/c', bytesOf('beneath')), /a folder was expected at .*a\/b, found a file/);
+    // Deeper down, the message still names the file in the way, not a folder that does not exist.
+    await assert.rejects(store.put('a/b/c/d/e', bytesOf('deeper')), new RegExp(`a folder was expected at ${store.root}/a/b, found a file`));
     assert.deepEqual(await store.get('a/b'), bytesOf('object'));
   });
 
