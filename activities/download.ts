@@ -94,7 +94,11 @@ async function fetchSource(url: string, deps: DownloadDeps, signal: AbortSignal,
   }
   const limit = AbortSignal.timeout(deps.sourceTimeoutMs ?? 300_000);
   const res = await (deps.fetch ?? fetch)(url, { signal: AbortSignal.any([signal, limit]) });
-  if (!res.ok) throw new Error(`HTTP ${res.status} ${res.statusText}`);
+  if (!res.ok) {
+    // Released now rather than at garbage collection: a mirror that refuses is tried again on every retry.
+    await res.body?.cancel().catch(() => undefined);
+    throw new Error(`HTTP ${res.status} ${res.statusText}`);
+  }
   if (!res.body || !progress) return new Uint8Array(await res.arrayBuffer());
   const total = contentLength(res);
   const chunks: Uint8Array[] = [];

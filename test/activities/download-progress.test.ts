@@ -2,9 +2,13 @@
  * What the download activity heartbeats while it fetches from a local HTTP server, in a
  * MockActivityEnvironment with a real local store: per file, its name and position, then the bytes
  * received against the total (the registry's size, else the response's Content-Length), ending at the
- * whole file. A second download finds everything in the store and reports no bytes received.
+ * whole file. A second download finds everything in the store and reports no bytes received. A source
+ * that refuses has its response released at once.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { LocalStore } from '../../artifacts/local.js';
 import { createDownload, type DownloadHeartbeat } from '../../activities/download.js';
@@ -87,4 +91,30 @@ test('a second download finds every file in the store and receives nothing', asy
       ['small.bin', undefined],
     ],
   );
+});
+
+test("a source that refuses has its response released, not left open until garbage collection", async () => {
+  // A 404 whose body never ends: only the client closing the response ends the request.
+  const closed: Array<Promise<unknown>> = [];
+  const refusing = createServer((req, res) => {
+    closed.push(once(res, 'close'));
+    res.writeHead(404, { 'content-type': 'text/plain' });
+    res.write('not here\n');
+  });
+  refusing.listen(0, '127.0.0.1');
+  await once(refusing, 'listening');
+  try {
+    const url = `http://127.0.0.1:${(refusing.address() as AddressInfo).port}/d/`;
+    const download = createDownload({ store: new LocalStore(await tempDir()), datasets });
+    await assert.rejects(
+      activityEnvironment().run(download as never, { experimentId: 'p', runId: 'p/r', dataset: { name: 'progress', sources: [url] } } as never),
+      /HTTP 404/,
+    );
+    assert.equal(closed.length, 1);
+    const released = await Promise.race([closed[0]!.then(() => true), new Promise((r) => setTimeout(r, 5000, false))]);
+    assert.equal(released, true, 'the server saw the response closed');
+  } finally {
+    refusing.closeAllConnections();
+    refusing.close();
+  }
 });
