@@ -285,7 +285,14 @@ export class LocalStore implements ArtifactStore {
 
   private async makeParent(key: string, path: string): Promise<void> {
     try {
-      await mkdir(dirname(path), { recursive: true });
+      const first = await mkdir(dirname(path), { recursive: true });
+      // Each new folder's name made durable in its parent, as put() does for the object's own name.
+      if (first !== undefined) {
+        for (let dir = dirname(path); ; dir = dirname(dir)) {
+          syncDirSync(dirname(dir));
+          if (dir === first || dir.length <= this.root.length) break;
+        }
+      }
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'EEXIST' || code === 'ENOTDIR') {
