@@ -17,7 +17,7 @@ import { StoreAccessError, type ArtifactStore } from '../artifacts/store.js';
 import { experimentPrefix, runPrefix } from '../activities/keys.js';
 import { InvalidExperimentError } from '../config/experiment.js';
 import { devDown, devStatus, devUp, embeddedStoreEnv } from '../infra/dev.js';
-import { DEFAULT_STATE_DIR, InvalidEnvironmentError, WORKER_HELP, WorkerArgsError, workerConfigFromEnv } from '../worker/config.js';
+import { DEFAULT_STATE_DIR, InvalidEnvironmentError, isEntryPoint, WORKER_HELP, WorkerArgsError, workerConfigFromEnv } from '../worker/config.js';
 import { experimentWorkflow } from '../workflows/index.js';
 import { queueNames, type ExperimentResult } from '../workflows/types.js';
 import { connect, TemporalUnreachableError, workerCommand } from './connect.js';
@@ -370,7 +370,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (isEntryPoint(import.meta.url)) {
   // The S3 client warns on every command under Node 20 that its releases from 2027 on will need Node 22;
   // paramtrail pins the release it uses, so the notice is for whoever upgrades it, not for each command.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';

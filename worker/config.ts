@@ -2,8 +2,9 @@
  * The worker's settings, read from the environment (the only place besides cli/ that does) and
  * validated with zod so a typo fails at start with the variable's name.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
 import { describeIssues } from '../config/experiment.js';
 import type { DecodedCacheOptions } from '../activities/decoded-cache.js';
@@ -166,4 +167,18 @@ export function tlsOptions(config: WorkerConfig) {
     clientCertPair: { crt: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) },
     serverRootCACertificate: config.tls.ca ? readFileSync(config.tls.ca) : undefined,
   };
+}
+
+/**
+ * Whether the module at `moduleUrl` is the script node was started with, also when that script's path
+ * holds a space or other characters a URL escapes, or goes through a symlink.
+ */
+export function isEntryPoint(moduleUrl: string): boolean {
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    return pathToFileURL(realpathSync(script)).href === moduleUrl;
+  } catch {
+    return false;
+  }
 }

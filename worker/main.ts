@@ -10,7 +10,7 @@ import { openStore } from '../artifacts/open.js';
 import { codeVersion } from '../activities/version.js';
 import { selectBackend } from '../ml/backend.js';
 import { queueNames } from '../workflows/types.js';
-import { parseRoles, setCoreEnvDefaults, TemporalUnreachableError, tlsOptions, WORKER_HELP, WorkerArgsError, workerConfigFromEnv } from './config.js';
+import { isEntryPoint, parseRoles, setCoreEnvDefaults, TemporalUnreachableError, tlsOptions, WORKER_HELP, WorkerArgsError, workerConfigFromEnv } from './config.js';
 import { createWorkers, runWorkers } from './run.js';
 
 export async function workerMain(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
@@ -47,7 +47,7 @@ export async function workerMain(argv: string[], env: NodeJS.ProcessEnv): Promis
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (isEntryPoint(import.meta.url)) {
   workerMain(process.argv.slice(2), process.env).catch((err) => {
     console.error(err);
     process.exitCode = 1;

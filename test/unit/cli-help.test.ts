@@ -4,12 +4,12 @@
  * must not start the embedded stack (its state folder is a temporary one, checked empty afterwards).
  * A reader that goes away before the output is written (`| head`) ends the command quietly. A wrong
  * flag or setting of a worker exits 2 with a message naming it, also before it connects; a server it
- * cannot reach, 4.
+ * cannot reach, 4. The command runs from a checkout under a path with a space, and through a symlink.
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { cp, readdir, symlink } from 'node:fs/promises';
+import { join, relative, sep } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { mapLimit } from '../../artifacts/concurrency.js';
@@ -74,5 +74,27 @@ test('a worker with a wrong flag or setting exits 2 naming it before connecting,
     assert.equal(r.code, message === unreachable[2] ? 4 : 2, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, message, args.join(' '));
     assert.doesNotMatch(r.stderr, /^\s+at /m, `${args.join(' ')}: no stack trace`);
+  }
+});
+
+test('a checkout under a path with a space, or the command reached through a symlink, runs the command', async () => {
+  const copy = join(await tempDir(), 'my checkout');
+  const skipped = new Set(['node_modules', '.tools', '.paramtrail', '.git', 'docs']);
+  await cp(PROJECT_ROOT, copy, { recursive: true, filter: (src) => !skipped.has(relative(PROJECT_ROOT, src).split(sep)[0]!) });
+  await symlink(join(PROJECT_ROOT, 'node_modules'), join(copy, 'node_modules'));
+  const linked = join(await tempDir(), 'linked');
+  await symlink(PROJECT_ROOT, linked);
+  const tsx = join(PROJECT_ROOT, 'node_modules', 'tsx', 'dist', 'loader.mjs');
+  const starts: Array<[string, string[]]> = [
+    [join(copy, 'bin', 'paramtrail'), ['frobnicate']],
+    [process.execPath, ['--import', tsx, join(linked, 'cli', 'main.ts'), 'frobnicate']],
+  ];
+  for (const [file, args] of starts) {
+    const r = await promisify(execFile)(file, args, { timeout: 60_000 }).then(
+      () => ({ code: 0, stderr: '' }),
+      (err: { code?: number; stderr?: string }) => ({ code: err.code, stderr: err.stderr ?? '' }),
+    );
+    assert.equal(r.code, 2, `${file} ${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, /^unknown command "frobnicate"/);
   }
 });
