@@ -18,6 +18,7 @@
  * experiment; what failed is recorded. The `progress` query tells the CLI where every run is.
  */
 import {
+  CancellationScope,
   continueAsNew,
   defineQuery,
   executeChild,
@@ -258,10 +259,13 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
 
   const finished = new Map<string, Promise<void>>();
   const failRun = (summary: RunSummary, err: unknown) => {
-    // Cancelling the experiment cancels its runs: that ends the experiment, it is not a failed run.
-    if (isCancellation(err)) throw err;
+    // Cancelling the experiment cancels its runs: that ends the experiment, it is not a failed run. A
+    // run cancelled on its own (`paramtrail cancel <run's workflow id>`, the Temporal UI) is one that
+    // failed, and its siblings go on (experiments started before the `run-cancelled-alone` patch ended).
+    if (isCancellation(err) && (CancellationScope.current().consideredCancelled || !patched('run-cancelled-alone'))) throw err;
     summary.stage = 'failed';
-    summary.error = rootCause(err);
+    // A cancellation's own message is empty.
+    summary.error = isCancellation(err) ? { type: 'CancelledFailure', message: "the run's workflow was cancelled" } : rootCause(err);
   };
   /**
    * A run (or pack) that failed before its workflow started, at its dataset's download or because a run
@@ -362,16 +366,26 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
     }
   };
 
+  const window = new Set<Promise<void>>();
+  /**
+   * A unit rejects only when the experiment is cancelled (runs record their own failures): the others
+   * are cancelled too, and the experiment ends once every one of them has, so no run is left training
+   * after it (each child waits for its own activities' cancellation). Experiments started before the
+   * `drain-on-cancel` patch ended at the first.
+   */
+  const drain = async (err: unknown): Promise<never> => {
+    if (patched('drain-on-cancel')) await Promise.allSettled(window);
+    throw err;
+  };
   // Runs finished before this execution count as finished; the rest start in order.
   for (const [i, r] of runs.entries()) if (i < carriedRuns || r.stage === 'completed' || r.stage === 'failed') finished.set(r.name, Promise.resolve());
-  const window = new Set<Promise<void>>();
   const first = input.continued?.next ?? 0;
   for (const unit of units) {
     const i = unit[0]!;
     if (i < first) continue;
     const startedHere = i - first;
     if (startedHere > 0 && (startedHere >= config.execution.continueAsNewAfter || workflowInfo().continueAsNewSuggested)) {
-      await Promise.all(window);
+      await Promise.all(window).catch(drain);
       // The carried state must stay well under Temporal's payload limit whatever the grid's size:
       // finished results go to the store, then their summaries (executions started before chunks
       // existed carried the summaries themselves, and replay so).
@@ -383,12 +397,12 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
       }
       await continueAsNew<typeof experimentWorkflow>({ ...input, continued: { next: i, runs, executions } });
     }
-    if (window.size >= config.execution.concurrency) await Promise.race(window);
+    if (window.size >= config.execution.concurrency) await Promise.race(window).catch(drain);
     const p: Promise<void> = (unit.length === 1 ? startRun(i) : startPack(unit)).finally(() => window.delete(p));
     window.add(p);
     for (const k of unit) finished.set(specs[k]!.name, p);
   }
-  await Promise.all(window);
+  await Promise.all(window).catch(drain);
 
   const failed = chunks.some((c) => c.completed < c.count) || runs.slice(carriedRuns).some((r) => r.stage !== 'completed');
   const status: ExperimentResult['status'] = failed ? 'completed-with-failures' : 'completed';

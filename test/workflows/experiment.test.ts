@@ -495,6 +495,42 @@ describe('experimentWorkflow on real Temporal and S3', () => {
     assert.equal(closed.typedSearchAttributes.get(StatusKey), 'cancelled');
   });
 
+  test('a run cancelled on its own fails only itself; a cancelled experiment ends once every run has stopped', async () => {
+    const config = tinyExperiment({
+      seeds: [60, 61, 62],
+      // Long enough to be cancelled while training.
+      training: { epochs: 500, batchSize: 32, optimizer: { name: 'sgd', learningRate: 0.01 } },
+      analyses: { runFigures: false },
+      execution: { concurrency: 3, maxAttempts: 1, heartbeatTimeout: '10s' },
+    });
+    const experimentId = `run-cancel-${randomUUID().slice(0, 8)}`;
+    const names = expandRuns(config).map((r) => r.name);
+    const experiment = await stack.temporal.client.workflow.start(experimentWorkflow, {
+      workflowId: experimentId,
+      taskQueue: stack.queues.workflows,
+      args: [{ experimentId, config, queues: stack.queues, store: store.location }],
+    });
+    const runs = names.map((n) => stack.temporal.client.workflow.getHandle(`${experimentId}/${n}`));
+    const training = async (handle: (typeof runs)[number]) => (await handle.describe().catch(() => undefined))?.typedSearchAttributes.get(StatusKey) === 'training';
+    for (let i = 0; i < 150 && !(await training(runs[0]!)); i++) await sleep(200);
+    assert.ok(await training(runs[0]!), 'the first run trains');
+
+    await runs[0]!.cancel();
+    let progress: ExperimentProgress | undefined;
+    for (let i = 0; i < 100 && progress?.runs[0]?.stage !== 'failed'; i++) {
+      await sleep(200);
+      progress = await experiment.query<ExperimentProgress>('progress');
+    }
+    assert.equal(progress?.runs[0]?.stage, 'failed', 'the cancelled run is a failed one');
+    assert.match(progress!.runs[0]!.error?.message ?? '', /cancel/i);
+    assert.equal((await experiment.describe()).status.name, 'RUNNING', 'its siblings go on');
+
+    await experiment.cancel();
+    await assert.rejects(experiment.result(), /cancel/i);
+    // Every run was cancelled and had stopped when the experiment ended: none was terminated with it.
+    for (const handle of runs.slice(1)) assert.equal((await handle.describe()).status.name, 'CANCELLED', handle.workflowId);
+  });
+
   test('a dataset file whose sha256 does not match fails its runs for good, each found by its status, and leaves the store as it was', async () => {
     // A fresh store, so nothing is cached, holding one object from "earlier".
     const bucket = `corrupt-${randomUUID().slice(0, 8)}`;
