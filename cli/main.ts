@@ -11,7 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { type Client, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
+import { CancelledFailure, type Client, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
 import { openStore } from '../artifacts/open.js';
 import { StoreAccessError, type ArtifactStore } from '../artifacts/store.js';
 import { experimentPrefix, runPrefix } from '../activities/keys.js';
@@ -224,14 +224,25 @@ async function cmdRun(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
       },
       tty ? (status) => process.stderr.write(`\r\x1b[K${status.slice(0, (process.stderr.columns ?? 100) - 1)}`) : undefined,
     );
-    let result: ExperimentResult;
+    let result: ExperimentResult | WorkflowFailedError;
     try {
-      result = await handle.result();
+      result = await handle.result().catch((err: unknown) => {
+        if (err instanceof WorkflowFailedError) return err;
+        throw err;
+      });
     } finally {
       // Let the last progress call finish before the connection closes under it.
       stopPolling.abort();
       await Promise.all([polling, unpolled]);
       clearLive();
+    }
+    if (result instanceof WorkflowFailedError) {
+      // Cancelled (`paramtrail cancel`), terminated or failed as a whole: said as `status` says it.
+      const status = (await handle.describe()).status.name.toLowerCase();
+      const cause = result.cause && !(result.cause instanceof CancelledFailure) ? result.cause.message : undefined;
+      const closed = { experimentId, status, store: wc.store, ...(cause ? { error: cause } : {}), runs: [] };
+      console.log(values.json ? JSON.stringify(closed, null, 2) : `${experimentId}: ${status}${cause ? `: ${cause}` : ''}`);
+      return EXIT.failed;
     }
     const report = reportExperiment(await withStored(result, env), result.status);
     console.log(values.json ? JSON.stringify(report, null, 2) : formatReport(report));

@@ -294,9 +294,8 @@ describe('cancel stops a training experiment cleanly', () => {
       execution: { heartbeatTimeout: '10s' },
     });
     experimentId = `ops-cancel-${randomUUID().slice(0, 8)}`;
-    const started = await runCli(['run', file, '--detach', '--json', '--id', experimentId], stack.env);
-    assert.equal(started.code, 0, started.stderr);
-    assert.doesNotMatch(started.stderr, /no worker polls/, 'the worker polls every queue');
+    // Followed by `run` as a user would, in the terminal where cancel is not typed.
+    const following = runCli(['run', file, '--json', '--id', experimentId], stack.env);
 
     // Training has started once its first trained epoch is checkpointed.
     const runsDir = join(stack.storeDir, 'runs', experimentId);
@@ -323,6 +322,12 @@ describe('cancel stops a training experiment cleanly', () => {
     if (status.runs.length > 0) {
       assert.equal(status.runs[0].status, 'failed', 'the run did not go on to complete');
     }
+    // The `run` that followed it says it was cancelled, as status does, and exits 1: no stack trace.
+    const ran = await following;
+    assert.equal(ran.code, 1, ran.stderr);
+    assert.deepEqual(JSON.parse(ran.stdout), { experimentId, status: 'cancelled', store: `file://${stack.storeDir}`, runs: [] });
+    assert.doesNotMatch(ran.stderr, /^\s+at /m);
+    assert.doesNotMatch(ran.stderr, /no worker polls/, 'the worker polls every queue');
 
     // Nothing is still training: the checkpoints stay as they were.
     const before = (await checkpoints()).length;
