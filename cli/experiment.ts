@@ -4,7 +4,7 @@
  * state and, when completed, its result, or while running, its progress.
  */
 import { readFile } from 'node:fs/promises';
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { QueryRejectedError, ServiceError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { experimentFromYaml, InvalidExperimentError, type ExperimentConfig, type Registries } from '../config/experiment.js';
 import { DATASET_EXAMPLES, DATASETS } from '../ml/data/datasets.js';
 import { MODELS } from '../ml/models/registry.js';
@@ -37,20 +37,42 @@ export interface LoadedExperiment {
   state: string;
   /** The result when it completed, else progress when it is running, else undefined. */
   result?: ExperimentResult | ExperimentProgress;
+  /** Running, but no worker answered the progress query (none polls its queue, say): why. */
+  unanswered?: string;
 }
 
-/** Returns undefined when Temporal knows no workflow with that id. */
-export async function loadExperiment(client: Client, experimentId: string): Promise<LoadedExperiment | undefined> {
+/** An id that names a workflow other than an experiment: a run's or a pack's, from `paramtrail ls`. */
+export class NotAnExperimentError extends Error {
+  override readonly name = 'NotAnExperimentError';
+}
+
+/** How long a running experiment's workers have to say where it is. */
+const PROGRESS_ANSWER_MS = 10_000;
+
+/** Returns undefined when Temporal knows no workflow with that id. `progress: false` asks a running one nothing. */
+export async function loadExperiment(client: Client, experimentId: string, opts: { progress?: boolean } = {}): Promise<LoadedExperiment | undefined> {
   const handle = client.workflow.getHandle(experimentId);
   let state: string;
   try {
-    state = (await handle.describe()).status.name;
+    const described = await handle.describe();
+    if (described.type !== 'experimentWorkflow') {
+      const slash = experimentId.indexOf('/');
+      throw new NotAnExperimentError(
+        `${experimentId} is a ${described.type}, not an experiment${slash > 0 ? `; its experiment is ${experimentId.slice(0, slash)}` : ''}`,
+      );
+    }
+    state = described.status.name;
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) return undefined;
     throw err;
   }
   if (state === 'COMPLETED') return { state, result: (await handle.result()) as ExperimentResult };
-  if (state === 'RUNNING') return { state, result: await handle.query<ExperimentProgress>('progress') };
-  return { state };
+  if (state !== 'RUNNING' || opts.progress === false) return { state };
+  try {
+    // A query is answered by a worker: with none polling the experiment's queue, the server waits for one.
+    return { state, result: await client.withDeadline(Date.now() + PROGRESS_ANSWER_MS, () => handle.query<ExperimentProgress>('progress')) };
+  } catch (err) {
+    if (err instanceof QueryRejectedError || err instanceof ServiceError) return { state, unanswered: (err as Error).message };
+    throw err;
+  }
 }
-

@@ -22,7 +22,7 @@ import { experimentWorkflow } from '../workflows/index.js';
 import { queueNames, type ExperimentResult } from '../workflows/types.js';
 import { connect, TemporalUnreachableError, workerCommand } from './connect.js';
 import { EXIT } from './exit.js';
-import { EXPERIMENT_ID, EXPERIMENT_ID_RULE, loadExperiment, readExperimentFile } from './experiment.js';
+import { EXPERIMENT_ID, EXPERIMENT_ID_RULE, loadExperiment, NotAnExperimentError, readExperimentFile } from './experiment.js';
 import { formatUnpolled, queuesStillUnpolled } from './pollers.js';
 import { followProgress, progressLines, withPackProgress } from './progress.js';
 import { cmdCancel } from './cancel.js';
@@ -262,7 +262,13 @@ async function cmdStatus(argv: string[], env: NodeJS.ProcessEnv): Promise<number
       console.error(`no experiment with id ${positionals[0]}`);
       return EXIT.failed;
     }
-    const { state, result } = loaded;
+    const { state, result, unanswered } = loaded;
+    if (unanswered !== undefined) {
+      // Running, with no worker to say where: as a script reads a running experiment, with the reason.
+      const report = { experimentId: positionals[0], status: 'running', unanswered, runs: [] };
+      console.log(values.json ? JSON.stringify(report, null, 2) : `${report.experimentId}: running; no worker answered where it is (${unanswered})`);
+      return EXIT.ok;
+    }
     let report;
     if (state === 'COMPLETED') {
       report = reportExperiment(await withStored(result!, env), (result as ExperimentResult).status);
@@ -361,6 +367,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       console.error(err.message);
       return EXIT.invalid;
     }
+    if (err instanceof NotAnExperimentError) {
+      console.error(err.message);
+      return EXIT.usage;
+    }
     if (err instanceof InvalidEnvironmentError) {
       console.error(err.message);
       return EXIT.usage;
@@ -373,7 +383,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       console.error(`cannot reach the store ${storeAddress(env)}: ${(err as Error).message}`);
       return EXIT.unreachable;
     }
-    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    if (err instanceof UsageError || String((err as { code?: unknown }).code ?? '').startsWith('ERR_PARSE_ARGS')) {
       console.error(`${(err as Error).message}\n\n${USAGE}`);
       return EXIT.usage;
     }

@@ -45,7 +45,7 @@ export async function cmdReport(argv: string[], env: NodeJS.ProcessEnv): Promise
   const experimentId = positionals[0];
   const { client, connection } = await connect(env, { startEmbedded: false });
   try {
-    const loaded = await loadExperiment(client, experimentId);
+    const loaded = await loadExperiment(client, experimentId, { progress: false });
     if (!loaded) {
       console.error(`no experiment with id ${experimentId}`);
       return FAILED;

@@ -179,6 +179,12 @@ describe('paramtrail run --json and status --json on a real server', () => {
     const status = await runCli(['status', report.experimentId, '--json'], env);
     assert.equal(status.code, 0, status.stderr);
     assert.deepEqual(JSON.parse(status.stdout), report);
+    // A run's workflow id (as `ls` lists it) is not an experiment's: said so, with the experiment's.
+    for (const command of ['status', 'verify', 'report']) {
+      const wrong = await runCli([command, run.workflowId], env);
+      assert.equal(wrong.code, 2, `${command}: ${wrong.stderr}`);
+      assert.equal(wrong.stderr.trim(), `${run.workflowId} is a runWorkflow, not an experiment; its experiment is ${report.experimentId}`);
+    }
     assert.ok(readdirSync(storeDir).includes('tensors'));
   });
 

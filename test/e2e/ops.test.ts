@@ -375,6 +375,13 @@ describe('cancel stops a training experiment cleanly', () => {
       for (const [role, name] of [['workflows', prefix], ['train', `${prefix}-train`], ['analysis', `${prefix}-analysis`]]) {
         assert.match(res.stderr, new RegExp(`no worker polls task queue ${name} \\(${role}\\).*PARAMTRAIL_TASK_QUEUE=${prefix} paramtrail worker --task-queue ${role}`));
       }
+      // With no worker to answer where it is, status still says it runs, and why it cannot say more.
+      const status = await runCli(['status', id], stack.env);
+      assert.equal(status.code, 0, status.stderr);
+      assert.match(status.stdout, new RegExp(`^${id}: running; no worker answered where it is \\(.+\\)\\n$`));
+      const report = await runCli(['report', id], stack.env);
+      assert.equal(report.code, 1, report.stderr);
+      assert.match(report.stderr, new RegExp(`^experiment ${id} is running: the report is written when it completes`));
     } finally {
       await stack.temporal.client.workflow.getHandle(id).terminate('the test is over');
     }
