@@ -8,11 +8,16 @@ import { LocalStore } from './local.js';
 import { S3Store } from './s3.js';
 import type { ArtifactStore } from './store.js';
 
+/** A store setting that cannot name a store (the commands exit 2 on it, as on any invalid setting). */
+export class InvalidStoreSettingError extends Error {
+  override readonly name = 'InvalidStoreSettingError';
+}
+
 function envFlag(name: string, value: string | undefined): boolean | undefined {
   if (value === undefined || value === '') return undefined;
   if (/^(1|true|yes|on)$/i.test(value)) return true;
   if (/^(0|false|no|off)$/i.test(value)) return false;
-  throw new Error(`${name}: expected true or false, found ${JSON.stringify(value)}`);
+  throw new InvalidStoreSettingError(`${name}: expected true or false, found ${JSON.stringify(value)}`);
 }
 
 /**
@@ -23,21 +28,25 @@ function envFlag(name: string, value: string | undefined): boolean | undefined {
  * AWS_SESSION_TOKEN.
  */
 export function openStore(url: string, env: NodeJS.ProcessEnv): ArtifactStore {
-  if (!url) throw new Error('store URL: expected file:///abs/dir, a path or s3://bucket/prefix, found nothing');
+  if (!url) throw new InvalidStoreSettingError('store URL: expected file:///abs/dir, a path or s3://bucket/prefix, found nothing');
   if (url.startsWith('s3://')) {
     const rest = url.slice('s3://'.length);
     const slash = rest.indexOf('/');
     const bucket = slash < 0 ? rest : rest.slice(0, slash);
     const prefix = slash < 0 ? '' : rest.slice(slash + 1);
-    if (!bucket) throw new Error(`store URL ${url}: expected s3://bucket[/prefix], found no bucket`);
+    if (!bucket) throw new InvalidStoreSettingError(`store URL ${url}: expected s3://bucket[/prefix], found no bucket`);
     const endpoint = env.PARAMTRAIL_S3_ENDPOINT || undefined;
+    // Not echoed: an endpoint may carry a user and password.
+    if (endpoint !== undefined && !URL.canParse(endpoint)) {
+      throw new InvalidStoreSettingError('PARAMTRAIL_S3_ENDPOINT: expected a URL such as http://host:9000, found one that does not parse');
+    }
     const forcePathStyle =
       envFlag('PARAMTRAIL_S3_FORCE_PATH_STYLE', env.PARAMTRAIL_S3_FORCE_PATH_STYLE) ?? endpoint !== undefined;
     const conditionalWrites = envFlag('PARAMTRAIL_S3_CONDITIONAL_WRITES', env.PARAMTRAIL_S3_CONDITIONAL_WRITES);
     const accessKeyId = env.AWS_ACCESS_KEY_ID;
     const secretAccessKey = env.AWS_SECRET_ACCESS_KEY;
     if (Boolean(accessKeyId) !== Boolean(secretAccessKey)) {
-      throw new Error(
+      throw new InvalidStoreSettingError(
         'S3 credentials: expected both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or neither, found only ' +
           (accessKeyId ? 'AWS_ACCESS_KEY_ID' : 'AWS_SECRET_ACCESS_KEY'),
       );
@@ -56,9 +65,17 @@ export function openStore(url: string, env: NodeJS.ProcessEnv): ArtifactStore {
           : undefined,
     });
   }
-  if (url.startsWith('file:')) return new LocalStore(fileURLToPath(url));
+  if (url.startsWith('file:')) {
+    let path: string;
+    try {
+      path = fileURLToPath(url);
+    } catch (err) {
+      throw new InvalidStoreSettingError(`store URL ${url}: expected file:///absolute/path (${(err as Error).message})`);
+    }
+    return new LocalStore(path);
+  }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
-    throw new Error(`store URL ${url}: expected file:// or s3://, found ${url.split(':')[0]}://`);
+    throw new InvalidStoreSettingError(`store URL ${url}: expected file:// or s3://, found ${url.split(':')[0]}://`);
   }
   return new LocalStore(isAbsolute(url) ? url : resolve(url));
 }

@@ -12,7 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { CancelledFailure, type Client, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
-import { openStore } from '../artifacts/open.js';
+import { InvalidStoreSettingError, openStore } from '../artifacts/open.js';
 import { StoreAccessError, type ArtifactStore } from '../artifacts/store.js';
 import { experimentPrefix, runPrefix } from '../activities/keys.js';
 import { InvalidExperimentError } from '../config/experiment.js';
@@ -319,10 +319,15 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   }
   // Without a cluster or a store of its own, the CLI uses the store of the embedded stack, which in
   // S3 mode needs the server's endpoint and keys (`dev` manages the stack itself).
-  if (command !== 'dev' && !env.TEMPORAL_ADDRESS && !env.PARAMTRAIL_STORE) {
-    env = { ...env, ...embeddedStoreEnv(env.PARAMTRAIL_STATE_DIR ?? DEFAULT_STATE_DIR, env) };
-  }
   try {
+    if (command !== 'dev' && !env.TEMPORAL_ADDRESS && !env.PARAMTRAIL_STORE) {
+      try {
+        env = { ...env, ...embeddedStoreEnv(env.PARAMTRAIL_STATE_DIR ?? DEFAULT_STATE_DIR, env) };
+      } catch (err) {
+        // The embedded stack's state cannot be read (dev.json damaged, say): its message says what to do.
+        throw new InvalidEnvironmentError((err as Error).message);
+      }
+    }
     switch (command) {
       case 'run':
         return await cmdRun(rest, env);
@@ -371,7 +376,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       console.error(err.message);
       return EXIT.usage;
     }
-    if (err instanceof InvalidEnvironmentError) {
+    if (err instanceof InvalidEnvironmentError || err instanceof InvalidStoreSettingError) {
       console.error(err.message);
       return EXIT.usage;
     }

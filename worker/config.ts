@@ -116,7 +116,8 @@ const WorkerEnv = z.object({
 export interface WorkerConfig {
   address: string;
   namespace: string;
-  tls?: { cert: string; key: string; ca?: string };
+  /** TLS to the server: a client certificate and key (mTLS), the CA that signed the server's, or both. */
+  tls?: { cert?: string; key?: string; ca?: string };
   store: string;
   queuePrefix: string;
   trainSlots: number;
@@ -148,7 +149,7 @@ export function workerConfigFromEnv(env: NodeJS.ProcessEnv): WorkerConfig {
   return {
     address: e.TEMPORAL_ADDRESS ?? embeddedAddress(stateDir) ?? 'localhost:7233',
     namespace: e.TEMPORAL_NAMESPACE,
-    tls: e.TEMPORAL_TLS_CERT && e.TEMPORAL_TLS_KEY ? { cert: e.TEMPORAL_TLS_CERT, key: e.TEMPORAL_TLS_KEY, ca: e.TEMPORAL_TLS_CA } : undefined,
+    tls: e.TEMPORAL_TLS_CERT || e.TEMPORAL_TLS_CA ? { cert: e.TEMPORAL_TLS_CERT, key: e.TEMPORAL_TLS_KEY, ca: e.TEMPORAL_TLS_CA } : undefined,
     store: e.PARAMTRAIL_STORE ?? `file://${join(stateDir, 'store')}`,
     queuePrefix: e.PARAMTRAIL_TASK_QUEUE,
     trainSlots: e.PARAMTRAIL_TRAIN_SLOTS,
@@ -160,12 +161,22 @@ export function workerConfigFromEnv(env: NodeJS.ProcessEnv): WorkerConfig {
   };
 }
 
+/** A TLS file a setting names; one that cannot be read is an invalid setting (its contents are never shown). */
+function readTlsFile(variable: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new InvalidEnvironmentError(`invalid worker environment: ${variable}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+}
+
 /** TLS options for a Temporal connection, reading the files named by the config. */
 export function tlsOptions(config: WorkerConfig) {
-  if (!config.tls) return undefined;
+  const { tls } = config;
+  if (!tls) return undefined;
   return {
-    clientCertPair: { crt: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) },
-    serverRootCACertificate: config.tls.ca ? readFileSync(config.tls.ca) : undefined,
+    ...(tls.cert && tls.key ? { clientCertPair: { crt: readTlsFile('TEMPORAL_TLS_CERT', tls.cert), key: readTlsFile('TEMPORAL_TLS_KEY', tls.key) } } : {}),
+    ...(tls.ca ? { serverRootCACertificate: readTlsFile('TEMPORAL_TLS_CA', tls.ca) } : {}),
   };
 }
 

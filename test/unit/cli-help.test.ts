@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { cp, readdir, symlink } from 'node:fs/promises';
+import { cp, readdir, symlink, writeFile } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
@@ -56,14 +56,25 @@ test('a reader that has gone away ends the command quietly, with no EPIPE stack 
   assert.doesNotMatch(stderr, /EPIPE/);
 });
 
-test('a worker with a wrong flag or setting exits 2 naming it before connecting, and 4 naming a server it cannot reach; no stack trace', async () => {
+test('a wrong flag or setting (of a worker, the store, TLS, the embedded stack) exits 2 naming it before connecting, and 4 naming a server it cannot reach; no stack trace', async () => {
   const env = { ...process.env, TEMPORAL_ADDRESS: '127.0.0.1:9', PARAMTRAIL_STATE_DIR: await tempDir() };
+  const quickstart = join(PROJECT_ROOT, 'experiments', 'quickstart.yaml');
+  const damaged = await tempDir();
+  await writeFile(join(damaged, 'dev.json'), '{"version": 1, "temporal"');
   const cases: Array<[string[], NodeJS.ProcessEnv, RegExp]> = [
     [['worker', '--task-queue', 'train,bogus'], env, /^worker: --task-queue: expected all or some of workflows, train, analysis \(comma-separated\), found "bogus"\n\nusage: paramtrail worker/],
     [['worker', '--bogus'], env, /^worker: Unknown option '--bogus'.*\n\nusage: paramtrail worker/s],
     [['worker'], { ...env, PARAMTRAIL_TRAIN_SLOTS: 'two' }, /^invalid worker environment:\nPARAMTRAIL_TRAIN_SLOTS: /],
     [['status', 'some-id'], { ...env, PARAMTRAIL_BACKEND: 'gpu' }, /^invalid worker environment:\nPARAMTRAIL_BACKEND: /],
     [['worker'], { ...env, PARAMTRAIL_DECODED_CACHE_GB: '-1' }, /^invalid worker environment:\nPARAMTRAIL_DECODED_CACHE_GB: /],
+    // Settings of the store and of TLS, read by every command that opens one or connects.
+    [['run', quickstart, '--dry-run'], { ...env, PARAMTRAIL_STORE: 'ftp://host/x' }, /^store URL ftp:\/\/host\/x: expected file:\/\/ or s3:\/\/, found ftp:\/\/\n$/],
+    [['run', quickstart, '--dry-run'], { ...env, PARAMTRAIL_STORE: 's3://b', PARAMTRAIL_S3_CONDITIONAL_WRITES: 'maybe' }, /^PARAMTRAIL_S3_CONDITIONAL_WRITES: expected true or false, found "maybe"\n$/],
+    [['run', quickstart, '--dry-run'], { ...env, PARAMTRAIL_STORE: 's3://b', PARAMTRAIL_S3_ENDPOINT: 'http://u:SuperSecret@minio host:9000' }, /^PARAMTRAIL_S3_ENDPOINT: expected a URL such as http:\/\/host:9000, found one that does not parse\n$/],
+    [['status', 'some-id'], { ...env, TEMPORAL_TLS_CERT: '/nonexistent/cert.pem', TEMPORAL_TLS_KEY: '/nonexistent/key.pem' }, /^invalid worker environment: TEMPORAL_TLS_CERT: cannot read \/nonexistent\/cert\.pem \(ENOENT\)\n$/],
+    // A CA alone is TLS without a client certificate: the file is read, not ignored.
+    [['status', 'some-id'], { ...env, TEMPORAL_TLS_CA: '/nonexistent/ca.pem' }, /^invalid worker environment: TEMPORAL_TLS_CA: cannot read \/nonexistent\/ca\.pem \(ENOENT\)\n$/],
+    [['ls'], { ...process.env, TEMPORAL_ADDRESS: undefined, PARAMTRAIL_STORE: undefined, PARAMTRAIL_STATE_DIR: damaged }, /^expected .*dev\.json to hold JSON, found unreadable content .*; remove it and run "paramtrail dev up" again\n$/],
   ];
   const unreachable: [string[], NodeJS.ProcessEnv, RegExp] = [['worker'], env, /^cannot reach the Temporal server at 127\.0\.0\.1:9 \(TEMPORAL_ADDRESS\): .*; check that it runs/];
   for (const [args, caseEnv, message] of [...cases, unreachable]) {
@@ -74,6 +85,7 @@ test('a worker with a wrong flag or setting exits 2 naming it before connecting,
     assert.equal(r.code, message === unreachable[2] ? 4 : 2, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, message, args.join(' '));
     assert.doesNotMatch(r.stderr, /^\s+at /m, `${args.join(' ')}: no stack trace`);
+    assert.doesNotMatch(r.stderr, /SuperSecret/, `${args.join(' ')}: no password`);
   }
 });
 
