@@ -235,6 +235,8 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
       const part = runs.slice(first, Math.min(end, first + CHUNK_RUNS));
       const ref = await putSummaries({ experimentId: input.experimentId, runId: input.experimentId, runs: part });
       chunks.push({ ref, first, count: part.length, completed: part.filter((r) => r.stage === 'completed').length });
+      // With the chunk, not after the loop: a query between two chunks counts each run once.
+      stored = first + part.length;
     }
     stored = end;
   };
