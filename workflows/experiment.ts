@@ -412,6 +412,9 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
   const extra: Pick<ExperimentResult, 'compare' | 'compareBatches' | 'aggregate' | 'analysisErrors'> = {};
 
   // Experiment-level analyses: on the runs that completed; one that fails is recorded, never fatal.
+  // Nor does a read of the runs' stored results for them (the store out of reach past the retries):
+  // experiments started before the `analysis-reads-recorded` patch failed there.
+  const readsRecorded = () => patched('analysis-reads-recorded');
   const pairs = comparePairs(config, specs);
   const batching = { ...COMPARE_BATCHING, ...input.compareBatching };
   if (pairs.length > batching.inlinePairs && patched('compare-batches')) {
@@ -424,14 +427,16 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
       const batch = batches[k]!;
       const names = [...new Set(batch.flat())];
       const runsIn: CompareBatchRun[] = [];
-      for (const name of names) {
-        const summary = await summaryOf(name);
-        // Features at hand are handed over; a stored result is read by the batch, not through this history.
-        const features = (summary.result ?? results.get(name))?.analyses?.features;
-        runsIn.push({ name, runId: summary.runId, ...(features ? { features } : summary.resultRef ? { resultRef: summary.resultRef } : {}) });
-      }
-      const index = new Map(names.map((n, i) => [n, i]));
+      let read = false;
       try {
+        for (const name of names) {
+          const summary = await summaryOf(name);
+          // Features at hand are handed over; a stored result is read by the batch, not through this history.
+          const features = (summary.result ?? results.get(name))?.analyses?.features;
+          runsIn.push({ name, runId: summary.runId, ...(features ? { features } : summary.resultRef ? { resultRef: summary.resultRef } : {}) });
+        }
+        read = true;
+        const index = new Map(names.map((n, i) => [n, i]));
         done[k] = await compareBatch({
           experimentId: input.experimentId,
           runId: input.experimentId,
@@ -440,7 +445,7 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
           layers: config.analyses.compare?.layers,
         });
       } catch (err) {
-        if (isCancellation(err)) throw err;
+        if (isCancellation(err) || (!read && !readsRecorded())) throw err;
         analysisErrors.push({ analysis: `compare, batch ${k + 1} of ${batches.length} (${batch.length} pairs from ${batch[0]![0]} ${batch[0]![1]})`, message: rootCause(err).message });
       }
     };
@@ -462,15 +467,17 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
     const outcomes: Array<{ compared: CompareResult } | { error: string }> = [];
     const comparePair = async (k: number): Promise<void> => {
       const [a, b] = pairs[k]!;
-      const ra = await summaryOf(a);
-      const rb = await summaryOf(b);
-      const fa = (await resultOf(ra))?.analyses?.features;
-      const fb = (await resultOf(rb))?.analyses?.features;
-      if (!fa || !fb) {
-        outcomes[k] = { error: `${!fa ? a : b} has no probe features (it failed or diverged in its first epoch)` };
-        return;
-      }
+      let read = false;
       try {
+        const ra = await summaryOf(a);
+        const rb = await summaryOf(b);
+        const fa = (await resultOf(ra))?.analyses?.features;
+        const fb = (await resultOf(rb))?.analyses?.features;
+        read = true;
+        if (!fa || !fb) {
+          outcomes[k] = { error: `${!fa ? a : b} has no probe features (it failed or diverged in its first epoch)` };
+          return;
+        }
         outcomes[k] = {
           compared: await compare({
             experimentId: input.experimentId,
@@ -481,7 +488,7 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
           }),
         };
       } catch (err) {
-        if (isCancellation(err)) throw err;
+        if (isCancellation(err) || (!read && !readsRecorded())) throw err;
         outcomes[k] = { error: rootCause(err).message };
       }
     };
@@ -496,7 +503,7 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
   const large = carried > 0 || runs.length - stored > MAX_QUERY_RESULTS;
   if (config.analyses.aggregate) {
     const p = String(config.analyses.distance.p[0]!);
-    let from: Pick<AggregateInput, 'runs' | 'stored'>;
+    let from: Pick<AggregateInput, 'runs' | 'stored'> | undefined;
     if (large && patched('aggregate-from-store')) {
       // Listing every run's table here would read each moved result back through an activity and hand
       // the aggregate an input as large as the grid: the summaries go to the store first, and the
@@ -504,19 +511,22 @@ export async function experimentWorkflow(params: ExperimentInput): Promise<Exper
       await moveResults();
       await storeSummaries(runs.length);
       from = { stored: { chunks, config } };
-    } else {
-      const tables: AggregateRun[] = [];
-      for (const [i, { name }] of runs.entries()) {
-        const r = await summaryOf(name);
-        const res = await resultOf(r);
-        if (res) tables.push({ runId: r.runId, name: r.name, group: specs[i]!.group, table: res.distance.table });
-      }
-      from = { runs: tables };
     }
+    let read = from !== undefined;
     try {
+      if (!from) {
+        const tables: AggregateRun[] = [];
+        for (const [i, { name }] of runs.entries()) {
+          const r = await summaryOf(name);
+          const res = await resultOf(r);
+          if (res) tables.push({ runId: r.runId, name: r.name, group: specs[i]!.group, table: res.distance.table });
+        }
+        from = { runs: tables };
+        read = true;
+      }
       extra.aggregate = (await aggregate({ experimentId: input.experimentId, ...from, p })) as AggregateResult;
     } catch (err) {
-      if (isCancellation(err)) throw err;
+      if (isCancellation(err) || (!read && !readsRecorded())) throw err;
       analysisErrors.push({ analysis: 'aggregate', message: rootCause(err).message });
     }
   }

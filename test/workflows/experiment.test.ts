@@ -459,6 +459,44 @@ describe('experimentWorkflow on real Temporal and S3', () => {
     }
   });
 
+  test('a stored result the experiment cannot read back for its compares is an analysis error, not a failed experiment', async () => {
+    // Results are stored (the grid continues as new), and the store does not answer the experiment's
+    // reads of them, past the retries.
+    class UnreadableResults extends S3Store {
+      override async get(key: string, opts?: Parameters<S3Store['get']>[1]) {
+        const reading = ['getRunResult', 'getSummaries'].includes(Context.current().info.activityType);
+        if (reading && key.startsWith('results/')) throw new Error('the store is unavailable (injected)');
+        return super.get(key, opts);
+      }
+    }
+    const unreadable = new UnreadableResults({ ...s3.storeOptions, bucket: `unreadable-${randomUUID().slice(0, 8)}` });
+    await unreadable.ensureBucket();
+    const qs = queueNames(`unreadable-${randomUUID()}`);
+    const workers = await startTestWorkers(stack.temporal, qs, { store: unreadable });
+    try {
+      const config = tinyExperiment({
+        seeds: [80, 81],
+        training: { epochs: 1, batchSize: 64, optimizer: { name: 'sgd', learningRate: 0.05 } },
+        analyses: { runFigures: false, compare: { pairs: 'same-model' } },
+        execution: { maxAttempts: 1, continueAsNewAfter: 1 },
+      });
+      const experimentId = `unreadable-${randomUUID().slice(0, 8)}`;
+      const [a, b] = expandRuns(config).map((r) => r.name);
+      const result = await stack.temporal.client.workflow.execute(experimentWorkflow, {
+        workflowId: experimentId,
+        taskQueue: qs.workflows,
+        args: [{ experimentId, config, queues: qs, store: unreadable.location }],
+      });
+      assert.equal(result.status, 'completed');
+      assert.deepEqual(
+        result.analysisErrors?.find((e) => e.analysis.startsWith('compare')),
+        { analysis: `compare ${a} ${b}`, message: 'the store is unavailable (injected)' },
+      );
+    } finally {
+      await workers.stop();
+    }
+  });
+
   test('a pack cancelled with its experiment ends with status cancelled', async () => {
     const config = tinyExperiment({
       seeds: [50, 51],
