@@ -15,6 +15,7 @@ import {
   ActivityCancellationType,
   ActivityFailure,
   ApplicationFailure,
+  CancellationScope,
   defineQuery,
   isCancellation,
   log,
@@ -290,8 +291,16 @@ async function runOne(input: RunInput, setStatus: (status: RunStatus) => void, p
       }
       result.perturb = outcomes;
     };
-    // A run that diverged in its first epoch has nothing but its initial weights to analyse.
-    if (trained.snapshots.length > 1) await Promise.all([probeBased(), reinitialised(), perturbed()]);
+    // A run that diverged in its first epoch has nothing but its initial weights to analyse. One analysis
+    // that fails fails the run, and the others are cancelled rather than left running beside the next run
+    // of a pack (runs started before the `cancel-sibling-analyses` patch left them).
+    if (trained.snapshots.length > 1) {
+      const analysing = new CancellationScope();
+      await analysing.run(() => Promise.all([probeBased(), reinitialised(), perturbed()])).catch((err: unknown) => {
+        if (!isCancellation(err) && patched('cancel-sibling-analyses')) analysing.cancel();
+        throw err;
+      });
+    }
 
     at.stage = 'plot';
     // A figure of nothing but the zero baseline is skipped.

@@ -497,6 +497,56 @@ describe('experimentWorkflow on real Temporal and S3', () => {
     }
   });
 
+  test('in a pack, an analysis that fails cancels the run\'s other analyses before the next run starts', async () => {
+    // The re-initialisation analysis fails, but only once the perturbed copy's retraining has started.
+    class FailingReinit extends S3Store {
+      private retraining!: () => void;
+      readonly retrainingStarted = new Promise<void>((resolve) => (this.retraining = resolve));
+      override async put(key: string, bytes: Uint8Array, opts?: Parameters<S3Store['put']>[2]) {
+        if (/--sign-flip\/attempts\//.test(key)) this.retraining();
+        return super.put(key, bytes, opts);
+      }
+      override async get(key: string, opts?: Parameters<S3Store['get']>[1]) {
+        if (Context.current().info.activityType === 'reinit') {
+          await this.retrainingStarted;
+          throw new Error('reinit fails (injected)');
+        }
+        return super.get(key, opts);
+      }
+    }
+    const failing = new FailingReinit({ ...s3.storeOptions, bucket: `reinit-${randomUUID().slice(0, 8)}` });
+    await failing.ensureBucket();
+    const qs = queueNames(`reinit-${randomUUID()}`);
+    const workers = await startTestWorkers(stack.temporal, qs, { store: failing }, 2);
+    try {
+      const config = tinyExperiment({
+        seeds: [90, 91],
+        training: { epochs: 1, batchSize: 64, optimizer: { name: 'sgd', learningRate: 0.05 } },
+        // A retraining long enough to be running when the re-initialisation fails.
+        analyses: { runFigures: false, reinit: {}, perturb: { perturbations: [{ kind: 'sign-flip' }], epochs: 300 } },
+        execution: { runsPerWorkflow: 2, maxAttempts: 1, heartbeatTimeout: '10s' },
+      });
+      const experimentId = `reinit-${randomUUID().slice(0, 8)}`;
+      const [first, last] = expandRuns(config);
+      const result = await stack.temporal.client.workflow.execute(experimentWorkflow, {
+        workflowId: experimentId,
+        taskQueue: qs.workflows,
+        args: [{ experimentId, config, queues: qs, store: failing.location }],
+      });
+      assert.deepEqual(result.runs.map((r) => [r.stage, r.error?.message]), [
+        ['failed', 'reinit fails (injected)'],
+        ['failed', 'reinit fails (injected)'],
+      ]);
+      // The first run's retraining was cancelled by its pack, not left training beside the second run.
+      const { events } = await stack.temporal.client.workflow.getHandle(`${experimentId}/${first!.name}..${last!.name}`).fetchHistory();
+      const scheduled = new Map((events ?? []).filter((e) => e.activityTaskScheduledEventAttributes).map((e) => [String(e.eventId), e.activityTaskScheduledEventAttributes!.activityType!.name!]));
+      const cancelled = (events ?? []).flatMap((e) => (e.activityTaskCancelRequestedEventAttributes ? [scheduled.get(String(e.activityTaskCancelRequestedEventAttributes.scheduledEventId))] : []));
+      assert.ok(cancelled.includes('train'), `cancel requested for: ${cancelled.join(', ') || 'nothing'}`);
+    } finally {
+      await workers.stop();
+    }
+  });
+
   test('a pack cancelled with its experiment ends with status cancelled', async () => {
     const config = tinyExperiment({
       seeds: [50, 51],
