@@ -464,7 +464,8 @@ export async function cmdLineage(argv: string[], env: NodeJS.ProcessEnv): Promis
     report = sha.maybeProducer ? lineageOfProducer(await manifests(), target) : undefined;
     if (!report) {
       console.error(sha.error);
-      return EXIT.failed;
+      // Something that cannot be a key, a sha256 or an id is a usage error; a name nothing answers to, not.
+      return sha.maybeProducer ? EXIT.failed : EXIT.usage;
     }
   } else {
     report = lineageOf(await manifests(), sha);

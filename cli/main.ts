@@ -46,7 +46,8 @@ const USAGE = `usage: paramtrail <command>
   lineage <key|sha256|run-id|experiment-id> [--json|--dot] [--refresh]   what made an artifact, and what it made
   cancel <experiment-id> [--json] [--no-wait]                stop an experiment cleanly
   schedule create|list|describe|pause|unpause|trigger|delete ...   scheduled reruns (see schedule --help)
-  ls [--model M] [--dataset D] [--status S] [--experiment E] [--json]   find runs by their search attributes
+  ls [--model M] [--dataset D] [--optimizer O] [--status S] [--experiment E] [--limit N] [--json]
+                                             find runs by their search attributes
   worker [--task-queue Q]                    run a worker (Q: workflows, train, analysis, all)
   dev up [--s3] | down | status [--json]     the embedded stack (Temporal dev server, store, worker)
 

@@ -214,10 +214,13 @@ describe('verify and lineage on a finished experiment', () => {
     assert.match(none.stderr, /no object, run or experiment/);
   });
 
-  test('lineage of something with no manifest exits 1', async () => {
+  test('lineage of something with no manifest exits 1; of what cannot be a key, 2', async () => {
     const res = await runCommand('lineage', ['0'.repeat(64)], stack.env);
     assert.equal(res.code, 1);
     assert.match(res.stderr, /no lineage manifest for sha256 0{64}/);
+    const invalid = await runCommand('lineage', ['../outside'], stack.env);
+    assert.equal(invalid.code, 2, invalid.stderr);
+    assert.equal(invalid.stderr.trim(), 'lineage: expected an artifact key or a sha256, found "../outside"');
   });
 
   test('verify passes, then names a snapshot altered by one byte, which its readers refuse', async () => {
