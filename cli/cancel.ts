@@ -15,7 +15,8 @@ const HELP = `usage: paramtrail cancel <experiment-id> [--json] [--no-wait]
 
 Requests cancellation of a running experiment: its runs and their activities are cancelled, and
 training stops at its next heartbeat. Waits until the experiment has closed and prints its final
-state (CANCELLED, or COMPLETED/FAILED if it finished first).
+state (CANCELLED, or COMPLETED/FAILED if it finished first). Given a run's workflow id instead (as
+\`paramtrail ls\` lists it), cancels that run alone: the experiment records it as failed and goes on.
 
   --json      print { experimentId, state, cancelRequested } as JSON
   --no-wait   return as soon as the request is recorded
