@@ -86,15 +86,14 @@ async function datasetState(store: ArtifactStore, def: DatasetDef, signal?: Abor
 export async function planExperiment(
   config: ExperimentConfig,
   store: ArtifactStore,
-  opts: { force?: boolean; signal?: AbortSignal; datasets?: ReadonlyMap<string, DatasetDef> } = {},
+  opts: { force?: boolean; signal?: AbortSignal } = {},
 ): Promise<Plan> {
-  const registry = opts.datasets ?? DATASETS;
   const code = reuseCodeVersion(await codeVersion());
   const specs = orderByDependencies(expandRuns(config));
 
   const states = new Map<string, DatasetState>();
   for (const name of new Set(specs.map((s) => s.dataset.name))) {
-    const def = registry.get(name);
+    const def = DATASETS.get(name);
     if (!def) throw new Error(`dataset "${name}" is not registered`); // validation refuses it first
     states.set(name, await datasetState(store, def, opts.signal));
   }
