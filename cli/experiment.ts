@@ -4,7 +4,7 @@
  * state and, when completed, its result, or while running, its progress.
  */
 import { readFile } from 'node:fs/promises';
-import { QueryRejectedError, ServiceError, WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { QueryRejectedError, ServiceError, WorkflowNotFoundError, type Client, type WorkflowExecutionDescription, type WorkflowHandle } from '@temporalio/client';
 import { experimentFromYaml, InvalidExperimentError, type ExperimentConfig, type Registries } from '../config/experiment.js';
 import { DATASET_EXAMPLES, DATASETS } from '../ml/data/datasets.js';
 import { MODELS } from '../ml/models/registry.js';
@@ -33,7 +33,25 @@ export async function readExperimentFile(file: string, size: string | undefined)
 export const EXPERIMENT_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 export const EXPERIMENT_ID_RULE = 'letters, digits, ".", "_" and "-", starting with a letter or digit';
 
+/**
+ * The two names of a scheduled execution: Temporal's workflow id `<schedule>-<RFC 3339 time>` has
+ * colons, which no store key may hold, so its experiment id (its keys, search attributes and
+ * manifests) is the same without them (workflows/experiment.ts). Either names the experiment.
+ */
+export function experimentIdOf(id: string): string {
+  return id.replace(/:/g, '');
+}
+
+/** The workflow ids an experiment id may stand for: itself, and for a scheduled execution's, the time with its colons. */
+export function workflowIdsOf(id: string): string[] {
+  const scheduled = /^(.+-\d{4}-\d{2}-\d{2}T)(\d{2})(\d{2})(\d{2}(?:\.\d+)?Z)$/.exec(id);
+  return scheduled ? [id, `${scheduled[1]}${scheduled[2]}:${scheduled[3]}:${scheduled[4]}`] : [id];
+}
+
 export interface LoadedExperiment {
+  /** The experiment's workflow id and its experiment id (equal but for a scheduled execution's). */
+  workflowId: string;
+  experimentId: string;
   state: string;
   /** The result when it completed, else progress when it is running, else undefined. */
   result?: ExperimentResult | ExperimentProgress;
@@ -51,28 +69,33 @@ const PROGRESS_ANSWER_MS = 10_000;
 
 /** Returns undefined when Temporal knows no workflow with that id. `progress: false` asks a running one nothing. */
 export async function loadExperiment(client: Client, experimentId: string, opts: { progress?: boolean } = {}): Promise<LoadedExperiment | undefined> {
-  const handle = client.workflow.getHandle(experimentId);
-  let state: string;
-  try {
-    const described = await handle.describe();
-    if (described.type !== 'experimentWorkflow') {
-      const slash = experimentId.indexOf('/');
-      throw new NotAnExperimentError(
-        `${experimentId} is a ${described.type}, not an experiment${slash > 0 ? `; its experiment is ${experimentId.slice(0, slash)}` : ''}`,
-      );
-    }
-    state = described.status.name;
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError) return undefined;
-    throw err;
+  let handle: WorkflowHandle | undefined;
+  let described: WorkflowExecutionDescription | undefined;
+  for (const workflowId of workflowIdsOf(experimentId)) {
+    handle = client.workflow.getHandle(workflowId);
+    described = await handle.describe().catch((err: unknown) => {
+      if (err instanceof WorkflowNotFoundError) return undefined;
+      throw err;
+    });
+    if (described) break;
   }
-  if (state === 'COMPLETED') return { state, result: (await handle.result()) as ExperimentResult };
-  if (state !== 'RUNNING' || opts.progress === false) return { state };
+  if (!handle || !described) return undefined;
+  if (described.type !== 'experimentWorkflow') {
+    const slash = experimentId.indexOf('/');
+    throw new NotAnExperimentError(
+      `${experimentId} is a ${described.type}, not an experiment${slash > 0 ? `; its experiment is ${experimentId.slice(0, slash)}` : ''}`,
+    );
+  }
+  const ids = { workflowId: handle.workflowId, experimentId: experimentIdOf(handle.workflowId) };
+  const state = described.status.name;
+  if (state === 'COMPLETED') return { ...ids, state, result: (await handle.result()) as ExperimentResult };
+  if (state !== 'RUNNING' || opts.progress === false) return { ...ids, state };
+  const running = handle;
   try {
     // A query is answered by a worker: with none polling the experiment's queue, the server waits for one.
-    return { state, result: await client.withDeadline(Date.now() + PROGRESS_ANSWER_MS, () => handle.query<ExperimentProgress>('progress')) };
+    return { ...ids, state, result: await client.withDeadline(Date.now() + PROGRESS_ANSWER_MS, () => running.query<ExperimentProgress>('progress')) };
   } catch (err) {
-    if (err instanceof QueryRejectedError || err instanceof ServiceError) return { state, unanswered: (err as Error).message };
+    if (err instanceof QueryRejectedError || err instanceof ServiceError) return { ...ids, state, unanswered: (err as Error).message };
     throw err;
   }
 }

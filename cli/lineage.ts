@@ -28,6 +28,7 @@ import { openStore } from '../artifacts/open.js';
 import { InvalidKeyError, validateKey, type ArtifactStore } from '../artifacts/store.js';
 import { workerConfigFromEnv } from '../worker/config.js';
 import { EXIT } from './exit.js';
+import { experimentIdOf } from './experiment.js';
 import { parseOr, usageExit } from './verify.js';
 
 const HELP = `usage: paramtrail lineage <artifact-key | sha256 | run-id | experiment-id> [--json | --dot] [--refresh]
@@ -443,7 +444,8 @@ export async function cmdLineage(argv: string[], env: NodeJS.ProcessEnv): Promis
 
   const config = workerConfigFromEnv(env);
   const store = openStore(config.store, env);
-  const target = positionals[0];
+  // No key holds a colon: one in the target is a scheduled execution's workflow id, whose artifacts name its experiment id.
+  const target = experimentIdOf(positionals[0]!);
   const sha = await resolveSha(store, target);
   const manifests = async () =>
     (

@@ -10,6 +10,7 @@ import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import { DatasetKey, ExperimentKey, ModelKey, OptimizerKey, RUN_STATUSES, RunKey, StatusKey } from '../workflows/search.js';
 import { connect } from './connect.js';
 import { EXIT } from './exit.js';
+import { experimentIdOf } from './experiment.js';
 import { parseOr, usageExit } from './verify.js';
 
 const HELP = `usage: paramtrail ls [--model M] [--dataset D] [--optimizer O] [--status S] [--experiment E] [--limit N] [--json]
@@ -152,7 +153,7 @@ export async function cmdLs(argv: string[], env: NodeJS.ProcessEnv): Promise<num
   if (values.help) return usageExit(HELP, undefined);
   const limit = values.limit === undefined ? DEFAULT_LIMIT : Number(values.limit);
   if (!Number.isInteger(limit) || limit < 1) return usageExit(HELP, `ls: --limit: expected a positive integer, found ${JSON.stringify(values.limit)}`);
-  const filter: LsFilter = { model: values.model, dataset: values.dataset, optimizer: values.optimizer, status: values.status, experiment: values.experiment };
+  const filter: LsFilter = { model: values.model, dataset: values.dataset, optimizer: values.optimizer, status: values.status, experiment: values.experiment === undefined ? undefined : experimentIdOf(values.experiment) };
   try {
     lsQuery(filter);
   } catch (err) {

@@ -228,7 +228,7 @@ export async function cmdVerify(argv: string[], env: NodeJS.ProcessEnv): Promise
       // here anyway, and every one of its artifacts will then be reported missing.
       console.error(`note: the experiment recorded store ${loaded.result.store}; checking ${store.location}`);
     }
-    const report = await verifyExperiment(store, experimentId, loaded);
+    const report = await verifyExperiment(store, loaded.experimentId, loaded);
     console.log(values.json ? JSON.stringify(report, null, 2) : formatVerifyReport(report));
     return report.ok ? EXIT.ok : EXIT.failed;
   } finally {

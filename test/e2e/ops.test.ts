@@ -488,6 +488,27 @@ describe('schedule: create, trigger, see the experiment complete, delete', () =>
     const status = await runCli(['status', workflowId, '--json'], stack.env);
     assert.equal(status.code, 0, status.stderr);
     assert.equal(JSON.parse(status.stdout).status, 'completed');
+    // Its workflow id has the time's colons, its experiment id (keys, manifests, search attributes) not:
+    // the audit commands take either.
+    assert.notEqual(result.experimentId, workflowId);
+    for (const id of [workflowId, result.experimentId]) {
+      const verified = await runCommand('verify', [id, '--json'], stack.env);
+      assert.equal(verified.code, 0, `verify ${id}: ${verified.stdout}${verified.stderr}`);
+      assert.equal(JSON.parse(verified.stdout).experimentId, result.experimentId);
+      const traced = await runCommand('lineage', [id, '--json'], stack.env);
+      assert.equal(traced.code, 0, `lineage ${id}: ${traced.stderr}`);
+      // Visibility follows the workflows within a moment.
+      let rows = 0;
+      for (let i = 0; i < 20 && rows === 0; i++) {
+        if (i > 0) await new Promise((r) => setTimeout(r, 500));
+        const listed = await runCli(['ls', '--experiment', id, '--json'], stack.env);
+        assert.equal(listed.code, 0, listed.stderr);
+        rows = (JSON.parse(listed.stdout) as unknown[]).length;
+      }
+      assert.equal(rows, 1, `ls --experiment ${id}`);
+      const byExperimentId = await runCli(['status', id], stack.env);
+      assert.equal(byExperimentId.code, 0, byExperimentId.stderr);
+    }
 
     const paused = await runCommand('schedule', ['pause', scheduleId, '--note', 'maintenance'], stack.env);
     assert.equal(paused.code, 0, paused.stderr);
