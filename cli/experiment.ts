@@ -95,7 +95,12 @@ export async function loadExperiment(client: Client, experimentId: string, opts:
     // A query is answered by a worker: with none polling the experiment's queue, the server waits for one.
     return { ...ids, state, result: await client.withDeadline(Date.now() + PROGRESS_ANSWER_MS, () => running.query<ExperimentProgress>('progress')) };
   } catch (err) {
-    if (err instanceof QueryRejectedError || err instanceof ServiceError) return { ...ids, state, unanswered: (err as Error).message };
+    if (err instanceof QueryRejectedError || err instanceof ServiceError) {
+      // The SDK's own message ("Failed to query Workflow") says less than the server's, its cause.
+      const cause = (err as Error).cause;
+      const said = cause instanceof Error ? cause.message : (err as Error).message;
+      return { ...ids, state, unanswered: /DEADLINE_EXCEEDED/.test(said) ? `waited ${PROGRESS_ANSWER_MS / 1000} s` : said };
+    }
     throw err;
   }
 }

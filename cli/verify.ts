@@ -35,7 +35,8 @@ in the store, and lists the missing and altered ones.
   --json   print a machine-readable report
 
 Exit status: 0 when every artifact verifies, 1 when any is missing or altered (or the experiment is
-unknown), 2 on a usage error, 4 when the Temporal server or the store cannot be reached, or the store
+unknown, or running with no worker to say what its runs produced, so only its runs/ folder could be
+checked), 2 on a usage error, 4 when the Temporal server or the store cannot be reached, or the store
 refuses access.`;
 
 /** One artifact to check: a reference, and where it was named (for the report). */
@@ -60,6 +61,8 @@ export interface VerifyReport {
   status?: string;
   store: string;
   checked: number;
+  /** What could not be checked: a running experiment's runs' results when no worker answered. */
+  unchecked?: string;
   ok: boolean;
   problems: VerifyProblem[];
 }
@@ -191,7 +194,8 @@ export async function verifyExperiment(
     ...(loaded.state === 'COMPLETED' && loaded.result && 'status' in loaded.result ? { status: loaded.result.status } : {}),
     store: store.location,
     checked: unique.size + indexKeys.length,
-    ok: problems.length === 0,
+    ...(loaded.unanswered !== undefined ? { unchecked: `its runs' results: it is running and no worker answered where it is (${loaded.unanswered})` } : {}),
+    ok: problems.length === 0 && loaded.unanswered === undefined,
     problems,
   };
 }
@@ -200,6 +204,8 @@ export function formatVerifyReport(r: VerifyReport): string {
   const lines = [`experiment ${r.experimentId} (${r.status ?? r.state.toLowerCase()}), store ${r.store}`];
   if (r.ok) {
     lines.push(`all ${r.checked} artifacts verify`);
+  } else if (r.problems.length === 0) {
+    lines.push(`the ${r.checked} artifacts checked verify; not checked: ${r.unchecked}`);
   } else {
     lines.push(`${r.problems.length} of ${r.checked} artifacts do not verify:`);
     for (const p of r.problems) lines.push(`  ${p.problem.toUpperCase()} ${p.key}: ${p.detail} (named by ${p.from})`);

@@ -382,6 +382,10 @@ describe('cancel stops a training experiment cleanly', () => {
       const status = await runCli(['status', id], stack.env);
       assert.equal(status.code, 0, status.stderr);
       assert.match(status.stdout, new RegExp(`^${id}: running; no worker answered where it is \\(.+\\)\\n$`));
+      // verify checks what the store holds under the experiment, and says what it could not check.
+      const verified = await runCommand('verify', [id], stack.env);
+      assert.equal(verified.code, 1, verified.stderr);
+      assert.match(verified.stdout, /\nthe \d+ artifacts checked verify; not checked: its runs' results: it is running and no worker answered where it is \(.+\)\n$/);
       const report = await runCli(['report', id], stack.env);
       assert.equal(report.code, 1, report.stderr);
       assert.match(report.stderr, new RegExp(`^experiment ${id} is running: the report is written when it completes`));
