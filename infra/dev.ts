@@ -18,6 +18,7 @@ import {
   chmodSync,
   closeSync,
   existsSync,
+  linkSync,
   mkdirSync,
   openSync,
   readFileSync,
@@ -178,19 +179,40 @@ export function embeddedStoreEnv(stateDir: string, env: NodeJS.ProcessEnv): Node
  * Serialises `dev up` and `dev down` on one state folder: two `paramtrail run` started together must
  * not both start a stack. A lock left by a dead process is taken over.
  */
-async function withLock<T>(lockFile: string, fn: () => Promise<T>): Promise<T> {
+export async function withLock<T>(lockFile: string, fn: () => Promise<T>): Promise<T> {
   const deadline = Date.now() + 120_000;
-  for (;;) {
-    try {
-      const fd = openSync(lockFile, 'wx');
-      writeFileSync(fd, String(process.pid));
-      closeSync(fd);
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const holder = Number.parseInt(readFileSync(lockFile, 'utf8'), 10);
-      if (!Number.isFinite(holder) || !isAlive(holder)) {
-        rmSync(lockFile, { force: true });
+  // The lock is whole from its first moment: the pid goes to a file of this process's own, which is then
+  // linked to the lock's name (link refuses a name that exists), so no one reads an empty lock.
+  const mine = `${lockFile}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  writeFileSync(mine, String(process.pid));
+  try {
+    for (;;) {
+      try {
+        linkSync(mine, lockFile);
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      const holder = lockHolder(lockFile);
+      if (holder === undefined) continue; // released meanwhile
+      if (!isAlive(holder)) {
+        // Taken from a dead holder by a rename, which one process wins. Had someone else's live lock
+        // replaced it meanwhile, that one is put back.
+        const stale = `${mine}.stale`;
+        try {
+          renameSync(lockFile, stale);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+          throw err;
+        }
+        if (lockHolder(stale) !== holder) {
+          try {
+            linkSync(stale, lockFile);
+          } catch {
+            // Taken again already: theirs stands.
+          }
+        }
+        rmSync(stale, { force: true });
         continue;
       }
       if (Date.now() > deadline) {
@@ -198,11 +220,23 @@ async function withLock<T>(lockFile: string, fn: () => Promise<T>): Promise<T> {
       }
       await sleep(200);
     }
+  } finally {
+    rmSync(mine, { force: true });
   }
   try {
     return await fn();
   } finally {
     rmSync(lockFile, { force: true });
+  }
+}
+
+/** The pid a lock file names; undefined when there is no lock (NaN, never alive, for one that is not a pid). */
+function lockHolder(lockFile: string): number | undefined {
+  try {
+    return Number.parseInt(readFileSync(lockFile, 'utf8'), 10);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
   }
 }
 

@@ -1,11 +1,13 @@
 /**
  * The embedded stack: `devUp` starts a detached Temporal dev server and a worker, a second `devUp`
- * reuses them, `devDown` stops every process and keeps the data. Real processes, real server.
+ * reuses them, `devDown` stops every process and keeps the data. Real processes, real server. The lock
+ * that serialises them admits one process at a time and is taken from a process that died.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { test } from 'node:test';
 import { Connection } from '@temporalio/client';
 import { devDown, devStatus, devUp, embeddedStoreEnv } from '../../infra/dev.js';
@@ -15,7 +17,7 @@ import { openStore } from '../../artifacts/open.js';
 import { putContentAddressed } from '../../artifacts/store.js';
 import { cliCommand } from '../../cli/connect.js';
 import { ensureSearchAttributes, freePort, isAlive, waitForTemporal } from '../../infra/temporal.js';
-import { resolveTool } from '../../infra/tools.js';
+import { PROJECT_ROOT, resolveTool } from '../../infra/tools.js';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../workflows/search.js';
 import { killGroup } from '../support/processes.js';
 
@@ -217,5 +219,36 @@ test("search attributes missing from a running server (one an older paramtrail s
     assert.deepEqual(await ensureSearchAttributes(address, 'default'), [], 'a second call creates nothing');
   } finally {
     server.kill('SIGTERM');
+  }
+});
+
+test('the stack lock admits one process at a time, and a lock left by a process that died is taken over', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'paramtrail-lock-'));
+  try {
+    const lock = join(dir, 'dev.lock');
+    const log = join(dir, 'log');
+    // A process that died holding it: its pid is no one's.
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+    writeFileSync(lock, dead.stdout);
+    // Six processes started together, each entering the lock three times.
+    const [node, , loader] = cliCommand([]);
+    const url = pathToFileURL(join(PROJECT_ROOT, 'infra', 'dev.ts')).href;
+    const code = `const { withLock } = await import(${JSON.stringify(url)}); const { appendFileSync } = await import('node:fs');
+      for (let i = 0; i < 3; i++) await withLock(${JSON.stringify(lock)}, async () => {
+        appendFileSync(${JSON.stringify(log)}, 'in ' + process.pid + '\\n'); await new Promise((r) => setTimeout(r, 20)); appendFileSync(${JSON.stringify(log)}, 'out ' + process.pid + '\\n');
+      });`;
+    const children = Array.from({ length: 6 }, () => spawn(node, ['--import', loader, '--input-type=module', '-e', code], { stdio: ['ignore', 'ignore', 'inherit'] }));
+    const codes = await Promise.all(children.map((c) => new Promise((r) => c.on('exit', r))));
+    assert.deepEqual(codes, [0, 0, 0, 0, 0, 0]);
+    const lines = readFileSync(log, 'utf8').trim().split('\n');
+    assert.equal(lines.length, 6 * 3 * 2);
+    for (let i = 0; i < lines.length; i += 2) {
+      const [entered, left] = [lines[i]!.split(' '), lines[i + 1]!.split(' ')];
+      assert.deepEqual([entered[0], left[0], left[1]], ['in', 'out', entered[1]], `line ${i + 1}: one process at a time`);
+    }
+    assert.equal(existsSync(lock), false, 'released');
+    assert.deepEqual(readdirSync(dir).sort(), ['log'], 'no file of the lock is left behind');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
