@@ -4,7 +4,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
-import { devUp } from '../infra/dev.js';
+import { devUp, embeddedStoreEnv } from '../infra/dev.js';
 import { TemporalUnreachableError, tlsOptions, workerConfigFromEnv, WORKER_V8_FLAGS, type WorkerConfig } from '../worker/config.js';
 
 export { TemporalUnreachableError };
@@ -28,6 +28,8 @@ export interface Connected {
   connection: Connection;
   config: WorkerConfig;
   embedded: boolean;
+  /** The environment the store is opened with: the embedded S3 server's endpoint as it runs now. */
+  env: NodeJS.ProcessEnv;
 }
 
 export async function connect(env: NodeJS.ProcessEnv, opts: { startEmbedded: boolean }): Promise<Connected> {
@@ -37,9 +39,11 @@ export async function connect(env: NodeJS.ProcessEnv, opts: { startEmbedded: boo
     const status = await devUp({ stateDir: config.stateDir, env, workerCommand: workerCommand() });
     if (!status.temporal) throw new Error('the embedded Temporal server did not start; see paramtrail dev status');
     config = { ...config, address: status.temporal.address, store: status.store };
+    // A stack started again (its S3 server had died) listens on a new port: the store goes there too.
+    if (status.s3 && env.PARAMTRAIL_STORE === status.store) env = { ...env, ...embeddedStoreEnv(config.stateDir, env) };
   }
   const connection = await Connection.connect({ address: config.address, tls: tlsOptions(config) }).catch((err: Error) => {
     throw new TemporalUnreachableError(config.address, embedded, err);
   });
-  return { client: new Client({ connection, namespace: config.namespace }), connection, config, embedded };
+  return { client: new Client({ connection, namespace: config.namespace }), connection, config, embedded, env };
 }

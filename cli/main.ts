@@ -177,7 +177,9 @@ async function cmdRun(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     return EXIT.ok;
   }
 
-  const { client, connection, config: wc, embedded } = await connect(env, { startEmbedded: true });
+  const connected = await connect(env, { startEmbedded: true });
+  const { client, connection, config: wc, embedded } = connected;
+  env = connected.env;
   try {
     if (values.id !== undefined) await assertNewExperimentId(client, openStore(wc.store, env), values.id);
     const experimentId = values.id ?? newExperimentId(config.size ? `${config.name}-${config.size}` : config.name);

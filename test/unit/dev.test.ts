@@ -11,7 +11,8 @@ import { pathToFileURL } from 'node:url';
 import { test } from 'node:test';
 import { Connection } from '@temporalio/client';
 import { devDown, devStatus, devUp, embeddedStoreEnv } from '../../infra/dev.js';
-import { spawn, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { MANIFEST_FORMAT_VERSION, recordManifest } from '../../artifacts/manifest.js';
 import { openStore } from '../../artifacts/open.js';
 import { putContentAddressed } from '../../artifacts/store.js';
@@ -19,6 +20,7 @@ import { cliCommand } from '../../cli/connect.js';
 import { ensureSearchAttributes, freePort, isAlive, waitForTemporal } from '../../infra/temporal.js';
 import { PROJECT_ROOT, resolveTool } from '../../infra/tools.js';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../workflows/search.js';
+import { FASHION_MNIST_SOURCES } from '../support/fixtures.js';
 import { killGroup } from '../support/processes.js';
 
 // Stands in for the worker: a process that runs until it is signalled, and records its environment.
@@ -133,6 +135,34 @@ test('dev up --s3: the worker gets the S3 store, and the CLI with no store setti
     await devDown({ stateDir });
     assert.equal(isAlive(up.s3!.pid), false, 'the S3 server stopped');
     assert.deepEqual(embeddedStoreEnv(stateDir, process.env), {}, 'no stack recorded: the folder store');
+  });
+});
+
+test('run, after the embedded S3 server died, checks its id on the S3 server started in its place', async () => {
+  await withStateDir(async (stateDir, envFile) => {
+    const up = await devUp({ stateDir, env: process.env, s3: true, port: await freePort(), workerCommand: workerCommand(envFile) });
+    await killGroup(up.s3!.pid);
+    // JSON is YAML: a file of one tiny run.
+    const file = join(stateDir, 'tiny.yaml');
+    writeFileSync(file, JSON.stringify({
+      name: 'after-restart',
+      models: [{ name: 'mlp', args: { hidden: [8] } }],
+      datasets: [{ name: 'fashion-mnist', subset: { train: 64, test: 32 }, sources: FASHION_MNIST_SOURCES }],
+      training: { epochs: 1, batchSize: 32, optimizer: { name: 'sgd', learningRate: 0.05 } },
+    }));
+    const env: NodeJS.ProcessEnv = { ...process.env, PARAMTRAIL_STATE_DIR: stateDir };
+    for (const name of ['TEMPORAL_ADDRESS', 'PARAMTRAIL_STORE', 'PARAMTRAIL_S3_ENDPOINT', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']) delete env[name];
+    // --id makes run look in the store before it starts anything.
+    // Not spawnSync: this process must go on reaping the S3 server it started and that was killed.
+    const [cmd, ...args] = cliCommand(['run', file, '--detach', '--json', '--id', 'after-restart-1']);
+    const cli = await promisify(execFile)(cmd!, args, { env, encoding: 'utf8', timeout: 120_000 }).then(
+      (r) => ({ code: 0, stderr: r.stderr }),
+      (err: { code?: number; stderr?: string }) => ({ code: err.code, stderr: err.stderr ?? '' }),
+    );
+    assert.equal(cli.code, 0, cli.stderr);
+    const now = await devStatus({ stateDir });
+    assert.equal(now.s3?.alive, true);
+    assert.notEqual(now.s3?.endpoint, up.s3!.endpoint, 'the stack started again, its S3 server on a new port');
   });
 });
 
