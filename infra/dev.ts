@@ -76,6 +76,8 @@ export interface DevUpArgs {
 interface DevState {
   version: 1;
   startedAt: string;
+  /** The machine's boot the processes were started in (Linux); under another, their pids are others'. */
+  bootId?: string;
   store: string;
   temporal: { pid: number; address: string; uiAddress: string; dbFile: string; log: string };
   s3?: { pid: number; endpoint: string; bucket: string; dataDir: string; log: string };
@@ -240,11 +242,28 @@ function lockHolder(lockFile: string): number | undefined {
   }
 }
 
+/** This boot of the machine, where Linux says (`/proc/sys/kernel/random/boot_id`). */
+function currentBootId(): string | undefined {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether a process the state records still runs. After a reboot (a power cut) its pid may be any
+ * other program's, which is neither alive for the stack nor to be signalled.
+ */
+function recordedAlive(state: DevState, pid: number): boolean {
+  return (state.bootId === undefined || state.bootId === currentBootId()) && isAlive(pid);
+}
+
 function statusFrom(stateDir: string, state: DevState | undefined): DevStackStatus {
   if (!state) return { running: false, store: folderStoreUrl(stateDir), stateDir };
-  const temporal = { ...pick(state.temporal, 'address', 'uiAddress', 'pid'), alive: isAlive(state.temporal.pid) };
-  const worker = { pid: state.worker.pid, log: state.worker.log, alive: isAlive(state.worker.pid) };
-  const s3 = state.s3 ? { endpoint: state.s3.endpoint, pid: state.s3.pid, alive: isAlive(state.s3.pid) } : undefined;
+  const temporal = { ...pick(state.temporal, 'address', 'uiAddress', 'pid'), alive: recordedAlive(state, state.temporal.pid) };
+  const worker = { pid: state.worker.pid, log: state.worker.log, alive: recordedAlive(state, state.worker.pid) };
+  const s3 = state.s3 ? { endpoint: state.s3.endpoint, pid: state.s3.pid, alive: recordedAlive(state, state.s3.pid) } : undefined;
   return {
     running: temporal.alive && worker.alive && (s3?.alive ?? true),
     temporal,
@@ -270,9 +289,9 @@ function tail(file: string, lines: number): string {
 
 /** Stops every process recorded in a dev state, the worker first so it does not log a lost server. */
 async function stopState(state: DevState): Promise<void> {
-  await terminateProcessGroup(state.worker.pid);
-  if (state.s3) await terminateProcessGroup(state.s3.pid);
-  await terminateProcessGroup(state.temporal.pid);
+  for (const pid of [state.worker.pid, state.s3?.pid, state.temporal.pid]) {
+    if (pid !== undefined && recordedAlive(state, pid)) await terminateProcessGroup(pid);
+  }
 }
 
 /**
@@ -384,9 +403,11 @@ async function startStack(p: ReturnType<typeof paths>, opts: DevUpArgs, useS3: b
     const worker = await startWorker(p, opts.workerCommand, workerEnvOf(temporal.address, { s3, store }, p, opts.env));
     started.push(worker.pid);
 
+    const bootId = currentBootId();
     const state: DevState = {
       version: 1,
       startedAt: new Date().toISOString(),
+      ...(bootId ? { bootId } : {}),
       store,
       temporal: {
         pid: temporal.pid,

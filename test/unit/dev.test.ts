@@ -252,6 +252,33 @@ test("search attributes missing from a running server (one an older paramtrail s
   }
 });
 
+test('a stack recorded before the machine restarted is not signalled: its pids are other programs\' now', async () => {
+  await withStateDir(async (stateDir) => {
+    // A program that, after the restart, has a pid the stack had.
+    const other = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { detached: true, stdio: 'ignore' });
+    try {
+      const pid = other.pid!;
+      const log = join(stateDir, 'x.log');
+      writeFileSync(join(stateDir, 'dev.json'), JSON.stringify({
+        version: 1,
+        startedAt: new Date(0).toISOString(),
+        bootId: 'a-boot-before-this-one',
+        store: pathToFileURL(join(stateDir, 'store')).href,
+        temporal: { pid, address: '127.0.0.1:1', uiAddress: '', dbFile: join(stateDir, 'temporal.db'), log },
+        worker: { pid, command: [], log },
+      }));
+      const status = await devStatus({ stateDir });
+      assert.equal(status.running, false);
+      assert.equal(status.temporal?.alive, false);
+      await devDown({ stateDir });
+      assert.equal(isAlive(pid), true, 'the program that has the pid now is left alone');
+      assert.equal(existsSync(join(stateDir, 'dev.json')), false);
+    } finally {
+      other.kill('SIGKILL');
+    }
+  });
+});
+
 test('the stack lock admits one process at a time, and a lock left by a process that died is taken over', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'paramtrail-lock-'));
   try {
