@@ -354,9 +354,10 @@ function workerEnvOf(temporalAddress: string, state: Pick<DevState, 's3' | 'stor
 }
 
 /** Starts the stack's worker and waits a moment: a worker that exits at once is reported with its log. */
-async function startWorker(p: ReturnType<typeof paths>, command: string[], env: NodeJS.ProcessEnv): Promise<DevState['worker']> {
+async function startWorker(p: ReturnType<typeof paths>, command: string[], env: NodeJS.ProcessEnv, onSpawn?: (pid: number) => void): Promise<DevState['worker']> {
   const log = join(p.logs, 'worker.log');
   const pid = spawnDetached(command, env, log);
+  onSpawn?.(pid);
   await sleep(WORKER_SETTLE_MS);
   if (!isAlive(pid)) {
     throw new Error(`expected the worker (${command.join(' ')}) to keep running, found it exited; last lines of ${log}:\n${tail(log, 20)}`);
@@ -366,6 +367,25 @@ async function startWorker(p: ReturnType<typeof paths>, command: string[], env: 
 
 async function startStack(p: ReturnType<typeof paths>, opts: DevUpArgs, useS3: boolean): Promise<DevStackStatus> {
   const started: number[] = [];
+  const onSpawn = (pid: number) => void started.push(pid);
+  /**
+   * Ctrl-C (or a SIGTERM) while the stack starts: its processes run detached, so the signal does not
+   * reach them, and nothing records them until dev.json is written at the end. They are stopped here,
+   * and the lock released, or they would hold the port and the database unseen by `dev down`.
+   */
+  const interrupted = (signal: NodeJS.Signals) => {
+    for (const pid of started) {
+      try {
+        process.kill(-pid, 'SIGTERM');
+      } catch {
+        // Already gone.
+      }
+    }
+    rmSync(p.lock, { force: true });
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
   try {
     const temporalLog = join(p.logs, 'temporal.log');
     const port = opts.port ?? (await portOrFree(PREFERRED_TEMPORAL_PORT));
@@ -377,8 +397,8 @@ async function startStack(p: ReturnType<typeof paths>, opts: DevUpArgs, useS3: b
       env: opts.env,
       logFile: temporalLog,
       detached: true,
+      onSpawn,
     });
-    started.push(temporal.pid);
 
     let s3: DevState['s3'];
     let store = folderStoreUrl(p.stateDir);
@@ -395,13 +415,12 @@ async function startStack(p: ReturnType<typeof paths>, opts: DevUpArgs, useS3: b
         secretAccessKey: creds.secretAccessKey,
         logFile: s3Log,
         detached: true,
+        onSpawn,
       });
-      started.push(server.pid);
       s3 = { pid: server.pid, endpoint: server.endpoint, bucket: server.bucket, dataDir: p.s3Data, log: s3Log };
       store = `s3://${server.bucket}`;
     }
-    const worker = await startWorker(p, opts.workerCommand, workerEnvOf(temporal.address, { s3, store }, p, opts.env));
-    started.push(worker.pid);
+    const worker = await startWorker(p, opts.workerCommand, workerEnvOf(temporal.address, { s3, store }, p, opts.env), onSpawn);
 
     const bootId = currentBootId();
     const state: DevState = {
@@ -425,6 +444,9 @@ async function startStack(p: ReturnType<typeof paths>, opts: DevUpArgs, useS3: b
     // Leave nothing half-started behind.
     for (const pid of started.reverse()) await terminateProcessGroup(pid).catch(() => undefined);
     throw err;
+  } finally {
+    process.off('SIGINT', interrupted);
+    process.off('SIGTERM', interrupted);
   }
 }
 

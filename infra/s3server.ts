@@ -45,6 +45,8 @@ export interface StartS3ServerOptions {
    * needs `logFile`, since nobody stays to read a pipe.
    */
   detached?: boolean;
+  /** Told the server's pid as soon as it is spawned, before it is ready. */
+  onSpawn?: (pid: number) => void;
 }
 
 /** How long the server may take to answer its first request. Startup is normally well under a second. */
@@ -125,6 +127,7 @@ async function launch(
     detached: o.detached ?? false,
   });
   if (o.detached) child.unref();
+  if (child.pid !== undefined) o.onSpawn?.(child.pid);
   // The child holds its own copy of the descriptor.
   await logHandle?.close();
   const keep = (chunk: Buffer): void => {

@@ -48,6 +48,8 @@ export interface StartTemporalDevServerArgs {
   readyTimeoutMs?: number;
   /** Dynamic configuration to start with (default DEV_SERVER_DYNAMIC_CONFIG; `{}`: the server's defaults). */
   dynamicConfig?: Record<string, number>;
+  /** Told the server's pid as soon as it is spawned, before it is ready. */
+  onSpawn?: (pid: number) => void;
 }
 
 const HOST = '127.0.0.1';
@@ -256,6 +258,7 @@ export async function startTemporalDevServer(opts: StartTemporalDevServerArgs): 
   });
   if (opts.detached) child.unref();
   const pid = child.pid;
+  if (pid !== undefined) opts.onSpawn?.(pid);
   const address = `${HOST}:${port}`;
 
   const stop = async () => {

@@ -279,6 +279,37 @@ test('a stack recorded before the machine restarted is not signalled: its pids a
   });
 });
 
+test('Ctrl-C while the stack starts stops what it started and releases the lock', async () => {
+  await withStateDir(async (stateDir) => {
+    const [cmd, ...args] = cliCommand(['dev', 'up']);
+    const env: NodeJS.ProcessEnv = { ...process.env, PARAMTRAIL_STATE_DIR: stateDir };
+    delete env.TEMPORAL_ADDRESS;
+    const cli = spawn(cmd!, args, { env, stdio: 'ignore' });
+    const exited = new Promise<number | null>((resolve) => cli.on('exit', (code) => resolve(code)));
+    // The server's log is opened just before it is spawned; the server then takes seconds to answer.
+    const serverLog = join(stateDir, 'logs', 'temporal.log');
+    for (let i = 0; i < 200 && !existsSync(serverLog); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(existsSync(serverLog), 'the stack began to start');
+    await new Promise((r) => setTimeout(r, 300));
+    cli.kill('SIGINT');
+    assert.equal(await exited, 130);
+    // Processes started for this state folder: the server names its database there.
+    const ours = () =>
+      readdirSync('/proc').filter((d) => {
+        if (!/^\d+$/.test(d)) return false;
+        try {
+          return readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(stateDir);
+        } catch {
+          return false; // gone meanwhile
+        }
+      });
+    for (let i = 0; i < 100 && ours().length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(ours(), [], 'nothing of the stack is left running');
+    assert.equal(existsSync(join(stateDir, 'dev.lock')), false, 'the lock is released');
+    assert.equal(existsSync(join(stateDir, 'dev.json')), false);
+  });
+});
+
 test('the stack lock admits one process at a time, and a lock left by a process that died is taken over', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'paramtrail-lock-'));
   try {
