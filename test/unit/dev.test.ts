@@ -1,7 +1,9 @@
 /**
  * The embedded stack: `devUp` starts a detached Temporal dev server and a worker, a second `devUp`
  * reuses them, `devDown` stops every process and keeps the data. Real processes, real server. The lock
- * that serialises them admits one process at a time and is taken from a process that died.
+ * that serialises them admits one process at a time and is taken from a process that died. A stack
+ * recorded in an earlier boot is not signalled; Ctrl-C while one starts leaves nothing running; `run`
+ * reaches the S3 server started in place of a dead one.
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
