@@ -137,7 +137,8 @@ export function reportExperiment(p: ExperimentProgress | ExperimentResult, statu
   };
 }
 
-const pct = (x: number | undefined) => (x === undefined ? '-' : `${(100 * x).toFixed(2)}%`);
+/** A fraction as a percentage; none (no validation split: NaN, which JSON carries as null) as '-'. */
+const pct = (x: number | null | undefined) => (x === undefined || x === null || !Number.isFinite(x) ? '-' : `${(100 * x).toFixed(2)}%`);
 
 /**
  * The human summary: every run with how it ended, its figures and anything notable (reuse, divergence,

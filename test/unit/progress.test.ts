@@ -187,6 +187,13 @@ test('the summary gives a line per grid cell across seeds: runs completed, test 
   assert.ok(!formatReport(reportExperiment({ experimentId: 'e', name: 'one', store: 'file:///s', runs: runs.slice(3) }, 'completed')).includes('across seeds'));
 });
 
+test('a run with no validation split shows "-" for its validation accuracy, not 0.00%', () => {
+  // NaN, as the training loop gives it, arrives through Temporal's JSON as null.
+  const history = JSON.parse(JSON.stringify([{ epoch: 1, trainLoss: 1, trainAccuracy: 0.5, valLoss: NaN, valAccuracy: NaN }])) as Array<{ epoch: number; trainLoss: number; trainAccuracy: number; valLoss: number; valAccuracy: number }>;
+  const text = formatReport({ experimentId: 'e', name: 'noval', status: 'completed', store: 'file:///s', runs: [{ name: 'r', runId: 'e/r', workflowId: 'e/r', status: 'completed', backend: 'cpu', history, test: { accuracy: 0.75 } }] });
+  assert.match(text, /\n {2}epoch 1: val acc -, test acc 75\.00% \(backend cpu\)$/);
+});
+
 test('the summary lists compared pairs with their mean CKA of same layers and penultimate |r|, or their spread', () => {
   const pair = (a: string, b: string, cka: number[], r: number) => ({
     a,
