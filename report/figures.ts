@@ -210,6 +210,11 @@ const CONFIG = { view: { stroke: null }, axis: { grid: true, gridOpacity: 0.5 } 
 const VIRIDIS = { name: 'viridis', extent: [0, 0.85] };
 const LAYER_AXIS = { labelAngle: -45, labelOverlap: false, labelLimit: 140 };
 
+/** A categorical palette with a colour of its own for each of `count` series, as far as 20 go. */
+function categorical(count: number): string {
+  return count > 10 ? 'tableau20' : 'tableau10';
+}
+
 /** The accuracy figure of many runs (see accuracyFigureSpec). */
 function sweepAccuracySpec(history: AccuracyPoint[], runCount: number, opts: { title: string }): VegaLiteSpec {
   const ALL = 'all runs';
@@ -217,7 +222,7 @@ function sweepAccuracySpec(history: AccuracyPoint[], runCount: number, opts: { t
   const byGroup = groups.length > 1;
   // The legend's swatches at full strength, not at the faint runs' opacity.
   const colour = byGroup
-    ? { field: 'group', type: 'nominal', title: 'group', scale: { domain: groups, scheme: 'tableau10' }, legend: { ...RUN_LEGEND, symbolOpacity: 1 } }
+    ? { field: 'group', type: 'nominal', title: 'group', scale: { domain: groups, scheme: categorical(groups.length) }, legend: { ...RUN_LEGEND, symbolOpacity: 1 } }
     : { value: '#374151' };
   // A run of one epoch is a point, not a line.
   const single = distinct(history.map((h) => String(h.epoch))).length === 1;
@@ -649,6 +654,11 @@ export function smoothnessFigureSpec(points: SmoothnessPoint[], opts: { title: s
   const runs = distinct(layerPoints.map((p) => p.run));
   const single = runs.length === 1;
   const layers = single ? layersByDepth(layerPoints, figure) : [];
+  // Past 20 series a colour each cannot be had: one faint line each, named by its tooltip.
+  const crowded = runs.length > 20;
+  const colour = crowded
+    ? { value: '#374151' }
+    : { field: 'run', type: 'nominal', title: 'run', scale: { domain: [...runs].sort(), scheme: categorical(runs.length) }, legend: single ? null : RUN_LEGEND };
   return {
     $schema: SCHEMA,
     title: titleOf(opts.title, 'layer smoothness', 'weak-type Besov α of the features against the labels'),
@@ -656,14 +666,15 @@ export function smoothnessFigureSpec(points: SmoothnessPoint[], opts: { title: s
     width: single ? layerWidth(layers.length) : 420,
     height: 240,
     transform: [{ filter: 'isFinite(datum.alpha)' }],
-    mark: { type: 'line', point: { size: 20 }, strokeWidth: 1.5 },
+    mark: { type: 'line', point: { size: 20 }, strokeWidth: 1.5, ...(crowded ? { opacity: 0.3 } : {}) },
     encoding: {
       x: single
         ? { field: 'layer', type: 'ordinal', sort: layers, scale: { domain: layers }, title: 'layer (input → output)', axis: LAYER_AXIS }
         : { field: 'depth', type: 'quantitative', title: 'layer depth (input → output)', axis: { tickMinStep: 1, format: 'd' } },
       y: { field: 'alpha', type: 'quantitative', title: 'smoothness α' },
       // One run needs no legend: the title names it.
-      color: { field: 'run', type: 'nominal', title: 'run', scale: { domain: [...runs].sort(), scheme: 'tableau10' }, legend: single ? null : RUN_LEGEND },
+      color: colour,
+      ...(crowded ? { detail: { field: 'run', type: 'nominal' } } : {}),
       tooltip: [
         { field: 'run', type: 'nominal' },
         { field: 'layer', type: 'nominal' },

@@ -390,6 +390,18 @@ describe('smoothness figure', () => {
     assert.throws(() => smoothnessFigureSpec([], { title: 'x' }), /smoothness figure: expected per-layer alphas; found none/);
   });
 
+  it('gives each of up to 20 series a colour of its own; past 20, a faint line each with no legend', async () => {
+    const runs = (n: number) => Array.from({ length: n }, (_, i) => point(`run-${i}`, 0.01 * (i + 1))).flat();
+    // The strokes of the line marks (axes and gridlines are other marks).
+    const lineStrokes = (svg: string) => [...svg.matchAll(/<g class="mark-line role-mark[^"]*"[^>]*><path[^>]*?stroke="([^"]+)"/g)].map((m) => m[1]);
+    const sixteen = lineStrokes(await renderSvg(smoothnessFigureSpec(runs(16), { title: 'S2' })));
+    assert.equal(sixteen.length, 16);
+    assert.equal(new Set(sixteen).size, 16, 'no two runs share a colour');
+    const crowded = await renderSvg(smoothnessFigureSpec(runs(25), { title: 'S2' }));
+    assert.equal(lineStrokes(crowded).length, 25);
+    assert.ok(!texts(crowded).includes('run-24'), 'no legend');
+  });
+
   it("bars each run's last layer, in the runs' order", async () => {
     const spec = lastLayerSmoothnessFigureSpec([...point('noise-0', 0.02), ...point('noise-50', 0.01), ...point('noise-100', 0.001)], { title: 'S2' }) as {
       data: { values: Array<{ run: string; layer: string; alpha: number }> };
