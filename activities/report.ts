@@ -28,6 +28,7 @@ import {
 } from '../report/figures.js';
 import { reportToHtml, type HtmlArtifact, type HtmlFigure, type HtmlFinal, type HtmlPair, type HtmlRun } from '../report/html.js';
 import { renderSvg, svgToPng, type VegaLiteSpec } from '../report/render.js';
+import { ALL_GROUP } from './aggregate.js';
 import { classify } from './errors.js';
 import { getJson } from './json.js';
 import { experimentPrefix, reportKey } from './keys.js';
@@ -260,7 +261,14 @@ export function createReport(deps: ReportDeps) {
         inputs.push(aggregate.table);
         if (rows.length) {
           const p = meta.p;
-          gathered = await draw('depth-profile', `Mean per-parameter distance by normalised depth, averaged over ${aggregate.runs} runs per group`, depthProfileFigureSpec(rows, { title, ...(p ? { p } : {}) }), [aggregate.table]);
+          // Each group's own count (the result's `runs` counts every group's together); the group of
+          // every run together is named as a reader would.
+          const perGroup = new Map<string, number>();
+          for (const r of rows) perGroup.set(r.group, Math.max(perGroup.get(r.group) ?? 0, r.runs));
+          const named = (group: string) => (group === ALL_GROUP ? 'all runs' : group);
+          const counts = [...perGroup].map(([group, n]) => `${named(group)}: ${n}`).join(', ');
+          const spec = depthProfileFigureSpec(rows.map((r) => ({ ...r, group: named(r.group) })), { title, ...(p ? { p } : {}) });
+          gathered = await draw('depth-profile', `Mean per-parameter distance by normalised depth, averaged over the runs of each group (${counts})`, spec, [aggregate.table]);
         }
       }
 

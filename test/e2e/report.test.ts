@@ -16,6 +16,7 @@ import { LocalStore } from '../../artifacts/local.js';
 import { createReport, type ReportResult } from '../../activities/report.js';
 import { escapeHtml } from '../../report/html.js';
 import { findChromium, openInChromium } from '../support/browser.js';
+import { ALL_GROUP } from '../../activities/aggregate.js';
 import { EXPERIMENT_FIGURES, HOSTILE_NAME, RUN_ANALYSIS_FIGURES, storeSampleExperiment } from '../support/report-fixture.js';
 import { activityEnvironment } from '../support/logs.js';
 
@@ -40,6 +41,9 @@ describe('the HTML report in headless Chromium', { skip: chromium ? false : 'Deb
     assert.equal(written.path, store.locate(written.key));
     const html = new TextDecoder().decode(await store.get(written.key, { sha256: written.sha256 }));
     assert.ok(html.includes(escapeHtml(HOSTILE_NAME)));
+    // The depth profile says how many runs each group averages, and names the group of all runs so.
+    assert.ok(html.includes('averaged over the runs of each group (plain: 2, residual: 2, all runs: 4)'), 'the depth profile caption');
+    assert.ok(!html.includes(ALL_GROUP), `no group is named ${ALL_GROUP}`);
 
     const screenshot = join(dir, 'report.png');
     const page = await openInChromium(chromium!, pathToFileURL(written.path).href, screenshot);

@@ -26,6 +26,7 @@ import { recordsFromArrow, recordsToArrow, type RecordTableSpec } from '../../ar
 import type { ObjectRef, SnapshotRef } from '../../artifacts/refs.js';
 import type { ArtifactStore } from '../../artifacts/store.js';
 import { distanceTableToArrow, type DistanceRow } from '../../artifacts/table.js';
+import { ALL_GROUP } from '../../activities/aggregate.js';
 import { createPlot } from '../../activities/plot.js';
 import type { ReportInput, ReportRunSource } from '../../activities/report.js';
 import { runIdOf } from '../../activities/keys.js';
@@ -221,7 +222,9 @@ export async function storeSampleExperiment(store: ArtifactStore, experimentId: 
     diagonal: ckaRows().filter((r) => r.depthA === r.depthB).map((r) => ({ layer: r.layerA, depth: r.depthA, cka: r.cka })),
     penultimateMeanAbs: 0.125,
   };
-  const profile = await put(`tables/${experimentId}/depth-profile.arrow`, recordsToArrow(DEPTH_PROFILE_TABLE, depthProfileRows(), { experimentId, p: '2' }));
+  // As the aggregate stores it: each group's rows, then every run's together.
+  const everyRun = depthProfileRows().filter((r) => r.group === 'plain').map((r) => ({ ...r, group: ALL_GROUP, runs: 4 }));
+  const profile = await put(`tables/${experimentId}/depth-profile.arrow`, recordsToArrow(DEPTH_PROFILE_TABLE, [...depthProfileRows(), ...everyRun], { experimentId, p: '2' }));
   return {
     experimentId,
     result: {
@@ -230,7 +233,7 @@ export async function storeSampleExperiment(store: ArtifactStore, experimentId: 
       status: 'completed-with-failures',
       runs,
       compare: [compare],
-      aggregate: { table: profile, groups: ['plain', 'residual'], runs: 2 },
+      aggregate: { table: profile, groups: ['plain', 'residual', ALL_GROUP], runs: 4 },
       analysisErrors: [ANALYSIS_ERROR],
     },
   };
