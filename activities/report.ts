@@ -85,7 +85,17 @@ export interface ReportInput {
   specs?: RunSpec[];
   /** Instead of `specs`, when they would not fit in the input: the experiment's config, expanded here. */
   config?: ExperimentConfig;
+  /** The runs, first in order, whose figures are drawn in the page and whose every artifact is listed (default DETAILED_RUNS). */
+  detailedRuns?: number;
 }
+
+/**
+ * Runs drawn in full. Each run's figures are a few hundred kilobytes to megabytes of SVG (a deep network
+ * over many epochs), and a page holds at most 512 MB of text: past these, a run's figures are named by
+ * their stored paths and its artifacts cut to its final weights and distance table, so a grid of
+ * thousands of runs still gets its report.
+ */
+export const DETAILED_RUNS = 100;
 
 export interface ReportResult extends ObjectRef {
   /** Where a person opens it: a file path for the local store, an s3:// URL otherwise. */
@@ -197,8 +207,13 @@ export function createReport(deps: ReportDeps) {
         const res = window[i % READ_WINDOW];
         if (r.resultRef && !r.result) inputs.push(r.resultRef);
         const spec = specs.get(r.name);
+        const detailed = i < (input.detailedRuns ?? DETAILED_RUNS);
         const figures: HtmlFigure[] = [];
         for (const f of res?.plot.figures.filter((f) => f.format === 'svg') ?? []) {
+          if (!detailed) {
+            figures.push({ title: figureTitle(f.p), path: f.path });
+            continue;
+          }
           const svg = new TextDecoder().decode(await get(f));
           figures.push({ title: figureTitle(f.p), svg, path: f.path });
           inputs.push({ key: f.key, sha256: f.sha256, bytes: f.bytes });
@@ -244,7 +259,7 @@ export function createReport(deps: ReportDeps) {
             : {}),
           attempts: res?.train.attempts.map(({ attempt, startedFromEpoch, resumed }) => ({ attempt, startedFromEpoch, resumed })) ?? [],
           ...(spec ? { config: { model: spec.model, dataset: spec.dataset, seed: spec.seed, training: spec.training } } : {}),
-          artifacts: res ? runArtifacts(res) : [],
+          artifacts: res ? (detailed ? runArtifacts(res) : [artifact(`final weights (epoch ${res.train.final.epoch})`, res.train.final), artifact('distance table', res.distance.table)]) : [],
           figures,
         });
       }

@@ -22,8 +22,8 @@ export interface HtmlArtifact {
 
 export interface HtmlFigure {
   title: string;
-  /** An SVG document as the renderer wrote it. */
-  svg: string;
+  /** An SVG document as the renderer wrote it; absent, the figure is named with its path, not drawn. */
+  svg?: string;
   /** Where the stored figure is, shown under it. */
   path?: string;
 }
@@ -161,6 +161,7 @@ function statusBadge(status: string): string {
 }
 
 function figureBlock(fig: HtmlFigure, prefix: string): string {
+  if (fig.svg === undefined) return `<figure><figcaption>${escapeHtml(fig.title)}: <code>${escapeHtml(fig.path ?? '')}</code></figcaption></figure>`;
   return `<figure>
 <div class="svg">${inlineSvg(fig.svg, prefix)}</div>
 <figcaption>${escapeHtml(fig.title)}${fig.path ? ` <code>${escapeHtml(fig.path)}</code>` : ''}</figcaption>

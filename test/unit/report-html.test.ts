@@ -235,4 +235,17 @@ describe('plot and report activities on a stored experiment with every analysis'
     assert.deepEqual(epochs, input.result.runs.map((r) => (r.result ? '3' : '–')));
     assert.ok(page.includes('perturbed weights') && page.includes('norms table'), 'perturbation artifacts are listed');
   });
+
+  it('past its detailed runs, names a run\'s figures by their paths and lists its final weights and distance table', async () => {
+    const brief = (await activityEnvironment().run(createReport({ store }), { ...input, experimentId: `${experimentId}-brief`, detailedRuns: 1 })) as ReportResult;
+    const short = new TextDecoder().decode(await store.get(brief.key, { sha256: brief.sha256 }));
+    const completed = input.result.runs.filter((r) => r.result);
+    const [first, second] = completed.map((r) => r.result!.plot.figures.filter((f) => f.format === 'svg'));
+    assert.equal(short.match(/<svg[\s>]/g)?.length, EXPERIMENT_FIGURES.length + first!.length, 'only the first run\'s figures are drawn');
+    for (const f of second!) assert.ok(short.includes(`<figcaption>${escapeHtml(figureTitle(f.p))}: <code>${escapeHtml(f.path)}</code></figcaption>`), `${f.key} named`);
+    const count = (text: string, needle: string) => text.split(needle).length - 1;
+    assert.equal(count(page, 'snapshot epoch 0'), completed.length);
+    assert.equal(count(short, 'snapshot epoch 0'), 1, 'the other runs list no snapshots');
+    assert.equal(count(short, 'distance table'), count(page, 'distance table'), 'every run lists its distance table');
+  });
 });
