@@ -6,9 +6,8 @@
  * it at its next heartbeat and stops between store writes, so no checkpoint names an object that was
  * not stored whole. The command only asks and watches: it never terminates anything.
  */
-import { WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
 import { connect } from './connect.js';
-import { workflowIdsOf } from './experiment.js';
+import { findExperimentWorkflow } from './experiment.js';
 import { EXIT } from './exit.js';
 import { parseOr, usageExit } from './verify.js';
 
@@ -51,24 +50,13 @@ export async function cmdCancel(argv: string[], env: NodeJS.ProcessEnv): Promise
   const print = (r: CancelReport, text: string) => console.log(values.json ? JSON.stringify(r, null, 2) : text);
   try {
     // A scheduled execution's experiment id stands for its workflow id too (cli/experiment.ts).
-    let found: { handle: WorkflowHandle; state: string } | undefined;
-    for (const workflowId of workflowIdsOf(experimentId)) {
-      const handle = client.workflow.getHandle(workflowId);
-      const described = await handle.describe().catch((err: unknown) => {
-        if (err instanceof WorkflowNotFoundError) return undefined;
-        throw err;
-      });
-      if (described) {
-        found = { handle, state: described.status.name };
-        break;
-      }
-    }
+    const found = await findExperimentWorkflow(client, experimentId);
     if (!found) {
       console.error(`no experiment with id ${experimentId}`);
       return EXIT.failed;
     }
     const { handle } = found;
-    let { state } = found;
+    let state = found.described.status.name;
     if (state !== 'RUNNING') {
       print({ experimentId, state, cancelRequested: false }, `${experimentId}: already closed (${state}); nothing to cancel`);
       return EXIT.failed;

@@ -43,7 +43,7 @@ export function experimentIdOf(id: string): string {
 }
 
 /** The workflow ids an experiment id may stand for: itself, and for a scheduled execution's, the time with its colons. */
-export function workflowIdsOf(id: string): string[] {
+function workflowIdsOf(id: string): string[] {
   const scheduled = /^(.+-\d{4}-\d{2}-\d{2}T)(\d{2})(\d{2})(\d{2}(?:\.\d+)?Z)$/.exec(id);
   return scheduled ? [id, `${scheduled[1]}${scheduled[2]}:${scheduled[3]}:${scheduled[4]}`] : [id];
 }
@@ -67,19 +67,24 @@ export class NotAnExperimentError extends Error {
 /** How long a running experiment's workers have to say where it is. */
 const PROGRESS_ANSWER_MS = 10_000;
 
-/** Returns undefined when Temporal knows no workflow with that id. `progress: false` asks a running one nothing. */
-export async function loadExperiment(client: Client, experimentId: string, opts: { progress?: boolean } = {}): Promise<LoadedExperiment | undefined> {
-  let handle: WorkflowHandle | undefined;
-  let described: WorkflowExecutionDescription | undefined;
+/** The workflow an experiment id names (a scheduled execution's by either id), described; undefined when Temporal knows none. */
+export async function findExperimentWorkflow(client: Client, experimentId: string): Promise<{ handle: WorkflowHandle; described: WorkflowExecutionDescription } | undefined> {
   for (const workflowId of workflowIdsOf(experimentId)) {
-    handle = client.workflow.getHandle(workflowId);
-    described = await handle.describe().catch((err: unknown) => {
+    const handle = client.workflow.getHandle(workflowId);
+    const described = await handle.describe().catch((err: unknown) => {
       if (err instanceof WorkflowNotFoundError) return undefined;
       throw err;
     });
-    if (described) break;
+    if (described) return { handle, described };
   }
-  if (!handle || !described) return undefined;
+  return undefined;
+}
+
+/** Returns undefined when Temporal knows no workflow with that id. `progress: false` asks a running one nothing. */
+export async function loadExperiment(client: Client, experimentId: string, opts: { progress?: boolean } = {}): Promise<LoadedExperiment | undefined> {
+  const found = await findExperimentWorkflow(client, experimentId);
+  if (!found) return undefined;
+  const { handle, described } = found;
   if (described.type !== 'experimentWorkflow') {
     const slash = experimentId.indexOf('/');
     throw new NotAnExperimentError(
@@ -90,10 +95,9 @@ export async function loadExperiment(client: Client, experimentId: string, opts:
   const state = described.status.name;
   if (state === 'COMPLETED') return { ...ids, state, result: (await handle.result()) as ExperimentResult };
   if (state !== 'RUNNING' || opts.progress === false) return { ...ids, state };
-  const running = handle;
   try {
     // A query is answered by a worker: with none polling the experiment's queue, the server waits for one.
-    return { ...ids, state, result: await client.withDeadline(Date.now() + PROGRESS_ANSWER_MS, () => running.query<ExperimentProgress>('progress')) };
+    return { ...ids, state, result: await client.withDeadline(Date.now() + PROGRESS_ANSWER_MS, () => handle.query<ExperimentProgress>('progress')) };
   } catch (err) {
     if (err instanceof QueryRejectedError || err instanceof ServiceError) {
       // The SDK's own message ("Failed to query Workflow") says less than the server's, its cause.
