@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import type { DatasetExamples } from '../ml/data/datasets.js';
 import { INITIALIZER_NAMES, PARAMETRIC_INITIALIZER_NAMES } from '../ml/train/names.js';
-import { comparePairs, expandRuns, modelLabel, orderByDependencies, perturbationLabel, variantTraining } from './grid.js';
+import { comparePairs, expandRuns, isSameExperimentRun, modelLabel, orderByDependencies, perturbationLabel, variantTraining } from './grid.js';
 
 export { expandRuns, modelLabel, perturbationLabel, type RunSpec } from './grid.js';
 
@@ -631,9 +631,26 @@ export function validateExperiment(raw: unknown, source: string, registries: Reg
     config.datasets.forEach((d, i) => {
       if (d.validationSplit === 0) {
         problems.push(`datasets.${i}.validationSplit: ${where}.earlyStopping needs a validation split > 0, found 0`);
+        return;
+      }
+      // The split holds round(n x fraction) examples (ml/data/split.ts): none would stop nothing.
+      const n = d.subset?.train ?? registries.datasetExamples?.get(d.name)?.train;
+      if (n !== undefined && Math.round(n * d.validationSplit) === 0) {
+        problems.push(`datasets.${i}.validationSplit: ${where}.earlyStopping needs validation examples, but ${d.validationSplit} of ${n} training examples is none`);
       }
     });
   }
+  // Run names join labels with "--": a label holding it could make two runs' names meet.
+  const labelled: Array<[string, string | undefined]> = [
+    ...config.models.map((m, i): [string, string | undefined] => [`models.${i}.label`, m.label]),
+    ...config.datasets.map((d, i): [string, string | undefined] => [`datasets.${i}.label`, d.label]),
+    ...(config.variants ?? []).map((v, i): [string, string | undefined] => [`variants.${i}.label`, v.label]),
+  ];
+  for (const [where, label] of labelled) {
+    if (label?.includes('--')) problems.push(`${where}: "${label}" holds "--", which separates the parts of run names`);
+  }
+  const dupSeed = config.seeds.find((seed, i) => config.seeds.indexOf(seed) !== i);
+  if (dupSeed !== undefined) problems.push(`seeds: ${dupSeed} appears twice; each seed is a run of its own`);
   const datasetLabels = config.datasets.map((d) => d.label ?? d.name);
   const dupDataset = datasetLabels.find((l, i) => datasetLabels.indexOf(l) !== i);
   if (dupDataset) problems.push(`datasets: two datasets share the name "${dupDataset}" in run names; give one a distinct "label"`);
@@ -660,9 +677,26 @@ export function validateExperiment(raw: unknown, source: string, registries: Reg
       problems.push((err as Error).message);
     }
     const names = new Set(specs.map((s) => s.name));
+    const byName = new Map(specs.map((s) => [s.name, s]));
     for (const s of specs) {
       const from = s.training.init.from;
       if (from?.run === s.name) problems.push(`training.init.from.run: run "${s.name}" starts from itself`);
+      if (from?.run === undefined) continue;
+      // Another experiment's run is named whole: its placeholders would never be filled.
+      if (!isSameExperimentRun(from.run) && /[{}]/.test(from.run)) {
+        problems.push(`training.init.from.run: "${from.run}" names another experiment's run, whose name takes no {placeholders}`);
+      }
+      // A snapshot of this experiment's run exists at epoch 0, every snapshotEvery epochs and the last;
+      // another epoch only when early stopping stops there.
+      const source = byName.get(from.run);
+      if (source && from.epoch !== undefined && !source.training.earlyStopping) {
+        const { epochs, snapshotEvery } = source.training;
+        if (from.epoch > epochs || (from.epoch % snapshotEvery !== 0 && from.epoch !== epochs)) {
+          problems.push(
+            `training.init.from.epoch: run "${s.name}" starts from epoch ${from.epoch} of "${from.run}", which stores its weights at epoch 0, every ${snapshotEvery} and its last, ${epochs}`,
+          );
+        }
+      }
     }
     if (config.analyses.compare) {
       const pairs = comparePairs(config, specs);

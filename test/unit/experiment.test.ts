@@ -282,3 +282,26 @@ test('runsPerWorkflow packs consecutive runs of one model, dataset and optimiser
     /execution\.runsPerWorkflow/,
   );
 });
+
+test('a file that would lose or misname runs, or fail once trained, is refused up front', () => {
+  const refused = (raw: unknown, message: RegExp) =>
+    assert.throws(() => validateExperiment(raw, 'f.yaml', REGISTRIES), (err: Error) => err instanceof InvalidExperimentError && message.test(err.message), String(message));
+  const one = { ...base, models: [{ name: 'mlp' }], datasets: [{ name: 'mnist-10k' }] };
+  // Two runs of one name would share a workflow and checkpoints: the second would be lost.
+  refused({ ...one, seeds: [0, 0] }, /seeds: 0 appears twice/);
+  refused({ ...one, models: [{ name: 'mlp', label: 'mlp--wide' }] }, /models\.0\.label: "mlp--wide" holds "--", which separates the parts of run names/);
+  // Early stopping with a split that rounds to no example.
+  refused({ ...one, datasets: [{ name: 'mnist-10k', subset: { train: 4 } }], training: { ...base.training, earlyStopping: { patience: 1 } } }, /datasets\.0\.validationSplit: training\.earlyStopping needs validation examples, but 0\.1 of 4 training examples is none/);
+  // Starting from an epoch the run it starts from never stores.
+  const chained = (epoch: number) => ({
+    ...one,
+    seeds: [0],
+    training: { ...base.training, epochs: 4, snapshotEvery: 2 },
+    variants: [{ label: 'base' }, { label: 'again', training: { init: { from: { run: '{model}--base--{dataset}--s{seed}', epoch } } } }],
+  });
+  refused(chained(3), /training\.init\.from\.epoch: run "mlp--again--mnist-10k--s0" starts from epoch 3 of "mlp--base--mnist-10k--s0", which stores its weights at epoch 0, every 2 and its last, 4/);
+  refused(chained(9), /starts from epoch 9 of "mlp--base--mnist-10k--s0"/);
+  assert.equal(expandRuns(validateExperiment(chained(2), 'f.yaml', REGISTRIES)).length, 2, 'a stored epoch is fine');
+  // Another experiment's run is named whole.
+  refused({ ...one, training: { ...base.training, init: { from: { run: 'other-exp/{model}--{dataset}--s{seed}', epoch: 1 } } } }, /training\.init\.from\.run: "other-exp\/\{model\}--\{dataset\}--s\{seed\}" names another experiment's run, whose name takes no \{placeholders\}/);
+});
