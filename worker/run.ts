@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Context } from '@temporalio/activity';
 import { bundleWorkflowCode, Worker, type NativeConnection, type WorkflowBundle } from '@temporalio/worker';
 import { createActivities, LOCAL_ACTIVITIES, TRAIN_ACTIVITIES, type ActivityDeps } from '../activities/index.js';
 import { createTrainPack } from '../activities/pack.js';
@@ -94,8 +95,9 @@ export async function createWorkers(opts: WorkerSetOptions): Promise<Worker[]> {
   // Before any activity trains: reading the code version runs git once, and every run records it.
   await codeVersion();
   const activities = createActivities(opts.deps);
-  // Trainings in this process, alone or in a pack's local activity, share its train slots.
-  const trainSlot = slotPool(opts.trainSlots ?? 1);
+  // Trainings in this process, alone or in a pack's local activity, share its train slots. One waiting
+  // for a slot is cancelled as the activity is, not only once it has the slot.
+  const trainSlot = slotPool(opts.trainSlots ?? 1, { signal: () => Context.current().cancellationSignal });
   const train = trainSlot(activities.train);
   const common = { connection: opts.connection, namespace: opts.namespace, ...(opts.identity ? { identity: opts.identity } : {}) };
   const workers: Worker[] = [];

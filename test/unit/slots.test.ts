@@ -1,4 +1,4 @@
-/** slotPool: never more calls in progress than slots, waiting calls start first come first served, a failure frees its slot. */
+/** slotPool: never more calls in progress than slots, waiting calls start first come first served, a failure frees its slot, a cancelled wait gives up its turn. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -51,4 +51,39 @@ test('functions wrapped by one slotPool share its slots', async () => {
   // Separate pools do not share.
   await Promise.all([slotPool(1)(work)(5), slotPool(1)(work)(5)]);
   assert.equal(most, 2);
+});
+
+test('a waiting call whose signal aborts gives up its turn without running, and the others keep theirs', async () => {
+  const signals = new Map<number, AbortController>();
+  let current: number | undefined;
+  const ran: number[] = [];
+  const pool = slotPool(1, { signal: () => (current === undefined ? undefined : signals.get(current)?.signal) });
+  const limited = pool(async (i: number) => {
+    ran.push(i);
+    await sleep(20);
+    return i;
+  });
+  const call = (i: number) => {
+    signals.set(i, new AbortController());
+    current = i;
+    const p = limited(i);
+    current = undefined;
+    return p;
+  };
+  const [first, second, third] = [call(1), call(2), call(3)];
+  signals.get(2)!.abort(new Error('cancelled (test)'));
+  await assert.rejects(second, /cancelled \(test\)/);
+  assert.deepEqual(await Promise.all([first, third]), [1, 3]);
+  assert.deepEqual(ran, [1, 3], 'the cancelled call never ran');
+  // Its slot was not lost: two more calls run one after another.
+  assert.deepEqual(await Promise.all([call(4), call(5)]), [4, 5]);
+  // Already cancelled when it would wait: refused at once.
+  const busy = call(6);
+  signals.set(7, new AbortController());
+  signals.get(7)!.abort(new Error('gone before'));
+  current = 7;
+  const late = limited(7);
+  current = undefined;
+  await assert.rejects(late, /gone before/);
+  await busy;
 });
