@@ -8,7 +8,7 @@ import { QueryRejectedError, ServiceError, WorkflowNotFoundError, type Client, t
 import { experimentFromYaml, InvalidExperimentError, type ExperimentConfig, type Registries } from '../config/experiment.js';
 import { DATASET_EXAMPLES, DATASETS } from '../ml/data/datasets.js';
 import { MODELS } from '../ml/models/registry.js';
-import type { ExperimentProgress, ExperimentResult } from '../workflows/types.js';
+import { experimentIdOf, type ExperimentProgress, type ExperimentResult } from '../workflows/types.js';
 
 /** The models and datasets paramtrail has, and how many examples each dataset holds. */
 export const REGISTRIES: Registries = { models: new Set(MODELS.keys()), datasets: new Set(DATASETS.keys()), datasetExamples: DATASET_EXAMPLES };
@@ -32,15 +32,6 @@ export async function readExperimentFile(file: string, size: string | undefined)
  */
 export const EXPERIMENT_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 export const EXPERIMENT_ID_RULE = 'letters, digits, ".", "_" and "-", starting with a letter or digit';
-
-/**
- * The two names of a scheduled execution: Temporal's workflow id `<schedule>-<RFC 3339 time>` has
- * colons, which no store key may hold, so its experiment id (its keys, search attributes and
- * manifests) is the same without them (workflows/experiment.ts). Either names the experiment.
- */
-export function experimentIdOf(id: string): string {
-  return id.replace(/:/g, '');
-}
 
 /** The workflow ids an experiment id may stand for: itself, and for a scheduled execution's, the time with its colons. */
 function workflowIdsOf(id: string): string[] {

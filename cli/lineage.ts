@@ -28,7 +28,7 @@ import { openStore } from '../artifacts/open.js';
 import { InvalidKeyError, validateKey, type ArtifactStore } from '../artifacts/store.js';
 import { workerConfigFromEnv } from '../worker/config.js';
 import { EXIT } from './exit.js';
-import { experimentIdOf } from './experiment.js';
+import { experimentIdOf } from '../workflows/types.js';
 import { parseOr, usageExit } from './verify.js';
 
 const HELP = `usage: paramtrail lineage <artifact-key | sha256 | run-id | experiment-id> [--json | --dot] [--refresh]

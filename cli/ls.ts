@@ -10,7 +10,7 @@ import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import { DatasetKey, ExperimentKey, ModelKey, OptimizerKey, RUN_STATUSES, RunKey, StatusKey } from '../workflows/search.js';
 import { connect } from './connect.js';
 import { EXIT } from './exit.js';
-import { experimentIdOf } from './experiment.js';
+import { experimentIdOf } from '../workflows/types.js';
 import { parseOr, usageExit } from './verify.js';
 
 const HELP = `usage: paramtrail ls [--model M] [--dataset D] [--optimizer O] [--status S] [--experiment E] [--limit N] [--json]

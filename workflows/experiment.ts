@@ -36,7 +36,7 @@ import { comparePairs, expandRuns, orderByDependencies, packRuns, runDependencie
 import { rootCause } from './failure.js';
 import { packWorkflow, retryPolicy, runBrief, runWorkflow } from './run.js';
 import { runSearchAttributes } from './search.js';
-import type { CompareBatching, ExperimentInput, ExperimentProgress, ExperimentResult, RunResult, RunSummary, StoredRunResult, SummaryChunk } from './types.js';
+import { experimentIdOf, type CompareBatching, type ExperimentInput, type ExperimentProgress, type ExperimentResult, type RunResult, type RunSummary, type StoredRunResult, type SummaryChunk } from './types.js';
 
 export const progressQuery = defineQuery<ExperimentProgress>('progress');
 
@@ -99,7 +99,7 @@ function resultBatches(runs: RunSummary[], chars: number): RunSummary[][] {
 export async function experimentWorkflow(params: ExperimentInput): Promise<ExperimentResult> {
   // A schedule starts every execution with the same input; each gets its own id from its workflow id,
   // `<schedule id>-<ISO time>`, less the time's colons, since ids become object keys (portable names).
-  const input = { ...params, experimentId: params.experimentId ?? workflowInfo().workflowId.replace(/:/g, '') };
+  const input = { ...params, experimentId: params.experimentId ?? experimentIdOf(workflowInfo().workflowId) };
   const { config } = input;
   const specs = orderByDependencies(expandRuns(config));
   // Each unit is one child workflow: a run alone, or a pack of runs (execution.runsPerWorkflow; absent

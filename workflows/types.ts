@@ -18,6 +18,15 @@ export function queueNames(prefix: string): QueueNames {
   return { workflows: prefix, train: `${prefix}-train`, analysis: `${prefix}-analysis` };
 }
 
+/**
+ * The experiment id of an experiment workflow started with none (a scheduled execution): its workflow
+ * id, `<schedule>-<RFC 3339 time>`, without the time's colons, which no store key may hold. The CLI
+ * takes either for the experiment.
+ */
+export function experimentIdOf(workflowId: string): string {
+  return workflowId.replace(/:/g, '');
+}
+
 export interface ExperimentInput {
   /** Omitted by schedules: each execution then takes its workflow id as its experiment id. */
   experimentId?: string;
