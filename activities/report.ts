@@ -116,12 +116,14 @@ const MAX_HEATMAPS = 50;
 
 const artifact = (label: string, ref: ObjectRef): HtmlArtifact => ({ label, key: ref.key, sha256: ref.sha256, bytes: ref.bytes });
 
-function runArtifacts(res: ReportRunResult): HtmlArtifact[] {
+/** A run's artifacts in the page: all of them, or (past its detailed runs) its final weights and distance table. */
+function runArtifacts(res: ReportRunResult, detailed: boolean): HtmlArtifact[] {
+  const final = artifact(`final weights (epoch ${res.train.final.epoch})`, res.train.final);
+  const distance = artifact('distance table', res.distance.table);
+  if (!detailed) return [final, distance];
   const artifacts: HtmlArtifact[] = res.train.snapshots.map((s) => artifact(`snapshot epoch ${s.epoch}`, s));
-  if (!res.train.snapshots.some((s) => s.key === res.train.final.key)) {
-    artifacts.push(artifact(`final weights (epoch ${res.train.final.epoch})`, res.train.final));
-  }
-  artifacts.push(artifact('distance table', res.distance.table));
+  if (!res.train.snapshots.some((s) => s.key === res.train.final.key)) artifacts.push(final);
+  artifacts.push(distance);
   const a = res.analyses ?? {};
   if (a.features) artifacts.push(artifact('probe features', a.features.features), artifact('probe set', a.features.probe));
   if (a.correlation) artifacts.push(artifact(`correlation table (${a.correlation.layer})`, a.correlation.table));
@@ -259,7 +261,7 @@ export function createReport(deps: ReportDeps) {
             : {}),
           attempts: res?.train.attempts.map(({ attempt, startedFromEpoch, resumed }) => ({ attempt, startedFromEpoch, resumed })) ?? [],
           ...(spec ? { config: { model: spec.model, dataset: spec.dataset, seed: spec.seed, training: spec.training } } : {}),
-          artifacts: res ? (detailed ? runArtifacts(res) : [artifact(`final weights (epoch ${res.train.final.epoch})`, res.train.final), artifact('distance table', res.distance.table)]) : [],
+          artifacts: res ? runArtifacts(res, detailed) : [],
           figures,
         });
       }
