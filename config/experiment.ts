@@ -641,13 +641,10 @@ export function validateExperiment(raw: unknown, source: string, registries: Reg
     });
   }
   // Run names join labels with "--": a label holding it could make two runs' names meet.
-  const labelled: Array<[string, string | undefined]> = [
-    ...config.models.map((m, i): [string, string | undefined] => [`models.${i}.label`, m.label]),
-    ...config.datasets.map((d, i): [string, string | undefined] => [`datasets.${i}.label`, d.label]),
-    ...(config.variants ?? []).map((v, i): [string, string | undefined] => [`variants.${i}.label`, v.label]),
-  ];
-  for (const [where, label] of labelled) {
-    if (label?.includes('--')) problems.push(`${where}: "${label}" holds "--", which separates the parts of run names`);
+  for (const [field, items] of [['models', config.models], ['datasets', config.datasets], ['variants', config.variants ?? []]] as const) {
+    items.forEach(({ label }, i) => {
+      if (label?.includes('--')) problems.push(`${field}.${i}.label: "${label}" holds "--", which separates the parts of run names`);
+    });
   }
   const dupSeed = config.seeds.find((seed, i) => config.seeds.indexOf(seed) !== i);
   if (dupSeed !== undefined) problems.push(`seeds: ${dupSeed} appears twice; each seed is a run of its own`);
