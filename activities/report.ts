@@ -223,10 +223,12 @@ export function createReport(deps: ReportDeps) {
         const final = res ? finalOf(res.train) : undefined;
         if (res) {
           inputs.push(res.distance.table);
-          // NaN accuracies (a diverged epoch; null once through JSON) cannot be drawn; the tables still show how the run ended.
+          // NaN accuracies (a diverged epoch, or no validation split; null once through JSON) cannot be
+          // drawn; the tables still show how the run ended.
           for (const h of res.train.history) {
-            if (Number.isFinite(h.valAccuracy) && Number.isFinite(h.trainAccuracy)) {
-              history.push({ run: r.name, epoch: h.epoch, valAccuracy: h.valAccuracy, trainAccuracy: h.trainAccuracy, ...(spec ? { group: spec.group } : {}) });
+            if (Number.isFinite(h.trainAccuracy)) {
+              const valAccuracy = Number.isFinite(h.valAccuracy) ? h.valAccuracy : null;
+              history.push({ run: r.name, epoch: h.epoch, valAccuracy, trainAccuracy: h.trainAccuracy, ...(spec ? { group: spec.group } : {}) });
             }
           }
           for (const o of res.analyses?.perturb ?? []) {
@@ -267,9 +269,18 @@ export function createReport(deps: ReportDeps) {
       }
 
       const title = input.result.name;
-      const accuracy = history.length
-        ? await draw('accuracy', 'Validation accuracy per epoch, every run', accuracyFigureSpec(history, { title: `${title}: validation accuracy` }), [])
-        : undefined;
+      // Validation accuracy where runs hold out a split; training accuracy when none does (validationSplit: 0).
+      const validated = history.filter((h) => h.valAccuracy !== null);
+      const accuracy = validated.length
+        ? await draw('accuracy', 'Validation accuracy per epoch, every run', accuracyFigureSpec(validated, { title: `${title}: validation accuracy` }), [])
+        : history.length
+          ? await draw(
+              'accuracy',
+              'Training accuracy per epoch, every run (no run holds out a validation split)',
+              accuracyFigureSpec(history, { title: `${title}: training accuracy`, metric: 'trainAccuracy' }),
+              [],
+            )
+          : undefined;
 
       let gathered: HtmlFigure | undefined;
       const aggregate = input.result.aggregate;
@@ -327,7 +338,7 @@ export function createReport(deps: ReportDeps) {
         store: input.result.store,
         ...(input.result.status ? { status: input.result.status } : {}),
         version: (await codeVersion()).version,
-        ...(accuracy ? { accuracy } : {}),
+        ...(accuracy ? { accuracy, ...(validated.length ? {} : { accuracyOfTraining: true }) } : {}),
         ...(gathered ? { gathered } : {}),
         ...(pairs.length
           ? {

@@ -150,7 +150,8 @@ export function distanceFigureSpec(rows: DistanceRow[], opts: DistanceFigureOpti
 export interface AccuracyPoint {
   run: string;
   epoch: number;
-  valAccuracy: number;
+  /** Null for a run with no validation split. */
+  valAccuracy: number | null;
   trainAccuracy: number;
   /** The run's group (the model's `group`, else its label): how a sweep's many runs are coloured. */
   group?: string;
@@ -161,24 +162,32 @@ export const MAX_LEGEND_RUNS = 10;
 /** A legend of runs names them whole: Vega's default cuts a label at 160 px, inside most run names. */
 const RUN_LEGEND = { labelLimit: 400 };
 
+/** Which accuracy the figure draws: validation, or training when no run holds out a validation split. */
+export type AccuracyMetric = 'valAccuracy' | 'trainAccuracy';
+
+const METRIC_TITLE: Record<AccuracyMetric, string> = { valAccuracy: 'validation accuracy', trainAccuracy: 'training accuracy' };
+
 /**
- * Validation accuracy per epoch, one line per run: every model of a study in one figure. With more than
- * MAX_LEGEND_RUNS runs (a sweep), colours would repeat and a legend could not name them all: each run is
- * a thin line, coloured by its group when there are several, under the bold mean of each group; a run's
- * tooltip still names it.
+ * Validation accuracy per epoch (or training accuracy, with `metric: 'trainAccuracy'`), one line per
+ * run: every model of a study in one figure. With more than MAX_LEGEND_RUNS runs (a sweep), colours would
+ * repeat and a legend could not name them all: each run is a thin line, coloured by its group when there
+ * are several, under the bold mean of each group; a run's tooltip still names it.
  */
-export function accuracyFigureSpec(history: AccuracyPoint[], opts: { title: string }): VegaLiteSpec {
+export function accuracyFigureSpec(history: AccuracyPoint[], opts: { title: string; metric?: AccuracyMetric }): VegaLiteSpec {
   if (history.length === 0) throw new Error('accuracy figure: expected at least one history point; found none');
+  const metric = opts.metric ?? 'valAccuracy';
   history.forEach((h, i) => {
     for (const key of ['valAccuracy', 'trainAccuracy'] as const) {
       const v = h[key];
+      if (v === null && key !== metric) continue;
       if (typeof v !== 'number' || !(v >= 0 && v <= 1)) {
         throw new Error(`accuracy figure: expected ${key} in [0, 1] in point ${i} (run "${h.run}"); found ${v}`);
       }
     }
   });
   const runs = distinct(history.map((h) => h.run)).sort();
-  if (runs.length > MAX_LEGEND_RUNS) return sweepAccuracySpec(history, runs.length, opts);
+  if (runs.length > MAX_LEGEND_RUNS) return sweepAccuracySpec(history, runs.length, { title: opts.title, metric });
+  const other: AccuracyMetric = metric === 'valAccuracy' ? 'trainAccuracy' : 'valAccuracy';
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: { text: opts.title, anchor: 'start', fontSize: 14 },
@@ -188,13 +197,13 @@ export function accuracyFigureSpec(history: AccuracyPoint[], opts: { title: stri
     mark: { type: 'line', point: { size: 20 }, strokeWidth: 1.5 },
     encoding: {
       x: { field: 'epoch', type: 'quantitative', title: 'epoch', axis: { tickMinStep: 1, format: 'd' } },
-      y: { field: 'valAccuracy', type: 'quantitative', title: 'validation accuracy', scale: { domain: [0, 1] }, axis: { format: '.0%' } },
+      y: { field: metric, type: 'quantitative', title: METRIC_TITLE[metric], scale: { domain: [0, 1] }, axis: { format: '.0%' } },
       color: { field: 'run', type: 'nominal', title: 'run', scale: { domain: runs, scheme: 'tableau10' }, legend: RUN_LEGEND },
       tooltip: [
         { field: 'run', type: 'nominal' },
         { field: 'epoch', type: 'quantitative' },
-        { field: 'valAccuracy', type: 'quantitative', title: 'validation accuracy', format: '.2%' },
-        { field: 'trainAccuracy', type: 'quantitative', title: 'training accuracy', format: '.2%' },
+        { field: metric, type: 'quantitative', title: METRIC_TITLE[metric], format: '.2%' },
+        ...(history.some((h) => h[other] !== null) ? [{ field: other, type: 'quantitative', title: METRIC_TITLE[other], format: '.2%' }] : []),
       ],
     },
     config: { view: { stroke: null }, axis: { grid: true, gridOpacity: 0.5 } },
@@ -216,7 +225,8 @@ function categorical(count: number): string {
 }
 
 /** The accuracy figure of many runs (see accuracyFigureSpec). */
-function sweepAccuracySpec(history: AccuracyPoint[], runCount: number, opts: { title: string }): VegaLiteSpec {
+function sweepAccuracySpec(history: AccuracyPoint[], runCount: number, opts: { title: string; metric: AccuracyMetric }): VegaLiteSpec {
+  const { metric } = opts;
   const ALL = 'all runs';
   const groups = distinct(history.map((h) => h.group ?? ALL)).sort();
   const byGroup = groups.length > 1;
@@ -228,7 +238,7 @@ function sweepAccuracySpec(history: AccuracyPoint[], runCount: number, opts: { t
   const single = distinct(history.map((h) => String(h.epoch))).length === 1;
   // Fainter as there are more, so where runs crowd shows.
   const opacity = Math.min(0.5, Math.max(0.05, 10 / runCount));
-  const y = { type: 'quantitative', title: 'validation accuracy', scale: { domain: [0, 1] }, axis: { format: '.0%' } };
+  const y = { type: 'quantitative', title: METRIC_TITLE[metric], scale: { domain: [0, 1] }, axis: { format: '.0%' } };
   return {
     $schema: SCHEMA,
     title: { text: opts.title, subtitle: `${runCount} runs: a faint ${single ? 'point' : 'line'} each; bold, the mean${byGroup ? ' of each group' : ''}`, anchor: 'start', fontSize: 14 },
@@ -243,23 +253,23 @@ function sweepAccuracySpec(history: AccuracyPoint[], runCount: number, opts: { t
       {
         mark: { type: 'line', strokeWidth: 1, opacity, ...(single ? { point: { size: 12, opacity } } : {}) },
         encoding: {
-          y: { ...y, field: 'valAccuracy' },
+          y: { ...y, field: metric },
           detail: { field: 'run', type: 'nominal' },
           tooltip: [
             { field: 'run', type: 'nominal' },
             { field: 'epoch', type: 'quantitative' },
-            { field: 'valAccuracy', type: 'quantitative', title: 'validation accuracy', format: '.2%' },
+            { field: metric, type: 'quantitative', title: METRIC_TITLE[metric], format: '.2%' },
           ],
         },
       },
       {
         mark: { type: 'line', strokeWidth: 2.5, point: { size: 30 } },
         encoding: {
-          y: { ...y, aggregate: 'mean', field: 'valAccuracy' },
+          y: { ...y, aggregate: 'mean', field: metric },
           tooltip: [
             { field: 'group', type: 'nominal' },
             { field: 'epoch', type: 'quantitative' },
-            { aggregate: 'mean', field: 'valAccuracy', type: 'quantitative', title: 'mean validation accuracy', format: '.2%' },
+            { aggregate: 'mean', field: metric, type: 'quantitative', title: `mean ${METRIC_TITLE[metric]}`, format: '.2%' },
             { aggregate: 'count', type: 'quantitative', title: 'runs' },
           ],
         },

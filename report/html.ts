@@ -78,6 +78,8 @@ export interface HtmlReportInput {
   version: string;
   /** The validation accuracy of all runs in one figure; absent when no run has a history. */
   accuracy?: HtmlFigure;
+  /** Set when `accuracy` draws training accuracy, because no run holds out a validation split. */
+  accuracyOfTraining?: boolean;
   /** S0's gathered per-layer differences across runs (the aggregate analysis). */
   gathered?: HtmlFigure;
   /** Pairs of runs compared by CKA and feature correlation, with a heatmap each. */
@@ -378,7 +380,7 @@ ${input.analysisErrors?.length ? `<h2>Analyses that failed</h2>\n${errorsList(in
 ${runsTable(input.runs)}
 <h2>Final losses and accuracies</h2>
 ${finalsTable(input.runs)}
-${seeds ? `<h2>Across seeds</h2>\n${seeds}\n` : ''}<h2>Validation accuracy of all runs</h2>
+${seeds ? `<h2>Across seeds</h2>\n${seeds}\n` : ''}<h2>${input.accuracyOfTraining ? 'Training' : 'Validation'} accuracy of all runs</h2>
 ${accuracy}
 ${acrossRuns(input)}
 <h2>Per run</h2>

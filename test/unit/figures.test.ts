@@ -190,6 +190,20 @@ describe('accuracy figure', () => {
     assert.ok(texts(await renderSvg(accuracyFigureSpec(ten, { title: 'Ten' }))).includes('run-9'));
   });
 
+  it('draws training accuracy for runs with no validation split, and their nulls only there', async () => {
+    const unvalidated = history.map((h) => ({ ...h, valAccuracy: null }));
+    const svg = await renderSvg(accuracyFigureSpec(unvalidated, { title: 'No split', metric: 'trainAccuracy' }));
+    assert.equal(svg.match(/<g class="mark-line role-mark[^"]*"[^>]*><path/g)?.length, 3);
+    const all = texts(svg);
+    assert.ok(all.includes('training accuracy') && !all.includes('validation accuracy'), `axis titles: ${all.filter((t) => t.includes('accuracy')).join(', ')}`);
+    // Its lines are the runs' training accuracies.
+    const spec = accuracyFigureSpec(unvalidated, { title: 'x', metric: 'trainAccuracy' }) as { encoding: { y: { field: string } } };
+    assert.equal(spec.encoding.y.field, 'trainAccuracy');
+    const sweep = Array.from({ length: 12 }, (_, r) => ({ run: `run-${r}`, epoch: 1, valAccuracy: null, trainAccuracy: 0.5 }));
+    assert.ok(texts(await renderSvg(accuracyFigureSpec(sweep, { title: 'Sweep', metric: 'trainAccuracy' }))).includes('training accuracy'));
+    assert.throws(() => accuracyFigureSpec(unvalidated, { title: 'x' }), /expected valAccuracy in \[0, 1\] in point 0 \(run "lenet5-a"\); found null/);
+  });
+
   it('rejects empty histories and accuracies outside [0, 1]', () => {
     assert.throws(() => accuracyFigureSpec([], { title: 'x' }), /expected at least one history point; found none/);
     const percent = [{ run: 'a', epoch: 1, valAccuracy: 87.5, trainAccuracy: 0.9 }];

@@ -236,6 +236,19 @@ describe('plot and report activities on a stored experiment with every analysis'
     assert.ok(page.includes('perturbed weights') && page.includes('norms table'), 'perturbation artifacts are listed');
   });
 
+  it('draws training accuracy when no run holds out a validation split', async () => {
+    // As a run with validationSplit 0 records it: NaN, which JSON carries as null.
+    const noSplit = structuredClone(input);
+    for (const r of noSplit.result.runs) for (const h of r.result?.train.history ?? []) h.valAccuracy = null as unknown as number;
+    const id = `${experimentId}-no-split`;
+    const report = (await activityEnvironment().run(createReport({ store }), { ...noSplit, experimentId: id })) as ReportResult;
+    const html = new TextDecoder().decode(await store.get(report.key, { sha256: report.sha256 }));
+    assert.ok(html.includes('<h2>Training accuracy of all runs</h2>') && !html.includes('No run has a training history'));
+    const svg = new TextDecoder().decode(await store.get(experimentFigureKey(id, 'accuracy.svg')));
+    assert.ok(svg.includes('training accuracy') && !svg.includes('validation accuracy'), 'the figure draws training accuracy');
+    assert.ok(page.includes('<h2>Validation accuracy of all runs</h2>'), 'with a split, validation accuracy');
+  });
+
   it('past its detailed runs, names a run\'s figures by their paths and lists its final weights and distance table', async () => {
     const brief = (await activityEnvironment().run(createReport({ store }), { ...input, experimentId: `${experimentId}-brief`, detailedRuns: 1 })) as ReportResult;
     const short = new TextDecoder().decode(await store.get(brief.key, { sha256: brief.sha256 }));
