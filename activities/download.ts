@@ -9,7 +9,9 @@
  * Files the registry pins by md5 (the only checksum published for MNIST, CIFAR and Imagenette) are
  * verified by md5 and stored under the sha256 computed from the verified bytes; a small index object
  * `datasets/md5/<md5>.json` records md5 -> sha256, written after the file, so the cache lookup for an
- * md5-pinned file is two store reads and no download.
+ * md5-pinned file is two store reads and no download. A file may have other editions (the same contents
+ * as another publisher packs them), each with its own checksum: bytes matching any are accepted, and
+ * the store is searched for each.
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -18,7 +20,7 @@ import { activityInfo, Context } from '@temporalio/activity';
 import { isSha256Hex, sha256Hex } from '../artifacts/hash.js';
 import type { ObjectRef } from '../artifacts/refs.js';
 import type { ArtifactStore } from '../artifacts/store.js';
-import { DATASETS, fileChecksum, type Checksum, type DatasetDef, type DatasetFile } from '../ml/data/datasets.js';
+import { DATASETS, fileChecksums, type Checksum, type DatasetDef, type DatasetFile } from '../ml/data/datasets.js';
 import { classify, failForGood } from './errors.js';
 import { contentKey, DATASET_PREFIX } from './keys.js';
 import { recordLineage } from './lineage.js';
@@ -53,6 +55,11 @@ function digest(algorithm: Checksum['algorithm'], bytes: Uint8Array): string {
 type SourceOutcome =
   | { source: string; ok: true; bytes: Uint8Array }
   | { source: string; ok: false; mismatch?: { found: string; bytes: number }; error?: string };
+
+/** A file's accepted checksums in words: `sha256 <hex>, 26421856 bytes; or md5 <hex>, 26421880 bytes`. */
+function acceptedText(accepted: Array<Checksum & { bytes?: number }>): string {
+  return accepted.map((c) => `${c.algorithm} ${c.hex}${c.bytes === undefined ? '' : `, ${c.bytes} bytes`}`).join('; or ');
+}
 
 /** The URLs to try for one file: the experiment's own sources if given, else the registry's. */
 export function sourcesFor(def: DatasetDef, file: DatasetFile, override?: string[]): string[] {
@@ -130,9 +137,9 @@ function errorText(err: unknown): string {
   return cause && !message.includes(cause) ? `${message}: ${cause}` : message;
 }
 
-function describeOutcome(o: SourceOutcome, algorithm: string): string {
+function describeOutcome(o: SourceOutcome): string {
   if (o.ok) return `${o.source}: ok`;
-  if (o.mismatch) return `${o.source}: ${algorithm} ${o.mismatch.found} (${o.mismatch.bytes} bytes)`;
+  if (o.mismatch) return `${o.source}: ${o.mismatch.found} (${o.mismatch.bytes} bytes)`;
   return `${o.source}: ${o.error}`;
 }
 
@@ -143,8 +150,9 @@ async function fetchVerified(
   deps: DownloadDeps,
   signal: AbortSignal,
   progress?: Progress,
-): Promise<{ bytes: Uint8Array; source: string }> {
-  const expected = fileChecksum(file);
+): Promise<{ bytes: Uint8Array; source: string; matched: Checksum }> {
+  const accepted = fileChecksums(file);
+  const algorithms = [...new Set(accepted.map((c) => c.algorithm))];
   const outcomes: SourceOutcome[] = [];
   for (const source of sources) {
     let bytes: Uint8Array;
@@ -155,25 +163,32 @@ async function fetchVerified(
       outcomes.push({ source, ok: false, error: errorText(err) });
       continue;
     }
-    const found = digest(expected.algorithm, bytes);
-    if (found === expected.hex) return { bytes, source };
-    outcomes.push({ source, ok: false, mismatch: { found, bytes: bytes.length } });
+    const found = new Map(algorithms.map((a) => [a, digest(a, bytes)]));
+    const matched = accepted.find((c) => found.get(c.algorithm) === c.hex);
+    if (matched) return { bytes, source, matched: { algorithm: matched.algorithm, hex: matched.hex } };
+    outcomes.push({ source, ok: false, mismatch: { found: [...found].map(([a, hex]) => `${a} ${hex}`).join(', '), bytes: bytes.length } });
   }
-  const tried = outcomes.map((o) => `  ${describeOutcome(o, expected.algorithm)}`).join('\n');
+  const tried = outcomes.map((o) => `  ${describeOutcome(o)}`).join('\n');
   if (outcomes.some((o) => !o.ok && o.mismatch)) {
-    const size = file.bytes === undefined ? '' : `, ${file.bytes} bytes`;
-    throw failForGood(
-      'DatasetChecksumMismatch',
-      `${def.name}/${file.name}: no source gave the expected bytes (${expected.algorithm} ${expected.hex}${size}):\n${tried}`,
-    );
+    throw failForGood('DatasetChecksumMismatch', `${def.name}/${file.name}: no source gave the expected bytes (${acceptedText(accepted)}):\n${tried}`);
   }
   // Nothing answered: possibly transient (network down, mirror not mounted yet), so Temporal retries.
   throw new Error(`${def.name}/${file.name}: no source could be read:\n${tried}`);
 }
 
-/** The stored copy of `file`, if any: by its sha256, or through the md5 index for an md5-pinned file. */
+/**
+ * The stored copy of `file`, if any: by its sha256, or through the md5 index for an md5-pinned file;
+ * of its own pin first, then of each of its editions.
+ */
 export async function findStored(store: ArtifactStore, file: DatasetFile, signal?: AbortSignal): Promise<ObjectRef | undefined> {
-  const expected = fileChecksum(file);
+  for (const expected of fileChecksums(file)) {
+    const found = await findEdition(store, file, expected, signal);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+async function findEdition(store: ArtifactStore, file: DatasetFile, expected: Checksum, signal?: AbortSignal): Promise<ObjectRef | undefined> {
   let sha256 = expected.hex;
   if (expected.algorithm === 'md5') {
     const indexKey = md5IndexKey(expected.hex);
@@ -214,13 +229,13 @@ export function createDownload(deps: DownloadDeps) {
           continue;
         }
         const progress: Progress = (received, total) => ctx.heartbeat({ ...where, received, total: file.bytes ?? total } satisfies DownloadHeartbeat);
-        const { bytes, source } = await fetchVerified(def, file, sourcesFor(def, file, input.dataset.sources), deps, signal, progress);
+        const { bytes, source, matched } = await fetchVerified(def, file, sourcesFor(def, file, input.dataset.sources), deps, signal, progress);
         const sha256 = sha256Hex(bytes);
         const ref = await deps.store.put(contentKey(DATASET_PREFIX, sha256), bytes, { contentType: 'application/octet-stream', signal });
-        if (!file.sha256 && file.md5) {
+        if (matched.algorithm === 'md5') {
           // After the file, so an index never points at nothing.
-          const index: Md5Index = { md5: file.md5.toLowerCase(), sha256, bytes: bytes.length };
-          await deps.store.put(md5IndexKey(file.md5), new TextEncoder().encode(JSON.stringify(index)), { contentType: 'application/json', signal });
+          const index: Md5Index = { md5: matched.hex, sha256, bytes: bytes.length };
+          await deps.store.put(md5IndexKey(matched.hex), new TextEncoder().encode(JSON.stringify(index)), { contentType: 'application/json', signal });
         }
         await recordLineage(deps.store, input, ref, 'dataset-file', [], { dataset: def.name, file: file.name, role: file.role, source }, signal);
         files.push({ ...ref, role: file.role, name: file.name, source });

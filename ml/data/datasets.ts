@@ -43,6 +43,19 @@ export interface DatasetFile {
   bytes?: number;
   /** True when the file is gzip-compressed and must be gunzipped before decodeDataset. */
   gzip: boolean;
+  /**
+   * Other editions of the same file, accepted as it: the same contents packed differently by another
+   * publisher (Debian's gzip of Fashion-MNIST has no file name in its header, so its bytes are not the
+   * authors'). A file is stored under the sha256 of the bytes it came as, so lineage names the edition.
+   */
+  editions?: FileEdition[];
+}
+
+/** Another edition of a dataset file: its checksum (sha256, else md5) and size as downloaded. */
+export interface FileEdition {
+  sha256?: string;
+  md5?: string;
+  bytes?: number;
 }
 
 /** How many examples a dataset's splits hold. */
@@ -97,10 +110,18 @@ export interface Checksum {
 }
 
 /** The checksum a file is pinned by: its sha256 when the registry has one, else its md5. */
-export function fileChecksum(file: DatasetFile): Checksum {
+export function fileChecksum(file: DatasetFile | (FileEdition & { name: string })): Checksum {
   if (file.sha256) return { algorithm: 'sha256', hex: file.sha256.toLowerCase() };
   if (file.md5) return { algorithm: 'md5', hex: file.md5.toLowerCase() };
   throw new Error(`dataset file ${file.name}: expected a sha256 or an md5 checksum, found neither`);
+}
+
+/** Every checksum a file is accepted by, with the size each edition has: its own pin first, then its editions'. */
+export function fileChecksums(file: DatasetFile): Array<Checksum & { bytes?: number }> {
+  return [file, ...(file.editions ?? []).map((e) => ({ ...e, name: file.name }))].map((f) => ({
+    ...fileChecksum(f),
+    ...(f.bytes === undefined ? {} : { bytes: f.bytes }),
+  }));
 }
 
 const fashionMnist: DatasetDef = {
@@ -113,7 +134,9 @@ const fashionMnist: DatasetDef = {
   classNames: ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'],
   sources: [
     // The authors' repository serves the files over https; their S3 website endpoint only over http.
-    // Either is safe: the bytes are accepted only when their sha256 matches.
+    // Either is safe: the bytes are accepted only when their checksum matches. The files are pinned by
+    // the sha256 of Debian's edition (its gzip headers carry no file name) and, as editions, by the md5s
+    // the authors publish (those torchvision checks), so either edition is accepted from any source.
     'https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/',
     'http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/',
     // Debian's dataset-fashion-mnist package installs the same four files here.
@@ -126,6 +149,7 @@ const fashionMnist: DatasetDef = {
       sha256: 'b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7',
       bytes: 26421856,
       gzip: true,
+      editions: [{ md5: '8d4fb7e6c68d591d4c3dfef9ec88bf0d', bytes: 26421880 }],
     },
     {
       role: 'trainLabels',
@@ -133,6 +157,7 @@ const fashionMnist: DatasetDef = {
       sha256: '0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056',
       bytes: 29491,
       gzip: true,
+      editions: [{ md5: '25c81989df183df01b3e8a0aad5dffbe', bytes: 29515 }],
     },
     {
       role: 'testImages',
@@ -140,6 +165,7 @@ const fashionMnist: DatasetDef = {
       sha256: 'cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa',
       bytes: 4422079,
       gzip: true,
+      editions: [{ md5: 'bef4ecab320f06d8554ea6380940ec79', bytes: 4422102 }],
     },
     {
       role: 'testLabels',
@@ -147,6 +173,7 @@ const fashionMnist: DatasetDef = {
       sha256: '8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05',
       bytes: 5125,
       gzip: true,
+      editions: [{ md5: 'bb300cfdad3c16e7a12a480ee83cd310', bytes: 5148 }],
     },
   ],
 };

@@ -249,6 +249,46 @@ test('a sha256-pinned file is still checked by sha256', async () => {
   );
 });
 
+test('a file in another edition is accepted by that edition\'s checksum, stored under its own sha256, and found again', async () => {
+  // Pinned by the sha256 of one edition (here `wrong/`'s bytes), with another (`mnist/`'s) known by md5,
+  // as Fashion-MNIST is by Debian's sha256 and the authors' md5.
+  const def = registry.get('mnist')!;
+  const twoEditions: DatasetDef = {
+    ...def,
+    name: 'two-editions',
+    files: def.files.map(({ md5: _md5, ...f }) => ({ ...f, sha256: sha256Hex(wrong[f.name]!), editions: [{ md5: md5Hex(mnist[f.name]!), bytes: mnist[f.name]!.length }] })),
+  };
+  const datasets = new Map([[twoEditions.name, twoEditions]]);
+  const store = new LocalStore(await tempDir());
+  const { download } = await activitiesOn(store, { datasets });
+  const first = await runIn(download, input(spec('two-editions', 'mnist/')));
+  assert.equal(first.fetched, 4);
+  assert.deepEqual(first.files.map((f) => f.sha256), first.files.map((f) => sha256Hex(mnist[f.name]!)), 'stored as the bytes came');
+  const index = JSON.parse(new TextDecoder().decode(await store.get(md5IndexKey(md5Hex(mnist['train-images-idx3-ubyte.gz']!))))) as Md5Index;
+  assert.equal(index.sha256, sha256Hex(mnist['train-images-idx3-ubyte.gz']!));
+  const again = await runIn(download, input(spec('two-editions', 'missing/')));
+  assert.deepEqual([again.fetched, again.cached], [0, 4], 'found through the edition\'s md5 index');
+  // The pinned edition from another source, in another store: accepted by its sha256, with no md5 index.
+  const other = new LocalStore(await tempDir());
+  const byPin = await runIn((await activitiesOn(other, { datasets })).download, input(spec('two-editions', 'wrong/')));
+  assert.deepEqual(byPin.files.map((f) => f.sha256), byPin.files.map((f) => sha256Hex(wrong[f.name]!)));
+  assert.deepEqual(await other.list(`${DATASET_PREFIX}/md5/`), []);
+  // Bytes of neither edition: the message names both, and what was found by each algorithm.
+  const neither: DatasetDef = { ...twoEditions, files: twoEditions.files.map((f) => ({ ...f, sha256: 'ab'.repeat(32), editions: [{ md5: 'cd'.repeat(16), bytes: 7 }] })) };
+  const fresh = await activitiesOn(new LocalStore(await tempDir()), { datasets: new Map([[neither.name, neither]]) });
+  const bytes = mnist['train-images-idx3-ubyte.gz']!;
+  await assert.rejects(
+    runIn(fresh.download, input(spec('two-editions', 'mnist/'))),
+    failure(
+      'DatasetChecksumMismatch',
+      new RegExp(
+        `\\(sha256 ${'ab'.repeat(32)}, ${bytes.length} bytes; or md5 ${'cd'.repeat(16)}, 7 bytes\\):\\n` +
+          `  ${server.url}mnist/train-images-idx3-ubyte\\.gz: sha256 ${sha256Hex(bytes)}, md5 ${md5Hex(bytes)} \\(${bytes.length} bytes\\)`,
+      ),
+    ),
+  );
+});
+
 test('an md5 index that does not hold what its key says fails for good', async () => {
   const store = new LocalStore(await tempDir());
   const md5 = md5Hex(mnist['train-images-idx3-ubyte.gz']!);

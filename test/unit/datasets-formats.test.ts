@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { CIFAR10_FORMAT, CIFAR100_FORMAT, cifarRecordsToSplit, decodeCifar } from '../../ml/data/cifar.js';
-import { DATASETS, decodeDataset, fileChecksum, getDataset, imagenetteDef, type DatasetFile } from '../../ml/data/datasets.js';
+import { DATASETS, decodeDataset, fileChecksum, fileChecksums, getDataset, imagenetteDef, type DatasetFile } from '../../ml/data/datasets.js';
 import { centerCropResize, decodeImagenette, IMAGENETTE_WNIDS } from '../../ml/data/imagenette.js';
 import { decodeJpeg, jpegSize } from '../../ml/data/jpeg.js';
 import { take } from '../../ml/data/split.js';
@@ -53,6 +53,20 @@ test('mnist, cifar-10, cifar-100 and imagenette are registered with the md5s tor
   for (const name of ['imagenette', 'imagenette-64', 'imagenette-32']) {
     assert.deepEqual(md5s(name), [['imagenette2-160.tgz', 'e793b78cc4c9e9a4ccc0c1155377a412']]);
   }
+  // Fashion-MNIST: Debian's edition by sha256, the authors' (26 MB, whose gzip header names the file) by md5.
+  const fashion = getDataset('fashion-mnist').files;
+  assert.deepEqual(fashion.map((f) => [f.name, f.editions?.map((e) => e.md5)]), [
+    ['train-images-idx3-ubyte.gz', ['8d4fb7e6c68d591d4c3dfef9ec88bf0d']],
+    ['train-labels-idx1-ubyte.gz', ['25c81989df183df01b3e8a0aad5dffbe']],
+    ['t10k-images-idx3-ubyte.gz', ['bef4ecab320f06d8554ea6380940ec79']],
+    ['t10k-labels-idx1-ubyte.gz', ['bb300cfdad3c16e7a12a480ee83cd310']],
+  ]);
+  // The file name and its NUL end in the authors' header, and nothing else, part the editions' sizes.
+  for (const f of fashion) assert.equal(f.editions![0]!.bytes! - f.bytes!, f.name.length - '.gz'.length + 1, f.name);
+  assert.deepEqual(fileChecksums(fashion[0]!), [
+    { algorithm: 'sha256', hex: fashion[0]!.sha256, bytes: 26421856 },
+    { algorithm: 'md5', hex: '8d4fb7e6c68d591d4c3dfef9ec88bf0d', bytes: 26421880 },
+  ]);
   assert.deepEqual(getDataset('mnist').sources, [
     'https://ossci-datasets.s3.amazonaws.com/mnist/',
     'https://storage.googleapis.com/cvdf-datasets/mnist/',
