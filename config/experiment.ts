@@ -19,6 +19,19 @@ const LayerPattern = z.string().regex(/^[A-Za-z0-9_-]+\*?$/, 'expected a layer n
 /** Durations as Temporal understands them: "30s", "5m", "1h", "250ms". */
 const Duration = z.string().regex(/^\d+(\.\d+)?(ms|s|m|h|d)$/, 'expected a duration such as "30s", "5m" or "1h"');
 
+/** What is wrong with a dataset source URL, if anything (see DatasetSpec.sources); never echoes it. */
+function sourceProblem(source: string, ctx: z.RefinementCtx): void {
+  const url = URL.parse(source);
+  if (!url) return; // z.string().url() has said so
+  const problem =
+    url.username || url.password
+      ? 'expected no user or password in a source URL (sources are recorded in the workflow history, lineage and report)'
+      : url.search || url.hash
+        ? 'expected no query or fragment in a source URL: each file\'s name is appended to it, and sources are recorded in the workflow history, lineage and report'
+        : undefined;
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+}
+
 export const DatasetSpec = z
   .object({
     /** Registered dataset name, e.g. "fashion-mnist". */
@@ -38,9 +51,11 @@ export const DatasetSpec = z
       .optional(),
     /**
      * Replaces the registered list of sources for every file of the dataset: URLs tried in order,
-     * each followed by the file's name (`https://mirror/x/` + `train-images-idx3-ubyte.gz`).
+     * each followed by the file's name (`https://mirror/x/` + `train-images-idx3-ubyte.gz`). Sources
+     * are recorded in the workflow history, lineage and report, so they may carry no user, password
+     * or query (a token); nor a fragment, which would swallow the file name.
      */
-    sources: z.array(z.string().url()).min(1).optional(),
+    sources: z.array(z.string().url().superRefine(sourceProblem)).min(1).optional(),
     /** Fraction of the training subset held out for validation (the same examples for every run). */
     validationSplit: z.number().min(0).max(0.9).default(0.1),
     /**

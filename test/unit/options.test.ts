@@ -341,6 +341,17 @@ test('dataset options validate with the field named; old files keep no normalisa
   const issues = (d: unknown) => describeIssues(DatasetSpec.safeParse(d).error!);
   assert.match(issues({ name: 'mnist', normalize: 'zscore' }), /normalize: .*"none"\|"global"\|"per-channel"/);
   assert.match(issues({ name: 'mnist', labelNoise: 2 }), /labelNoise: Too big/);
+  // Sources are recorded in the history, lineage and report: no credentials or tokens, and never echoed.
+  for (const [source, why] of [
+    ['https://reader:s3cret@mirror.example/mnist/', /sources\.1: expected no user or password in a source URL/],
+    ['https://mirror.example/mnist/?token=s3cret', /sources\.1: expected no query or fragment in a source URL/],
+    ['https://mirror.example/mnist/#s3cret', /sources\.1: expected no query or fragment in a source URL/],
+  ] as const) {
+    const said = issues({ name: 'mnist', sources: ['file:///data/mnist/', source] });
+    assert.match(said, why);
+    assert.ok(!said.includes('s3cret'), said);
+  }
+  assert.deepEqual(DatasetSpec.parse({ name: 'mnist', sources: ['https://mirror.example/mnist/'] }).sources, ['https://mirror.example/mnist/']);
 });
 
 test('frozen layers keep their weights; batch norm among them is frozen (running statistics too) or trainable; resume is exact', async () => {
