@@ -27,8 +27,18 @@ function envFlag(name: string, value: string | undefined): boolean | undefined {
  * with an endpoint), AWS_REGION (default us-east-1), AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
  * AWS_SESSION_TOKEN.
  */
+/** `scheme://user[:password]@` at the start of a URL; the scheme is group 1. */
+const USER_INFO = /^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i;
+
 export function openStore(url: string, env: NodeJS.ProcessEnv): ArtifactStore {
   if (!url) throw new InvalidStoreSettingError('store URL: expected file:///abs/dir, a path or s3://bucket/prefix, found nothing');
+  // A URL is recorded in every experiment's input and shown in its report: no credentials in it.
+  if (USER_INFO.test(url)) {
+    throw new InvalidStoreSettingError(
+      `store URL ${url.replace(USER_INFO, '$1…@')}: expected no user or password in it (it is recorded with every experiment); ` +
+        'set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for S3',
+    );
+  }
   if (url.startsWith('s3://')) {
     const rest = url.slice('s3://'.length);
     const slash = rest.indexOf('/');

@@ -128,6 +128,32 @@ function accessProblem(err: unknown, location: string, bucket: string, operation
   return `the store ${location} refused ${operation} (HTTP ${code}${said}); check the S3 credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) and the bucket's policy`;
 }
 
+/**
+ * Fields an S3 error body may hold that the SDK copies onto its error, and that would print with it
+ * (a logger's inspect of the error or of an error caused by it): a refused signature's reply holds the
+ * canonical request and string to sign, with the session token among their headers, and the key id.
+ */
+const UNPRINTABLE_ERROR_FIELDS = ['CanonicalRequest', 'CanonicalRequestBytes', 'StringToSign', 'StringToSignBytes', 'SignatureProvided', 'AWSAccessKeyId'];
+
+/** Removes UNPRINTABLE_ERROR_FIELDS from an SDK error, in place, so it can be logged and recorded. */
+export function scrubS3Error(err: unknown): void {
+  if (typeof err !== 'object' || err === null) return;
+  for (const field of UNPRINTABLE_ERROR_FIELDS) delete (err as Record<string, unknown>)[field];
+}
+
+/** An endpoint as it may be shown: without a user or password in it. */
+function endpointShown(endpoint: string): string {
+  try {
+    const url = new URL(endpoint);
+    if (!url.username && !url.password) return endpoint;
+    url.username = '';
+    url.password = '';
+    return url.href;
+  } catch {
+    return '(an endpoint that is not a URL)';
+  }
+}
+
 function md5Base64(bytes: Uint8Array): string {
   return createHash('md5').update(bytes).digest('base64');
 }
@@ -182,6 +208,7 @@ export class S3Store implements ArtifactStore {
         try {
           return await next(args);
         } catch (err) {
+          scrubS3Error(err);
           const operation = (context.commandName ?? 'request').replace(/Command$/, '');
           const problem = accessProblem(err, this.location, this.bucket, operation);
           if (problem === undefined) throw err;
@@ -345,7 +372,7 @@ export class S3Store implements ArtifactStore {
 
   /** What JSON.stringify shows: where the store is, never its credentials. */
   toJSON(): { type: string; location: string; endpoint?: string } {
-    return { type: 'S3Store', location: this.location, endpoint: this.endpoint };
+    return { type: 'S3Store', location: this.location, ...(this.endpoint === undefined ? {} : { endpoint: endpointShown(this.endpoint) }) };
   }
 
   [inspect.custom](): string {

@@ -8,6 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { inspect } from 'node:util';
 import { after, describe, test } from 'node:test';
 import {
@@ -19,7 +21,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { sha256Hex } from '../../artifacts/hash.js';
 import { LocalStore, RECORD_MIN_BYTES } from '../../artifacts/local.js';
-import { openStore } from '../../artifacts/open.js';
+import { InvalidStoreSettingError, openStore } from '../../artifacts/open.js';
 import { S3Store, type S3StoreOptions } from '../../artifacts/s3.js';
 import {
   type ArtifactStore,
@@ -500,6 +502,38 @@ describe('S3Store specifics', () => {
     assert.match(err.message, /^the store s3:\/\/paramtrail-test refused GetObject \(HTTP 403[^)]*\); check the S3 credentials \(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY\)/);
   });
 
+  test('a refused signature\'s reply, as AWS gives it, does not bring the session token or key id into the error', async (t) => {
+    // AWS answers SignatureDoesNotMatch with the canonical request it computed, whose signed headers
+    // include x-amz-security-token; the SDK copies every field of the reply onto its error. The
+    // server here gives that reply (a real server of ours, versitygw, does not echo the request).
+    const token = `token-${randomBytes(12).toString('hex')}`;
+    const server = createServer((req, res) => {
+      res.writeHead(403, { 'content-type': 'application/xml' });
+      res.end(
+        '<?xml version="1.0" encoding="UTF-8"?><Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match the signature you provided.</Message>' +
+          `<AWSAccessKeyId>AKIDREFUSED</AWSAccessKeyId><StringToSign>AWS4-HMAC-SHA256 ${token}</StringToSign><CanonicalRequest>GET\n${req.url}\n\nx-amz-security-token:${req.headers['x-amz-security-token']}\n</CanonicalRequest><RequestId>r1</RequestId></Error>`,
+      );
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    t.after(() => server.close());
+    const endpoint = `http://reader:endpoint-password@127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const store = new S3Store({ bucket: 'b', endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'AKIDREFUSED', secretAccessKey: 'x'.repeat(40), sessionToken: token } });
+    t.after(() => store.client.destroy());
+    const err = await store.get('k').then(
+      () => assert.fail('expected the request to be refused'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof StoreAccessError, inspect(err));
+    assert.match(err.message, /refused GetObject \(HTTP 403, SignatureDoesNotMatch/);
+    // As Temporal's logger and console.error print it: the error with its cause, every field.
+    const printed = `${inspect(err, { depth: 10 })}\n${inspect({ error: err }, { depth: 10 })}\n${JSON.stringify(err)}`;
+    assert.ok((err as Error & { cause?: unknown }).cause, 'the SDK\'s error stays the cause');
+    for (const secret of [token, 'AKIDREFUSED', 'endpoint-password']) assert.ok(!printed.includes(secret), `${secret} printed:\n${printed}`);
+    // Nor does the store show its endpoint's password.
+    assert.ok(!JSON.stringify(store).includes('endpoint-password') && !inspect(store).includes('endpoint-password'), inspect(store));
+    assert.match(JSON.stringify(store), /"endpoint":"http:\/\/127\.0\.0\.1:\d+\/"/);
+  });
+
   test('an unknown key id, a missing bucket and no credentials at all are refusals naming the store', async (t) => {
     const refusal = async (store: S3Store, call: (s: S3Store) => Promise<unknown>) => {
       t.after(() => store.client.destroy());
@@ -574,6 +608,20 @@ describe('openStore', () => {
     const seen = commandsSent(conditional);
     await conditional.put('k2', bytesOf('conditional through env'));
     assert.deepEqual(seen, ['PutObjectCommand']);
+  });
+
+  test('a store URL with a user or password in it is refused, and not echoed', () => {
+    for (const url of ['s3://AKIDSTORE:s3cret@bucket/p', 'https://AKIDSTORE:s3cret@minio:9000/bucket', 'file://AKIDSTORE:s3cret@host/tmp/x']) {
+      assert.throws(
+        () => openStore(url, {}),
+        (err: Error) => {
+          assert.ok(err instanceof InvalidStoreSettingError, inspect(err));
+          assert.match(err.message, /: expected no user or password in it/);
+          assert.ok(!err.message.includes('s3cret') && !err.message.includes('AKIDSTORE'), err.message);
+          return true;
+        },
+      );
+    }
   });
 
   test('bad URLs and half-set credentials are refused with a message', () => {
