@@ -30,8 +30,11 @@ export interface DownloadDeps {
   store: ArtifactStore;
   /** Injected so tests can count requests; defaults to the global fetch. */
   fetch?: typeof fetch;
-  /** Per-source time limit. */
-  sourceTimeoutMs?: number;
+  /**
+   * How long a source may send nothing (no response yet, or no new bytes of its body) before it is
+   * given up for the next; a slow link that keeps sending is never cut off. Default SOURCE_IDLE_MS.
+   */
+  sourceIdleMs?: number;
   /** The dataset registry; defaults to DATASETS (tests give definitions pinned to their own small files). */
   datasets?: ReadonlyMap<string, DatasetDef>;
 }
@@ -93,41 +96,64 @@ function contentLength(res: Response): number | undefined {
   return Number.isSafeInteger(n) && n > 0 ? n : undefined;
 }
 
+/** A source that sends nothing for this long is given up (DownloadDeps.sourceIdleMs). */
+export const SOURCE_IDLE_MS = 60_000;
+
+/** An abort signal that fires once `ms` pass without a call to `touch`. */
+function idleSignal(ms: number): { signal: AbortSignal; touch: () => void; stop: () => void } {
+  const controller = new AbortController();
+  const expire = () => controller.abort(new DOMException(`nothing arrived for ${ms / 1000} s`, 'TimeoutError'));
+  let timer = setTimeout(expire, ms);
+  return {
+    signal: controller.signal,
+    touch: () => {
+      clearTimeout(timer);
+      timer = setTimeout(expire, ms);
+    },
+    stop: () => clearTimeout(timer),
+  };
+}
+
 async function fetchSource(url: string, deps: DownloadDeps, signal: AbortSignal, progress?: Progress): Promise<Uint8Array> {
   if (url.startsWith('file://')) {
     const bytes = new Uint8Array(await readFile(fileURLToPath(url), { signal }));
     progress?.(bytes.length, bytes.length);
     return bytes;
   }
-  const limit = AbortSignal.timeout(deps.sourceTimeoutMs ?? 300_000);
-  const res = await (deps.fetch ?? fetch)(url, { signal: AbortSignal.any([signal, limit]) });
-  if (!res.ok) {
-    // Released now rather than at garbage collection: a mirror that refuses is tried again on every retry.
-    await res.body?.cancel().catch(() => undefined);
-    throw new Error(`HTTP ${res.status} ${res.statusText}`);
-  }
-  if (!res.body || !progress) return new Uint8Array(await res.arrayBuffer());
-  const total = contentLength(res);
-  const chunks: Uint8Array[] = [];
-  let received = 0;
-  let reported = 0;
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-    chunks.push(chunk);
-    received += chunk.length;
-    if (received - reported >= PROGRESS_EVERY) {
-      progress(received, total);
-      reported = received;
+  const idle = idleSignal(deps.sourceIdleMs ?? SOURCE_IDLE_MS);
+  try {
+    const res = await (deps.fetch ?? fetch)(url, { signal: AbortSignal.any([signal, idle.signal]) });
+    if (!res.ok) {
+      // Released now rather than at garbage collection: a mirror that refuses is tried again on every retry.
+      await res.body?.cancel().catch(() => undefined);
+      throw new Error(`HTTP ${res.status} ${res.statusText}`);
     }
+    if (!res.body) return new Uint8Array(await res.arrayBuffer());
+    const total = contentLength(res);
+    const chunks: Uint8Array[] = [];
+    let received = 0;
+    let reported = 0;
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      idle.touch();
+      chunks.push(chunk);
+      received += chunk.length;
+      if (progress && received - reported >= PROGRESS_EVERY) {
+        progress(received, total);
+        reported = received;
+      }
+    }
+    // The last part, so a bar ends full.
+    if (progress && received !== reported) progress(received, total);
+    const bytes = new Uint8Array(received);
+    let at = 0;
+    for (const c of chunks) {
+      bytes.set(c, at);
+      at += c.length;
+    }
+    return bytes;
+  } finally {
+    idle.stop();
   }
-  // The last part, so a bar ends full.
-  if (received !== reported) progress(received, total);
-  const bytes = new Uint8Array(received);
-  let at = 0;
-  for (const c of chunks) {
-    bytes.set(c, at);
-    at += c.length;
-  }
-  return bytes;
 }
 
 /** An error's message with its cause's: fetch says only "fetch failed", its cause why (connect ECONNREFUSED ...). */

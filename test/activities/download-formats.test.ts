@@ -6,6 +6,8 @@
  * checksum failures and source fallback.
  */
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { sha256Hex } from '../../artifacts/hash.js';
@@ -187,6 +189,42 @@ test('a large file heartbeats its progress while it downloads', async () => {
   const received = beats.filter((b) => b.received !== undefined).map((b) => b.received!);
   assert.ok(received.length >= 2, `expected progress heartbeats, got ${JSON.stringify(beats)}`);
   assert.ok(received.every((r, i) => r <= big.length && (i === 0 || r > received[i - 1]!)));
+});
+
+test('a source that keeps sending is waited for however long it takes; one that stops sending is given up', async (t) => {
+  // 4 KB in 16 parts, 80 ms apart: 1.3 s in all, far beyond the 400 ms a source may stay silent.
+  const payload = new Uint8Array(4096).map((_, i) => (i * 31) & 255);
+  const parts = 16;
+  const server = createServer((req, res) => {
+    res.writeHead(200, { 'content-length': String(payload.length) });
+    // `/stall/`: half the file, then nothing more.
+    const last = req.url!.startsWith('/stall/') ? parts / 2 : parts;
+    let i = 0;
+    const send = () => {
+      if (res.destroyed) return;
+      if (i === last) return void (last === parts && res.end());
+      res.write(payload.subarray((i * payload.length) / parts, ((i + 1) * payload.length) / parts));
+      i++;
+      setTimeout(send, 80);
+    };
+    send();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => (server.closeAllConnections(), server.close()));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  const drip: DatasetDef = { ...getDataset('mnist'), name: 'drip', files: [{ role: 'archive', name: 'drip.bin', md5: md5Hex(payload), gzip: false }] };
+  const datasets = new Map([[drip.name, drip]]);
+  const { download } = await activitiesOn(new LocalStore(await tempDir()), { datasets, sourceIdleMs: 400 });
+  const started = performance.now();
+  const result = await runIn(download, input({ name: 'drip', sources: [`${url}slow/`], validationSplit: 0.25 }));
+  assert.equal(result.files[0]!.bytes, payload.length);
+  assert.ok(performance.now() - started > 1000, 'the whole slow body arrived');
+  const fresh = await activitiesOn(new LocalStore(await tempDir()), { datasets, sourceIdleMs: 400 });
+  await assert.rejects(runIn(fresh.download, input({ name: 'drip', sources: [`${url}stall/`], validationSplit: 0.25 })), (err: unknown) => {
+    assert.ok(!(err instanceof ApplicationFailure), 'retried: the source may send again');
+    assert.match((err as Error).message, /stall\/drip\.bin: nothing arrived for 0\.4 s/);
+    return true;
+  });
 });
 
 test('bytes with the wrong md5 fail for good, naming the registered md5 and the one found; nothing is stored', async () => {
