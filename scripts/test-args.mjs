@@ -3,8 +3,11 @@
 /** A single test may train for minutes; one that hangs must not eat CI's whole budget. */
 const DEFAULT_TEST_TIMEOUT_MS = 15 * 60 * 1000;
 
-/** Node's arguments that run `files` as `npm test` runs them, with `nodeOptions` added. */
-export function nodeTestArgs(files, nodeOptions = []) {
+/**
+ * Node's arguments that run `files` as `npm test` runs them, with `nodeOptions` added. With
+ * `emptyFilesTo`, the files that ran no test are listed in that file (scripts/empty-files-reporter.mjs).
+ */
+export function nodeTestArgs(files, nodeOptions = [], { emptyFilesTo } = {}) {
   return [
     '--import',
     'tsx',
@@ -19,6 +22,7 @@ export function nodeTestArgs(files, nodeOptions = []) {
     ...(nodeOptions.some((o) => o.startsWith('--test-timeout')) ? [] : [`--test-timeout=${DEFAULT_TEST_TIMEOUT_MS}`]),
     '--test-reporter=spec',
     '--test-reporter-destination=stdout',
+    ...(emptyFilesTo ? [`--test-reporter=${new URL('./empty-files-reporter.mjs', import.meta.url).href}`, `--test-reporter-destination=${emptyFilesTo}`] : []),
     ...nodeOptions,
     ...files,
   ];
@@ -48,4 +52,21 @@ export function closingCounts() {
       return { pass: n('pass'), fail: n('fail') + n('cancelled'), skipped: n('skipped') + n('todo') };
     },
   };
+}
+
+/**
+ * What `npm test` reports and exits with, from node's exit status, its closing counts and the files
+ * that ran no test: such a file is a failure, not the pass node counts it as, and a non-zero status
+ * with no failure counted (a hook that failed after its tests passed) is one failure. `notes` say why.
+ */
+export function verdict(status, counts, emptyFiles = []) {
+  const notes = emptyFiles.map((file) => `test: ${file} ran no test`);
+  let pass = counts.pass - emptyFiles.length;
+  let fail = counts.fail + emptyFiles.length;
+  if (status !== 0 && fail === 0) {
+    notes.push(`test: node's test runner exited with status ${status} with no failed test counted (a hook, or a file outside its tests, failed: see above)`);
+    fail = 1;
+  }
+  pass = Math.max(0, pass);
+  return { code: fail > 0 ? status || 1 : status, line: `tests: ${pass} passed, ${fail} failed, ${counts.skipped} skipped`, notes };
 }

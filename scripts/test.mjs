@@ -10,13 +10,15 @@
  * Files run one at a time (`--test-concurrency=1`): the suite starts real Temporal and S3 servers and
  * trains models, and the machines have two cores. Node's spec reporter writes to stdout, passed through
  * as it comes; its closing counts are repeated as one plain line, "tests: N passed, N failed, N
- * skipped". The exit code is node's.
+ * skipped". The exit code is node's, except that a file that ran no test fails the run (node counts it
+ * as a pass), and so does node's non-zero exit with no failed test counted (see verdict).
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { closingCounts, nodeTestArgs } from './test-args.mjs';
+import { closingCounts, nodeTestArgs, verdict } from './test-args.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const TEST_DIR = join(ROOT, 'test');
@@ -56,7 +58,9 @@ async function main() {
     return 1;
   }
 
-  const args = nodeTestArgs(files.map((f) => relative(ROOT, f)), nodeOptions);
+  const scratch = mkdtempSync(join(tmpdir(), 'paramtrail-test-'));
+  const emptyFilesTo = join(scratch, 'empty-files');
+  const args = nodeTestArgs(files.map((f) => relative(ROOT, f)), nodeOptions, { emptyFilesTo });
   console.log(`test: ${files.length} file(s), one at a time`);
   // As bin/paramtrail does: the S3 client's notice that its releases from 2027 on need Node 22, printed
   // by every test process that opens an S3 store, is for whoever upgrades it.
@@ -73,9 +77,12 @@ async function main() {
     child.once('error', fail);
     child.once('close', (code, signal) => done(code ?? (signal ? 1 : 0)));
   });
-  const { pass, fail, skipped } = counts.summary();
-  console.log(`tests: ${pass} passed, ${fail} failed, ${skipped} skipped`);
-  return status;
+  const empty = existsSync(emptyFilesTo) ? readFileSync(emptyFilesTo, 'utf8').split('\n').filter(Boolean).map((f) => relative(ROOT, f)) : [];
+  rmSync(scratch, { recursive: true, force: true });
+  const { code, line, notes } = verdict(status, counts.summary(), empty);
+  for (const note of notes) console.error(note);
+  console.log(line);
+  return code;
 }
 
 main().then(

@@ -8,10 +8,10 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { closingCounts, nodeTestArgs } from '../../scripts/test-args.mjs';
+import { closingCounts, nodeTestArgs, verdict } from '../../scripts/test-args.mjs';
 import { PROJECT_ROOT } from '../../infra/tools.js';
 import { tempDir } from '../support/fixtures.js';
 
@@ -19,10 +19,10 @@ const FILES = 8;
 const TESTS = 200;
 
 /** Runs `files` with `npm test`'s options; their report (stdout) and exit code. */
-async function runFiles(files: string[]): Promise<{ code: number | null; out: string }> {
+async function runFiles(files: string[], opts: { emptyFilesTo?: string } = {}): Promise<{ code: number | null; out: string }> {
   // Without NODE_TEST_CONTEXT, which this file's own runner set: with it, node would run as a file's child.
   const { NODE_TEST_CONTEXT: _, ...env } = process.env;
-  const child = spawn(process.execPath, nodeTestArgs(files), { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'pipe', 'ignore'] });
+  const child = spawn(process.execPath, nodeTestArgs(files, [], opts), { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'pipe', 'ignore'] });
   let out = '';
   child.stdout.setEncoding('utf8');
   child.stdout.on('data', (d: string) => (out += d));
@@ -64,4 +64,31 @@ test('the closing counts are read whole before a long list of failures, in chunk
   const counts = closingCounts();
   for (let i = 0; i < out.length; i += 7) counts.feed(out.slice(i, i + 7));
   assert.deepEqual(counts.summary(), { pass: 3, fail: 1, skipped: 1 });
+});
+
+test('a file that runs no test is listed, and fails the run that node would pass', async () => {
+  const dir = await tempDir();
+  const empty = join(dir, 'empty.test.mjs');
+  // Tests generated from a list that came out empty.
+  await writeFile(empty, `import { test } from 'node:test';\nfor (const name of []) test(name, () => {});\n`);
+  const some = join(dir, 'some.test.mjs');
+  await writeFile(some, `import { describe, test } from 'node:test';\ntest('a', () => {});\ndescribe('d', () => test('b', () => {}));\n`);
+  const emptyFilesTo = join(dir, 'empty-files');
+  const { code, out } = await runFiles([empty, some], { emptyFilesTo });
+  assert.equal(code, 0, 'node passes it');
+  assert.deepEqual((await readFile(emptyFilesTo, 'utf8')).split('\n').filter(Boolean), [empty]);
+  const counts = closingCounts();
+  counts.feed(out);
+  const said = verdict(code!, counts.summary(), [empty]);
+  assert.equal(said.code, 1);
+  assert.equal(said.line, 'tests: 2 passed, 1 failed, 0 skipped');
+  assert.deepEqual(said.notes, [`test: ${empty} ran no test`]);
+});
+
+test('a non-zero exit with no failure counted is a failure in the closing line', () => {
+  const said = verdict(1, { pass: 1, fail: 0, skipped: 0 });
+  assert.equal(said.code, 1);
+  assert.equal(said.line, 'tests: 1 passed, 1 failed, 0 skipped');
+  assert.match(said.notes[0]!, /exited with status 1 with no failed test counted/);
+  assert.deepEqual(verdict(0, { pass: 3, fail: 0, skipped: 1 }), { code: 0, line: 'tests: 3 passed, 0 failed, 1 skipped', notes: [] });
 });
