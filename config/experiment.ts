@@ -217,8 +217,9 @@ export const TrainingSpec = z
     snapshotEvery: z.number().int().min(1).default(1),
     /**
      * Early stopping on the validation loss (off when omitted; needs every dataset's validationSplit > 0).
-     * Epoch 0 (the initial weights) counts as a candidate. The run ends with the best epoch's weights as
-     * its final snapshot whether it stopped early or ran every epoch.
+     * As Keras's EarlyStopping with restore_best_weights, the best is one of the trained epochs (epoch 0,
+     * the initial weights, never is). The run ends with the best epoch's weights as its final snapshot
+     * whether it stopped early or ran every epoch.
      */
     earlyStopping: z
       .object({

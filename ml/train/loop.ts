@@ -11,8 +11,9 @@
  * A run may start from stored weights (`initialWeights`, after the seeded initialisers) and keep some
  * layers frozen (`freeze`): their variables are left out of the optimizer.
  *
- * Early stopping (optional) watches the validation loss, epoch 0's included: after `patience` epochs
- * without an improvement of more than `minDelta` on the best, training stops. Whether it stops or runs
+ * Early stopping (optional) watches the validation loss of the trained epochs, as Keras's does (the
+ * initial weights are never the best): after `patience` epochs without an improvement of more than
+ * `minDelta` on the best, training stops. Whether it stops or runs
  * to the last epoch, the model ends holding the best epoch's weights. Everything it needs (best epoch,
  * loss, weights and the count of epochs since) is part of TrainState, so resuming stays exact.
  *
@@ -128,6 +129,11 @@ export function freezeLayers(model: tfl.LayersModel, freeze: FreezeArgs): string
   return frozen;
 }
 
+/**
+ * Early stopping as Keras's EarlyStopping with restore_best_weights: the best of the trained epochs
+ * (from epoch 1) by validation loss; the initial weights (epoch 0) are evaluated and stored, but are
+ * never the best, so a run that never improves on its first epoch ends with that epoch's weights.
+ */
 export interface EarlyStoppingArgs {
   /** Epochs without improvement after which training stops. */
   patience: number;
@@ -447,7 +453,8 @@ export async function train(
       if (r.rng['seed'] !== seed) {
         throw new Error(`resume: the stored state was trained with seed ${r.rng['seed']}, but this run's seed is ${seed}`);
       }
-      if (es && !r.earlyStopping) throw new Error('resume: early stopping is on, but the stored state has no early-stopping record');
+      // A state of epoch 0 has no record yet: the initial weights are never the best.
+      if (es && !r.earlyStopping && r.epoch > 0) throw new Error('resume: early stopping is on, but the stored state has no early-stopping record');
       if (!es && r.earlyStopping) throw new Error('resume: the stored state was trained with early stopping, but this run has it off');
       tensorsToModel(model, r.weights);
       optimizer.loadState(r.optimizer);
@@ -486,7 +493,6 @@ export async function train(
         seconds: (performance.now() - started) / 1000, learningRate: args.optimizer.learningRate,
       };
       history.push(metrics);
-      if (es) esState = nextEarlyStopping(es, undefined, { epoch, step, valLoss: va.loss }, () => modelToTensors(model));
       await args.onEpoch(snapshot(), metrics);
     }
 

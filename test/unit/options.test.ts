@@ -239,36 +239,52 @@ test('init options validate with the field named; the default is the old Glorot-
 
 const adam: OptimizerSpec = { name: 'adam', learningRate: 0.05 };
 
-test('early stopping: no improvement beyond minDelta stops after `patience` epochs and restores epoch 0', async () => {
+test('early stopping: no improvement beyond minDelta stops after `patience` epochs and restores the first trained epoch, never the initial weights', async () => {
   const r = await run({ optimizer: adam, epochs: 6, earlyStopping: { patience: 2, minDelta: 100 } });
-  assert.deepEqual(r.outcome, { status: 'stopped-early', epoch: 2, bestEpoch: 0 });
-  assert.deepEqual(r.epochs.map((s) => [s.epoch, s.earlyStopping!.wait, s.earlyStopping!.stopped]), [[0, 0, false], [1, 1, false], [2, 2, true]]);
-  assert.deepEqual(bits(r.final), bits(r.epochs[0]!.weights), 'the model ends with the initial weights');
+  assert.deepEqual(r.outcome, { status: 'stopped-early', epoch: 3, bestEpoch: 1 });
+  // Epoch 0 (the initial weights) has no early-stopping record: it is never a candidate, as in Keras.
+  assert.deepEqual(r.epochs.map((s) => [s.epoch, s.earlyStopping?.wait, s.earlyStopping?.stopped]), [[0, undefined, undefined], [1, 0, false], [2, 1, false], [3, 2, true]]);
+  assert.deepEqual(bits(r.final), bits(r.epochs[1]!.weights), 'the model ends with the first trained epoch\'s weights');
+  assert.notDeepEqual(bits(r.final), bits(r.epochs[0]!.weights));
   assert.notDeepEqual(bits(r.state.weights), bits(r.final), 'the returned state is the last epoch, before the restore');
 });
 
+/** `d` with every `every`-th training label moved to another class: a model first learns, then memorises the wrong ones. */
+const mislabelled = (d: Split, every: number): Split => ({ ...d, y: d.y.map((v, i) => (i % every === 0 ? (v + 1 + (i % (CLASSES - 1))) % CLASSES : v)) });
+
 test('early stopping keeps the best validation epoch, restores it, and resumes exactly (also from a stopped state)', async () => {
   const es = { patience: 2, minDelta: 0 };
-  const full = await run({ optimizer: adam, epochs: 8, earlyStopping: es });
+  // Half the training labels wrong: validation loss falls, then rises as the wrong labels are learnt.
+  const overfit: TrainData = { ...data, train: mislabelled(synthetic(120, 1), 2) };
+  const full = await run({ optimizer: adam, epochs: 12, earlyStopping: es }, overfit);
   const losses = full.history.map((m) => m.valLoss);
-  const best = losses.indexOf(Math.min(...losses));
-  assert.equal(full.outcome.status === 'completed' ? full.outcome.bestEpoch : (full.outcome as { bestEpoch: number }).bestEpoch, best);
-  assert.ok(best > 0, `training improved on the initial weights (validation losses ${losses.join(', ')})`);
+  const trained = losses.slice(1);
+  const best = 1 + trained.indexOf(Math.min(...trained));
+  assert.equal(full.outcome.status, 'stopped-early', `validation losses ${losses.join(', ')}`);
+  const { epoch, bestEpoch } = full.outcome as { epoch: number; bestEpoch: number };
+  assert.equal(bestEpoch, best);
+  assert.ok(best > 1 && best < epoch, `the best epoch (${best}) lies between the first and the last (${epoch}); validation losses ${losses.join(', ')}`);
+  assert.equal(epoch, best + es.patience);
   assert.deepEqual(bits(full.final), bits(full.epochs[best]!.weights));
-  if (full.outcome.status === 'stopped-early') assert.equal(full.outcome.epoch, best + es.patience);
 
-  const first = await run({ optimizer: adam, epochs: 1, earlyStopping: es });
-  const resumed = await run({ optimizer: adam, epochs: 8, earlyStopping: es, resume: first.state });
+  const first = await run({ optimizer: adam, epochs: 1, earlyStopping: es }, overfit);
+  const resumed = await run({ optimizer: adam, epochs: 12, earlyStopping: es, resume: first.state }, overfit);
   assert.deepEqual(resumed.outcome, full.outcome);
   assert.deepEqual(bits(resumed.final), bits(full.final));
   assert.deepEqual(bits(resumed.state.weights), bits(full.state.weights));
+  // From the initial state (epoch 0, which has no early-stopping record) too.
+  const fromStart = await run({ optimizer: adam, epochs: 12, earlyStopping: es, resume: full.epochs[0]! }, overfit);
+  assert.deepEqual(fromStart.outcome, full.outcome);
+  assert.deepEqual(bits(fromStart.final), bits(full.final));
 
   // A state stored after the stop trains no further and still ends with the best weights.
-  const again = await run({ optimizer: adam, epochs: 8, earlyStopping: es, resume: full.state });
+  const again = await run({ optimizer: adam, epochs: 12, earlyStopping: es, resume: full.state }, overfit);
   assert.equal(again.epochs.length, 0);
   assert.deepEqual(again.outcome, full.outcome);
   assert.deepEqual(bits(again.final), bits(full.final));
-  await assert.rejects(run({ optimizer: adam, epochs: 8, resume: first.state }), /trained with early stopping, but this run has it off/);
+  await assert.rejects(run({ optimizer: adam, epochs: 12, resume: first.state }, overfit), /trained with early stopping, but this run has it off/);
+  const { earlyStopping: _, ...unrecorded } = first.state;
+  await assert.rejects(run({ optimizer: adam, epochs: 12, earlyStopping: es, resume: unrecorded }, overfit), /early stopping is on, but the stored state has no early-stopping record/);
   await assert.rejects(run({ optimizer: adam, epochs: 1, earlyStopping: es }, { ...data, val: { x: new Float32Array(0), y: new Int32Array(0), n: 0 } }), /needs a validation split/);
 });
 
