@@ -133,8 +133,9 @@ export async function loadRunData(store: ArtifactStore, spec: DatasetSpec, data:
   const { datasets = DATASETS, runSeed } = opts;
   const def = datasets.get(spec.name);
   if (!def) throw failForGood('InvalidExperiment', `dataset.name: unknown dataset "${spec.name}"`);
-  const { train: shared, val, test, normalization } = await prepare(store, def, spec, data, opts);
+  const { train: shared, val: sharedVal, test, normalization } = await prepare(store, def, spec, data, opts);
   let train = shared;
+  let val = sharedVal;
   const record: DataRecord = normalization ? { normalization } : {};
   const noise = spec.labelNoise ?? 0;
   if (noise > 0) {
@@ -142,6 +143,11 @@ export async function loadRunData(store: ArtifactStore, spec: DatasetSpec, data:
     const noisy = withLabelNoise(train, noise, def.numClasses, runSeed);
     train = noisy.split;
     record.labelNoise = noisy.record;
+    if (spec.labelNoiseValidation) {
+      const noisyVal = withLabelNoise(val, noise, def.numClasses, runSeed, 'label-noise-validation');
+      val = noisyVal.split;
+      record.validationLabelNoise = noisyVal.record;
+    }
   }
   return { def, train, val, test, sources: Object.fromEntries(data.files.map((f) => [f.role, f.sha256])), record };
 }

@@ -93,6 +93,8 @@ export interface DataRecord {
   normalization?: { mean: number[]; std: number[] };
   /** Training labels replaced by random ones. */
   labelNoise?: { fraction: number; replaced: number; changed: number; realisedFraction: number };
+  /** Validation labels replaced by random ones (DatasetSpec.labelNoiseValidation). */
+  validationLabelNoise?: { fraction: number; replaced: number; changed: number; realisedFraction: number };
 }
 
 export interface TrainResult {

@@ -72,8 +72,20 @@ export const DatasetSpec = z
      * fraction * (1 - 1/classes).
      */
     labelNoise: z.number().min(0).max(1).optional(),
+    /**
+     * Also replaces that fraction of the validation labels (from a stream of their own), so early
+     * stopping watches the noisy task, as when noise is put into a training set before Keras's
+     * `validation_split` takes its last part. Off when omitted: validation labels stay clean. Test labels
+     * are never replaced.
+     */
+    labelNoiseValidation: z.boolean().optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((d, ctx) => {
+    if (d.labelNoiseValidation && !((d.labelNoise ?? 0) > 0)) {
+      ctx.addIssue({ code: 'custom', path: ['labelNoiseValidation'], message: `expected labelNoise > 0 to apply to the validation labels, found ${d.labelNoise ?? 'none'}` });
+    }
+  });
 export type DatasetSpec = z.infer<typeof DatasetSpec>;
 
 /**

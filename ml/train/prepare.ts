@@ -64,14 +64,21 @@ export interface LabelNoiseRecord {
 }
 
 /**
- * Replaces round(fraction * n) training labels, chosen from `seed`, with labels drawn uniformly over
- * the classes from the same stream. Returns a new split (the examples are shared, the labels copied).
+ * Replaces round(fraction * n) labels of a split, chosen from `seed`, with labels drawn uniformly over
+ * the classes from the same stream (`stream` names it: the training and validation labels draw from
+ * streams of their own). Returns a new split (the examples are shared, the labels copied).
  */
-export function withLabelNoise(train: Split, fraction: number, numClasses: number, seed: number): { split: Split; record: LabelNoiseRecord } {
+export function withLabelNoise(
+  train: Split,
+  fraction: number,
+  numClasses: number,
+  seed: number,
+  stream: 'label-noise' | 'label-noise-validation' = 'label-noise',
+): { split: Split; record: LabelNoiseRecord } {
   if (!(fraction >= 0 && fraction <= 1)) throw new Error(`labelNoise: expected a fraction in [0, 1], found ${fraction}`);
   const n = train.n;
   const replaced = Math.round(fraction * n);
-  const rng = deriveRng(seed, 'label-noise');
+  const rng = deriveRng(seed, stream);
   const order = new Int32Array(n);
   for (let i = 0; i < n; i++) order[i] = i;
   rng.shuffle(order);

@@ -127,6 +127,16 @@ test('runs of one dataset spec share its prepared splits: normalised once, label
   assert.equal(noisy.record.labelNoise?.replaced, Math.round(0.5 * first.train.n));
   assert.notDeepEqual(noisy.train.y, train.y);
   assert.deepEqual(first.train.y, train.y, "one run's label noise leaves the shared labels as they were");
+  assert.equal(noisy.val.y, first.val.y, 'validation labels stay clean unless asked');
+  assert.equal(noisy.record.validationLabelNoise, undefined);
+  // labelNoiseValidation: the validation labels too, from a stream of their own; the shared ones untouched.
+  const val = first.val.y.slice();
+  const both = await loadRunData(store, { ...dataset, labelNoise: 1, labelNoiseValidation: true }, result, { datasets: registry, runSeed: 7 });
+  assert.equal(both.record.validationLabelNoise?.replaced, first.val.n);
+  assert.ok(both.record.validationLabelNoise!.changed > 0 && both.record.validationLabelNoise!.changed <= first.val.n);
+  assert.notDeepEqual(both.val.y, val);
+  assert.deepEqual(first.val.y, val);
+  assert.deepEqual(both.test.y, first.test.y, 'test labels are never replaced');
   // A different subset is prepared on its own.
   const fewer = await loadRunData(store, { ...dataset, subset: { train: 20, test: 4 } }, result, { datasets: registry });
   assert.equal(fewer.train.n + fewer.val.n, 20);

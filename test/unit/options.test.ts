@@ -357,6 +357,8 @@ test('dataset options validate with the field named; old files keep no normalisa
   const issues = (d: unknown) => describeIssues(DatasetSpec.safeParse(d).error!);
   assert.match(issues({ name: 'mnist', normalize: 'zscore' }), /normalize: .*"none"\|"global"\|"per-channel"/);
   assert.match(issues({ name: 'mnist', labelNoise: 2 }), /labelNoise: Too big/);
+  assert.match(issues({ name: 'mnist', labelNoiseValidation: true }), /labelNoiseValidation: expected labelNoise > 0 to apply to the validation labels, found none/);
+  assert.equal(DatasetSpec.parse({ name: 'mnist', labelNoise: 0.5, labelNoiseValidation: true }).labelNoiseValidation, true);
   // Sources are recorded in the history, lineage and report: no credentials or tokens, and never echoed.
   for (const [source, why] of [
     ['https://reader:s3cret@mirror.example/mnist/', /sources\.1: expected no user or password in a source URL/],
