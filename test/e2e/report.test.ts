@@ -21,8 +21,10 @@ import { EXPERIMENT_FIGURES, HOSTILE_NAME, RUN_ANALYSIS_FIGURES, storeSampleExpe
 import { activityEnvironment } from '../support/logs.js';
 
 const chromium = findChromium();
+/** Under CI (as nativeTestGuard does) a missing browser is a failure, not a skip. */
+const required = process.env.CI === 'true' || process.env.PARAMTRAIL_REQUIRE_BROWSER === '1';
 
-describe('the HTML report in headless Chromium', { skip: chromium ? false : 'Debian chromium is not installed (apt-get install -y chromium)' }, () => {
+describe('the HTML report in headless Chromium', { skip: chromium || required ? false : 'Debian chromium is not installed (apt-get install -y chromium)' }, () => {
   let dir: string;
   let store: LocalStore;
 
@@ -35,6 +37,7 @@ describe('the HTML report in headless Chromium', { skip: chromium ? false : 'Deb
   });
 
   it('renders every figure, logs no errors, and is captured in a screenshot', async () => {
+    if (!chromium) assert.fail('Debian chromium is required here (CI or PARAMTRAIL_REQUIRE_BROWSER=1) but is not installed: infra/setup.mjs installs it when run as root');
     const input = await storeSampleExperiment(store, 'browser-check-20261123-000000');
     const written = (await activityEnvironment().run(createReport({ store }), input)) as ReportResult;
     assert.equal(written.key, 'experiments/browser-check-20261123-000000/report.html');
