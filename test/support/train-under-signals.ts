@@ -2,16 +2,19 @@
  * The child process of test/unit/native-binding.test.ts: trains an MLP (28x28 inputs, 32 hidden, batch
  * 64, as bench:orchestration's runs) on the native backend, one epoch at a time, alternating graph and
  * eager steps, while the test sends it SIGUSR2 and it spawns short-lived children of its own (each exit
- * is a SIGCHLD). Prints "ready" once the backend is up, then, after `SECONDS` (argv[2]) of training, one
- * JSON line: the signals it handled, children it saw exit, epochs and the engines that ran; exits when
- * its stdin closes.
+ * is a SIGCHLD). Prints "ready" once the backend is up, then trains until it has handled the signals, seen
+ * the children exit and trained the epochs its goal asks for (argv[3]), or until a deadline of argv[2]
+ * seconds passes (which the test counts as a failure), then prints one JSON line: the signals it handled,
+ * children it saw exit, epochs and the engines that ran; exits when its stdin closes.
  */
 import { spawn } from 'node:child_process';
 import { buildModel } from '../../ml/models/registry.js';
 import { train } from '../../ml/train/loop.js';
 import { activateNativeBackend, randomUniformValues } from './backends.js';
 
-const seconds = Number(process.argv[2] ?? 3);
+const seconds = Number(process.argv[2] ?? 60);
+/** What to reach (argv[3], JSON): { signals, children, epochs }. */
+const GOAL = JSON.parse(process.argv[3] ?? '{"signals":500,"children":100,"epochs":4}') as { signals: number; children: number; epochs: number };
 let signals = 0;
 process.on('SIGUSR2', () => void signals++);
 
@@ -31,7 +34,8 @@ const spawner = setInterval(() => void spawn('true').once('exit', () => void chi
 const deadline = Date.now() + seconds * 1000;
 const engines = new Set<string>();
 let epochs = 0;
-while (Date.now() < deadline) {
+const done = () => signals >= GOAL.signals && children >= GOAL.children && epochs >= GOAL.epochs;
+while (!done() && Date.now() < deadline) {
   const model = buildModel({ name: 'mlp', args: { hidden: [32] } }, { inputShape, numClasses: 10 });
   const { engine } = await train({
     model,

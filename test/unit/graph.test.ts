@@ -338,6 +338,8 @@ test('the training loop trains in graph mode on the native backend, as its eager
     assertTensorsClose(state.weights, eagerRun.states[i]!.weights, `epoch ${i} weights`);
     assertTensorsClose(state.optimizer, eagerRun.states[i]!.optimizer, `epoch ${i} optimizer state`);
   });
+  assert.equal(graphRun.history.length, eagerRun.history.length);
+  assert.equal(graphRun.history.length, 3);
   graphRun.history.forEach((h, i) => {
     const e = eagerRun.history[i]!;
     for (const key of ['trainLoss', 'valLoss'] as const) assert.ok(Math.abs(h[key] - e[key]) <= TOLERANCE * Math.abs(e[key]), `epoch ${i} ${key}: graph ${h[key]}, eager ${e[key]}`);
@@ -376,6 +378,7 @@ test('graph training is bit-identical run to run with the same seed', { skip: na
   const last = (r: typeof a) => r.states.at(-1)!;
   assert.equal(last(a).weights.length, last(b).weights.length);
   last(a).weights.forEach((t, i) => assert.deepEqual(t.values, last(b).weights[i]!.values, `${t.layer}/${t.name}`));
+  assert.ok(last(a).optimizer.length > 0 && last(a).optimizer.length === last(b).optimizer.length, 'momentum state on both');
   last(a).optimizer.forEach((t, i) => assert.deepEqual(t.values, last(b).optimizer[i]!.values, `optimizer ${t.layer}/${t.name}`));
 });
 

@@ -137,7 +137,7 @@ describe('experimentWorkflow on real Temporal and S3', () => {
       const atInit = rows.filter((r) => r.epoch === 0 && r.layer !== '__model__');
       assert.ok(atInit.length > 0 && atInit.every((r) => r.distance === 0), 'epoch 0 is at distance 0 from itself');
       const moved = rows.filter((r) => r.epoch === 2 && r.against === 'init' && r.layer !== '__model__');
-      assert.ok(moved.every((r) => r.distance > 0), 'every layer moved after two epochs');
+      assert.ok(moved.length === atInit.length && moved.every((r) => r.distance > 0), 'every layer moved after two epochs');
       assert.ok(res.plot.figures.some((f) => f.format === 'svg'));
       for (const f of res.plot.figures) {
         const bytes = await assertStored(f);
