@@ -15,7 +15,7 @@ import type { FeaturesFile, FeaturesLayer } from '../artifacts/features.js';
 import { recordsToArrow } from '../artifacts/records.js';
 import { lruMemo } from '../artifacts/memo.js';
 import { putContentAddressed, type ArtifactStore } from '../artifacts/store.js';
-import { correlationSummary, crossCorrelation, linearCkaMatrix } from '../ml/metrics/index.js';
+import { correlationSummary, crossCorrelation, linearCkaMatrix, matchedCorrelation } from '../ml/metrics/index.js';
 import { matchesLayer } from '../ml/train/select.js';
 import { loadFeatures, MAX_CORRELATED_FEATURES } from './correlation.js';
 import { classify, failForGood } from './errors.js';
@@ -95,7 +95,9 @@ async function comparePair(store: ArtifactStore, input: CompareInput, load: Load
   checkWidth(input.a.name, [a.penultimate]);
   checkWidth(input.b.name, [b.penultimate]);
   // The bins do not enter the mean; one bin keeps the summary's histogram trivial.
-  const penultimateMeanAbs = correlationSummary(crossCorrelation(pa, pb), 1).meanAbs;
+  const cross = crossCorrelation(pa, pb);
+  const penultimateMeanAbs = correlationSummary(cross, 1).meanAbs;
+  const penultimateMatched = matchedCorrelation(cross).mean;
 
   const meta = {
     runA: input.a.runId,
@@ -106,6 +108,7 @@ async function comparePair(store: ArtifactStore, input: CompareInput, load: Load
     penultimateA: a.penultimate.layer,
     penultimateB: b.penultimate.layer,
     penultimateMeanAbs: String(penultimateMeanAbs),
+    penultimateMatched: String(penultimateMatched),
   };
   const table = await putContentAddressed(store, TABLE_PREFIX, recordsToArrow(CKA_TABLE, rows, meta), '.arrow', { signal });
   await recordLineage(
@@ -117,7 +120,7 @@ async function comparePair(store: ArtifactStore, input: CompareInput, load: Load
     { runA: input.a.runId, runB: input.b.runId, layers: input.layers ?? null },
     signal,
   );
-  return { a: input.a.name, b: input.b.name, table, diagonal, penultimateMeanAbs };
+  return { a: input.a.name, b: input.b.name, table, diagonal, penultimateMeanAbs, penultimateMatched };
 }
 
 export function createCompare(deps: CompareDeps) {

@@ -71,6 +71,7 @@ export function createCorrelation(deps: CorrelationDeps) {
         runId: input.runId,
         layer: entry.layer,
         meanAbs: String(summary.meanAbs),
+        mean: String(summary.mean),
         features: String(cols),
         constant: String(constant),
         pairs: String(summary.pairs),
@@ -79,7 +80,7 @@ export function createCorrelation(deps: CorrelationDeps) {
       };
       const table = await putContentAddressed(deps.store, TABLE_PREFIX, recordsToArrow(CORRELATION_TABLE, rows, meta), '.arrow', { signal });
       await recordLineage(deps.store, input, table, 'correlation-table', [input.features.features, input.features.probe], { layer: entry.layer, bins: input.spec.bins }, signal);
-      return { table, layer: entry.layer, features: cols, meanAbs: summary.meanAbs, constant };
+      return { table, layer: entry.layer, features: cols, meanAbs: summary.meanAbs, mean: summary.mean, constant };
     } catch (err) {
       throw classify(err);
     }

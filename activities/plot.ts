@@ -121,7 +121,7 @@ export function createPlot(deps: PlotDeps) {
       if (analyses.correlation) {
         const { rows: bins } = recordsFromArrow(CORRELATION_TABLE, await get(analyses.correlation.table));
         if (bins.length) {
-          await draw('correlation', 'correlation', correlationFigureSpec(bins, { title: input.runName, meanAbs: analyses.correlation.meanAbs }), [analyses.correlation.table]);
+          await draw('correlation', 'correlation', correlationFigureSpec(bins, { title: input.runName, meanAbs: analyses.correlation.meanAbs, mean: analyses.correlation.mean }), [analyses.correlation.table]);
         }
       }
       if (analyses.reinit && analyses.reinit.layers.length) {

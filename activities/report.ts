@@ -309,7 +309,15 @@ export function createReport(deps: ReportDeps) {
         : (input.result.compare ?? []);
       inputs.push(...batches.map((b) => b.outcomes));
       for (const [i, c] of compared.entries()) {
-        pairs.push({ a: c.a, b: c.b, meanDiagonalCka: finiteMean(c.diagonal.map((d) => d.cka)), layers: c.diagonal.length, penultimateMeanAbs: c.penultimateMeanAbs });
+        pairs.push({
+          a: c.a,
+          b: c.b,
+          meanDiagonalCka: finiteMean(c.diagonal.map((d) => d.cka)),
+          layers: c.diagonal.length,
+          penultimateMeanAbs: c.penultimateMeanAbs,
+          // NaN (widths that differ) arrives through JSON as null.
+          penultimateMatched: typeof c.penultimateMatched === 'number' ? c.penultimateMatched : Number.NaN,
+        });
         if (batches.length && i >= MAX_HEATMAPS) continue;
         const { rows } = recordsFromArrow(CKA_TABLE, await get(c.table));
         inputs.push(c.table);

@@ -212,6 +212,8 @@ export interface CorrelationResult {
   features: number;
   /** Mean |r| over the off-diagonal pairs with a defined r; NaN when none. */
   meanAbs: number;
+  /** Mean r (signed) over the same pairs: positive when the features go together more than against; NaN when none. */
+  mean?: number;
   /** Features with zero variance over the probe set (their r is undefined and left out). */
   constant: number;
 }
@@ -232,6 +234,11 @@ export interface CompareResult {
   diagonal: Array<{ layer: string; depth: number; cka: number }>;
   /** Mean |r| of the cross-correlation of the two penultimate feature sets. */
   penultimateMeanAbs: number;
+  /**
+   * Mean r_ii of that cross-correlation (feature i of a with feature i of b): whether the two learnt their
+   * features in the same order; NaN when the widths differ.
+   */
+  penultimateMatched?: number;
 }
 
 /** A run of a `compareBatch`: its probe features, or where its stored result (which has them) is; neither for a run that failed. */

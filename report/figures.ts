@@ -320,7 +320,7 @@ function layerWidth(layers: number): number {
 }
 
 /** Histogram of the feature-feature Pearson r of one layer (CORRELATION_TABLE rows), S4. */
-export function correlationFigureSpec(rows: CorrelationRow[], opts: { title: string; meanAbs?: number }): VegaLiteSpec {
+export function correlationFigureSpec(rows: CorrelationRow[], opts: { title: string; meanAbs?: number; mean?: number }): VegaLiteSpec {
   const figure = 'correlation figure';
   if (rows.length === 0) throw figureError(figure, 'at least one histogram bin', 'none');
   const layers = distinct(rows.map((r) => r.layer));
@@ -332,7 +332,13 @@ export function correlationFigureSpec(rows: CorrelationRow[], opts: { title: str
   const hi = Math.max(1, ...rows.map((r) => r.binEnd));
   return {
     $schema: SCHEMA,
-    title: titleOf(opts.title, `feature correlation at ${layers[0]}`, opts.meanAbs === undefined ? undefined : `mean |r| off the diagonal = ${short(opts.meanAbs)}`),
+    title: titleOf(
+      opts.title,
+      `feature correlation at ${layers[0]}`,
+      opts.meanAbs === undefined
+        ? undefined
+        : `mean |r| off the diagonal = ${short(opts.meanAbs)}${typeof opts.mean === 'number' && Number.isFinite(opts.mean) ? `, mean r = ${short(opts.mean)}` : ''}`,
+    ),
     data: { values: rows.map(({ binStart, binEnd, count }) => ({ binStart, binEnd, count })) },
     width: 420,
     height: 220,

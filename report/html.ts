@@ -112,6 +112,8 @@ export interface HtmlPair {
   layers: number;
   /** Mean |r| of the cross-correlation of the two penultimate feature sets. */
   penultimateMeanAbs: number;
+  /** Mean r_ii of it: feature i of A with feature i of B (same order); NaN or absent when the widths differ. */
+  penultimateMatched?: number;
 }
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
@@ -256,10 +258,10 @@ ${rows.join('\n')}
 
 function pairsTable(pairs: HtmlPair[]): string {
   return `<table class="pairs">
-<thead><tr><th>run A</th><th>run B</th><th>mean CKA, same layers</th><th>layers</th><th>penultimate mean |r|</th></tr></thead>
+<thead><tr><th>run A</th><th>run B</th><th>mean CKA, same layers</th><th>layers</th><th>penultimate mean |r|</th><th>penultimate matched r (feature i with i)</th></tr></thead>
 <tbody>
 ${pairs
-  .map((p) => `<tr><td>${escapeHtml(p.a)}</td><td>${escapeHtml(p.b)}</td><td class="num">${num(p.meanDiagonalCka, 3)}</td><td class="num">${escapeHtml(p.layers)}</td><td class="num">${num(p.penultimateMeanAbs, 3)}</td></tr>`)
+  .map((p) => `<tr><td>${escapeHtml(p.a)}</td><td>${escapeHtml(p.b)}</td><td class="num">${num(p.meanDiagonalCka, 3)}</td><td class="num">${escapeHtml(p.layers)}</td><td class="num">${num(p.penultimateMeanAbs, 3)}</td><td class="num">${num(p.penultimateMatched ?? Number.NaN, 3)}</td></tr>`)
   .join('\n')}
 </tbody>
 </table>`;

@@ -35,6 +35,8 @@ export interface CorrelationSummary {
   undefinedPairs: number;
   /** Mean of |r| over the defined pairs; NaN when there are none. */
   meanAbs: number;
+  /** Mean of r (signed) over the defined pairs: whether the correlations lean positive; NaN when there are none. */
+  mean: number;
   /** Bin edges, ascending; bin k is [edges[k], edges[k + 1]), the last one closed: [.., edges[last]]. */
   edges: Float64Array;
   /** Defined pairs per bin (edges.length - 1 bins). */
@@ -152,6 +154,7 @@ export function correlationSummary(m: CorrelationMatrix, bins: number | readonly
   let undefinedPairs = 0;
   let outside = 0;
   let sumAbs = 0;
+  let sum = 0;
   for (let i = 0; i < m.rows; i++) {
     for (let j = m.symmetric ? i + 1 : 0; j < m.cols; j++) {
       const r = m.values[i * m.cols + j];
@@ -161,10 +164,30 @@ export function correlationSummary(m: CorrelationMatrix, bins: number | readonly
       }
       pairs++;
       sumAbs += Math.abs(r);
+      sum += r;
       const k = binOf(edges, r);
       if (k < 0) outside++;
       else counts[k]++;
     }
   }
-  return { pairs, undefinedPairs, meanAbs: pairs > 0 ? sumAbs / pairs : Number.NaN, edges, counts, outside };
+  return { pairs, undefinedPairs, meanAbs: pairs > 0 ? sumAbs / pairs : Number.NaN, mean: pairs > 0 ? sum / pairs : Number.NaN, edges, counts, outside };
+}
+
+/**
+ * The mean of r_ii over the defined entries of a two-model correlation matrix's diagonal: how far
+ * feature i of one model goes with feature i of the other, i.e. whether two models learnt their
+ * features in the same order. NaN for matrices that are not square (features that do not pair up) or
+ * have no defined diagonal entry.
+ */
+export function matchedCorrelation(m: CorrelationMatrix): { mean: number; pairs: number } {
+  if (m.rows !== m.cols) return { mean: Number.NaN, pairs: 0 };
+  let sum = 0;
+  let pairs = 0;
+  for (let i = 0; i < m.rows; i++) {
+    const r = m.values[i * m.cols + i]!;
+    if (Number.isNaN(r)) continue;
+    sum += r;
+    pairs++;
+  }
+  return { mean: pairs > 0 ? sum / pairs : Number.NaN, pairs };
 }

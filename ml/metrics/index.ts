@@ -21,7 +21,7 @@ export {
   normAccumulate,
 } from './change.js';
 export type { ChangeTolerance, LayerChange, LayerNorm, LayerShareChanged } from './change.js';
-export { correlationSummary, crossCorrelation, pearsonMatrix } from './correlation.js';
+export { correlationSummary, crossCorrelation, matchedCorrelation, pearsonMatrix } from './correlation.js';
 export type { CorrelationMatrix, CorrelationSummary } from './correlation.js';
 export { linearCka, linearCkaMatrix } from './cka.js';
 export { centreColumns, gramCross, gramSymmetric } from './gram.js';

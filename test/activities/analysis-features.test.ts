@@ -163,6 +163,11 @@ test('compare of a run with itself: CKA 1 on the diagonal and mean |r| of its pe
   // Same features on both sides: the cross-correlation matrix is the Pearson matrix, diagonal included.
   const within = await runIn(mock(), correlation, { experimentId: 'e', runId: 'e/x', features: feats[0]!, spec: { layer: 'penultimate', bins: 20 } });
   assert.ok(self.penultimateMeanAbs > within.meanAbs, 'the 1s of the diagonal raise the mean');
+  // Each feature with itself: the matched correlation is 1 (features constant over the probe are left out).
+  assert.ok(Math.abs(self.penultimateMatched! - 1) < 1e-9, `matched r of a run with itself: ${self.penultimateMatched}`);
+  // The signed mean, recorded beside mean |r| in the result and the table.
+  assert.ok(Number.isFinite(within.mean) && Math.abs(within.mean!) <= within.meanAbs + 1e-12, `mean r ${within.mean}, mean |r| ${within.meanAbs}`);
+  assert.equal(recordsFromArrow(CORRELATION_TABLE, await store.get(within.table.key)).meta['mean'], String(within.mean));
 });
 
 test('compare of two seeds: every pair of layers, a diagonal below 1, metadata and lineage; a layer filter', async () => {
@@ -178,6 +183,8 @@ test('compare of two seeds: every pair of layers, a diagonal below 1, metadata a
   assert.ok(c.diagonal.every((d) => d.cka > 0.1), 'but related ones, after training on the same data');
   assert.deepEqual([meta['runA'], meta['runB']], [`e/${runA.name}`, `e/${runB.name}`]);
   assert.ok(c.penultimateMeanAbs > 0 && c.penultimateMeanAbs < 1);
+  assert.ok(c.penultimateMatched! > -1 && c.penultimateMatched! < 1, `matched r of two seeds: ${c.penultimateMatched}`);
+  assert.equal(meta['penultimateMatched'], String(c.penultimateMatched));
   const manifest = await readManifest(store, c.table.sha256);
   assert.deepEqual(manifest?.inputs.map((i) => i.sha256), [feats[0]!.features.sha256, feats[1]!.features.sha256, feats[0]!.probe.sha256]);
 

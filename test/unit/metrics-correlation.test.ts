@@ -6,7 +6,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng } from '../../ml/rng.js';
-import { correlationSummary, crossCorrelation, pearsonMatrix, type FeatureMatrix } from '../../ml/metrics/index.js';
+import { correlationSummary, crossCorrelation, matchedCorrelation, pearsonMatrix, type FeatureMatrix } from '../../ml/metrics/index.js';
 
 function close(actual: number, expected: number, tolerance = 1e-12) {
   assert.ok(Math.abs(actual - expected) <= tolerance * Math.max(1, Math.abs(expected)), `expected ${expected}, found ${actual}`);
@@ -152,6 +152,25 @@ describe('crossCorrelation', () => {
   });
 });
 
+describe('matchedCorrelation', () => {
+  it('averages r_ii, feature i of one model with feature i of the other, hand-computed', () => {
+    // a with b (r 1) and e with f (r 0): 0.5; the off-diagonal a-f (.8) and e-b (0) do not count.
+    const m = crossCorrelation(fromColumns([a, e]), fromColumns([b, f]));
+    const matched = matchedCorrelation(m);
+    assert.equal(matched.pairs, 2);
+    close(matched.mean, 0.5);
+    // a with c (r -1); e with a constant feature, whose r is undefined: left out.
+    const reordered = matchedCorrelation(crossCorrelation(fromColumns([a, e]), fromColumns([c, [3, 3, 3, 3]])));
+    assert.equal(reordered.pairs, 1);
+    close(reordered.mean, -1);
+  });
+
+  it('is NaN for models whose features do not pair up', () => {
+    const m = crossCorrelation(fromColumns([a, e]), fromColumns([b, c, f]));
+    assert.deepEqual(matchedCorrelation(m), { mean: Number.NaN, pairs: 0 });
+  });
+});
+
 describe('correlationSummary', () => {
   it('averages |r| over the pairs above the diagonal and bins them, hand-computed', () => {
     // Pairs: ab 1, ac -1, af .8, bc -1, bf .8, cf -.8: mean |r| = 5.4 / 6.
@@ -159,6 +178,8 @@ describe('correlationSummary', () => {
     assert.equal(s.pairs, 6);
     assert.equal(s.undefinedPairs, 0);
     close(s.meanAbs, 0.9);
+    // Signed: (1 - 1 + .8 - 1 + .8 - .8) / 6.
+    close(s.mean, -0.2 / 6);
     assert.deepEqual(Array.from(s.edges), [-1, -0.5, 0, 0.5, 1]);
     // -1, -1, -0.8 in the first bin; 0.8, 0.8 and 1 (the closed right edge) in the last.
     assert.deepEqual(Array.from(s.counts), [3, 0, 0, 3]);
@@ -181,6 +202,7 @@ describe('correlationSummary', () => {
     const s = correlationSummary(crossCorrelation(fromColumns([a, e]), fromColumns([b, c, f])), 2);
     assert.equal(s.pairs, 6);
     close(s.meanAbs, (1 + 1 + 0.8) / 6);
+    close(s.mean, (1 - 1 + 0.8) / 6);
     // -1 in [-1, 0); 0, 0, 0, 0.8, 1 in [0, 1].
     assert.deepEqual(Array.from(s.counts), [1, 5]);
   });
