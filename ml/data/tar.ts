@@ -46,17 +46,19 @@ function headerChecksum(header: Uint8Array): number {
   return sum;
 }
 
-/** `path=` (and other) records of a pax extended header: "<length> <key>=<value>\n" each. */
+/**
+ * `path=` (and other) records of a pax extended header: "<length> <key>=<value>\n" each, where the
+ * length counts bytes (of UTF-8), so records are cut from the bytes before they are decoded.
+ */
 function paxRecords(data: Uint8Array): Map<string, string> {
   const records = new Map<string, string>();
-  const text = decoder.decode(data);
   let at = 0;
-  while (at < text.length) {
-    const space = text.indexOf(' ', at);
+  while (at < data.length) {
+    const space = data.indexOf(0x20, at);
     if (space === -1) break;
-    const length = Number(text.slice(at, space));
-    if (!Number.isInteger(length) || length <= 0) break;
-    const record = text.slice(space + 1, at + length - 1);
+    const length = Number(decoder.decode(data.subarray(at, space)));
+    if (!Number.isInteger(length) || length <= 0 || at + length > data.length) break;
+    const record = decoder.decode(data.subarray(space + 1, at + length - 1));
     const eq = record.indexOf('=');
     if (eq > 0) records.set(record.slice(0, eq), record.slice(eq + 1));
     at += length;

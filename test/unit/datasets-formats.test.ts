@@ -174,6 +174,9 @@ test('readTar reads what GNU tar writes, including long names and pax headers', 
     mkdirSync(join(dir, deep), { recursive: true });
     writeFileSync(join(dir, deep, 'z'.repeat(110) + '.bin'), new Uint8Array(700).fill(7));
     writeFileSync(join(dir, 'root', 'small.txt'), 'abc');
+    // A name pax must carry whose UTF-8 bytes outnumber its characters (pax counts bytes).
+    const accented = join('root', `${'é'.repeat(60)}.bin`);
+    writeFileSync(join(dir, accented), new Uint8Array(3).fill(1));
     const files = (format: string) => {
       execFileSync('tar', ['-C', dir, `--format=${format}`, '-cf', join(dir, `${format}.tar`), 'root']);
       return tarFiles(new Uint8Array(readFileSync(join(dir, `${format}.tar`))));
@@ -184,6 +187,7 @@ test('readTar reads what GNU tar writes, including long names and pax headers', 
       const long = `${deep}/${'z'.repeat(110)}.bin`.split('\\').join('/');
       assert.deepEqual(got.get(long)?.length, 700, `${format}: ${[...got.keys()].join(', ')}`);
       assert.equal(new TextDecoder().decode(got.get('root/small.txt')), 'abc');
+      if (format === 'pax') assert.deepEqual(got.get(accented.split('\\').join('/')), new Uint8Array(3).fill(1), [...got.keys()].join(', '));
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
