@@ -18,7 +18,7 @@ import { getSnapshot, type NamedTensor } from '../artifacts/snapshot.js';
 import { putContentAddressed, type ArtifactStore } from '../artifacts/store.js';
 import { layerChanges, layerShareChanged, type ChangeTolerance } from '../ml/metrics/change.js';
 import { formatMinkowskiP } from '../ml/metrics/minkowski.js';
-import { isParameter } from '../ml/train/select.js';
+import { isParameter, weightLayerParameters } from '../ml/train/select.js';
 import { classify, failForGood } from './errors.js';
 import { getJson } from './json.js';
 import { checkpointKey, TABLE_PREFIX } from './keys.js';
@@ -46,6 +46,9 @@ export function createDistance(deps: DistanceDeps) {
           throw failForGood('InvalidExperiment', `${input.runId}: expected changed.${key} to be a finite number >= 0; found ${String(v)}`);
         }
       }
+      const layers = input.layers ?? 'all';
+      if (layers !== 'all' && layers !== 'weights') throw failForGood('InvalidExperiment', `${input.runId}: expected analyses.distance.layers "all" or "weights"; found ${String(layers)}`);
+      const measured = (tensors: NamedTensor[]) => (layers === 'weights' ? weightLayerParameters(tensors) : tensors.filter(isParameter));
       // Named references, resolved and loaded once: a stored snapshot by key, or a run's checkpoint.
       const named: Array<{ label: string; ref: ObjectRef; epoch: number; tensors: NamedTensor[] }> = [];
       for (const r of input.references ?? []) {
@@ -64,14 +67,14 @@ export function createDistance(deps: DistanceDeps) {
           ref = (await getJson<Checkpoint>(deps.store, key, { signal })).weights;
         }
         const snap = await getSnapshot(deps.store, ref, signal);
-        named.push({ label: r.label, ref, epoch: snap.epoch, tensors: snap.tensors.filter(isParameter) });
+        named.push({ label: r.label, ref, epoch: snap.epoch, tensors: measured(snap.tensors) });
       }
       const rows: DistanceRow[] = [];
       let init: { epoch: number; tensors: NamedTensor[] } | undefined;
       let prev: { epoch: number; tensors: NamedTensor[] } | undefined;
       for (const [i, ref] of snapshots.entries()) {
         if (!activityInfo().isLocal) ctx.heartbeat({ snapshot: i, snapshots: snapshots.length });
-        const current = { epoch: ref.epoch, tensors: (await getSnapshot(deps.store, ref, signal)).tensors.filter(isParameter) };
+        const current = { epoch: ref.epoch, tensors: measured((await getSnapshot(deps.store, ref, signal)).tensors) };
         init ??= current;
         // Epoch 0 against itself is kept as the zero baseline of the "init" series; "previous" starts at epoch 1.
         const against: Array<readonly [DistanceRow['against'], { epoch: number; tensors: NamedTensor[] }]> = [
@@ -105,7 +108,7 @@ export function createDistance(deps: DistanceDeps) {
         prev = current;
       }
       const table = await putContentAddressed(deps.store, TABLE_PREFIX, distanceTableToArrow(rows, { runId: input.runId }), '.arrow', { signal });
-      await recordLineage(deps.store, input, table, 'distance-table', [...snapshots, ...named.map((n) => n.ref)], { p: input.p.map(String), changed: tolerance, references: named.map((n) => n.label) }, signal);
+      await recordLineage(deps.store, input, table, 'distance-table', [...snapshots, ...named.map((n) => n.ref)], { p: input.p.map(String), changed: tolerance, references: named.map((n) => n.label), layers }, signal);
       return { table, rows: rows.length };
     } catch (err) {
       throw classify(err);

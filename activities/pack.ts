@@ -45,8 +45,8 @@ export function createTrainPack(steps: TrainPackSteps, limits = { ms: PACK_BUDGE
         // Its own training, recorded by an earlier attempt of this activity, is not a reuse.
         const reuse = found && (found.runId === runId || !input.force) ? found : undefined;
         const train = reuse ? reuse.train : await steps.train({ ...producer, run, data: input.data, configHash, codeVersion });
-        const { p, changed, references } = run.analyses.distance;
-        const distance = await steps.distance({ ...producer, snapshots: train.snapshots, p, changed, references });
+        const { p, changed, references, layers } = run.analyses.distance;
+        const distance = await steps.distance({ ...producer, snapshots: train.snapshots, p, changed, references, layers });
         done = { runId, configHash, codeVersion, ...(reuse && reuse.runId !== runId ? { reusedFrom: reuse.runId } : {}), train, distance };
       } catch (err) {
         if (ctx.cancellationSignal.aborted) throw err;

@@ -140,6 +140,8 @@ export interface DistanceInput extends Producer {
   changed?: { atol: number; rtol: number };
   /** Named snapshots measured against besides init and previous (analyses.distance.references). */
   references?: Array<{ label: string; key?: string; sha256?: string; run?: string; epoch?: number }>;
+  /** Which layers are measured (analyses.distance.layers); every layer with parameters when omitted. */
+  layers?: 'all' | 'weights';
 }
 
 export interface DistanceResult {

@@ -321,6 +321,13 @@ export const DistanceSpec = z
       )
       .min(1)
       .optional(),
+    /**
+     * The layers the per-layer distances (and the depth axis, and the whole-model row) cover: `all`
+     * (default), every layer with parameters, batch norms' gamma and beta included; or `weights`, the
+     * layers with a kernel (convolutions and dense layers, with their biases), as a study of "each
+     * convolutional layer" counts them.
+     */
+    layers: z.enum(['all', 'weights']).optional(),
     /** Tolerance of "changed": a parameter changed when |w - w_ref| > atol + rtol |w_ref|. */
     changed: z
       .object({ atol: z.number().min(0).default(0), rtol: z.number().min(0).default(0) })

@@ -238,7 +238,14 @@ async function runOne(input: RunInput, setStatus: (status: RunStatus) => void, p
     setStatus('analysing');
     const table =
       packed?.distance ??
-      (await distance({ ...producer, snapshots: trained.snapshots, p: analyses.distance.p, changed: analyses.distance.changed, references: analyses.distance.references }));
+      (await distance({
+        ...producer,
+        snapshots: trained.snapshots,
+        p: analyses.distance.p,
+        changed: analyses.distance.changed,
+        references: analyses.distance.references,
+        layers: analyses.distance.layers,
+      }));
 
     at.stage = 'analyses';
     const initial = trained.snapshots[0]!;

@@ -19,3 +19,9 @@ export const NON_PARAMETER_NAMES: ReadonlySet<string> = new Set(['moving_mean', 
 export function isParameter(t: Pick<NamedTensor, 'name'>): boolean {
   return !NON_PARAMETER_NAMES.has(t.name);
 }
+
+/** The parameters of the layers that have a kernel (convolutions, dense layers): no batch norm. */
+export function weightLayerParameters<T extends Pick<NamedTensor, 'layer' | 'name'>>(tensors: readonly T[]): T[] {
+  const withKernel = new Set(tensors.filter((t) => t.name === 'kernel').map((t) => t.layer));
+  return tensors.filter((t) => withKernel.has(t.layer) && isParameter(t));
+}

@@ -66,6 +66,34 @@ before(async () => {
   theta0 = await tensorsOf(trained.snapshots[0]!);
 });
 
+test('analyses.distance.layers "weights" measures the layers with a kernel only, depth counted over them', async () => {
+  // conv -> batch norm -> dense, at epoch 0 and 1: each value moves by 1 in the conv, 10 in the batch norm, 2 in the dense layer.
+  const at = (epoch: number): NamedTensor[] => [
+    { layer: 'conv', name: 'kernel', shape: [2], values: Float32Array.of(1 + epoch, 2 + epoch) },
+    { layer: 'conv', name: 'bias', shape: [1], values: Float32Array.of(epoch) },
+    { layer: 'bn', name: 'gamma', shape: [1], values: Float32Array.of(1 + 10 * epoch) },
+    { layer: 'bn', name: 'beta', shape: [1], values: Float32Array.of(10 * epoch) },
+    { layer: 'bn', name: 'moving_mean', shape: [1], values: Float32Array.of(100 * epoch) },
+    { layer: 'bn', name: 'moving_variance', shape: [1], values: Float32Array.of(1) },
+    { layer: 'fc', name: 'kernel', shape: [1], values: Float32Array.of(2 * epoch) },
+  ];
+  const snapshots: SnapshotRef[] = [];
+  for (const epoch of [0, 1]) {
+    const ref = await putContentAddressed(store, 'tensors', snapshotToArrow({ runId: 'layers/run', epoch, step: epoch, kind: 'weights', tensors: at(epoch) }), '.arrow');
+    snapshots.push({ ...ref, epoch, step: epoch });
+  }
+  const distance = createDistance({ store });
+  const table = async (layers?: 'all' | 'weights') => {
+    const result = await runIn(activityEnvironment(), distance, { experimentId: 'layers', runId: 'layers/run', snapshots, p: [1], ...(layers ? { layers } : {}) });
+    return distanceTableFromArrow(await store.get(result.table.key)).filter((r) => r.epoch === 1 && r.against === 'init').map((r) => [r.layer, r.depth, r.params, r.distance]);
+  };
+  // All layers with parameters: the batch norm's gamma and beta (not its running statistics) at depth 1.
+  assert.deepEqual(await table(), [['conv', 0, 3, 3], ['bn', 1, 2, 20], ['fc', 2, 1, 2], ['__model__', -1, 6, 25]]);
+  assert.deepEqual(await table('all'), await table());
+  // Weights only: conv and fc, at depths 0 and 1, and the whole-model row over them.
+  assert.deepEqual(await table('weights'), [['conv', 0, 3, 3], ['fc', 1, 1, 2], ['__model__', -1, 4, 5]]);
+});
+
 test('the distance table holds the per-parameter mean, the relative change and the share changed', async () => {
   const distance = createDistance({ store });
   const result = await runIn(activityEnvironment(), distance, { ...producer, snapshots: trained.snapshots, p: [1, 2] });
