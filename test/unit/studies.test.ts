@@ -137,9 +137,13 @@ for (const study of STUDIES) {
 const resnet = (run: RunSpec) => resolveResNetArgs(run.model.args as ResNetInput);
 const byLabel = (runs: RunSpec[]) => new Map(runs.map((r) => [r.name.split('--')[0]!, r]));
 
-test('s0 paper: basic ResNet-18/34/68 and bottleneck ResNet-26/50/101, residual and plain, 128 wide, on CIFAR-10 with L1 distances gathered', () => {
+test('s0 paper: basic ResNet-18/34/68 and bottleneck ResNet-26/50/101, residual and plain, 128 wide, on CIFAR-10, MNIST and Fashion-MNIST with L1 distances gathered', () => {
   const config = load('s0-depth-residual', 'paper');
-  const runs = byLabel(expandRuns(config));
+  const all = expandRuns(config);
+  // The twelve networks on each dataset: the gathered figure averages over all models and all datasets.
+  assert.equal(all.length, 36);
+  assert.deepEqual([...new Set(all.map((r) => r.dataset.name))].sort(), ['cifar-10', 'fashion-mnist', 'mnist']);
+  const runs = byLabel(all.filter((r) => r.dataset.name === 'cifar-10'));
   const expected: Array<[string, 'basic' | 'bottleneck', number]> = [
     ['basic-shallow', 'basic', 8], ['basic-mid', 'basic', 16], ['basic-deep', 'basic', 33],
     ['bottleneck-shallow', 'bottleneck', 8], ['bottleneck-mid', 'bottleneck', 16], ['bottleneck-deep', 'bottleneck', 33],
