@@ -15,6 +15,7 @@ import { DATASETS, decodeDataset, type DatasetDef, type DecodedSplit, type RawFi
 import { seededSubset, take, trainValSplit } from '../ml/data/split.js';
 import { normalizationFromSplit, normalizeSplit, withLabelNoise } from '../ml/train/prepare.js';
 import { decodedCacheName, type DecodedCacheOptions, readDecoded, writeDecoded } from './decoded-cache.js';
+import { isAcceptedEdition } from './download.js';
 import { failForGood } from './errors.js';
 import type { DataRecord, DownloadResult } from './types.js';
 import { codeVersion, reuseCodeVersion } from './version.js';
@@ -82,8 +83,12 @@ async function decodeAll(store: ArtifactStore, def: DatasetDef, data: DownloadRe
   for (const file of def.files) {
     const ref = data.files.find((f) => f.role === file.role);
     if (!ref) throw failForGood('InvalidExperiment', `${def.name}: the download result has no ${file.role} file`);
-    // An md5-pinned file has no registry sha256: the download activity computed it from verified bytes.
-    const bytes = await store.get(ref.key, { sha256: file.sha256 ?? ref.sha256, signal: opts.signal });
+    // The bytes are those the download stored (their sha256), and an edition the registry accepts:
+    // its pinned sha256, or an md5 (an md5-pinned file, or another edition of a sha256-pinned one).
+    const bytes = await store.get(ref.key, { sha256: ref.sha256, signal: opts.signal });
+    if (!isAcceptedEdition(file, bytes, ref.sha256)) {
+      throw failForGood('IntegrityError', `${def.name}/${file.name}: the stored file ${ref.key} (sha256 ${ref.sha256}) is none of the registry's editions of it`);
+    }
     raw[file.role] = file.gzip ? new Uint8Array(gunzipSync(bytes)) : bytes;
   }
   const fresh = decodeDataset(def, raw);

@@ -203,6 +203,19 @@ async function fetchVerified(
 }
 
 /**
+ * Whether stored bytes (whose sha256 is `sha256`) are an edition of `file` the registry accepts: by a
+ * pinned sha256, else by an md5, computed here.
+ */
+export function isAcceptedEdition(file: DatasetFile, bytes: Uint8Array, sha256: string): boolean {
+  const accepted = fileChecksums(file);
+  if (accepted.some((c) => c.algorithm === 'sha256' && c.hex === sha256)) return true;
+  const md5s = accepted.filter((c) => c.algorithm === 'md5');
+  if (md5s.length === 0) return false;
+  const md5 = digest('md5', bytes);
+  return md5s.some((c) => c.hex === md5);
+}
+
+/**
  * The stored copy of `file`, if any: by its sha256, or through the md5 index for an md5-pinned file;
  * of its own pin first, then of each of its editions.
  */

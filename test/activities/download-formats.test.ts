@@ -316,10 +316,18 @@ test('a file in another edition is accepted by that edition\'s checksum, stored 
   assert.equal(index.sha256, sha256Hex(mnist['train-images-idx3-ubyte.gz']!));
   const again = await runIn(download, input(spec('two-editions', 'missing/')));
   assert.deepEqual([again.fetched, again.cached], [0, 4], 'found through the edition\'s md5 index');
+  // And a run trains on it: the loader accepts the edition's bytes (40 examples, 12 test).
+  const loaded = await loadRunData(store, spec('two-editions', 'mnist/'), again, { datasets });
+  assert.deepEqual([loaded.train.n + loaded.val.n, loaded.test.n], [40, 12]);
+  // Stored bytes that are neither edition of the file a result names them as are refused.
+  const images = again.files.find((f) => f.role === 'trainImages')!;
+  const forged = { ...again, files: again.files.map((f) => (f.role === 'trainLabels' ? { ...images, role: f.role, name: f.name } : f)) };
+  await assert.rejects(loadRunData(store, { ...spec('two-editions', 'mnist/'), subset: { train: 8 } }, forged, { datasets }), /two-editions\/train-labels-idx1-ubyte\.gz: the stored file .* is none of the registry's editions of it/);
   // The pinned edition from another source, in another store: accepted by its sha256, with no md5 index.
   const other = new LocalStore(await tempDir());
   const byPin = await runIn((await activitiesOn(other, { datasets })).download, input(spec('two-editions', 'wrong/')));
   assert.deepEqual(byPin.files.map((f) => f.sha256), byPin.files.map((f) => sha256Hex(wrong[f.name]!)));
+  assert.equal((await loadRunData(other, spec('two-editions', 'wrong/'), byPin, { datasets })).test.n, 3);
   assert.deepEqual(await other.list(`${DATASET_PREFIX}/md5/`), []);
   // Bytes of neither edition: the message names both, and what was found by each algorithm.
   const neither: DatasetDef = { ...twoEditions, files: twoEditions.files.map((f) => ({ ...f, sha256: 'ab'.repeat(32), editions: [{ md5: 'cd'.repeat(16), bytes: 7 }] })) };
