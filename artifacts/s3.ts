@@ -129,16 +129,17 @@ function accessProblem(err: unknown, location: string, bucket: string, operation
 }
 
 /**
- * Fields an S3 error body may hold that the SDK copies onto its error, and that would print with it
- * (a logger's inspect of the error or of an error caused by it): a refused signature's reply holds the
- * canonical request and string to sign, with the session token among their headers, and the key id.
+ * The fields of an SDK error that are kept. The SDK copies every field of an S3 error body onto its
+ * error, and they print with it (a logger's inspect of the error, or of an error caused by it): a
+ * refused signature's reply holds the canonical request and string to sign, with the session token
+ * among their headers, and the key id; an expired token's reply holds the token (`Token-0`).
  */
-const UNPRINTABLE_ERROR_FIELDS = ['CanonicalRequest', 'CanonicalRequestBytes', 'StringToSign', 'StringToSignBytes', 'SignatureProvided', 'AWSAccessKeyId'];
+const PRINTABLE_ERROR_FIELDS: ReadonlySet<string> = new Set(['name', 'message', 'stack', 'cause', '$metadata', '$fault', '$service', '$retryable', 'Code', 'RequestId', 'HostId', 'BucketName', 'Key', 'Resource', 'Condition']);
 
-/** Removes UNPRINTABLE_ERROR_FIELDS from an SDK error, in place, so it can be logged and recorded. */
+/** Removes every field but PRINTABLE_ERROR_FIELDS from an SDK error, in place, so it can be logged and recorded. */
 export function scrubS3Error(err: unknown): void {
   if (typeof err !== 'object' || err === null) return;
-  for (const field of UNPRINTABLE_ERROR_FIELDS) delete (err as Record<string, unknown>)[field];
+  for (const field of Object.keys(err)) if (!PRINTABLE_ERROR_FIELDS.has(field)) delete (err as Record<string, unknown>)[field];
 }
 
 /** An endpoint as it may be shown: without a user or password in it. */

@@ -508,11 +508,15 @@ describe('S3Store specifics', () => {
     // include x-amz-security-token; the SDK copies every field of the reply onto its error. The
     // server here gives that reply (a real server of ours, versitygw, does not echo the request).
     const token = `token-${randomBytes(12).toString('hex')}`;
+    // An expired token's reply (ExpiredToken) names the token itself, as Token-0; the first request gets that one.
+    let requests = 0;
     const server = createServer((req, res) => {
-      res.writeHead(403, { 'content-type': 'application/xml' });
+      res.writeHead(requests++ === 0 ? 400 : 403, { 'content-type': 'application/xml' });
       res.end(
-        '<?xml version="1.0" encoding="UTF-8"?><Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match the signature you provided.</Message>' +
-          `<AWSAccessKeyId>AKIDREFUSED</AWSAccessKeyId><StringToSign>AWS4-HMAC-SHA256 ${token}</StringToSign><CanonicalRequest>GET\n${req.url}\n\nx-amz-security-token:${req.headers['x-amz-security-token']}\n</CanonicalRequest><RequestId>r1</RequestId></Error>`,
+        requests === 1
+          ? `<?xml version="1.0" encoding="UTF-8"?><Error><Code>ExpiredToken</Code><Message>The provided token has expired.</Message><Token-0>${req.headers['x-amz-security-token']}</Token-0><RequestId>r0</RequestId></Error>`
+          : '<?xml version="1.0" encoding="UTF-8"?><Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match the signature you provided.</Message>' +
+              `<AWSAccessKeyId>AKIDREFUSED</AWSAccessKeyId><StringToSign>AWS4-HMAC-SHA256 ${token}</StringToSign><CanonicalRequest>GET\n${req.url}\n\nx-amz-security-token:${req.headers['x-amz-security-token']}\n</CanonicalRequest><RequestId>r1</RequestId></Error>`,
       );
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -520,10 +524,16 @@ describe('S3Store specifics', () => {
     const endpoint = `http://reader:endpoint-password@127.0.0.1:${(server.address() as AddressInfo).port}`;
     const store = new S3Store({ bucket: 'b', endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'AKIDREFUSED', secretAccessKey: 'x'.repeat(40), sessionToken: token } });
     t.after(() => store.client.destroy());
-    const err = await store.get('k').then(
-      () => assert.fail('expected the request to be refused'),
-      (e: unknown) => e,
-    );
+    const refused = () =>
+      store.get('k').then(
+        () => assert.fail('expected the request to be refused'),
+        (e: unknown) => e,
+      );
+    const expired = await refused();
+    assert.ok(expired instanceof StoreAccessError, inspect(expired));
+    assert.match(expired.message, /refused GetObject \(HTTP 400, ExpiredToken/);
+    assert.ok(!inspect(expired, { depth: 10 }).includes(token), inspect(expired, { depth: 10 }));
+    const err = await refused();
     assert.ok(err instanceof StoreAccessError, inspect(err));
     assert.match(err.message, /refused GetObject \(HTTP 403, SignatureDoesNotMatch/);
     // As Temporal's logger and console.error print it: the error with its cause, every field.
