@@ -35,6 +35,8 @@ export interface DownloadDeps {
    * given up for the next; a slow link that keeps sending is never cut off. Default SOURCE_IDLE_MS.
    */
   sourceIdleMs?: number;
+  /** How often the activity heartbeats while it waits on a source; default KEEPALIVE_MS. */
+  keepaliveMs?: number;
   /** The dataset registry; defaults to DATASETS (tests give definitions pinned to their own small files). */
   datasets?: ReadonlyMap<string, DatasetDef>;
 }
@@ -90,6 +92,8 @@ export interface DownloadHeartbeat {
 type Progress = (received: number, total: number | undefined) => void;
 /** Often enough for a progress bar to move on a slow link; the SDK throttles what reaches the server. */
 const PROGRESS_EVERY = 1024 * 1024;
+/** How often a download heartbeats while it waits on a source, well inside any heartbeat timeout. */
+const KEEPALIVE_MS = 5_000;
 
 function contentLength(res: Response): number | undefined {
   const n = Number(res.headers.get('content-length'));
@@ -267,8 +271,18 @@ export function createDownload(deps: DownloadDeps) {
           cached++;
           continue;
         }
-        const progress: Progress = (received, total) => ctx.heartbeat({ ...where, received, total: file.bytes ?? total } satisfies DownloadHeartbeat);
-        const { bytes, source, matched } = await fetchVerified(def, file, sourcesFor(def, file, input.dataset.sources), deps, signal, progress);
+        let latest: DownloadHeartbeat = { ...where, total: file.bytes };
+        const progress: Progress = (received, total) => ctx.heartbeat((latest = { ...where, received, total: file.bytes ?? total }));
+        // While a source is slow to answer or between its bytes, the activity still heartbeats: the
+        // sources' own limit (sourceIdleMs) decides when to give one up, not the heartbeat timeout.
+        const alive = setInterval(() => ctx.heartbeat(latest), deps.keepaliveMs ?? KEEPALIVE_MS);
+        let verified: Awaited<ReturnType<typeof fetchVerified>>;
+        try {
+          verified = await fetchVerified(def, file, sourcesFor(def, file, input.dataset.sources), deps, signal, progress);
+        } finally {
+          clearInterval(alive);
+        }
+        const { bytes, source, matched } = verified;
         const sha256 = sha256Hex(bytes);
         const ref = await deps.store.put(contentKey(DATASET_PREFIX, sha256), bytes, { contentType: 'application/octet-stream', signal });
         if (matched.algorithm === 'md5') {

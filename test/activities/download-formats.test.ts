@@ -207,13 +207,13 @@ test('a source that keeps sending is waited for however long it takes; one that 
   const parts = 16;
   const server = createServer((req, res) => {
     res.writeHead(200, { 'content-length': String(payload.length) });
-    // `/stall/`: half the file, then nothing more.
+      // `/stall/`: half the file, then nothing more. `/late/`: nothing for 1.2 s, then the file.
     const last = req.url!.startsWith('/stall/') ? parts / 2 : parts;
-    let i = 0;
+    let i = req.url!.startsWith('/late/') ? -15 : 0;
     const send = () => {
       if (res.destroyed) return;
       if (i === last) return void (last === parts && res.end());
-      res.write(payload.subarray((i * payload.length) / parts, ((i + 1) * payload.length) / parts));
+      if (i >= 0) res.write(payload.subarray((i * payload.length) / parts, ((i + 1) * payload.length) / parts));
       i++;
       setTimeout(send, 80);
     };
@@ -235,6 +235,15 @@ test('a source that keeps sending is waited for however long it takes; one that 
     assert.match((err as Error).message, /stall\/drip\.bin: nothing arrived for 0\.4 s/);
     return true;
   });
+  // While it waits on a silent source, the activity still heartbeats (every 100 ms here), so the
+  // source's own limit, not the heartbeat timeout, decides when to give it up.
+  const beats: unknown[] = [];
+  const env = activityEnvironment();
+  env.on('heartbeat', (d: unknown) => beats.push(d));
+  const patient = await activitiesOn(new LocalStore(await tempDir()), { datasets, sourceIdleMs: 3000, keepaliveMs: 100 });
+  const late = (await env.run(patient.download as never, input({ name: 'drip', sources: [`${url}late/`], validationSplit: 0.25 }) as never)) as DownloadResult;
+  assert.equal(late.files[0]!.bytes, payload.length);
+  assert.ok(beats.length >= 8, `expected heartbeats while the source was silent, found ${beats.length}`);
 });
 
 test('bytes with the wrong md5 fail for good, naming the registered md5 and the one found; nothing is stored', async () => {
