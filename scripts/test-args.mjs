@@ -5,9 +5,10 @@ const DEFAULT_TEST_TIMEOUT_MS = 15 * 60 * 1000;
 
 /**
  * Node's arguments that run `files` as `npm test` runs them, with `nodeOptions` added. With
- * `emptyFilesTo`, the files that ran no test are listed in that file (scripts/empty-files-reporter.mjs).
+ * `filesLog`, scripts/empty-files-reporter.mjs records what each file ran, in the file that the
+ * environment variable filesLogEnv(filesLog) sets names (read it with emptyFiles).
  */
-export function nodeTestArgs(files, nodeOptions = [], { emptyFilesTo } = {}) {
+export function nodeTestArgs(files, nodeOptions = [], { filesLog } = {}) {
   return [
     '--import',
     'tsx',
@@ -22,7 +23,7 @@ export function nodeTestArgs(files, nodeOptions = [], { emptyFilesTo } = {}) {
     ...(nodeOptions.some((o) => o.startsWith('--test-timeout')) ? [] : [`--test-timeout=${DEFAULT_TEST_TIMEOUT_MS}`]),
     '--test-reporter=spec',
     '--test-reporter-destination=stdout',
-    ...(emptyFilesTo ? [`--test-reporter=${new URL('./empty-files-reporter.mjs', import.meta.url).href}`, `--test-reporter-destination=${emptyFilesTo}`] : []),
+    ...(filesLog ? [`--test-reporter=${new URL('./empty-files-reporter.mjs', import.meta.url).href}`, '--test-reporter-destination=/dev/null'] : []),
     ...nodeOptions,
     ...files,
   ];
@@ -52,6 +53,24 @@ export function closingCounts() {
       return { pass: n('pass'), fail: n('fail') + n('cancelled'), skipped: n('skipped') + n('todo') };
     },
   };
+}
+
+/** The environment the runner needs for nodeTestArgs' `filesLog`. */
+export function filesLogEnv(filesLog) {
+  return { PARAMTRAIL_TEST_FILES_LOG: filesLog };
+}
+
+/** The files a files log (see nodeTestArgs) shows ran no test and did not fail as a whole, in order seen. */
+export function emptyFiles(logText) {
+  const seen = [];
+  const ran = new Set();
+  for (const line of logText.split('\n')) {
+    const [kind, file] = line.split('\t');
+    if (!file) continue;
+    if (kind === 'seen') seen.push(file);
+    else ran.add(file);
+  }
+  return seen.filter((file) => !ran.has(file));
 }
 
 /**

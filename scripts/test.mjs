@@ -18,7 +18,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } 
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { closingCounts, nodeTestArgs, verdict } from './test-args.mjs';
+import { closingCounts, emptyFiles, filesLogEnv, nodeTestArgs, verdict } from './test-args.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const TEST_DIR = join(ROOT, 'test');
@@ -59,12 +59,16 @@ async function main() {
   }
 
   const scratch = mkdtempSync(join(tmpdir(), 'paramtrail-test-'));
-  const emptyFilesTo = join(scratch, 'empty-files');
-  const args = nodeTestArgs(files.map((f) => relative(ROOT, f)), nodeOptions, { emptyFilesTo });
+  const filesLog = join(scratch, 'files-log');
+  const args = nodeTestArgs(files.map((f) => relative(ROOT, f)), nodeOptions, { filesLog });
   console.log(`test: ${files.length} file(s), one at a time`);
   // As bin/paramtrail does: the S3 client's notice that its releases from 2027 on need Node 22, printed
   // by every test process that opens an S3 store, is for whoever upgrades it.
-  const env = { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ?? 'true' };
+  const env = {
+    ...process.env,
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ?? 'true',
+    ...filesLogEnv(filesLog),
+  };
   const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] });
   // Pass the report through as it comes, reading its closing counts on the way.
   const counts = closingCounts();
@@ -77,7 +81,7 @@ async function main() {
     child.once('error', fail);
     child.once('close', (code, signal) => done(code ?? (signal ? 1 : 0)));
   });
-  const empty = existsSync(emptyFilesTo) ? readFileSync(emptyFilesTo, 'utf8').split('\n').filter(Boolean).map((f) => relative(ROOT, f)) : [];
+  const empty = emptyFiles(existsSync(filesLog) ? readFileSync(filesLog, 'utf8') : '').map((f) => relative(ROOT, f));
   rmSync(scratch, { recursive: true, force: true });
   const { code, line, notes } = verdict(status, counts.summary(), empty);
   for (const note of notes) console.error(note);

@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { closingCounts, nodeTestArgs, verdict } from '../../scripts/test-args.mjs';
+import { closingCounts, emptyFiles, filesLogEnv, nodeTestArgs, verdict } from '../../scripts/test-args.mjs';
 import { PROJECT_ROOT } from '../../infra/tools.js';
 import { tempDir } from '../support/fixtures.js';
 
@@ -19,9 +19,10 @@ const FILES = 8;
 const TESTS = 200;
 
 /** Runs `files` with `npm test`'s options; their report (stdout) and exit code. */
-async function runFiles(files: string[], opts: { emptyFilesTo?: string } = {}): Promise<{ code: number | null; out: string }> {
+async function runFiles(files: string[], opts: { filesLog?: string } = {}): Promise<{ code: number | null; out: string }> {
   // Without NODE_TEST_CONTEXT, which this file's own runner set: with it, node would run as a file's child.
-  const { NODE_TEST_CONTEXT: _, ...env } = process.env;
+  const { NODE_TEST_CONTEXT: _, PARAMTRAIL_TEST_FILES_LOG: __, ...inherited } = process.env;
+  const env = { ...inherited, ...(opts.filesLog ? filesLogEnv(opts.filesLog) : {}) };
   const child = spawn(process.execPath, nodeTestArgs(files, [], opts), { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'pipe', 'ignore'] });
   let out = '';
   child.stdout.setEncoding('utf8');
@@ -71,18 +72,22 @@ test('a file that runs no test is listed, and fails the run that node would pass
   const empty = join(dir, 'empty.test.mjs');
   // Tests generated from a list that came out empty.
   await writeFile(empty, `import { test } from 'node:test';\nfor (const name of []) test(name, () => {});\n`);
+  // A suite whose tests were generated from an empty list.
+  const emptySuite = join(dir, 'empty-suite.test.mjs');
+  await writeFile(emptySuite, `import { describe, it } from 'node:test';\ndescribe('generated', () => { for (const name of []) it(name, () => {}); });\n`);
   const some = join(dir, 'some.test.mjs');
-  await writeFile(some, `import { describe, test } from 'node:test';\ntest('a', () => {});\ndescribe('d', () => test('b', () => {}));\n`);
-  const emptyFilesTo = join(dir, 'empty-files');
-  const { code, out } = await runFiles([empty, some], { emptyFilesTo });
-  assert.equal(code, 0, 'node passes it');
-  assert.deepEqual((await readFile(emptyFilesTo, 'utf8')).split('\n').filter(Boolean), [empty]);
+  await writeFile(some, `import { describe, test } from 'node:test';\ntest('a', () => {});\ndescribe('d', () => test('b', () => {}));\ntest('s', { skip: 'a skipped test is a test' }, () => {});\n`);
+  const filesLog = join(dir, 'files-log');
+  const { code, out } = await runFiles([empty, emptySuite, some], { filesLog });
+  assert.equal(code, 0, 'node passes them');
+  assert.deepEqual(emptyFiles(await readFile(filesLog, 'utf8')).sort(), [empty, emptySuite].sort());
   const counts = closingCounts();
   counts.feed(out);
-  const said = verdict(code!, counts.summary(), [empty]);
+  const said = verdict(code!, counts.summary(), [empty, emptySuite]);
   assert.equal(said.code, 1);
-  assert.equal(said.line, 'tests: 2 passed, 1 failed, 0 skipped');
-  assert.deepEqual(said.notes, [`test: ${empty} ran no test`]);
+  // Node's own count: the empty file and the tests of `some` pass, the empty suite counts as nothing.
+  assert.equal(said.line, `tests: ${counts.summary().pass - 2} passed, 2 failed, 1 skipped`);
+  assert.deepEqual(said.notes, [`test: ${empty} ran no test`, `test: ${emptySuite} ran no test`]);
 });
 
 test('a non-zero exit with no failure counted is a failure in the closing line', () => {
