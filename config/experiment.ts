@@ -21,8 +21,8 @@ const Duration = z.string().regex(/^\d+(\.\d+)?(ms|s|m|h|d)$/, 'expected a durat
 
 /** What is wrong with a dataset source URL, if anything (see DatasetSpec.sources); never echoes it. */
 function sourceProblem(source: string, ctx: z.RefinementCtx): void {
-  const url = URL.parse(source);
-  if (!url) return; // z.string().url() has said so
+  if (!URL.canParse(source)) return; // z.string().url() has said so
+  const url = new URL(source);
   const problem =
     url.username || url.password
       ? 'expected no user or password in a source URL (sources are recorded in the workflow history, lineage and report)'
