@@ -131,7 +131,18 @@ export function reportExperiment(p: ExperimentProgress | ExperimentResult, statu
     ...(p.pending ? { pending: p.pending } : {}),
     ...(done.report ? { report: done.report } : {}),
     ...(done.reportError ? { reportError: done.reportError } : {}),
-    ...(done.compare ? { compare: done.compare.map(({ a, b, table, diagonal, penultimateMeanAbs }) => ({ a, b, table, diagonal, penultimateMeanAbs })) } : {}),
+    ...(done.compare
+      ? {
+          compare: done.compare.map(({ a, b, table, diagonal, penultimateMeanAbs, penultimateMatched }) => ({
+            a,
+            b,
+            table,
+            diagonal,
+            penultimateMeanAbs,
+            ...(penultimateMatched === undefined ? {} : { penultimateMatched }),
+          })),
+        }
+      : {}),
     ...(done.aggregate ? { aggregate: done.aggregate } : {}),
     ...(done.analysisErrors ? { analysisErrors: done.analysisErrors } : {}),
   };
@@ -194,20 +205,28 @@ const MAX_PAIR_LINES = 10;
 
 const num3 = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(3));
 
-/** The compared pairs: each pair's mean CKA of same layers and penultimate mean |r|, or their spread. */
+/** The compared pairs: each pair's mean CKA of same layers, penultimate mean |r| and matched r, or their spread. */
 function compareLines(compared: NonNullable<ExperimentReport['compare']>): string[] {
   if (!compared.length) return [];
-  const pairs = compared.map((c) => ({ a: c.a, b: c.b, cka: spread(c.diagonal.map((d) => d.cka)).mean, r: c.penultimateMeanAbs }));
-  const lines = ['', `compared ${pairs.length} pair${pairs.length === 1 ? '' : 's'}: mean linear CKA of same layers, penultimate features' mean |r|`];
+  // The matched r is NaN (null through JSON) for penultimate layers of different widths.
+  const matched = (x: number | null | undefined) => (typeof x === 'number' ? x : undefined);
+  const pairs = compared.map((c) => ({ a: c.a, b: c.b, cka: spread(c.diagonal.map((d) => d.cka)).mean, r: c.penultimateMeanAbs, rii: matched(c.penultimateMatched) }));
+  const lines = [
+    '',
+    `compared ${pairs.length} pair${pairs.length === 1 ? '' : 's'}: mean linear CKA of same layers, penultimate features' mean |r| and matched r (feature i with feature i)`,
+  ];
   if (pairs.length <= MAX_PAIR_LINES) {
-    for (const p of pairs) lines.push(`  ${p.a} against ${p.b}: CKA ${num3(p.cka)}, |r| ${num3(p.r)}`);
+    for (const p of pairs) lines.push(`  ${p.a} against ${p.b}: CKA ${num3(p.cka)}, |r| ${num3(p.r)}, matched r ${num3(p.rii)}`);
     return lines;
   }
   const range = (xs: Array<number | undefined>) => {
     const s = spread(xs);
     return s.mean === undefined ? '-' : `${num3(s.mean)}${s.sd === undefined ? '' : ` ± ${num3(s.sd)}`} (${num3(s.min)} - ${num3(s.max)})`;
   };
-  lines.push(`  over the pairs, mean ± sample sd (range): CKA ${range(pairs.map((p) => p.cka))}; |r| ${range(pairs.map((p) => p.r))}`, '  (every pair: the report, or --json)');
+  lines.push(
+    `  over the pairs, mean ± sample sd (range): CKA ${range(pairs.map((p) => p.cka))}; |r| ${range(pairs.map((p) => p.r))}; matched r ${range(pairs.map((p) => p.rii))}`,
+    '  (every pair: the report, or --json)',
+  );
   return lines;
 }
 

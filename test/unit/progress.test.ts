@@ -194,25 +194,28 @@ test('a run with no validation split shows "-" for its validation accuracy, not 
   assert.match(text, /\n {2}epoch 1: val acc -, test acc 75\.00% \(backend cpu\)$/);
 });
 
-test('the summary lists compared pairs with their mean CKA of same layers and penultimate |r|, or their spread', () => {
-  const pair = (a: string, b: string, cka: number[], r: number) => ({
+test('the summary lists compared pairs with their mean CKA of same layers, penultimate |r| and matched r, or their spread', () => {
+  const pair = (a: string, b: string, cka: number[], r: number, rii?: number) => ({
     a,
     b,
     table: { key: `tables/${a}-${b}.arrow`, sha256: 'cd'.repeat(32), bytes: 1 },
     diagonal: cka.map((c, depth) => ({ layer: `l${depth}`, depth, cka: c })),
     penultimateMeanAbs: r,
+    ...(rii === undefined ? {} : { penultimateMatched: rii }),
   });
   const base = { experimentId: 'e', name: 'pairs', status: 'completed', store: 'file:///s', runs: [] };
-  const lines = formatReport({ ...base, compare: [pair('s0', 's1', [0.9, 0.7], 0.25), pair('s0', 's2', [NaN, 0.5], 0.125)] }).split('\n');
-  assert.deepEqual(lines.slice(lines.indexOf('compared 2 pairs: mean linear CKA of same layers, penultimate features\' mean |r|')), [
-    'compared 2 pairs: mean linear CKA of same layers, penultimate features\' mean |r|',
-    '  s0 against s1: CKA 0.800, |r| 0.250',
-    '  s0 against s2: CKA 0.500, |r| 0.125',
-  ]);
-  // Eleven pairs: their spread. CKA 0.5 .. 1.0 by 0.05, |r| 0.3 each.
-  const many = Array.from({ length: 11 }, (_, i) => pair('s0', `s${i + 1}`, [0.5 + i * 0.05], 0.3));
+  // The matched r of layers of different widths is NaN, null through JSON.
+  const compare = JSON.parse(JSON.stringify([pair('s0', 's1', [0.9, 0.7], 0.25, 0.6), pair('s0', 's2', [0.5], 0.125, NaN)]));
+  const lines = formatReport({ ...base, compare }).split('\n');
+  const title = 'compared 2 pairs: mean linear CKA of same layers, penultimate features\' mean |r| and matched r (feature i with feature i)';
+  assert.deepEqual(lines.slice(lines.indexOf(title)), [title, '  s0 against s1: CKA 0.800, |r| 0.250, matched r 0.600', '  s0 against s2: CKA 0.500, |r| 0.125, matched r -']);
+  // Eleven pairs: their spread. CKA 0.5 .. 1.0 by 0.05, |r| 0.3 each, matched r 0.1 .. 0.2 by 0.01.
+  const many = Array.from({ length: 11 }, (_, i) => pair('s0', `s${i + 1}`, [0.5 + i * 0.05], 0.3, 0.1 + i * 0.01));
   const text = formatReport({ ...base, compare: many });
-  assert.match(text, /compared 11 pairs: .*\n {2}over the pairs, mean ± sample sd \(range\): CKA 0\.750 ± 0\.166 \(0\.500 - 1\.000\); \|r\| 0\.300 ± 0\.000 \(0\.300 - 0\.300\)\n {2}\(every pair: the report, or --json\)/);
+  assert.match(
+    text,
+    /compared 11 pairs: .*\n {2}over the pairs, mean ± sample sd \(range\): CKA 0\.750 ± 0\.166 \(0\.500 - 1\.000\); \|r\| 0\.300 ± 0\.000 \(0\.300 - 0\.300\); matched r 0\.150 ± 0\.033 \(0\.100 - 0\.200\)\n {2}\(every pair: the report, or --json\)/,
+  );
   assert.ok(!text.includes('s0 against s1'));
   assert.ok(!formatReport(base).includes('compared'));
 });
