@@ -271,8 +271,14 @@ export function createReport(deps: ReportDeps) {
       const title = input.result.name;
       // Validation accuracy where runs hold out a split; training accuracy when none does (validationSplit: 0).
       const validated = history.filter((h) => h.valAccuracy !== null);
+      const unvalidated = new Set(history.map((h) => h.run)).size - new Set(validated.map((h) => h.run)).size;
       const accuracy = validated.length
-        ? await draw('accuracy', 'Validation accuracy per epoch, every run', accuracyFigureSpec(validated, { title: `${title}: validation accuracy` }), [])
+        ? await draw(
+            'accuracy',
+            `Validation accuracy per epoch, every run${unvalidated ? ` but the ${unvalidated} with no validation split` : ''}`,
+            accuracyFigureSpec(validated, { title: `${title}: validation accuracy` }),
+            [],
+          )
         : history.length
           ? await draw(
               'accuracy',

@@ -8,10 +8,11 @@
  * order they started). Progress is heartbeated every batch; the activity's cancellation reaches the
  * training loop and every store call.
  *
- * Early stopping: every checkpoint also records early stopping's state, with the best epoch's weights
- * stored as a snapshot object (the same object as that epoch's snapshot when it is a snapshot epoch),
- * and the epoch at which training stops is always checkpointed, so a retry continues or stays stopped
- * exactly. `snapshots` lists the trajectory up to the stop; `final` is the best epoch's weights.
+ * Early stopping: every checkpoint after epoch 0 (the initial weights are never the best) also records
+ * early stopping's state, with the best epoch's weights stored as a snapshot object (the same object as
+ * that epoch's snapshot when it is a snapshot epoch), and the epoch at which training stops is always
+ * checkpointed, so a retry continues or stays stopped exactly. `snapshots` lists the trajectory up to
+ * the stop; `final` is the best epoch's weights.
  *
  * Given the training's reuse key and code version, a finished training is recorded under the key
  * (activities/reuse.ts) as the activity's last step, so later experiments can reuse it.

@@ -73,7 +73,10 @@ export interface Checkpoint {
   optimizer?: ObjectRef;
   rng: Record<string, number>;
   history: EpochRecord[];
-  /** Early stopping's state after this epoch, when it is on: what a resumed attempt needs to continue exactly. */
+  /**
+   * Early stopping's state after this epoch, when it is on (from epoch 1: epoch 0 is never the best):
+   * what a resumed attempt needs to continue exactly.
+   */
   earlyStopping?: {
     bestEpoch: number;
     bestStep: number;

@@ -247,6 +247,13 @@ describe('plot and report activities on a stored experiment with every analysis'
     const svg = new TextDecoder().decode(await store.get(experimentFigureKey(id, 'accuracy.svg')));
     assert.ok(svg.includes('training accuracy') && !svg.includes('validation accuracy'), 'the figure draws training accuracy');
     assert.ok(page.includes('<h2>Validation accuracy of all runs</h2>'), 'with a split, validation accuracy');
+    assert.ok(page.includes('<figcaption>Validation accuracy per epoch, every run <code>'), 'every run drawn');
+    // One run with no split among runs with one: drawn are the others, and the caption says so.
+    const mixed = structuredClone(input);
+    for (const h of mixed.result.runs[0]!.result!.train.history) h.valAccuracy = null as unknown as number;
+    const mixedReport = (await activityEnvironment().run(createReport({ store }), { ...mixed, experimentId: `${experimentId}-mixed` })) as ReportResult;
+    const mixedPage = new TextDecoder().decode(await store.get(mixedReport.key, { sha256: mixedReport.sha256 }));
+    assert.ok(mixedPage.includes('Validation accuracy per epoch, every run but the 1 with no validation split'), 'the caption names the runs left out');
   });
 
   it('past its detailed runs, names a run\'s figures by their paths and lists its final weights and distance table', async () => {
