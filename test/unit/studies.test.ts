@@ -237,6 +237,8 @@ test('s2 paper: ResNet12 and Plain12 with ReLU and tanh, Adam 1e-3, 20 % validat
     assert.equal(r.training.earlyStopping?.patience, 5);
   }
   assert.deepEqual(config.analyses.smoothness, { trees: 10, maxFeatures: 'sqrt', epochs: [5] }, 'the write-up also measures the 5th-epoch weights');
+  // Each forest sees a layer's activations flattened, at every size, not its channel means.
+  for (const size of SIZES) assert.equal(load('s2-smoothness', size).analyses.probe.pool, 'flatten', size);
 });
 
 test('s2: the label-noise series 0, 25, 50, 75, 100 % on ResNet12, at every size', () => {
