@@ -5,6 +5,7 @@
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import { devUp, embeddedStoreEnv } from '../infra/dev.js';
+import { codeVersion, formatCodeVersion } from '../activities/version.js';
 import { TemporalUnreachableError, tlsOptions, workerConfigFromEnv, WORKER_V8_FLAGS, type WorkerConfig } from '../worker/config.js';
 
 export { TemporalUnreachableError };
@@ -23,6 +24,15 @@ export function workerCommand(args: string[] = []): string[] {
   return [node!, ...WORKER_V8_FLAGS, ...rest];
 }
 
+/**
+ * What keeps the embedded worker on this checkout's code (devUp's `code`): the sources' stamp (commit,
+ * uncommitted changes, the compute digest), and a note on stderr when a worker on older code is replaced.
+ */
+export async function embeddedWorkerCode(): Promise<{ code: string; onNote: (note: string) => void }> {
+  const v = await codeVersion();
+  return { code: `${formatCodeVersion(v)}${v.compute ? `/compute-${v.compute}` : ''}`, onNote: (note) => console.error(`paramtrail: ${note}`) };
+}
+
 export interface Connected {
   client: Client;
   connection: Connection;
@@ -36,7 +46,7 @@ export async function connect(env: NodeJS.ProcessEnv, opts: { startEmbedded: boo
   let config = workerConfigFromEnv(env);
   const embedded = !env.TEMPORAL_ADDRESS;
   if (embedded && opts.startEmbedded) {
-    const status = await devUp({ stateDir: config.stateDir, env, workerCommand: workerCommand() });
+    const status = await devUp({ stateDir: config.stateDir, env, workerCommand: workerCommand(), ...(await embeddedWorkerCode()) });
     if (!status.temporal) throw new Error('the embedded Temporal server did not start; see paramtrail dev status');
     config = { ...config, address: status.temporal.address, store: status.store };
     // A stack started again (its S3 server had died) listens on a new port: the store goes there too.

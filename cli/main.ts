@@ -20,7 +20,7 @@ import { devDown, devStatus, devUp, embeddedStoreEnv } from '../infra/dev.js';
 import { DEFAULT_STATE_DIR, InvalidEnvironmentError, isEntryPoint, WORKER_HELP, WorkerArgsError, workerConfigFromEnv } from '../worker/config.js';
 import { experimentWorkflow } from '../workflows/index.js';
 import { queueNames, type ExperimentResult } from '../workflows/types.js';
-import { connect, TemporalUnreachableError, workerCommand } from './connect.js';
+import { connect, embeddedWorkerCode, TemporalUnreachableError, workerCommand } from './connect.js';
 import { EXIT } from './exit.js';
 import { EXPERIMENT_ID, EXPERIMENT_ID_RULE, loadExperiment, NotAnExperimentError, readExperimentFile } from './experiment.js';
 import { formatUnpolled, queuesStillUnpolled } from './pollers.js';
@@ -296,7 +296,7 @@ async function cmdDev(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const stateDir = workerConfigFromEnv(env).stateDir;
   const sub = positionals[0];
   let status;
-  if (sub === 'up') status = await devUp({ stateDir, env, s3: values.s3, workerCommand: workerCommand() });
+  if (sub === 'up') status = await devUp({ stateDir, env, s3: values.s3, workerCommand: workerCommand(), ...(await embeddedWorkerCode()) });
   else if (sub === 'down') {
     await devDown({ stateDir });
     status = await devStatus({ stateDir });

@@ -70,6 +70,14 @@ export interface DevUpArgs {
   port?: number;
   /** argv that starts a worker (given by the CLI), e.g. `[node, --import, tsx, cli/main.ts, worker]`. */
   workerCommand: string[];
+  /**
+   * The code the worker should run (a stamp of the checkout: version, commit, uncommitted changes). A
+   * running worker started on other code (the sources changed since) is replaced by one on this code;
+   * its trainings resume from their checkpoints on the new one. Omitted: whatever runs is kept.
+   */
+  code?: string;
+  /** Told when the running worker is replaced, and why. */
+  onNote?: (note: string) => void;
 }
 
 /** What dev.json holds. */
@@ -81,7 +89,7 @@ interface DevState {
   store: string;
   temporal: { pid: number; address: string; uiAddress: string; dbFile: string; log: string };
   s3?: { pid: number; endpoint: string; bucket: string; dataDir: string; log: string };
-  worker: { pid: number; command: string[]; log: string };
+  worker: { pid: number; command: string[]; log: string; code?: string };
 }
 
 interface S3Credentials {
@@ -320,7 +328,17 @@ export async function devUp(opts: DevUpArgs): Promise<DevStackStatus> {
         // started by an older paramtrail may lack search attributes added since: runs need them all.
         await waitForTemporal(previous.temporal.address, 'default', 10_000);
         await ensureSearchAttributes(previous.temporal.address, 'default');
-        return current;
+        if (opts.code === undefined || previous.worker.code === opts.code) return current;
+        // The sources changed since the worker started: what runs now must run on them.
+        opts.onNote?.(
+          `the embedded worker (pid ${previous.worker.pid}) runs code ${previous.worker.code ?? 'of an earlier checkout'}; ` +
+            `restarting it on this checkout's (${opts.code}); trainings it was running resume from their checkpoints`,
+        );
+        await terminateProcessGroup(previous.worker.pid);
+        const worker = await startWorker(p, opts.workerCommand, workerEnvOf(previous.temporal.address, previous, p, opts.env));
+        const state: DevState = { ...previous, worker: { ...worker, code: opts.code } };
+        writeState(p.devJson, state);
+        return statusFrom(p.stateDir, state);
       }
       // Only the worker died (killed, out of memory): a new one joins the servers, which keep running,
       // and so do the clients following experiments on them.
@@ -332,7 +350,7 @@ export async function devUp(opts: DevUpArgs): Promise<DevStackStatus> {
         if (answers) {
           await ensureSearchAttributes(previous.temporal.address, 'default');
           const worker = await startWorker(p, opts.workerCommand, workerEnvOf(previous.temporal.address, previous, p, opts.env));
-          const state: DevState = { ...previous, worker };
+          const state: DevState = { ...previous, worker: { ...worker, ...(opts.code === undefined ? {} : { code: opts.code }) } };
           writeState(p.devJson, state);
           return statusFrom(p.stateDir, state);
         }
@@ -436,7 +454,7 @@ async function startStack(p: ReturnType<typeof paths>, opts: DevUpArgs, useS3: b
         log: temporalLog,
       },
       ...(s3 ? { s3 } : {}),
-      worker,
+      worker: { ...worker, ...(opts.code === undefined ? {} : { code: opts.code }) },
     };
     writeState(p.devJson, state);
     return statusFrom(p.stateDir, state);

@@ -192,6 +192,29 @@ test('dev up starts a new worker for one that died, and leaves the running serve
   });
 });
 
+test('a running worker started on other code is replaced by one on this code; the same code keeps it', async () => {
+  await withStateDir(async (stateDir, envFile) => {
+    const notes: string[] = [];
+    const onNote = (note: string) => void notes.push(note);
+    const up = await devUp({ stateDir, env: process.env, port: await freePort(), workerCommand: workerCommand(envFile), code: '0.1.0+aaa', onNote });
+    const same = await devUp({ stateDir, env: process.env, workerCommand: workerCommand(envFile), code: '0.1.0+aaa', onNote });
+    assert.equal(same.worker?.pid, up.worker!.pid, 'the same code: the same worker');
+    assert.deepEqual(notes, []);
+    // The sources changed: the old worker is stopped and a new one joins the same server.
+    const changed = await devUp({ stateDir, env: process.env, workerCommand: workerCommand(envFile), code: '0.1.0+bbb', onNote });
+    assert.equal(changed.running, true);
+    assert.notEqual(changed.worker?.pid, up.worker!.pid);
+    assert.equal(changed.temporal?.pid, up.temporal!.pid, 'the server keeps running');
+    assert.equal(isAlive(up.worker!.pid), false, 'the worker on the old code is stopped');
+    assert.equal(notes.length, 1);
+    assert.match(notes[0]!, new RegExp(`the embedded worker \\(pid ${up.worker!.pid}\\) runs code 0\\.1\\.0\\+aaa; restarting it on this checkout's \\(0\\.1\\.0\\+bbb\\)`));
+    assert.equal((JSON.parse(readFileSync(join(stateDir, 'dev.json'), 'utf8')) as { worker: { code?: string } }).worker.code, '0.1.0+bbb');
+    // A caller that does not say (tests, tools) keeps whatever runs.
+    const unsaid = await devUp({ stateDir, env: process.env, workerCommand: workerCommand(envFile) });
+    assert.equal(unsaid.worker?.pid, changed.worker!.pid);
+  });
+});
+
 test('dev up starts the whole stack again when its Temporal server died', async () => {
   await withStateDir(async (stateDir, envFile) => {
     const up = await devUp({ stateDir, env: process.env, port: await freePort(), workerCommand: workerCommand(envFile) });
