@@ -134,11 +134,18 @@ function accessProblem(err: unknown, location: string, bucket: string, operation
  * refused signature's reply holds the canonical request and string to sign, with the session token
  * among their headers, and the key id; an expired token's reply holds the token (`Token-0`).
  */
-const PRINTABLE_ERROR_FIELDS: ReadonlySet<string> = new Set(['name', 'message', 'stack', 'cause', '$metadata', '$fault', '$service', '$retryable', 'Code', 'RequestId', 'HostId', 'BucketName', 'Key', 'Resource', 'Condition']);
+const PRINTABLE_ERROR_FIELDS: ReadonlySet<string> = new Set([
+  'name', 'message', 'stack', 'cause', '$metadata', '$fault', '$service', '$retryable',
+  'Code', 'RequestId', 'HostId', 'BucketName', 'Key', 'Resource', 'Condition', 'Region', 'Endpoint',
+]);
 
-/** Removes every field but PRINTABLE_ERROR_FIELDS from an SDK error, in place, so it can be logged and recorded. */
+/**
+ * Removes every field but PRINTABLE_ERROR_FIELDS from an error S3 answered (an SDK service exception,
+ * which has `$fault`), in place, so it can be logged and recorded. Other errors (a refused connection's
+ * `code`, `syscall`, `address`) hold nothing of the reply and are left whole.
+ */
 export function scrubS3Error(err: unknown): void {
-  if (typeof err !== 'object' || err === null) return;
+  if (typeof err !== 'object' || err === null || !('$fault' in err)) return;
   for (const field of Object.keys(err)) if (!PRINTABLE_ERROR_FIELDS.has(field)) delete (err as Record<string, unknown>)[field];
 }
 

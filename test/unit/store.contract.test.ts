@@ -545,6 +545,21 @@ describe('S3Store specifics', () => {
     assert.match(JSON.stringify(store), /"endpoint":"http:\/\/127\.0\.0\.1:\d+\/"/);
   });
 
+  test('a store that cannot be reached keeps the network error\'s code, which the CLI maps to its exit code', async (t) => {
+    // A port nothing listens on: a server's, once closed.
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    await new Promise((resolve) => server.close(resolve));
+    const store = new S3Store({ bucket: 'b', endpoint: `http://127.0.0.1:${port}`, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'k', secretAccessKey: 'x'.repeat(40) } });
+    t.after(() => store.client.destroy());
+    const err = await store.get('k').then(
+      () => assert.fail('expected the request to fail'),
+      (e: unknown) => e as NodeJS.ErrnoException,
+    );
+    assert.equal(err.code, 'ECONNREFUSED', inspect(err));
+  });
+
   test('an unknown key id, a missing bucket and no credentials at all are refusals naming the store', async (t) => {
     const refusal = async (store: S3Store, call: (s: S3Store) => Promise<unknown>) => {
       t.after(() => store.client.destroy());
