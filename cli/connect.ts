@@ -2,10 +2,13 @@
  * How the CLI reaches Temporal: TEMPORAL_ADDRESS (a cluster, or a server you run) if set, else the
  * embedded stack under .paramtrail/, started on demand with a worker of its own.
  */
+import { createHash } from 'node:crypto';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import { devUp, embeddedStoreEnv } from '../infra/dev.js';
-import { codeVersion, formatCodeVersion } from '../activities/version.js';
+import { PROJECT_ROOT } from '../infra/tools.js';
 import { TemporalUnreachableError, tlsOptions, workerConfigFromEnv, WORKER_V8_FLAGS, type WorkerConfig } from '../worker/config.js';
 
 export { TemporalUnreachableError };
@@ -24,13 +27,30 @@ export function workerCommand(args: string[] = []): string[] {
   return [node!, ...WORKER_V8_FLAGS, ...rest];
 }
 
+/** What a worker process loads: a change to any of these changes what it runs. Tests, docs and experiment files are not among them. */
+const WORKER_SOURCES = ['activities', 'artifacts', 'cli', 'config', 'infra', 'ml', 'report', 'worker', 'workflows', 'package.json', 'package-lock.json'];
+
+/** sha256 (16 hex) of the paths and bytes of WORKER_SOURCES' source files (.ts, .mts, .mjs, .js, .json) under `root`. */
+export async function workerSourcesStamp(root = PROJECT_ROOT): Promise<string> {
+  const files: string[] = [];
+  const walk = async (rel: string): Promise<void> => {
+    const entry = await stat(join(root, rel)).catch(() => undefined);
+    if (entry?.isDirectory()) {
+      for (const name of (await readdir(join(root, rel))).sort()) await walk(join(rel, name));
+    } else if (entry?.isFile() && /\.(ts|mts|mjs|js|json)$/.test(rel)) files.push(rel);
+  };
+  for (const source of WORKER_SOURCES) await walk(source);
+  const hash = createHash('sha256');
+  for (const file of files) hash.update(`${file}\0`).update(await readFile(join(root, file))).update('\0');
+  return hash.digest('hex').slice(0, 16);
+}
+
 /**
- * What keeps the embedded worker on this checkout's code (devUp's `code`): the sources' stamp (commit,
- * uncommitted changes, the compute digest), and a note on stderr when a worker on older code is replaced.
+ * What keeps the embedded worker on this checkout's code (devUp's `code`, computed under the stack's
+ * lock), and a note on stderr when a worker on other code is replaced or kept.
  */
-export async function embeddedWorkerCode(): Promise<{ code: string; onNote: (note: string) => void }> {
-  const v = await codeVersion();
-  return { code: `${formatCodeVersion(v)}${v.compute ? `/compute-${v.compute}` : ''}`, onNote: (note) => console.error(`paramtrail: ${note}`) };
+export function embeddedWorkerCode(): { code: () => Promise<string>; onNote: (note: string) => void } {
+  return { code: () => workerSourcesStamp(), onNote: (note) => console.error(`paramtrail: ${note}`) };
 }
 
 export interface Connected {
@@ -46,7 +66,7 @@ export async function connect(env: NodeJS.ProcessEnv, opts: { startEmbedded: boo
   let config = workerConfigFromEnv(env);
   const embedded = !env.TEMPORAL_ADDRESS;
   if (embedded && opts.startEmbedded) {
-    const status = await devUp({ stateDir: config.stateDir, env, workerCommand: workerCommand(), ...(await embeddedWorkerCode()) });
+    const status = await devUp({ stateDir: config.stateDir, env, workerCommand: workerCommand(), ...embeddedWorkerCode() });
     if (!status.temporal) throw new Error('the embedded Temporal server did not start; see paramtrail dev status');
     config = { ...config, address: status.temporal.address, store: status.store };
     // A stack started again (its S3 server had died) listens on a new port: the store goes there too.

@@ -296,7 +296,7 @@ async function cmdDev(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const stateDir = workerConfigFromEnv(env).stateDir;
   const sub = positionals[0];
   let status;
-  if (sub === 'up') status = await devUp({ stateDir, env, s3: values.s3, workerCommand: workerCommand(), ...(await embeddedWorkerCode()) });
+  if (sub === 'up') status = await devUp({ stateDir, env, s3: values.s3, workerCommand: workerCommand(), ...embeddedWorkerCode() });
   else if (sub === 'down') {
     await devDown({ stateDir });
     status = await devStatus({ stateDir });

@@ -31,6 +31,7 @@ import { pathToFileURL } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   freePort,
+  runningWorkflows,
   isAlive,
   isPortFree,
   ensureSearchAttributes,
@@ -71,11 +72,12 @@ export interface DevUpArgs {
   /** argv that starts a worker (given by the CLI), e.g. `[node, --import, tsx, cli/main.ts, worker]`. */
   workerCommand: string[];
   /**
-   * The code the worker should run (a stamp of the checkout: version, commit, uncommitted changes). A
-   * running worker started on other code (the sources changed since) is replaced by one on this code;
-   * its trainings resume from their checkpoints on the new one. Omitted: whatever runs is kept.
+   * The code the worker should run: a stamp of the sources it loads, computed under the stack's lock. A
+   * running worker started on other code (the sources changed since) is replaced by one on this code
+   * when no workflow is running on the stack; with workflows running it is kept (they could not replay
+   * on changed workflow code), and `onNote` says so. Omitted: whatever runs is kept.
    */
-  code?: string;
+  code?: () => Promise<string>;
   /** Told when the running worker is replaced, and why. */
   onNote?: (note: string) => void;
 }
@@ -328,16 +330,25 @@ export async function devUp(opts: DevUpArgs): Promise<DevStackStatus> {
         // started by an older paramtrail may lack search attributes added since: runs need them all.
         await waitForTemporal(previous.temporal.address, 'default', 10_000);
         await ensureSearchAttributes(previous.temporal.address, 'default');
-        if (opts.code === undefined || previous.worker.code === opts.code) return current;
-        // The sources changed since the worker started: what runs now must run on them.
-        opts.onNote?.(
-          `the embedded worker (pid ${previous.worker.pid}) runs code ${previous.worker.code ?? 'of an earlier checkout'}; ` +
-            `restarting it on this checkout's (${opts.code}); trainings it was running resume from their checkpoints`,
-        );
-        await terminateProcessGroup(previous.worker.pid);
+        const code = await opts.code?.();
+        if (code === undefined || previous.worker.code === code) return current;
+        // The sources changed since the worker started: what runs now should run on them.
+        const was = `the embedded worker (pid ${previous.worker.pid}) runs code ${previous.worker.code ? `with sources ${previous.worker.code}` : 'of an earlier checkout'}`;
+        const running = await runningWorkflows(previous.temporal.address, 'default');
+        if (running > 0) {
+          opts.onNote?.(
+            `${was}, not this checkout's (sources ${code}); ${running} workflow${running === 1 ? ' is' : 's are'} running on it, ` +
+              'which could not replay on changed workflow code, so it is kept, and this command uses it too',
+          );
+          return current;
+        }
+        opts.onNote?.(`${was}; replacing it with one on this checkout's (sources ${code})`);
+        // The new worker first: one that cannot start (an edit that does not load) leaves the old serving.
         const worker = await startWorker(p, opts.workerCommand, workerEnvOf(previous.temporal.address, previous, p, opts.env));
-        const state: DevState = { ...previous, worker: { ...worker, code: opts.code } };
+        const state: DevState = { ...previous, worker: { ...worker, code } };
         writeState(p.devJson, state);
+        // Only the process recorded: a pid the worker's process no longer holds belongs to another program.
+        if (isRecordedProcess(previous.worker.pid, previous.worker.command)) await terminateProcessGroup(previous.worker.pid);
         return statusFrom(p.stateDir, state);
       }
       // Only the worker died (killed, out of memory): a new one joins the servers, which keep running,
@@ -350,7 +361,8 @@ export async function devUp(opts: DevUpArgs): Promise<DevStackStatus> {
         if (answers) {
           await ensureSearchAttributes(previous.temporal.address, 'default');
           const worker = await startWorker(p, opts.workerCommand, workerEnvOf(previous.temporal.address, previous, p, opts.env));
-          const state: DevState = { ...previous, worker: { ...worker, ...(opts.code === undefined ? {} : { code: opts.code }) } };
+          const code = await opts.code?.();
+          const state: DevState = { ...previous, worker: { ...worker, ...(code === undefined ? {} : { code }) } };
           writeState(p.devJson, state);
           return statusFrom(p.stateDir, state);
         }
@@ -369,6 +381,20 @@ function workerEnvOf(temporalAddress: string, state: Pick<DevState, 's3' | 'stor
   if (state.s3) Object.assign(out, s3Env(state.s3.endpoint, s3Credentials(p.s3Credentials), env));
   out.PARAMTRAIL_STORE = state.store;
   return out;
+}
+
+/**
+ * Whether `pid` is still the process started with `command` (Linux: its /proc cmdline); true where
+ * that cannot be read, as the pid's liveness is all there is to go on.
+ */
+function isRecordedProcess(pid: number, command: string[]): boolean {
+  let cmdline: string;
+  try {
+    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    return isAlive(pid);
+  }
+  return cmdline === `${command.join('\0')}\0`;
 }
 
 /** Starts the stack's worker and waits a moment: a worker that exits at once is reported with its log. */
@@ -439,6 +465,7 @@ async function startStack(p: ReturnType<typeof paths>, opts: DevUpArgs, useS3: b
       store = `s3://${server.bucket}`;
     }
     const worker = await startWorker(p, opts.workerCommand, workerEnvOf(temporal.address, { s3, store }, p, opts.env), onSpawn);
+    const code = await opts.code?.();
 
     const bootId = currentBootId();
     const state: DevState = {
@@ -454,7 +481,7 @@ async function startStack(p: ReturnType<typeof paths>, opts: DevUpArgs, useS3: b
         log: temporalLog,
       },
       ...(s3 ? { s3 } : {}),
-      worker: { ...worker, ...(opts.code === undefined ? {} : { code: opts.code }) },
+      worker: { ...worker, ...(code === undefined ? {} : { code }) },
     };
     writeState(p.devJson, state);
     return statusFrom(p.stateDir, state);

@@ -184,6 +184,17 @@ export async function ensureSearchAttributes(address: string, namespace: string)
   }
 }
 
+/** How many workflow executions of `namespace` are running on the server at `address`. */
+export async function runningWorkflows(address: string, namespace: string): Promise<number> {
+  const connection = await Connection.connect({ address, connectTimeout: 5_000 });
+  try {
+    const { count } = await connection.workflowService.countWorkflowExecutions({ namespace, query: 'ExecutionStatus = "Running"' });
+    return Number(count ?? 0);
+  } finally {
+    await connection.close();
+  }
+}
+
 /**
  * Dynamic configuration the dev server starts with. It runs one history shard, and each shard reads its
  * queue of pending tasks (dispatch a workflow or activity task, start a child, fire a timer, update

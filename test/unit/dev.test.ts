@@ -6,19 +6,19 @@
  * reaches the S3 server started in place of a dead one.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { test } from 'node:test';
-import { Connection } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
 import { devDown, devStatus, devUp, embeddedStoreEnv } from '../../infra/dev.js';
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { MANIFEST_FORMAT_VERSION, recordManifest } from '../../artifacts/manifest.js';
 import { openStore } from '../../artifacts/open.js';
 import { putContentAddressed } from '../../artifacts/store.js';
-import { cliCommand } from '../../cli/connect.js';
+import { cliCommand, workerSourcesStamp } from '../../cli/connect.js';
 import { ensureSearchAttributes, freePort, isAlive, waitForTemporal } from '../../infra/temporal.js';
 import { PROJECT_ROOT, resolveTool } from '../../infra/tools.js';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../workflows/search.js';
@@ -192,27 +192,59 @@ test('dev up starts a new worker for one that died, and leaves the running serve
   });
 });
 
-test('a running worker started on other code is replaced by one on this code; the same code keeps it', async () => {
+test('a running worker started on other code is replaced by one on this code, unless workflows are running on it', async () => {
   await withStateDir(async (stateDir, envFile) => {
     const notes: string[] = [];
     const onNote = (note: string) => void notes.push(note);
-    const up = await devUp({ stateDir, env: process.env, port: await freePort(), workerCommand: workerCommand(envFile), code: '0.1.0+aaa', onNote });
-    const same = await devUp({ stateDir, env: process.env, workerCommand: workerCommand(envFile), code: '0.1.0+aaa', onNote });
+    const code = (stamp: string) => async () => stamp;
+    const up = await devUp({ stateDir, env: process.env, port: await freePort(), workerCommand: workerCommand(envFile), code: code('aaa'), onNote });
+    const same = await devUp({ stateDir, env: process.env, workerCommand: workerCommand(envFile), code: code('aaa'), onNote });
     assert.equal(same.worker?.pid, up.worker!.pid, 'the same code: the same worker');
     assert.deepEqual(notes, []);
-    // The sources changed: the old worker is stopped and a new one joins the same server.
-    const changed = await devUp({ stateDir, env: process.env, workerCommand: workerCommand(envFile), code: '0.1.0+bbb', onNote });
+
+    // A workflow running on the stack (one no worker here serves): its history could not replay on
+    // changed workflow code, so the worker is kept, and the note says why.
+    const connection = await Connection.connect({ address: up.temporal!.address });
+    try {
+      const handle = await new Client({ connection }).workflow.start('heldWorkflow', { taskQueue: 'nobody-polls', workflowId: `held-${Date.now()}` });
+      const kept = await devUp({ stateDir, env: process.env, workerCommand: workerCommand(envFile), code: code('bbb'), onNote });
+      assert.equal(kept.worker?.pid, up.worker!.pid);
+      assert.match(notes.at(-1)!, new RegExp(`the embedded worker \\(pid ${up.worker!.pid}\\) runs code with sources aaa, not this checkout's \\(sources bbb\\); 1 workflow is running on it`));
+      await handle.terminate();
+    } finally {
+      await connection.close();
+    }
+
+    // Nothing running: the new worker starts, then the old one is stopped; the server keeps running.
+    const changed = await devUp({ stateDir, env: process.env, workerCommand: workerCommand(envFile), code: code('bbb'), onNote });
     assert.equal(changed.running, true);
     assert.notEqual(changed.worker?.pid, up.worker!.pid);
-    assert.equal(changed.temporal?.pid, up.temporal!.pid, 'the server keeps running');
+    assert.equal(changed.temporal?.pid, up.temporal!.pid);
     assert.equal(isAlive(up.worker!.pid), false, 'the worker on the old code is stopped');
-    assert.equal(notes.length, 1);
-    assert.match(notes[0]!, new RegExp(`the embedded worker \\(pid ${up.worker!.pid}\\) runs code 0\\.1\\.0\\+aaa; restarting it on this checkout's \\(0\\.1\\.0\\+bbb\\)`));
-    assert.equal((JSON.parse(readFileSync(join(stateDir, 'dev.json'), 'utf8')) as { worker: { code?: string } }).worker.code, '0.1.0+bbb');
+    assert.match(notes.at(-1)!, /runs code with sources aaa; replacing it with one on this checkout's \(sources bbb\)/);
+    assert.equal((JSON.parse(readFileSync(join(stateDir, 'dev.json'), 'utf8')) as { worker: { code?: string } }).worker.code, 'bbb');
     // A caller that does not say (tests, tools) keeps whatever runs.
     const unsaid = await devUp({ stateDir, env: process.env, workerCommand: workerCommand(envFile) });
     assert.equal(unsaid.worker?.pid, changed.worker!.pid);
   });
+});
+
+test('the worker sources stamp changes with a source file and not with docs or tests', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'paramtrail-stamp-'));
+  try {
+    mkdirSync(join(root, 'ml'));
+    mkdirSync(join(root, 'docs'));
+    writeFileSync(join(root, 'ml', 'a.ts'), 'export const a = 1;');
+    writeFileSync(join(root, 'package.json'), '{}');
+    const first = await workerSourcesStamp(root);
+    assert.match(first, /^[0-9a-f]{16}$/);
+    writeFileSync(join(root, 'docs', 'page.md'), 'words');
+    assert.equal(await workerSourcesStamp(root), first, 'docs are not loaded by a worker');
+    writeFileSync(join(root, 'ml', 'a.ts'), 'export const a = 2;');
+    assert.notEqual(await workerSourcesStamp(root), first);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 });
 
 test('dev up starts the whole stack again when its Temporal server died', async () => {
