@@ -4,8 +4,11 @@ export function nodeTestArgs(files: string[], nodeOptions?: string[], opts?: { f
 /** The environment the runner needs for nodeTestArgs' `filesLog`. */
 export function filesLogEnv(filesLog: string): Record<string, string>;
 
-/** The files a files log shows ran no test and did not fail as a whole. */
-export function emptyFiles(logText: string): string[];
+/** The files a files log shows ran no test and did not fail, with whether node counted each as a passing test. */
+export function emptyFiles(logText: string): Array<{ file: string; counted: boolean }>;
+
+/** Whether node's options select tests by name or mark. */
+export function filtersTests(nodeOptions: string[]): boolean;
 
 /** Reads the spec reporter's closing counts from its report as it streams by; the last of each kind wins. */
 export function closingCounts(): {
@@ -17,5 +20,5 @@ export function closingCounts(): {
 export function verdict(
   status: number,
   counts: { pass: number; fail: number; skipped: number },
-  emptyFiles?: string[],
+  emptyFiles?: Array<{ file: string; counted: boolean }>,
 ): { code: number; line: string; notes: string[] };

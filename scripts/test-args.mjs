@@ -60,17 +60,31 @@ export function filesLogEnv(filesLog) {
   return { PARAMTRAIL_TEST_FILES_LOG: filesLog };
 }
 
-/** The files a files log (see nodeTestArgs) shows ran no test and did not fail as a whole, in order seen. */
+/**
+ * The files a files log (see nodeTestArgs) shows ran no test and did not fail, in order seen, each with
+ * whether node counted it as a passing test (a file with no test at all; an empty suite is not counted).
+ */
 export function emptyFiles(logText) {
   const seen = [];
   const ran = new Set();
+  const counted = new Set();
   for (const line of logText.split('\n')) {
     const [kind, file] = line.split('\t');
     if (!file) continue;
     if (kind === 'seen') seen.push(file);
+    else if (kind === 'counted') counted.add(file);
     else ran.add(file);
   }
-  return seen.filter((file) => !ran.has(file));
+  return seen.filter((file) => !ran.has(file)).map((file) => ({ file, counted: counted.has(file) }));
+}
+
+/**
+ * Whether node's options select tests by name or mark (--test-name-pattern, --test-skip-pattern,
+ * --test-only): a file whose tests are all filtered out then may report none (Node 22 reports no event
+ * for them), which is the filter's doing, not the file's.
+ */
+export function filtersTests(nodeOptions) {
+  return nodeOptions.some((o) => /^--test-(name-pattern|skip-pattern|only)\b/.test(o));
 }
 
 /**
@@ -79,8 +93,8 @@ export function emptyFiles(logText) {
  * with no failure counted (a hook that failed after its tests passed) is one failure. `notes` say why.
  */
 export function verdict(status, counts, emptyFiles = []) {
-  const notes = emptyFiles.map((file) => `test: ${file} ran no test`);
-  let pass = counts.pass - emptyFiles.length;
+  const notes = emptyFiles.map(({ file }) => `test: ${file} ran no test`);
+  let pass = counts.pass - emptyFiles.filter((f) => f.counted).length;
   let fail = counts.fail + emptyFiles.length;
   if (status !== 0 && fail === 0) {
     notes.push(`test: node's test runner exited with status ${status} with no failed test counted (a hook, or a file outside its tests, failed: see above)`);

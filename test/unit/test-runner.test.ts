@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { closingCounts, emptyFiles, filesLogEnv, nodeTestArgs, verdict } from '../../scripts/test-args.mjs';
+import { closingCounts, emptyFiles, filesLogEnv, filtersTests, nodeTestArgs, verdict } from '../../scripts/test-args.mjs';
 import { PROJECT_ROOT } from '../../infra/tools.js';
 import { tempDir } from '../support/fixtures.js';
 
@@ -80,14 +80,25 @@ test('a file that runs no test is listed, and fails the run that node would pass
   const filesLog = join(dir, 'files-log');
   const { code, out } = await runFiles([empty, emptySuite, some], { filesLog });
   assert.equal(code, 0, 'node passes them');
-  assert.deepEqual(emptyFiles(await readFile(filesLog, 'utf8')).sort(), [empty, emptySuite].sort());
+  const found = emptyFiles(await readFile(filesLog, 'utf8')).sort((x, y) => x.file.localeCompare(y.file));
+  // Node counts the file with no test as a pass, and the empty suite as nothing.
+  assert.deepEqual(found, [{ file: emptySuite, counted: false }, { file: empty, counted: true }]);
   const counts = closingCounts();
   counts.feed(out);
-  const said = verdict(code!, counts.summary(), [empty, emptySuite]);
+  assert.deepEqual(counts.summary(), { pass: 3, fail: 0, skipped: 1 }, 'a, b, and the empty file');
+  const said = verdict(code!, counts.summary(), found);
   assert.equal(said.code, 1);
-  // Node's own count: the empty file and the tests of `some` pass, the empty suite counts as nothing.
-  assert.equal(said.line, `tests: ${counts.summary().pass - 2} passed, 2 failed, 1 skipped`);
-  assert.deepEqual(said.notes, [`test: ${empty} ran no test`, `test: ${emptySuite} ran no test`]);
+  assert.equal(said.line, 'tests: 2 passed, 2 failed, 1 skipped');
+  assert.deepEqual(said.notes, [`test: ${emptySuite} ran no test`, `test: ${empty} ran no test`]);
+  // A suite whose body throws is a failure already, not also an empty file.
+  const throwing = join(dir, 'throwing.test.mjs');
+  await writeFile(throwing, `import { describe } from 'node:test';\ndescribe('broken', () => { throw new Error('no tests defined'); });\n`);
+  const log2 = join(dir, 'files-log-2');
+  const broken = await runFiles([throwing], { filesLog: log2 });
+  assert.equal(broken.code, 1);
+  assert.deepEqual(emptyFiles(await readFile(log2, 'utf8')), []);
+  assert.equal(filtersTests(['--test-name-pattern=x']), true);
+  assert.equal(filtersTests(['--test-timeout=5']), false);
 });
 
 test('a non-zero exit with no failure counted is a failure in the closing line', () => {
