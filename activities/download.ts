@@ -120,7 +120,9 @@ function idleSignal(ms: number): { signal: AbortSignal; touch: () => void; stop:
 
 async function fetchSource(url: string, deps: DownloadDeps, signal: AbortSignal, progress?: Progress): Promise<Uint8Array> {
   if (url.startsWith('file://')) {
-    const bytes = new Uint8Array(await readFile(fileURLToPath(url), { signal }));
+    // A mount that hangs is given up as a silent server is (the read itself is seconds at most).
+    const limit = AbortSignal.timeout(deps.sourceIdleMs ?? SOURCE_IDLE_MS);
+    const bytes = new Uint8Array(await readFile(fileURLToPath(url), { signal: AbortSignal.any([signal, limit]) }));
     progress?.(bytes.length, bytes.length);
     return bytes;
   }
