@@ -360,8 +360,9 @@ export async function devUp(opts: DevUpArgs): Promise<DevStackStatus> {
         );
         if (answers) {
           await ensureSearchAttributes(previous.temporal.address, 'default');
-          const worker = await startWorker(p, opts.workerCommand, workerEnvOf(previous.temporal.address, previous, p, opts.env));
+          // Stamped before it starts: the sources it loads as it starts are the ones stamped.
           const code = await opts.code?.();
+          const worker = await startWorker(p, opts.workerCommand, workerEnvOf(previous.temporal.address, previous, p, opts.env));
           const state: DevState = { ...previous, worker: { ...worker, ...(code === undefined ? {} : { code }) } };
           writeState(p.devJson, state);
           return statusFrom(p.stateDir, state);
@@ -464,8 +465,8 @@ async function startStack(p: ReturnType<typeof paths>, opts: DevUpArgs, useS3: b
       s3 = { pid: server.pid, endpoint: server.endpoint, bucket: server.bucket, dataDir: p.s3Data, log: s3Log };
       store = `s3://${server.bucket}`;
     }
-    const worker = await startWorker(p, opts.workerCommand, workerEnvOf(temporal.address, { s3, store }, p, opts.env), onSpawn);
     const code = await opts.code?.();
+    const worker = await startWorker(p, opts.workerCommand, workerEnvOf(temporal.address, { s3, store }, p, opts.env), onSpawn);
 
     const bootId = currentBootId();
     const state: DevState = {
