@@ -321,8 +321,8 @@ export function createReport(deps: ReportDeps) {
           meanDiagonalCka: finiteMean(c.diagonal.map((d) => d.cka)),
           layers: c.diagonal.length,
           penultimateMeanAbs: c.penultimateMeanAbs,
-          // NaN (widths that differ) arrives through JSON as null.
-          penultimateMatched: typeof c.penultimateMatched === 'number' ? c.penultimateMatched : Number.NaN,
+          // NaN (widths that differ) arrives through JSON as null; the page shows either as a dash.
+          penultimateMatched: c.penultimateMatched,
         });
         if (batches.length && i >= MAX_HEATMAPS) continue;
         const { rows } = recordsFromArrow(CKA_TABLE, await get(c.table));

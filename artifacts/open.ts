@@ -20,6 +20,9 @@ function envFlag(name: string, value: string | undefined): boolean | undefined {
   throw new InvalidStoreSettingError(`${name}: expected true or false, found ${JSON.stringify(value)}`);
 }
 
+/** `scheme://user[:password]@` at the start of a URL; the scheme is group 1. */
+const USER_INFO = /^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i;
+
 /**
  * `file:///abs`, a plain path, or `s3://bucket/prefix`. S3 settings from env: PARAMTRAIL_S3_ENDPOINT,
  * PARAMTRAIL_S3_FORCE_PATH_STYLE (default true when an endpoint is set),
@@ -27,9 +30,6 @@ function envFlag(name: string, value: string | undefined): boolean | undefined {
  * with an endpoint), AWS_REGION (default us-east-1), AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
  * AWS_SESSION_TOKEN.
  */
-/** `scheme://user[:password]@` at the start of a URL; the scheme is group 1. */
-const USER_INFO = /^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i;
-
 export function openStore(url: string, env: NodeJS.ProcessEnv): ArtifactStore {
   if (!url) throw new InvalidStoreSettingError('store URL: expected file:///abs/dir, a path or s3://bucket/prefix, found nothing');
   // A URL is recorded in every experiment's input and shown in its report: no credentials in it.

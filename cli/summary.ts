@@ -208,9 +208,8 @@ const num3 = (x: number | undefined) => (x === undefined || !Number.isFinite(x) 
 /** The compared pairs: each pair's mean CKA of same layers, penultimate mean |r| and matched r, or their spread. */
 function compareLines(compared: NonNullable<ExperimentReport['compare']>): string[] {
   if (!compared.length) return [];
-  // The matched r is NaN (null through JSON) for penultimate layers of different widths.
-  const matched = (x: number | null | undefined) => (typeof x === 'number' ? x : undefined);
-  const pairs = compared.map((c) => ({ a: c.a, b: c.b, cka: spread(c.diagonal.map((d) => d.cka)).mean, r: c.penultimateMeanAbs, rii: matched(c.penultimateMatched) }));
+  // The matched r is NaN (null through JSON) for penultimate layers of different widths: num3 and spread show and skip it.
+  const pairs = compared.map((c) => ({ a: c.a, b: c.b, cka: spread(c.diagonal.map((d) => d.cka)).mean, r: c.penultimateMeanAbs, rii: c.penultimateMatched }));
   const lines = [
     '',
     `compared ${pairs.length} pair${pairs.length === 1 ? '' : 's'}: mean linear CKA of same layers, penultimate features' mean |r| and matched r (feature i with feature i)`,
