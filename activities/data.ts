@@ -84,9 +84,10 @@ async function decodeAll(store: ArtifactStore, def: DatasetDef, data: DownloadRe
     const ref = data.files.find((f) => f.role === file.role);
     if (!ref) throw failForGood('InvalidExperiment', `${def.name}: the download result has no ${file.role} file`);
     // The bytes are those the download stored (their sha256), and an edition the registry accepts:
-    // its pinned sha256, or an md5 (an md5-pinned file, or another edition of a sha256-pinned one).
+    // its pinned sha256, or an md5 (an md5-pinned file, or another edition of a sha256-pinned one),
+    // as the download's md5 index records it.
     const bytes = await store.get(ref.key, { sha256: ref.sha256, signal: opts.signal });
-    if (!isAcceptedEdition(file, bytes, ref.sha256)) {
+    if (!(await isAcceptedEdition(store, file, bytes, ref.sha256, opts.signal))) {
       throw failForGood('IntegrityError', `${def.name}/${file.name}: the stored file ${ref.key} (sha256 ${ref.sha256}) is none of the registry's editions of it`);
     }
     raw[file.role] = file.gzip ? new Uint8Array(gunzipSync(bytes)) : bytes;

@@ -210,15 +210,28 @@ async function fetchVerified(
 
 /**
  * Whether stored bytes (whose sha256 is `sha256`) are an edition of `file` the registry accepts: by a
- * pinned sha256, else by an md5, computed here.
+ * pinned sha256, else by an md5. The download verified md5-accepted bytes and recorded md5 -> sha256,
+ * so that record is read first; the md5 is computed here only when there is none.
  */
-export function isAcceptedEdition(file: DatasetFile, bytes: Uint8Array, sha256: string): boolean {
+export async function isAcceptedEdition(store: ArtifactStore, file: DatasetFile, bytes: Uint8Array, sha256: string, signal?: AbortSignal): Promise<boolean> {
   const accepted = fileChecksums(file);
   if (accepted.some((c) => c.algorithm === 'sha256' && c.hex === sha256)) return true;
   const md5s = accepted.filter((c) => c.algorithm === 'md5');
+  for (const c of md5s) if ((await md5IndexedSha256(store, file, c.hex, signal)) === sha256) return true;
   if (md5s.length === 0) return false;
   const md5 = digest('md5', bytes);
   return md5s.some((c) => c.hex === md5);
+}
+
+/** The sha256 the md5 index records for `md5` (one of `file`'s), if there is an index. */
+async function md5IndexedSha256(store: ArtifactStore, file: DatasetFile, md5: string, signal?: AbortSignal): Promise<string | undefined> {
+  const indexKey = md5IndexKey(md5);
+  if (!(await store.head(indexKey, { signal }))) return undefined;
+  const index = JSON.parse(new TextDecoder().decode(await store.get(indexKey, { signal }))) as Md5Index;
+  if (index.md5 !== md5 || !isSha256Hex(index.sha256)) {
+    throw failForGood('IntegrityError', `${indexKey}: expected the md5 index of ${file.name} ({ md5: ${md5}, sha256: <64 hex digits> }), found ${JSON.stringify(index)}`);
+  }
+  return index.sha256;
 }
 
 /**
@@ -234,19 +247,8 @@ export async function findStored(store: ArtifactStore, file: DatasetFile, signal
 }
 
 async function findEdition(store: ArtifactStore, file: DatasetFile, expected: Checksum, signal?: AbortSignal): Promise<ObjectRef | undefined> {
-  let sha256 = expected.hex;
-  if (expected.algorithm === 'md5') {
-    const indexKey = md5IndexKey(expected.hex);
-    if (!(await store.head(indexKey, { signal }))) return undefined;
-    const index = JSON.parse(new TextDecoder().decode(await store.get(indexKey, { signal }))) as Md5Index;
-    if (index.md5 !== expected.hex || !isSha256Hex(index.sha256)) {
-      throw failForGood(
-        'IntegrityError',
-        `${indexKey}: expected the md5 index of ${file.name} ({ md5: ${expected.hex}, sha256: <64 hex digits> }), found ${JSON.stringify(index)}`,
-      );
-    }
-    sha256 = index.sha256;
-  }
+  const sha256 = expected.algorithm === 'md5' ? await md5IndexedSha256(store, file, expected.hex, signal) : expected.hex;
+  if (sha256 === undefined) return undefined;
   const existing = await store.head(contentKey(DATASET_PREFIX, sha256), { signal });
   return existing && existing.sha256 === sha256 ? existing : undefined;
 }
