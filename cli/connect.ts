@@ -2,13 +2,11 @@
  * How the CLI reaches Temporal: TEMPORAL_ADDRESS (a cluster, or a server you run) if set, else the
  * embedded stack under .paramtrail/, started on demand with a worker of its own.
  */
-import { createHash } from 'node:crypto';
-import { readdir, readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import { devUp, embeddedStoreEnv } from '../infra/dev.js';
 import { PROJECT_ROOT } from '../infra/tools.js';
+import { workerSourcesHash } from '../worker/sources.js';
 import { TemporalUnreachableError, tlsOptions, workerConfigFromEnv, WORKER_V8_FLAGS, type WorkerConfig } from '../worker/config.js';
 
 export { TemporalUnreachableError };
@@ -27,22 +25,9 @@ export function workerCommand(args: string[] = []): string[] {
   return [node!, ...WORKER_V8_FLAGS, ...rest];
 }
 
-/** What a worker process loads: a change to any of these changes what it runs. Tests, docs and experiment files are not among them. */
-const WORKER_SOURCES = ['activities', 'artifacts', 'cli', 'config', 'infra', 'ml', 'report', 'worker', 'workflows', 'package.json', 'package-lock.json'];
-
-/** sha256 (16 hex) of the paths and bytes of WORKER_SOURCES' source files (.ts, .mts, .mjs, .js, .json) under `root`. */
+/** The stamp of the sources a worker loads (worker/sources.ts), short enough for a line on stderr: 16 hex. */
 export async function workerSourcesStamp(root = PROJECT_ROOT): Promise<string> {
-  const files: string[] = [];
-  const walk = async (rel: string): Promise<void> => {
-    const entry = await stat(join(root, rel)).catch(() => undefined);
-    if (entry?.isDirectory()) {
-      for (const name of (await readdir(join(root, rel))).sort()) await walk(join(rel, name));
-    } else if (entry?.isFile() && /\.(ts|mts|mjs|js|json)$/.test(rel)) files.push(rel);
-  };
-  for (const source of WORKER_SOURCES) await walk(source);
-  const hash = createHash('sha256');
-  for (const file of files) hash.update(`${file}\0`).update(await readFile(join(root, file))).update('\0');
-  return hash.digest('hex').slice(0, 16);
+  return (await workerSourcesHash(root)).slice(0, 16);
 }
 
 /**

@@ -3,7 +3,6 @@
  * for the `train` and `analysis` queues, any subset of them. Used by `paramtrail worker` and by tests,
  * which run workers in-process against a real server.
  */
-import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,27 +15,18 @@ import { PROJECT_ROOT } from '../infra/tools.js';
 import type { QueueNames } from '../workflows/types.js';
 import type { Role } from './config.js';
 import { slotPool } from './slots.js';
+import { workerSourcesHash } from './sources.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
 /** Where built workflow bundles are kept, one per version of the sources. */
 export const BUNDLE_CACHE = join(PROJECT_ROOT, 'node_modules', '.cache', 'paramtrail');
 
-/** The folders whose TypeScript the workflow bundle may include: the workflows and what they import. */
-const BUNDLED_SOURCES = ['workflows', 'config', 'activities', 'artifacts', 'ml', 'worker', 'cli', 'infra', 'report'];
-
 /**
- * What the bundle is built from: every TypeScript file of BUNDLED_SOURCES (path and bytes) and the
- * package lock (the SDK's workflow runtime and webpack). Any change to them builds a new bundle.
+ * What the bundle is built from: the worker's sources (worker/sources.ts), which include every file the
+ * workflows may import, and the package lock. Any change to them builds a new bundle.
  */
-export async function bundleSourcesHash(root = PROJECT_ROOT): Promise<string> {
-  const hash = createHash('sha256').update(await readFile(join(root, 'package-lock.json')));
-  for (const dir of BUNDLED_SOURCES) {
-    const files = (await readdir(join(root, dir), { recursive: true })).filter((f) => f.endsWith('.ts')).sort();
-    for (const file of files) hash.update(`${dir}/${file}\0`).update(await readFile(join(root, dir, file))).update('\0');
-  }
-  return hash.digest('hex').slice(0, 32);
-}
+export const bundleSourcesHash = workerSourcesHash;
 
 let bundle: Promise<WorkflowBundle> | undefined;
 

@@ -235,7 +235,7 @@ test('the worker sources stamp changes with a source file and not with docs or t
     mkdirSync(join(root, 'ml'));
     mkdirSync(join(root, 'docs'));
     writeFileSync(join(root, 'ml', 'a.ts'), 'export const a = 1;');
-    writeFileSync(join(root, 'package.json'), '{}');
+    writeFileSync(join(root, 'package-lock.json'), '{}');
     const first = await workerSourcesStamp(root);
     assert.match(first, /^[0-9a-f]{16}$/);
     writeFileSync(join(root, 'docs', 'page.md'), 'words');
